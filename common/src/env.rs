@@ -1,0 +1,133 @@
+//! Reading typed settings from the environment, with errors that name the variable and say what
+//! was expected.
+
+use std::fmt;
+
+/// A setting that could not be read. Its text names the variable and what it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+impl EnvError {
+    pub fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A source of settings: the process environment in production, a map in tests.
+pub trait Vars {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Vars for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Vars for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+impl Vars for [(&str, &str)] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// A value that is set and not blank.
+pub fn non_empty(vars: &(impl Vars + ?Sized), name: &str) -> Option<String> {
+    vars.get(name).filter(|v| !v.trim().is_empty())
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`), or `default` when unset. Anything else is an error:
+/// a typo in a safety switch such as `DRY_RUN` must not silently mean "off".
+pub fn bool_var(vars: &(impl Vars + ?Sized), name: &str, default: bool) -> Result<bool, EnvError> {
+    match non_empty(vars, name) {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            other => Err(EnvError::new(
+                name,
+                format!("expected true or false, got {other:?}"),
+            )),
+        },
+    }
+}
+
+/// A whole number of milliseconds (`250`) or seconds (`5s`) within `range_ms`, or `default_ms`.
+pub fn duration_ms_var(
+    vars: &(impl Vars + ?Sized),
+    name: &str,
+    default_ms: u64,
+    range_ms: std::ops::RangeInclusive<u64>,
+) -> Result<u64, EnvError> {
+    let Some(raw) = non_empty(vars, name) else {
+        return Ok(default_ms);
+    };
+    let raw = raw.trim();
+    let parsed = if let Some(secs) = raw.strip_suffix("ms") {
+        secs.trim().parse::<u64>().ok()
+    } else if let Some(secs) = raw.strip_suffix('s') {
+        secs.trim().parse::<u64>().ok().map(|s| s * 1000)
+    } else {
+        raw.parse::<u64>().ok()
+    };
+    match parsed {
+        Some(ms) if range_ms.contains(&ms) => Ok(ms),
+        _ => Err(EnvError::new(
+            name,
+            format!(
+                "expected milliseconds (e.g. 1500) or seconds (e.g. 5s) between {} ms and {} ms, got {raw:?}",
+                range_ms.start(),
+                range_ms.end()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bool_var_rejects_typos_and_names_the_variable() {
+        let vars: &[(&str, &str)] = &[("DRY_RUN", "ture")];
+        let err = bool_var(vars, "DRY_RUN", false).unwrap_err();
+        assert_eq!(err.variable, "DRY_RUN");
+        assert!(err.to_string().contains("expected true or false"));
+        assert!(!bool_var(&[("X", "no")][..], "X", true).unwrap());
+        assert!(bool_var(&[][..], "X", true).unwrap());
+    }
+
+    #[test]
+    fn durations_accept_ms_and_seconds_within_range() {
+        let vars: &[(&str, &str)] = &[("A", "5s"), ("B", "250"), ("C", "0"), ("D", "soon")];
+        assert_eq!(duration_ms_var(vars, "A", 1, 0..=10_000).unwrap(), 5000);
+        assert_eq!(duration_ms_var(vars, "B", 1, 0..=10_000).unwrap(), 250);
+        assert!(duration_ms_var(vars, "C", 1, 1..=10_000).is_err());
+        assert!(duration_ms_var(vars, "D", 1, 0..=10_000).is_err());
+        assert_eq!(duration_ms_var(vars, "E", 7, 0..=10_000).unwrap(), 7);
+    }
+}

@@ -1,0 +1,64 @@
+//! Plumbing shared by every ShiftGuard function: one AWS SDK configuration (one rustls/ring HTTP
+//! stack, bounded retries and timeouts), JSON logs, and readable SDK error text.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+pub mod env;
+
+/// Loads the SDK configuration once per process (region, credentials and `AWS_ENDPOINT_URL` from
+/// the environment, as every AWS SDK does).
+///
+/// Retries are the SDK's standard mode with short backoffs: a Lambda function has seconds, not
+/// minutes, and a throttled call should be retried inside the same invocation.
+pub async fn aws_config() -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Structured JSON logs on stdout, one object per line, which CloudWatch Logs indexes as JSON.
+/// `RUST_LOG` (or `AWS_LAMBDA_LOG_LEVEL`) sets the level; the default is `info`.
+pub fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
+        .unwrap_or_else(|_| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// The whole cause chain of an SDK error. Plain `Display` of an SDK error says only
+/// "service error" or "dispatch failure", which tells an on-call engineer nothing.
+pub fn error_text<E: std::error::Error>(err: &E) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}

@@ -1,0 +1,374 @@
+//! Rollback's configuration, read once at start-up from the environment.
+//!
+//! `ROLLBACK_TARGETS` is the allow-list: rollback touches only what an alarm is mapped to here.
+
+use serde::{Deserialize, Serialize};
+use shiftguard_common::env::{self, EnvError, Vars};
+
+pub const TARGETS_VAR: &str = "ROLLBACK_TARGETS";
+pub const DRY_RUN_VAR: &str = "DRY_RUN";
+pub const NOTIFY_VAR: &str = "NOTIFY_TOPIC_ARN";
+pub const CODEDEPLOY_WAIT_VAR: &str = "CODEDEPLOY_ROLLBACK_WAIT";
+
+/// Everything rollback needs to know, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mappings: Vec<Mapping>,
+    pub dry_run: bool,
+    pub notify_topic_arn: Option<String>,
+    /// How long to wait for CodeDeploy's own rollback to restore an alias after `StopDeployment`
+    /// before rollback restores it itself.
+    pub codedeploy_wait_ms: u64,
+}
+
+/// Alarms (names, ARNs or `*`-globs of either) and the targets they put back on production.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(deserialize_with = "one_or_many")]
+    pub alarms: Vec<String>,
+    pub targets: Vec<Target>,
+}
+
+/// Something rollback may put back on production.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Target {
+    LambdaAlias(LambdaAliasTarget),
+    LatticeListener(LatticeListenerTarget),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LambdaAliasTarget {
+    /// Function name or ARN (unqualified).
+    pub function: String,
+    pub alias: String,
+    /// The version to restore, when the team pins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_version: Option<String>,
+    /// An alias that always points at the last good version (e.g. `blue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_alias: Option<String>,
+    /// Narrows the search for a CodeDeploy deployment in flight to one deployment group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_deploy: Option<CodeDeployGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeDeployGroup {
+    pub application: String,
+    pub deployment_group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LatticeListenerTarget {
+    /// Service id or ARN.
+    pub service: String,
+    /// Listener id or ARN.
+    pub listener: String,
+    /// Target group id or ARN that serves production.
+    pub production_target_group: String,
+}
+
+impl Target {
+    /// A stable, human-readable name for logs and the summary.
+    pub fn id(&self) -> String {
+        match self {
+            Target::LambdaAlias(t) => format!("lambda-alias:{}:{}", t.function, t.alias),
+            Target::LatticeListener(t) => {
+                format!("lattice-listener:{}/{}", t.service, t.listener)
+            }
+        }
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&env::ProcessEnv)
+    }
+
+    pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, EnvError> {
+        let raw = env::non_empty(vars, TARGETS_VAR).ok_or_else(|| {
+            EnvError::new(
+                TARGETS_VAR,
+                "is required: a JSON array mapping alarms to the targets they roll back, e.g. \
+                 [{\"alarms\":[\"checkout-*\"],\"targets\":[{\"type\":\"lambda-alias\",\"function\":\"checkout\",\"alias\":\"live\"}]}]",
+            )
+        })?;
+        let mappings = parse_mappings(&raw).map_err(|p| EnvError::new(TARGETS_VAR, p))?;
+        let notify_topic_arn = env::non_empty(vars, NOTIFY_VAR);
+        if let Some(arn) = &notify_topic_arn {
+            if !is_sns_topic_arn(arn) {
+                return Err(EnvError::new(
+                    NOTIFY_VAR,
+                    format!("expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got {arn:?}"),
+                ));
+            }
+        }
+        Ok(Config {
+            mappings,
+            dry_run: env::bool_var(vars, DRY_RUN_VAR, false)?,
+            notify_topic_arn,
+            codedeploy_wait_ms: env::duration_ms_var(vars, CODEDEPLOY_WAIT_VAR, 10_000, 0..=600_000)?,
+        })
+    }
+
+    /// The targets an alarm maps to, each once, in the order configured. Empty: not ours.
+    pub fn targets_for(&self, alarm_name: &str, alarm_arn: Option<&str>) -> Vec<&Target> {
+        let mut found: Vec<&Target> = Vec::new();
+        for mapping in &self.mappings {
+            let hit = mapping.alarms.iter().any(|pattern| {
+                if pattern.starts_with("arn:") {
+                    alarm_arn.is_some_and(|arn| glob_match(pattern, arn))
+                } else {
+                    glob_match(pattern, alarm_name)
+                }
+            });
+            if hit {
+                for target in &mapping.targets {
+                    if !found.contains(&target) {
+                        found.push(target);
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Parses and validates the mapping list; the error names the JSON path of the bad field.
+pub fn parse_mappings(raw: &str) -> Result<Vec<Mapping>, String> {
+    let de = &mut serde_json::Deserializer::from_str(raw);
+    let mappings: Vec<Mapping> = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = inner.to_string();
+        let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+        if path == "." || path.is_empty() {
+            format!("is not a valid JSON array of mappings: {what}")
+        } else {
+            format!("{path}: {what}")
+        }
+    })?;
+    if mappings.is_empty() {
+        return Err("is an empty list: map at least one alarm to a target".into());
+    }
+    for (i, m) in mappings.iter().enumerate() {
+        if m.alarms.is_empty() {
+            return Err(format!("[{i}].alarms: is empty: name at least one alarm"));
+        }
+        for (j, a) in m.alarms.iter().enumerate() {
+            if a.trim().is_empty() {
+                return Err(format!("[{i}].alarms[{j}]: is blank"));
+            }
+            if a.trim() == "*" {
+                return Err(format!(
+                    "[{i}].alarms[{j}]: a bare \"*\" would let every alarm in the account roll these targets back; name the alarms or a narrower pattern"
+                ));
+            }
+        }
+        if m.targets.is_empty() {
+            return Err(format!("[{i}].targets: is empty: name at least one target"));
+        }
+        for (j, t) in m.targets.iter().enumerate() {
+            validate_target(t).map_err(|p| format!("[{i}].targets[{j}].{p}"))?;
+        }
+    }
+    Ok(mappings)
+}
+
+fn validate_target(target: &Target) -> Result<(), String> {
+    match target {
+        Target::LambdaAlias(t) => {
+            if t.function.trim().is_empty() {
+                return Err("function: is blank".into());
+            }
+            if t.function.starts_with("arn:") && t.function.split(':').count() > 7 {
+                return Err(format!(
+                    "function: {:?} is a qualified ARN; give the function's name or unqualified ARN and the alias separately",
+                    t.function
+                ));
+            }
+            validate_alias_name(&t.alias).map_err(|p| format!("alias: {p}"))?;
+            if let Some(v) = &t.stable_version {
+                if !is_version_number(v) {
+                    return Err(format!(
+                        "stableVersion: expected a published version number such as \"12\", got {v:?} ($LATEST and aliases are not versions)"
+                    ));
+                }
+            }
+            if let Some(a) = &t.stable_alias {
+                validate_alias_name(a).map_err(|p| format!("stableAlias: {p}"))?;
+                if a == &t.alias {
+                    return Err("stableAlias: must differ from alias (the alias being rolled back cannot point at its own stable version)".into());
+                }
+            }
+            if let Some(cd) = &t.code_deploy {
+                if cd.application.trim().is_empty() {
+                    return Err("codeDeploy.application: is blank".into());
+                }
+                if cd.deployment_group.trim().is_empty() {
+                    return Err("codeDeploy.deploymentGroup: is blank".into());
+                }
+            }
+            Ok(())
+        }
+        Target::LatticeListener(t) => {
+            for (field, value) in [
+                ("service", &t.service),
+                ("listener", &t.listener),
+                ("productionTargetGroup", &t.production_target_group),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(format!("{field}: is blank"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn validate_alias_name(alias: &str) -> Result<(), String> {
+    if alias.is_empty() || alias.len() > 128 {
+        return Err(format!("expected 1 to 128 characters, got {alias:?}"));
+    }
+    if alias == "$LATEST" || is_version_number(alias) {
+        return Err(format!("{alias:?} is a version, not an alias"));
+    }
+    if !alias
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "{alias:?} is not a Lambda alias name (letters, digits, - and _)"
+        ));
+    }
+    Ok(())
+}
+
+/// A published Lambda version: digits only (never `$LATEST`).
+pub fn is_version_number(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty()
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(targets: &str) -> Vec<(&str, &str)> {
+        vec![(TARGETS_VAR, targets)]
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("checkout-*", "checkout-canary-errors"));
+        assert!(glob_match("*-errors", "checkout-canary-errors"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("checkout-*", "billing-errors"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_field() {
+        let err = Config::from_vars(&vars(
+            r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live","stabelVersion":"3"}]}]"#,
+        )[..])
+        .unwrap_err();
+        assert_eq!(err.variable, TARGETS_VAR);
+        assert!(err.problem.contains("[0].targets[0]"), "{err}");
+        assert!(err.problem.contains("stabelVersion"), "{err}");
+
+        let err = Config::from_vars(&vars(
+            r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live","stableVersion":"$LATEST"}]}]"#,
+        )[..])
+        .unwrap_err();
+        assert!(err.problem.contains("[0].targets[0].stableVersion"), "{err}");
+
+        let err = Config::from_vars(&vars(r#"[{"alarms":"a","targets":[{"type":"s3-bucket"}]}]"#)[..])
+            .unwrap_err();
+        assert!(err.problem.contains("s3-bucket"), "{err}");
+
+        let err = Config::from_vars(&[][..]).unwrap_err();
+        assert!(err.to_string().starts_with("ROLLBACK_TARGETS: is required"));
+
+        let err = Config::from_vars(&vars("{not json")[..]).unwrap_err();
+        assert!(err.problem.contains("not a valid JSON array"), "{err}");
+
+        let err = Config::from_vars(&vars(r#"[{"alarms":"*","targets":[{"type":"lattice-listener","service":"s","listener":"l","productionTargetGroup":"tg"}]}]"#)[..]).unwrap_err();
+        assert!(err.problem.contains("every alarm"), "{err}");
+    }
+
+    #[test]
+    fn other_variables_are_checked() {
+        let targets = r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live"}]}]"#;
+        let err = Config::from_vars(&[(TARGETS_VAR, targets), (NOTIFY_VAR, "my-topic")][..]).unwrap_err();
+        assert_eq!(err.variable, NOTIFY_VAR);
+        let err = Config::from_vars(&[(TARGETS_VAR, targets), (DRY_RUN_VAR, "maybe")][..]).unwrap_err();
+        assert_eq!(err.variable, DRY_RUN_VAR);
+        let ok = Config::from_vars(&[(TARGETS_VAR, targets), (DRY_RUN_VAR, "true")][..]).unwrap();
+        assert!(ok.dry_run);
+        assert_eq!(ok.codedeploy_wait_ms, 10_000);
+    }
+
+    #[test]
+    fn alarms_map_by_name_arn_and_glob_without_duplicates() {
+        let cfg = Config::from_vars(&vars(
+            r#"[
+              {"alarms":["checkout-*"],"targets":[{"type":"lambda-alias","function":"checkout","alias":"live"}]},
+              {"alarms":["arn:aws:cloudwatch:*:alarm:checkout-canary-errors"],"targets":[
+                {"type":"lambda-alias","function":"checkout","alias":"live"},
+                {"type":"lattice-listener","service":"svc-1","listener":"listener-1","productionTargetGroup":"tg-1"}]}
+            ]"#,
+        )[..])
+        .unwrap();
+        let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-canary-errors";
+        assert_eq!(cfg.targets_for("checkout-canary-errors", Some(arn)).len(), 2);
+        assert_eq!(cfg.targets_for("checkout-canary-errors", None).len(), 1);
+        assert!(cfg.targets_for("billing", None).is_empty());
+    }
+}

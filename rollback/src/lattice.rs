@@ -1,0 +1,334 @@
+//! Putting a VPC Lattice listener's weighted forwards back on the production target group.
+//!
+//! Lattice has no revision id or ETag: rollback reads, writes what must change, then reads back
+//! and verifies, retrying the cycle a bounded number of times if another writer interfered.
+
+use aws_sdk_vpclattice::types::{ForwardAction, RuleAction, WeightedTargetGroup};
+use serde_json::{json, Value};
+use shiftguard_common::error_text;
+use tracing::info;
+
+use crate::config::LatticeListenerTarget;
+use crate::report::{Action, Outcome, TargetReport};
+use crate::Clients;
+
+const CYCLES: usize = 3;
+/// The weight the production group gets. Any positive weight with all others at 0 is 100%.
+const PRODUCTION_WEIGHT: i32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LatticeError {
+    #[error("{operation} failed: {message}")]
+    Aws { operation: &'static str, message: String },
+    #[error("the listener has no forward action that includes the production target group {0}: refusing to guess which group is production")]
+    NoProductionForward(String),
+    #[error("verification failed: after {0} write cycles the listener still does not send all traffic to production: {1}")]
+    NotVerified(usize, String),
+    #[error("could not build the request: {0}")]
+    Build(String),
+}
+
+fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> LatticeError {
+    move |e| LatticeError::Aws {
+        operation,
+        message: error_text(&e),
+    }
+}
+
+/// Where a weighted forward lives: the listener's default action or a listener rule.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    Default,
+    Rule(String),
+}
+
+impl Place {
+    fn name(&self) -> String {
+        match self {
+            Place::Default => "default".into(),
+            Place::Rule(id) => id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Forward {
+    place: Place,
+    groups: Vec<(String, i32)>,
+}
+
+/// Ids and ARNs name the same group: compare the last path segment.
+fn same_resource(a: &str, b: &str) -> bool {
+    a.rsplit('/').next() == b.rsplit('/').next()
+}
+
+impl Forward {
+    fn has(&self, production: &str) -> bool {
+        self.groups.iter().any(|(g, _)| same_resource(g, production))
+    }
+
+    /// All traffic on production: production has weight and nothing else does.
+    fn all_on(&self, production: &str) -> bool {
+        self.groups.iter().all(|(g, w)| {
+            if same_resource(g, production) {
+                *w > 0
+            } else {
+                *w == 0
+            }
+        })
+    }
+
+    fn restored(&self, production: &str) -> Vec<(String, i32)> {
+        self.groups
+            .iter()
+            .map(|(g, _)| {
+                let w = if same_resource(g, production) { PRODUCTION_WEIGHT } else { 0 };
+                (g.clone(), w)
+            })
+            .collect()
+    }
+}
+
+fn forward_of(action: Option<&RuleAction>) -> Option<Vec<(String, i32)>> {
+    match action? {
+        RuleAction::Forward(f) => {
+            let single = f.target_groups.len() == 1;
+            Some(
+                f.target_groups
+                    .iter()
+                    // An unweighted group alone takes everything; Lattice's default weight is 100.
+                    .map(|g| (g.target_group_identifier.clone(), g.weight.unwrap_or(if single { 100 } else { 0 })))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+fn to_action(groups: &[(String, i32)]) -> Result<RuleAction, LatticeError> {
+    let groups = groups
+        .iter()
+        .map(|(g, w)| {
+            WeightedTargetGroup::builder()
+                .target_group_identifier(g)
+                .weight(*w)
+                .build()
+                .map_err(|e| LatticeError::Build(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let forward = ForwardAction::builder()
+        .set_target_groups(Some(groups))
+        .build()
+        .map_err(|e| LatticeError::Build(e.to_string()))?;
+    Ok(RuleAction::Forward(forward))
+}
+
+fn describe(forwards: &[Forward]) -> Value {
+    Value::Array(
+        forwards
+            .iter()
+            .map(|f| {
+                json!({
+                    "rule": f.place.name(),
+                    "targetGroups": f.groups.iter().map(|(g, w)| json!({"targetGroup": g, "weight": w})).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Every weighted forward on the listener: its default action and each non-default rule.
+async fn read_forwards(clients: &Clients, t: &LatticeListenerTarget) -> Result<Vec<Forward>, LatticeError> {
+    let (listener, rule_ids) = tokio::join!(
+        clients
+            .lattice
+            .get_listener()
+            .service_identifier(&t.service)
+            .listener_identifier(&t.listener)
+            .send(),
+        list_rule_ids(clients, t),
+    );
+    let listener = listener.map_err(aws("GetListener"))?;
+    let rule_ids = rule_ids?;
+    let mut forwards = Vec::new();
+    if let Some(groups) = forward_of(listener.default_action.as_ref()) {
+        forwards.push(Forward { place: Place::Default, groups });
+    }
+    let rules = futures::future::join_all(rule_ids.iter().map(|id| {
+        clients
+            .lattice
+            .get_rule()
+            .service_identifier(&t.service)
+            .listener_identifier(&t.listener)
+            .rule_identifier(id)
+            .send()
+    }))
+    .await;
+    for (id, rule) in rule_ids.into_iter().zip(rules) {
+        let rule = rule.map_err(aws("GetRule"))?;
+        if let Some(groups) = forward_of(rule.action.as_ref()) {
+            forwards.push(Forward { place: Place::Rule(id), groups });
+        }
+    }
+    Ok(forwards)
+}
+
+async fn list_rule_ids(clients: &Clients, t: &LatticeListenerTarget) -> Result<Vec<String>, LatticeError> {
+    let mut ids = Vec::new();
+    let mut next_token = None;
+    loop {
+        let out = clients
+            .lattice
+            .list_rules()
+            .service_identifier(&t.service)
+            .listener_identifier(&t.listener)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(aws("ListRules"))?;
+        // The default rule is the listener's default action, changed only through UpdateListener.
+        ids.extend(
+            out.items
+                .into_iter()
+                .filter(|r| !r.is_default.unwrap_or(false))
+                .filter_map(|r| r.id),
+        );
+        next_token = out.next_token.filter(|t| !t.is_empty());
+        if next_token.is_none() {
+            return Ok(ids);
+        }
+    }
+}
+
+async fn write(clients: &Clients, t: &LatticeListenerTarget, forward: &Forward) -> Result<(), LatticeError> {
+    let action = to_action(&forward.restored(&t.production_target_group))?;
+    match &forward.place {
+        Place::Default => {
+            clients
+                .lattice
+                .update_listener()
+                .service_identifier(&t.service)
+                .listener_identifier(&t.listener)
+                .default_action(action)
+                .send()
+                .await
+                .map_err(aws("UpdateListener"))?;
+        }
+        Place::Rule(id) => {
+            clients
+                .lattice
+                .update_rule()
+                .service_identifier(&t.service)
+                .listener_identifier(&t.listener)
+                .rule_identifier(id)
+                .action(action)
+                .send()
+                .await
+                .map_err(aws("UpdateRule"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rolls one listener back. Never returns an error: failures are in the report.
+pub async fn roll_back(
+    clients: &Clients,
+    target: &LatticeListenerTarget,
+    target_id: String,
+    alarms: Vec<String>,
+    dry_run: bool,
+) -> TargetReport {
+    let mut report = TargetReport {
+        target: target_id,
+        alarms,
+        action: Action::None,
+        outcome: Outcome::Failed,
+        before: None,
+        after: None,
+        deployment_id: None,
+        detail: None,
+        error: None,
+    };
+    if let Err(e) = run(clients, target, dry_run, &mut report).await {
+        report.outcome = Outcome::Failed;
+        report.error = Some(e.to_string());
+    }
+    report
+}
+
+async fn run(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+    dry_run: bool,
+    report: &mut TargetReport,
+) -> Result<(), LatticeError> {
+    let production = &t.production_target_group;
+    let mut forwards = read_forwards(clients, t).await?;
+    report.before = Some(describe(&forwards));
+    for cycle in 1..=CYCLES {
+        let ours: Vec<&Forward> = forwards.iter().filter(|f| f.has(production)).collect();
+        if ours.is_empty() {
+            return Err(LatticeError::NoProductionForward(production.clone()));
+        }
+        let to_fix: Vec<&Forward> = ours.into_iter().filter(|f| !f.all_on(production)).collect();
+        if to_fix.is_empty() {
+            report.after = Some(describe(&forwards));
+            if report.action == Action::None {
+                report.outcome = Outcome::AlreadyStable;
+                report.detail = Some("every weighted forward already sends all traffic to production".into());
+            } else {
+                report.outcome = Outcome::Restored;
+            }
+            return Ok(());
+        }
+        report.action = Action::RestoreListener;
+        if dry_run {
+            let planned: Vec<Forward> = forwards
+                .iter()
+                .map(|f| if f.has(production) { Forward { place: f.place.clone(), groups: f.restored(production) } } else { f.clone() })
+                .collect();
+            report.after = Some(describe(&planned));
+            report.outcome = Outcome::Planned;
+            report.detail = Some(format!(
+                "dry run: would set {} to production only",
+                to_fix.iter().map(|f| f.place.name()).collect::<Vec<_>>().join(", ")
+            ));
+            return Ok(());
+        }
+        let writes = futures::future::join_all(to_fix.iter().map(|f| write(clients, t, f))).await;
+        writes.into_iter().collect::<Result<Vec<()>, _>>()?;
+        info!(target = %report.target, cycle, action = "restore-listener", "wrote production-only weights; reading back");
+        forwards = read_forwards(clients, t).await?;
+    }
+    let still: Vec<Forward> = forwards.into_iter().filter(|f| f.has(production) && !f.all_on(production)).collect();
+    Err(LatticeError::NotVerified(CYCLES, describe(&still).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(groups: &[(&str, i32)]) -> Forward {
+        Forward {
+            place: Place::Default,
+            groups: groups.iter().map(|(g, w)| (g.to_string(), *w)).collect(),
+        }
+    }
+
+    #[test]
+    fn production_only_means_others_at_zero() {
+        assert!(fwd(&[("tg-prod", 90), ("tg-canary", 0)]).all_on("tg-prod"));
+        assert!(!fwd(&[("tg-prod", 90), ("tg-canary", 10)]).all_on("tg-prod"));
+        assert!(!fwd(&[("tg-prod", 0), ("tg-canary", 0)]).all_on("tg-prod"));
+        let arn = "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-prod";
+        assert!(fwd(&[("tg-prod", 1)]).all_on(arn));
+    }
+
+    #[test]
+    fn restored_weights_keep_every_group() {
+        assert_eq!(
+            fwd(&[("tg-prod", 90), ("tg-canary", 10), ("tg-other", 5)]).restored("tg-prod"),
+            vec![("tg-prod".to_string(), 100), ("tg-canary".to_string(), 0), ("tg-other".to_string(), 0)]
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! ShiftGuard rollback: when a CloudWatch alarm goes into ALARM, put every target mapped to it
+//! back on 100% production — Lambda aliases (stopping a CodeDeploy deployment in flight) and VPC
+//! Lattice listeners — and leave a record of exactly what changed.
+//!
+//! [`handle`] is the whole behaviour as a plain async function of clients, configuration and the
+//! event, so it runs the same under the Lambda runtime and in tests.
+
+pub mod alias;
+pub mod config;
+pub mod event;
+pub mod lattice;
+pub mod report;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shiftguard_common::error_text;
+use tracing::{error, info, warn};
+
+pub use config::Config;
+use config::Target;
+use event::{parse_event, AlarmState, EventError};
+use report::{Ignored, Summary, TargetReport};
+
+/// The AWS clients rollback uses, built once per process.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub lambda: aws_sdk_lambda::Client,
+    pub codedeploy: aws_sdk_codedeploy::Client,
+    pub lattice: aws_sdk_vpclattice::Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            codedeploy: aws_sdk_codedeploy::Client::new(sdk),
+            lattice: aws_sdk_vpclattice::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+        }
+    }
+}
+
+/// Why an invocation failed. Lambda reports it, so async retries and the on-failure destination
+/// see it; the summary in it says what was done before the failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("malformed event, nothing was done: {0}")]
+    BadEvent(#[from] EventError),
+    #[error("refused: alarm(s) {unmapped:?} are not mapped to any target in ROLLBACK_TARGETS, nothing was touched for them; summary: {summary}")]
+    Unmapped { unmapped: Vec<String>, summary: String },
+    #[error("rollback failed for {failed:?} (every target was attempted); summary: {summary}")]
+    TargetsFailed { failed: Vec<String>, summary: String },
+    #[error("traffic was handled but the summary could not be published to {topic}: {message}; summary: {summary}")]
+    Notify { topic: String, message: String, summary: String },
+}
+
+/// How long the invocation may still run; `None` when there is no deadline (tests, local runs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deadline(pub Option<Instant>);
+
+impl Deadline {
+    /// Time left, keeping `margin` for reporting and publishing.
+    fn left(&self, margin: Duration) -> Option<Duration> {
+        self.0.map(|d| d.saturating_duration_since(Instant::now()).saturating_sub(margin))
+    }
+}
+
+/// Handles one event. Malformed events fail before any AWS call.
+pub async fn handle(
+    clients: &Clients,
+    config: &Config,
+    event: &Value,
+    deadline: Deadline,
+) -> Result<Summary, RollbackError> {
+    let transitions = parse_event(event).inspect_err(|e| {
+        error!(error = %e, outcome = "rejected", "malformed event");
+    })?;
+
+    let mut summary = Summary {
+        dry_run: config.dry_run,
+        alarms: transitions.clone(),
+        ignored: Vec::new(),
+        unmapped: Vec::new(),
+        targets: Vec::new(),
+        notification: None,
+    };
+
+    // Each target once, with every alarm that asked for it.
+    let mut work: Vec<(&Target, Vec<String>)> = Vec::new();
+    for t in &transitions {
+        if !t.is_transition_into_alarm() {
+            let reason = match (t.new_state, t.old_state) {
+                (AlarmState::Alarm, _) => "still in ALARM (not a transition)".to_string(),
+                (state, _) => format!("state {} is not ALARM", serde_json::to_string(&state).unwrap_or_default().trim_matches('"')),
+            };
+            info!(alarm = %t.alarm_name, new_state = ?t.new_state, old_state = ?t.old_state, outcome = "ignored", "{reason}");
+            summary.ignored.push(Ignored { alarm: t.alarm_name.clone(), reason });
+            continue;
+        }
+        let targets = config.targets_for(&t.alarm_name, t.alarm_arn.as_deref());
+        if targets.is_empty() {
+            error!(alarm = %t.alarm_name, alarm_arn = ?t.alarm_arn, outcome = "refused", "alarm is not mapped to any target in ROLLBACK_TARGETS; touching nothing");
+            summary.unmapped.push(t.alarm_name.clone());
+            continue;
+        }
+        info!(alarm = %t.alarm_name, kind = ?t.kind, envelope = ?t.envelope, targets = targets.len(), "alarm transitioned into ALARM");
+        for target in targets {
+            match work.iter_mut().find(|(w, _)| *w == target) {
+                Some((_, alarms)) if !alarms.contains(&t.alarm_name) => alarms.push(t.alarm_name.clone()),
+                Some(_) => {}
+                None => work.push((target, vec![t.alarm_name.clone()])),
+            }
+        }
+    }
+
+    let codedeploy_wait = Duration::from_millis(config.codedeploy_wait_ms);
+    let codedeploy_wait = deadline
+        .left(Duration::from_secs(3))
+        .map_or(codedeploy_wait, |left| codedeploy_wait.min(left));
+    let reports = futures::future::join_all(work.into_iter().map(|(target, alarms)| async move {
+        let id = target.id();
+        let report = match target {
+            Target::LambdaAlias(t) => alias::roll_back(clients, t, id, alarms, config.dry_run, codedeploy_wait).await,
+            Target::LatticeListener(t) => lattice::roll_back(clients, t, id, alarms, config.dry_run).await,
+        };
+        log_report(&report);
+        report
+    }))
+    .await;
+    summary.targets = reports;
+
+    if let Some(topic) = &config.notify_topic_arn {
+        if !summary.targets.is_empty() {
+            match publish(clients, topic, &summary).await {
+                Ok(message_id) => summary.notification = Some(format!("published to {topic} as {message_id}")),
+                Err(message) => {
+                    error!(topic = %topic, error = %message, outcome = "failed", "could not publish the rollback summary");
+                    let s = to_json(&summary);
+                    return Err(RollbackError::Notify { topic: topic.clone(), message, summary: s });
+                }
+            }
+        }
+    }
+
+    info!(summary = %to_json(&summary), "rollback summary");
+    let failed: Vec<String> = summary.targets.iter().filter(|r| r.failed()).map(|r| r.target.clone()).collect();
+    if !failed.is_empty() {
+        return Err(RollbackError::TargetsFailed { failed, summary: to_json(&summary) });
+    }
+    if !summary.unmapped.is_empty() {
+        return Err(RollbackError::Unmapped { unmapped: summary.unmapped.clone(), summary: to_json(&summary) });
+    }
+    Ok(summary)
+}
+
+fn log_report(r: &TargetReport) {
+    let before = r.before.as_ref().map(Value::to_string).unwrap_or_default();
+    let after = r.after.as_ref().map(Value::to_string).unwrap_or_default();
+    let alarm = r.alarms.join(",");
+    let action = serde_json::to_string(&r.action).unwrap_or_default();
+    let outcome = serde_json::to_string(&r.outcome).unwrap_or_default();
+    let (action, outcome) = (action.trim_matches('"'), outcome.trim_matches('"'));
+    let deployment_id = r.deployment_id.as_deref().unwrap_or("");
+    let detail = r.detail.as_deref().unwrap_or("");
+    if let Some(err) = &r.error {
+        error!(target = %r.target, alarm, action, outcome, deployment_id, before, after, detail, error = %err, "target not restored");
+    } else {
+        info!(target = %r.target, alarm, action, outcome, deployment_id, before, after, detail, "target handled");
+    }
+}
+
+fn to_json(summary: &Summary) -> String {
+    serde_json::to_string(summary).unwrap_or_else(|e| format!("{{\"error\":\"unserialisable summary: {e}\"}}"))
+}
+
+async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<String, String> {
+    let restored = summary.targets.iter().filter(|r| !r.failed()).count();
+    let failed = summary.targets.len() - restored;
+    let alarms: Vec<&str> = summary.alarms.iter().map(|a| a.alarm_name.as_str()).collect();
+    let mut subject = format!(
+        "ShiftGuard rollback{}: {} ok, {} failed ({})",
+        if summary.dry_run { " (dry run)" } else { "" },
+        restored,
+        failed,
+        alarms.join(", ")
+    );
+    // SNS subjects: at most 100 printable ASCII characters.
+    subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
+    subject.truncate(100);
+    let out = clients
+        .sns
+        .publish()
+        .topic_arn(topic)
+        .subject(subject)
+        .message(serde_json::to_string_pretty(summary).unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| error_text(&e))?;
+    if failed > 0 {
+        warn!(topic, failed, "published a summary that reports failures");
+    }
+    Ok(out.message_id.unwrap_or_default())
+}

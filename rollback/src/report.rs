@@ -1,0 +1,81 @@
+//! The record of what rollback did: one entry per target, returned, logged and optionally
+//! published.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::AlarmTransition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Wrote the alias back to its stable version.
+    RestoreAlias,
+    /// Stopped a CodeDeploy deployment so that CodeDeploy rolls it back.
+    StopDeployment,
+    /// Wrote the listener's weighted forwards back to the production target group.
+    RestoreListener,
+    /// Nothing needed doing.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Traffic is back on production, written and verified by rollback.
+    Restored,
+    /// CodeDeploy's own rollback put the alias back (after rollback stopped the deployment).
+    RestoredByCodeDeploy,
+    /// Already 100% production: nothing written.
+    AlreadyStable,
+    /// `DRY_RUN`: the plan, nothing written.
+    Planned,
+    /// Did not restore; `error` says why.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    pub target: String,
+    pub alarms: Vec<String>,
+    pub action: Action,
+    pub outcome: Outcome,
+    /// Alias: `{version, weights}`; listener: the weighted forwards.
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    pub fn failed(&self) -> bool {
+        self.outcome == Outcome::Failed
+    }
+}
+
+/// An alarm that was not acted on, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ignored {
+    pub alarm: String,
+    pub reason: String,
+}
+
+/// The whole invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub dry_run: bool,
+    pub alarms: Vec<AlarmTransition>,
+    pub ignored: Vec<Ignored>,
+    /// Alarms in ALARM that no mapping names: refused, nothing touched.
+    pub unmapped: Vec<String>,
+    pub targets: Vec<TargetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<String>,
+}

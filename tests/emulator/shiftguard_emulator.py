@@ -1,0 +1,875 @@
+"""ShiftGuard's local AWS endpoint: moto server plus the operations moto lacks.
+
+moto serves every operation it implements unchanged. This WSGI layer sits in front of it and adds:
+
+* the operations ShiftGuard needs that moto does not implement, with the request/response shapes and
+  error codes of the AWS API references (CodeDeploy, Lambda, VPC Lattice);
+* `RevisionId` checking and weight validation on Lambda `UpdateAlias`;
+* fault injection on any operation (throttling, HTTP 500, latency, a concurrent writer) and a log of
+  every call, both driven over HTTP under `/_shiftguard/`, so that tests in any language can use them.
+
+Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0]`. It prints one line,
+`SHIFTGUARD_EMULATOR_READY http://HOST:PORT`, once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote
+
+import yaml
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+DEFAULT_ACCOUNT = "123456789012"
+LOCK = threading.RLock()
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors in each service's wire protocol
+# ---------------------------------------------------------------------------------------------
+
+
+class AwsError(Exception):
+    def __init__(self, status: int, code: str, message: str, extra: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra or {}
+
+
+def error_response(service: str, err: AwsError) -> tuple[int, dict, dict]:
+    headers = {"x-amzn-ErrorType": err.code, "Content-Type": "application/json"}
+    if service == "codedeploy":
+        # awsJson1_1: the code travels in `__type`.
+        body = {"__type": err.code, "message": err.message}
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+    elif service == "lambda":
+        body = {"Type": "User", "Message": err.message, "message": err.message}
+    else:
+        body = {"message": err.message}
+    body.update(err.extra)
+    return err.status, headers, body
+
+
+def throttling_error(service: str) -> AwsError:
+    if service == "lambda":
+        return AwsError(
+            429,
+            "TooManyRequestsException",
+            "Rate exceeded",
+            {"Reason": "CallerRateLimitExceeded", "retryAfterSeconds": "1"},
+        )
+    if service == "codedeploy":
+        return AwsError(400, "ThrottlingException", "Rate exceeded")
+    return AwsError(429, "ThrottlingException", "Rate exceeded")
+
+
+def internal_error(service: str) -> AwsError:
+    if service == "lambda":
+        return AwsError(500, "ServiceException", "The AWS Lambda service encountered an internal error.")
+    if service == "vpc-lattice":
+        return AwsError(500, "InternalServerException", "An unexpected error occurred.")
+    return AwsError(500, "InternalFailure", "The request processing has failed because of an unknown error.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Knowing which operation a request is
+# ---------------------------------------------------------------------------------------------
+
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+LAMBDA_ROUTES = [
+    ("GET", r"^/2015-03-31/functions/(?P<fn>[^/]+)/aliases/(?P<alias>[^/]+)/?$", "GetAlias"),
+    ("PUT", r"^/2015-03-31/functions/(?P<fn>[^/]+)/aliases/(?P<alias>[^/]+)/?$", "UpdateAlias"),
+    ("DELETE", r"^/2015-03-31/functions/(?P<fn>[^/]+)/aliases/(?P<alias>[^/]+)/?$", "DeleteAlias"),
+    ("POST", r"^/2015-03-31/functions/(?P<fn>[^/]+)/aliases/?$", "CreateAlias"),
+    ("GET", r"^/2015-03-31/functions/(?P<fn>[^/]+)/aliases/?$", "ListAliases"),
+    ("POST", r"^/2015-03-31/functions/(?P<fn>[^/]+)/versions/?$", "PublishVersion"),
+    ("GET", r"^/2015-03-31/functions/(?P<fn>[^/]+)/versions/?$", "ListVersionsByFunction"),
+    ("POST", r"^/2015-03-31/functions/(?P<fn>[^/]+)/invocations/?$", "Invoke"),
+    ("GET", r"^/2015-03-31/functions/(?P<fn>[^/]+)/configuration/?$", "GetFunctionConfiguration"),
+    ("PUT", r"^/2015-03-31/functions/(?P<fn>[^/]+)/configuration/?$", "UpdateFunctionConfiguration"),
+    ("PUT", r"^/2015-03-31/functions/(?P<fn>[^/]+)/code/?$", "UpdateFunctionCode"),
+    ("GET", r"^/2015-03-31/functions/(?P<fn>[^/]+)/?$", "GetFunction"),
+    ("DELETE", r"^/2015-03-31/functions/(?P<fn>[^/]+)/?$", "DeleteFunction"),
+    ("POST", r"^/2015-03-31/functions/?$", "CreateFunction"),
+    ("GET", r"^/2015-03-31/functions/?$", "ListFunctions"),
+]
+
+LATTICE_ROUTES = [
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules/(?P<rule>[^/]+)$", "GetRule"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules/(?P<rule>[^/]+)$", "UpdateRule"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "ListRules"),
+    ("POST", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "CreateRule"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "BatchUpdateRule"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)$", "GetListener"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)$", "UpdateListener"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners$", "ListListeners"),
+    ("POST", r"^/services/(?P<svc>[^/]+)/listeners$", "CreateListener"),
+    ("GET", r"^/services/(?P<svc>[^/]+)$", "GetService"),
+    ("POST", r"^/services$", "CreateService"),
+    ("POST", r"^/targetgroups$", "CreateTargetGroup"),
+    ("GET", r"^/targetgroups/(?P<tg>[^/]+)$", "GetTargetGroup"),
+    ("POST", r"^/targetgroups/(?P<tg>[^/]+)/registertargets$", "RegisterTargets"),
+    ("POST", r"^/servicenetworks$", "CreateServiceNetwork"),
+]
+
+
+def route(routes: list, method: str, path: str) -> tuple[str | None, dict]:
+    for m, pattern, op in routes:
+        if m == method:
+            found = re.match(pattern, path)
+            if found:
+                return op, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None, {}
+
+
+def identify(environ: dict, body: bytes) -> tuple[str, str, str, dict]:
+    """(service, region, operation, path parameters) of a request."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = SCOPE.search(auth)
+    region, service = (scope.group(1), scope.group(2)) if scope else ("us-east-1", "unknown")
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "/")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return service, region, target.split(".")[-1], {}
+    if service == "lambda":
+        op, params = route(LAMBDA_ROUTES, method, path)
+        return service, region, op or f"{method} {path}", params
+    if service == "vpc-lattice":
+        op, params = route(LATTICE_ROUTES, method, path)
+        return service, region, op or f"{method} {path}", params
+    if body and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
+        if action:
+            return service, region, action, {}
+    return service, region, f"{method} {path}", {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults and the call log
+# ---------------------------------------------------------------------------------------------
+
+
+class Faults:
+    """Faults armed by tests: each matches a service and operation and fires `count` times (-1: always)."""
+
+    def __init__(self) -> None:
+        self.armed: list[dict] = []
+
+    def arm(self, spec: dict) -> None:
+        for key in ("service", "operation", "kind"):
+            if not isinstance(spec.get(key), str):
+                raise ValueError(f"fault needs a string '{key}'")
+        if spec["kind"] not in ("throttle", "error500", "latency", "concurrent_alias_update", "error"):
+            raise ValueError(f"unknown fault kind {spec['kind']!r}")
+        spec.setdefault("count", 1)
+        self.armed.append(spec)
+
+    def take(self, service: str, operation: str) -> list[dict]:
+        fired = []
+        with LOCK:
+            for spec in self.armed:
+                if spec["service"] == service and spec["operation"] == operation and spec["count"] != 0:
+                    if spec["count"] > 0:
+                        spec["count"] -= 1
+                    fired.append(dict(spec))
+            self.armed = [s for s in self.armed if s["count"] != 0]
+        return fired
+
+
+FAULTS = Faults()
+CALLS: list[dict] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# State the extension keeps beside moto's backends
+# ---------------------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def codedeploy_backend(region: str):
+    from moto.codedeploy.models import codedeploy_backends
+
+    return codedeploy_backends[DEFAULT_ACCOUNT][region]
+
+
+def lambda_backend(region: str):
+    # With `use_docker: false` moto keeps Lambda state in a different backend: ask moto which.
+    from moto.awslambda.utils import get_backend
+
+    return get_backend(DEFAULT_ACCOUNT, region)
+
+
+def lattice_backend(region: str):
+    from moto.vpclattice.models import vpclattice_backends
+
+    return vpclattice_backends[DEFAULT_ACCOUNT][region]
+
+
+class HookExecution:
+    def __init__(self, deployment_id: str, lifecycle_event: str) -> None:
+        self.id = str(uuid.uuid4())
+        self.deployment_id = deployment_id
+        self.lifecycle_event = lifecycle_event
+        self.status = "Pending"
+        self.reports: list[dict] = []
+
+
+class State:
+    def __init__(self) -> None:
+        # deployment id -> {"auto_rollback": bool, "rollback_delay": float}
+        self.codedeploy_behaviour: dict[str, dict] = {}
+        self.hook_executions: dict[str, HookExecution] = {}
+        self.default_rule_ids: dict[str, str] = {}
+        self.rule_times: dict[str, tuple[str, str]] = {}
+        self.stopped: list[dict] = []
+
+    def default_rule_id(self, listener_id: str) -> str:
+        with LOCK:
+            if listener_id not in self.default_rule_ids:
+                self.default_rule_ids[listener_id] = f"rule-{uuid.uuid4().hex[:17]}"
+            return self.default_rule_ids[listener_id]
+
+
+STATE = State()
+
+
+# ---------------------------------------------------------------------------------------------
+# CodeDeploy: the Lambda compute platform's view of a deployment
+# ---------------------------------------------------------------------------------------------
+
+IN_FLIGHT = {"Created", "Queued", "InProgress", "Baking", "Ready"}
+
+
+def appspec_of(revision: dict) -> dict:
+    """The AppSpec of a Lambda revision: `appSpecContent.content` or `string.content`, JSON or YAML."""
+    content = None
+    if revision.get("revisionType") == "AppSpecContent":
+        content = (revision.get("appSpecContent") or {}).get("content")
+    elif revision.get("revisionType") == "String":
+        content = (revision.get("string") or {}).get("content")
+    if not content:
+        raise AwsError(400, "InvalidRevisionException", "The revision has no AppSpec content.")
+    try:
+        return yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise AwsError(400, "InvalidRevisionException", f"The AppSpec is not valid JSON or YAML: {exc}")
+
+
+def lambda_function_info(region: str, deployment) -> dict:
+    spec = appspec_of(deployment.revision)
+    for resource in spec.get("Resources") or []:
+        for _, body in resource.items():
+            if body.get("Type") == "AWS::Lambda::Function":
+                props = body.get("Properties") or {}
+                info = {
+                    "functionName": props.get("Name"),
+                    "functionAlias": props.get("Alias"),
+                    "currentVersion": str(props.get("CurrentVersion")),
+                    "targetVersion": str(props.get("TargetVersion")),
+                    "targetVersionWeight": 0.0,
+                }
+                try:
+                    alias = lambda_backend(region).get_alias(info["functionAlias"], info["functionName"])
+                    weights = ((alias.routing_config or {}).get("AdditionalVersionWeights")) or {}
+                    if alias.function_version == info["targetVersion"]:
+                        info["targetVersionWeight"] = 1.0 - sum(float(w) for w in weights.values())
+                    else:
+                        info["targetVersionWeight"] = float(weights.get(info["targetVersion"], 0.0))
+                except Exception:
+                    pass
+                return info
+    raise AwsError(400, "InvalidRevisionException", "The AppSpec names no AWS::Lambda::Function resource.")
+
+
+def lambda_deployment(region: str, deployment_id: str | None):
+    if not deployment_id:
+        raise AwsError(400, "DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    backend = codedeploy_backend(region)
+    deployment = backend.deployments.get(deployment_id)
+    if deployment is None:
+        raise AwsError(
+            400,
+            "DeploymentDoesNotExistException",
+            f"The deployment {deployment_id} does not exist with the user or AWS account.",
+        )
+    if deployment.application.compute_platform != "Lambda":
+        raise AwsError(
+            400,
+            "UnsupportedActionForDeploymentTypeException",
+            "This operation is supported only for deployments on the Lambda compute platform.",
+        )
+    return deployment
+
+
+def cd_list_deployment_targets(region: str, req: dict) -> dict:
+    deployment = lambda_deployment(region, req.get("deploymentId"))
+    info = lambda_function_info(region, deployment)
+    return {"targetIds": [f"{info['functionName']}:{info['functionAlias']}"]}
+
+
+def cd_get_deployment_target(region: str, req: dict) -> dict:
+    deployment = lambda_deployment(region, req.get("deploymentId"))
+    target_id = req.get("targetId")
+    if not target_id:
+        raise AwsError(400, "DeploymentTargetIdRequiredException", "A deployment target ID was not provided.")
+    info = lambda_function_info(region, deployment)
+    if target_id != f"{info['functionName']}:{info['functionAlias']}":
+        raise AwsError(400, "DeploymentTargetDoesNotExistException", f"The target {target_id} does not exist.")
+    executions = [h for h in STATE.hook_executions.values() if h.deployment_id == deployment.deployment_id]
+    status = {"Created": "Pending", "Stopped": "Failed"}.get(deployment.status, deployment.status)
+    return {
+        "deploymentTarget": {
+            "deploymentTargetType": "LambdaTarget",
+            "lambdaTarget": {
+                "deploymentId": deployment.deployment_id,
+                "targetId": target_id,
+                "targetArn": f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{target_id}",
+                "status": status,
+                "lastUpdatedAt": time.time(),
+                "lifecycleEvents": [
+                    {"lifecycleEventName": h.lifecycle_event, "status": h.status} for h in executions
+                ],
+                "lambdaFunctionInfo": info,
+            },
+        }
+    }
+
+
+def cd_get_application_revision(region: str, req: dict) -> dict:
+    backend = codedeploy_backend(region)
+    name = req.get("applicationName")
+    if not name:
+        raise AwsError(400, "ApplicationNameRequiredException", "The minimum number of required application names was not specified.")
+    if name not in backend.applications:
+        raise AwsError(400, "ApplicationDoesNotExistException", f"The application {name} does not exist with the user or AWS account.")
+    revision = req.get("revision")
+    if not revision:
+        raise AwsError(400, "RevisionRequiredException", "The revision ID was not specified.")
+    for deployment in backend.deployments.values():
+        if deployment.application_name == name and _same_revision(deployment.revision, revision):
+            return {
+                "applicationName": name,
+                "revision": deployment.revision,
+                "revisionInfo": {
+                    "description": deployment.description or "",
+                    "deploymentGroups": [deployment.deployment_group_name],
+                    "firstUsedTime": deployment.create_time.timestamp(),
+                    "lastUsedTime": deployment.create_time.timestamp(),
+                    "registerTime": deployment.create_time.timestamp(),
+                },
+            }
+    raise AwsError(400, "RevisionDoesNotExistException", "The named revision does not exist with the user or AWS account.")
+
+
+def _same_revision(stored: dict, asked: dict) -> bool:
+    if stored.get("revisionType") != asked.get("revisionType"):
+        return False
+    kind = {"AppSpecContent": "appSpecContent", "String": "string"}.get(stored.get("revisionType"))
+    if kind is None:
+        return stored == asked
+    # AWS identifies content revisions by their SHA-256; the content itself is as good here.
+    want = asked.get(kind) or {}
+    have = stored.get(kind) or {}
+    if want.get("sha256") and have.get("sha256"):
+        return want["sha256"] == have["sha256"]
+    return want.get("content") == have.get("content")
+
+
+def cd_stop_deployment(region: str, req: dict) -> dict:
+    deployment = lambda_deployment(region, req.get("deploymentId"))
+    with LOCK:
+        if deployment.status not in IN_FLIGHT:
+            raise AwsError(
+                400,
+                "DeploymentAlreadyCompletedException",
+                f"The deployment {deployment.deployment_id} is already completed.",
+            )
+        deployment.status = "Stopped"
+        deployment.complete_time = datetime.now(timezone.utc)
+        auto_rollback = bool(req.get("autoRollbackEnabled"))
+        STATE.stopped.append({"deploymentId": deployment.deployment_id, "autoRollbackEnabled": auto_rollback})
+    behaviour = STATE.codedeploy_behaviour.get(deployment.deployment_id, {})
+    if auto_rollback and behaviour.get("auto_rollback", True):
+        info = lambda_function_info(region, deployment)
+        delay = float(behaviour.get("rollback_delay", 0.0))
+
+        def roll_back() -> None:
+            # CodeDeploy's rollback deployment puts the alias back on the AppSpec's CurrentVersion.
+            alias = lambda_backend(region).get_alias(info["functionAlias"], info["functionName"])
+            with LOCK:
+                alias.update(None, info["currentVersion"], {})
+                alias.revision_id = str(uuid.uuid4())
+            deployment.status = "Stopped"
+            deployment.rollback_info = {"rollbackTriggeringDeploymentId": deployment.deployment_id}
+
+        if delay > 0:
+            threading.Timer(delay, roll_back).start()
+        else:
+            roll_back()
+        return {"status": "Pending", "statusMessage": "Stopping Pending. Stopping to roll back."}
+    return {"status": "Succeeded", "statusMessage": "Stopped."}
+
+
+def cd_put_hook_status(region: str, req: dict) -> dict:
+    deployment = lambda_deployment(region, req.get("deploymentId"))
+    hook_id = req.get("lifecycleEventHookExecutionId")
+    status = req.get("status")
+    execution = STATE.hook_executions.get(hook_id or "")
+    if execution is None or execution.deployment_id != deployment.deployment_id:
+        raise AwsError(
+            400,
+            "InvalidLifecycleEventHookExecutionIdException",
+            "A lifecycle event hook is invalid. Review the hooks section in your AppSpec file.",
+        )
+    if status not in ("Succeeded", "Failed"):
+        raise AwsError(
+            400,
+            "InvalidLifecycleEventHookExecutionStatusException",
+            "The result of a Lambda validation function that verifies a lifecycle event is invalid. It should return Succeeded or Failed.",
+        )
+    with LOCK:
+        execution.reports.append({"status": status, "time": now_iso()})
+        if execution.status != "Pending":
+            raise AwsError(
+                400,
+                "LifecycleEventAlreadyCompletedException",
+                "An attempt to return the status of an already completed lifecycle event occurred.",
+            )
+        execution.status = status
+    return {"lifecycleEventHookExecutionId": hook_id}
+
+
+CODEDEPLOY_OPS: dict[str, Callable[[str, dict], dict]] = {
+    "ListDeploymentTargets": cd_list_deployment_targets,
+    "GetDeploymentTarget": cd_get_deployment_target,
+    "GetApplicationRevision": cd_get_application_revision,
+    "StopDeployment": cd_stop_deployment,
+    "PutLifecycleEventHookExecutionStatus": cd_put_hook_status,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lambda: UpdateAlias with the checks AWS makes
+# ---------------------------------------------------------------------------------------------
+
+NUMERIC_VERSION = re.compile(r"^[0-9]+$")
+
+
+def lambda_update_alias(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    from moto.awslambda.exceptions import UnknownFunctionException
+
+    backend = lambda_backend(region)
+    fn_name = params["fn"].split(":")[-1] if params["fn"].startswith("arn:") else params["fn"]
+    try:
+        alias = backend.get_alias(params["alias"], fn_name)
+    except Exception:
+        raise AwsError(404, "ResourceNotFoundException", f"Alias not found: {params['alias']}")
+    version = req.get("FunctionVersion")
+    routing = req.get("RoutingConfig")
+    weights = (routing or {}).get("AdditionalVersionWeights") or {}
+
+    def version_exists(v: str) -> bool:
+        try:
+            backend._lambdas.get_function_by_name_or_arn_with_qualifier(fn_name, v)
+            return True
+        except (UnknownFunctionException, Exception):
+            return False
+
+    if version is not None and not version_exists(version):
+        raise AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{fn_name}:{version}")
+    primary = version if version is not None else alias.function_version
+    if weights:
+        if len(weights) > 1:
+            raise AwsError(400, "InvalidParameterValueException", "Number of items in AdditionalVersionWeights cannot be greater than 1")
+        for v, w in weights.items():
+            if not NUMERIC_VERSION.match(str(v)):
+                raise AwsError(400, "InvalidParameterValueException", f"Invalid version {v} in AdditionalVersionWeights; $LATEST is not supported")
+            if not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
+                raise AwsError(400, "InvalidParameterValueException", f"Invalid weight {w}: weights must be between 0.0 and 1.0")
+            if str(v) == str(primary):
+                raise AwsError(400, "InvalidParameterValueException", "Primary and additional version cannot be the same")
+            if not version_exists(str(v)):
+                raise AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{fn_name}:{v}")
+        if primary == "$LATEST":
+            raise AwsError(400, "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version")
+    with LOCK:
+        revision = req.get("RevisionId")
+        if revision and revision != alias.revision_id:
+            raise AwsError(
+                412,
+                "PreconditionFailedException",
+                "The Revision Id provided does not match the latest Revision Id. Call the GetAlias API to retrieve the latest Revision Id",
+            )
+        alias.update(req.get("Description"), version, routing if routing is not None else None)
+        alias.revision_id = str(uuid.uuid4())
+        return 200, alias.to_json()
+
+
+def concurrent_alias_update(region: str, params: dict, fault: dict) -> None:
+    """Another writer changes the alias between the caller's read and its write."""
+    alias = lambda_backend(region).get_alias(params["alias"], params["fn"])
+    with LOCK:
+        alias.update(None, fault.get("function_version", alias.function_version), fault.get("routing_config", alias.routing_config))
+        alias.revision_id = str(uuid.uuid4())
+
+
+# ---------------------------------------------------------------------------------------------
+# VPC Lattice: listener default action and listener rules
+# ---------------------------------------------------------------------------------------------
+
+
+def _lattice_listener(region: str, params: dict):
+    from moto.vpclattice.exceptions import ResourceNotFoundException
+
+    try:
+        return lattice_backend(region).get_listener(params["svc"], params["lis"])
+    except ResourceNotFoundException:
+        raise AwsError(404, "ResourceNotFoundException", f"Listener {params['lis']} not found", {"resourceId": params["lis"], "resourceType": "LISTENER"})
+
+
+def _validate_action(region: str, action: Any, field: str) -> None:
+    if not isinstance(action, dict) or len(action) != 1 or next(iter(action)) not in ("forward", "fixedResponse"):
+        raise AwsError(400, "ValidationException", f"{field} must have exactly one of forward or fixedResponse", {"reason": "fieldValidationFailed", "fieldList": [{"name": field, "message": "invalid action"}]})
+    if "fixedResponse" in action:
+        code = (action["fixedResponse"] or {}).get("statusCode")
+        if not isinstance(code, int) or not 100 <= code <= 599:
+            raise AwsError(400, "ValidationException", f"{field}.fixedResponse.statusCode must be 100-599", {"reason": "fieldValidationFailed"})
+        return
+    groups = (action["forward"] or {}).get("targetGroups")
+    if not isinstance(groups, list) or not 1 <= len(groups) <= 10:
+        raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups must hold 1 to 10 target groups", {"reason": "fieldValidationFailed"})
+    backend = lattice_backend(region)
+    for i, group in enumerate(groups):
+        weight = group.get("weight")
+        if weight is not None and (not isinstance(weight, int) or not 0 <= weight <= 999):
+            raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups[{i}].weight must be 0-999", {"reason": "fieldValidationFailed"})
+        ident = group.get("targetGroupIdentifier", "")
+        tg_id = ident.rsplit("/", 1)[-1]
+        if tg_id not in backend.target_groups:
+            raise AwsError(404, "ResourceNotFoundException", f"Target group {ident} not found", {"resourceId": ident, "resourceType": "TARGET_GROUP"})
+
+
+def _rules_of(region: str, listener) -> list:
+    return sorted(
+        (r for r in lattice_backend(region).rules.values() if r.listener_identifier in (listener.id, listener.arn)),
+        key=lambda r: r.priority,
+    )
+
+
+def _rule_times(rule) -> tuple[str, str]:
+    with LOCK:
+        return STATE.rule_times.setdefault(rule.id, (now_iso(), now_iso()))
+
+
+def _touch_rule(rule) -> None:
+    with LOCK:
+        created, _ = STATE.rule_times.get(rule.id, (now_iso(), now_iso()))
+        STATE.rule_times[rule.id] = (created, now_iso())
+
+
+def _default_rule(listener) -> dict:
+    rule_id = STATE.default_rule_id(listener.id)
+    return {
+        "arn": f"{listener.arn}/rule/{rule_id}",
+        "id": rule_id,
+        "name": "default",
+        "isDefault": True,
+        "action": listener.default_action,
+        "createdAt": listener.createdAt,
+        "lastUpdatedAt": listener.last_updated_at,
+    }
+
+
+def _rule_dict(listener, rule) -> dict:
+    created, updated = _rule_times(rule)
+    return {
+        "arn": f"{listener.arn}/rule/{rule.id}",
+        "id": rule.id,
+        "name": rule.name,
+        "priority": rule.priority,
+        "isDefault": False,
+        "action": rule.action,
+        "match": rule.match,
+        "createdAt": created,
+        "lastUpdatedAt": updated,
+    }
+
+
+def lattice_update_listener(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = _lattice_listener(region, params)
+    action = req.get("defaultAction")
+    if action is None:
+        raise AwsError(400, "ValidationException", "defaultAction is required", {"reason": "fieldValidationFailed"})
+    _validate_action(region, action, "defaultAction")
+    with LOCK:
+        listener.default_action = action
+        listener.last_updated_at = now_iso()
+    out = listener.to_dict()
+    out.pop("createdAt", None)
+    out.pop("lastUpdatedAt", None)
+    return 200, out
+
+
+def lattice_list_rules(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = _lattice_listener(region, params)
+    items = [
+        {k: v for k, v in _rule_dict(listener, r).items() if k not in ("action", "match")}
+        for r in _rules_of(region, listener)
+    ]
+    default = _default_rule(listener)
+    items.append({k: v for k, v in default.items() if k != "action"})
+    return 200, {"items": items}
+
+
+def _find_rule(region: str, listener, rule_ident: str):
+    rule_id = rule_ident.rsplit("/", 1)[-1]
+    if rule_id == STATE.default_rule_ids.get(listener.id):
+        return None
+    for rule in _rules_of(region, listener):
+        if rule.id == rule_id:
+            return rule
+    raise AwsError(404, "ResourceNotFoundException", f"Rule {rule_ident} not found", {"resourceId": rule_ident, "resourceType": "RULE"})
+
+
+def lattice_get_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = _lattice_listener(region, params)
+    rule = _find_rule(region, listener, params["rule"])
+    return 200, (_default_rule(listener) if rule is None else _rule_dict(listener, rule))
+
+
+def _update_rule(region: str, listener, ident: str, req: dict) -> dict:
+    rule = _find_rule(region, listener, ident)
+    if rule is None:
+        raise AwsError(400, "ValidationException", "The default rule of a listener cannot be updated with UpdateRule; use UpdateListener", {"reason": "other"})
+    if "action" in req:
+        _validate_action(region, req["action"], "action")
+    priority = req.get("priority")
+    if priority is not None and (not isinstance(priority, int) or not 1 <= priority <= 100):
+        raise AwsError(400, "ValidationException", "priority must be 1-100", {"reason": "fieldValidationFailed"})
+    with LOCK:
+        if "action" in req:
+            rule.action = req["action"]
+        if "match" in req:
+            rule.match = req["match"]
+        if priority is not None:
+            rule.priority = priority
+        _touch_rule(rule)
+    out = _rule_dict(listener, rule)
+    for k in ("createdAt", "lastUpdatedAt", "isDefault"):
+        out.pop(k, None)
+    return out
+
+
+def lattice_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = _lattice_listener(region, params)
+    return 200, _update_rule(region, listener, params["rule"], req)
+
+
+def lattice_batch_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = _lattice_listener(region, params)
+    rules = req.get("rules")
+    if not isinstance(rules, list) or not 1 <= len(rules) <= 5:
+        raise AwsError(400, "ValidationException", "rules must hold 1 to 5 rule updates", {"reason": "fieldValidationFailed"})
+    successful, unsuccessful = [], []
+    for update in rules:
+        ident = update.get("ruleIdentifier", "")
+        try:
+            successful.append(_update_rule(region, listener, ident, update))
+        except AwsError as err:
+            unsuccessful.append({"ruleIdentifier": ident, "failureCode": err.code, "failureMessage": err.message})
+    return 200, {"successful": successful, "unsuccessful": unsuccessful}
+
+
+def lattice_register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    backend = lattice_backend(region)
+    tg = backend.target_groups.get(params["tg"].rsplit("/", 1)[-1])
+    if tg is None:
+        raise AwsError(404, "ResourceNotFoundException", f"Target group {params['tg']} not found", {"resourceId": params["tg"], "resourceType": "TARGET_GROUP"})
+    targets = req.get("targets")
+    if not isinstance(targets, list) or not 1 <= len(targets) <= 100:
+        raise AwsError(400, "ValidationException", "targets must hold 1 to 100 targets", {"reason": "fieldValidationFailed"})
+    registered = getattr(tg, "shiftguard_targets", [])
+    for t in targets:
+        if t not in registered:
+            registered.append(t)
+    tg.shiftguard_targets = registered
+    return 200, {"successful": targets, "unsuccessful": []}
+
+
+EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] = {
+    ("lambda", "UpdateAlias"): lambda_update_alias,
+    ("vpc-lattice", "UpdateListener"): lattice_update_listener,
+    ("vpc-lattice", "ListRules"): lattice_list_rules,
+    ("vpc-lattice", "GetRule"): lattice_get_rule,
+    ("vpc-lattice", "UpdateRule"): lattice_update_rule,
+    ("vpc-lattice", "BatchUpdateRule"): lattice_batch_update_rule,
+    ("vpc-lattice", "RegisterTargets"): lattice_register_targets,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The control plane for tests: /_shiftguard/...
+# ---------------------------------------------------------------------------------------------
+
+
+def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
+    if path == "/_shiftguard/health":
+        return 200, {"ok": True}
+    if path == "/_shiftguard/faults":
+        if method == "POST":
+            specs = body if isinstance(body, list) else [body]
+            for spec in specs:
+                FAULTS.arm(spec)
+            return 200, {"armed": len(FAULTS.armed)}
+        if method == "DELETE":
+            with LOCK:
+                FAULTS.armed = []
+            return 200, {"armed": 0}
+        return 200, FAULTS.armed
+    if path == "/_shiftguard/calls":
+        if method == "DELETE":
+            with LOCK:
+                CALLS.clear()
+            return 200, {"calls": 0}
+        with LOCK:
+            calls = list(CALLS)
+        if "service" in query:
+            calls = [c for c in calls if c["service"] == query["service"][0]]
+        if "operation" in query:
+            calls = [c for c in calls if c["operation"] == query["operation"][0]]
+        return 200, calls
+    match = re.match(r"^/_shiftguard/codedeploy/deployments/([^/]+)$", path)
+    if match and method == "POST":
+        # Play CodeDeploy's part: set a deployment's status and how it behaves when stopped.
+        region = body.get("region", "us-east-1")
+        deployment = codedeploy_backend(region).deployments.get(match.group(1))
+        if deployment is None:
+            return 404, {"message": "no such deployment"}
+        if "status" in body:
+            deployment.status = body["status"]
+        behaviour = STATE.codedeploy_behaviour.setdefault(deployment.deployment_id, {})
+        for key in ("auto_rollback", "rollback_delay"):
+            if key in body:
+                behaviour[key] = body[key]
+        return 200, {"deploymentId": deployment.deployment_id, "status": deployment.status}
+    match = re.match(r"^/_shiftguard/codedeploy/deployments/([^/]+)/hook-executions$", path)
+    if match and method == "POST":
+        execution = HookExecution(match.group(1), body.get("lifecycleEvent", "BeforeAllowTraffic"))
+        STATE.hook_executions[execution.id] = execution
+        return 200, {"lifecycleEventHookExecutionId": execution.id}
+    match = re.match(r"^/_shiftguard/codedeploy/hook-executions/([^/]+)$", path)
+    if match and method == "GET":
+        execution = STATE.hook_executions.get(match.group(1))
+        if execution is None:
+            return 404, {"message": "no such hook execution"}
+        return 200, {"status": execution.status, "reports": execution.reports, "deploymentId": execution.deployment_id}
+    if path == "/_shiftguard/codedeploy/stopped":
+        return 200, STATE.stopped
+    return 404, {"message": f"unknown control path {path}"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The WSGI layer
+# ---------------------------------------------------------------------------------------------
+
+
+class ShiftGuardEmulator:
+    def __init__(self, moto_app: Callable) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        path = environ.get("PATH_INFO", "/")
+        if path.startswith("/_shiftguard/"):
+            try:
+                parsed = json.loads(body) if body else {}
+                status, out = control(environ["REQUEST_METHOD"], path, parsed, parse_qs(environ.get("QUERY_STRING", "")))
+            except (ValueError, KeyError) as exc:
+                status, out = 400, {"message": str(exc)}
+            return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
+
+        service, region, operation, params = identify(environ, body)
+        with LOCK:
+            CALLS.append({"service": service, "operation": operation, "path": path, "time": time.time()})
+        try:
+            for fault in FAULTS.take(service, operation):
+                kind = fault["kind"]
+                if kind == "latency":
+                    time.sleep(float(fault.get("delay_ms", 1000)) / 1000.0)
+                elif kind == "throttle":
+                    raise throttling_error(service)
+                elif kind == "error500":
+                    raise internal_error(service)
+                elif kind == "error":
+                    raise AwsError(int(fault.get("status", 400)), fault.get("code", "ValidationException"), fault.get("message", "injected"))
+                elif kind == "concurrent_alias_update":
+                    concurrent_alias_update(region, params, fault)
+            if service == "codedeploy" and operation in CODEDEPLOY_OPS:
+                req = json.loads(body or b"{}")
+                return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, CODEDEPLOY_OPS[operation](region, req))
+            handler = EXTENDED.get((service, operation))
+            if handler is not None:
+                req = json.loads(body or b"{}")
+                status, out = handler(region, params, req)
+                return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
+        except AwsError as err:
+            status, headers, out = error_response(service, err)
+            return self._reply(start_response, status, headers, out)
+
+        # moto reads the body itself: hand it back.
+        import io
+
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.moto_app(environ, start_response)
+
+    @staticmethod
+    def _reply(start_response: Callable, status: int, headers: dict, body: Any) -> list[bytes]:
+        data = json.dumps(body, default=str).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Status")
+        start_response(f"{status} {reason}", list(headers.items()) + [("Content-Length", str(len(data)))])
+        return [data]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args()
+
+    app = ShiftGuardEmulator(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    url = f"http://{args.host}:{server.port}"
+    # Lambda without Docker: Invoke echoes the payload (or a canned response) instead of running code.
+    from moto.core.models import default_user_config
+
+    default_user_config.setdefault("lambda", {})["use_docker"] = False
+    print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
