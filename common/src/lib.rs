@@ -16,6 +16,12 @@ pub mod env;
 /// Retries are the SDK's standard mode with short backoffs: a Lambda function has seconds, not
 /// minutes, and a throttled call should be retried inside the same invocation.
 pub async fn aws_config() -> SdkConfig {
+    aws_config_loader().load().await
+}
+
+/// The loader behind [`aws_config`], for callers that add settings (tests point it at the
+/// emulator).
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -34,8 +40,6 @@ pub async fn aws_config() -> SdkConfig {
                 .operation_timeout(Duration::from_secs(20))
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// Structured JSON logs on stdout, one object per line, which CloudWatch Logs indexes as JSON.

@@ -23,7 +23,10 @@ const CODEDEPLOY_POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, thiserror::Error)]
 pub enum AliasError {
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
     #[error("cannot decide the stable version: {0}")]
     NoStableVersion(String),
     #[error("the alias kept changing under us: {0} writes lost the RevisionId race")]
@@ -68,7 +71,11 @@ pub fn function_name(function: &str) -> &str {
     }
 }
 
-pub async fn read_alias(clients: &Clients, function: &str, alias: &str) -> Result<AliasState, AliasError> {
+pub async fn read_alias(
+    clients: &Clients,
+    function: &str,
+    alias: &str,
+) -> Result<AliasState, AliasError> {
     let out = clients
         .lambda
         .get_alias()
@@ -103,7 +110,13 @@ pub fn decide_stable(
         Some(p.version.clone())
     } else {
         let mut versions: Vec<&String> = std::iter::once(&alias.version)
-            .chain(alias.weights.iter().filter(|(_, w)| **w > 0.0).map(|(v, _)| v))
+            .chain(
+                alias
+                    .weights
+                    .iter()
+                    .filter(|(_, w)| **w > 0.0)
+                    .map(|(v, _)| v),
+            )
             .collect();
         if versions.len() < 2 {
             return Ok(None);
@@ -181,7 +194,9 @@ async fn run(
             // Rollback must not be blocked by CodeDeploy being unreachable: restoring traffic comes
             // first. The report says that the check could not be made.
             warn!(target = %report.target, error = %e, "could not list CodeDeploy deployments; restoring the alias directly");
-            report.detail = Some(format!("could not check for a CodeDeploy deployment in flight: {e}"));
+            report.detail = Some(format!(
+                "could not check for a CodeDeploy deployment in flight: {e}"
+            ));
             None
         }
     };
@@ -235,7 +250,9 @@ async fn restore(
         if dry_run {
             report.outcome = Outcome::Planned;
             report.after = Some(json!({ "version": stable, "weights": {} }));
-            report.detail = Some(format!("dry run: would point the alias at version {stable} with no additional weights"));
+            report.detail = Some(format!(
+                "dry run: would point the alias at version {stable} with no additional weights"
+            ));
             return Ok(());
         }
         let mut update = clients
@@ -292,7 +309,10 @@ const IN_FLIGHT: [DeploymentStatus; 5] = [
 ];
 
 /// Ids of CodeDeploy deployments that have not finished, in the configured group or the region.
-async fn in_flight_deployments(clients: &Clients, target: &LambdaAliasTarget) -> Result<Vec<String>, AliasError> {
+async fn in_flight_deployments(
+    clients: &Clients,
+    target: &LambdaAliasTarget,
+) -> Result<Vec<String>, AliasError> {
     let mut ids = Vec::new();
     let mut next_token = None;
     loop {
@@ -358,7 +378,9 @@ async fn deployment_shifting(
             Ok(Some(found)) => return Some(found),
             Ok(None) => {}
             // Deployments on other compute platforms answer these calls with errors: not ours.
-            Err(e) => info!(deployment_id = %id, error = %e, "skipping a deployment whose targets could not be read"),
+            Err(e) => {
+                info!(deployment_id = %id, error = %e, "skipping a deployment whose targets could not be read")
+            }
         }
     }
     None
@@ -406,13 +428,18 @@ async fn stop_and_restore(
                 .is_some_and(|s| s.is_deployment_already_completed_exception()) =>
         {
             info!(target = %report.target, deployment_id, "the deployment had already completed; restoring the alias directly");
-            report.detail = Some(format!("deployment {deployment_id} had already completed; restored the alias directly"));
+            report.detail = Some(format!(
+                "deployment {deployment_id} had already completed; restored the alias directly"
+            ));
             false
         }
         Err(e) => {
             // Traffic first: if CodeDeploy will not stop, put the alias back ourselves.
             warn!(target = %report.target, deployment_id, error = %error_text(&e), "StopDeployment failed; restoring the alias directly");
-            report.detail = Some(format!("StopDeployment failed ({}); restored the alias directly", error_text(&e)));
+            report.detail = Some(format!(
+                "StopDeployment failed ({}); restored the alias directly",
+                error_text(&e)
+            ));
             false
         }
     };
@@ -467,28 +494,62 @@ mod tests {
     fn stable_is_the_older_version_in_both_shift_shapes() {
         let codedeploy_shape = state("1", &[("2", 0.1)]);
         let hand_rolled = state("12", &[("9", 0.9)]);
-        assert_eq!(decide_stable(&target(None), &codedeploy_shape, None).unwrap().as_deref(), Some("1"));
-        assert_eq!(decide_stable(&target(None), &hand_rolled, None).unwrap().as_deref(), Some("9"));
+        assert_eq!(
+            decide_stable(&target(None), &codedeploy_shape, None)
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            decide_stable(&target(None), &hand_rolled, None)
+                .unwrap()
+                .as_deref(),
+            Some("9")
+        );
     }
 
     #[test]
     fn config_then_pointer_then_inference() {
         let alias = state("1", &[("2", 0.1)]);
-        assert_eq!(decide_stable(&target(Some("7")), &alias, Some(&state("5", &[]))).unwrap().as_deref(), Some("7"));
-        assert_eq!(decide_stable(&target(None), &alias, Some(&state("5", &[]))).unwrap().as_deref(), Some("5"));
-        assert_eq!(decide_stable(&target(None), &state("3", &[]), None).unwrap(), None);
-        assert_eq!(decide_stable(&target(None), &state("3", &[("4", 0.0)]), None).unwrap(), None);
+        assert_eq!(
+            decide_stable(&target(Some("7")), &alias, Some(&state("5", &[])))
+                .unwrap()
+                .as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            decide_stable(&target(None), &alias, Some(&state("5", &[])))
+                .unwrap()
+                .as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            decide_stable(&target(None), &state("3", &[]), None).unwrap(),
+            None
+        );
+        assert_eq!(
+            decide_stable(&target(None), &state("3", &[("4", 0.0)]), None).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn latest_is_never_stable() {
         assert!(decide_stable(&target(None), &state("$LATEST", &[("2", 0.5)]), None).is_err());
-        assert!(decide_stable(&target(None), &state("1", &[]), Some(&state("$LATEST", &[]))).is_err());
+        assert!(decide_stable(
+            &target(None),
+            &state("1", &[]),
+            Some(&state("$LATEST", &[]))
+        )
+        .is_err());
     }
 
     #[test]
     fn function_names_from_arns() {
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:checkout"), "checkout");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:checkout"),
+            "checkout"
+        );
         assert_eq!(function_name("checkout"), "checkout");
     }
 }

@@ -117,7 +117,9 @@ impl Config {
             if !is_sns_topic_arn(arn) {
                 return Err(EnvError::new(
                     NOTIFY_VAR,
-                    format!("expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got {arn:?}"),
+                    format!(
+                        "expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got {arn:?}"
+                    ),
                 ));
             }
         }
@@ -125,7 +127,12 @@ impl Config {
             mappings,
             dry_run: env::bool_var(vars, DRY_RUN_VAR, false)?,
             notify_topic_arn,
-            codedeploy_wait_ms: env::duration_ms_var(vars, CODEDEPLOY_WAIT_VAR, 10_000, 0..=600_000)?,
+            codedeploy_wait_ms: env::duration_ms_var(
+                vars,
+                CODEDEPLOY_WAIT_VAR,
+                10_000,
+                0..=600_000,
+            )?,
         })
     }
 
@@ -327,10 +334,14 @@ mod tests {
             r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live","stableVersion":"$LATEST"}]}]"#,
         )[..])
         .unwrap_err();
-        assert!(err.problem.contains("[0].targets[0].stableVersion"), "{err}");
+        assert!(
+            err.problem.contains("[0].targets[0].stableVersion"),
+            "{err}"
+        );
 
-        let err = Config::from_vars(&vars(r#"[{"alarms":"a","targets":[{"type":"s3-bucket"}]}]"#)[..])
-            .unwrap_err();
+        let err =
+            Config::from_vars(&vars(r#"[{"alarms":"a","targets":[{"type":"s3-bucket"}]}]"#)[..])
+                .unwrap_err();
         assert!(err.problem.contains("s3-bucket"), "{err}");
 
         let err = Config::from_vars(&[][..]).unwrap_err();
@@ -345,10 +356,13 @@ mod tests {
 
     #[test]
     fn other_variables_are_checked() {
-        let targets = r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live"}]}]"#;
-        let err = Config::from_vars(&[(TARGETS_VAR, targets), (NOTIFY_VAR, "my-topic")][..]).unwrap_err();
+        let targets =
+            r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f","alias":"live"}]}]"#;
+        let err =
+            Config::from_vars(&[(TARGETS_VAR, targets), (NOTIFY_VAR, "my-topic")][..]).unwrap_err();
         assert_eq!(err.variable, NOTIFY_VAR);
-        let err = Config::from_vars(&[(TARGETS_VAR, targets), (DRY_RUN_VAR, "maybe")][..]).unwrap_err();
+        let err =
+            Config::from_vars(&[(TARGETS_VAR, targets), (DRY_RUN_VAR, "maybe")][..]).unwrap_err();
         assert_eq!(err.variable, DRY_RUN_VAR);
         let ok = Config::from_vars(&[(TARGETS_VAR, targets), (DRY_RUN_VAR, "true")][..]).unwrap();
         assert!(ok.dry_run);
@@ -367,7 +381,10 @@ mod tests {
         )[..])
         .unwrap();
         let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-canary-errors";
-        assert_eq!(cfg.targets_for("checkout-canary-errors", Some(arn)).len(), 2);
+        assert_eq!(
+            cfg.targets_for("checkout-canary-errors", Some(arn)).len(),
+            2
+        );
         assert_eq!(cfg.targets_for("checkout-canary-errors", None).len(), 1);
         assert!(cfg.targets_for("billing", None).is_empty());
     }

@@ -191,7 +191,10 @@ fn parse_alarm_action(obj: &serde_json::Map<String, Value>) -> Result<AlarmTrans
         .filter(|d| d.is_object())
         .ok_or_else(|| invalid("alarmData", "is not an object"))?;
     let mut transition = parse_state_change(data, "alarmData", Envelope::AlarmAction)?;
-    transition.alarm_arn = obj.get("alarmArn").and_then(Value::as_str).map(String::from);
+    transition.alarm_arn = obj
+        .get("alarmArn")
+        .and_then(Value::as_str)
+        .map(String::from);
     transition.region = obj
         .get("region")
         .and_then(Value::as_str)
@@ -209,7 +212,11 @@ fn parse_eventbridge(obj: &serde_json::Map<String, Value>) -> Result<AlarmTransi
     transition.alarm_arn = obj
         .get("resources")
         .and_then(Value::as_array)
-        .and_then(|r| r.iter().filter_map(Value::as_str).find(|a| a.contains(":alarm:")))
+        .and_then(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .find(|a| a.contains(":alarm:"))
+        })
         .map(String::from);
     transition.region = obj
         .get("region")
@@ -220,7 +227,11 @@ fn parse_eventbridge(obj: &serde_json::Map<String, Value>) -> Result<AlarmTransi
 }
 
 /// The shape shared by the alarm action's `alarmData` and EventBridge's `detail`.
-fn parse_state_change(data: &Value, at: &str, envelope: Envelope) -> Result<AlarmTransition, EventError> {
+fn parse_state_change(
+    data: &Value,
+    at: &str,
+    envelope: Envelope,
+) -> Result<AlarmTransition, EventError> {
     let alarm_name = required_str(data, "alarmName", at)?;
     let state_at = format!("{at}.state.value");
     let state = data
@@ -248,7 +259,10 @@ fn parse_state_change(data: &Value, at: &str, envelope: Envelope) -> Result<Alar
         old_state,
         kind,
         envelope,
-        reason: data.pointer("/state/reason").and_then(Value::as_str).map(String::from),
+        reason: data
+            .pointer("/state/reason")
+            .and_then(Value::as_str)
+            .map(String::from),
         state_change_time: data
             .pointer("/state/timestamp")
             .and_then(Value::as_str)
@@ -268,10 +282,16 @@ fn metric_kind(threshold_metric_id: Option<&Value>, metrics: Option<&Value>) -> 
         })
         .unwrap_or_default();
     if threshold_metric_id.is_some_and(|v| !v.is_null())
-        || expressions.iter().any(|e| e.contains("ANOMALY_DETECTION_BAND"))
+        || expressions
+            .iter()
+            .any(|e| e.contains("ANOMALY_DETECTION_BAND"))
     {
         AlarmKind::AnomalyDetection
-    } else if metrics.and_then(Value::as_array).is_some_and(|m| m.len() > 1) || !expressions.is_empty() {
+    } else if metrics
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.len() > 1)
+        || !expressions.is_empty()
+    {
         AlarmKind::MetricMath
     } else {
         AlarmKind::SingleMetric
@@ -298,7 +318,10 @@ fn optional_state(value: Option<&Value>, at: &str) -> Result<Option<AlarmState>,
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => AlarmState::parse(s, at).map(Some),
-        Some(other) => Err(invalid(at, format!("is not a string (got {})", type_name(other)))),
+        Some(other) => Err(invalid(
+            at,
+            format!("is not a string (got {})", type_name(other)),
+        )),
     }
 }
 

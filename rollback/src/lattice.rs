@@ -19,7 +19,10 @@ const PRODUCTION_WEIGHT: i32 = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum LatticeError {
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
     #[error("the listener has no forward action that includes the production target group {0}: refusing to guess which group is production")]
     NoProductionForward(String),
     #[error("verification failed: after {0} write cycles the listener still does not send all traffic to production: {1}")]
@@ -64,7 +67,9 @@ fn same_resource(a: &str, b: &str) -> bool {
 
 impl Forward {
     fn has(&self, production: &str) -> bool {
-        self.groups.iter().any(|(g, _)| same_resource(g, production))
+        self.groups
+            .iter()
+            .any(|(g, _)| same_resource(g, production))
     }
 
     /// All traffic on production: production has weight and nothing else does.
@@ -82,7 +87,11 @@ impl Forward {
         self.groups
             .iter()
             .map(|(g, _)| {
-                let w = if same_resource(g, production) { PRODUCTION_WEIGHT } else { 0 };
+                let w = if same_resource(g, production) {
+                    PRODUCTION_WEIGHT
+                } else {
+                    0
+                };
                 (g.clone(), w)
             })
             .collect()
@@ -97,7 +106,12 @@ fn forward_of(action: Option<&RuleAction>) -> Option<Vec<(String, i32)>> {
                 f.target_groups
                     .iter()
                     // An unweighted group alone takes everything; Lattice's default weight is 100.
-                    .map(|g| (g.target_group_identifier.clone(), g.weight.unwrap_or(if single { 100 } else { 0 })))
+                    .map(|g| {
+                        (
+                            g.target_group_identifier.clone(),
+                            g.weight.unwrap_or(if single { 100 } else { 0 }),
+                        )
+                    })
                     .collect(),
             )
         }
@@ -138,7 +152,10 @@ fn describe(forwards: &[Forward]) -> Value {
 }
 
 /// Every weighted forward on the listener: its default action and each non-default rule.
-async fn read_forwards(clients: &Clients, t: &LatticeListenerTarget) -> Result<Vec<Forward>, LatticeError> {
+async fn read_forwards(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+) -> Result<Vec<Forward>, LatticeError> {
     let (listener, rule_ids) = tokio::join!(
         clients
             .lattice
@@ -152,7 +169,10 @@ async fn read_forwards(clients: &Clients, t: &LatticeListenerTarget) -> Result<V
     let rule_ids = rule_ids?;
     let mut forwards = Vec::new();
     if let Some(groups) = forward_of(listener.default_action.as_ref()) {
-        forwards.push(Forward { place: Place::Default, groups });
+        forwards.push(Forward {
+            place: Place::Default,
+            groups,
+        });
     }
     let rules = futures::future::join_all(rule_ids.iter().map(|id| {
         clients
@@ -167,13 +187,19 @@ async fn read_forwards(clients: &Clients, t: &LatticeListenerTarget) -> Result<V
     for (id, rule) in rule_ids.into_iter().zip(rules) {
         let rule = rule.map_err(aws("GetRule"))?;
         if let Some(groups) = forward_of(rule.action.as_ref()) {
-            forwards.push(Forward { place: Place::Rule(id), groups });
+            forwards.push(Forward {
+                place: Place::Rule(id),
+                groups,
+            });
         }
     }
     Ok(forwards)
 }
 
-async fn list_rule_ids(clients: &Clients, t: &LatticeListenerTarget) -> Result<Vec<String>, LatticeError> {
+async fn list_rule_ids(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+) -> Result<Vec<String>, LatticeError> {
     let mut ids = Vec::new();
     let mut next_token = None;
     loop {
@@ -200,7 +226,11 @@ async fn list_rule_ids(clients: &Clients, t: &LatticeListenerTarget) -> Result<V
     }
 }
 
-async fn write(clients: &Clients, t: &LatticeListenerTarget, forward: &Forward) -> Result<(), LatticeError> {
+async fn write(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+    forward: &Forward,
+) -> Result<(), LatticeError> {
     let action = to_action(&forward.restored(&t.production_target_group))?;
     match &forward.place {
         Place::Default => {
@@ -275,7 +305,8 @@ async fn run(
             report.after = Some(describe(&forwards));
             if report.action == Action::None {
                 report.outcome = Outcome::AlreadyStable;
-                report.detail = Some("every weighted forward already sends all traffic to production".into());
+                report.detail =
+                    Some("every weighted forward already sends all traffic to production".into());
             } else {
                 report.outcome = Outcome::Restored;
             }
@@ -285,13 +316,26 @@ async fn run(
         if dry_run {
             let planned: Vec<Forward> = forwards
                 .iter()
-                .map(|f| if f.has(production) { Forward { place: f.place.clone(), groups: f.restored(production) } } else { f.clone() })
+                .map(|f| {
+                    if f.has(production) {
+                        Forward {
+                            place: f.place.clone(),
+                            groups: f.restored(production),
+                        }
+                    } else {
+                        f.clone()
+                    }
+                })
                 .collect();
             report.after = Some(describe(&planned));
             report.outcome = Outcome::Planned;
             report.detail = Some(format!(
                 "dry run: would set {} to production only",
-                to_fix.iter().map(|f| f.place.name()).collect::<Vec<_>>().join(", ")
+                to_fix
+                    .iter()
+                    .map(|f| f.place.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             return Ok(());
         }
@@ -300,8 +344,14 @@ async fn run(
         info!(target = %report.target, cycle, action = "restore-listener", "wrote production-only weights; reading back");
         forwards = read_forwards(clients, t).await?;
     }
-    let still: Vec<Forward> = forwards.into_iter().filter(|f| f.has(production) && !f.all_on(production)).collect();
-    Err(LatticeError::NotVerified(CYCLES, describe(&still).to_string()))
+    let still: Vec<Forward> = forwards
+        .into_iter()
+        .filter(|f| f.has(production) && !f.all_on(production))
+        .collect();
+    Err(LatticeError::NotVerified(
+        CYCLES,
+        describe(&still).to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -328,7 +378,11 @@ mod tests {
     fn restored_weights_keep_every_group() {
         assert_eq!(
             fwd(&[("tg-prod", 90), ("tg-canary", 10), ("tg-other", 5)]).restored("tg-prod"),
-            vec![("tg-prod".to_string(), 100), ("tg-canary".to_string(), 0), ("tg-other".to_string(), 0)]
+            vec![
+                ("tg-prod".to_string(), 100),
+                ("tg-canary".to_string(), 0),
+                ("tg-other".to_string(), 0)
+            ]
         );
     }
 }

@@ -49,11 +49,21 @@ pub enum RollbackError {
     #[error("malformed event, nothing was done: {0}")]
     BadEvent(#[from] EventError),
     #[error("refused: alarm(s) {unmapped:?} are not mapped to any target in ROLLBACK_TARGETS, nothing was touched for them; summary: {summary}")]
-    Unmapped { unmapped: Vec<String>, summary: String },
+    Unmapped {
+        unmapped: Vec<String>,
+        summary: String,
+    },
     #[error("rollback failed for {failed:?} (every target was attempted); summary: {summary}")]
-    TargetsFailed { failed: Vec<String>, summary: String },
+    TargetsFailed {
+        failed: Vec<String>,
+        summary: String,
+    },
     #[error("traffic was handled but the summary could not be published to {topic}: {message}; summary: {summary}")]
-    Notify { topic: String, message: String, summary: String },
+    Notify {
+        topic: String,
+        message: String,
+        summary: String,
+    },
 }
 
 /// How long the invocation may still run; `None` when there is no deadline (tests, local runs).
@@ -63,7 +73,10 @@ pub struct Deadline(pub Option<Instant>);
 impl Deadline {
     /// Time left, keeping `margin` for reporting and publishing.
     fn left(&self, margin: Duration) -> Option<Duration> {
-        self.0.map(|d| d.saturating_duration_since(Instant::now()).saturating_sub(margin))
+        self.0.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .saturating_sub(margin)
+        })
     }
 }
 
@@ -93,10 +106,18 @@ pub async fn handle(
         if !t.is_transition_into_alarm() {
             let reason = match (t.new_state, t.old_state) {
                 (AlarmState::Alarm, _) => "still in ALARM (not a transition)".to_string(),
-                (state, _) => format!("state {} is not ALARM", serde_json::to_string(&state).unwrap_or_default().trim_matches('"')),
+                (state, _) => format!(
+                    "state {} is not ALARM",
+                    serde_json::to_string(&state)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                ),
             };
             info!(alarm = %t.alarm_name, new_state = ?t.new_state, old_state = ?t.old_state, outcome = "ignored", "{reason}");
-            summary.ignored.push(Ignored { alarm: t.alarm_name.clone(), reason });
+            summary.ignored.push(Ignored {
+                alarm: t.alarm_name.clone(),
+                reason,
+            });
             continue;
         }
         let targets = config.targets_for(&t.alarm_name, t.alarm_arn.as_deref());
@@ -108,7 +129,9 @@ pub async fn handle(
         info!(alarm = %t.alarm_name, kind = ?t.kind, envelope = ?t.envelope, targets = targets.len(), "alarm transitioned into ALARM");
         for target in targets {
             match work.iter_mut().find(|(w, _)| *w == target) {
-                Some((_, alarms)) if !alarms.contains(&t.alarm_name) => alarms.push(t.alarm_name.clone()),
+                Some((_, alarms)) if !alarms.contains(&t.alarm_name) => {
+                    alarms.push(t.alarm_name.clone())
+                }
                 Some(_) => {}
                 None => work.push((target, vec![t.alarm_name.clone()])),
             }
@@ -122,8 +145,12 @@ pub async fn handle(
     let reports = futures::future::join_all(work.into_iter().map(|(target, alarms)| async move {
         let id = target.id();
         let report = match target {
-            Target::LambdaAlias(t) => alias::roll_back(clients, t, id, alarms, config.dry_run, codedeploy_wait).await,
-            Target::LatticeListener(t) => lattice::roll_back(clients, t, id, alarms, config.dry_run).await,
+            Target::LambdaAlias(t) => {
+                alias::roll_back(clients, t, id, alarms, config.dry_run, codedeploy_wait).await
+            }
+            Target::LatticeListener(t) => {
+                lattice::roll_back(clients, t, id, alarms, config.dry_run).await
+            }
         };
         log_report(&report);
         report
@@ -134,23 +161,40 @@ pub async fn handle(
     if let Some(topic) = &config.notify_topic_arn {
         if !summary.targets.is_empty() {
             match publish(clients, topic, &summary).await {
-                Ok(message_id) => summary.notification = Some(format!("published to {topic} as {message_id}")),
+                Ok(message_id) => {
+                    summary.notification = Some(format!("published to {topic} as {message_id}"))
+                }
                 Err(message) => {
                     error!(topic = %topic, error = %message, outcome = "failed", "could not publish the rollback summary");
                     let s = to_json(&summary);
-                    return Err(RollbackError::Notify { topic: topic.clone(), message, summary: s });
+                    return Err(RollbackError::Notify {
+                        topic: topic.clone(),
+                        message,
+                        summary: s,
+                    });
                 }
             }
         }
     }
 
     info!(summary = %to_json(&summary), "rollback summary");
-    let failed: Vec<String> = summary.targets.iter().filter(|r| r.failed()).map(|r| r.target.clone()).collect();
+    let failed: Vec<String> = summary
+        .targets
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| r.target.clone())
+        .collect();
     if !failed.is_empty() {
-        return Err(RollbackError::TargetsFailed { failed, summary: to_json(&summary) });
+        return Err(RollbackError::TargetsFailed {
+            failed,
+            summary: to_json(&summary),
+        });
     }
     if !summary.unmapped.is_empty() {
-        return Err(RollbackError::Unmapped { unmapped: summary.unmapped.clone(), summary: to_json(&summary) });
+        return Err(RollbackError::Unmapped {
+            unmapped: summary.unmapped.clone(),
+            summary: to_json(&summary),
+        });
     }
     Ok(summary)
 }
@@ -172,13 +216,18 @@ fn log_report(r: &TargetReport) {
 }
 
 fn to_json(summary: &Summary) -> String {
-    serde_json::to_string(summary).unwrap_or_else(|e| format!("{{\"error\":\"unserialisable summary: {e}\"}}"))
+    serde_json::to_string(summary)
+        .unwrap_or_else(|e| format!("{{\"error\":\"unserialisable summary: {e}\"}}"))
 }
 
 async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<String, String> {
     let restored = summary.targets.iter().filter(|r| !r.failed()).count();
     let failed = summary.targets.len() - restored;
-    let alarms: Vec<&str> = summary.alarms.iter().map(|a| a.alarm_name.as_str()).collect();
+    let alarms: Vec<&str> = summary
+        .alarms
+        .iter()
+        .map(|a| a.alarm_name.as_str())
+        .collect();
     let mut subject = format!(
         "ShiftGuard rollback{}: {} ok, {} failed ({})",
         if summary.dry_run { " (dry run)" } else { "" },

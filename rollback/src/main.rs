@@ -24,6 +24,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 /// The invocation's deadline as an `Instant` (the runtime gives milliseconds since the epoch).
 fn deadline_of(ctx: &lambda_runtime::Context) -> Deadline {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    Deadline((ctx.deadline > 0).then(|| Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms))))
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Deadline(
+        (ctx.deadline > 0)
+            .then(|| Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms))),
+    )
 }

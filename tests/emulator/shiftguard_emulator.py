@@ -811,7 +811,16 @@ class ShiftGuardEmulator:
 
         service, region, operation, params = identify(environ, body)
         with LOCK:
-            CALLS.append({"service": service, "operation": operation, "path": path, "time": time.time()})
+            CALLS.append(
+                {
+                    "service": service,
+                    "operation": operation,
+                    "path": path,
+                    "time": time.time(),
+                    # Bodies let tests check what was sent (e.g. an SNS Publish): small text only.
+                    "body": body.decode("utf-8", "replace") if len(body) <= 65536 else None,
+                }
+            )
         try:
             for fault in FAULTS.take(service, operation):
                 kind = fault["kind"]
@@ -851,6 +860,31 @@ class ShiftGuardEmulator:
         return [data]
 
 
+DEMO_ROLE = "shiftguard-lambda-role"
+
+
+def seed() -> None:
+    """State every session starts with: an execution role Lambda can assume, so that functions
+    can be created without an IAM round trip in every test."""
+    from moto.iam.models import iam_backends
+
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }
+    )
+    iam_backends[DEFAULT_ACCOUNT]["global"].create_role(
+        role_name=DEMO_ROLE,
+        assume_role_policy_document=policy,
+        path="/",
+        permissions_boundary=None,
+        description="Execution role for functions created in the local emulator",
+        tags=[],
+        max_session_duration="3600",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -864,6 +898,7 @@ def main() -> None:
     from moto.core.models import default_user_config
 
     default_user_config.setdefault("lambda", {})["use_docker"] = False
+    seed()
     print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
     try:
         server.serve_forever()

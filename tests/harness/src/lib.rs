@@ -1,1 +1,221 @@
-//! Plumbing shared by every ShiftGuard function.
+//! Test harness for ShiftGuard: each test starts its own emulator (moto server plus ShiftGuard's
+//! extension, `tests/emulator/shiftguard_emulator.py`) on a free loopback port, so tests run in
+//! parallel without sharing state, faults or call logs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+/// An execution role the emulator creates at start-up.
+pub const LAMBDA_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/shiftguard-lambda-role";
+/// The smallest valid zip archive (an empty one): code is never run by the emulator.
+pub const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// The workspace root (where `events/`, `tests/` and `.venv/` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// A sample event from `events/`, the one source of truth for event shapes.
+pub fn event(relative: &str) -> Value {
+    let path = workspace_root().join("events").join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The Python that has moto installed: `SHIFTGUARD_PYTHON`, else the project's `.venv`.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SHIFTGUARD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` (or `make test`, which installs it) first",
+        venv.display()
+    );
+    venv
+}
+
+/// A running emulator, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+    addr: String,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let script = workspace_root().join("tests/emulator/shiftguard_emulator.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reading the emulator's ready line");
+        let url = line
+            .trim()
+            .strip_prefix("SHIFTGUARD_EMULATOR_READY ")
+            .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"))
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        Emulator { child, url, addr }
+    }
+
+    /// SDK configuration for this emulator: fixed test credentials, `us-east-1`, and the same
+    /// HTTP client, retry and timeout settings the functions use.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        shiftguard_common::aws_config_loader()
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::for_tests())
+            .load()
+            .await
+    }
+
+    /// Environment variables that point a function process at this emulator.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.url.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "ANOTREAL"),
+            ("AWS_SECRET_ACCESS_KEY", "notrealrnrELgWzOk3IfjzDKtFBhDby"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Arms a fault, e.g. `{"service":"lambda","operation":"UpdateAlias","kind":"throttle","count":2}`.
+    /// Kinds: `throttle`, `error500`, `latency` (`delay_ms`), `error` (`status`, `code`, `message`),
+    /// `concurrent_alias_update` (`function_version`, `routing_config`).
+    pub fn arm_fault(&self, spec: Value) {
+        self.control("POST", "/_shiftguard/faults", Some(&spec));
+    }
+
+    /// Every AWS call the emulator received, in order: `{service, operation, path, time}`.
+    pub fn calls(&self) -> Vec<Value> {
+        match self.control("GET", "/_shiftguard/calls", None) {
+            Value::Array(calls) => calls,
+            other => panic!("unexpected call log {other}"),
+        }
+    }
+
+    /// How many calls of one operation were received.
+    pub fn count(&self, service: &str, operation: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c["service"] == service && c["operation"] == operation)
+            .count()
+    }
+
+    pub fn reset_calls(&self) {
+        self.control("DELETE", "/_shiftguard/calls", None);
+    }
+
+    /// Plays CodeDeploy's part: sets a deployment's status and how it behaves when stopped
+    /// (`auto_rollback`: whether its rollback restores the alias; `rollback_delay` in seconds).
+    pub fn set_deployment(&self, deployment_id: &str, body: Value) -> Value {
+        self.control(
+            "POST",
+            &format!("/_shiftguard/codedeploy/deployments/{deployment_id}"),
+            Some(&body),
+        )
+    }
+
+    /// Registers a lifecycle hook execution for a deployment (what CodeDeploy does before it
+    /// invokes a hook) and returns its id.
+    pub fn new_hook_execution(&self, deployment_id: &str, lifecycle_event: &str) -> String {
+        let out = self.control(
+            "POST",
+            &format!("/_shiftguard/codedeploy/deployments/{deployment_id}/hook-executions"),
+            Some(&json!({ "lifecycleEvent": lifecycle_event })),
+        );
+        out["lifecycleEventHookExecutionId"]
+            .as_str()
+            .expect("hook execution id")
+            .to_string()
+    }
+
+    /// The status and every report received for a hook execution.
+    pub fn hook_execution(&self, id: &str) -> Value {
+        self.control(
+            "GET",
+            &format!("/_shiftguard/codedeploy/hook-executions/{id}"),
+            None,
+        )
+    }
+
+    /// The `StopDeployment` calls that succeeded: `{deploymentId, autoRollbackEnabled}`.
+    pub fn stopped_deployments(&self) -> Vec<Value> {
+        match self.control("GET", "/_shiftguard/codedeploy/stopped", None) {
+            Value::Array(v) => v,
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    /// A plain HTTP/1.1 request to the control plane (no client library needed for loopback).
+    pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut stream = TcpStream::connect(&self.addr).expect("connecting to the emulator");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("writing to the emulator");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("reading from the emulator");
+        let (head, payload) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{method} {path}: {head}\n{payload}"
+        );
+        serde_json::from_str(payload)
+            .unwrap_or_else(|e| panic!("{method} {path}: bad JSON {e}: {payload}"))
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (for servers the tests start, such as `cargo lambda watch`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A valid, empty zip archive whose comment makes it distinct, so each publish is a new version.
+pub fn distinct_zip(tag: &str) -> Vec<u8> {
+    let mut zip = EMPTY_ZIP[..20].to_vec();
+    zip.extend_from_slice(&(tag.len() as u16).to_le_bytes());
+    zip.extend_from_slice(tag.as_bytes());
+    zip
+}

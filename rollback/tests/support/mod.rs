@@ -1,0 +1,355 @@
+//! Fixtures for rollback's emulator tests: real resources created through the AWS API.
+#![allow(dead_code)]
+
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType,
+    RevisionLocation, RevisionLocationType,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionCode, Runtime};
+use aws_sdk_vpclattice::types::{
+    ForwardAction, HttpMatch, PathMatch, PathMatchType, RuleAction, RuleMatch, TargetGroupType,
+    WeightedTargetGroup,
+};
+use rollback::{Clients, Config};
+use serde_json::{json, Value};
+use shiftguard_testkit::{distinct_zip, Emulator, LAMBDA_ROLE_ARN};
+
+pub struct World {
+    pub emu: Emulator,
+    pub clients: Clients,
+}
+
+pub async fn world() -> World {
+    let emu = Emulator::start();
+    let clients = Clients::new(&emu.sdk_config().await);
+    World { emu, clients }
+}
+
+pub fn config(targets: Value) -> Config {
+    config_with(targets, &[])
+}
+
+pub fn config_with(targets: Value, extra: &[(&str, &str)]) -> Config {
+    let targets = targets.to_string();
+    let mut vars: Vec<(&str, &str)> = vec![("ROLLBACK_TARGETS", targets.as_str())];
+    vars.extend_from_slice(extra);
+    Config::from_vars(&vars[..]).expect("valid config")
+}
+
+/// A function with versions 1..=n published.
+pub async fn function(w: &World, name: &str, versions: usize) {
+    w.clients
+        .lambda
+        .create_function()
+        .function_name(name)
+        .runtime(Runtime::Providedal2023)
+        .role(LAMBDA_ROLE_ARN)
+        .handler("bootstrap")
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(distinct_zip("1")))
+                .build(),
+        )
+        .publish(true)
+        .send()
+        .await
+        .expect("CreateFunction");
+    for v in 2..=versions {
+        w.clients
+            .lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(distinct_zip(&v.to_string())))
+            .send()
+            .await
+            .expect("UpdateFunctionCode");
+        let out = w
+            .clients
+            .lambda
+            .publish_version()
+            .function_name(name)
+            .send()
+            .await
+            .expect("PublishVersion");
+        assert_eq!(out.version.as_deref(), Some(v.to_string().as_str()));
+    }
+}
+
+fn routing(weights: &[(&str, f64)]) -> AliasRoutingConfiguration {
+    AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(
+            weights.iter().map(|(v, w)| (v.to_string(), *w)).collect(),
+        ))
+        .build()
+}
+
+pub async fn alias(w: &World, function: &str, alias: &str, version: &str, weights: &[(&str, f64)]) {
+    w.clients
+        .lambda
+        .create_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
+        .routing_config(routing(weights))
+        .send()
+        .await
+        .expect("CreateAlias");
+}
+
+/// (primary version, additional weights) as the API reports them now.
+pub async fn alias_state(w: &World, function: &str, alias: &str) -> (String, Vec<(String, f64)>) {
+    let out = w
+        .clients
+        .lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+        .expect("GetAlias");
+    let mut weights: Vec<(String, f64)> = out
+        .routing_config
+        .and_then(|r| r.additional_version_weights)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    (out.function_version.unwrap_or_default(), weights)
+}
+
+pub fn alias_target(function: &str, alias: &str) -> Value {
+    json!({"type": "lambda-alias", "function": function, "alias": alias})
+}
+
+/// A CodeDeploy Lambda application, deployment group and an in-flight deployment shifting
+/// `function:alias` from `current` to `target`. Returns the deployment id.
+pub async fn codedeploy_deployment(
+    w: &World,
+    app: &str,
+    function: &str,
+    alias: &str,
+    current: &str,
+    target: &str,
+) -> String {
+    let cd = &w.clients.codedeploy;
+    cd.create_application()
+        .application_name(app)
+        .compute_platform(ComputePlatform::Lambda)
+        .send()
+        .await
+        .expect("CreateApplication");
+    cd.create_deployment_group()
+        .application_name(app)
+        .deployment_group_name(format!("{app}-group"))
+        .service_role_arn(LAMBDA_ROLE_ARN)
+        .deployment_config_name("CodeDeployDefault.LambdaCanary10Percent5Minutes")
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+    let appspec = json!({
+        "version": 0.0,
+        "Resources": [{ function: { "Type": "AWS::Lambda::Function", "Properties": {
+            "Name": function, "Alias": alias, "CurrentVersion": current, "TargetVersion": target } } }]
+    });
+    cd.create_deployment()
+        .application_name(app)
+        .deployment_group_name(format!("{app}-group"))
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(appspec.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .expect("deployment id")
+}
+
+pub struct Lattice {
+    pub service: String,
+    pub listener: String,
+    pub production: String,
+    pub canary: String,
+    pub other: String,
+}
+
+fn forward(groups: &[(&str, i32)]) -> RuleAction {
+    RuleAction::Forward(
+        ForwardAction::builder()
+            .set_target_groups(Some(
+                groups
+                    .iter()
+                    .map(|(g, w)| {
+                        WeightedTargetGroup::builder()
+                            .target_group_identifier(*g)
+                            .weight(*w)
+                            .build()
+                            .unwrap()
+                    })
+                    .collect(),
+            ))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A service whose listener forwards 90/10 production/canary by default.
+pub async fn lattice(w: &World, default_weights: (i32, i32)) -> Lattice {
+    let l = &w.clients.lattice;
+    let service = l
+        .create_service()
+        .name("orders")
+        .send()
+        .await
+        .expect("CreateService")
+        .id
+        .unwrap();
+    let mut groups = Vec::new();
+    for name in ["orders-production", "orders-canary", "orders-admin"] {
+        groups.push(
+            l.create_target_group()
+                .name(name)
+                .r#type(TargetGroupType::Lambda)
+                .send()
+                .await
+                .expect("CreateTargetGroup")
+                .id
+                .unwrap(),
+        );
+    }
+    let listener = l
+        .create_listener()
+        .service_identifier(&service)
+        .name("orders-https")
+        .protocol(aws_sdk_vpclattice::types::ListenerProtocol::Https)
+        .default_action(forward(&[
+            (&groups[0], default_weights.0),
+            (&groups[1], default_weights.1),
+        ]))
+        .send()
+        .await
+        .expect("CreateListener")
+        .id
+        .unwrap();
+    Lattice {
+        service,
+        listener,
+        production: groups[0].clone(),
+        canary: groups[1].clone(),
+        other: groups[2].clone(),
+    }
+}
+
+pub async fn lattice_rule(
+    w: &World,
+    lat: &Lattice,
+    name: &str,
+    priority: i32,
+    prefix: &str,
+    groups: &[(&str, i32)],
+) -> String {
+    w.clients
+        .lattice
+        .create_rule()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .name(name)
+        .priority(priority)
+        .r#match(RuleMatch::HttpMatch(
+            HttpMatch::builder()
+                .path_match(
+                    PathMatch::builder()
+                        .r#match(PathMatchType::Prefix(prefix.into()))
+                        .build(),
+                )
+                .build(),
+        ))
+        .action(forward(groups))
+        .send()
+        .await
+        .expect("CreateRule")
+        .id
+        .unwrap()
+}
+
+/// The weights of a forward action, as (target group, weight) pairs.
+pub fn weights_of(action: Option<&RuleAction>) -> Vec<(String, i32)> {
+    match action {
+        Some(RuleAction::Forward(f)) => f
+            .target_groups
+            .iter()
+            .map(|g| (g.target_group_identifier.clone(), g.weight.unwrap_or(-1)))
+            .collect(),
+        other => panic!("not a forward: {other:?}"),
+    }
+}
+
+pub async fn listener_weights(w: &World, lat: &Lattice) -> Vec<(String, i32)> {
+    let out = w
+        .clients
+        .lattice
+        .get_listener()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .send()
+        .await
+        .expect("GetListener");
+    weights_of(out.default_action.as_ref())
+}
+
+pub async fn rule_weights(w: &World, lat: &Lattice, rule: &str) -> Vec<(String, i32)> {
+    let out = w
+        .clients
+        .lattice
+        .get_rule()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .rule_identifier(rule)
+        .send()
+        .await
+        .expect("GetRule");
+    weights_of(out.action.as_ref())
+}
+
+pub fn lattice_target(lat: &Lattice) -> Value {
+    json!({"type": "lattice-listener", "service": lat.service, "listener": lat.listener, "productionTargetGroup": lat.production})
+}
+
+/// Mutating AWS calls the emulator received (what a test that expects "nothing touched" checks).
+pub fn writes(emu: &Emulator) -> Vec<String> {
+    emu.calls()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["service"].as_str().unwrap_or(""),
+                c["operation"].as_str().unwrap_or("")
+            )
+        })
+        .filter(|op| {
+            [
+                "UpdateAlias",
+                "StopDeployment",
+                "UpdateListener",
+                "UpdateRule",
+                "BatchUpdateRule",
+                "Publish",
+            ]
+            .iter()
+            .any(|w| op.ends_with(w))
+        })
+        .collect()
+}
