@@ -219,3 +219,146 @@ pub fn distinct_zip(tag: &str) -> Vec<u8> {
     zip.extend_from_slice(tag.as_bytes());
     zip
 }
+
+/// `cargo lambda watch` serving this workspace's functions behind a local Lambda Runtime API,
+/// the way users run them; stopped when dropped.
+pub struct LambdaWatch {
+    child: Child,
+    pub port: u16,
+}
+
+/// The `cargo-lambda` binary installed in the project's venv (or `CARGO_LAMBDA`).
+pub fn cargo_lambda() -> PathBuf {
+    if let Ok(p) = std::env::var("CARGO_LAMBDA") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` first",
+        venv.display()
+    );
+    venv
+}
+
+impl LambdaWatch {
+    /// Starts the server with `env` written to an env file (values may hold JSON).
+    pub fn start(env: &[(String, String)]) -> Self {
+        let port = free_port();
+        let env_file = std::env::temp_dir().join(format!("shiftguard-watch-{port}.env"));
+        let mut text = String::new();
+        for (k, v) in env {
+            assert!(
+                !v.contains('\''),
+                "{k}: single quotes cannot be passed through an env file"
+            );
+            text.push_str(&format!("{k}='{v}'\n"));
+        }
+        std::fs::write(&env_file, text).expect("writing the env file");
+        let child = Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .arg("--env-file")
+            .arg(&env_file)
+            .current_dir(workspace_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting cargo lambda watch");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cargo lambda watch did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        LambdaWatch { child, port }
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file events/FILE`: (succeeded, output).
+    pub fn invoke(&self, function: &str, event_file: &str) -> (bool, String) {
+        let out = Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(workspace_root().join("events").join(event_file))
+            .args(["--output-format", "json"])
+            .current_dir(workspace_root())
+            .output()
+            .expect("running cargo lambda invoke");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // cargo-lambda leaves the function process running when it is stopped: end the whole tree,
+        // or a stray function keeps CI's output pipe open.
+        kill_tree(self.child.id());
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGKILL to `root` and every process descended from it (found through /proc).
+pub fn kill_tree(root: u32) {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the parenthesised command: state, ppid, ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            if let Some(ppid) = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    for pid in tree.into_iter().filter(|p| *p > 1) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+}

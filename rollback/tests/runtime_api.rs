@@ -1,0 +1,61 @@
+//! The real `rollback` binary behind the Lambda Runtime API (`cargo lambda watch`), invoked with
+//! `cargo lambda invoke` and the sample events: the path users take.
+
+mod support;
+
+use serde_json::{json, Value};
+use shiftguard_testkit::LambdaWatch;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_rolls_back_through_the_runtime_api() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let mut env = w.emu.aws_env();
+    env.push((
+        "ROLLBACK_TARGETS".into(),
+        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live")]}])
+            .to_string(),
+    ));
+    let watch = LambdaWatch::start(&env);
+
+    let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
+    assert!(ok, "{out}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    assert_eq!(
+        summary["targets"][0]["before"],
+        json!({"version": "1", "weights": {"2": 0.1}})
+    );
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+
+    let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"already-stable\""), "{out}");
+
+    let (ok, out) = watch.invoke("rollback", "rollback/malformed/sns-message-not-json.json");
+    assert!(!ok, "a malformed event must fail the invocation: {out}");
+    assert!(out.contains("malformed event"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_fails_at_start_up_naming_the_variable() {
+    let w = world().await;
+    let mut env = w.emu.aws_env();
+    env.push((
+        "ROLLBACK_TARGETS".into(),
+        r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"f"}]}]"#.into(),
+    ));
+    let watch = LambdaWatch::start(&env);
+
+    let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ROLLBACK_TARGETS") && out.contains("alias"),
+        "{out}"
+    );
+}
