@@ -1,1 +1,452 @@
+//! ShiftGuard's CodeDeploy lifecycle hooks: `pre-traffic` (BeforeAllowTraffic) and
+//! `post-traffic` (AfterAllowTraffic).
+//!
+//! A hook finds the version under deployment, runs the configured checks against it, and reports
+//! `Succeeded` or `Failed` with `PutLifecycleEventHookExecutionStatus` — exactly once, whatever
+//! happens: a failing or panicking check, a bad configuration, or checks that would outlive the
+//! Lambda deadline (a watchdog reports `Failed` first). A deployment never waits out CodeDeploy's
+//! one-hour hook timeout because of us.
 
+pub mod checks;
+pub mod config;
+pub mod discovery;
+pub mod housekeeping;
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_codedeploy::types::LifecycleEventStatus;
+use serde::Serialize;
+use serde_json::Value;
+use shiftguard_common::env::EnvError;
+use shiftguard_common::error_text;
+use tracing::{error, info, warn};
+
+use checks::{AwsExecutor, Executor};
+pub use config::HookConfig;
+use discovery::DeploymentTarget;
+use runner::CheckResult;
+
+/// Which lifecycle event this hook serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    PreTraffic,
+    PostTraffic,
+}
+
+/// The AWS clients the hooks use, built once per process.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub codedeploy: aws_sdk_codedeploy::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            codedeploy: aws_sdk_codedeploy::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+        }
+    }
+}
+
+/// The HTTP client for `http` checks: rustls with ring, the same TLS stack as the AWS SDK.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("shiftguard-hooks/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client builds with a crypto provider installed")
+}
+
+/// The CodeDeploy hook event: exactly the two ids, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HookEvent {
+    pub deployment_id: String,
+    pub lifecycle_event_hook_execution_id: String,
+}
+
+pub fn parse_event(event: &Value) -> Result<HookEvent, HookError> {
+    let field = |name: &str| {
+        match event.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(_) => Err(HookError::BadEvent(format!("{name} is not a non-empty string"))),
+        None => Err(HookError::BadEvent(format!(
+            "{name} is missing (a CodeDeploy hook event is {{\"DeploymentId\": \"d-…\", \"LifecycleEventHookExecutionId\": \"…\"}})"
+        ))),
+    }
+    };
+    if !event.is_object() {
+        return Err(HookError::BadEvent("the event is not a JSON object".into()));
+    }
+    Ok(HookEvent {
+        deployment_id: field("DeploymentId")?,
+        lifecycle_event_hook_execution_id: field("LifecycleEventHookExecutionId")?,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// Without the ids there is nothing to report to: the invocation fails loudly instead.
+    #[error("malformed hook event, nothing can be reported to CodeDeploy: {0}")]
+    BadEvent(String),
+    #[error("could not report {status} for deployment {deployment_id} after {attempts} attempts: {message}")]
+    ReportFailed {
+        deployment_id: String,
+        status: &'static str,
+        attempts: u32,
+        message: String,
+    },
+    #[error(
+        "reported {status} for deployment {deployment_id}, but housekeeping failed: {message}"
+    )]
+    Housekeeping {
+        deployment_id: String,
+        status: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookSummary {
+    pub phase: Phase,
+    pub deployment_id: String,
+    pub lifecycle_event_hook_execution_id: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub target: Option<DeploymentTarget>,
+    pub checks: Vec<CheckResult>,
+    pub duration_ms: u64,
+    pub report: ReportOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub housekeeping: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportOutcome {
+    pub attempts: u32,
+    /// CodeDeploy already had a status (an earlier run of this same hook reported it).
+    pub already_completed: bool,
+}
+
+/// What the checks concluded, before reporting.
+struct Evaluation {
+    succeeded: bool,
+    reason: Option<String>,
+    target: Option<DeploymentTarget>,
+    checks: Vec<CheckResult>,
+}
+
+/// Builds the executor for a deployment target (tests wrap it).
+pub type ExecutorFactory = Arc<dyn Fn(DeploymentTarget) -> Arc<dyn Executor> + Send + Sync>;
+
+pub fn aws_executor_factory(
+    clients: Clients,
+    http: reqwest::Client,
+    phase: Phase,
+) -> ExecutorFactory {
+    Arc::new(move |target| {
+        Arc::new(AwsExecutor {
+            clients: clients.clone(),
+            http: http.clone(),
+            target,
+            phase,
+        }) as Arc<dyn Executor>
+    })
+}
+
+/// Margin kept for reporting when the configuration (and its margin) could not be read.
+const FALLBACK_MARGIN: Duration = Duration::from_secs(5);
+/// Pauses between report attempts (the SDK retries inside each attempt too).
+const REPORT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Handles one hook invocation: evaluate (bounded by the watchdog), report once, then (post-traffic,
+/// on success) housekeeping.
+pub async fn run_hook(
+    clients: &Clients,
+    config: Result<&HookConfig, &EnvError>,
+    phase: Phase,
+    event: &Value,
+    deadline: Option<Instant>,
+    executors: ExecutorFactory,
+) -> Result<HookSummary, HookError> {
+    let started = Instant::now();
+    let ids = parse_event(event)
+        .inspect_err(|e| error!(error = %e, outcome = "rejected", "malformed hook event"))?;
+    let deployment_id = ids.deployment_id.clone();
+    info!(deployment_id = %deployment_id, phase = ?phase, "hook started");
+
+    let margin = config.map(|c| c.deadline_margin).unwrap_or(FALLBACK_MARGIN);
+    let watchdog_at = deadline.map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now));
+    let evaluation = match config {
+        Err(e) => Evaluation {
+            succeeded: false,
+            reason: Some(format!("invalid configuration: {e}")),
+            target: None,
+            checks: Vec::new(),
+        },
+        Ok(cfg) => {
+            // Everything that could panic or hang runs in its own task, so that a panic or the
+            // watchdog still ends in a report.
+            let work = tokio::spawn(evaluate(
+                clients.clone(),
+                cfg.clone(),
+                phase,
+                deployment_id.clone(),
+                executors,
+            ));
+            let abort = work.abort_handle();
+            let watchdog = async {
+                match watchdog_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                joined = work => match joined {
+                    Ok(evaluation) => evaluation,
+                    Err(join) => Evaluation {
+                        succeeded: false,
+                        reason: Some(if join.is_panic() {
+                            format!("the hook panicked: {}", runner::panic_text(join.into_panic()))
+                        } else {
+                            "the hook's work was cancelled".into()
+                        }),
+                        target: None,
+                        checks: Vec::new(),
+                    },
+                },
+                _ = watchdog => {
+                    abort.abort();
+                    Evaluation {
+                        succeeded: false,
+                        reason: Some(format!(
+                            "watchdog: the checks had not finished {} ms before the Lambda deadline",
+                            margin.as_millis()
+                        )),
+                        target: None,
+                        checks: Vec::new(),
+                    }
+                }
+            }
+        }
+    };
+
+    let status = if evaluation.succeeded {
+        LifecycleEventStatus::Succeeded
+    } else {
+        LifecycleEventStatus::Failed
+    };
+    let status_text = if evaluation.succeeded {
+        "Succeeded"
+    } else {
+        "Failed"
+    };
+    if let Some(reason) = &evaluation.reason {
+        warn!(deployment_id = %deployment_id, status = status_text, reason = %reason, "reporting");
+    }
+    let report = report(clients, &ids, status, deadline).await.map_err(|(attempts, message)| {
+        error!(deployment_id = %deployment_id, status = status_text, attempts, error = %message, outcome = "report-failed", "could not report to CodeDeploy");
+        HookError::ReportFailed { deployment_id: deployment_id.clone(), status: status_text, attempts, message }
+    })?;
+    info!(deployment_id = %deployment_id, status = status_text, attempts = report.attempts, already_completed = report.already_completed, outcome = "reported", "reported to CodeDeploy");
+
+    let mut summary = HookSummary {
+        phase,
+        deployment_id: deployment_id.clone(),
+        lifecycle_event_hook_execution_id: ids.lifecycle_event_hook_execution_id.clone(),
+        status: status_text,
+        reason: evaluation.reason,
+        target: evaluation.target,
+        checks: evaluation.checks,
+        duration_ms: started.elapsed().as_millis() as u64,
+        report,
+        housekeeping: None,
+    };
+
+    if let (Phase::PostTraffic, true, Ok(cfg), Some(target)) =
+        (phase, evaluation.succeeded, config, summary.target.clone())
+    {
+        if !target.is_rollback {
+            match housekeeping::tidy(clients, cfg, &target).await {
+                Ok(done) => summary.housekeeping = done,
+                Err(message) => {
+                    error!(deployment_id = %deployment_id, error = %message, outcome = "housekeeping-failed", "housekeeping failed");
+                    log_summary(&summary);
+                    return Err(HookError::Housekeeping {
+                        deployment_id,
+                        status: status_text,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    log_summary(&summary);
+    Ok(summary)
+}
+
+fn log_summary(summary: &HookSummary) {
+    info!(
+        deployment_id = %summary.deployment_id, status = summary.status,
+        summary = %serde_json::to_string(summary).unwrap_or_default(), "hook summary"
+    );
+}
+
+async fn evaluate(
+    clients: Clients,
+    cfg: HookConfig,
+    phase: Phase,
+    deployment_id: String,
+    executors: ExecutorFactory,
+) -> Evaluation {
+    let target = match discovery::discover(&clients, &deployment_id, cfg.env_target.as_ref()).await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return Evaluation {
+                succeeded: false,
+                reason: Some(e.to_string()),
+                target: None,
+                checks: Vec::new(),
+            }
+        }
+    };
+    if target.is_rollback {
+        info!(deployment_id = %deployment_id, phase = ?phase, "this is a CodeDeploy rollback deployment; checking the version it restores");
+    }
+    let results = runner::run_checks(executors(target.clone()), &cfg.checks).await;
+    let blocking: Vec<&CheckResult> = results.iter().filter(|r| r.required && !r.passed).collect();
+    for advisory in results.iter().filter(|r| !r.required && !r.passed) {
+        warn!(deployment_id = %deployment_id, check = %advisory.name, reason = ?advisory.reason, "advisory check failed (does not fail the deployment)");
+    }
+    let reason = (!blocking.is_empty()).then(|| {
+        blocking
+            .iter()
+            .map(|r| format!("{}: {}", r.name, r.reason.as_deref().unwrap_or("failed")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    Evaluation {
+        succeeded: blocking.is_empty(),
+        reason,
+        target: Some(target),
+        checks: results,
+    }
+}
+
+/// `PutLifecycleEventHookExecutionStatus`, retried with backoff until shortly before the deadline.
+/// `LifecycleEventAlreadyCompletedException` means an earlier run of this hook already reported:
+/// done.
+async fn report(
+    clients: &Clients,
+    ids: &HookEvent,
+    status: LifecycleEventStatus,
+    deadline: Option<Instant>,
+) -> Result<ReportOutcome, (u32, String)> {
+    let give_up_at = deadline.map(|d| {
+        d.checked_sub(Duration::from_millis(500))
+            .unwrap_or_else(Instant::now)
+    });
+    let mut backoff = REPORT_BACKOFF;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = clients
+            .codedeploy
+            .put_lifecycle_event_hook_execution_status()
+            .deployment_id(&ids.deployment_id)
+            .lifecycle_event_hook_execution_id(&ids.lifecycle_event_hook_execution_id)
+            .status(status.clone())
+            .send()
+            .await;
+        let message = match sent {
+            Ok(_) => {
+                return Ok(ReportOutcome {
+                    attempts,
+                    already_completed: false,
+                })
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_lifecycle_event_already_completed_exception()) =>
+            {
+                return Ok(ReportOutcome {
+                    attempts,
+                    already_completed: true,
+                })
+            }
+            Err(e) => {
+                let permanent = e.as_service_error().is_some_and(|s| {
+                    s.is_deployment_does_not_exist_exception()
+                        || s.is_invalid_lifecycle_event_hook_execution_id_exception()
+                        || s.is_invalid_deployment_id_exception()
+                        || s.is_unsupported_action_for_deployment_type_exception()
+                });
+                let message = error_text(&e);
+                if permanent {
+                    return Err((attempts, message));
+                }
+                message
+            }
+        };
+        let out_of_time = give_up_at.is_some_and(|g| Instant::now() + backoff >= g);
+        if out_of_time || attempts >= 8 {
+            return Err((attempts, message));
+        }
+        warn!(deployment_id = %ids.deployment_id, attempt = attempts, error = %message, "report failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(4));
+    }
+}
+
+/// The thin `main` of both hook binaries.
+pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::init_logging();
+    // A bad configuration must still end in a `Failed` report, so the runtime starts anyway and
+    // every invocation reports it.
+    let config = HookConfig::from_env().inspect_err(|e| {
+        error!(variable = %e.variable, error = %e, "invalid configuration: every invocation will report Failed");
+    });
+    let clients = Clients::new(&shiftguard_common::aws_config().await);
+    let executors = aws_executor_factory(clients.clone(), http_client(), phase);
+    let (clients, config) = (&clients, &config);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let executors = executors.clone();
+            async move {
+                let deadline = deadline_of(&event.context);
+                let summary = run_hook(
+                    clients,
+                    config.as_ref(),
+                    phase,
+                    &event.payload,
+                    deadline,
+                    executors,
+                )
+                .await?;
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
+            }
+        },
+    ))
+    .await
+}
+
+fn deadline_of(ctx: &lambda_runtime::Context) -> Option<Instant> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    (ctx.deadline > 0)
+        .then(|| Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms)))
+}

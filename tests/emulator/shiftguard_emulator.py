@@ -716,6 +716,92 @@ def lattice_register_targets(region: str, params: dict, req: dict) -> tuple[int,
     return 200, {"successful": targets, "unsuccessful": []}
 
 
+# ---------------------------------------------------------------------------------------------
+# Lambda: Invoke with function behaviour set by tests (moto without Docker only echoes)
+# ---------------------------------------------------------------------------------------------
+
+# (function, version or "*") -> {"response", "function_error", "delay_ms", "timeout_ms"}
+BEHAVIOURS: dict[tuple[str, str], dict] = {}
+
+
+def _resolve_version(region: str, fn_name: str, qualifier: str | None) -> str:
+    """The version an invocation runs: a version, $LATEST, or an alias's weighted pick."""
+    import random
+
+    backend = lambda_backend(region)
+    if not qualifier or qualifier == "$LATEST" or NUMERIC_VERSION.match(qualifier):
+        return qualifier or "$LATEST"
+    alias = backend.get_alias(qualifier, fn_name)
+    weights = ((alias.routing_config or {}).get("AdditionalVersionWeights")) or {}
+    roll = random.random()
+    for version, weight in weights.items():
+        if roll < float(weight):
+            return str(version)
+        roll -= float(weight)
+    return alias.function_version
+
+
+def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tuple[int, dict, bytes] | None:
+    fn_name = params["fn"].split(":")[-1] if params["fn"].startswith("arn:") else params["fn"]
+    qualifier = (query.get("Qualifier") or [None])[0]
+    if ":" in params["fn"] and not params["fn"].startswith("arn:"):
+        fn_name, qualifier = params["fn"].split(":", 1)
+    if not any(f == fn_name for f, _ in BEHAVIOURS):
+        return None
+    try:
+        lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(fn_name, qualifier)
+        version = _resolve_version(region, fn_name, qualifier)
+    except Exception:
+        raise AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{fn_name}:{qualifier}")
+    behaviour = BEHAVIOURS.get((fn_name, version)) or BEHAVIOURS.get((fn_name, "*"))
+    if behaviour is None:
+        return None
+    headers = {"X-Amz-Executed-Version": version, "Content-Type": "application/json"}
+    delay = float(behaviour.get("delay_ms", 0)) / 1000.0
+    timeout = float(behaviour.get("timeout_ms", 3000)) / 1000.0
+    started = time.time()
+    error = behaviour.get("function_error")
+    if delay >= timeout:
+        time.sleep(timeout)
+        headers["X-Amz-Function-Error"] = "Unhandled"
+        body = {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after {timeout:.2f} seconds"}
+        error = "Unhandled"
+    else:
+        time.sleep(delay)
+        body = behaviour.get("response", json.loads(req_body or b"null"))
+        if error:
+            headers["X-Amz-Function-Error"] = error
+    emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (time.time() - started) * 1000.0)
+    return 200, headers, json.dumps(body).encode()
+
+
+def emit_lambda_metrics(region: str, fn_name: str, qualifier: str | None, version: str, failed: bool, duration_ms: float) -> None:
+    """What Lambda publishes for every invocation: Invocations, Errors and Duration in AWS/Lambda,
+    per function, per alias/version (`Resource`) and per `ExecutedVersion`."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cw = cloudwatch_backends[DEFAULT_ACCOUNT][region]
+    dimension_sets = [[{"Name": "FunctionName", "Value": fn_name}]]
+    if qualifier:
+        dimension_sets.append([{"Name": "FunctionName", "Value": fn_name}, {"Name": "Resource", "Value": f"{fn_name}:{qualifier}"}])
+        dimension_sets.append(
+            [
+                {"Name": "FunctionName", "Value": fn_name},
+                {"Name": "Resource", "Value": f"{fn_name}:{qualifier}"},
+                {"Name": "ExecutedVersion", "Value": version},
+            ]
+        )
+    data = []
+    for dims in dimension_sets:
+        data.append({"MetricName": "Invocations", "Value": 1.0, "Unit": "Count", "Dimensions": dims})
+        data.append({"MetricName": "Errors", "Value": 1.0 if failed else 0.0, "Unit": "Count", "Dimensions": dims})
+        data.append({"MetricName": "Duration", "Value": duration_ms, "Unit": "Milliseconds", "Dimensions": dims})
+    try:
+        cw.put_metric_data("AWS/Lambda", data)
+    except Exception as exc:  # metrics are best effort, as in Lambda
+        print(f"metric emission failed: {exc!r}", file=sys.stderr)
+
+
 EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] = {
     ("lambda", "UpdateAlias"): lambda_update_alias,
     ("vpc-lattice", "UpdateListener"): lattice_update_listener,
@@ -767,6 +853,9 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
             return 404, {"message": "no such deployment"}
         if "status" in body:
             deployment.status = body["status"]
+        if "creator" in body:
+            # e.g. "codeDeployRollback": the deployment CodeDeploy creates to roll back another.
+            deployment.creator = body["creator"]
         behaviour = STATE.codedeploy_behaviour.setdefault(deployment.deployment_id, {})
         for key in ("auto_rollback", "rollback_delay"):
             if key in body:
@@ -783,6 +872,11 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
         if execution is None:
             return 404, {"message": "no such hook execution"}
         return 200, {"status": execution.status, "reports": execution.reports, "deploymentId": execution.deployment_id}
+    if path == "/_shiftguard/lambda/behaviour" and method == "POST":
+        # How a function (or one version of it) behaves when invoked.
+        function, version = body["function"], str(body.get("version", "*"))
+        BEHAVIOURS[(function, version)] = {k: body[k] for k in ("response", "function_error", "delay_ms", "timeout_ms") if k in body}
+        return 200, {"function": function, "version": version}
     if path == "/_shiftguard/codedeploy/stopped":
         return 200, STATE.stopped
     return 404, {"message": f"unknown control path {path}"}
@@ -834,6 +928,12 @@ class ShiftGuardEmulator:
                     raise AwsError(int(fault.get("status", 400)), fault.get("code", "ValidationException"), fault.get("message", "injected"))
                 elif kind == "concurrent_alias_update":
                     concurrent_alias_update(region, params, fault)
+            if service == "lambda" and operation == "Invoke":
+                handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")))
+                if handled is not None:
+                    status, headers, data = handled
+                    start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
+                    return [data]
             if service == "codedeploy" and operation in CODEDEPLOY_OPS:
                 req = json.loads(body or b"{}")
                 return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, CODEDEPLOY_OPS[operation](region, req))

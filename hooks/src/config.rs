@@ -1,0 +1,551 @@
+//! The hooks' configuration: the checks to run (`HOOK_CHECKS` inline or `HOOK_CHECKS_FILE`, JSON
+//! or YAML) and the environment settings, validated once at start-up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shiftguard_common::env::{self, EnvError, Vars};
+
+pub const CHECKS_VAR: &str = "HOOK_CHECKS";
+pub const CHECKS_FILE_VAR: &str = "HOOK_CHECKS_FILE";
+pub const MARGIN_VAR: &str = "HOOK_DEADLINE_MARGIN";
+pub const STABLE_ALIAS_VAR: &str = "STABLE_ALIAS";
+pub const PRUNE_KEEP_VAR: &str = "PRUNE_KEEP_VERSIONS";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookConfig {
+    pub checks: CheckSet,
+    /// Report `Failed` this long before the Lambda deadline if the checks have not finished.
+    pub deadline_margin: Duration,
+    /// Fallback discovery for the SAM `!Ref Fn.Version` style.
+    pub env_target: Option<EnvTarget>,
+    /// Post-traffic, after success: point this alias at the new version.
+    pub stable_alias: Option<String>,
+    /// Post-traffic, after success: delete versions older than the newest N (never one an alias
+    /// points at).
+    pub prune_keep: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvTarget {
+    pub function: String,
+    pub alias: Option<String>,
+    pub version: String,
+    pub current_version: Option<String>,
+}
+
+/// The checks file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckSet {
+    /// How many checks run at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    pub checks: Vec<Check>,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// Per attempt, e.g. `10s` or `1500ms`.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub timeout: Duration,
+    /// Extra attempts after a failure.
+    #[serde(default)]
+    pub retries: u32,
+    /// First pause between attempts; doubles each time.
+    #[serde(default = "default_backoff", with = "duration_text")]
+    pub backoff: Duration,
+    /// Advisory checks (`false`) are reported but never fail the deployment.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CheckKind {
+    Invoke(InvokeCheck),
+    Http(HttpCheck),
+    Burst(BurstCheck),
+    Metrics(MetricsCheck),
+}
+
+/// Invoke the function: at the exact target version (pre-traffic) or through the alias
+/// (post-traffic).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvokeCheck {
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header name → name of the environment variable holding its value. Secrets never inline.
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub signing: Option<Signing>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// API key + HMAC-SHA256: `X-API-Key`, `X-Timestamp` (Unix seconds) and `X-Signature` = hex
+/// HMAC-SHA256(secret, timestamp + body).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signing {
+    pub api_key_env: String,
+    pub secret_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expect {
+    /// HTTP status, or for invoke the API Gateway-style `statusCode` of the response.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// JSON pointer → expected value (in the response, or for invoke in the parsed `body` when the
+    /// response is API Gateway-style and the pointer starts with `/body/`).
+    #[serde(default)]
+    pub json: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub max_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurstCheck {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub target: BurstTarget,
+    #[serde(default = "default_max_failure_rate")]
+    pub max_failure_rate: f64,
+    #[serde(default = "default_max_avg")]
+    pub max_avg_ms: u64,
+    #[serde(default = "default_max_p95")]
+    pub max_p95_ms: u64,
+}
+
+fn default_max_failure_rate() -> f64 {
+    0.01
+}
+fn default_max_avg() -> u64 {
+    500
+}
+fn default_max_p95() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum BurstTarget {
+    Invoke(InvokeCheck),
+    Http(HttpCheck),
+}
+
+/// New version against old over the shift window, from CloudWatch by `ExecutedVersion`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsCheck {
+    /// How far back to look, e.g. `15m`.
+    #[serde(default = "default_window", with = "duration_text")]
+    pub window: Duration,
+    /// Fail when the new version's error rate is above this (0.0–1.0).
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    /// Fail when the new error rate is above this multiple of the old one.
+    #[serde(default = "default_multiple")]
+    pub max_error_rate_multiple: f64,
+    /// Fail when the new version's p99 duration is above this multiple of the old one.
+    #[serde(default)]
+    pub max_p99_multiple: Option<f64>,
+    /// Below this many invocations of the new version the verdict is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// What an inconclusive verdict means.
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_multiple() -> f64 {
+    2.0
+}
+fn default_min_samples() -> u64 {
+    20
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inconclusive {
+    Pass,
+    #[default]
+    Fail,
+}
+
+/// `250ms`, `10s`, `5m` or a bare number of milliseconds.
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn parse(raw: &str) -> Option<Duration> {
+        let raw = raw.trim();
+        let (num, unit) = raw
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or((raw, ""), |i| raw.split_at(i));
+        let n: u64 = num.parse().ok()?;
+        match unit.trim() {
+            "" | "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => Some(Duration::from_secs(n * 60)),
+            _ => None,
+        }
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(t) => parse(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "expected a duration such as 500ms, 10s or 5m, got {t:?}"
+                ))
+            }),
+        }
+    }
+}
+
+impl HookConfig {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&env::ProcessEnv)
+    }
+
+    pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, EnvError> {
+        let inline = env::non_empty(vars, CHECKS_VAR);
+        let file = env::non_empty(vars, CHECKS_FILE_VAR);
+        let (var, text) = match (inline, file) {
+            (Some(_), Some(_)) => {
+                return Err(EnvError::new(CHECKS_VAR, format!("set either {CHECKS_VAR} or {CHECKS_FILE_VAR}, not both")))
+            }
+            (Some(text), None) => (CHECKS_VAR, text),
+            (None, Some(path)) => {
+                let resolved = resolve_path(vars, &path);
+                let text = std::fs::read_to_string(&resolved).map_err(|e| {
+                    EnvError::new(CHECKS_FILE_VAR, format!("cannot read {}: {e}", resolved.display()))
+                })?;
+                (CHECKS_FILE_VAR, text)
+            }
+            (None, None) => {
+                return Err(EnvError::new(
+                    CHECKS_VAR,
+                    format!("no checks configured: set {CHECKS_VAR} (JSON or YAML) or {CHECKS_FILE_VAR} (a file shipped with the function); a hook without checks would pass every version"),
+                ))
+            }
+        };
+        let checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
+        let env_target = match env::non_empty(vars, "TARGET_FUNCTION") {
+            None => None,
+            Some(function) => {
+                let version = env::non_empty(vars, "TARGET_VERSION").ok_or_else(|| {
+                    EnvError::new("TARGET_VERSION", "is required with TARGET_FUNCTION: the version being deployed (SAM: !Ref MyFunction.Version)")
+                })?;
+                let version = version_of(&version).ok_or_else(|| {
+                    EnvError::new(
+                        "TARGET_VERSION",
+                        format!("expected a version number or a version ARN, got {version:?}"),
+                    )
+                })?;
+                Some(EnvTarget {
+                    function,
+                    alias: env::non_empty(vars, "TARGET_ALIAS"),
+                    version,
+                    current_version: env::non_empty(vars, "CURRENT_VERSION"),
+                })
+            }
+        };
+        let prune_keep = match env::non_empty(vars, PRUNE_KEEP_VAR) {
+            None => None,
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n) if n >= 2 => Some(n),
+                _ => {
+                    return Err(EnvError::new(
+                        PRUNE_KEEP_VAR,
+                        format!("expected a whole number of versions to keep, at least 2 (the new one and the one to roll back to), got {raw:?}"),
+                    ))
+                }
+            },
+        };
+        Ok(HookConfig {
+            checks,
+            deadline_margin: std::time::Duration::from_millis(env::duration_ms_var(
+                vars,
+                MARGIN_VAR,
+                5_000,
+                500..=60_000,
+            )?),
+            env_target,
+            stable_alias: env::non_empty(vars, STABLE_ALIAS_VAR),
+            prune_keep,
+        })
+    }
+}
+
+/// A version number, or the version in a qualified function ARN (what `!Ref Fn.Version` gives).
+fn version_of(raw: &str) -> Option<String> {
+    let v = raw.rsplit(':').next()?;
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string())
+}
+
+fn resolve_path(vars: &(impl Vars + ?Sized), path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    // Files shipped in the deployment package live under LAMBDA_TASK_ROOT.
+    match env::non_empty(vars, "LAMBDA_TASK_ROOT") {
+        Some(root) if std::path::Path::new(&root).join(p).exists() => {
+            std::path::Path::new(&root).join(p)
+        }
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Parses JSON or YAML and validates; errors name the check and field.
+pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
+    let value: serde_json::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| format!("is neither valid JSON nor YAML: {e}"))?;
+    let set: CheckSet = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        let name = check_name_at(&value, &path);
+        format!("{path}{name}: {}", e.into_inner())
+    })?;
+    if set.checks.is_empty() {
+        return Err("checks: is empty: configure at least one check".into());
+    }
+    if set.concurrency == 0 {
+        return Err("concurrency: must be at least 1".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, check) in set.checks.iter().enumerate() {
+        let at = format!("checks[{i}] ({:?})", check.name);
+        if check.name.trim().is_empty() {
+            return Err(format!("checks[{i}].name: is blank"));
+        }
+        if !names.insert(check.name.as_str()) {
+            return Err(format!("{at}.name: is used by another check"));
+        }
+        if check.timeout.is_zero() {
+            return Err(format!("{at}.timeout: must be more than 0"));
+        }
+        validate_kind(&check.kind).map_err(|p| format!("{at}.{p}"))?;
+    }
+    Ok(set)
+}
+
+fn check_name_at(value: &serde_json::Value, path: &str) -> String {
+    // "checks[2].expect.status" → the name of checks[2], for a message a person can act on.
+    let Some(rest) = path.strip_prefix("checks[") else {
+        return String::new();
+    };
+    let Some(index) = rest.split(']').next().and_then(|i| i.parse::<usize>().ok()) else {
+        return String::new();
+    };
+    value["checks"][index]["name"]
+        .as_str()
+        .map(|n| format!(" (check {n:?})"))
+        .unwrap_or_default()
+}
+
+fn validate_kind(kind: &CheckKind) -> Result<(), String> {
+    match kind {
+        CheckKind::Invoke(c) => validate_expect(&c.expect).map_err(|p| format!("expect.{p}")),
+        CheckKind::Http(c) => validate_http(c),
+        CheckKind::Burst(b) => {
+            if b.requests == 0 || b.requests > 10_000 {
+                return Err(format!("requests: expected 1 to 10000, got {}", b.requests));
+            }
+            if b.concurrency == 0 || b.concurrency > 256 {
+                return Err(format!(
+                    "concurrency: expected 1 to 256, got {}",
+                    b.concurrency
+                ));
+            }
+            if !(0.0..=1.0).contains(&b.max_failure_rate) {
+                return Err("maxFailureRate: expected 0.0 to 1.0".into());
+            }
+            match &b.target {
+                BurstTarget::Invoke(c) => {
+                    validate_expect(&c.expect).map_err(|p| format!("target.invoke.expect.{p}"))
+                }
+                BurstTarget::Http(c) => validate_http(c).map_err(|p| format!("target.http.{p}")),
+            }
+        }
+        CheckKind::Metrics(m) => {
+            if let Some(r) = m.max_error_rate {
+                if !(0.0..=1.0).contains(&r) {
+                    return Err(format!("maxErrorRate: expected 0.0 to 1.0, got {r}"));
+                }
+            }
+            if m.max_error_rate_multiple < 1.0 {
+                return Err("maxErrorRateMultiple: expected at least 1.0".into());
+            }
+            if m.window < Duration::from_secs(60) {
+                return Err("window: expected at least 1m (CloudWatch's Lambda metrics have 1-minute periods)".into());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn validate_http(c: &HttpCheck) -> Result<(), String> {
+    if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+        return Err(format!("url: expected an http(s) URL, got {:?}", c.url));
+    }
+    if reqwest::Method::from_bytes(c.method.as_bytes()).is_err() {
+        return Err(format!("method: {:?} is not an HTTP method", c.method));
+    }
+    for name in c.headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "proxy-authorization",
+        ]
+        .contains(&lower.as_str())
+        {
+            return Err(format!(
+                "headers.{name}: secrets are never inline; use secretHeaders: {{{name}: ENV_VAR_NAME}}"
+            ));
+        }
+    }
+    for (header, var) in &c.secret_headers {
+        if var.is_empty()
+            || !var
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(format!(
+                "secretHeaders.{header}: expected an environment variable name, got {var:?}"
+            ));
+        }
+    }
+    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))
+}
+
+fn validate_expect(e: &Expect) -> Result<(), String> {
+    for pointer in e.json.keys() {
+        if !pointer.starts_with('/') {
+            return Err(format!(
+                "json: {pointer:?} is not a JSON pointer (it starts with /)"
+            ));
+        }
+    }
+    if let Some(s) = e.status {
+        if !(100..=599).contains(&s) {
+            return Err(format!("status: {s} is not an HTTP status"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_both_parse() {
+        let yaml = "checks:\n  - name: smoke\n    kind: invoke\n    payload: {ping: true}\n    expect: {status: 200}\n    timeout: 2s\n";
+        let set = parse_checks(yaml).unwrap();
+        assert_eq!(set.checks[0].timeout, Duration::from_secs(2));
+        assert!(set.checks[0].required);
+        let json = r#"{"checks":[{"name":"smoke","kind":"invoke"}]}"#;
+        assert_eq!(parse_checks(json).unwrap().checks[0].name, "smoke");
+    }
+
+    #[test]
+    fn errors_name_the_check_and_field() {
+        let err = parse_checks(r#"{"checks":[{"name":"health","kind":"http","url":"ftp://x"}]}"#)
+            .unwrap_err();
+        assert!(err.contains("\"health\"") && err.contains("url"), "{err}");
+        let err = parse_checks(r#"{"checks":[{"name":"health","kind":"http","url":"https://x","expect":{"stauts":200}}]}"#).unwrap_err();
+        assert!(err.contains("health") && err.contains("stauts"), "{err}");
+        let err = parse_checks(r#"{"checks":[{"name":"h","kind":"http","url":"https://x","headers":{"Authorization":"Bearer abc"}}]}"#).unwrap_err();
+        assert!(err.contains("secretHeaders"), "{err}");
+        let err = parse_checks(
+            r#"{"checks":[{"name":"a","kind":"invoke"},{"name":"a","kind":"invoke"}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("used by another check"), "{err}");
+        let err = parse_checks(r#"{"checks":[{"name":"a","kind":"teleport"}]}"#).unwrap_err();
+        assert!(err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = HookConfig::from_vars(&[][..]).unwrap_err();
+        assert_eq!(err.variable, CHECKS_VAR);
+        let checks = r#"{"checks":[{"name":"a","kind":"invoke"}]}"#;
+        let err = HookConfig::from_vars(&[(CHECKS_VAR, checks), ("TARGET_FUNCTION", "f")][..])
+            .unwrap_err();
+        assert_eq!(err.variable, "TARGET_VERSION");
+        let ok = HookConfig::from_vars(
+            &[
+                (CHECKS_VAR, checks),
+                ("TARGET_FUNCTION", "f"),
+                ("TARGET_VERSION", "arn:aws:lambda:us-east-1:1:function:f:7"),
+            ][..],
+        )
+        .unwrap();
+        assert_eq!(ok.env_target.unwrap().version, "7");
+        let err =
+            HookConfig::from_vars(&[(CHECKS_VAR, checks), (PRUNE_KEEP_VAR, "1")][..]).unwrap_err();
+        assert_eq!(err.variable, PRUNE_KEEP_VAR);
+    }
+}
