@@ -1,19 +1,13 @@
 //! Fixtures for rollback's emulator tests: real resources created through the AWS API.
 #![allow(dead_code)]
 
-use aws_sdk_codedeploy::types::{
-    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType,
-    RevisionLocation, RevisionLocationType,
-};
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionCode, Runtime};
 use aws_sdk_vpclattice::types::{
     ForwardAction, HttpMatch, PathMatch, PathMatchType, RuleAction, RuleMatch, TargetGroupType,
     WeightedTargetGroup,
 };
 use rollback::{Clients, Config};
 use serde_json::{json, Value};
-use shiftguard_testkit::{distinct_zip, Emulator, LAMBDA_ROLE_ARN};
+use shiftguard_testkit::{fixtures, Emulator};
 
 pub struct World {
     pub emu: Emulator,
@@ -37,145 +31,24 @@ pub fn config_with(targets: Value, extra: &[(&str, &str)]) -> Config {
     Config::from_vars(&vars[..]).expect("valid config")
 }
 
-/// A function with versions 1..=n published.
 pub async fn function(w: &World, name: &str, versions: usize) {
-    w.clients
-        .lambda
-        .create_function()
-        .function_name(name)
-        .runtime(Runtime::Providedal2023)
-        .role(LAMBDA_ROLE_ARN)
-        .handler("bootstrap")
-        .code(
-            FunctionCode::builder()
-                .zip_file(Blob::new(distinct_zip("1")))
-                .build(),
-        )
-        .publish(true)
-        .send()
-        .await
-        .expect("CreateFunction");
-    for v in 2..=versions {
-        w.clients
-            .lambda
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(distinct_zip(&v.to_string())))
-            .send()
-            .await
-            .expect("UpdateFunctionCode");
-        let out = w
-            .clients
-            .lambda
-            .publish_version()
-            .function_name(name)
-            .send()
-            .await
-            .expect("PublishVersion");
-        assert_eq!(out.version.as_deref(), Some(v.to_string().as_str()));
-    }
-}
-
-fn routing(weights: &[(&str, f64)]) -> AliasRoutingConfiguration {
-    AliasRoutingConfiguration::builder()
-        .set_additional_version_weights(Some(
-            weights.iter().map(|(v, w)| (v.to_string(), *w)).collect(),
-        ))
-        .build()
+    fixtures::function(&w.clients.lambda, name, versions).await
 }
 
 pub async fn alias(w: &World, function: &str, alias: &str, version: &str, weights: &[(&str, f64)]) {
-    w.clients
-        .lambda
-        .create_alias()
-        .function_name(function)
-        .name(alias)
-        .function_version(version)
-        .routing_config(routing(weights))
-        .send()
-        .await
-        .expect("CreateAlias");
+    fixtures::alias(&w.clients.lambda, function, alias, version, weights).await
 }
 
-/// (primary version, additional weights) as the API reports them now.
 pub async fn alias_state(w: &World, function: &str, alias: &str) -> (String, Vec<(String, f64)>) {
-    let out = w
-        .clients
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(alias)
-        .send()
-        .await
-        .expect("GetAlias");
-    let mut weights: Vec<(String, f64)> = out
-        .routing_config
-        .and_then(|r| r.additional_version_weights)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    weights.sort_by(|a, b| a.0.cmp(&b.0));
-    (out.function_version.unwrap_or_default(), weights)
+    fixtures::alias_state(&w.clients.lambda, function, alias).await
 }
 
 pub fn alias_target(function: &str, alias: &str) -> Value {
     json!({"type": "lambda-alias", "function": function, "alias": alias})
 }
 
-/// A CodeDeploy Lambda application, deployment group and an in-flight deployment shifting
-/// `function:alias` from `current` to `target`. Returns the deployment id.
-pub async fn codedeploy_deployment(
-    w: &World,
-    app: &str,
-    function: &str,
-    alias: &str,
-    current: &str,
-    target: &str,
-) -> String {
-    let cd = &w.clients.codedeploy;
-    cd.create_application()
-        .application_name(app)
-        .compute_platform(ComputePlatform::Lambda)
-        .send()
-        .await
-        .expect("CreateApplication");
-    cd.create_deployment_group()
-        .application_name(app)
-        .deployment_group_name(format!("{app}-group"))
-        .service_role_arn(LAMBDA_ROLE_ARN)
-        .deployment_config_name("CodeDeployDefault.LambdaCanary10Percent5Minutes")
-        .deployment_style(
-            DeploymentStyle::builder()
-                .deployment_type(DeploymentType::BlueGreen)
-                .deployment_option(DeploymentOption::WithTrafficControl)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateDeploymentGroup");
-    let appspec = json!({
-        "version": 0.0,
-        "Resources": [{ function: { "Type": "AWS::Lambda::Function", "Properties": {
-            "Name": function, "Alias": alias, "CurrentVersion": current, "TargetVersion": target } } }]
-    });
-    cd.create_deployment()
-        .application_name(app)
-        .deployment_group_name(format!("{app}-group"))
-        .revision(
-            RevisionLocation::builder()
-                .revision_type(RevisionLocationType::AppSpecContent)
-                .app_spec_content(
-                    AppSpecContent::builder()
-                        .content(appspec.to_string())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateDeployment")
-        .deployment_id
-        .expect("deployment id")
+pub async fn codedeploy_deployment(w: &World, app: &str, function: &str, alias: &str, current: &str, target: &str) -> String {
+    fixtures::codedeploy_deployment(&w.clients.codedeploy, app, function, alias, current, target).await
 }
 
 pub struct Lattice {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod fixtures;
+
 use serde_json::{json, Value};
 
 pub const REGION: &str = "us-east-1";

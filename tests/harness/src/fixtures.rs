@@ -1,0 +1,121 @@
+//! Real resources created through the AWS API in the emulator, shared by every crate's tests.
+
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocation,
+    RevisionLocationType,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionCode, Runtime};
+use serde_json::json;
+
+use crate::{distinct_zip, LAMBDA_ROLE_ARN};
+
+/// A function with versions 1..=n published.
+pub async fn function(lambda: &aws_sdk_lambda::Client, name: &str, versions: usize) {
+    lambda
+        .create_function()
+        .function_name(name)
+        .runtime(Runtime::Providedal2023)
+        .role(LAMBDA_ROLE_ARN)
+        .handler("bootstrap")
+        .code(FunctionCode::builder().zip_file(Blob::new(distinct_zip("1"))).build())
+        .publish(true)
+        .send()
+        .await
+        .expect("CreateFunction");
+    for v in 2..=versions {
+        lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(distinct_zip(&v.to_string())))
+            .send()
+            .await
+            .expect("UpdateFunctionCode");
+        let out = lambda.publish_version().function_name(name).send().await.expect("PublishVersion");
+        assert_eq!(out.version.as_deref(), Some(v.to_string().as_str()));
+    }
+}
+
+pub fn routing(weights: &[(&str, f64)]) -> AliasRoutingConfiguration {
+    AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(weights.iter().map(|(v, w)| (v.to_string(), *w)).collect()))
+        .build()
+}
+
+pub async fn alias(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str, version: &str, weights: &[(&str, f64)]) {
+    lambda
+        .create_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
+        .routing_config(routing(weights))
+        .send()
+        .await
+        .expect("CreateAlias");
+}
+
+/// (primary version, additional weights sorted by version) as the API reports them now.
+pub async fn alias_state(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str) -> (String, Vec<(String, f64)>) {
+    let out = lambda.get_alias().function_name(function).name(alias).send().await.expect("GetAlias");
+    let mut weights: Vec<(String, f64)> =
+        out.routing_config.and_then(|r| r.additional_version_weights).unwrap_or_default().into_iter().collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    (out.function_version.unwrap_or_default(), weights)
+}
+
+/// A CodeDeploy Lambda application `app`, deployment group `app-group`, and a deployment shifting
+/// `function:alias` from `current` to `target`, with the AppSpec as `AppSpecContent`. Returns the
+/// deployment id.
+pub async fn codedeploy_deployment(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    app: &str,
+    function: &str,
+    alias: &str,
+    current: &str,
+    target: &str,
+) -> String {
+    if codedeploy.get_application().application_name(app).send().await.is_err() {
+        codedeploy
+            .create_application()
+            .application_name(app)
+            .compute_platform(ComputePlatform::Lambda)
+            .send()
+            .await
+            .expect("CreateApplication");
+        codedeploy
+            .create_deployment_group()
+            .application_name(app)
+            .deployment_group_name(format!("{app}-group"))
+            .service_role_arn(LAMBDA_ROLE_ARN)
+            .deployment_config_name("CodeDeployDefault.LambdaCanary10Percent5Minutes")
+            .deployment_style(
+                DeploymentStyle::builder()
+                    .deployment_type(DeploymentType::BlueGreen)
+                    .deployment_option(DeploymentOption::WithTrafficControl)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateDeploymentGroup");
+    }
+    let appspec = json!({
+        "version": 0.0,
+        "Resources": [{ function: { "Type": "AWS::Lambda::Function", "Properties": {
+            "Name": function, "Alias": alias, "CurrentVersion": current, "TargetVersion": target } } }]
+    });
+    codedeploy
+        .create_deployment()
+        .application_name(app)
+        .deployment_group_name(format!("{app}-group"))
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(AppSpecContent::builder().content(appspec.to_string()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .expect("deployment id")
+}
