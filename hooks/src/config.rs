@@ -49,8 +49,10 @@ fn default_concurrency() -> usize {
     4
 }
 
+// No `deny_unknown_fields` here: with `flatten` serde hands the fields this struct does not know
+// to the kind's struct, which denies unknown ones, so typos are still caught.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: String,
     #[serde(flatten)]
@@ -289,6 +291,14 @@ impl HookConfig {
             }
         };
         let checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
+        for (check, secret) in referenced_secrets(&checks) {
+            if env::non_empty(vars, &secret).is_none() {
+                return Err(EnvError::new(
+                    &secret,
+                    format!("is not set, and check {check:?} in {var} takes a secret from it"),
+                ));
+            }
+        }
         let env_target = match env::non_empty(vars, "TARGET_FUNCTION") {
             None => None,
             Some(function) => {
@@ -334,6 +344,33 @@ impl HookConfig {
             prune_keep,
         })
     }
+}
+
+/// (check name, environment variable) for every secret the checks read from the environment.
+fn referenced_secrets(set: &CheckSet) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for check in &set.checks {
+        let http = match &check.kind {
+            CheckKind::Http(h) => Some(h),
+            CheckKind::Burst(BurstCheck {
+                target: BurstTarget::Http(h),
+                ..
+            }) => Some(h),
+            _ => None,
+        };
+        if let Some(h) = http {
+            out.extend(
+                h.secret_headers
+                    .values()
+                    .map(|v| (check.name.clone(), v.clone())),
+            );
+            if let Some(s) = &h.signing {
+                out.push((check.name.clone(), s.api_key_env.clone()));
+                out.push((check.name.clone(), s.secret_env.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// A version number, or the version in a qualified function ARN (what `!Ref Fn.Version` gives).
@@ -511,6 +548,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_check_and_field() {
+        let err = parse_checks(r#"{"checks":[{"name":"smoke","kind":"invoke","timout":"2s"}]}"#)
+            .unwrap_err();
+        assert!(err.contains("smoke") && err.contains("timout"), "{err}");
         let err = parse_checks(r#"{"checks":[{"name":"health","kind":"http","url":"ftp://x"}]}"#)
             .unwrap_err();
         assert!(err.contains("\"health\"") && err.contains("url"), "{err}");

@@ -146,6 +146,9 @@ def identify(environ: dict, body: bytes) -> tuple[str, str, str, dict]:
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "/")
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    cbor = CBOR_PATH.match(path)
+    if cbor and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+        return service, region, cbor.group("operation"), {"cbor": True}
     if target:
         return service, region, target.split(".")[-1], {}
     if service == "lambda":
@@ -231,7 +234,9 @@ class HookExecution:
         self.deployment_id = deployment_id
         self.lifecycle_event = lifecycle_event
         self.status = "Pending"
+        # Reports CodeDeploy accepted (at most one) and those it refused as already completed.
         self.reports: list[dict] = []
+        self.rejected: list[dict] = []
 
 
 class State:
@@ -448,14 +453,15 @@ def cd_put_hook_status(region: str, req: dict) -> dict:
             "The result of a Lambda validation function that verifies a lifecycle event is invalid. It should return Succeeded or Failed.",
         )
     with LOCK:
-        execution.reports.append({"status": status, "time": now_iso()})
         if execution.status != "Pending":
+            execution.rejected.append({"status": status, "time": now_iso()})
             raise AwsError(
                 400,
                 "LifecycleEventAlreadyCompletedException",
                 "An attempt to return the status of an already completed lifecycle event occurred.",
             )
         execution.status = status
+        execution.reports.append({"status": status, "time": now_iso()})
     return {"lifecycleEventHookExecutionId": hook_id}
 
 
@@ -802,6 +808,97 @@ def emit_lambda_metrics(region: str, fn_name: str, qualifier: str | None, versio
         print(f"metric emission failed: {exc!r}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------------------------------------
+# CloudWatch over Smithy RPC v2 CBOR (what the AWS SDK for Rust sends; moto speaks query/JSON)
+# ---------------------------------------------------------------------------------------------
+
+CBOR_PATH = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
+
+
+def _naive_utc(value: Any) -> Any:
+    """moto keeps naive UTC datetimes; CBOR timestamps decode as aware ones."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dict):
+        return {k: _naive_utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_naive_utc(v) for v in value]
+    return value
+
+
+def _aware_utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, list):
+        return [_aware_utc(v) for v in value]
+    return value
+
+
+def cloudwatch_cbor(region: str, operation: str, body: bytes) -> tuple[int, dict, bytes]:
+    import cbor2
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[DEFAULT_ACCOUNT][region]
+    headers = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"}
+
+    def reply(status: int, payload: dict) -> tuple[int, dict, bytes]:
+        return status, headers, cbor2.dumps(payload, datetime_as_timestamp=True, timezone=timezone.utc)
+
+    try:
+        req = _naive_utc(cbor2.loads(body)) if body else {}
+        if operation == "PutMetricData":
+            backend.put_metric_data(req["Namespace"], req.get("MetricData", []))
+            return reply(200, {})
+        if operation == "GetMetricData":
+            results = backend.get_metric_data(
+                queries=req.get("MetricDataQueries", []),
+                start_time=req["StartTime"],
+                end_time=req["EndTime"],
+                scan_by=req.get("ScanBy") or "TimestampDescending",
+            )
+            return reply(
+                200,
+                {
+                    "MetricDataResults": [
+                        {
+                            "Id": r["id"],
+                            "Label": r["label"],
+                            "Timestamps": _aware_utc(r["timestamps"]),
+                            "Values": [float(v) for v in r["values"] if v is not None],
+                            "StatusCode": r["status_code"],
+                        }
+                        for r in results
+                    ],
+                    "Messages": [],
+                },
+            )
+        return reply(400, {"__type": "com.amazonaws.cloudwatch#UnknownOperationException", "message": f"{operation} is not served over CBOR by this emulator"})
+    except KeyError as exc:
+        return reply(400, {"__type": "com.amazonaws.cloudwatch#MissingRequiredParameterException", "message": f"missing {exc}"})
+    except Exception as exc:  # moto's validation errors carry AWS codes
+        code = getattr(exc, "error_type", None) or getattr(exc, "code", None) or "InvalidParameterValue"
+        return reply(400, {"__type": f"com.amazonaws.cloudwatch#{code}", "message": str(getattr(exc, "message", exc))})
+
+
+def _percentile_statistics() -> None:
+    """CloudWatch answers percentile statistics (`p99`, `p95.5`); moto returns nothing for them."""
+    from moto.cloudwatch import models
+
+    original = models.Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self: Any, stat: str) -> Any:
+        match = re.match(r"^p(\d+(\.\d+)?)$", stat)
+        if not match:
+            return original(self, stat)
+        values = sorted(self.metric_single_values_list)
+        if not values:
+            return None
+        rank = max(1, -(-float(match.group(1)) * len(values) // 100))
+        return values[int(min(rank, len(values))) - 1]
+
+    models.Statistics.get_statistics_for_type = get_statistics_for_type
+
+
 EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] = {
     ("lambda", "UpdateAlias"): lambda_update_alias,
     ("vpc-lattice", "UpdateListener"): lattice_update_listener,
@@ -871,7 +968,7 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
         execution = STATE.hook_executions.get(match.group(1))
         if execution is None:
             return 404, {"message": "no such hook execution"}
-        return 200, {"status": execution.status, "reports": execution.reports, "deploymentId": execution.deployment_id}
+        return 200, {"status": execution.status, "reports": execution.reports, "rejected": execution.rejected, "deploymentId": execution.deployment_id}
     if path == "/_shiftguard/lambda/behaviour" and method == "POST":
         # How a function (or one version of it) behaves when invoked.
         function, version = body["function"], str(body.get("version", "*"))
@@ -928,6 +1025,10 @@ class ShiftGuardEmulator:
                     raise AwsError(int(fault.get("status", 400)), fault.get("code", "ValidationException"), fault.get("message", "injected"))
                 elif kind == "concurrent_alias_update":
                     concurrent_alias_update(region, params, fault)
+            if params.get("cbor") and service == "monitoring":
+                status, headers, data = cloudwatch_cbor(region, operation, body)
+                start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
+                return [data]
             if service == "lambda" and operation == "Invoke":
                 handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")))
                 if handled is not None:
@@ -998,6 +1099,7 @@ def main() -> None:
     from moto.core.models import default_user_config
 
     default_user_config.setdefault("lambda", {})["use_docker"] = False
+    _percentile_statistics()
     seed()
     print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
     try:

@@ -47,8 +47,16 @@ pub fn alias_target(function: &str, alias: &str) -> Value {
     json!({"type": "lambda-alias", "function": function, "alias": alias})
 }
 
-pub async fn codedeploy_deployment(w: &World, app: &str, function: &str, alias: &str, current: &str, target: &str) -> String {
-    fixtures::codedeploy_deployment(&w.clients.codedeploy, app, function, alias, current, target).await
+pub async fn codedeploy_deployment(
+    w: &World,
+    app: &str,
+    function: &str,
+    alias: &str,
+    current: &str,
+    target: &str,
+) -> String {
+    fixtures::codedeploy_deployment(&w.clients.codedeploy, app, function, alias, current, target)
+        .await
 }
 
 pub struct Lattice {

@@ -1,8 +1,8 @@
 //! Real resources created through the AWS API in the emulator, shared by every crate's tests.
 
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocation,
-    RevisionLocationType,
+    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType,
+    RevisionLocation, RevisionLocationType,
 };
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionCode, Runtime};
@@ -18,7 +18,11 @@ pub async fn function(lambda: &aws_sdk_lambda::Client, name: &str, versions: usi
         .runtime(Runtime::Providedal2023)
         .role(LAMBDA_ROLE_ARN)
         .handler("bootstrap")
-        .code(FunctionCode::builder().zip_file(Blob::new(distinct_zip("1"))).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(distinct_zip("1")))
+                .build(),
+        )
         .publish(true)
         .send()
         .await
@@ -31,18 +35,31 @@ pub async fn function(lambda: &aws_sdk_lambda::Client, name: &str, versions: usi
             .send()
             .await
             .expect("UpdateFunctionCode");
-        let out = lambda.publish_version().function_name(name).send().await.expect("PublishVersion");
+        let out = lambda
+            .publish_version()
+            .function_name(name)
+            .send()
+            .await
+            .expect("PublishVersion");
         assert_eq!(out.version.as_deref(), Some(v.to_string().as_str()));
     }
 }
 
 pub fn routing(weights: &[(&str, f64)]) -> AliasRoutingConfiguration {
     AliasRoutingConfiguration::builder()
-        .set_additional_version_weights(Some(weights.iter().map(|(v, w)| (v.to_string(), *w)).collect()))
+        .set_additional_version_weights(Some(
+            weights.iter().map(|(v, w)| (v.to_string(), *w)).collect(),
+        ))
         .build()
 }
 
-pub async fn alias(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str, version: &str, weights: &[(&str, f64)]) {
+pub async fn alias(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+    version: &str,
+    weights: &[(&str, f64)],
+) {
     lambda
         .create_alias()
         .function_name(function)
@@ -55,10 +72,24 @@ pub async fn alias(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str,
 }
 
 /// (primary version, additional weights sorted by version) as the API reports them now.
-pub async fn alias_state(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str) -> (String, Vec<(String, f64)>) {
-    let out = lambda.get_alias().function_name(function).name(alias).send().await.expect("GetAlias");
-    let mut weights: Vec<(String, f64)> =
-        out.routing_config.and_then(|r| r.additional_version_weights).unwrap_or_default().into_iter().collect();
+pub async fn alias_state(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+) -> (String, Vec<(String, f64)>) {
+    let out = lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+        .expect("GetAlias");
+    let mut weights: Vec<(String, f64)> = out
+        .routing_config
+        .and_then(|r| r.additional_version_weights)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));
     (out.function_version.unwrap_or_default(), weights)
 }
@@ -74,7 +105,13 @@ pub async fn codedeploy_deployment(
     current: &str,
     target: &str,
 ) -> String {
-    if codedeploy.get_application().application_name(app).send().await.is_err() {
+    if codedeploy
+        .get_application()
+        .application_name(app)
+        .send()
+        .await
+        .is_err()
+    {
         codedeploy
             .create_application()
             .application_name(app)
@@ -110,7 +147,11 @@ pub async fn codedeploy_deployment(
         .revision(
             RevisionLocation::builder()
                 .revision_type(RevisionLocationType::AppSpecContent)
-                .app_spec_content(AppSpecContent::builder().content(appspec.to_string()).build())
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(appspec.to_string())
+                        .build(),
+                )
                 .build(),
         )
         .send()

@@ -1,0 +1,159 @@
+//! Fixtures for the hooks' emulator tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hooks::checks::Executor;
+use hooks::{
+    aws_executor_factory, http_client, run_hook, Clients, ExecutorFactory, HookConfig, HookError,
+    HookSummary, Phase,
+};
+use serde_json::{json, Value};
+use shiftguard_common::env::EnvError;
+use shiftguard_testkit::{event, fixtures, Emulator};
+
+pub struct World {
+    pub emu: Emulator,
+    pub clients: Clients,
+}
+
+pub async fn world() -> World {
+    let emu = Emulator::start();
+    let clients = Clients::new(&emu.sdk_config().await);
+    World { emu, clients }
+}
+
+/// `checkout` with versions 1..=n, alias `live` on 1, and an in-flight deployment 1 → `target`.
+/// Returns the deployment id.
+pub async fn deployment(w: &World, versions: usize, target: &str) -> String {
+    fixtures::function(&w.clients.lambda, "checkout", versions).await;
+    fixtures::alias(&w.clients.lambda, "checkout", "live", "1", &[]).await;
+    let id = fixtures::codedeploy_deployment(
+        &w.clients.codedeploy,
+        "checkout-app",
+        "checkout",
+        "live",
+        "1",
+        target,
+    )
+    .await;
+    w.emu.set_deployment(&id, json!({"status": "InProgress"}));
+    id
+}
+
+/// How `checkout` (or one version of it) answers invocations.
+pub fn behave(w: &World, version: &str, behaviour: Value) {
+    let mut body = behaviour;
+    body["function"] = json!("checkout");
+    body["version"] = json!(version);
+    w.emu
+        .control("POST", "/_shiftguard/lambda/behaviour", Some(&body));
+}
+
+pub fn healthy() -> Value {
+    json!({"response": {"statusCode": 200, "body": "{\"status\":\"ok\"}"}})
+}
+
+pub fn config(checks: Value) -> HookConfig {
+    config_with(checks, &[])
+}
+
+pub fn config_with(checks: Value, extra: &[(&str, &str)]) -> HookConfig {
+    let checks = checks.to_string();
+    let mut vars: Vec<(&str, &str)> = vec![("HOOK_CHECKS", checks.as_str())];
+    vars.extend_from_slice(extra);
+    HookConfig::from_vars(&vars[..]).expect("valid hook config")
+}
+
+/// The sample hook event from `events/hooks/`, with the ids CodeDeploy (the emulator) issued.
+pub fn hook_event(file: &str, deployment_id: &str, execution_id: &str) -> Value {
+    let mut e = event(file);
+    e["DeploymentId"] = json!(deployment_id);
+    e["LifecycleEventHookExecutionId"] = json!(execution_id);
+    e
+}
+
+pub struct Run {
+    pub result: Result<HookSummary, HookError>,
+    pub execution: Value,
+    pub elapsed_ms: u128,
+}
+
+impl Run {
+    pub fn summary(&self) -> &HookSummary {
+        self.result.as_ref().expect("the hook reported")
+    }
+
+    /// Exactly one report reached CodeDeploy, with this status.
+    pub fn assert_reported(&self, status: &str) {
+        let reports = self.execution["reports"].as_array().expect("reports");
+        assert_eq!(reports.len(), 1, "exactly one report: {}", self.execution);
+        assert_eq!(reports[0]["status"], status, "{}", self.execution);
+        assert_eq!(self.execution["status"], status);
+    }
+}
+
+pub async fn run_with(
+    w: &World,
+    phase: Phase,
+    deployment_id: &str,
+    config: Result<&HookConfig, &EnvError>,
+    deadline: Option<Instant>,
+    executors: ExecutorFactory,
+) -> Run {
+    let (file, lifecycle) = match phase {
+        Phase::PreTraffic => ("hooks/pre-traffic.json", "BeforeAllowTraffic"),
+        Phase::PostTraffic => ("hooks/post-traffic.json", "AfterAllowTraffic"),
+    };
+    let execution_id = w.emu.new_hook_execution(deployment_id, lifecycle);
+    let started = Instant::now();
+    let result = run_hook(
+        &w.clients,
+        config,
+        phase,
+        &hook_event(file, deployment_id, &execution_id),
+        deadline,
+        executors,
+    )
+    .await;
+    let elapsed_ms = started.elapsed().as_millis();
+    let execution = w.emu.hook_execution(&execution_id);
+    Run {
+        result,
+        execution,
+        elapsed_ms,
+    }
+}
+
+pub async fn run(w: &World, phase: Phase, deployment_id: &str, config: &HookConfig) -> Run {
+    run_with(
+        w,
+        phase,
+        deployment_id,
+        Ok(config),
+        None,
+        aws_executor_factory(w.clients.clone(), http_client(), phase),
+    )
+    .await
+}
+
+/// An executor that panics on the check named `name` and runs the others for real.
+pub fn panicking_on(w: &World, phase: Phase, name: &'static str) -> ExecutorFactory {
+    let real = aws_executor_factory(w.clients.clone(), http_client(), phase);
+    Arc::new(move |target| {
+        struct Panicky(Arc<dyn Executor>, &'static str);
+        impl Executor for Panicky {
+            fn run(
+                &self,
+                check: hooks::config::Check,
+            ) -> futures::future::BoxFuture<'static, hooks::checks::Observation> {
+                if check.name == self.1 {
+                    panic!("boom in {}", check.name);
+                }
+                self.0.run(check)
+            }
+        }
+        Arc::new(Panicky(real(target), name)) as Arc<dyn Executor>
+    })
+}
