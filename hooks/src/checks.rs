@@ -257,8 +257,14 @@ impl AwsExecutor {
             );
         };
         let new = &self.target.target_version;
-        let end = SystemTime::now();
-        let start = end - c.window;
+        // Whole minutes (Lambda's metric period), and the current partial minute included: the
+        // shift may have started moments ago.
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let end = UNIX_EPOCH + Duration::from_secs(now_s - now_s % 60 + 60);
+        let start = end - c.window - Duration::from_secs(60);
         let mut queries = Vec::new();
         for (label, version) in [("new", new), ("old", old)] {
             for (metric, stat) in [

@@ -353,22 +353,30 @@ async fn report(
     status: LifecycleEventStatus,
     deadline: Option<Instant>,
 ) -> Result<ReportOutcome, (u32, String)> {
+    // The watchdog margin is the time kept for reporting: stop only just short of the deadline.
     let give_up_at = deadline.map(|d| {
-        d.checked_sub(Duration::from_millis(500))
+        d.checked_sub(Duration::from_millis(200))
             .unwrap_or_else(Instant::now)
     });
     let mut backoff = REPORT_BACKOFF;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let sent = clients
+        let request = clients
             .codedeploy
             .put_lifecycle_event_hook_execution_status()
             .deployment_id(&ids.deployment_id)
             .lifecycle_event_hook_execution_id(&ids.lifecycle_event_hook_execution_id)
             .status(status.clone())
-            .send()
-            .await;
+            .send();
+        // One attempt (with the SDK's own retries inside) must not outlive the invocation.
+        let sent = match give_up_at {
+            Some(at) => match tokio::time::timeout_at(at.into(), request).await {
+                Ok(sent) => sent,
+                Err(_) => return Err((attempts, "out of time before the Lambda deadline".into())),
+            },
+            None => request.await,
+        };
         let message = match sent {
             Ok(_) => {
                 return Ok(ReportOutcome {

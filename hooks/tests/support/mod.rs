@@ -89,7 +89,15 @@ impl Run {
     pub fn assert_reported(&self, status: &str) {
         let reports = self.execution["reports"].as_array().expect("reports");
         assert_eq!(reports.len(), 1, "exactly one report: {}", self.execution);
-        assert_eq!(reports[0]["status"], status, "{}", self.execution);
+        let summary = self
+            .result
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default());
+        assert_eq!(
+            reports[0]["status"], status,
+            "{}\n{summary:?}",
+            self.execution
+        );
         assert_eq!(self.execution["status"], status);
     }
 }
