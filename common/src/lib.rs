@@ -66,3 +66,23 @@ pub fn init_logging() {
 pub fn error_text<E: std::error::Error>(err: &E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
 }
+
+/// The invocation deadline the Lambda runtime gives (milliseconds since the Unix epoch) as an
+/// `Instant`. `None` when it is not in the future: Lambda always gives a future deadline, but local
+/// Runtime API emulators may not (cargo-lambda 1.9 sends the timeout, 600000, instead), and a past
+/// deadline taken at its word would end every invocation at once.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    if deadline_ms <= now_ms {
+        tracing::warn!(
+            deadline_ms,
+            now_ms,
+            "the runtime gave no usable deadline; running without one"
+        );
+        return None;
+    }
+    Some(std::time::Instant::now() + Duration::from_millis(deadline_ms - now_ms))
+}

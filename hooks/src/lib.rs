@@ -183,7 +183,7 @@ pub async fn run_hook(
     let ids = parse_event(event)
         .inspect_err(|e| error!(error = %e, outcome = "rejected", "malformed hook event"))?;
     let deployment_id = ids.deployment_id.clone();
-    info!(deployment_id = %deployment_id, phase = ?phase, "hook started");
+    info!(deployment_id = %deployment_id, phase = ?phase, time_left_ms = deadline.map(|d| d.saturating_duration_since(started).as_millis() as u64), "hook started");
 
     let margin = config.map(|c| c.deadline_margin).unwrap_or(FALLBACK_MARGIN);
     let watchdog_at = deadline.map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now));
@@ -432,7 +432,7 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let executors = executors.clone();
             async move {
-                let deadline = deadline_of(&event.context);
+                let deadline = shiftguard_common::deadline_from_epoch_ms(event.context.deadline);
                 let summary = run_hook(
                     clients,
                     config.as_ref(),
@@ -447,14 +447,4 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
         },
     ))
     .await
-}
-
-fn deadline_of(ctx: &lambda_runtime::Context) -> Option<Instant> {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    (ctx.deadline > 0)
-        .then(|| Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms)))
 }

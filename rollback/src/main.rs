@@ -1,7 +1,5 @@
 //! The `rollback` Lambda function: configuration and clients once, then the runtime loop.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{service_fn, LambdaEvent};
 use rollback::{handle, Clients, Config, Deadline};
 use serde_json::Value;
@@ -21,21 +19,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let config = config
             .as_ref()
             .map_err(|e| format!("invalid configuration: {e}"))?;
-        let deadline = deadline_of(&event.context);
+        let deadline = Deadline(shiftguard_common::deadline_from_epoch_ms(
+            event.context.deadline,
+        ));
         let summary = handle(clients, config, &event.payload, deadline).await?;
         Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
     }))
     .await
-}
-
-/// The invocation's deadline as an `Instant` (the runtime gives milliseconds since the epoch).
-fn deadline_of(ctx: &lambda_runtime::Context) -> Deadline {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Deadline(
-        (ctx.deadline > 0)
-            .then(|| Instant::now() + Duration::from_millis(ctx.deadline.saturating_sub(now_ms))),
-    )
 }

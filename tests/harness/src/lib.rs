@@ -227,6 +227,8 @@ pub fn distinct_zip(tag: &str) -> Vec<u8> {
 pub struct LambdaWatch {
     child: Child,
     pub port: u16,
+    /// Everything `cargo lambda watch` and the functions printed.
+    pub log_path: PathBuf,
 }
 
 /// The `cargo-lambda` binary installed in the project's venv (or `CARGO_LAMBDA`).
@@ -257,6 +259,9 @@ impl LambdaWatch {
             text.push_str(&format!("{k}='{v}'\n"));
         }
         std::fs::write(&env_file, text).expect("writing the env file");
+        // The functions' own logs, for a test that needs to know why something failed.
+        let log_path = std::env::temp_dir().join(format!("shiftguard-watch-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("creating the log file");
         let child = Command::new(cargo_lambda())
             .args([
                 "lambda",
@@ -270,8 +275,8 @@ impl LambdaWatch {
             .arg("--env-file")
             .arg(&env_file)
             .current_dir(workspace_root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("starting cargo lambda watch");
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -282,11 +287,20 @@ impl LambdaWatch {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        LambdaWatch { child, port }
+        LambdaWatch {
+            child,
+            port,
+            log_path,
+        }
     }
 
     /// `cargo lambda invoke FUNCTION --data-file events/FILE`: (succeeded, output).
     pub fn invoke(&self, function: &str, event_file: &str) -> (bool, String) {
+        self.invoke_file(function, &workspace_root().join("events").join(event_file))
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file PATH`: (succeeded, output).
+    pub fn invoke_file(&self, function: &str, path: &Path) -> (bool, String) {
         let out = Command::new(cargo_lambda())
             .args([
                 "lambda",
@@ -298,7 +312,7 @@ impl LambdaWatch {
             ])
             .arg(self.port.to_string())
             .arg("--data-file")
-            .arg(workspace_root().join("events").join(event_file))
+            .arg(path)
             .args(["--output-format", "json"])
             .current_dir(workspace_root())
             .output()

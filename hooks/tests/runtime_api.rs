@@ -1,0 +1,93 @@
+//! The real hook binaries behind the Lambda Runtime API (`cargo lambda watch`), invoked with the
+//! sample events: the path CodeDeploy takes.
+
+mod support;
+
+use serde_json::{json, Value};
+use shiftguard_testkit::{workspace_root, LambdaWatch};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "2", healthy());
+    let mut env = w.emu.aws_env();
+    env.push(("HOOK_CHECKS".into(), json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200, "json": {"/body/status": "ok"}}}]}).to_string()));
+    env.push(("STABLE_ALIAS".into(), "blue".into()));
+    let watch = LambdaWatch::start(&env);
+
+    for (binary, file, lifecycle) in [
+        (
+            "pre-traffic",
+            "hooks/pre-traffic.json",
+            "BeforeAllowTraffic",
+        ),
+        (
+            "post-traffic",
+            "hooks/post-traffic.json",
+            "AfterAllowTraffic",
+        ),
+    ] {
+        if binary == "post-traffic" {
+            // CodeDeploy shifted all traffic between the two hooks.
+            w.clients
+                .lambda
+                .update_alias()
+                .function_name("checkout")
+                .name("live")
+                .function_version("2")
+                .send()
+                .await
+                .unwrap();
+        }
+        let execution = w.emu.new_hook_execution(&d, lifecycle);
+        let event_path = std::env::temp_dir().join(format!("{binary}-{execution}.json"));
+        std::fs::write(&event_path, hook_event(file, &d, &execution).to_string()).unwrap();
+        let (ok, out) = watch.invoke_file(binary, &event_path);
+        assert!(ok, "{binary}: {out}");
+        let summary: Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(summary["status"], "Succeeded", "{summary}");
+        let recorded = w.emu.hook_execution(&execution);
+        assert_eq!(
+            recorded["reports"].as_array().unwrap().len(),
+            1,
+            "{recorded}"
+        );
+        assert_eq!(recorded["status"], "Succeeded");
+    }
+    // Post-traffic moved the stable pointer after its report.
+    assert_eq!(
+        shiftguard_testkit::fixtures::alias_state(&w.clients.lambda, "checkout", "blue")
+            .await
+            .0,
+        "2"
+    );
+    assert!(workspace_root()
+        .join("events/hooks/pre-traffic.json")
+        .exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_still_reports_failed() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    let env = w.emu.aws_env(); // no HOOK_CHECKS at all
+    let watch = LambdaWatch::start(&env);
+    let execution = w.emu.new_hook_execution(&d, "BeforeAllowTraffic");
+    let event_path = std::env::temp_dir().join(format!("bad-config-{execution}.json"));
+    std::fs::write(
+        &event_path,
+        hook_event("hooks/pre-traffic.json", &d, &execution).to_string(),
+    )
+    .unwrap();
+
+    let (ok, out) = watch.invoke_file("pre-traffic", &event_path);
+
+    assert!(ok, "the hook reported, so the invocation succeeds: {out}");
+    assert!(out.contains("HOOK_CHECKS"), "{out}");
+    let recorded = w.emu.hook_execution(&execution);
+    assert_eq!(recorded["status"], "Failed", "{recorded}");
+    assert_eq!(recorded["reports"].as_array().unwrap().len(), 1);
+}
