@@ -645,3 +645,51 @@ fn the_example_check_files_are_valid() {
         assert!(set.checks.len() >= 3, "{file}");
     }
 }
+
+#[tokio::test]
+async fn checks_run_concurrently_within_the_bound() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(
+        &w,
+        "2",
+        json!({"delay_ms": 400, "response": {"statusCode": 200}}),
+    );
+    let checks = |concurrency: usize| {
+        json!({"concurrency": concurrency, "checks": [
+        {"name": "a", "kind": "invoke"}, {"name": "b", "kind": "invoke"}, {"name": "c", "kind": "invoke"}, {"name": "d", "kind": "invoke"}]})
+    };
+    let invoke_starts = |w: &World| -> Vec<f64> {
+        w.emu
+            .calls()
+            .iter()
+            .filter(|c| c["operation"] == "Invoke")
+            .map(|c| c["time"].as_f64().unwrap())
+            .collect()
+    };
+
+    w.emu.reset_calls();
+    run(&w, Phase::PreTraffic, &d, &config(checks(4)))
+        .await
+        .assert_reported("Succeeded");
+    let starts = invoke_starts(&w);
+    assert_eq!(starts.len(), 4);
+    let spread = starts.iter().cloned().fold(f64::MIN, f64::max)
+        - starts.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(
+        spread < 0.35,
+        "all four started together, within one check's duration: {spread:.3}s"
+    );
+
+    w.emu.reset_calls();
+    run(&w, Phase::PreTraffic, &d, &config(checks(1)))
+        .await
+        .assert_reported("Succeeded");
+    let starts = invoke_starts(&w);
+    for pair in starts.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 0.39,
+            "with concurrency 1 each check starts after the previous one ended: {starts:?}"
+        );
+    }
+}
