@@ -185,7 +185,12 @@ pub async fn run_hook(
     let deployment_id = ids.deployment_id.clone();
     info!(deployment_id = %deployment_id, phase = ?phase, time_left_ms = deadline.map(|d| d.saturating_duration_since(started).as_millis() as u64), "hook started");
 
+    // With a function timeout shorter than twice the margin (Lambda's default is 3 s), keep half
+    // of what is left for the checks rather than failing at once.
     let margin = config.map(|c| c.deadline_margin).unwrap_or(FALLBACK_MARGIN);
+    let margin = deadline.map_or(margin, |d| {
+        margin.min(d.saturating_duration_since(started) / 2)
+    });
     let watchdog_at = deadline.map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now));
     let evaluation = match config {
         Err(e) => Evaluation {

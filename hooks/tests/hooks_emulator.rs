@@ -391,6 +391,35 @@ async fn the_watchdog_reports_failed_before_the_deadline() {
         run.summary().reason
     );
     assert!(Instant::now() < deadline, "reported before the deadline");
+
+    // A timeout shorter than twice the margin (5 s by default): checks get half the time left.
+    let cfg = config(json!({"checks": [{"name": "smoke", "kind": "invoke", "timeout": "30s"}]}));
+    let deadline = Instant::now() + Duration::from_millis(2000);
+    let run = run_with(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        Ok(&cfg),
+        Some(deadline),
+        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+    )
+    .await;
+    run.assert_reported("Failed");
+    assert!(
+        run.summary()
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("watchdog"),
+        "{:?}",
+        run.summary().reason
+    );
+    assert!(
+        run.elapsed_ms >= 900,
+        "the checks had half the time, not none: {} ms",
+        run.elapsed_ms
+    );
+    assert!(Instant::now() < deadline, "reported before the deadline");
 }
 
 #[tokio::test]
