@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: help venv demo test test-rust emulator build clean
 
 help:
-	@echo "make demo      - rehearse a rollback locally: a 90/10 alias goes back to 100% stable"
+	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=lattice for VPC Lattice)"
 	@echo "make test      - install what the tests need, then run every test"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make build     - release zips of every function (cargo lambda build)"
@@ -28,11 +28,17 @@ $(STAMP): tests/requirements.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)
-	$(PYTHON) tests/demo/rollback_demo.py
+SCENARIO ?= alias
 
+# A whole canary deployment with the real binaries (SCENARIO=lattice: a VPC Lattice listener).
+demo: $(STAMP)
+	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
+
+# Every test, then both demo scenarios as end-to-end tests.
 test: $(STAMP)
 	cargo test --workspace --locked
+	$(PYTHON) tests/demo/demo.py --scenario alias
+	$(PYTHON) tests/demo/demo.py --scenario lattice
 
 emulator: $(STAMP)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"

@@ -726,7 +726,8 @@ def lattice_register_targets(region: str, params: dict, req: dict) -> tuple[int,
 # Lambda: Invoke with function behaviour set by tests (moto without Docker only echoes)
 # ---------------------------------------------------------------------------------------------
 
-# (function, version or "*") -> {"response", "function_error", "delay_ms", "timeout_ms"}
+# (function, version or "*") -> {"response", "function_error", "delay_ms", "timeout_ms",
+#                               "fail_if_payload_contains", "error_response"}
 BEHAVIOURS: dict[tuple[str, str], dict] = {}
 
 
@@ -775,6 +776,12 @@ def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tu
     else:
         time.sleep(delay)
         body = behaviour.get("response", json.loads(req_body or b"null"))
+        # A version that is fine on some requests and broken on others (e.g. /health passes,
+        # /checkout fails): fails the invocations whose payload contains this text.
+        trigger = behaviour.get("fail_if_payload_contains")
+        if trigger is not None and trigger in (req_body or b"").decode("utf-8", "replace"):
+            error = "Unhandled"
+            body = behaviour.get("error_response", {"errorType": "Error", "errorMessage": f"request failed ({trigger})"})
         if error:
             headers["X-Amz-Function-Error"] = error
     emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (time.time() - started) * 1000.0)
@@ -972,7 +979,11 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
     if path == "/_shiftguard/lambda/behaviour" and method == "POST":
         # How a function (or one version of it) behaves when invoked.
         function, version = body["function"], str(body.get("version", "*"))
-        BEHAVIOURS[(function, version)] = {k: body[k] for k in ("response", "function_error", "delay_ms", "timeout_ms") if k in body}
+        BEHAVIOURS[(function, version)] = {
+            k: body[k]
+            for k in ("response", "function_error", "delay_ms", "timeout_ms", "fail_if_payload_contains", "error_response")
+            if k in body
+        }
         return 200, {"function": function, "version": version}
     if path == "/_shiftguard/codedeploy/stopped":
         return 200, STATE.stopped
