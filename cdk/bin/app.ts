@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import * as path from 'path';
+import { App, Aspects } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
+
+const app = new App();
+const assetDir = path.resolve(__dirname, '..', '..', app.node.tryGetContext('shiftguard:assetDir') ?? '../target/lambda');
+const arch = app.node.tryGetContext('shiftguard:architecture') ?? 'arm64';
+if (arch !== 'arm64' && arch !== 'x86_64') {
+  throw new Error(`context shiftguard:architecture: expected arm64 or x86_64, got ${JSON.stringify(arch)}`);
+}
+const architecture = arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
+
+new CanaryExampleStack(app, 'ShiftGuardCanaryExample', { assetDir, architecture });
+new LatticeExampleStack(app, 'ShiftGuardLatticeExample', { assetDir, architecture });
+Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

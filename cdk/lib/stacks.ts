@@ -1,0 +1,168 @@
+import * as path from 'path';
+import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { ShiftGuard } from './shiftguard';
+
+export interface ShiftGuardStackProps extends StackProps {
+  readonly assetDir: string;
+  readonly architecture: lambda.Architecture;
+}
+
+/** A sample application function: the code is the demo's, any zip works. */
+function sampleFunction(scope: Construct, name: string, props: ShiftGuardStackProps): lambda.Function {
+  const logGroup = new logs.LogGroup(scope, `${name}-logs`, { logGroupName: `/aws/lambda/${name}`, retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+  const role = new iam.Role(scope, `${name}-role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+  role.addToPolicy(new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
+  return new lambda.Function(scope, name, {
+    functionName: name,
+    runtime: lambda.Runtime.PROVIDED_AL2023,
+    architecture: props.architecture,
+    handler: 'bootstrap',
+    code: lambda.Code.fromAsset(path.join(props.assetDir, 'rollback', 'bootstrap.zip')),
+    role,
+    logGroup,
+    timeout: Duration.seconds(10),
+  });
+}
+
+const PRE_CHECKS = {
+  concurrency: 4,
+  checks: [
+    { name: 'health', kind: 'invoke', payload: { httpMethod: 'GET', path: '/health' }, expect: { status: 200 }, timeout: '5s', retries: 1 },
+    { name: 'burst', kind: 'burst', requests: 50, concurrency: 10, target: { invoke: { payload: { httpMethod: 'GET', path: '/health' }, expect: { status: 200 } } }, timeout: '60s' },
+  ],
+};
+const POST_CHECKS = {
+  checks: [
+    { name: 'alias-health', kind: 'invoke', payload: { httpMethod: 'GET', path: '/health' }, expect: { status: 200 } },
+    { name: 'new-vs-old', kind: 'metrics', window: '10m', minSamples: 50, maxErrorRateMultiple: 2.0, inconclusive: 'fail' },
+  ],
+};
+
+/** Example: a canary-deployed application with ShiftGuard's hooks and rollback. */
+export class CanaryExampleStack extends Stack {
+  public readonly shiftguard: ShiftGuard;
+  public readonly group: codedeploy.LambdaDeploymentGroup;
+
+  constructor(scope: Construct, id: string, props: ShiftGuardStackProps & { deploymentConfig?: codedeploy.ILambdaDeploymentConfig }) {
+    super(scope, id, props);
+    const app = sampleFunction(this, 'checkout', props);
+    const live = new lambda.Alias(this, 'live', { aliasName: 'live', version: app.currentVersion });
+
+    this.shiftguard = new ShiftGuard(this, 'ShiftGuard', {
+      assetDir: props.assetDir,
+      architecture: props.architecture,
+      hookNamePrefix: 'CodeDeployHook_checkout',
+      checkedFunctions: [{ functionName: 'checkout', alias: 'live', application: 'checkout', deploymentGroup: 'checkout-live' }],
+      preTrafficChecks: PRE_CHECKS,
+      postTrafficChecks: POST_CHECKS,
+      rollbackTargets: [{
+        alarms: ['checkout-canary-errors', 'checkout-live-errors'],
+        targets: [{ type: 'lambda-alias', function: 'checkout', alias: 'live', codeDeploy: { application: 'checkout', deploymentGroup: 'checkout-live' } }],
+      }],
+      allowDirectAlarmActions: true,
+    });
+
+    // Errors of the version being deployed (ExecutedVersion), and of the alias as a whole.
+    const canaryErrors = new cloudwatch.Alarm(this, 'canary-errors', {
+      alarmName: 'checkout-canary-errors',
+      metric: new cloudwatch.Metric({
+        namespace: 'AWS/Lambda', metricName: 'Errors', statistic: 'Sum', period: Duration.minutes(1),
+        dimensionsMap: { FunctionName: app.functionName, Resource: `${app.functionName}:live`, ExecutedVersion: app.currentVersion.version },
+      }),
+      threshold: 1, evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    const aliasErrors = new cloudwatch.Alarm(this, 'alias-errors', {
+      alarmName: 'checkout-live-errors',
+      metric: live.metricErrors({ period: Duration.minutes(1) }),
+      threshold: 5, evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [canaryErrors, aliasErrors]) {
+      alarm.addAlarmAction(new cwActions.SnsAction(this.shiftguard.alarmTopic));
+    }
+
+    const application = new codedeploy.LambdaApplication(this, 'application', { applicationName: 'checkout' });
+    this.group = new codedeploy.LambdaDeploymentGroup(this, 'deployment-group', {
+      application,
+      deploymentGroupName: 'checkout-live',
+      alias: live,
+      deploymentConfig: props.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
+      preHook: this.shiftguard.preTraffic,
+      postHook: this.shiftguard.postTraffic,
+      alarms: [canaryErrors, aliasErrors],
+      autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: true },
+    });
+    NagSuppressions.addResourceSuppressions(this.group, [
+      { id: 'AwsSolutions-IAM4', reason: 'AWSCodeDeployRoleForLambdaLimited is AWS\'s least-privilege policy for CodeDeploy Lambda deployments (it may only invoke hook functions named CodeDeployHook_*).' },
+      { id: 'AwsSolutions-IAM5', reason: 'CDK grants the deployment group\'s role invoke on the hook functions\' versions (function:NAME:*); the version is only known at deploy time.' },
+    ], true);
+  }
+}
+
+/** Example: a VPC Lattice service whose listener sends 10% to a canary target group. */
+export class LatticeExampleStack extends Stack {
+  public readonly shiftguard: ShiftGuard;
+
+  constructor(scope: Construct, id: string, props: ShiftGuardStackProps) {
+    super(scope, id, props);
+    const app = sampleFunction(this, 'orders', props);
+    const production = new lambda.Version(this, 'production-version', { lambda: app, description: 'production', removalPolicy: RemovalPolicy.RETAIN });
+    const canary = app.currentVersion;
+
+    const network = new vpclattice.CfnServiceNetwork(this, 'network', { name: 'orders-network', authType: 'AWS_IAM' });
+    const service = new vpclattice.CfnService(this, 'service', { name: 'orders', authType: 'AWS_IAM' });
+    new vpclattice.CfnServiceNetworkServiceAssociation(this, 'association', { serviceNetworkIdentifier: network.attrId, serviceIdentifier: service.attrId });
+    const targetGroup = (name: string, version: lambda.IVersion) => {
+      version.addPermission(`${name}-lattice`, { principal: new iam.ServicePrincipal('vpc-lattice.amazonaws.com') });
+      return new vpclattice.CfnTargetGroup(this, name, {
+        name: `orders-${name}`, type: 'LAMBDA',
+        config: { lambdaEventStructureVersion: 'V2' },
+        targets: [{ id: version.functionArn }],
+      });
+    };
+    const productionGroup = targetGroup('production', production);
+    const canaryGroup = targetGroup('canary', canary);
+    const listener = new vpclattice.CfnListener(this, 'listener', {
+      serviceIdentifier: service.attrId, name: 'orders-https', protocol: 'HTTPS', port: 443,
+      defaultAction: { forward: { targetGroups: [
+        { targetGroupIdentifier: productionGroup.attrId, weight: 90 },
+        { targetGroupIdentifier: canaryGroup.attrId, weight: 10 },
+      ] } },
+    });
+
+    this.shiftguard = new ShiftGuard(this, 'ShiftGuard', {
+      assetDir: props.assetDir,
+      architecture: props.architecture,
+      hookNamePrefix: 'CodeDeployHook_orders',
+      rollbackTargets: [{
+        alarms: ['orders-canary-5xx', 'orders-canary-latency'],
+        targets: [{ type: 'lattice-listener', service: service.attrId, listener: listener.attrId, productionTargetGroup: productionGroup.attrId }],
+      }],
+    });
+
+    const dims = { TargetGroup: canaryGroup.attrArn };
+    const alarms = [
+      new cloudwatch.Alarm(this, 'canary-5xx', {
+        alarmName: 'orders-canary-5xx',
+        metric: new cloudwatch.Metric({ namespace: 'AWS/VpcLattice', metricName: 'HTTPCode_5XX_Count', statistic: 'Sum', period: Duration.minutes(1), dimensionsMap: dims }),
+        threshold: 5, evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      }),
+      new cloudwatch.Alarm(this, 'canary-latency', {
+        alarmName: 'orders-canary-latency',
+        metric: new cloudwatch.Metric({ namespace: 'AWS/VpcLattice', metricName: 'RequestTime', statistic: 'p99', period: Duration.minutes(1), dimensionsMap: dims }),
+        threshold: 1000, evaluationPeriods: 2, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(this.shiftguard.alarmTopic));
+  }
+}

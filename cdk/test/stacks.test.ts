@@ -1,0 +1,162 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
+
+// Tests synthesize against small stand-in zips; `make build` makes the real ones.
+const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
+for (const bin of ['pre-traffic', 'post-traffic', 'rollback']) {
+  fs.mkdirSync(path.join(assetDir, bin));
+  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
+}
+
+function synth<T extends Stack>(make: (app: App) => T): { stack: T; template: Template } {
+  const app = new App();
+  const stack = make(app);
+  Aspects.of(stack).add(new AwsSolutionsChecks());
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const canary = synth((app) => new CanaryExampleStack(app, 'Canary', { assetDir, architecture: lambda.Architecture.X86_64 }));
+const lattice = synth((app) => new LatticeExampleStack(app, 'Lattice', { assetDir, architecture: lambda.Architecture.ARM_64 }));
+
+function policyStatements(template: Template, roleLogicalIdPrefix: string): any[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.entries(policies)
+    .filter(([, p]: [string, any]) => JSON.stringify(p.Properties.Roles).includes(roleLogicalIdPrefix))
+    .flatMap(([, p]: [string, any]) => p.Properties.PolicyDocument.Statement);
+}
+
+describe('the ShiftGuard functions', () => {
+  test('three provided.al2023 functions on the chosen architecture, hooks named CodeDeployHook_*', () => {
+    for (const name of ['CodeDeployHook_checkout_pre_traffic', 'CodeDeployHook_checkout_post_traffic', 'checkout_rollback']) {
+      canary.template.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: name, Runtime: 'provided.al2023', Architectures: ['x86_64'], Handler: 'bootstrap',
+      });
+    }
+    lattice.template.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'orders_rollback', Architectures: ['arm64'] });
+  });
+
+  test('rollback has reserved concurrency, an on-failure destination and bounded retries', () => {
+    canary.template.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'checkout_rollback', ReservedConcurrentExecutions: 5 });
+    canary.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
+    });
+    canary.template.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  test('rollback is subscribed to the alarm topic and may be a direct alarm action', () => {
+    canary.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'lambda', TopicArn: Match.anyValue() });
+    canary.template.hasResourceProperties('AWS::Lambda::Permission', { Principal: 'lambda.alarms.cloudwatch.amazonaws.com', Action: 'lambda:InvokeFunction' });
+    canary.template.hasResourceProperties('AWS::Lambda::Permission', { Principal: 'sns.amazonaws.com' });
+  });
+
+  test('logs are kept for a month, in JSON', () => {
+    canary.template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: '/aws/lambda/checkout_rollback', RetentionInDays: 30 });
+    canary.template.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'checkout_rollback', LoggingConfig: { LogFormat: 'JSON' } });
+  });
+
+  test('ROLLBACK_TARGETS and the hooks\' checks are in the environment', () => {
+    const fns = canary.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'checkout_rollback' } });
+    const env = (Object.values(fns)[0] as any).Properties.Environment.Variables;
+    expect(JSON.parse(env.ROLLBACK_TARGETS)[0].targets[0]).toEqual({ type: 'lambda-alias', function: 'checkout', alias: 'live', codeDeploy: { application: 'checkout', deploymentGroup: 'checkout-live' } });
+    const hooks = canary.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'CodeDeployHook_checkout_pre_traffic' } });
+    expect(JSON.parse((Object.values(hooks)[0] as any).Properties.Environment.Variables.HOOK_CHECKS).checks.length).toBeGreaterThan(0);
+  });
+});
+
+describe('least privilege', () => {
+  test('rollback may touch only the configured alias and deployment group', () => {
+    const statements = policyStatements(canary.template, 'rollbackrole');
+    const alias = statements.find((s) => JSON.stringify(s.Action).includes('lambda:UpdateAlias'));
+    expect(JSON.stringify(alias.Resource)).toContain(':function:checkout:live');
+    expect(JSON.stringify(alias.Resource)).not.toContain('"*"');
+    const cd = statements.find((s) => JSON.stringify(s.Action).includes('codedeploy:StopDeployment'));
+    expect(JSON.stringify(cd.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
+  });
+
+  test('no statement has Resource "*" except the actions AWS cannot scope', () => {
+    const unscopable = new Set(['cloudwatch:GetMetricData']);
+    for (const { template } of [canary, lattice]) {
+      for (const policy of Object.values(template.findResources('AWS::IAM::Policy')) as any[]) {
+        for (const s of policy.Properties.PolicyDocument.Statement) {
+          if (s.Resource === '*' || (Array.isArray(s.Resource) && s.Resource.includes('*'))) {
+            const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
+            const allowed = actions.every((a: string) => unscopable.has(a) || a.startsWith('xray:') || a.startsWith('kms:'));
+            expect({ actions, allowed }).toEqual({ actions, allowed: true });
+          }
+        }
+      }
+    }
+  });
+
+  test('hooks may invoke only the checked function and report only to its deployment group', () => {
+    const statements = policyStatements(canary.template, 'pretrafficrole');
+    const invoke = statements.find((s) => s.Action === 'lambda:InvokeFunction');
+    expect(JSON.stringify(invoke.Resource)).toContain(':function:checkout:*');
+    const report = statements.find((s) => JSON.stringify(s.Action).includes('PutLifecycleEventHookExecutionStatus'));
+    expect(JSON.stringify(report.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
+  });
+
+  test('rollback may update only the Lattice listener and its rules', () => {
+    const statements = policyStatements(lattice.template, 'rollbackrole');
+    const l = statements.find((s) => JSON.stringify(s.Action).includes('vpc-lattice:UpdateListener'));
+    expect(JSON.stringify(l.Resource)).toContain('/listener/');
+    expect(JSON.stringify(l.Resource)).toContain('/rule/*');
+  });
+});
+
+describe('the canary-deployed application example', () => {
+  test('a deployment group with the canary config, ShiftGuard\'s hooks and the alarms', () => {
+    canary.template.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', {
+      DeploymentGroupName: 'checkout-live',
+      DeploymentConfigName: 'CodeDeployDefault.LambdaCanary10Percent5Minutes',
+      AlarmConfiguration: { Enabled: true, Alarms: Match.arrayWith([{ Name: Match.anyValue() }]) },
+      AutoRollbackConfiguration: { Enabled: true, Events: Match.arrayWith(['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_ALARM']) },
+    });
+    canary.template.hasResource('AWS::Lambda::Alias', {
+      UpdatePolicy: { CodeDeployLambdaAliasUpdate: {
+        ApplicationName: Match.anyValue(), DeploymentGroupName: Match.anyValue(),
+        BeforeAllowTrafficHook: Match.anyValue(), AfterAllowTrafficHook: Match.anyValue(),
+      } },
+    });
+  });
+
+  test('the canary alarm watches the new version through ExecutedVersion and notifies rollback\'s topic', () => {
+    canary.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'checkout-canary-errors',
+      Dimensions: Match.arrayWith([Match.objectLike({ Name: 'ExecutedVersion' })]),
+      AlarmActions: [Match.objectLike({ Ref: Match.stringLikeRegexp('alarms') })],
+    });
+  });
+});
+
+describe('the VPC Lattice example', () => {
+  test('a listener forwarding 90/10 and alarms on the canary target group', () => {
+    lattice.template.hasResourceProperties('AWS::VpcLattice::Listener', {
+      DefaultAction: { Forward: { TargetGroups: [Match.objectLike({ Weight: 90 }), Match.objectLike({ Weight: 10 })] } },
+    });
+    lattice.template.resourceCountIs('AWS::VpcLattice::TargetGroup', 2);
+    for (const name of ['orders-canary-5xx', 'orders-canary-latency']) {
+      lattice.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: name, Namespace: 'AWS/VpcLattice' });
+    }
+    const fns = lattice.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'orders_rollback' } });
+    const targets = JSON.parse(JSON.stringify((Object.values(fns)[0] as any).Properties.Environment.Variables.ROLLBACK_TARGETS));
+    expect(JSON.stringify(targets)).toContain('lattice-listener');
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  test.each([['canary', canary], ['lattice', lattice]])('%s: no unsuppressed findings', (_name, { stack }) => {
+    const findings = [
+      ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ].map((f) => `${f.id}: ${JSON.stringify(f.entry.data).slice(0, 160)}`);
+    expect(findings).toEqual([]);
+  });
+});
