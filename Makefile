@@ -10,13 +10,22 @@ EMULATOR_PORT ?= 5005
 export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv demo test test-rust emulator build clean
+ARCH        ?= arm64
+EVENT       ?= events/rollback/sns-single-metric-alarm.json
+WATCH_PORT  ?= 9000
+CDK_TEST_ASSETS := target/cdk-test-assets
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: help venv demo test emulator build synth deploy cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=lattice for VPC Lattice)"
 	@echo "make test      - install what the tests need, then run every test"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT)"
-	@echo "make build     - release zips of every function (cargo lambda build)"
+	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
+	@echo "make synth     - synthesize the CDK app from those zips (offline)"
+	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
+	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
 
 # The project's Python tools (moto server, cargo-lambda), pinned in tests/requirements.txt.
 $(STAMP): tests/requirements.txt
@@ -34,19 +43,48 @@ SCENARIO ?= alias
 demo: $(STAMP)
 	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
 
-# Every test, then both demo scenarios as end-to-end tests.
+# Every test: Rust, both demo scenarios end to end, the CDK app and the SAM example.
 test: $(STAMP)
 	cargo test --workspace --locked
 	$(PYTHON) tests/demo/demo.py --scenario alias
 	$(PYTHON) tests/demo/demo.py --scenario lattice
+	$(MAKE) cdk-test sam-test
+
+cdk/node_modules/.installed: cdk/package-lock.json
+	cd cdk && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Jest + cdk-nag on the synthesized stacks, then `cdk synth` offline and cfn-lint on its output.
+# Stand-in zips: the templates do not depend on the code.
+cdk-test: $(STAMP) cdk/node_modules/.installed
+	$(PYTHON) -c "import os; [os.makedirs(f'$(CDK_TEST_ASSETS)/{b}', exist_ok=True) or open(f'$(CDK_TEST_ASSETS)/{b}/bootstrap.zip','wb').write(bytes.fromhex('504b0506' + '00'*18)) for b in ('pre-traffic','post-traffic','rollback')]"
+	cd cdk && npx tsc && npx jest
+	cd cdk && npx cdk synth --quiet --no-notices -c shiftguard:assetDir=../$(CDK_TEST_ASSETS) -c shiftguard:architecture=x86_64 -o ../target/cdk.out
+	# W3005: CDK's explicit DependsOn from a function to its role's policy is deliberate (the policy
+	# must exist before the function runs); every other rule applies.
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- target/cdk.out/*.template.json
+
+sam-test: $(STAMP)
+	$(PYTHON) examples/sam/check_sam.py
 
 emulator: $(STAMP)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
 	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT)
 
+# Release zips in target/lambda/<function>/bootstrap.zip. arm64 needs the aarch64-unknown-linux-gnu
+# Rust target (rustup target add aarch64-unknown-linux-gnu).
 build: $(STAMP)
-	$(PYTHON) -m pip install --quiet ziglang
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --output-format zip
+	$(PYTHON) -m pip install --quiet ziglang==0.17.0
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --release --output-format zip $(if $(filter arm64,$(ARCH)),--arm64,--x86-64)
+
+synth: cdk/node_modules/.installed
+	cd cdk && npx tsc && npx cdk synth --no-notices -c shiftguard:architecture=$(ARCH)
+
+deploy: cdk/node_modules/.installed
+	cd cdk && npx tsc && npx cdk deploy --all -c shiftguard:architecture=$(ARCH)
+
+invoke-%: $(STAMP)
+	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)
 
 clean:
 	cargo clean
