@@ -1,4 +1,3 @@
-import * as path from 'path';
 import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -16,17 +15,23 @@ export interface ShiftGuardStackProps extends StackProps {
   readonly architecture: lambda.Architecture;
 }
 
-/** A sample application function: the code is the demo's, any zip works. */
+/** The sample application: answers /health with {"status":"ok"}, as the example checks expect. */
+const SAMPLE_APP = `exports.handler = async (event) => ({
+  statusCode: 200,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ status: 'ok', path: event.path ?? event.rawPath ?? '/' }),
+});`;
+
 function sampleFunction(scope: Construct, name: string, props: ShiftGuardStackProps): lambda.Function {
   const logGroup = new logs.LogGroup(scope, `${name}-logs`, { logGroupName: `/aws/lambda/${name}`, retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
   const role = new iam.Role(scope, `${name}-role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
   role.addToPolicy(new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
   return new lambda.Function(scope, name, {
     functionName: name,
-    runtime: lambda.Runtime.PROVIDED_AL2023,
+    runtime: lambda.Runtime.NODEJS_LATEST,
     architecture: props.architecture,
-    handler: 'bootstrap',
-    code: lambda.Code.fromAsset(path.join(props.assetDir, 'rollback', 'bootstrap.zip')),
+    handler: 'index.handler',
+    code: lambda.Code.fromInline(SAMPLE_APP),
     role,
     logGroup,
     timeout: Duration.seconds(10),
