@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator build synth deploy cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
+.PHONY: help venv demo test emulator build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=lattice for VPC Lattice)"
@@ -24,6 +24,7 @@ help:
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
+	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
 
@@ -82,6 +83,12 @@ synth: cdk/node_modules/.installed
 
 deploy: cdk/node_modules/.installed
 	cd cdk && npx tsc && npx cdk deploy --all -c shiftguard:architecture=$(ARCH)
+
+# Release zips (x86_64: its target is always installed), then init, handler time, peak RSS, zip
+# size and rollback's AWS round trips, each function run as Lambda runs it. Not part of `make test`.
+bench: $(STAMP)
+	$(MAKE) build ARCH=x86_64
+	$(PYTHON) tests/bench/bench.py --runs $(or $(RUNS),9)
 
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)

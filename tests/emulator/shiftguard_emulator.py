@@ -1012,17 +1012,23 @@ class ShiftGuardEmulator:
             return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
 
         service, region, operation, params = identify(environ, body)
+        call = {
+            "service": service,
+            "operation": operation,
+            "path": path,
+            "time": time.time(),
+            # Bodies let tests check what was sent (e.g. an SNS Publish): small text only.
+            "body": body.decode("utf-8", "replace") if len(body) <= 65536 else None,
+        }
         with LOCK:
-            CALLS.append(
-                {
-                    "service": service,
-                    "operation": operation,
-                    "path": path,
-                    "time": time.time(),
-                    # Bodies let tests check what was sent (e.g. an SNS Publish): small text only.
-                    "body": body.decode("utf-8", "replace") if len(body) <= 65536 else None,
-                }
-            )
+            CALLS.append(call)
+        # The response is materialised so that `end` is when it was ready: round trips on a
+        # critical path are calls that do not overlap.
+        response = list(self._handle(environ, start_response, body, service, region, operation, params))
+        call["end"] = time.time()
+        return response
+
+    def _handle(self, environ: dict, start_response: Callable, body: bytes, service: str, region: str, operation: str, params: dict) -> Any:
         try:
             for fault in FAULTS.take(service, operation):
                 kind = fault["kind"]

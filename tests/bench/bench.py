@@ -1,0 +1,292 @@
+"""`make bench`: what users pick Rust for, measured the way Lambda runs the functions.
+
+Each run starts the release binary as a fresh process behind a minimal local Lambda Runtime API
+(this file) that records when the process asks for its first event. Per function and run:
+- init: process start -> first `GET /runtime/invocation/next`;
+- handler: that event handed over -> its response posted;
+- peak RSS: the process's VmHWM after the response;
+- AWS round trips on the critical path (rollback): the longest chain of non-overlapping AWS calls
+  the emulator saw during the invocation.
+Plus the deployable zip sizes. Several runs after a warm-up; min/median/max printed and written to
+target/bench/results.json. Budgets (medians) are checked: the exit code says whether all were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+import io
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib import request as urlrequest
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = "arn:aws:iam::123456789012:role/shiftguard-lambda-role"
+BUDGETS = {"init_ms": 10.0, "rss_mb": 16.0, "zip_mb": 4.0, "rollback_round_trips": 2}
+
+
+class RuntimeApi:
+    """One invocation per process: hands out `event`, records timings and the response."""
+
+    def __init__(self) -> None:
+        self.reset(None)
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                if self.path.endswith("/runtime/invocation/next"):
+                    if api.first_next is None:
+                        api.first_next = time.perf_counter()
+                    if api.served:
+                        api.done.wait(30)  # the process waits for its next event: there is none
+                        self.send_response(500)
+                        self.end_headers()
+                        return
+                    api.served = True
+                    body = json.dumps(api.event).encode()
+                    self.send_response(200)
+                    self.send_header("Lambda-Runtime-Aws-Request-Id", api.request_id)
+                    self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60_000))
+                    self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+                    self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    api.handed_over = time.perf_counter()
+                    self.wfile.write(body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = self.rfile.read(length)
+                now = time.perf_counter()
+                if "/response" in self.path or "/error" in self.path:
+                    api.responded = now
+                    api.ok = "/response" in self.path
+                    api.response = payload.decode("utf-8", "replace")
+                    api.done.set()
+                self.send_response(202)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, event) -> None:
+        self.event = event
+        self.request_id = str(uuid.uuid4())
+        self.first_next = self.handed_over = self.responded = None
+        self.served = False
+        self.ok = False
+        self.response = ""
+        self.done = threading.Event()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict) -> dict:
+    api.reset(event)
+    full_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": binary.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{binary.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        **env,
+    }
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(binary)], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not api.done.wait(60):
+            raise RuntimeError(f"{binary.name} did not answer within 60 s")
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    return {
+        "init_ms": (api.first_next - started) * 1000.0,
+        "handler_ms": (api.responded - api.handed_over) * 1000.0,
+        "rss_mb": rss,
+        "ok": api.ok,
+        "response": api.response,
+    }
+
+
+def critical_path(calls: list[dict]) -> int:
+    """The longest chain of calls where each starts after the previous one ended."""
+    calls = sorted(calls, key=lambda c: c["time"])
+    best: list[int] = []
+    for i, c in enumerate(calls):
+        best.append(1 + max([best[j] for j in range(i) if calls[j].get("end", calls[j]["time"]) <= c["time"]], default=0))
+    return max(best, default=0)
+
+
+def zip_mb(deployable: Path, binary: Path) -> float:
+    """The deployable zip's size; if it was not built, the binary zipped the same way."""
+    if deployable.exists():
+        return deployable.stat().st_size / (1024 * 1024)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(binary, "bootstrap")
+    return len(buf.getvalue()) / (1024 * 1024)
+
+
+def stats(values: list[float]) -> dict:
+    return {"min": round(min(values), 2), "median": round(statistics.median(values), 2), "max": round(max(values), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--target-dir", default=str(ROOT / "target/x86_64-unknown-linux-gnu/release"),
+                        help="where the release binaries are (cargo lambda build puts them here)")
+    parser.add_argument("--zip-dir", default=str(ROOT / "target/lambda"),
+                        help="the deployable zips, <dir>/<function>/bootstrap.zip (cargo lambda build --output-format zip)")
+    args = parser.parse_args()
+    bin_dir = Path(args.target_dir)
+
+    emulator = subprocess.Popen([sys.executable, str(ROOT / "tests/emulator/shiftguard_emulator.py"), "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = emulator.stdout.readline().split()[-1]
+    aws_env = {"AWS_ENDPOINT_URL": url, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    client = lambda s: boto3.client(s, endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+    control = lambda method, path, body=None: json.loads(urlrequest.urlopen(urlrequest.Request(
+        url + path, data=json.dumps(body).encode() if body is not None else None, method=method,
+        headers={"Content-Type": "application/json"})).read())
+    lam, cd = client("lambda"), client("codedeploy")
+    api = RuntimeApi()
+    results: dict = {"method": "fresh process per run behind a local Runtime API; release build; local emulator", "runs": args.runs, "functions": {}}
+    try:
+        # The application under deployment: checkout v1 (stable), v2 (canary), alias live.
+        for v in ("1", "2"):
+            if v == "1":
+                lam.create_function(FunctionName="checkout", Runtime="provided.al2023", Role=ROLE, Handler="bootstrap",
+                                    Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18}, Publish=True)
+            else:
+                lam.update_function_code(FunctionName="checkout", ZipFile=b"PK\x05\x06" + b"\0" * 16 + b"\x01\0v")
+                lam.publish_version(FunctionName="checkout")
+            control("POST", "/_shiftguard/lambda/behaviour", {"function": "checkout", "version": v, "delay_ms": 15,
+                                                               "response": {"statusCode": 200, "body": json.dumps({"status": "ok"})}})
+        lam.create_alias(FunctionName="checkout", Name="live", FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+        cd.create_application(applicationName="checkout", computePlatform="Lambda")
+        cd.create_deployment_group(applicationName="checkout", deploymentGroupName="checkout-live", serviceRoleArn=ROLE,
+                                   deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"})
+        appspec = json.dumps({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}}]})
+        deployment = cd.create_deployment(applicationName="checkout", deploymentGroupName="checkout-live",
+                                          revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec}})["deploymentId"]
+        control("POST", f"/_shiftguard/codedeploy/deployments/{deployment}", {"status": "Succeeded"})
+
+        checks = {"concurrency": 4, "checks": [
+            {"name": "health", "kind": "invoke", "payload": {"path": "/health"}, "expect": {"status": 200, "json": {"/body/status": "ok"}}},
+            {"name": "flow", "kind": "invoke", "payload": {"path": "/orders"}, "expect": {"status": 200}},
+            {"name": "burst", "kind": "burst", "requests": 50, "concurrency": 10, "timeout": "30s",
+             "target": {"invoke": {"payload": {"path": "/health"}, "expect": {"status": 200}}}}]}
+        post_checks = {"checks": [
+            {"name": "alias-health", "kind": "invoke", "payload": {"path": "/health"}, "expect": {"status": 200}},
+            {"name": "new-vs-old", "kind": "metrics", "window": "15m", "minSamples": 1, "inconclusive": "pass"}]}
+        alarm_event = json.loads((ROOT / "events/rollback/sns-single-metric-alarm.json").read_text())
+        targets = json.dumps([{"alarms": ["checkout-canary-errors"], "targets": [{"type": "lambda-alias", "function": "checkout", "alias": "live"}]}])
+
+        def hook_event(lifecycle: str) -> dict:
+            execution = control("POST", f"/_shiftguard/codedeploy/deployments/{deployment}/hook-executions", {"lifecycleEvent": lifecycle})
+            return {"DeploymentId": deployment, "LifecycleEventHookExecutionId": execution["lifecycleEventHookExecutionId"]}
+
+        def before_rollback() -> dict:
+            lam.update_alias(FunctionName="checkout", Name="live", FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+            control("DELETE", "/_shiftguard/calls")
+            return alarm_event
+
+        scenarios = [
+            ("rollback", {"ROLLBACK_TARGETS": targets}, before_rollback),
+            ("pre-traffic", {"HOOK_CHECKS": json.dumps(checks)}, lambda: hook_event("BeforeAllowTraffic")),
+            ("post-traffic", {"HOOK_CHECKS": json.dumps(post_checks)}, lambda: hook_event("AfterAllowTraffic")),
+        ]
+        failed_budgets = []
+        for name, env, prepare in scenarios:
+            binary = bin_dir / name
+            if not binary.exists():
+                raise SystemExit(f"{binary} is missing: `make bench` builds it (cargo build --release)")
+            runs = []
+            for i in range(args.runs + 1):
+                event = prepare()
+                run = run_once(api, binary, {**aws_env, **env}, event)
+                if not run["ok"]:
+                    raise SystemExit(f"{name}: the invocation failed: {run['response'][:500]}")
+                if name == "rollback":
+                    calls = [c for c in control("GET", "/_shiftguard/calls") if c["operation"] != "Publish"]
+                    run["round_trips"] = critical_path(calls)
+                    run["calls"] = [c["operation"] for c in sorted(calls, key=lambda c: c["time"])]
+                    outcome = json.loads(run["response"])["targets"][0]["outcome"]
+                    assert outcome == "restored", outcome
+                else:
+                    summary = json.loads(run["response"])
+                    assert summary["status"] == "Succeeded", summary
+                    run["hook_wall_ms"] = summary["durationMs"]
+                    run["slowest_check_ms"] = max(c["latencyMs"] for c in summary["checks"])
+                if i > 0:  # the first run warms the page cache and the emulator
+                    runs.append(run)
+            entry = {
+                "init_ms": stats([r["init_ms"] for r in runs]),
+                "handler_ms": stats([r["handler_ms"] for r in runs]),
+                "rss_mb": stats([r["rss_mb"] for r in runs]),
+                "binary_mb": round(binary.stat().st_size / (1024 * 1024), 2),
+                "zip_mb": round(zip_mb(Path(args.zip_dir) / name / "bootstrap.zip", binary), 2),
+            }
+            if name == "rollback":
+                entry["round_trips"] = stats([r["round_trips"] for r in runs])
+                entry["calls"] = runs[-1]["calls"]
+            else:
+                entry["hook_wall_ms"] = stats([r["hook_wall_ms"] for r in runs])
+                entry["slowest_check_ms"] = stats([r["slowest_check_ms"] for r in runs])
+            results["functions"][name] = entry
+            checks_ = [("init_ms", entry["init_ms"]["median"], BUDGETS["init_ms"]), ("zip_mb", entry["zip_mb"], BUDGETS["zip_mb"])]
+            if name in ("rollback", "pre-traffic"):
+                checks_.append(("rss_mb", entry["rss_mb"]["median"], BUDGETS["rss_mb"]))
+            if name == "rollback":
+                checks_.append(("round_trips", entry["round_trips"]["median"], BUDGETS["rollback_round_trips"]))
+            for what, got, limit in checks_:
+                if got > limit:
+                    failed_budgets.append(f"{name} {what}: {got} > {limit}")
+        results["budgets"] = BUDGETS
+        results["missed"] = failed_budgets
+    finally:
+        emulator.kill()
+
+    out = ROOT / "target/bench/results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"{'function':<13} {'init ms':>18} {'handler ms':>20} {'peak RSS MB':>18} {'zip MB':>7}  extra")
+    fmt = lambda s: f"{s['min']}/{s['median']}/{s['max']}"
+    for name, e in results["functions"].items():
+        extra = f"round trips {fmt(e['round_trips'])} ({' -> '.join(e['calls'])})" if "round_trips" in e else \
+            f"hook wall {fmt(e['hook_wall_ms'])} ms vs slowest check {fmt(e['slowest_check_ms'])} ms"
+        print(f"{name:<13} {fmt(e['init_ms']):>18} {fmt(e['handler_ms']):>20} {fmt(e['rss_mb']):>18} {e['zip_mb']:>7}  {extra}")
+    print(f"(min/median/max over {args.runs} runs after a warm-up; written to {out.relative_to(ROOT)})")
+    if results["missed"]:
+        print("Budgets missed: " + "; ".join(results["missed"]))
+        return 1
+    print("All budgets met (medians): init <= 10 ms, peak RSS <= 16 MB (rollback, pre-traffic), zip <= 4 MB, rollback <= 2 round trips.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
