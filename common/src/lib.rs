@@ -42,6 +42,25 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
         )
 }
 
+/// Points TLS root loading at the system's single CA bundle file when nothing else is configured.
+///
+/// rustls-native-certs otherwise reads the bundle *and* every file of the hashed certificate
+/// directory (about 280 files here): measured with `make bench`, that was 3–8 ms of a 10 ms init
+/// budget. The bundle holds the same roots, so trust does not change. Call it first thing in
+/// `main`, before any thread exists.
+pub fn prefer_ca_bundle() {
+    const BUNDLES: [&str; 2] = [
+        "/etc/pki/tls/certs/ca-bundle.crt",      // Amazon Linux 2023 (provided.al2023)
+        "/etc/ssl/certs/ca-certificates.crt",    // Debian, Ubuntu
+    ];
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return;
+    }
+    if let Some(bundle) = BUNDLES.iter().find(|b| std::path::Path::new(b).is_file()) {
+        std::env::set_var("SSL_CERT_FILE", bundle);
+    }
+}
+
 /// Structured JSON logs on stdout, one object per line, which CloudWatch Logs indexes as JSON.
 /// `RUST_LOG` (or `AWS_LAMBDA_LOG_LEVEL`) sets the level; the default is `info`.
 pub fn init_logging() {

@@ -66,7 +66,7 @@ pub trait Executor: Send + Sync {
 #[derive(Clone)]
 pub struct AwsExecutor {
     pub clients: Clients,
-    pub http: reqwest::Client,
+    pub http: crate::HttpClient,
     pub target: DeploymentTarget,
     pub phase: Phase,
 }
@@ -169,12 +169,12 @@ impl AwsExecutor {
     }
 
     async fn http(&self, c: &HttpCheck) -> Observation {
-        let request = match build_request(&self.http, c) {
+        let request = match build_request(self.http.get(), c) {
             Ok(r) => r,
             Err(reason) => return Observation::fail(0, reason, Value::Null),
         };
         let started = Instant::now();
-        let response = self.http.execute(request).await;
+        let response = self.http.get().execute(request).await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {

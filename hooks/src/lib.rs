@@ -54,14 +54,26 @@ impl Clients {
     }
 }
 
-/// The HTTP client for `http` checks: rustls with ring, the same TLS stack as the AWS SDK.
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("shiftguard-hooks/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("the HTTP client builds with a crypto provider installed")
+/// The HTTP client for `http` checks: rustls with ring, the same TLS stack as the AWS SDK. Built
+/// on first use, so that hooks without `http` checks never load root certificates twice at init.
+#[derive(Clone, Default)]
+pub struct HttpClient(Arc<std::sync::OnceLock<reqwest::Client>>);
+
+impl HttpClient {
+    pub fn get(&self) -> &reqwest::Client {
+        self.0.get_or_init(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .user_agent(concat!("shiftguard-hooks/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .expect("the HTTP client builds with a crypto provider installed")
+        })
+    }
+}
+
+pub fn http_client() -> HttpClient {
+    HttpClient::default()
 }
 
 /// The CodeDeploy hook event: exactly the two ids, nothing else.
@@ -151,7 +163,7 @@ pub type ExecutorFactory = Arc<dyn Fn(DeploymentTarget) -> Arc<dyn Executor> + S
 
 pub fn aws_executor_factory(
     clients: Clients,
-    http: reqwest::Client,
+    http: HttpClient,
     phase: Phase,
 ) -> ExecutorFactory {
     Arc::new(move |target| {
@@ -424,6 +436,7 @@ async fn report(
 
 /// The thin `main` of both hook binaries.
 pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::prefer_ca_bundle();
     shiftguard_common::init_logging();
     // A bad configuration must still end in a `Failed` report, so the runtime starts anyway and
     // every invocation reports it.

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::prefer_ca_bundle();
     shiftguard_common::init_logging();
     // A bad configuration is logged at start-up and then answers every invocation with the same
     // error, so that it shows in the invocation result and the on-failure destination instead of

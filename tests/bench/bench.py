@@ -32,6 +32,7 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::123456789012:role/shiftguard-lambda-role"
+ROUND_TRIP_MS = 25
 BUDGETS = {"init_ms": 10.0, "rss_mb": 16.0, "zip_mb": 4.0, "rollback_round_trips": 2}
 
 
@@ -173,7 +174,8 @@ def main() -> int:
         headers={"Content-Type": "application/json"})).read())
     lam, cd = client("lambda"), client("codedeploy")
     api = RuntimeApi()
-    results: dict = {"method": "fresh process per run behind a local Runtime API; release build; local emulator", "runs": args.runs, "functions": {}}
+    results: dict = {"method": "fresh process per run behind a local Runtime API; release build (cargo lambda build, x86_64); "
+                     f"local emulator; rollback's AWS calls each given {ROUND_TRIP_MS} ms of latency", "runs": args.runs, "functions": {}}
     try:
         # The application under deployment: checkout v1 (stable), v2 (canary), alias live.
         for v in ("1", "2"):
@@ -213,6 +215,12 @@ def main() -> int:
         def before_rollback() -> dict:
             lam.update_alias(FunctionName="checkout", Name="live", FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
             control("DELETE", "/_shiftguard/calls")
+            # A real region answers in tens of milliseconds, the emulator in one or two: give each
+            # call 25 ms so that calls made concurrently are seen to overlap, and the round trips
+            # on the critical path are counted as a client in AWS would live them.
+            control("POST", "/_shiftguard/faults", [
+                {"service": s, "operation": o, "kind": "latency", "delay_ms": ROUND_TRIP_MS, "count": 1}
+                for s, o in (("lambda", "GetAlias"), ("codedeploy", "ListDeployments"), ("lambda", "UpdateAlias"))])
             return alarm_event
 
         scenarios = [
