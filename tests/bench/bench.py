@@ -52,7 +52,8 @@ class RuntimeApi:
                     if api.first_next is None:
                         api.first_next = time.perf_counter()
                     if api.served:
-                        api.done.wait(30)  # the process waits for its next event: there is none
+                        # The process waits for its next event while its peak RSS is read.
+                        api.measured.wait(30)
                         self.send_response(500)
                         self.end_headers()
                         return
@@ -92,6 +93,7 @@ class RuntimeApi:
         self.ok = False
         self.response = ""
         self.done = threading.Event()
+        self.measured = threading.Event()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -120,6 +122,7 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict) -> dict:
             raise RuntimeError(f"{binary.name} did not answer within 60 s")
         rss = peak_rss_mb(proc.pid)
     finally:
+        api.measured.set()
         proc.kill()
         proc.wait()
     return {
