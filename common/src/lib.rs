@@ -50,8 +50,8 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
 /// `main`, before any thread exists.
 pub fn prefer_ca_bundle() {
     const BUNDLES: [&str; 2] = [
-        "/etc/pki/tls/certs/ca-bundle.crt",      // Amazon Linux 2023 (provided.al2023)
-        "/etc/ssl/certs/ca-certificates.crt",    // Debian, Ubuntu
+        "/etc/pki/tls/certs/ca-bundle.crt", // Amazon Linux 2023 (provided.al2023)
+        "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
     ];
     if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
         return;

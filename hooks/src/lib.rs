@@ -161,11 +161,7 @@ struct Evaluation {
 /// Builds the executor for a deployment target (tests wrap it).
 pub type ExecutorFactory = Arc<dyn Fn(DeploymentTarget) -> Arc<dyn Executor> + Send + Sync>;
 
-pub fn aws_executor_factory(
-    clients: Clients,
-    http: HttpClient,
-    phase: Phase,
-) -> ExecutorFactory {
+pub fn aws_executor_factory(clients: Clients, http: HttpClient, phase: Phase) -> ExecutorFactory {
     Arc::new(move |target| {
         Arc::new(AwsExecutor {
             clients: clients.clone(),
