@@ -46,6 +46,8 @@ demo: $(STAMP)
 
 # Every test: Rust, both demo scenarios end to end, the CDK app and the SAM example.
 test: $(STAMP)
+	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
+	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	cargo test --workspace --locked
 	$(PYTHON) tests/demo/demo.py --scenario alias
 	$(PYTHON) tests/demo/demo.py --scenario lattice

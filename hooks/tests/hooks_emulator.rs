@@ -367,7 +367,8 @@ async fn the_watchdog_reports_failed_before_the_deadline() {
     let hanging = json!({"checks": [{"name": "smoke", "kind": "invoke", "timeout": "30s"}]});
     // (margin setting, time to the deadline, least time the checks must have had). With 2 s left
     // and the default 5 s margin, the margin is capped at half: the checks still get their half.
-    let cases: [(&[(&str, &str)], u64, u128); 2] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], u64, u128);
+    let cases: [Case; 2] = [
         (&[("HOOK_DEADLINE_MARGIN", "500")], 1500, 900),
         (&[], 2000, 900),
     ];
