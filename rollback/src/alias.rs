@@ -58,6 +58,22 @@ impl AliasState {
         self.version == version && self.weights.values().all(|w| *w <= 0.0)
     }
 
+    /// From what GetAlias and UpdateAlias both return.
+    fn from_api(
+        version: Option<String>,
+        routing: Option<AliasRoutingConfiguration>,
+        revision_id: Option<String>,
+    ) -> Self {
+        AliasState {
+            version: version.unwrap_or_default(),
+            weights: routing
+                .and_then(|r| r.additional_version_weights)
+                .map(|w| w.into_iter().collect())
+                .unwrap_or_default(),
+            revision_id,
+        }
+    }
+
     fn summary(&self) -> serde_json::Value {
         json!({ "version": self.version, "weights": self.weights })
     }
@@ -84,15 +100,11 @@ pub async fn read_alias(
         .send()
         .await
         .map_err(aws("GetAlias"))?;
-    Ok(AliasState {
-        version: out.function_version.unwrap_or_default(),
-        weights: out
-            .routing_config
-            .and_then(|r| r.additional_version_weights)
-            .map(|w| w.into_iter().collect())
-            .unwrap_or_default(),
-        revision_id: out.revision_id,
-    })
+    Ok(AliasState::from_api(
+        out.function_version,
+        out.routing_config,
+        out.revision_id,
+    ))
 }
 
 /// The version to restore: explicit config; else the stable-pointer alias; else the older of the
@@ -147,17 +159,7 @@ pub async fn roll_back(
     dry_run: bool,
     codedeploy_wait: Duration,
 ) -> TargetReport {
-    let mut report = TargetReport {
-        target: target_id,
-        alarms,
-        action: Action::None,
-        outcome: Outcome::Failed,
-        before: None,
-        after: None,
-        deployment_id: None,
-        detail: None,
-        error: None,
-    };
+    let mut report = TargetReport::new(target_id, alarms);
     if let Err(e) = run(clients, target, dry_run, codedeploy_wait, &mut report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
@@ -271,15 +273,8 @@ async fn restore(
         }
         match update.send().await {
             Ok(out) => {
-                let written = AliasState {
-                    version: out.function_version.unwrap_or_default(),
-                    weights: out
-                        .routing_config
-                        .and_then(|r| r.additional_version_weights)
-                        .map(|w| w.into_iter().collect())
-                        .unwrap_or_default(),
-                    revision_id: out.revision_id,
-                };
+                let written =
+                    AliasState::from_api(out.function_version, out.routing_config, out.revision_id);
                 report.after = Some(written.summary());
                 if !written.all_on(stable) {
                     return Err(AliasError::NotVerified(written.summary().to_string()));

@@ -268,17 +268,7 @@ pub async fn roll_back(
     alarms: Vec<String>,
     dry_run: bool,
 ) -> TargetReport {
-    let mut report = TargetReport {
-        target: target_id,
-        alarms,
-        action: Action::None,
-        outcome: Outcome::Failed,
-        before: None,
-        after: None,
-        deployment_id: None,
-        detail: None,
-        error: None,
-    };
+    let mut report = TargetReport::new(target_id, alarms);
     if let Err(e) = run(clients, target, dry_run, &mut report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());

@@ -53,6 +53,21 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
+    /// A report before anything was tried: it stays `failed` unless the work says otherwise.
+    pub fn new(target: String, alarms: Vec<String>) -> Self {
+        TargetReport {
+            target,
+            alarms,
+            action: Action::None,
+            outcome: Outcome::Failed,
+            before: None,
+            after: None,
+            deployment_id: None,
+            detail: None,
+            error: None,
+        }
+    }
+
     pub fn failed(&self) -> bool {
         self.outcome == Outcome::Failed
     }
