@@ -6,7 +6,12 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
   error codes of the AWS API references (CodeDeploy, Lambda, VPC Lattice);
 * `RevisionId` checking and weight validation on Lambda `UpdateAlias`;
 * fault injection on any operation (throttling, HTTP 500, latency, a concurrent writer) and a log of
-  every call, both driven over HTTP under `/_shiftguard/`, so that tests in any language can use them.
+  every call, both driven over HTTP under `/_shiftguard/`, so that tests in any language can use them;
+* CodeDeploy's rollback deployments: new deployments (creator `codeDeployRollback`, `rollbackInfo`
+  both ways) made by `StopDeployment(autoRollbackEnabled)` or by the control plane
+  (`POST /_shiftguard/codedeploy/deployments/{id}/rollback`).
+
+Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
 
 Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0]`. It prints one line,
 `SHIFTGUARD_EMULATOR_READY http://HOST:PORT`, once it accepts connections.
@@ -15,6 +20,8 @@ Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0]`. It prints on
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
 import re
 import sys
@@ -209,6 +216,27 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def utc_now_naive() -> datetime:
+    """moto keeps deployment times as naive UTC datetimes (and compares them with
+    `createTimeRange`): every time the extension stores on a moto object is one too."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def epoch_seconds(value: datetime) -> float:
+    # `.timestamp()` on a naive datetime would read it as local time; moto's are UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def parse_time(value: Any) -> datetime:
+    """A time a test sends: epoch seconds, or ISO 8601 (without an offset: UTC). Naive UTC."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), timezone.utc).replace(tzinfo=None)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+    raise ValueError(f"a time must be epoch seconds or an ISO 8601 string, not {value!r}")
+
+
 def codedeploy_backend(region: str):
     from moto.codedeploy.models import codedeploy_backends
 
@@ -326,6 +354,26 @@ def lambda_deployment(region: str, deployment_id: str | None):
     return deployment
 
 
+# GetDeploymentTarget's `lambdaTarget.status` is a TargetStatus (Pending, InProgress, Succeeded,
+# Failed, Skipped, Unknown, Ready), never a DeploymentStatus: the deployment's status is mapped.
+TARGET_STATUS = {
+    "Created": "Pending",
+    "Queued": "Pending",
+    "InProgress": "InProgress",
+    "Baking": "InProgress",
+    "Ready": "Ready",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+    # A guess: AWS does not document what a stopped Lambda deployment's target reports. The target
+    # was mid-shift and never finished, so Failed (Skipped would claim it was never started).
+    "Stopped": "Failed",
+}
+
+
+def target_status(deployment_status: str) -> str:
+    return TARGET_STATUS.get(deployment_status, "Unknown")
+
+
 def cd_list_deployment_targets(region: str, req: dict) -> dict:
     deployment = lambda_deployment(region, req.get("deploymentId"))
     info = lambda_function_info(region, deployment)
@@ -341,7 +389,6 @@ def cd_get_deployment_target(region: str, req: dict) -> dict:
     if target_id != f"{info['functionName']}:{info['functionAlias']}":
         raise AwsError(400, "DeploymentTargetDoesNotExistException", f"The target {target_id} does not exist.")
     executions = [h for h in STATE.hook_executions.values() if h.deployment_id == deployment.deployment_id]
-    status = {"Created": "Pending", "Stopped": "Failed"}.get(deployment.status, deployment.status)
     return {
         "deploymentTarget": {
             "deploymentTargetType": "LambdaTarget",
@@ -349,7 +396,7 @@ def cd_get_deployment_target(region: str, req: dict) -> dict:
                 "deploymentId": deployment.deployment_id,
                 "targetId": target_id,
                 "targetArn": f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{target_id}",
-                "status": status,
+                "status": target_status(deployment.status),
                 "lastUpdatedAt": time.time(),
                 "lifecycleEvents": [
                     {"lifecycleEventName": h.lifecycle_event, "status": h.status} for h in executions
@@ -378,9 +425,9 @@ def cd_get_application_revision(region: str, req: dict) -> dict:
                 "revisionInfo": {
                     "description": deployment.description or "",
                     "deploymentGroups": [deployment.deployment_group_name],
-                    "firstUsedTime": deployment.create_time.timestamp(),
-                    "lastUsedTime": deployment.create_time.timestamp(),
-                    "registerTime": deployment.create_time.timestamp(),
+                    "firstUsedTime": epoch_seconds(deployment.create_time),
+                    "lastUsedTime": epoch_seconds(deployment.create_time),
+                    "registerTime": epoch_seconds(deployment.create_time),
                 },
             }
     raise AwsError(400, "RevisionDoesNotExistException", "The named revision does not exist with the user or AWS account.")
@@ -400,8 +447,127 @@ def _same_revision(stored: dict, asked: dict) -> bool:
     return want.get("content") == have.get("content")
 
 
+# ---- CodeDeploy's rollback deployments -------------------------------------------------------
+#
+# "Rolled-back deployments are technically new deployments, with new deployment IDs" (CodeDeploy
+# user guide, *Redeploy and roll back a deployment*). The triggering deployment's `rollbackInfo`
+# names the rollback (`rollbackDeploymentId`, `rollbackMessage`); the rollback deployment's names
+# the deployment it rolls back (`rollbackTriggeringDeploymentId`) and its `creator` is
+# `codeDeployRollback`. Both are moto `DeploymentInfo` objects, so every CodeDeploy operation
+# (ListDeployments, GetDeployment, BatchGetDeployments, ListDeploymentTargets, GetDeploymentTarget,
+# GetApplicationRevision) serves the rollback deployment like any other.
+
+ROLLBACK_INFO_MEMBERS = ("rollbackDeploymentId", "rollbackTriggeringDeploymentId", "rollbackMessage")
+
+
+def rollback_info_of(deployment: Any) -> dict:
+    """The deployment's `rollbackInfo` (moto's `DeploymentInfo` has no such attribute: the
+    extension keeps it as `deployment.rollback_info`)."""
+    return getattr(deployment, "rollback_info", None) or {}
+
+
+def rollback_revision(original: Any) -> dict:
+    """The revision of the deployment that rolls `original` back: its AppSpec with each Lambda
+    resource's CurrentVersion and TargetVersion swapped, so the rollback deployment's "current"
+    is the version being rolled away from and its "target" the version it restores.
+
+    A guess: AWS does not document what a Lambda rollback deployment's AppSpec or
+    `lambdaFunctionInfo` report (re-check against a real account). Hooks are kept as they were:
+    ShiftGuard's hooks expect to be invoked for rollback deployments too."""
+    spec = copy.deepcopy(appspec_of(original.revision))
+    swapped = 0
+    for resource in spec.get("Resources") or []:
+        for body in resource.values():
+            if isinstance(body, dict) and body.get("Type") == "AWS::Lambda::Function":
+                props = body.setdefault("Properties", {})
+                current, target = props.get("CurrentVersion"), props.get("TargetVersion")
+                props["CurrentVersion"] = None if target is None else str(target)
+                props["TargetVersion"] = None if current is None else str(current)
+                swapped += 1
+    if not swapped:
+        raise AwsError(400, "InvalidRevisionException", "The AppSpec names no AWS::Lambda::Function resource.")
+    content = json.dumps(spec)
+    # The same kind of revision as the original, so that a caller reading `appSpecContent` (or
+    # `string`) of one reads the other the same way.
+    kind = "String" if original.revision.get("revisionType") == "String" else "AppSpecContent"
+    member = {"AppSpecContent": "appSpecContent", "String": "string"}[kind]
+    return {"revisionType": kind, member: {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}}
+
+
+def _note_rollback(triggering_id: str | None, region: str, message: str) -> None:
+    """`rollbackMessage` on the triggering deployment follows the rollback (the API reference:
+    "whether the deployment can't be rolled back, is in progress, failed, or succeeded")."""
+    triggering = codedeploy_backend(region).deployments.get(triggering_id or "")
+    if triggering is not None:
+        triggering.rollback_info = {**rollback_info_of(triggering), "rollbackMessage": message}
+
+
+def start_rollback(region: str, original: Any, original_status: str, restore: bool, restore_delay: float) -> Any:
+    """What CodeDeploy does when it rolls `original` back (StopDeployment with auto-rollback, an
+    alarm, a failed hook): `original` ends with `original_status`, and a new deployment, created by
+    `codeDeployRollback`, puts the alias back on the original's CurrentVersion with no weights
+    after `restore_delay` seconds, then succeeds. `restore=False`: it stays InProgress and never
+    touches the alias (CodeDeploy slow or stuck). Returns the rollback deployment."""
+    backend = codedeploy_backend(region)
+    with LOCK:
+        if original.status not in IN_FLIGHT:
+            raise AwsError(400, "DeploymentAlreadyCompletedException", f"The deployment {original.deployment_id} is already completed.")
+        # Everything that can fail is done before anything changes.
+        revision = rollback_revision(original)
+        rollback_id = backend.create_deployment(
+            application_name=original.application_name,
+            deployment_group_name=original.deployment_group_name,
+            revision=revision,
+            # A guess: the rollback is assumed to use the original's deployment configuration.
+            deployment_config_name=original.deployment_config_name,
+        )
+        rollback = backend.deployments[rollback_id]
+        rollback.creator = "codeDeployRollback"
+        rollback.status = "InProgress"
+        rollback.start_time = rollback.create_time
+        rollback.rollback_info = {"rollbackTriggeringDeploymentId": original.deployment_id}
+        original.status = original_status
+        original.complete_time = utc_now_naive()
+        # The message text is ours; AWS documents only what it describes.
+        original.rollback_info = {
+            **rollback_info_of(original),
+            "rollbackDeploymentId": rollback_id,
+            "rollbackMessage": f"Rollback deployment {rollback_id} is in progress.",
+        }
+    if restore:
+        if restore_delay > 0:
+            timer = threading.Timer(restore_delay, finish_rollback, args=(region, rollback))
+            timer.daemon = True
+            timer.start()
+        else:
+            finish_rollback(region, rollback)
+    return rollback
+
+
+def finish_rollback(region: str, rollback: Any) -> None:
+    """The rollback deployment's one step: the alias back on the version it restores, no weights."""
+    with LOCK:
+        if rollback.status != "InProgress":
+            return  # stopped (or set by a test) meanwhile: CodeDeploy would not touch the alias
+        triggering_id = rollback_info_of(rollback).get("rollbackTriggeringDeploymentId")
+        try:
+            info = lambda_function_info(region, rollback)
+            alias = lambda_backend(region).get_alias(info["functionAlias"], info["functionName"])
+        except Exception as exc:  # the function or alias went away: the rollback fails
+            rollback.status = "Failed"
+            rollback.complete_time = utc_now_naive()
+            _note_rollback(triggering_id, region, f"Rollback deployment {rollback.deployment_id} failed: {exc}")
+            return
+        alias.update(None, info["targetVersion"], {})
+        alias.revision_id = str(uuid.uuid4())
+        rollback.status = "Succeeded"
+        rollback.complete_time = utc_now_naive()
+        _note_rollback(triggering_id, region, f"Rollback deployment {rollback.deployment_id} succeeded.")
+
+
 def cd_stop_deployment(region: str, req: dict) -> dict:
     deployment = lambda_deployment(region, req.get("deploymentId"))
+    auto_rollback = bool(req.get("autoRollbackEnabled"))
     with LOCK:
         if deployment.status not in IN_FLIGHT:
             raise AwsError(
@@ -409,28 +575,31 @@ def cd_stop_deployment(region: str, req: dict) -> dict:
                 "DeploymentAlreadyCompletedException",
                 f"The deployment {deployment.deployment_id} is already completed.",
             )
-        deployment.status = "Stopped"
-        deployment.complete_time = datetime.now(timezone.utc)
-        auto_rollback = bool(req.get("autoRollbackEnabled"))
-        STATE.stopped.append({"deploymentId": deployment.deployment_id, "autoRollbackEnabled": auto_rollback})
-    behaviour = STATE.codedeploy_behaviour.get(deployment.deployment_id, {})
-    if auto_rollback and behaviour.get("auto_rollback", True):
-        info = lambda_function_info(region, deployment)
-        delay = float(behaviour.get("rollback_delay", 0.0))
-
-        def roll_back() -> None:
-            # CodeDeploy's rollback deployment puts the alias back on the AppSpec's CurrentVersion.
-            alias = lambda_backend(region).get_alias(info["functionAlias"], info["functionName"])
-            with LOCK:
-                alias.update(None, info["currentVersion"], {})
-                alias.revision_id = str(uuid.uuid4())
-            deployment.status = "Stopped"
-            deployment.rollback_info = {"rollbackTriggeringDeploymentId": deployment.deployment_id}
-
-        if delay > 0:
-            threading.Timer(delay, roll_back).start()
+        # A rollback deployment is stopped like any other (AWS documents nothing more specific),
+        # including, with auto-rollback, being rolled back itself; its pending restore is dropped.
+        if auto_rollback:
+            # StopDeployment answers Pending: the stop completes with the rollback deployment.
+            # Behaviour `auto_rollback: false` (set on the stopped deployment) is a CodeDeploy that
+            # never restores: the rollback deployment exists but stays InProgress.
+            behaviour = STATE.codedeploy_behaviour.get(deployment.deployment_id, {})
+            start_rollback(
+                region,
+                deployment,
+                original_status="Stopped",
+                restore=bool(behaviour.get("auto_rollback", True)),
+                restore_delay=float(behaviour.get("rollback_delay", 0.0)),
+            )
         else:
-            roll_back()
+            deployment.status = "Stopped"
+            deployment.complete_time = utc_now_naive()
+        if deployment.creator == "codeDeployRollback":
+            _note_rollback(
+                rollback_info_of(deployment).get("rollbackTriggeringDeploymentId"),
+                region,
+                f"Rollback deployment {deployment.deployment_id} was stopped.",
+            )
+        STATE.stopped.append({"deploymentId": deployment.deployment_id, "autoRollbackEnabled": auto_rollback})
+    if auto_rollback:
         return {"status": "Pending", "statusMessage": "Stopping Pending. Stopping to roll back."}
     return {"status": "Succeeded", "statusMessage": "Stopped."}
 
@@ -906,6 +1075,35 @@ def _percentile_statistics() -> None:
     models.Statistics.get_statistics_for_type = get_statistics_for_type
 
 
+def _deployment_info_with_rollbacks() -> None:
+    """moto answers `"rollbackInfo": {}` for every deployment. GetDeployment and
+    BatchGetDeployments (moto's only operations that return a `deploymentInfo`) report the
+    deployment's own `rollbackInfo` and `createTime` instead."""
+    from moto.codedeploy import responses
+
+    original = responses._deployment_info
+    if getattr(original, "shiftguard", False):
+        return
+
+    def deployment_info(deployment: Any) -> dict:
+        info = original(deployment)
+        rollback = {k: v for k, v in rollback_info_of(deployment).items() if k in ROLLBACK_INFO_MEMBERS and v}
+        if rollback:
+            info["rollbackInfo"] = rollback
+        else:
+            # AWS's JSON protocols leave out members that are not set; whether CodeDeploy sends
+            # an empty `rollbackInfo` for a deployment never involved in a rollback is not
+            # documented. Left out here; callers must accept both.
+            info.pop("rollbackInfo", None)
+        # moto already reports `create_time`; a test may have set it (control plane `createTime`).
+        info["createTime"] = deployment.create_time
+        return info
+
+    deployment_info.shiftguard = True  # type: ignore[attr-defined]
+    # `get_deployment` and `batch_get_deployments` look the function up in the module when called.
+    responses._deployment_info = deployment_info
+
+
 EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] = {
     ("lambda", "UpdateAlias"): lambda_update_alias,
     ("vpc-lattice", "UpdateListener"): lattice_update_listener,
@@ -920,6 +1118,28 @@ EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] =
 # ---------------------------------------------------------------------------------------------
 # The control plane for tests: /_shiftguard/...
 # ---------------------------------------------------------------------------------------------
+
+
+def deployment_summary(deployment: Any) -> dict:
+    return {
+        "deploymentId": deployment.deployment_id,
+        "status": deployment.status,
+        "creator": deployment.creator,
+        "rollbackInfo": dict(rollback_info_of(deployment)),
+        "createTime": deployment.create_time.replace(tzinfo=timezone.utc).isoformat(),
+    }
+
+
+def checked_rollback_info(value: Any) -> dict:
+    """A `rollbackInfo` a test sets: only RollbackInfo's members, string values (null drops one)."""
+    if not isinstance(value, dict):
+        raise ValueError("rollbackInfo must be an object")
+    unknown = sorted(set(value) - set(ROLLBACK_INFO_MEMBERS))
+    if unknown:
+        raise ValueError(f"rollbackInfo has no member {unknown[0]!r} (members: {', '.join(ROLLBACK_INFO_MEMBERS)})")
+    if any(v is not None and not isinstance(v, str) for v in value.values()):
+        raise ValueError("rollbackInfo members are strings")
+    return {k: v for k, v in value.items() if v is not None}
 
 
 def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
@@ -949,22 +1169,53 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
             calls = [c for c in calls if c["operation"] == query["operation"][0]]
         return 200, calls
     match = re.match(r"^/_shiftguard/codedeploy/deployments/([^/]+)$", path)
+    if match and method == "GET":
+        region = query.get("region", ["us-east-1"])[0]
+        deployment = codedeploy_backend(region).deployments.get(match.group(1))
+        if deployment is None:
+            return 404, {"message": "no such deployment"}
+        return 200, deployment_summary(deployment)
     if match and method == "POST":
         # Play CodeDeploy's part: set a deployment's status and how it behaves when stopped.
         region = body.get("region", "us-east-1")
         deployment = codedeploy_backend(region).deployments.get(match.group(1))
         if deployment is None:
             return 404, {"message": "no such deployment"}
+        # Checked before anything changes: a bad field changes nothing.
+        create_time = parse_time(body["createTime"]) if "createTime" in body else None
+        rollback_info = checked_rollback_info(body["rollbackInfo"]) if "rollbackInfo" in body else None
         if "status" in body:
             deployment.status = body["status"]
         if "creator" in body:
             # e.g. "codeDeployRollback": the deployment CodeDeploy creates to roll back another.
             deployment.creator = body["creator"]
+        if create_time is not None:
+            deployment.create_time = create_time
+        if rollback_info is not None:
+            deployment.rollback_info = rollback_info
         behaviour = STATE.codedeploy_behaviour.setdefault(deployment.deployment_id, {})
         for key in ("auto_rollback", "rollback_delay"):
             if key in body:
                 behaviour[key] = body[key]
         return 200, {"deploymentId": deployment.deployment_id, "status": deployment.status}
+    match = re.match(r"^/_shiftguard/codedeploy/deployments/([^/]+)/rollback$", path)
+    if match and method == "POST":
+        # Play CodeDeploy rolling a deployment back on its own (an alarm fired, a hook failed).
+        region = body.get("region", "us-east-1")
+        original_status = body.get("originalStatus", "Stopped")
+        if original_status not in ("Stopped", "Failed"):
+            raise ValueError("originalStatus must be Stopped or Failed")
+        restore = body.get("restore", True)
+        if not isinstance(restore, bool):
+            raise ValueError("restore must be true or false")
+        restore_delay = float(body.get("restoreDelay", 0.0))
+        try:
+            original = lambda_deployment(region, match.group(1))
+            rollback = start_rollback(region, original, original_status, restore, restore_delay)
+        except AwsError as err:
+            status = {"DeploymentDoesNotExistException": 404, "DeploymentAlreadyCompletedException": 409}.get(err.code, 400)
+            return status, {"code": err.code, "message": err.message}
+        return 200, {"rollbackDeploymentId": rollback.deployment_id, "status": rollback.status}
     match = re.match(r"^/_shiftguard/codedeploy/deployments/([^/]+)/hook-executions$", path)
     if match and method == "POST":
         execution = HookExecution(match.group(1), body.get("lifecycleEvent", "BeforeAllowTraffic"))
@@ -1117,6 +1368,7 @@ def main() -> None:
 
     default_user_config.setdefault("lambda", {})["use_docker"] = False
     _percentile_statistics()
+    _deployment_info_with_rollbacks()
     seed()
     print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
     try:
