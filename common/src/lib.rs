@@ -8,7 +8,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+pub mod codedeploy;
+pub mod deadline;
 pub mod env;
+
+pub use deadline::{Deadline, OutOfTime};
 
 /// Loads the SDK configuration once per process (region, credentials and `AWS_ENDPOINT_URL` from
 /// the environment, as every AWS SDK does).
@@ -87,21 +91,25 @@ pub fn error_text<E: std::error::Error>(err: &E) -> String {
 }
 
 /// The invocation deadline the Lambda runtime gives (milliseconds since the Unix epoch) as an
-/// `Instant`. `None` when it is not in the future: Lambda always gives a future deadline, but local
-/// Runtime API emulators may not (cargo-lambda 1.9 sends the timeout, 600000, instead), and a past
-/// deadline taken at its word would end every invocation at once.
+/// `Instant`; see [`Deadline::from_epoch_ms`].
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<std::time::Instant> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    if deadline_ms <= now_ms {
-        tracing::warn!(
-            deadline_ms,
-            now_ms,
-            "the runtime gave no usable deadline; running without one"
-        );
-        return None;
+    Deadline::from_epoch_ms(deadline_ms).0
+}
+
+/// An invocation payload that always decodes: JSON, or why it is not. The runtime's own decoding
+/// error would reach callers as `errorType` `&lambda_runtime::deserializer::DeserializeError`;
+/// with this, each function answers with its own documented `errorType` instead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawEvent {
+    Json(serde_json::Value),
+    Invalid(String),
+}
+
+impl<'de> serde::Deserialize<'de> for RawEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match serde_json::Value::deserialize(d) {
+            Ok(v) => RawEvent::Json(v),
+            Err(e) => RawEvent::Invalid(e.to_string()),
+        })
     }
-    Some(std::time::Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }

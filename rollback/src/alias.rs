@@ -1,24 +1,33 @@
-//! Putting a Lambda alias back on its stable version, and stopping a CodeDeploy deployment that
-//! is shifting it.
+//! Rolling a Lambda alias back: read what the decision needs, ask [`plan_alias`], carry the plan
+//! out (write the alias, stop a CodeDeploy deployment, wait for CodeDeploy's rollback), verify.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use aws_sdk_codedeploy::types::DeploymentStatus;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 use serde::Serialize;
 use serde_json::json;
-use shiftguard_common::error_text;
+use shiftguard_common::codedeploy::{self, AliasDeployment};
+use shiftguard_common::{error_text, Deadline};
 use tracing::{info, warn};
 
 use crate::config::{is_version_number, LambdaAliasTarget};
+use crate::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
 use crate::report::{Action, Outcome, TargetReport};
 use crate::Clients;
 
-/// How many times a write that lost a `RevisionId` race is re-read and retried.
+/// How many times a write that lost a `RevisionId` race is re-read, re-decided and retried.
 const REVISION_CONFLICT_ATTEMPTS: usize = 5;
 /// How often to look whether CodeDeploy's rollback has restored the alias.
 const CODEDEPLOY_POLL: Duration = Duration::from_millis(200);
+/// One poll read may take at most this long (the SDK's own operation timeout is 20 s).
+const POLL_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Kept after waiting for CodeDeploy, for rollback's own backup write.
+const BACKUP_RESERVE: Duration = Duration::from_millis(1500);
+/// First pause before retrying a write Lambda refused with `ResourceConflictException` (a function
+/// update in progress); doubles each time, within the deadline.
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
+const CONFLICT_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AliasError {
@@ -27,12 +36,14 @@ pub enum AliasError {
         operation: &'static str,
         message: String,
     },
-    #[error("cannot decide the stable version: {0}")]
-    NoStableVersion(String),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("the alias kept changing under us: {0} writes lost the RevisionId race")]
     Contended(usize),
     #[error("verification failed: after the write the alias is {0}")]
     NotVerified(String),
+    #[error("{0}")]
+    NotRestored(String),
 }
 
 fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> AliasError {
@@ -58,6 +69,11 @@ impl AliasState {
         self.version == version && self.weights.values().all(|w| *w <= 0.0)
     }
 
+    /// Every version the alias names.
+    pub fn versions(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.version).chain(self.weights.keys())
+    }
+
     /// From what GetAlias and UpdateAlias both return.
     fn from_api(
         version: Option<String>,
@@ -79,13 +95,7 @@ impl AliasState {
     }
 }
 
-/// The name in a function ARN, or the name itself.
-pub fn function_name(function: &str) -> &str {
-    match function.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "lambda", _, _, "function", name, ..] => name,
-        _ => function,
-    }
-}
+pub use shiftguard_common::codedeploy::function_name;
 
 pub async fn read_alias(
     clients: &Clients,
@@ -107,162 +117,412 @@ pub async fn read_alias(
     ))
 }
 
-/// The version to restore: explicit config; else the stable-pointer alias; else the older of the
-/// alias's two versions (a canary is always the newer publish, whichever of the two shapes the
-/// shift uses: CodeDeploy's `[old, {new: w}]` or the hand-rolled `[new, {old: w}]`).
-/// `None`: the alias serves a single version and nothing says it is the wrong one.
-pub fn decide_stable(
-    target: &LambdaAliasTarget,
-    alias: &AliasState,
-    pointer: Option<&AliasState>,
-) -> Result<Option<String>, AliasError> {
-    let stable = if let Some(v) = &target.stable_version {
-        Some(v.clone())
-    } else if let Some(p) = pointer {
-        Some(p.version.clone())
-    } else {
-        let mut versions: Vec<&String> = std::iter::once(&alias.version)
-            .chain(
-                alias
-                    .weights
-                    .iter()
-                    .filter(|(_, w)| **w > 0.0)
-                    .map(|(v, _)| v),
-            )
-            .collect();
-        if versions.len() < 2 {
-            return Ok(None);
-        }
-        if let Some(bad) = versions.iter().find(|v| !is_version_number(v)) {
-            return Err(AliasError::NoStableVersion(format!(
-                "the alias routes to {bad:?}, which is not a published version number"
-            )));
-        }
-        versions.sort_by_key(|v| v.parse::<u64>().unwrap_or(u64::MAX));
-        Some(versions[0].clone())
+async fn read_pointer(clients: &Clients, function: &str, pointer: Option<&str>) -> PointerRead {
+    let Some(pointer) = pointer else {
+        return PointerRead::NotConfigured;
     };
-    match stable {
-        Some(v) if !is_version_number(&v) => Err(AliasError::NoStableVersion(format!(
-            "{v:?} is not a published version (the stable pointer alias {:?} must point at a numbered version, never $LATEST)",
-            target.stable_alias.as_deref().unwrap_or_default()
-        ))),
-        other => Ok(other),
+    match clients
+        .lambda
+        .get_alias()
+        .function_name(function)
+        .name(pointer)
+        .send()
+        .await
+    {
+        Ok(out) => PointerRead::Found(out.function_version.unwrap_or_default()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            PointerRead::Missing
+        }
+        Err(e) => PointerRead::Unreadable(format!("GetAlias failed: {}", error_text(&e))),
     }
+}
+
+/// Whether a published version exists: `Ok(false)` when Lambda says it does not, `Err` when it
+/// could not tell.
+async fn version_exists(clients: &Clients, function: &str, version: &str) -> Result<bool, String> {
+    match clients
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(format!(
+            "GetFunctionConfiguration failed: {}",
+            error_text(&e)
+        )),
+    }
+}
+
+/// What carrying out one alias's plan needs besides clients and the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub dry_run: bool,
+    pub codedeploy_wait: Duration,
+    /// When this target's work must be done (the invocation's deadline less the summary's share).
+    pub deadline: Deadline,
+    /// When the alarm(s) asking for this target changed state (ms since the epoch).
+    pub alarm_time_ms: Option<i64>,
 }
 
 /// Rolls one alias back. Never returns an error: failures are in the report.
 pub async fn roll_back(
     clients: &Clients,
     target: &LambdaAliasTarget,
-    target_id: String,
-    alarms: Vec<String>,
-    dry_run: bool,
-    codedeploy_wait: Duration,
-) -> TargetReport {
-    let mut report = TargetReport::new(target_id, alarms);
-    if let Err(e) = run(clients, target, dry_run, codedeploy_wait, &mut report).await {
+    run_: Run,
+    report: &mut TargetReport,
+) {
+    if let Err(e) = run(clients, target, run_, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
     }
-    report
+}
+
+fn in_flight(found: &AliasDeployment) -> InFlight {
+    InFlight {
+        id: found.deployment.id.clone(),
+        is_rollback: found.deployment.is_rollback(),
+        create_time_ms: found.deployment.create_time_ms,
+        current_version: found.target.current_version.clone(),
+        target_version: found.target.target_version.clone(),
+    }
 }
 
 async fn run(
     clients: &Clients,
     target: &LambdaAliasTarget,
-    dry_run: bool,
-    codedeploy_wait: Duration,
+    run_: Run,
     report: &mut TargetReport,
 ) -> Result<(), AliasError> {
+    let group = target
+        .code_deploy
+        .as_ref()
+        .map(|g| (g.application.as_str(), g.deployment_group.as_str()));
     // The first round trip: everything that can be read at once is.
-    let (alias, pointer, in_flight) = tokio::join!(
+    let (alias, pointer, deployments, configured_exists) = tokio::join!(
         read_alias(clients, &target.function, &target.alias),
+        read_pointer(clients, &target.function, target.stable_alias.as_deref()),
+        codedeploy::in_flight_for_alias(
+            &clients.codedeploy,
+            group,
+            &target.function,
+            &target.alias
+        ),
         async {
-            match &target.stable_alias {
-                Some(p) => read_alias(clients, &target.function, p).await.map(Some),
-                None => Ok(None),
+            match &target.stable_version {
+                Some(v) => Some(version_exists(clients, &target.function, v).await),
+                None => None,
             }
         },
-        in_flight_deployments(clients, target),
     );
     let alias = alias?;
-    let pointer = pointer?;
     report.before = Some(alias.summary());
+    let deployments: Result<Vec<InFlight>, String> = deployments
+        .map(|found| found.iter().map(in_flight).collect())
+        .map_err(|e| e.to_string());
 
-    let deployment = match in_flight {
-        Ok(ids) if ids.is_empty() => None,
-        Ok(ids) => deployment_shifting(clients, target, &ids).await,
-        Err(e) => {
-            // Rollback must not be blocked by CodeDeploy being unreachable: restoring traffic comes
-            // first. The report says that the check could not be made.
-            warn!(target = %report.target, error = %e, "could not list CodeDeploy deployments; restoring the alias directly");
-            report.detail = Some(format!(
-                "could not check for a CodeDeploy deployment in flight: {e}"
-            ));
-            None
+    let mut existing: BTreeSet<String> = alias.versions().cloned().collect();
+    if let PointerRead::Found(v) = &pointer {
+        existing.insert(v.clone());
+    }
+    let mut notes = Vec::new();
+    match (&target.stable_version, configured_exists) {
+        (Some(v), Some(Ok(true))) => {
+            existing.insert(v.clone());
         }
-    };
-
-    if let Some((deployment_id, current_version)) = deployment {
-        report.deployment_id = Some(deployment_id.clone());
-        return stop_and_restore(
-            clients,
-            target,
-            &deployment_id,
-            &current_version,
-            dry_run,
-            codedeploy_wait,
-            report,
-        )
-        .await;
+        (Some(v), Some(Err(e))) => notes.push(format!(
+            "could not tell whether the configured stable version {v} exists: {e}"
+        )),
+        _ => {}
+    }
+    // The versions CodeDeploy would have us write, when the alias does not already name them.
+    let mut unknown: Vec<String> = deployments
+        .iter()
+        .flatten()
+        .filter_map(|d| {
+            if d.is_rollback {
+                d.target_version.clone()
+            } else {
+                d.current_version.clone()
+            }
+        })
+        .filter(|v| is_version_number(v) && !existing.contains(v))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    let checked = futures::future::join_all(
+        unknown
+            .iter()
+            .map(|v| version_exists(clients, &target.function, v)),
+    )
+    .await;
+    for (v, exists) in unknown.into_iter().zip(checked) {
+        match exists {
+            Ok(true) => {
+                existing.insert(v);
+            }
+            Ok(false) => {}
+            Err(e) => notes.push(format!("could not tell whether version {v} exists: {e}")),
+        }
     }
 
-    let Some(stable) = decide_stable(target, &alias, pointer.as_ref())? else {
-        report.outcome = Outcome::AlreadyStable;
-        report.after = report.before.clone();
-        report.detail = Some(format!(
-            "the alias serves only version {} and no stable version is configured: nothing to roll back",
-            alias.version
-        ));
-        return Ok(());
+    let deployments_ref = deployments.as_deref().map_err(String::as_str);
+    let decide = |alias: &AliasState| {
+        plan_alias(&AliasFacts {
+            alias,
+            configured_stable: target.stable_version.as_deref(),
+            pointer_name: target.stable_alias.as_deref(),
+            pointer: &pointer,
+            deployments: deployments_ref,
+            alarm_time_ms: run_.alarm_time_ms,
+            existing: &existing,
+        })
     };
-    restore(clients, target, &stable, alias, dry_run, report).await
+    let plan = decide(&alias);
+    record(report, &plan, notes);
+    info!(target = %report.target, step = ?plan.step, stable = ?plan.stable, reason = %plan.reason, "decided");
+
+    match plan.step.clone() {
+        Step::AlreadyStable => {
+            report.outcome = Outcome::AlreadyStable;
+            report.after = report.before.clone();
+            Ok(())
+        }
+        Step::LeaveAlone { deployment_id } => {
+            report.outcome = Outcome::LeftAlone;
+            report.deployment_id = Some(deployment_id);
+            report.after = report.before.clone();
+            Ok(())
+        }
+        Step::Refuse => Err(AliasError::Refused(plan.reason.clone())),
+        Step::Restore { version } => {
+            report.action = Action::RestoreAlias;
+            if run_.dry_run {
+                return planned(report, &version, "point the alias at");
+            }
+            restore(
+                clients,
+                target,
+                alias,
+                version,
+                decide,
+                run_.deadline,
+                report,
+            )
+            .await
+        }
+        Step::Stop {
+            deployment_id,
+            codedeploy_restores,
+            backup,
+        } => {
+            report.action = Action::StopDeployment;
+            report.deployment_id = Some(deployment_id.clone());
+            if run_.dry_run {
+                report.outcome = Outcome::Planned;
+                report.after = codedeploy_restores
+                    .as_ref()
+                    .map(|v| json!({ "version": v, "weights": {} }));
+                report.detail = Some(format!(
+                    "dry run: would stop CodeDeploy deployment {deployment_id} with auto-rollback (CodeDeploy restores version {})",
+                    codedeploy_restores.as_deref().unwrap_or("unknown")
+                ));
+                return Ok(());
+            }
+            stop(
+                clients,
+                target,
+                &deployment_id,
+                codedeploy_restores.as_deref(),
+                backup.as_deref(),
+                run_,
+                report,
+            )
+            .await
+        }
+        Step::AwaitRollback {
+            deployment_id,
+            restores,
+            backup,
+        } => {
+            report.action = Action::AwaitCodeDeployRollback;
+            report.deployment_id = Some(deployment_id.clone());
+            if run_.dry_run {
+                report.outcome = Outcome::Planned;
+                report.after = Some(json!({ "version": restores, "weights": {} }));
+                report.detail = Some(format!("dry run: would wait for CodeDeploy's rollback deployment {deployment_id} to restore version {restores}"));
+                return Ok(());
+            }
+            let started = Instant::now();
+            let (restored, last) = await_alias(
+                clients,
+                target,
+                &restores,
+                run_.codedeploy_wait,
+                run_.deadline,
+            )
+            .await;
+            if let Some(after) = restored {
+                report.outcome = Outcome::RestoredByCodeDeploy;
+                report.after = Some(after.summary());
+                report.detail = Some(format!(
+                    "CodeDeploy's rollback deployment {deployment_id} put the alias on version {restores} ({} ms after we looked)",
+                    started.elapsed().as_millis()
+                ));
+                return Ok(());
+            }
+            let Some(backup) = backup else {
+                return Err(AliasError::NotRestored(format!(
+                    "CodeDeploy's rollback deployment {deployment_id} had not restored version {restores} within {} ms, and rollback may not write it (see notes); the invocation fails so that it is retried",
+                    started.elapsed().as_millis()
+                )));
+            };
+            report.detail = Some(format!(
+                "CodeDeploy's rollback deployment {deployment_id} had not restored version {restores} within {} ms; rollback wrote that same version",
+                started.elapsed().as_millis()
+            ));
+            report.action = Action::RestoreAlias;
+            write_verified(clients, target, &backup, last, run_.deadline, report).await
+        }
+    }
 }
 
-/// Writes `FunctionVersion=stable` with no weights, guarded by `RevisionId`; on a lost race it
-/// re-reads and decides again.
+fn record(report: &mut TargetReport, plan: &Plan, mut notes: Vec<String>) {
+    report.stable = plan.stable.clone();
+    report.decision = Some(plan.reason.clone());
+    notes.extend(plan.notes.iter().cloned());
+    for note in &notes {
+        warn!(target = %report.target, note = %note, "noticed");
+    }
+    report.notes = notes;
+    report.incomplete = plan.retry.clone();
+}
+
+fn planned(report: &mut TargetReport, version: &str, what: &str) -> Result<(), AliasError> {
+    report.outcome = Outcome::Planned;
+    report.after = Some(json!({ "version": version, "weights": {} }));
+    report.detail = Some(format!(
+        "dry run: would {what} version {version} with no additional weights"
+    ));
+    Ok(())
+}
+
+/// Writes `version` with no weights, guarded by `RevisionId`. On a lost race it re-reads the alias
+/// and decides again with `decide` (the README's promise: a conflict is re-decided, not blindly
+/// retried).
 async fn restore(
     clients: &Clients,
     target: &LambdaAliasTarget,
-    stable: &str,
     mut alias: AliasState,
-    dry_run: bool,
+    mut version: String,
+    decide: impl Fn(&AliasState) -> Plan,
+    deadline: Deadline,
     report: &mut TargetReport,
 ) -> Result<(), AliasError> {
     for attempt in 1..=REVISION_CONFLICT_ATTEMPTS {
-        if alias.all_on(stable) {
-            report.outcome = Outcome::AlreadyStable;
-            report.after = Some(alias.summary());
-            if report.action == Action::None {
-                report.detail = Some(format!("already 100% on version {stable}"));
+        match write_alias(clients, target, &version, &alias, deadline).await? {
+            Written::Done(written) => return verify(report, &version, written),
+            Written::Conflict => {
+                info!(target = %report.target, attempt, "alias changed since it was read (RevisionId); reading it again and deciding again");
+                alias = read_alias(clients, &target.function, &target.alias).await?;
+                let plan = decide(&alias);
+                match plan.step {
+                    Step::Restore { version: v } => version = v,
+                    Step::AlreadyStable => {
+                        report.outcome = Outcome::AlreadyStable;
+                        report.after = Some(alias.summary());
+                        report.detail = Some(format!("after a concurrent change: {}", plan.reason));
+                        return Ok(());
+                    }
+                    other => {
+                        return Err(AliasError::Refused(format!(
+                            "after a concurrent change the decision became {other:?}: {}",
+                            plan.reason
+                        )))
+                    }
+                }
             }
+        }
+    }
+    Err(AliasError::Contended(REVISION_CONFLICT_ATTEMPTS))
+}
+
+/// Writes `version` (a backup for CodeDeploy's own restore), re-reading after a lost race; done
+/// when the alias is all on it, whoever wrote it.
+async fn write_verified(
+    clients: &Clients,
+    target: &LambdaAliasTarget,
+    version: &str,
+    last: Option<AliasState>,
+    deadline: Deadline,
+    report: &mut TargetReport,
+) -> Result<(), AliasError> {
+    let mut alias = match last {
+        Some(a) => a,
+        None => read_alias(clients, &target.function, &target.alias).await?,
+    };
+    for _ in 1..=REVISION_CONFLICT_ATTEMPTS {
+        if alias.all_on(version) {
+            report.outcome = Outcome::Restored;
+            report.after = Some(alias.summary());
             return Ok(());
         }
-        report.action = Action::RestoreAlias;
-        if dry_run {
-            report.outcome = Outcome::Planned;
-            report.after = Some(json!({ "version": stable, "weights": {} }));
-            report.detail = Some(format!(
-                "dry run: would point the alias at version {stable} with no additional weights"
-            ));
-            return Ok(());
+        match write_alias(clients, target, version, &alias, deadline).await? {
+            Written::Done(written) => return verify(report, version, written),
+            Written::Conflict => {
+                alias = read_alias(clients, &target.function, &target.alias).await?;
+            }
         }
+    }
+    Err(AliasError::Contended(REVISION_CONFLICT_ATTEMPTS))
+}
+
+fn verify(report: &mut TargetReport, version: &str, written: AliasState) -> Result<(), AliasError> {
+    report.after = Some(written.summary());
+    if !written.all_on(version) {
+        return Err(AliasError::NotVerified(written.summary().to_string()));
+    }
+    report.outcome = Outcome::Restored;
+    Ok(())
+}
+
+enum Written {
+    Done(AliasState),
+    /// `RevisionId` did not match: the alias changed since it was read.
+    Conflict,
+}
+
+/// One `UpdateAlias` to `version` with no weights; `ResourceConflictException` (a function update
+/// in progress) is retried with backoff while the deadline allows, like a throttle.
+async fn write_alias(
+    clients: &Clients,
+    target: &LambdaAliasTarget,
+    version: &str,
+    alias: &AliasState,
+    deadline: Deadline,
+) -> Result<Written, AliasError> {
+    debug_assert!(is_version_number(version), "plans never write {version:?}");
+    let mut backoff = CONFLICT_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let mut update = clients
             .lambda
             .update_alias()
             .function_name(&target.function)
             .name(&target.alias)
-            .function_version(stable)
+            .function_version(version)
             .routing_config(
                 AliasRoutingConfiguration::builder()
                     .set_additional_version_weights(Some(Default::default()))
@@ -273,136 +533,82 @@ async fn restore(
         }
         match update.send().await {
             Ok(out) => {
-                let written =
-                    AliasState::from_api(out.function_version, out.routing_config, out.revision_id);
-                report.after = Some(written.summary());
-                if !written.all_on(stable) {
-                    return Err(AliasError::NotVerified(written.summary().to_string()));
-                }
-                report.outcome = Outcome::Restored;
-                return Ok(());
+                return Ok(Written::Done(AliasState::from_api(
+                    out.function_version,
+                    out.routing_config,
+                    out.revision_id,
+                )))
             }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_precondition_failed_exception()) =>
             {
-                info!(target = %report.target, attempt, "alias changed since it was read (RevisionId); reading it again");
-                alias = read_alias(clients, &target.function, &target.alias).await?;
+                return Ok(Written::Conflict)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_conflict_exception())
+                    && attempt < CONFLICT_ATTEMPTS
+                    && deadline.left(backoff).is_none_or(|l| !l.is_zero()) =>
+            {
+                warn!(function = %target.function, alias = %target.alias, attempt, error = %error_text(&e), "UpdateAlias: resource conflict (an update is in progress); retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(aws("UpdateAlias")(e)),
         }
     }
-    Err(AliasError::Contended(REVISION_CONFLICT_ATTEMPTS))
 }
 
-const IN_FLIGHT: [DeploymentStatus; 5] = [
-    DeploymentStatus::Created,
-    DeploymentStatus::Queued,
-    DeploymentStatus::InProgress,
-    DeploymentStatus::Baking,
-    DeploymentStatus::Ready,
-];
-
-/// Ids of CodeDeploy deployments that have not finished, in the configured group or the region.
-async fn in_flight_deployments(
+/// Polls the alias until it is all on `version`, within `wait` and the deadline (less the backup
+/// write's reserve). Read errors are retried within that budget. Returns the restored state, or
+/// the last state read.
+async fn await_alias(
     clients: &Clients,
     target: &LambdaAliasTarget,
-) -> Result<Vec<String>, AliasError> {
-    let mut ids = Vec::new();
-    let mut next_token = None;
+    version: &str,
+    wait: Duration,
+    deadline: Deadline,
+) -> (Option<AliasState>, Option<AliasState>) {
+    let until = Instant::now() + deadline.cap(wait, BACKUP_RESERVE);
+    let mut last = None;
     loop {
-        let mut req = clients
-            .codedeploy
-            .list_deployments()
-            .set_include_only_statuses(Some(IN_FLIGHT.to_vec()))
-            .set_next_token(next_token);
-        if let Some(group) = &target.code_deploy {
-            req = req
-                .application_name(&group.application)
-                .deployment_group_name(&group.deployment_group);
+        let left = until.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(
+            left.clamp(Duration::from_millis(100), POLL_READ_TIMEOUT),
+            read_alias(clients, &target.function, &target.alias),
+        )
+        .await;
+        match read {
+            Ok(Ok(alias)) if alias.all_on(version) => return (Some(alias), None),
+            Ok(Ok(alias)) => last = Some(alias),
+            Ok(Err(e)) => {
+                warn!(function = %target.function, alias = %target.alias, error = %e, "reading the alias while waiting for CodeDeploy failed; retrying")
+            }
+            Err(_) => {
+                warn!(function = %target.function, alias = %target.alias, "reading the alias while waiting for CodeDeploy timed out; retrying")
+            }
         }
-        let out = req.send().await.map_err(aws("ListDeployments"))?;
-        ids.extend(out.deployments.unwrap_or_default());
-        next_token = out.next_token.filter(|t| !t.is_empty());
-        if next_token.is_none() {
-            return Ok(ids);
+        if Instant::now() + CODEDEPLOY_POLL >= until {
+            return (None, last);
         }
+        tokio::time::sleep(CODEDEPLOY_POLL).await;
     }
 }
 
-/// The in-flight deployment (and its AppSpec's current version) that shifts this alias, if any.
-async fn deployment_shifting(
-    clients: &Clients,
-    target: &LambdaAliasTarget,
-    ids: &[String],
-) -> Option<(String, String)> {
-    let wanted = function_name(&target.function);
-    let lookups = ids.iter().map(|id| async move {
-        let targets = clients
-            .codedeploy
-            .list_deployment_targets()
-            .deployment_id(id)
-            .send()
-            .await
-            .map_err(|e| error_text(&e))?;
-        for target_id in targets.target_ids.unwrap_or_default() {
-            let out = clients
-                .codedeploy
-                .get_deployment_target()
-                .deployment_id(id)
-                .target_id(&target_id)
-                .send()
-                .await
-                .map_err(|e| error_text(&e))?;
-            let info = out
-                .deployment_target
-                .and_then(|t| t.lambda_target)
-                .and_then(|t| t.lambda_function_info);
-            if let Some(info) = info {
-                if info.function_name.as_deref().map(function_name) == Some(wanted)
-                    && info.function_alias.as_deref() == Some(target.alias.as_str())
-                {
-                    return Ok(info.current_version.map(|v| (id.clone(), v)));
-                }
-            }
-        }
-        Ok::<_, String>(None)
-    });
-    for (id, result) in ids.iter().zip(futures::future::join_all(lookups).await) {
-        match result {
-            Ok(Some(found)) => return Some(found),
-            Ok(None) => {}
-            // Deployments on other compute platforms answer these calls with errors: not ours.
-            Err(e) => {
-                info!(deployment_id = %id, error = %e, "skipping a deployment whose targets could not be read")
-            }
-        }
-    }
-    None
-}
-
-/// CodeDeploy is shifting this alias: stop it with auto-rollback so that CodeDeploy restores the
-/// alias itself (an alias edited behind CodeDeploy's back fails later deployments). If CodeDeploy
-/// has not restored it within the wait, restore it to the AppSpec's current version ourselves,
-/// which is the state CodeDeploy's rollback writes, so the two never disagree.
-async fn stop_and_restore(
+/// Stops an ordinary deployment with auto-rollback so that CodeDeploy restores the alias itself
+/// (an alias edited behind CodeDeploy's back fails later deployments), then waits for it. If
+/// CodeDeploy has not restored it in time, or the stop failed, rollback writes `backup` itself —
+/// the plan never makes that a version being deployed, `$LATEST` or one that does not exist.
+async fn stop(
     clients: &Clients,
     target: &LambdaAliasTarget,
     deployment_id: &str,
-    current_version: &str,
-    dry_run: bool,
-    wait: Duration,
+    codedeploy_restores: Option<&str>,
+    backup: Option<&str>,
+    run_: Run,
     report: &mut TargetReport,
 ) -> Result<(), AliasError> {
-    report.action = Action::StopDeployment;
-    if dry_run {
-        report.outcome = Outcome::Planned;
-        report.after = Some(json!({ "version": current_version, "weights": {} }));
-        report.detail = Some(format!(
-            "dry run: would stop CodeDeploy deployment {deployment_id} with auto-rollback to version {current_version}"
-        ));
-        return Ok(());
-    }
     let stopped = clients
         .codedeploy
         .stop_deployment()
@@ -410,141 +616,88 @@ async fn stop_and_restore(
         .auto_rollback_enabled(true)
         .send()
         .await;
-    let codedeploy_rolls_back = match stopped {
+    let started = Instant::now();
+    let why_we_write = match stopped {
         Ok(out) => {
-            info!(
-                target = %report.target, deployment_id, action = "stop-deployment",
-                status = ?out.status, "stopped the CodeDeploy deployment with auto-rollback"
+            info!(target = %report.target, deployment_id, action = "stop-deployment", status = ?out.status, "stopped the CodeDeploy deployment with auto-rollback");
+            let (restored, last) = match codedeploy_restores {
+                Some(v) => {
+                    await_alias(clients, target, v, run_.codedeploy_wait, run_.deadline).await
+                }
+                None => (None, None),
+            };
+            if let Some(after) = restored {
+                report.outcome = Outcome::RestoredByCodeDeploy;
+                report.after = Some(after.summary());
+                report.detail = Some(format!(
+                    "stopped deployment {deployment_id}; CodeDeploy rolled the alias back to version {} after {} ms",
+                    codedeploy_restores.unwrap_or_default(),
+                    started.elapsed().as_millis()
+                ));
+                return Ok(());
+            }
+            let why = format!(
+                "stopped deployment {deployment_id}, but CodeDeploy had not restored the alias after {} ms",
+                started.elapsed().as_millis()
             );
-            true
+            return match backup {
+                Some(v) => {
+                    report.detail = Some(format!(
+                        "{why}; rollback restored the stable version {v} itself"
+                    ));
+                    report.action = Action::RestoreAlias;
+                    write_verified(clients, target, v, last, run_.deadline, report).await
+                }
+                None => Err(AliasError::NotRestored(format!(
+                    "{why}, and rollback may not write a version itself (see notes)"
+                ))),
+            };
         }
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_deployment_already_completed_exception()) =>
         {
-            info!(target = %report.target, deployment_id, "the deployment had already completed; restoring the alias directly");
-            report.detail = Some(format!(
-                "deployment {deployment_id} had already completed; restored the alias directly"
-            ));
-            false
+            format!("deployment {deployment_id} had already completed")
         }
         Err(e) => {
-            // Traffic first: if CodeDeploy will not stop, put the alias back ourselves.
-            warn!(target = %report.target, deployment_id, error = %error_text(&e), "StopDeployment failed; restoring the alias directly");
-            report.detail = Some(format!(
-                "StopDeployment failed ({}); restored the alias directly",
-                error_text(&e)
-            ));
-            false
+            // Traffic first: put the alias back ourselves, then fail the invocation so that Lambda
+            // retries the stop — the deployment would otherwise go on shifting.
+            let message = error_text(&e);
+            warn!(target = %report.target, deployment_id, error = %message, "StopDeployment failed; restoring the alias directly, the invocation will fail so the stop is retried");
+            report.add_incomplete(format!("StopDeployment {deployment_id} failed: {message}"));
+            format!("StopDeployment failed ({message})")
         }
     };
-
-    let started = Instant::now();
-    let mut alias = read_alias(clients, &target.function, &target.alias).await?;
-    if codedeploy_rolls_back {
-        while !alias.all_on(current_version) && started.elapsed() < wait {
-            tokio::time::sleep(CODEDEPLOY_POLL).await;
-            alias = read_alias(clients, &target.function, &target.alias).await?;
-        }
-        if alias.all_on(current_version) {
-            report.outcome = Outcome::RestoredByCodeDeploy;
-            report.after = Some(alias.summary());
+    match backup {
+        Some(v) => {
             report.detail = Some(format!(
-                "stopped deployment {deployment_id}; CodeDeploy rolled the alias back to version {current_version} after {} ms",
-                started.elapsed().as_millis()
+                "{why_we_write}; rollback restored the stable version {v} directly"
             ));
-            return Ok(());
+            report.action = Action::RestoreAlias;
+            write_verified(clients, target, v, None, run_.deadline, report).await
         }
-        report.detail = Some(format!(
-            "stopped deployment {deployment_id}, but CodeDeploy had not restored the alias after {} ms; restored it to the AppSpec's current version {current_version}",
-            wait.as_millis()
-        ));
+        None => Err(AliasError::NotRestored(format!(
+            "{why_we_write}, and no version may be written directly (see notes)"
+        ))),
     }
-    restore(clients, target, current_version, alias, false, report).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn target(stable_version: Option<&str>) -> LambdaAliasTarget {
-        LambdaAliasTarget {
-            function: "f".into(),
-            alias: "live".into(),
-            stable_version: stable_version.map(String::from),
-            stable_alias: None,
-            code_deploy: None,
-        }
-    }
-
-    fn state(version: &str, weights: &[(&str, f64)]) -> AliasState {
-        AliasState {
-            version: version.into(),
-            weights: weights.iter().map(|(v, w)| (v.to_string(), *w)).collect(),
+    #[test]
+    fn all_on_ignores_zero_weights() {
+        let mut a = AliasState {
+            version: "3".into(),
+            weights: BTreeMap::new(),
             revision_id: None,
-        }
-    }
-
-    #[test]
-    fn stable_is_the_older_version_in_both_shift_shapes() {
-        let codedeploy_shape = state("1", &[("2", 0.1)]);
-        let hand_rolled = state("12", &[("9", 0.9)]);
-        assert_eq!(
-            decide_stable(&target(None), &codedeploy_shape, None)
-                .unwrap()
-                .as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            decide_stable(&target(None), &hand_rolled, None)
-                .unwrap()
-                .as_deref(),
-            Some("9")
-        );
-    }
-
-    #[test]
-    fn config_then_pointer_then_inference() {
-        let alias = state("1", &[("2", 0.1)]);
-        assert_eq!(
-            decide_stable(&target(Some("7")), &alias, Some(&state("5", &[])))
-                .unwrap()
-                .as_deref(),
-            Some("7")
-        );
-        assert_eq!(
-            decide_stable(&target(None), &alias, Some(&state("5", &[])))
-                .unwrap()
-                .as_deref(),
-            Some("5")
-        );
-        assert_eq!(
-            decide_stable(&target(None), &state("3", &[]), None).unwrap(),
-            None
-        );
-        assert_eq!(
-            decide_stable(&target(None), &state("3", &[("4", 0.0)]), None).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn latest_is_never_stable() {
-        assert!(decide_stable(&target(None), &state("$LATEST", &[("2", 0.5)]), None).is_err());
-        assert!(decide_stable(
-            &target(None),
-            &state("1", &[]),
-            Some(&state("$LATEST", &[]))
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn function_names_from_arns() {
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:123456789012:function:checkout"),
-            "checkout"
-        );
-        assert_eq!(function_name("checkout"), "checkout");
+        };
+        assert!(a.all_on("3"));
+        a.weights.insert("4".into(), 0.0);
+        assert!(a.all_on("3"));
+        a.weights.insert("4".into(), 0.1);
+        assert!(!a.all_on("3"));
+        assert!(!a.all_on("4"));
     }
 }

@@ -17,6 +17,8 @@ pub enum EventError {
     UnknownEnvelope(String),
     #[error("the SNS event has no records")]
     EmptyRecords,
+    #[error("the event is not JSON: {0}")]
+    NotJson(String),
     #[error("{at}: {problem}")]
     Invalid { at: String, problem: String },
 }
@@ -92,6 +94,32 @@ impl AlarmTransition {
     pub fn is_transition_into_alarm(&self) -> bool {
         self.new_state == AlarmState::Alarm && self.old_state != Some(AlarmState::Alarm)
     }
+
+    /// When the alarm changed state, in milliseconds since the Unix epoch; `None` when the
+    /// notification carries no time or one that does not parse.
+    pub fn state_change_ms(&self) -> Option<i64> {
+        self.state_change_time.as_deref().and_then(parse_time_ms)
+    }
+}
+
+/// An RFC 3339 time as CloudWatch writes it: SNS notifications use `2021-02-15T14:57:14.419+0000`
+/// (no colon in the offset), alarm actions and EventBridge `2024-01-01T00:00:00.000+0000` or `Z`.
+pub fn parse_time_ms(raw: &str) -> Option<i64> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let raw = raw.trim();
+    let bytes = raw.as_bytes();
+    // `+0000` → `+00:00`, the form RFC 3339 requires.
+    let normalised = if bytes.len() > 5
+        && matches!(bytes[bytes.len() - 5], b'+' | b'-')
+        && bytes[bytes.len() - 4..].iter().all(u8::is_ascii_digit)
+    {
+        format!("{}:{}", &raw[..raw.len() - 2], &raw[raw.len() - 2..])
+    } else {
+        raw.to_string()
+    };
+    DateTime::from_str(&normalised, Format::DateTimeWithOffset)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
 }
 
 /// Parses any supported envelope into its alarm transitions (SNS may batch several records).
@@ -354,6 +382,17 @@ mod tests {
             Some("eu-west-1")
         );
         assert_eq!(region_of_arn("not-an-arn"), None);
+    }
+
+    #[test]
+    fn alarm_times_in_every_form_cloudwatch_writes() {
+        let sns = parse_time_ms("2021-02-15T14:57:14.419+0000").unwrap();
+        assert_eq!(sns, 1_613_401_034_419);
+        assert_eq!(parse_time_ms("2021-02-15T14:57:14.419Z"), Some(sns));
+        assert_eq!(parse_time_ms("2021-02-15T15:57:14.419+01:00"), Some(sns));
+        assert_eq!(parse_time_ms("2021-02-15T09:57:14.419-0500"), Some(sns));
+        assert_eq!(parse_time_ms("yesterday"), None);
+        assert_eq!(parse_time_ms(""), None);
     }
 
     #[test]

@@ -264,16 +264,35 @@ async fn write(
 pub async fn roll_back(
     clients: &Clients,
     target: &LatticeListenerTarget,
-    target_id: String,
-    alarms: Vec<String>,
     dry_run: bool,
-) -> TargetReport {
-    let mut report = TargetReport::new(target_id, alarms);
-    if let Err(e) = run(clients, target, dry_run, &mut report).await {
+    report: &mut TargetReport,
+) {
+    if let Err(e) = run(clients, target, dry_run, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
     }
-    report
+}
+
+/// What one look at the listener says to do.
+#[derive(Debug, PartialEq)]
+enum Next<'a> {
+    /// Every forward that includes production sends it all traffic.
+    Done,
+    Fix(Vec<&'a Forward>),
+    NoProductionForward,
+}
+
+fn next<'a>(forwards: &'a [Forward], production: &str) -> Next<'a> {
+    let ours: Vec<&Forward> = forwards.iter().filter(|f| f.has(production)).collect();
+    if ours.is_empty() {
+        return Next::NoProductionForward;
+    }
+    let to_fix: Vec<&Forward> = ours.into_iter().filter(|f| !f.all_on(production)).collect();
+    if to_fix.is_empty() {
+        Next::Done
+    } else {
+        Next::Fix(to_fix)
+    }
 }
 
 async fn run(
@@ -285,22 +304,34 @@ async fn run(
     let production = &t.production_target_group;
     let mut forwards = read_forwards(clients, t).await?;
     report.before = Some(describe(&forwards));
-    for cycle in 1..=CYCLES {
-        let ours: Vec<&Forward> = forwards.iter().filter(|f| f.has(production)).collect();
-        if ours.is_empty() {
-            return Err(LatticeError::NoProductionForward(production.clone()));
-        }
-        let to_fix: Vec<&Forward> = ours.into_iter().filter(|f| !f.all_on(production)).collect();
-        if to_fix.is_empty() {
-            report.after = Some(describe(&forwards));
-            if report.action == Action::None {
-                report.outcome = Outcome::AlreadyStable;
-                report.detail =
-                    Some("every weighted forward already sends all traffic to production".into());
-            } else {
-                report.outcome = Outcome::Restored;
+    // Read, write what must change, read back: the read after the last write is judged too.
+    let mut cycles = 0;
+    loop {
+        let to_fix = match next(&forwards, production) {
+            Next::NoProductionForward => {
+                return Err(LatticeError::NoProductionForward(production.clone()))
             }
-            return Ok(());
+            Next::Done => {
+                report.after = Some(describe(&forwards));
+                if report.action == Action::None {
+                    report.outcome = Outcome::AlreadyStable;
+                    report.detail = Some(
+                        "every weighted forward already sends all traffic to production".into(),
+                    );
+                } else {
+                    report.outcome = Outcome::Restored;
+                    report.detail = Some(format!("verified after {cycles} write cycle(s)"));
+                }
+                return Ok(());
+            }
+            Next::Fix(to_fix) => to_fix,
+        };
+        if cycles == CYCLES {
+            let still: Vec<Forward> = to_fix.into_iter().cloned().collect();
+            return Err(LatticeError::NotVerified(
+                CYCLES,
+                describe(&still).to_string(),
+            ));
         }
         report.action = Action::RestoreListener;
         if dry_run {
@@ -329,19 +360,12 @@ async fn run(
             ));
             return Ok(());
         }
+        cycles += 1;
         let writes = futures::future::join_all(to_fix.iter().map(|f| write(clients, t, f))).await;
         writes.into_iter().collect::<Result<Vec<()>, _>>()?;
-        info!(target = %report.target, cycle, action = "restore-listener", "wrote production-only weights; reading back");
+        info!(target = %report.target, cycle = cycles, action = "restore-listener", "wrote production-only weights; reading back");
         forwards = read_forwards(clients, t).await?;
     }
-    let still: Vec<Forward> = forwards
-        .into_iter()
-        .filter(|f| f.has(production) && !f.all_on(production))
-        .collect();
-    Err(LatticeError::NotVerified(
-        CYCLES,
-        describe(&still).to_string(),
-    ))
 }
 
 #[cfg(test)]
@@ -362,6 +386,16 @@ mod tests {
         assert!(!fwd(&[("tg-prod", 0), ("tg-canary", 0)]).all_on("tg-prod"));
         let arn = "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-prod";
         assert!(fwd(&[("tg-prod", 1)]).all_on(arn));
+    }
+
+    #[test]
+    fn what_a_look_at_the_listener_says() {
+        let done = [fwd(&[("tg-prod", 100), ("tg-canary", 0)])];
+        assert_eq!(next(&done, "tg-prod"), Next::Done);
+        let split = [fwd(&[("tg-prod", 90), ("tg-canary", 10)])];
+        assert!(matches!(next(&split, "tg-prod"), Next::Fix(f) if f.len() == 1));
+        let other = [fwd(&[("tg-a", 90), ("tg-b", 10)])];
+        assert_eq!(next(&other, "tg-prod"), Next::NoProductionForward);
     }
 
     #[test]

@@ -9,9 +9,10 @@ pub mod alias;
 pub mod config;
 pub mod event;
 pub mod lattice;
+pub mod plan;
 pub mod report;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use shiftguard_common::error_text;
@@ -19,8 +20,9 @@ use tracing::{error, info, warn};
 
 pub use config::Config;
 use config::Target;
-use event::{parse_event, AlarmState, EventError};
-use report::{Ignored, Summary, TargetReport};
+use event::{parse_event, AlarmState, AlarmTransition, EventError};
+use report::{Ignored, Outcome, Summary, TargetReport};
+pub use shiftguard_common::Deadline;
 
 /// The AWS clients rollback uses, built once per process.
 #[derive(Clone, Debug)]
@@ -42,12 +44,15 @@ impl Clients {
     }
 }
 
-/// Why an invocation failed. Lambda reports it, so async retries and the on-failure destination
-/// see it; the summary in it says what was done before the failure.
+/// Why an invocation failed. Lambda reports it (with [`RollbackError::error_type`] as the
+/// `errorType`), so async retries, the on-failure destination and alarms see it; the summary in it
+/// says what was done before the failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
     #[error("malformed event, nothing was done: {0}")]
     BadEvent(#[from] EventError),
+    #[error("invalid configuration, nothing was done: {0}")]
+    BadConfig(String),
     #[error("refused: alarm(s) {unmapped:?} are not mapped to any target in ROLLBACK_TARGETS, nothing was touched for them; summary: {summary}")]
     Unmapped {
         unmapped: Vec<String>,
@@ -58,6 +63,12 @@ pub enum RollbackError {
         failed: Vec<String>,
         summary: String,
     },
+    #[error("traffic was handled, but {targets:?} must be retried ({why}); summary: {summary}")]
+    Incomplete {
+        targets: Vec<String>,
+        why: String,
+        summary: String,
+    },
     #[error("traffic was handled but the summary could not be published to {topic}: {message}; summary: {summary}")]
     Notify {
         topic: String,
@@ -66,43 +77,55 @@ pub enum RollbackError {
     },
 }
 
-/// How long the invocation may still run; `None` when there is no deadline (tests, local runs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Deadline(pub Option<Instant>);
-
-impl Deadline {
-    /// Time left, keeping `margin` for reporting and publishing.
-    fn left(&self, margin: Duration) -> Option<Duration> {
-        self.0.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .saturating_sub(margin)
-        })
+impl RollbackError {
+    /// The stable `errorType` Lambda reports for this failure (documented in the README).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RollbackError::BadEvent(_) => "Rollback.BadEvent",
+            RollbackError::BadConfig(_) => "Rollback.BadConfig",
+            RollbackError::Unmapped { .. } => "Rollback.Unmapped",
+            RollbackError::TargetsFailed { .. } => "Rollback.TargetsFailed",
+            RollbackError::Incomplete { .. } => "Rollback.Incomplete",
+            RollbackError::Notify { .. } => "Rollback.NotifyFailed",
+        }
     }
 }
 
-/// Handles one event. Malformed events fail before any AWS call.
-pub async fn handle(
-    clients: &Clients,
-    config: &Config,
-    event: &Value,
-    deadline: Deadline,
-) -> Result<Summary, RollbackError> {
-    let transitions = parse_event(event).inspect_err(|e| {
-        error!(error = %e, outcome = "rejected", "malformed event");
-    })?;
+impl From<RollbackError> for lambda_runtime::Diagnostic {
+    fn from(e: RollbackError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().into(),
+            error_message: e.to_string(),
+        }
+    }
+}
 
-    let mut summary = Summary {
-        dry_run: config.dry_run,
-        alarms: transitions.clone(),
+/// What the alarms in one event ask for: each target once, with every alarm that asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing<'c> {
+    pub work: Vec<Work<'c>>,
+    pub ignored: Vec<Ignored>,
+    /// Alarms in ALARM that no mapping names.
+    pub unmapped: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Work<'c> {
+    pub target: &'c Target,
+    pub alarms: Vec<String>,
+    /// The latest state-change time of those alarms; `None` if any of them has none.
+    pub alarm_time_ms: Option<i64>,
+}
+
+/// Which targets the event's alarms ask for. Pure: only transitions into ALARM of mapped alarms
+/// produce work.
+pub fn route<'c>(transitions: &[AlarmTransition], config: &'c Config) -> Routing<'c> {
+    let mut routing = Routing {
+        work: Vec::new(),
         ignored: Vec::new(),
         unmapped: Vec::new(),
-        targets: Vec::new(),
-        notification: None,
     };
-
-    // Each target once, with every alarm that asked for it.
-    let mut work: Vec<(&Target, Vec<String>)> = Vec::new();
-    for t in &transitions {
+    for t in transitions {
         if !t.is_transition_into_alarm() {
             let reason = match (t.new_state, t.old_state) {
                 (AlarmState::Alarm, _) => "still in ALARM (not a transition)".to_string(),
@@ -114,7 +137,7 @@ pub async fn handle(
                 ),
             };
             info!(alarm = %t.alarm_name, new_state = ?t.new_state, old_state = ?t.old_state, outcome = "ignored", "{reason}");
-            summary.ignored.push(Ignored {
+            routing.ignored.push(Ignored {
                 alarm: t.alarm_name.clone(),
                 reason,
             });
@@ -123,38 +146,94 @@ pub async fn handle(
         let targets = config.targets_for(&t.alarm_name, t.alarm_arn.as_deref());
         if targets.is_empty() {
             error!(alarm = %t.alarm_name, alarm_arn = ?t.alarm_arn, outcome = "refused", "alarm is not mapped to any target in ROLLBACK_TARGETS; touching nothing");
-            summary.unmapped.push(t.alarm_name.clone());
+            routing.unmapped.push(t.alarm_name.clone());
             continue;
         }
         info!(alarm = %t.alarm_name, kind = ?t.kind, envelope = ?t.envelope, targets = targets.len(), "alarm transitioned into ALARM");
+        let time = t.state_change_ms();
         for target in targets {
-            match work.iter_mut().find(|(w, _)| *w == target) {
-                Some((_, alarms)) if !alarms.contains(&t.alarm_name) => {
-                    alarms.push(t.alarm_name.clone())
+            match routing.work.iter_mut().find(|w| w.target == target) {
+                Some(w) => {
+                    if !w.alarms.contains(&t.alarm_name) {
+                        w.alarms.push(t.alarm_name.clone());
+                    }
+                    w.alarm_time_ms = match (w.alarm_time_ms, time) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
                 }
-                Some(_) => {}
-                None => work.push((target, vec![t.alarm_name.clone()])),
+                None => routing.work.push(Work {
+                    target,
+                    alarms: vec![t.alarm_name.clone()],
+                    alarm_time_ms: time,
+                }),
             }
         }
     }
+    routing
+}
 
-    let codedeploy_wait = Duration::from_millis(config.codedeploy_wait_ms);
-    let codedeploy_wait = deadline
-        .left(Duration::from_secs(3))
-        .map_or(codedeploy_wait, |left| codedeploy_wait.min(left));
-    let reports = futures::future::join_all(work.into_iter().map(|(target, alarms)| async move {
-        let id = target.id();
-        let report = match target {
-            Target::LambdaAlias(t) => {
-                alias::roll_back(clients, t, id, alarms, config.dry_run, codedeploy_wait).await
+/// Kept for the summary, logs and SNS publication at the end of an invocation: target work stops
+/// this long before the deadline (at most a third of the time left).
+const SUMMARY_RESERVE: Duration = Duration::from_millis(1500);
+
+/// Handles one event. Malformed events fail before any AWS call.
+pub async fn handle(
+    clients: &Clients,
+    config: &Config,
+    event: &Value,
+    deadline: Deadline,
+) -> Result<Summary, RollbackError> {
+    let transitions = parse_event(event).inspect_err(|e| {
+        error!(error = %e, outcome = "rejected", "malformed event");
+    })?;
+    let routing = route(&transitions, config);
+    let mut summary = Summary {
+        dry_run: config.dry_run,
+        alarms: transitions.clone(),
+        ignored: routing.ignored,
+        unmapped: routing.unmapped,
+        targets: Vec::new(),
+        notification: None,
+    };
+
+    // Target work ends in time for the summary: each report keeps whatever was done before then.
+    let reserve = deadline
+        .left(Duration::ZERO)
+        .map_or(SUMMARY_RESERVE, |left| SUMMARY_RESERVE.min(left / 3));
+    let work_deadline = Deadline(deadline.less(reserve));
+    let mut reports: Vec<TargetReport> = routing
+        .work
+        .iter()
+        .map(|w| TargetReport::new(w.target.id(), w.alarms.clone()))
+        .collect();
+    futures::future::join_all(routing.work.iter().zip(reports.iter_mut()).map(
+        |(w, report)| async move {
+            let work = async {
+                match w.target {
+                    Target::LambdaAlias(t) => {
+                        let run = alias::Run {
+                            dry_run: config.dry_run,
+                            codedeploy_wait: Duration::from_millis(config.codedeploy_wait_ms),
+                            deadline: work_deadline,
+                            alarm_time_ms: w.alarm_time_ms,
+                        };
+                        alias::roll_back(clients, t, run, report).await
+                    }
+                    Target::LatticeListener(t) => {
+                        lattice::roll_back(clients, t, config.dry_run, report).await
+                    }
+                }
+            };
+            if let Err(out_of_time) = work_deadline.within(Duration::ZERO, work).await {
+                report.outcome = Outcome::Failed;
+                report.error = Some(format!(
+                    "{out_of_time}: stopped before Lambda's timeout so that this record survives; what was done so far is in this report"
+                ));
             }
-            Target::LatticeListener(t) => {
-                lattice::roll_back(clients, t, id, alarms, config.dry_run).await
-            }
-        };
-        log_report(&report);
-        report
-    }))
+            log_report(report);
+        },
+    ))
     .await;
     summary.targets = reports;
 
@@ -190,6 +269,22 @@ pub async fn handle(
             summary: to_json(&summary),
         });
     }
+    let incomplete: Vec<&TargetReport> = summary
+        .targets
+        .iter()
+        .filter(|r| r.incomplete.is_some())
+        .collect();
+    if !incomplete.is_empty() {
+        return Err(RollbackError::Incomplete {
+            targets: incomplete.iter().map(|r| r.target.clone()).collect(),
+            why: incomplete
+                .iter()
+                .filter_map(|r| r.incomplete.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            summary: to_json(&summary),
+        });
+    }
     if !summary.unmapped.is_empty() {
         return Err(RollbackError::Unmapped {
             unmapped: summary.unmapped.clone(),
@@ -210,6 +305,8 @@ fn log_report(r: &TargetReport) {
     let detail = r.detail.as_deref().unwrap_or("");
     if let Some(err) = &r.error {
         error!(target = %r.target, alarm, action, outcome, deployment_id, before, after, detail, error = %err, "target not restored");
+    } else if let Some(incomplete) = &r.incomplete {
+        warn!(target = %r.target, alarm, action, outcome, deployment_id, before, after, detail, incomplete = %incomplete, "target handled; something must be retried");
     } else {
         info!(target = %r.target, alarm, action, outcome, deployment_id, before, after, detail, "target handled");
     }

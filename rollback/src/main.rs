@@ -1,8 +1,9 @@
 //! The `rollback` Lambda function: configuration and clients once, then the runtime loop.
 
-use lambda_runtime::{service_fn, LambdaEvent};
-use rollback::{handle, Clients, Config, Deadline};
-use serde_json::Value;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use rollback::event::EventError;
+use rollback::{handle, Clients, Config, Deadline, RollbackError};
+use shiftguard_common::RawEvent;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -16,15 +17,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     });
     let clients = Clients::new(&shiftguard_common::aws_config().await);
     let (clients, config) = (&clients, &config);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
         let config = config
             .as_ref()
-            .map_err(|e| format!("invalid configuration: {e}"))?;
-        let deadline = Deadline(shiftguard_common::deadline_from_epoch_ms(
-            event.context.deadline,
-        ));
-        let summary = handle(clients, config, &event.payload, deadline).await?;
-        Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
+            .map_err(|e| RollbackError::BadConfig(e.to_string()))?;
+        let payload = match event.payload {
+            RawEvent::Json(v) => v,
+            RawEvent::Invalid(e) => {
+                return Err(RollbackError::BadEvent(EventError::NotJson(e)).into())
+            }
+        };
+        let deadline = Deadline::from_epoch_ms(event.context.deadline);
+        let summary = handle(clients, config, &payload, deadline).await?;
+        serde_json::to_value(summary).map_err(|e| Diagnostic {
+            error_type: "Rollback.Internal".into(),
+            error_message: format!("the summary could not be serialised: {e}"),
+        })
     }))
     .await
 }

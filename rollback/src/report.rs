@@ -13,6 +13,8 @@ pub enum Action {
     RestoreAlias,
     /// Stopped a CodeDeploy deployment so that CodeDeploy rolls it back.
     StopDeployment,
+    /// Waited for CodeDeploy's own rollback deployment (never stopped).
+    AwaitCodeDeployRollback,
     /// Wrote the listener's weighted forwards back to the production target group.
     RestoreListener,
     /// Nothing needed doing.
@@ -30,6 +32,8 @@ pub enum Outcome {
     AlreadyStable,
     /// `DRY_RUN`: the plan, nothing written.
     Planned,
+    /// The deployment in flight was created after the alarm fired: not what the alarm is about.
+    LeftAlone,
     /// Did not restore; `error` says why.
     Failed,
 }
@@ -48,6 +52,19 @@ pub struct TargetReport {
     pub deployment_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The version rollback considers stable, and where that came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable: Option<crate::plan::Stable>,
+    /// Why the decision was what it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// What else was noticed on the way (a missing pointer alias, a disagreement).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Traffic was handled, but something must be retried (a CodeDeploy lookup or stop that
+    /// failed): the invocation fails so that Lambda retries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -64,12 +81,23 @@ impl TargetReport {
             after: None,
             deployment_id: None,
             detail: None,
+            stable: None,
+            decision: None,
+            notes: Vec::new(),
+            incomplete: None,
             error: None,
         }
     }
 
     pub fn failed(&self) -> bool {
         self.outcome == Outcome::Failed
+    }
+
+    pub fn add_incomplete(&mut self, why: String) {
+        self.incomplete = Some(match self.incomplete.take() {
+            Some(earlier) => format!("{earlier}; {why}"),
+            None => why,
+        });
     }
 }
 

@@ -125,13 +125,16 @@ async fn explicit_stable_version_wins_and_a_missing_version_is_refused() {
         .unwrap();
     target["stableVersion"] = json!("9");
     let cfg = config(mapping(&["checkout-canary-errors"], vec![target]));
+    w.emu.reset_calls();
     let err = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
         .await
         .unwrap_err();
     assert!(matches!(err, RollbackError::TargetsFailed { .. }), "{err}");
-    assert!(
-        err.to_string().contains("ResourceNotFoundException"),
-        "{err}"
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(
+        w.emu.count("lambda", "UpdateAlias"),
+        0,
+        "nothing was written"
     );
     assert_eq!(
         alias_state(&w, "checkout", "live").await,
@@ -207,11 +210,13 @@ async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
     let w = world().await;
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
-    let deployment = codedeploy_deployment(&w, "checkout-app", "checkout", "live", "1", "2").await;
-    w.emu.set_deployment(
-        &deployment,
-        json!({"status": "InProgress", "rollback_delay": 0.3}),
-    );
+    let deployment = deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"rollback_delay": 0.3}),
+    )
+    .await;
     let cfg = config(mapping(
         &["checkout-canary-errors"],
         vec![alias_target("checkout", "live")],
@@ -242,11 +247,13 @@ async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
     let w = world().await;
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
-    let deployment = codedeploy_deployment(&w, "checkout-app", "checkout", "live", "1", "2").await;
-    w.emu.set_deployment(
-        &deployment,
-        json!({"status": "InProgress", "auto_rollback": false}),
-    );
+    deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"auto_rollback": false}),
+    )
+    .await;
     let mut target = alias_target("checkout", "live");
     target["codeDeploy"] =
         json!({"application": "checkout-app", "deploymentGroup": "checkout-app-group"});

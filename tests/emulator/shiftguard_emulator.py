@@ -177,7 +177,8 @@ def identify(environ: dict, body: bytes) -> tuple[str, str, str, dict]:
 
 
 class Faults:
-    """Faults armed by tests: each matches a service and operation and fires `count` times (-1: always)."""
+    """Faults armed by tests: each matches a service and operation and fires `count` times (-1: always),
+    after letting `skip` matching calls through (default 0)."""
 
     def __init__(self) -> None:
         self.armed: list[dict] = []
@@ -186,7 +187,7 @@ class Faults:
         for key in ("service", "operation", "kind"):
             if not isinstance(spec.get(key), str):
                 raise ValueError(f"fault needs a string '{key}'")
-        if spec["kind"] not in ("throttle", "error500", "latency", "concurrent_alias_update", "error"):
+        if spec["kind"] not in ("throttle", "error500", "latency", "concurrent_alias_update", "error", "overwritten"):
             raise ValueError(f"unknown fault kind {spec['kind']!r}")
         spec.setdefault("count", 1)
         self.armed.append(spec)
@@ -196,6 +197,10 @@ class Faults:
         with LOCK:
             for spec in self.armed:
                 if spec["service"] == service and spec["operation"] == operation and spec["count"] != 0:
+                    # `skip`: let this many matching calls through first (e.g. fail the second read).
+                    if spec.get("skip", 0) > 0:
+                        spec["skip"] -= 1
+                        continue
                     if spec["count"] > 0:
                         spec["count"] -= 1
                     fired.append(dict(spec))
@@ -1293,6 +1298,15 @@ class ShiftGuardEmulator:
                     raise AwsError(int(fault.get("status", 400)), fault.get("code", "ValidationException"), fault.get("message", "injected"))
                 elif kind == "concurrent_alias_update":
                     concurrent_alias_update(region, params, fault)
+                elif kind == "overwritten" and (service, operation) == ("vpc-lattice", "UpdateListener"):
+                    # Another writer puts the listener's default action back right after this
+                    # write succeeds: the caller's read-back sees its write lost.
+                    listener = _lattice_listener(region, params)
+                    previous = listener.default_action
+                    handled = EXTENDED[(service, operation)](region, params, json.loads(body or b"{}"))
+                    with LOCK:
+                        listener.default_action = previous
+                    return self._reply(start_response, handled[0], {"Content-Type": "application/json"}, handled[1])
             if params.get("cbor") and service == "monitoring":
                 status, headers, data = cloudwatch_cbor(region, operation, body)
                 start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])

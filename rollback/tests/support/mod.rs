@@ -59,6 +59,38 @@ pub async fn codedeploy_deployment(
         .await
 }
 
+/// When the sample events' alarms changed state (`StateChangeTime` in `events/rollback/`).
+pub const ALARM_TIME: &str = "2026-11-21T14:57:14.419Z";
+/// A deployment created before the sample alarm fired: what that alarm is about.
+pub const BEFORE_THE_ALARM: &str = "2026-11-21T14:50:00Z";
+/// A deployment created after the sample alarm fired: a late (retried) alarm is not about it.
+pub const AFTER_THE_ALARM: &str = "2026-11-21T15:30:00Z";
+
+/// An in-flight CodeDeploy deployment of `function:alias` from `current` to `target`, created at
+/// `created`, with `extra` control-plane settings (e.g. `rollback_delay`).
+pub async fn deployment_in_flight(
+    w: &World,
+    versions: (&str, &str),
+    created: &str,
+    extra: Value,
+) -> String {
+    let id = codedeploy_deployment(
+        w,
+        "checkout-app",
+        "checkout",
+        "live",
+        versions.0,
+        versions.1,
+    )
+    .await;
+    let mut body = json!({"status": "InProgress", "createTime": created});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    w.emu.set_deployment(&id, body);
+    id
+}
+
 pub struct Lattice {
     pub service: String,
     pub listener: String,

@@ -1,0 +1,753 @@
+//! Rollback's decision for one Lambda alias, as a pure function of what was read.
+//!
+//! [`plan_alias`] takes the alias's routing, the stable-pointer alias (present, missing or
+//! unreadable), the in-flight CodeDeploy deployments that shift the alias (or the error that kept
+//! us from reading them), the alarm's state-change time, the configuration and the versions known
+//! to exist, and returns what to do. `alias.rs` reads those inputs and carries the plan out; every
+//! rule lives here, where a table test and a property test can reach it.
+//!
+//! The rules, in order (the README has the same table):
+//! 1. CodeDeploy's own rollback deployment is in flight → never stop it; wait for it to restore
+//!    its target version; back it up only by writing that same version, and only when it is a
+//!    published version that exists, is not the version being rolled away from, and agrees with
+//!    the configured stable version or pointer.
+//! 2. An ordinary deployment created before the alarm changed state is in flight → stop it with
+//!    auto-rollback (CodeDeploy restores the alias itself); back it up with the stable version if
+//!    CodeDeploy has not restored it in time.
+//! 3. Only deployments created after the alarm changed state are in flight → leave them alone:
+//!    the alarm is not about them (a late retry of an old alarm).
+//! 4. No deployment → write the stable version: configured `stableVersion`, else the pointer
+//!    alias, else the older of the alias's two versions; nothing when the alias serves one
+//!    version and nothing says it is the wrong one.
+//!
+//! A missing pointer alias is "no information" (fall through); an unreadable one, or a CodeDeploy
+//! lookup that failed, falls through too but marks the invocation for retry. No plan ever writes
+//! `$LATEST`, a version not known to exist, or a version being deployed or rolled away from.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::alias::AliasState;
+use crate::config::is_version_number;
+
+/// What reading the stable-pointer alias gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointerRead {
+    NotConfigured,
+    /// The alias does not exist (yet): post-traffic creates it after a first success.
+    Missing,
+    Unreadable(String),
+    Found(String),
+}
+
+/// An unfinished CodeDeploy deployment that shifts the alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub id: String,
+    /// CodeDeploy's own rollback deployment (creator `codeDeployRollback` or `rollbackInfo`).
+    pub is_rollback: bool,
+    pub create_time_ms: Option<i64>,
+    /// Ordinary deployment: the version traffic comes from. Rollback: the one rolled away from.
+    pub current_version: Option<String>,
+    /// Ordinary deployment: the version being deployed. Rollback: the one it restores.
+    pub target_version: Option<String>,
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone)]
+pub struct AliasFacts<'a> {
+    pub alias: &'a AliasState,
+    pub configured_stable: Option<&'a str>,
+    pub pointer_name: Option<&'a str>,
+    pub pointer: &'a PointerRead,
+    /// The in-flight deployments, or why they could not be read.
+    pub deployments: Result<&'a [InFlight], &'a str>,
+    /// When the alarm(s) changed state, milliseconds since the Unix epoch.
+    pub alarm_time_ms: Option<i64>,
+    /// Versions known to exist besides those the alias names (the pointer's, any checked).
+    pub existing: &'a BTreeSet<String>,
+}
+
+/// Where the stable version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StableSource {
+    /// `stableVersion` in ROLLBACK_TARGETS.
+    Configured,
+    /// The stable-pointer alias.
+    Pointer,
+    /// The version CodeDeploy's deployment calls current (or its rollback restores).
+    CodeDeploy,
+    /// The older of the alias's two versions.
+    OlderOfTwo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stable {
+    pub version: String,
+    pub source: StableSource,
+}
+
+/// The one thing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to write.
+    AlreadyStable,
+    /// Point the alias at `version` with no additional weights, then verify.
+    Restore { version: String },
+    /// Stop an ordinary deployment with auto-rollback; CodeDeploy then restores
+    /// `codedeploy_restores`. If it has not in time, write `backup` (never, when `None`).
+    Stop {
+        deployment_id: String,
+        codedeploy_restores: Option<String>,
+        backup: Option<String>,
+    },
+    /// CodeDeploy's rollback deployment is in flight: never stop it; wait for it to restore
+    /// `restores`; if it has not in time, write `backup` (never, when `None`).
+    AwaitRollback {
+        deployment_id: String,
+        restores: String,
+        backup: Option<String>,
+    },
+    /// The deployment in flight was created after the alarm fired: not what the alarm is about.
+    LeaveAlone { deployment_id: String },
+    /// No safe action: the reason says why.
+    Refuse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub step: Step,
+    pub stable: Option<Stable>,
+    /// Why this step, in words for the report.
+    pub reason: String,
+    /// What else was noticed (missing pointer, disagreements).
+    pub notes: Vec<String>,
+    /// Set when the invocation must fail after the step so that Lambda retries (a lookup failed).
+    pub retry: Option<String>,
+}
+
+impl Plan {
+    /// Every version this plan may write to the alias.
+    pub fn writes(&self) -> Vec<&str> {
+        match &self.step {
+            Step::Restore { version } => vec![version.as_str()],
+            Step::Stop { backup, .. } | Step::AwaitRollback { backup, .. } => {
+                backup.iter().map(String::as_str).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The older of the versions the alias sends traffic to, when it sends traffic to two or more:
+/// a canary is always the newer publish, in CodeDeploy's `[old, {new: w}]` shape and in the
+/// hand-rolled `[new, {old: w}]` one. `Ok(None)`: one version. `Err`: it routes to something that
+/// is not a published version.
+pub fn older_of_two(alias: &AliasState) -> Result<Option<String>, String> {
+    let mut versions: Vec<&String> = std::iter::once(&alias.version)
+        .chain(
+            alias
+                .weights
+                .iter()
+                .filter(|(_, w)| **w > 0.0)
+                .map(|(v, _)| v),
+        )
+        .collect();
+    if versions.len() < 2 {
+        return Ok(None);
+    }
+    if let Some(bad) = versions.iter().find(|v| !is_version_number(v)) {
+        return Err(format!(
+            "the alias routes to {bad:?}, which is not a published version number"
+        ));
+    }
+    versions.sort_by_key(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+    Ok(Some(versions[0].clone()))
+}
+
+fn latest_first(deployments: &mut [&InFlight]) {
+    deployments.sort_by_key(|d| std::cmp::Reverse(d.create_time_ms.unwrap_or(i64::MIN)));
+}
+
+fn is_stale(d: &InFlight, alarm_time_ms: Option<i64>) -> bool {
+    matches!((d.create_time_ms, alarm_time_ms), (Some(created), Some(alarm)) if created > alarm)
+}
+
+fn time_text(ms: Option<i64>) -> String {
+    ms.and_then(|ms| {
+        aws_smithy_types::DateTime::from_millis(ms)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .ok()
+    })
+    .unwrap_or_else(|| "an unknown time".into())
+}
+
+/// Decides what to do for one alias. See the module documentation for the rules.
+pub fn plan_alias(f: &AliasFacts) -> Plan {
+    let mut notes = Vec::new();
+    let mut retry = None;
+    let pointer_name = f.pointer_name.unwrap_or("(stable pointer)");
+    let pointer = match f.pointer {
+        PointerRead::NotConfigured => None,
+        PointerRead::Missing => {
+            notes.push(format!(
+                "the stable pointer alias {pointer_name} does not exist yet (post-traffic creates it after a first success): no information from it"
+            ));
+            None
+        }
+        PointerRead::Unreadable(e) => {
+            notes.push(format!(
+                "the stable pointer alias {pointer_name} could not be read ({e}): decided without it"
+            ));
+            retry = Some(format!(
+                "the stable pointer alias {pointer_name} could not be read: {e}"
+            ));
+            None
+        }
+        PointerRead::Found(v) => Some(v.as_str()),
+    };
+    let deployments: &[InFlight] = match f.deployments {
+        Ok(d) => d,
+        Err(e) => {
+            notes.push(format!(
+                "could not check for a CodeDeploy deployment in flight ({e}): restoring the alias directly"
+            ));
+            retry = Some(format!("CodeDeploy lookup failed: {e}"));
+            &[]
+        }
+    };
+    // A version this plan may write: published, known to exist.
+    let writable = |v: &str| {
+        is_version_number(v) && (f.existing.contains(v) || f.alias.versions().any(|a| a == v))
+    };
+    // What the team said is stable, when it said anything.
+    let explicit: Option<Stable> = f
+        .configured_stable
+        .map(|v| Stable {
+            version: v.to_string(),
+            source: StableSource::Configured,
+        })
+        .or_else(|| {
+            pointer.map(|v| Stable {
+                version: v.to_string(),
+                source: StableSource::Pointer,
+            })
+        });
+    let plan = |step: Step, stable: Option<Stable>, reason: String, notes: Vec<String>| Plan {
+        step,
+        stable,
+        reason,
+        notes,
+        retry: retry.clone(),
+    };
+
+    // 1. CodeDeploy's own rollback in flight.
+    let mut rollbacks: Vec<&InFlight> = deployments.iter().filter(|d| d.is_rollback).collect();
+    latest_first(&mut rollbacks);
+    if let Some(rb) = rollbacks.first() {
+        let Some(restores) = rb.target_version.clone() else {
+            return plan(
+                Step::Refuse,
+                explicit,
+                format!("CodeDeploy's rollback deployment {} is in flight but names no version it restores: rollback neither stops it nor writes the alias", rb.id),
+                notes,
+            );
+        };
+        let stable = explicit.clone().unwrap_or(Stable {
+            version: restores.clone(),
+            source: StableSource::CodeDeploy,
+        });
+        if f.alias.all_on(&restores) {
+            return plan(
+                Step::AlreadyStable,
+                Some(stable),
+                format!("CodeDeploy's rollback deployment {} has already put the alias on version {restores}", rb.id),
+                notes,
+            );
+        }
+        let backup = if !writable(&restores) {
+            notes.push(format!("version {restores:?}, which CodeDeploy's rollback restores, is not a published version known to exist: rollback will not write it"));
+            None
+        } else if rb.current_version.as_deref() == Some(restores.as_str()) {
+            notes.push(format!("CodeDeploy's rollback deployment {} restores the version it rolls away from ({restores}): rollback will not write it", rb.id));
+            None
+        } else if explicit.as_ref().is_some_and(|s| s.version != restores) {
+            let s = explicit
+                .as_ref()
+                .map(|s| s.version.as_str())
+                .unwrap_or_default();
+            notes.push(format!("CodeDeploy's rollback restores version {restores} but the stable version is {s}: rollback waits for CodeDeploy and writes neither"));
+            None
+        } else {
+            Some(restores.clone())
+        };
+        return plan(
+            Step::AwaitRollback {
+                deployment_id: rb.id.clone(),
+                restores: restores.clone(),
+                backup,
+            },
+            Some(stable),
+            format!("CodeDeploy's rollback deployment {} is in flight: never stopped; waiting for it to restore version {restores}", rb.id),
+            notes,
+        );
+    }
+
+    // 2 and 3. Ordinary deployments: those created after the alarm are not what it is about.
+    let (mut stale, mut live): (Vec<&InFlight>, Vec<&InFlight>) = deployments
+        .iter()
+        .filter(|d| !d.is_rollback)
+        .partition(|d| is_stale(d, f.alarm_time_ms));
+    latest_first(&mut live);
+    latest_first(&mut stale);
+    let inferred = older_of_two(f.alias);
+    if let Some(d) = live.first() {
+        let codedeploy = d
+            .current_version
+            .clone()
+            .filter(|v| is_version_number(v))
+            .map(|v| Stable {
+                version: v,
+                source: StableSource::CodeDeploy,
+            });
+        let stable = explicit.clone().or(codedeploy).or_else(|| {
+            inferred.clone().ok().flatten().map(|v| Stable {
+                version: v,
+                source: StableSource::OlderOfTwo,
+            })
+        });
+        let backup = match &stable {
+            None => {
+                notes.push("no stable version is known: if CodeDeploy does not restore the alias, rollback will not write it".into());
+                None
+            }
+            Some(s) if d.target_version.as_deref() == Some(s.version.as_str()) => {
+                notes.push(format!("the stable version {} is the version being deployed: rollback will not write it", s.version));
+                None
+            }
+            Some(s) if !writable(&s.version) => {
+                notes.push(format!("the stable version {:?} is not a published version known to exist: rollback will not write it", s.version));
+                None
+            }
+            Some(s) => Some(s.version.clone()),
+        };
+        if let (Some(c), Some(s)) = (&d.current_version, &stable) {
+            if c != &s.version {
+                notes.push(format!("CodeDeploy's rollback will restore version {c}; the stable version is {} ({:?})", s.version, s.source));
+            }
+        }
+        return plan(
+            Step::Stop {
+                deployment_id: d.id.clone(),
+                codedeploy_restores: d.current_version.clone(),
+                backup,
+            },
+            stable,
+            format!(
+                "CodeDeploy deployment {} is shifting the alias: stopping it with auto-rollback",
+                d.id
+            ),
+            notes,
+        );
+    }
+    if let Some(d) = stale.first() {
+        return plan(
+            Step::LeaveAlone {
+                deployment_id: d.id.clone(),
+            },
+            explicit,
+            format!(
+                "deployment {} was created at {}, after the alarm changed state at {}: the alarm is not about it, so it is left alone",
+                d.id,
+                time_text(d.create_time_ms),
+                time_text(f.alarm_time_ms)
+            ),
+            notes,
+        );
+    }
+
+    // 4. No deployment: the alias alone.
+    let stable = match (explicit, inferred) {
+        (Some(s), _) => s,
+        (None, Ok(Some(v))) => Stable {
+            version: v,
+            source: StableSource::OlderOfTwo,
+        },
+        (None, Ok(None)) => {
+            return plan(
+                Step::AlreadyStable,
+                None,
+                format!(
+                    "the alias serves only version {} and nothing says it is the wrong one: nothing to roll back",
+                    f.alias.version
+                ),
+                notes,
+            )
+        }
+        (None, Err(e)) => {
+            return plan(
+                Step::Refuse,
+                None,
+                format!("cannot decide the stable version: {e}"),
+                notes,
+            )
+        }
+    };
+    if !is_version_number(&stable.version) {
+        return plan(
+            Step::Refuse,
+            None,
+            format!(
+                "cannot decide the stable version: {:?} ({:?}) is not a published version (never $LATEST)",
+                stable.version, stable.source
+            ),
+            notes,
+        );
+    }
+    if f.alias.all_on(&stable.version) {
+        let reason = format!("already 100% on version {}", stable.version);
+        return plan(Step::AlreadyStable, Some(stable), reason, notes);
+    }
+    if !writable(&stable.version) {
+        let reason = format!(
+            "the stable version {} ({:?}) does not exist: refusing to point the alias at it",
+            stable.version, stable.source
+        );
+        return plan(Step::Refuse, Some(stable), reason, notes);
+    }
+    let reason = format!(
+        "point the alias at the stable version {} ({:?}) with no additional weights",
+        stable.version, stable.source
+    );
+    plan(
+        Step::Restore {
+            version: stable.version.clone(),
+        },
+        Some(stable),
+        reason,
+        notes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn alias(version: &str, weights: &[(&str, f64)]) -> AliasState {
+        AliasState {
+            version: version.into(),
+            weights: weights
+                .iter()
+                .map(|(v, w)| (v.to_string(), *w))
+                .collect::<BTreeMap<_, _>>(),
+            revision_id: None,
+        }
+    }
+
+    fn deployment(id: &str, rollback: bool, created: i64, current: &str, target: &str) -> InFlight {
+        InFlight {
+            id: id.into(),
+            is_rollback: rollback,
+            create_time_ms: Some(created),
+            current_version: Some(current.into()),
+            target_version: Some(target.into()),
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        alias: AliasState,
+        configured: Option<&'static str>,
+        pointer: PointerRead,
+        deployments: Result<Vec<InFlight>, &'static str>,
+        alarm_ms: Option<i64>,
+        existing: &'static [&'static str],
+        want: Step,
+        want_retry: bool,
+    }
+
+    fn run(c: &Case) -> Plan {
+        let existing: BTreeSet<String> = c.existing.iter().map(|s| s.to_string()).collect();
+        let deployments = c.deployments.as_deref().map_err(|e| *e);
+        plan_alias(&AliasFacts {
+            alias: &c.alias,
+            configured_stable: c.configured,
+            pointer_name: Some("blue"),
+            pointer: &c.pointer,
+            deployments,
+            alarm_time_ms: c.alarm_ms,
+            existing: &existing,
+        })
+    }
+
+    #[test]
+    fn decision_table() {
+        use PointerRead::*;
+        let canary = || alias("1", &[("2", 0.1)]);
+        let cases = vec![
+            Case {
+                name: "no deployment, canary split: the older version",
+                alias: canary(),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![]),
+                alarm_ms: Some(1000),
+                existing: &["1", "2"],
+                want: Step::Restore {
+                    version: "1".into(),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "pointer alias not created yet: falls through to the older version",
+                alias: canary(),
+                configured: None,
+                pointer: Missing,
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["1", "2"],
+                want: Step::Restore {
+                    version: "1".into(),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "pointer alias not created yet during the first canary: stop it",
+                alias: canary(),
+                configured: None,
+                pointer: Missing,
+                deployments: Ok(vec![deployment("d-1", false, 500, "1", "2")]),
+                alarm_ms: Some(1000),
+                existing: &["1", "2"],
+                want: Step::Stop {
+                    deployment_id: "d-1".into(),
+                    codedeploy_restores: Some("1".into()),
+                    backup: Some("1".into()),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "pointer unreadable: decide without it, then retry",
+                alias: canary(),
+                configured: None,
+                pointer: Unreadable("AccessDenied".into()),
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["1", "2"],
+                want: Step::Restore {
+                    version: "1".into(),
+                },
+                want_retry: true,
+            },
+            Case {
+                name: "pointer wins over inference",
+                alias: alias("3", &[("4", 0.5)]),
+                configured: None,
+                pointer: Found("2".into()),
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["2", "3", "4"],
+                want: Step::Restore {
+                    version: "2".into(),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "configured wins over the pointer",
+                alias: alias("3", &[("4", 0.5)]),
+                configured: Some("1"),
+                pointer: Found("2".into()),
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["1", "2", "3", "4"],
+                want: Step::Restore {
+                    version: "1".into(),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "configured version that does not exist is refused",
+                alias: canary(),
+                configured: Some("9"),
+                pointer: NotConfigured,
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["1", "2"],
+                want: Step::Refuse,
+                want_retry: false,
+            },
+            Case {
+                name: "pointer on $LATEST is refused",
+                alias: canary(),
+                configured: None,
+                pointer: Found("$LATEST".into()),
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["1", "2"],
+                want: Step::Refuse,
+                want_retry: false,
+            },
+            Case {
+                name: "one version, nothing configured: already stable",
+                alias: alias("3", &[]),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["3"],
+                want: Step::AlreadyStable,
+                want_retry: false,
+            },
+            Case {
+                name: "already on the pointer's version",
+                alias: alias("3", &[("4", 0.0)]),
+                configured: None,
+                pointer: Found("3".into()),
+                deployments: Ok(vec![]),
+                alarm_ms: None,
+                existing: &["3", "4"],
+                want: Step::AlreadyStable,
+                want_retry: false,
+            },
+            Case {
+                name: "CodeDeploy's rollback in flight: wait for it, back up with what it restores",
+                alias: alias("2", &[]),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
+                alarm_ms: Some(1500),
+                existing: &["1", "2"],
+                want: Step::AwaitRollback {
+                    deployment_id: "d-rb".into(),
+                    restores: "1".into(),
+                    backup: Some("1".into()),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "CodeDeploy's rollback already restored: nothing to do",
+                alias: alias("1", &[]),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
+                alarm_ms: Some(1500),
+                existing: &["1", "2"],
+                want: Step::AlreadyStable,
+                want_retry: false,
+            },
+            Case {
+                name: "CodeDeploy's rollback disagrees with the pointer: wait, write nothing",
+                alias: alias("2", &[]),
+                configured: None,
+                pointer: Found("0".into()),
+                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
+                alarm_ms: None,
+                existing: &["0", "1", "2"],
+                want: Step::AwaitRollback {
+                    deployment_id: "d-rb".into(),
+                    restores: "1".into(),
+                    backup: None,
+                },
+                want_retry: false,
+            },
+            Case {
+                name:
+                    "rollback beside an ordinary deployment: the rollback wins, nothing is stopped",
+                alias: canary(),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![
+                    deployment("d-1", false, 500, "1", "2"),
+                    deployment("d-rb", true, 900, "2", "1"),
+                ]),
+                alarm_ms: Some(1000),
+                existing: &["1", "2"],
+                want: Step::AwaitRollback {
+                    deployment_id: "d-rb".into(),
+                    restores: "1".into(),
+                    backup: Some("1".into()),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "deployment created after the alarm: left alone",
+                alias: alias("2", &[("3", 0.1)]),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![deployment("d-new", false, 5000, "2", "3")]),
+                alarm_ms: Some(1000),
+                existing: &["2", "3"],
+                want: Step::LeaveAlone {
+                    deployment_id: "d-new".into(),
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "AppSpec current version $LATEST: stop, but back up only with a real version",
+                alias: alias("$LATEST", &[("2", 0.1)]),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Ok(vec![deployment("d-1", false, 500, "$LATEST", "2")]),
+                alarm_ms: Some(1000),
+                existing: &["2"],
+                want: Step::Stop {
+                    deployment_id: "d-1".into(),
+                    codedeploy_restores: Some("$LATEST".into()),
+                    backup: None,
+                },
+                want_retry: false,
+            },
+            Case {
+                name: "lookup failed: restore directly, then retry",
+                alias: canary(),
+                configured: None,
+                pointer: NotConfigured,
+                deployments: Err("ListDeployments: throttled"),
+                alarm_ms: Some(1000),
+                existing: &["1", "2"],
+                want: Step::Restore {
+                    version: "1".into(),
+                },
+                want_retry: true,
+            },
+            Case {
+                name: "stable is the version being deployed: stop without a backup write",
+                alias: canary(),
+                configured: None,
+                pointer: Found("2".into()),
+                deployments: Ok(vec![deployment("d-1", false, 500, "1", "2")]),
+                alarm_ms: Some(1000),
+                existing: &["1", "2"],
+                want: Step::Stop {
+                    deployment_id: "d-1".into(),
+                    codedeploy_restores: Some("1".into()),
+                    backup: None,
+                },
+                want_retry: false,
+            },
+        ];
+        for c in &cases {
+            let plan = run(c);
+            assert_eq!(plan.step, c.want, "{}: {plan:#?}", c.name);
+            assert_eq!(plan.retry.is_some(), c.want_retry, "{}: {plan:#?}", c.name);
+        }
+    }
+
+    #[test]
+    fn older_of_two_in_both_shift_shapes() {
+        assert_eq!(
+            older_of_two(&alias("1", &[("2", 0.1)])),
+            Ok(Some("1".into()))
+        );
+        assert_eq!(
+            older_of_two(&alias("12", &[("9", 0.9)])),
+            Ok(Some("9".into()))
+        );
+        assert_eq!(older_of_two(&alias("3", &[("4", 0.0)])), Ok(None));
+        assert!(older_of_two(&alias("$LATEST", &[("2", 0.5)])).is_err());
+    }
+}

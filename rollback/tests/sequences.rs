@@ -1,0 +1,532 @@
+//! The sequences real CodeDeploy deployments and real alarms produce, against the emulator: a
+//! pointer alias not created yet, CodeDeploy's own rollback deployment in flight when the alarm
+//! arrives again, a late retry of an old alarm, CodeDeploy calls that fail, a hung call near the
+//! deadline. Each test names the failure it reproduces (issue 9's numbering in brackets).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_codedeploy::types::{
+    ComputePlatform, RevisionLocation, RevisionLocationType, S3Location,
+};
+use rollback::report::{Action, Outcome};
+use rollback::{handle, Deadline, RollbackError};
+use serde_json::{json, Value};
+use shiftguard_testkit::event;
+use support::*;
+
+const SNS: &str = "rollback/sns-single-metric-alarm.json";
+const EVENTBRIDGE: &str = "rollback/eventbridge-alarm-state-change.json";
+
+fn alarm_targets(target: Value) -> Value {
+    json!([{"alarms": ["checkout-canary-errors"], "targets": [target]}])
+}
+
+/// Every version the alias was ever written to by an `UpdateAlias` the emulator received.
+fn alias_writes(w: &World) -> Vec<String> {
+    w.emu
+        .calls()
+        .iter()
+        .filter(|c| c["operation"] == "UpdateAlias")
+        .filter_map(|c| {
+            let body: Value = serde_json::from_str(c["body"].as_str()?).ok()?;
+            body["FunctionVersion"].as_str().map(String::from)
+        })
+        .collect()
+}
+
+// [1] The pointer alias (`stableAlias: blue`, as the SAM example configures) does not exist until
+// post-traffic's first success: an alarm in the very first canary must still stop it.
+#[tokio::test]
+async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deployment() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let deployment = deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"rollback_delay": 0.2}),
+    )
+    .await;
+    let mut target = alias_target("checkout", "live");
+    target["stableAlias"] = json!("blue");
+    let cfg = config(alarm_targets(target));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("rollback");
+
+    let report = &summary.targets[0];
+    assert_eq!(report.outcome, Outcome::RestoredByCodeDeploy, "{report:#?}");
+    assert_eq!(report.deployment_id.as_deref(), Some(deployment.as_str()));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("does not exist yet")),
+        "the missing pointer is said: {report:#?}"
+    );
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [2] The same alarm through SNS and EventBridge: the second delivery arrives while CodeDeploy's
+// rollback deployment (created by the first delivery's stop) runs. It must not stop that
+// deployment, and nothing may put the version being rolled away from back on traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let deployment = deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"rollback_delay": 1.5}),
+    )
+    .await;
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let sns = event(SNS);
+    let first = handle(&w.clients, &cfg, &sns, Deadline::default());
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        handle(&w.clients, &cfg, &event(EVENTBRIDGE), Deadline::default()).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    let (first, second) = (first.expect("first"), second.expect("second"));
+
+    assert_eq!(first.targets[0].action, Action::StopDeployment);
+    assert_eq!(first.targets[0].outcome, Outcome::RestoredByCodeDeploy);
+    let rb = &second.targets[0];
+    assert_eq!(rb.action, Action::AwaitCodeDeployRollback, "{rb:#?}");
+    assert_eq!(rb.outcome, Outcome::RestoredByCodeDeploy, "{rb:#?}");
+    assert_ne!(rb.deployment_id.as_deref(), Some(deployment.as_str()));
+    assert_eq!(
+        w.emu.stopped_deployments(),
+        vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})],
+        "only the original deployment was stopped, never CodeDeploy's rollback"
+    );
+    assert!(alias_writes(&w).is_empty(), "{:?}", alias_writes(&w));
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [2] CodeDeploy rolled back on its own (its alarm or a failed hook) and its rollback is slow:
+// rollback backs it up only with the version it restores.
+#[tokio::test]
+async fn a_slow_codedeploy_rollback_is_backed_up_only_toward_the_version_it_restores() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.3)]).await;
+    let deployment = deployment_in_flight(&w, ("1", "2"), BEFORE_THE_ALARM, json!({})).await;
+    let started = w.emu.control(
+        "POST",
+        &format!("/_shiftguard/codedeploy/deployments/{deployment}/rollback"),
+        Some(&json!({"restore": false})),
+    );
+    let rollback_id = started["rollbackDeploymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cfg = config_with(
+        alarm_targets(alias_target("checkout", "live")),
+        &[("CODEDEPLOY_ROLLBACK_WAIT", "300")],
+    );
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("rollback");
+
+    let report = &summary.targets[0];
+    assert_eq!(report.outcome, Outcome::Restored, "{report:#?}");
+    assert_eq!(report.deployment_id.as_deref(), Some(rollback_id.as_str()));
+    assert!(
+        w.emu.stopped_deployments().is_empty(),
+        "a rollback deployment is never stopped"
+    );
+    assert_eq!(alias_writes(&w), vec!["1".to_string()]);
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [5] Lambda retries a failed invocation minutes later; meanwhile a new, healthy deployment has
+// started. The old alarm is not about it.
+#[tokio::test]
+async fn a_late_retry_of_an_old_alarm_leaves_a_newer_deployment_alone() {
+    let w = world().await;
+    function(&w, "checkout", 3).await;
+    alias(&w, "checkout", "live", "2", &[("3", 0.1)]).await;
+    let newer = deployment_in_flight(&w, ("2", "3"), AFTER_THE_ALARM, json!({})).await;
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("a stale alarm is not an error");
+
+    let report = &summary.targets[0];
+    assert_eq!(report.outcome, Outcome::LeftAlone, "{report:#?}");
+    assert_eq!(report.deployment_id.as_deref(), Some(newer.as_str()));
+    assert!(
+        report
+            .decision
+            .as_deref()
+            .unwrap()
+            .contains("after the alarm"),
+        "{report:#?}"
+    );
+    assert!(writes(&w.emu).is_empty(), "{:?}", writes(&w.emu));
+}
+
+// [6] A CodeDeploy lookup that fails: traffic is restored, but the invocation fails so that the
+// stop is retried, with the lookup error in the report.
+#[tokio::test]
+async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
+    for (operation, fault) in [
+        (
+            "ListDeployments",
+            json!({"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed"}),
+        ),
+        (
+            "GetDeploymentTarget",
+            json!({"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed"}),
+        ),
+    ] {
+        let w = world().await;
+        function(&w, "checkout", 2).await;
+        alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+        deployment_in_flight(
+            &w,
+            ("1", "2"),
+            BEFORE_THE_ALARM,
+            json!({"auto_rollback": false}),
+        )
+        .await;
+        let mut spec = fault.clone();
+        spec["service"] = json!("codedeploy");
+        spec["operation"] = json!(operation);
+        spec["count"] = json!(-1);
+        w.emu.arm_fault(spec);
+        let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+        let err = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(err, RollbackError::Incomplete { .. }),
+            "{operation}: {err}"
+        );
+        assert_eq!(err.error_type(), "Rollback.Incomplete");
+        let text = err.to_string();
+        assert!(
+            text.contains(operation) && text.contains("AccessDenied"),
+            "{text}"
+        );
+        assert!(text.contains("\"outcome\":\"restored\""), "{text}");
+        assert_eq!(
+            alias_state(&w, "checkout", "live").await,
+            ("1".into(), vec![]),
+            "{operation}"
+        );
+    }
+}
+
+// [6] StopDeployment refused: restore first, then fail so that Lambda retries the stop.
+#[tokio::test]
+async fn a_refused_stop_restores_traffic_and_fails_for_a_retry() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    deployment_in_flight(&w, ("1", "2"), BEFORE_THE_ALARM, json!({})).await;
+    w.emu.arm_fault(json!({"service": "codedeploy", "operation": "StopDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed", "count": -1}));
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let err = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, RollbackError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains("StopDeployment"), "{err}");
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [6] The region-wide scan reads no targets of deployments on other compute platforms.
+#[tokio::test]
+async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let lambda_deployment = deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"rollback_delay": 0.1}),
+    )
+    .await;
+    let cd = &w.clients.codedeploy;
+    cd.create_application()
+        .application_name("fleet")
+        .compute_platform(ComputePlatform::Server)
+        .send()
+        .await
+        .expect("CreateApplication");
+    cd.create_deployment_group()
+        .application_name("fleet")
+        .deployment_group_name("fleet-group")
+        .service_role_arn("arn:aws:iam::123456789012:role/codedeploy")
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+    let mut ec2 = Vec::new();
+    for key in ["a.zip", "b.zip", "c.zip"] {
+        let id = cd
+            .create_deployment()
+            .application_name("fleet")
+            .deployment_group_name("fleet-group")
+            .revision(
+                RevisionLocation::builder()
+                    .revision_type(RevisionLocationType::S3)
+                    .s3_location(S3Location::builder().bucket("b").key(key).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateDeployment")
+            .deployment_id
+            .unwrap();
+        w.emu.set_deployment(&id, json!({"status": "InProgress"}));
+        ec2.push(id);
+    }
+    w.emu.reset_calls();
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("rollback");
+
+    assert_eq!(
+        summary.targets[0].deployment_id.as_deref(),
+        Some(lambda_deployment.as_str())
+    );
+    let target_reads: Vec<String> = w
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c["operation"] == "ListDeploymentTargets")
+        .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(target_reads.len(), 1, "{target_reads:?}");
+    assert!(ec2.iter().all(|id| !target_reads[0].contains(id.as_str())));
+    assert_eq!(w.emu.count("codedeploy", "BatchGetDeployments"), 1);
+}
+
+// [8] One alias read that fails while waiting for CodeDeploy does not abandon the backup, and the
+// wait is budgeted from the deadline, not before the first round trip.
+#[tokio::test]
+async fn waiting_for_codedeploy_survives_a_read_error_and_fits_the_deadline() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"auto_rollback": false}),
+    )
+    .await;
+    let cfg = config_with(
+        alarm_targets(alias_target("checkout", "live")),
+        &[("CODEDEPLOY_ROLLBACK_WAIT", "60s")],
+    );
+    // The first round trip is slow; then one poll read fails (not retryable by the SDK).
+    w.emu.arm_fault(json!({"service": "codedeploy", "operation": "ListDeployments", "kind": "latency", "delay_ms": 1500}));
+    w.emu.arm_fault(json!({"service": "lambda", "operation": "GetAlias", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "blip", "skip": 1}));
+
+    let started = Instant::now();
+    let summary = handle(
+        &w.clients,
+        &cfg,
+        &event(SNS),
+        Deadline::after(Duration::from_secs(6)),
+    )
+    .await
+    .expect("rollback");
+
+    let elapsed = started.elapsed();
+    let report = &summary.targets[0];
+    assert_eq!(report.outcome, Outcome::Restored, "{report:#?}");
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "finished before the deadline: {elapsed:?}"
+    );
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [9] A RevisionId conflict is decided again from the new state: another writer started a new
+// canary (3 → 4) between our read and our write, so the older version is now 3, not 1.
+#[tokio::test]
+async fn a_revision_conflict_is_decided_again() {
+    let w = world().await;
+    function(&w, "checkout", 4).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    w.emu.arm_fault(json!({
+        "service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
+        "function_version": "3", "routing_config": {"AdditionalVersionWeights": {"4": 0.2}},
+    }));
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("rollback");
+
+    assert_eq!(
+        summary.targets[0].outcome,
+        Outcome::Restored,
+        "{:#?}",
+        summary.targets
+    );
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("3".into(), vec![])
+    );
+    assert_eq!(alias_writes(&w), vec!["1".to_string(), "3".to_string()]);
+}
+
+// [9] Lattice: the read after the last write cycle is judged too (a correct end state was
+// reported as failed).
+#[tokio::test]
+async fn lattice_verifies_the_last_write_cycle() {
+    let w = world().await;
+    let lat = lattice(&w, (90, 10)).await;
+    w.emu.arm_fault(json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "overwritten", "count": 2}));
+    let cfg = config(alarm_targets(lattice_target(&lat)));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("verified on the third cycle");
+
+    assert_eq!(
+        summary.targets[0].outcome,
+        Outcome::Restored,
+        "{:#?}",
+        summary.targets
+    );
+    assert_eq!(w.emu.count("vpc-lattice", "UpdateListener"), 3);
+    assert_eq!(
+        listener_weights(&w, &lat).await,
+        vec![(lat.production.clone(), 100), (lat.canary.clone(), 0)]
+    );
+}
+
+// [11] An AppSpec whose CurrentVersion is $LATEST: on no path may the alias end on $LATEST.
+#[tokio::test]
+async fn an_appspec_current_version_of_latest_is_never_written() {
+    for fault in [
+        None,
+        Some(
+            json!({"service": "codedeploy", "operation": "StopDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "no", "count": -1}),
+        ),
+    ] {
+        let w = world().await;
+        function(&w, "checkout", 2).await;
+        alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+        deployment_in_flight(
+            &w,
+            ("$LATEST", "2"),
+            BEFORE_THE_ALARM,
+            json!({"auto_rollback": false}),
+        )
+        .await;
+        if let Some(f) = fault.clone() {
+            w.emu.arm_fault(f);
+        }
+        let cfg = config_with(
+            alarm_targets(alias_target("checkout", "live")),
+            &[("CODEDEPLOY_ROLLBACK_WAIT", "200")],
+        );
+
+        let _ = handle(&w.clients, &cfg, &event(SNS), Deadline::default()).await;
+
+        assert!(
+            !alias_writes(&w).iter().any(|v| v == "$LATEST"),
+            "{fault:?}: {:?}",
+            alias_writes(&w)
+        );
+        assert_eq!(
+            alias_state(&w, "checkout", "live").await,
+            ("1".into(), vec![]),
+            "{fault:?}"
+        );
+    }
+}
+
+// [12] Lambda answers ResourceConflictException while a function update is in progress: retried
+// within the deadline like a throttle.
+#[tokio::test]
+async fn a_function_update_in_progress_is_waited_out() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    w.emu.arm_fault(json!({"service": "lambda", "operation": "UpdateAlias", "kind": "error", "status": 409, "code": "ResourceConflictException", "message": "The operation cannot be performed at this time. An update is in progress for resource", "count": 2}));
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+        .await
+        .expect("rollback");
+
+    assert_eq!(summary.targets[0].outcome, Outcome::Restored);
+    assert_eq!(w.emu.count("lambda", "UpdateAlias"), 3);
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
+// [13] A hung AWS call and a short function timeout: rollback stops in time and fails with the
+// partial summary, instead of being killed by Lambda with nothing said.
+#[tokio::test]
+async fn a_hung_call_ends_before_the_deadline_with_the_partial_summary() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    w.emu.arm_fault(json!({"service": "lambda", "operation": "UpdateAlias", "kind": "latency", "delay_ms": 8000}));
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+
+    let started = Instant::now();
+    let err = handle(
+        &w.clients,
+        &cfg,
+        &event(SNS),
+        Deadline::after(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.error_type(), "Rollback.TargetsFailed");
+    let text = err.to_string();
+    assert!(text.contains("out of time"), "{text}");
+    assert!(
+        text.contains("\"before\":{\"version\":\"1\""),
+        "what was read is kept: {text}"
+    );
+}
