@@ -244,6 +244,19 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
         retry: retry.clone(),
     };
 
+    // Versions no plan may write: those any in-flight deployment is deploying, and those any
+    // CodeDeploy rollback is rolling away from.
+    let unsafe_versions: BTreeSet<&str> = deployments
+        .iter()
+        .filter_map(|d| {
+            if d.is_rollback {
+                d.current_version.as_deref()
+            } else {
+                d.target_version.as_deref()
+            }
+        })
+        .collect();
+
     // 1. CodeDeploy's own rollback in flight.
     let mut rollbacks: Vec<&InFlight> = deployments.iter().filter(|d| d.is_rollback).collect();
     latest_first(&mut rollbacks);
@@ -271,8 +284,8 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
         let backup = if !writable(&restores) {
             notes.push(format!("version {restores:?}, which CodeDeploy's rollback restores, is not a published version known to exist: rollback will not write it"));
             None
-        } else if rb.current_version.as_deref() == Some(restores.as_str()) {
-            notes.push(format!("CodeDeploy's rollback deployment {} restores the version it rolls away from ({restores}): rollback will not write it", rb.id));
+        } else if unsafe_versions.contains(restores.as_str()) {
+            notes.push(format!("version {restores}, which CodeDeploy's rollback deployment {} restores, is also being deployed or rolled away from by a deployment in flight: rollback will not write it", rb.id));
             None
         } else if explicit.as_ref().is_some_and(|s| s.version != restores) {
             let s = explicit
@@ -324,8 +337,8 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
                 notes.push("no stable version is known: if CodeDeploy does not restore the alias, rollback will not write it".into());
                 None
             }
-            Some(s) if d.target_version.as_deref() == Some(s.version.as_str()) => {
-                notes.push(format!("the stable version {} is the version being deployed: rollback will not write it", s.version));
+            Some(s) if unsafe_versions.contains(s.version.as_str()) => {
+                notes.push(format!("the stable version {} is being deployed by a deployment in flight: rollback will not write it", s.version));
                 None
             }
             Some(s) if !writable(&s.version) => {
