@@ -107,20 +107,18 @@ pub struct LambdaTarget {
     pub status: Option<String>,
 }
 
-/// `GetDeployment`.
+/// `GetDeployment`: the whole `deploymentInfo` (read the facts with [`Deployment::from_info`]).
 pub async fn get_deployment(
     client: &aws_sdk_codedeploy::Client,
     deployment_id: &str,
-) -> Result<Deployment, LookupError> {
-    let out = client
+) -> Result<DeploymentInfo, LookupError> {
+    client
         .get_deployment()
         .deployment_id(deployment_id)
         .send()
         .await
-        .map_err(lookup_error("GetDeployment", Some(deployment_id)))?;
-    out.deployment_info
-        .as_ref()
-        .map(Deployment::from_info)
+        .map_err(lookup_error("GetDeployment", Some(deployment_id)))?
+        .deployment_info
         .ok_or_else(|| LookupError {
             operation: "GetDeployment",
             deployment_id: Some(deployment_id.into()),

@@ -90,7 +90,10 @@ pub fn duration_ms_var(
     let parsed = if let Some(secs) = raw.strip_suffix("ms") {
         secs.trim().parse::<u64>().ok()
     } else if let Some(secs) = raw.strip_suffix('s') {
-        secs.trim().parse::<u64>().ok().map(|s| s * 1000)
+        secs.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|s| s.checked_mul(1000))
     } else {
         raw.parse::<u64>().ok()
     };
@@ -129,5 +132,22 @@ mod tests {
         assert!(duration_ms_var(vars, "C", 1, 1..=10_000).is_err());
         assert!(duration_ms_var(vars, "D", 1, 0..=10_000).is_err());
         assert_eq!(duration_ms_var(vars, "E", 7, 0..=10_000).unwrap(), 7);
+        // Overflowing values are configuration errors naming the variable, never a panic.
+        let huge: &[(&str, &str)] = &[
+            ("H", "18446744073709551615s"),
+            ("I", "99999999999999999999"),
+        ];
+        assert_eq!(
+            duration_ms_var(huge, "H", 1, 0..=10_000)
+                .unwrap_err()
+                .variable,
+            "H"
+        );
+        assert_eq!(
+            duration_ms_var(huge, "I", 1, 0..=10_000)
+                .unwrap_err()
+                .variable,
+            "I"
+        );
     }
 }

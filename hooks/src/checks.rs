@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StatusCode};
 use aws_sdk_lambda::primitives::Blob;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -105,7 +105,7 @@ impl AwsExecutor {
         let qualifier = self.qualifier();
         let out = self
             .clients
-            .lambda
+            .invoke
             .invoke()
             .function_name(&self.target.function)
             .qualifier(&qualifier)
@@ -154,10 +154,20 @@ impl AwsExecutor {
         }
         let response: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
         // API Gateway-style responses: {statusCode, body: "<json or text>"}.
-        let status = response
-            .get("statusCode")
-            .and_then(Value::as_u64)
-            .map(|s| s as u16);
+        let status = match response.get("statusCode") {
+            None => None,
+            Some(v) => match v.as_u64().and_then(|s| u16::try_from(s).ok()) {
+                Some(s) if (100..=599).contains(&s) => Some(s),
+                // Never truncated into something else (65736 is not 200).
+                _ => {
+                    return Observation::fail(
+                        latency,
+                        format!("the response's statusCode {v} is not an HTTP status"),
+                        details,
+                    )
+                }
+            },
+        };
         let body_text = match response.get("body") {
             Some(Value::String(b)) => b.clone(),
             _ => text.clone(),
@@ -308,33 +318,56 @@ impl AwsExecutor {
                 );
             }
         }
-        let out = self
+        // Every page (GetMetricData pages with NextToken, results marked PartialData until the
+        // last one), each series merged by id.
+        let mut pages = self
             .clients
             .cloudwatch
             .get_metric_data()
             .set_metric_data_queries(Some(queries))
             .start_time(start.into())
             .end_time(end.into())
-            .send()
-            .await;
-        let latency = ms(started.elapsed());
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                return Observation::fail(
-                    latency,
-                    format!("GetMetricData failed: {}", error_text(&e)),
-                    Value::Null,
-                )
+            .into_paginator()
+            .send();
+        let mut values: std::collections::HashMap<String, Vec<f64>> = Default::default();
+        let mut trouble = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    return Observation::fail(
+                        ms(started.elapsed()),
+                        format!("GetMetricData failed: {}", error_text(&e)),
+                        Value::Null,
+                    )
+                }
+            };
+            for r in page.metric_data_results() {
+                let id = r.id().unwrap_or_default().to_string();
+                values.entry(id.clone()).or_default().extend(r.values());
+                match r.status_code() {
+                    Some(StatusCode::Complete) | Some(StatusCode::PartialData) | None => {}
+                    Some(other) => trouble.push(format!("{id}: {}", other.as_str())),
+                }
             }
-        };
-        let series = |id: &str| -> Vec<f64> {
-            out.metric_data_results()
-                .iter()
-                .find(|r| r.id() == Some(id))
-                .map(|r| r.values().to_vec())
-                .unwrap_or_default()
-        };
+            trouble.extend(page.messages().iter().filter_map(|m| {
+                m.value()
+                    .map(|v| format!("{}: {v}", m.code().unwrap_or("message")))
+            }));
+        }
+        let latency = ms(started.elapsed());
+        if !trouble.is_empty() {
+            return Observation {
+                verdict: Verdict::Inconclusive,
+                reason: Some(format!(
+                    "inconclusive: CloudWatch did not return complete data ({})",
+                    trouble.join("; ")
+                )),
+                latency_ms: latency,
+                details: json!({ "newVersion": new, "oldVersion": old }),
+            };
+        }
+        let series = |id: &str| -> Vec<f64> { values.get(id).cloned().unwrap_or_default() };
         let sum = |id: &str| series(id).iter().sum::<f64>();
         let max = |id: &str| {
             series(id)
@@ -366,6 +399,10 @@ impl AwsExecutor {
         }
     }
 }
+
+/// The absolute error-rate limit a metrics check applies when the old version gives no baseline
+/// and `maxErrorRate` is not set (documented in the README).
+pub const NO_BASELINE_MAX_ERROR_RATE: f64 = 0.05;
 
 /// Invocation counts of one version over the window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -413,6 +450,38 @@ pub fn compare(c: &MetricsCheck, new: Sample, old: Sample) -> Comparison {
         };
     }
     let mut problems = Vec::new();
+    // Without a baseline the relative comparisons cannot be made: judge against the absolute limit
+    // (the configured one, or the documented default), and call a version within it inconclusive,
+    // never a pass — the check's `inconclusive` policy decides, visibly.
+    if (old.invocations as u64) < c.min_samples {
+        let limit = c.max_error_rate.unwrap_or(NO_BASELINE_MAX_ERROR_RATE);
+        let no_baseline = format!(
+            "no baseline: the old version had {} invocations in the window, fewer than minSamples {}",
+            old.invocations, c.min_samples
+        );
+        return if new_rate > limit {
+            Comparison {
+                verdict: Verdict::Failed,
+                reason: Some(format!(
+                    "error rate {:.2}% above the absolute limit {:.2}% ({no_baseline})",
+                    new_rate * 100.0,
+                    limit * 100.0
+                )),
+                details,
+            }
+        } else {
+            Comparison {
+                verdict: Verdict::Inconclusive,
+                reason: Some(format!(
+                    "inconclusive: {no_baseline}; error rate {:.2}% is within the absolute limit {:.2}% but nothing can be compared (inconclusive {})",
+                    new_rate * 100.0,
+                    limit * 100.0,
+                    if c.inconclusive == Inconclusive::Pass { "passes" } else { "fails" }
+                )),
+                details,
+            }
+        };
+    }
     if let Some(limit) = c.max_error_rate {
         if new_rate > limit {
             problems.push(format!(
@@ -422,7 +491,7 @@ pub fn compare(c: &MetricsCheck, new: Sample, old: Sample) -> Comparison {
             ));
         }
     }
-    if old.invocations > 0.0 {
+    {
         let baseline = old_rate.max(1.0 / old.invocations);
         if new_rate > baseline * c.max_error_rate_multiple {
             problems.push(format!(
@@ -635,6 +704,32 @@ mod tests {
             compare(&c, s(100.0, 6.0), s(0.0, 0.0)).verdict,
             Verdict::Failed,
             "above the absolute limit"
+        );
+        // No baseline: a version that only errors fails even without maxErrorRate; a clean one is
+        // inconclusive, never a pass.
+        let no_limit = crate::config::parse_checks(r#"{"checks":[{"name":"m","kind":"metrics"}]}"#)
+            .map(|s| match &s.checks[0].kind {
+                CheckKind::Metrics(m) => m.clone(),
+                _ => unreachable!(),
+            })
+            .unwrap();
+        assert_eq!(
+            compare(&no_limit, s(100.0, 100.0), s(0.0, 0.0)).verdict,
+            Verdict::Failed
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 0.0), s(0.0, 0.0)).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 0.0), s(5.0, 0.0)).verdict,
+            Verdict::Inconclusive,
+            "5 old invocations are no baseline"
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 3.0), s(100.0, 1.0)).verdict,
+            Verdict::Failed,
+            "3% is more than 2x 1%"
         );
         assert_eq!(
             compare(&c, s(5.0, 5.0), s(900.0, 0.0)).verdict,

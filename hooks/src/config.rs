@@ -25,6 +25,8 @@ pub struct HookConfig {
     /// Post-traffic, after success: delete versions older than the newest N (never one an alias
     /// points at).
     pub prune_keep: Option<usize>,
+    /// The values of every secret the checks read, kept out of logs and summaries.
+    pub redactor: crate::redact::Redactor,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +238,7 @@ mod duration_text {
         match unit.trim() {
             "" | "ms" => Some(Duration::from_millis(n)),
             "s" => Some(Duration::from_secs(n)),
-            "m" => Some(Duration::from_secs(n * 60)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
             _ => None,
         }
     }
@@ -291,12 +293,16 @@ impl HookConfig {
             }
         };
         let checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
+        let mut secrets = Vec::new();
         for (check, secret) in referenced_secrets(&checks) {
-            if env::non_empty(vars, &secret).is_none() {
-                return Err(EnvError::new(
-                    &secret,
-                    format!("is not set, and check {check:?} in {var} takes a secret from it"),
-                ));
+            match env::non_empty(vars, &secret) {
+                Some(value) => secrets.push((secret, value)),
+                None => {
+                    return Err(EnvError::new(
+                        &secret,
+                        format!("is not set, and check {check:?} in {var} takes a secret from it"),
+                    ))
+                }
             }
         }
         let env_target = match env::non_empty(vars, "TARGET_FUNCTION") {
@@ -342,6 +348,7 @@ impl HookConfig {
             env_target,
             stable_alias: env::non_empty(vars, STABLE_ALIAS_VAR),
             prune_keep,
+            redactor: crate::redact::Redactor::new(secrets),
         })
     }
 }
@@ -393,8 +400,61 @@ fn resolve_path(vars: &(impl Vars + ?Sized), path: &str) -> std::path::PathBuf {
     }
 }
 
+/// The largest checks file read: far above any real check set, far below what would slow start-up.
+pub const MAX_CHECKS_BYTES: usize = 1024 * 1024;
+/// The deepest nesting of `[`/`{` accepted (a check set needs about 6).
+pub const MAX_CHECKS_DEPTH: usize = 64;
+/// Bounds on durations: a Lambda function runs at most 15 minutes.
+const MAX_CHECK_DURATION: Duration = Duration::from_secs(15 * 60);
+const MAX_RETRIES: u32 = 100;
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Rejects what the YAML parser would take long to reject: it spends time quadratic in the
+/// nesting depth (50,000 levels took 32 s, and the hook would never report). Flow-style nesting
+/// is counted outside quoted strings; block-style nesting that deep cannot fit in the size limit.
+fn check_size_and_depth(text: &str) -> Result<(), String> {
+    if text.len() > MAX_CHECKS_BYTES {
+        return Err(format!(
+            "is {} bytes; at most {MAX_CHECKS_BYTES} bytes are read",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    if deepest > MAX_CHECKS_DEPTH {
+                        return Err(format!(
+                            "nests deeper than {MAX_CHECKS_DEPTH} levels of [ and {{: not a check set"
+                        ));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
+
 /// Parses JSON or YAML and validates; errors name the check and field.
 pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
+    check_size_and_depth(text)?;
     let value: serde_json::Value = serde_yaml_ng::from_str(text)
         .map_err(|e| format!("is neither valid JSON nor YAML: {e}"))?;
     let set: CheckSet = serde_path_to_error::deserialize(&value).map_err(|e| {
@@ -417,8 +477,23 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
         if !names.insert(check.name.as_str()) {
             return Err(format!("{at}.name: is used by another check"));
         }
-        if check.timeout.is_zero() {
-            return Err(format!("{at}.timeout: must be more than 0"));
+        if check.timeout.is_zero() || check.timeout > MAX_CHECK_DURATION {
+            return Err(format!(
+                "{at}.timeout: expected more than 0 and at most 15m (a Lambda function's longest run), got {} ms",
+                check.timeout.as_millis()
+            ));
+        }
+        if check.backoff > MAX_CHECK_DURATION {
+            return Err(format!(
+                "{at}.backoff: expected at most 15m, got {} ms",
+                check.backoff.as_millis()
+            ));
+        }
+        if check.retries > MAX_RETRIES {
+            return Err(format!(
+                "{at}.retries: expected at most {MAX_RETRIES}, got {}",
+                check.retries
+            ));
         }
         validate_kind(&check.kind).map_err(|p| format!("{at}.{p}"))?;
     }
@@ -469,11 +544,16 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
                     return Err(format!("maxErrorRate: expected 0.0 to 1.0, got {r}"));
                 }
             }
+            if m.min_samples == 0 {
+                return Err(
+                    "minSamples: expected at least 1 (no samples is no data, never a pass)".into(),
+                );
+            }
             if m.max_error_rate_multiple < 1.0 {
                 return Err("maxErrorRateMultiple: expected at least 1.0".into());
             }
-            if m.window < Duration::from_secs(60) {
-                return Err("window: expected at least 1m (CloudWatch's Lambda metrics have 1-minute periods)".into());
+            if m.window < Duration::from_secs(60) || m.window > MAX_WINDOW {
+                return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", m.window.as_secs()));
             }
             Ok(())
         }
@@ -565,6 +645,55 @@ mod tests {
         assert!(err.contains("used by another check"), "{err}");
         let err = parse_checks(r#"{"checks":[{"name":"a","kind":"teleport"}]}"#).unwrap_err();
         assert!(err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn durations_that_overflow_or_exceed_a_lambda_run_are_errors_not_panics() {
+        for raw in [
+            "\"18446744073709551615m\"",
+            "\"307445734561825861m\"",
+            "\"16m\"",
+            "\"99999999999999s\"",
+            "18446744073709551615",
+        ] {
+            let text = format!(r#"{{"checks":[{{"name":"a","kind":"invoke","timeout":{raw}}}]}}"#);
+            let err = parse_checks(&text).unwrap_err();
+            assert!(err.contains("timeout"), "{raw}: {err}");
+        }
+        let err =
+            parse_checks(r#"{"checks":[{"name":"m","kind":"metrics","window":"99999999999m"}]}"#)
+                .unwrap_err();
+        assert!(err.contains("window"), "{err}");
+    }
+
+    #[test]
+    fn deep_or_huge_check_files_are_rejected_at_once() {
+        let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        let started = std::time::Instant::now();
+        let err = parse_checks(&deep).unwrap_err();
+        assert!(err.contains("nests deeper"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        // Block-style nesting as deep as the size limit allows.
+        let deep_yaml: String = (0..1400).map(|i| format!("{}-\n", " ".repeat(i))).collect();
+        let started = std::time::Instant::now();
+        assert!(parse_checks(&deep_yaml).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let huge = format!("checks: []\n# {}", "x".repeat(MAX_CHECKS_BYTES));
+        assert!(parse_checks(&huge).unwrap_err().contains("bytes"));
+        // Brackets inside strings do not count.
+        let ok = format!(
+            r#"{{"checks":[{{"name":"{}","kind":"invoke"}}]}}"#,
+            "[".repeat(100)
+        );
+        assert!(parse_checks(&ok).is_ok());
     }
 
     #[test]

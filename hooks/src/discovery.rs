@@ -1,6 +1,7 @@
 //! Finding what is being deployed from nothing but the deployment id.
 
 use serde::Serialize;
+use shiftguard_common::codedeploy;
 use shiftguard_common::error_text;
 use tracing::{info, warn};
 
@@ -38,6 +39,8 @@ pub struct DiscoveryError {
 
 /// `ListDeploymentTargets` + `GetDeploymentTarget`; else `GetDeployment` + `GetApplicationRevision`
 /// (the AppSpec, JSON or YAML); else the environment (`TARGET_FUNCTION`, `TARGET_VERSION`, …).
+/// Whether this is CodeDeploy's own rollback deployment comes from `GetDeployment`, read by the same
+/// code rollback uses ([`shiftguard_common::codedeploy`]).
 pub async fn discover(
     clients: &Clients,
     deployment_id: &str,
@@ -46,46 +49,26 @@ pub async fn discover(
     let mut reasons = Vec::new();
     let (from_targets, deployment) = tokio::join!(
         from_deployment_target(clients, deployment_id),
-        clients
-            .codedeploy
-            .get_deployment()
-            .deployment_id(deployment_id)
-            .send(),
+        codedeploy::get_deployment(&clients.codedeploy, deployment_id),
     );
-    let deployment = deployment
-        .map(|d| d.deployment_info)
-        .map_err(|e| error_text(&e));
-    let is_rollback = match &deployment {
-        Ok(Some(info)) => {
-            info.creator
-                .as_ref()
-                .is_some_and(|c| c.as_str() == "codeDeployRollback")
-                || info
-                    .rollback_info
-                    .as_ref()
-                    .is_some_and(|r| r.rollback_triggering_deployment_id.is_some())
-        }
-        _ => false,
-    };
+    let is_rollback = deployment
+        .as_ref()
+        .is_ok_and(|info| codedeploy::Deployment::from_info(info).is_rollback());
 
     let found = match from_targets {
         Ok(t) => Some(t),
         Err(e) => {
             reasons.push(format!("deployment targets: {e}"));
             match &deployment {
-                Ok(Some(info)) => match from_appspec(clients, info).await {
+                Ok(info) => match from_appspec(clients, info).await {
                     Ok(t) => Some(t),
                     Err(e) => {
                         reasons.push(format!("AppSpec: {e}"));
                         None
                     }
                 },
-                Ok(None) => {
-                    reasons.push("GetDeployment returned no deployment".into());
-                    None
-                }
                 Err(e) => {
-                    reasons.push(format!("GetDeployment: {e}"));
+                    reasons.push(e.to_string());
                     None
                 }
             }
@@ -128,32 +111,13 @@ async fn from_deployment_target(
     clients: &Clients,
     deployment_id: &str,
 ) -> Result<DeploymentTarget, String> {
-    let ids = clients
-        .codedeploy
-        .list_deployment_targets()
-        .deployment_id(deployment_id)
-        .send()
+    let info = codedeploy::lambda_target(&clients.codedeploy, deployment_id)
         .await
-        .map_err(|e| error_text(&e))?
-        .target_ids
-        .unwrap_or_default();
-    let first = ids.first().ok_or("the deployment has no targets")?;
-    let out = clients
-        .codedeploy
-        .get_deployment_target()
-        .deployment_id(deployment_id)
-        .target_id(first)
-        .send()
-        .await
-        .map_err(|e| error_text(&e))?;
-    let info = out
-        .deployment_target
-        .and_then(|t| t.lambda_target)
-        .and_then(|t| t.lambda_function_info)
-        .ok_or("the target is not a Lambda function")?;
+        .map_err(|e| e.to_string())?
+        .ok_or("the deployment has no Lambda target")?;
     Ok(DeploymentTarget {
-        function: info.function_name.ok_or("no functionName")?,
-        alias: info.function_alias,
+        function: info.function,
+        alias: info.alias,
         current_version: info.current_version,
         target_version: info.target_version.ok_or("no targetVersion")?,
         source: Source::DeploymentTarget,

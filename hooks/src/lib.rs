@@ -11,6 +11,7 @@ pub mod checks;
 pub mod config;
 pub mod discovery;
 pub mod housekeeping;
+pub mod redact;
 pub mod runner;
 
 use std::sync::Arc;
@@ -41,14 +42,31 @@ pub enum Phase {
 pub struct Clients {
     pub codedeploy: aws_sdk_codedeploy::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// For checks' `Invoke`s: no SDK retries and no SDK attempt/operation timeouts. Invokes are not
+    /// idempotent, so one check attempt is exactly one invocation, bounded by the check's own
+    /// `timeout`; only the check's `retries` repeat it.
+    pub invoke: aws_sdk_lambda::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        let invoke = aws_sdk_lambda::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .disable_operation_attempt_timeout()
+                    .disable_operation_timeout()
+                    .build(),
+            )
+            .build();
         Self {
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
+            invoke: aws_sdk_lambda::Client::from_conf(invoke),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
         }
     }
@@ -125,6 +143,26 @@ pub enum HookError {
     },
 }
 
+impl HookError {
+    /// The stable `errorType` Lambda reports for this failure (documented in the README).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HookError::BadEvent(_) => "Hook.BadEvent",
+            HookError::ReportFailed { .. } => "Hook.ReportFailed",
+            HookError::Housekeeping { .. } => "Hook.HousekeepingFailed",
+        }
+    }
+}
+
+impl From<HookError> for lambda_runtime::Diagnostic {
+    fn from(e: HookError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookSummary {
@@ -148,6 +186,44 @@ pub struct ReportOutcome {
     pub attempts: u32,
     /// CodeDeploy already had a status (an earlier run of this same hook reported it).
     pub already_completed: bool,
+}
+
+/// Whether post-traffic housekeeping (stable pointer, pruning) may run. Pure: only a `Succeeded`
+/// that *this* invocation got accepted promotes anything — an `AlreadyCompleted` answer means an
+/// earlier run (maybe reporting `Failed`) or a stop decided, and a rollback deployment's version is
+/// not a new release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HousekeepingDecision {
+    Run,
+    /// Nothing is configured.
+    NotConfigured,
+    Skip(String),
+}
+
+pub fn housekeeping_decision(
+    phase: Phase,
+    configured: bool,
+    succeeded: bool,
+    report: &ReportOutcome,
+    target: Option<&DeploymentTarget>,
+) -> HousekeepingDecision {
+    use HousekeepingDecision::*;
+    if phase != Phase::PostTraffic || !configured {
+        return NotConfigured;
+    }
+    if !succeeded {
+        return Skip("this invocation reported Failed".into());
+    }
+    if report.already_completed {
+        return Skip("CodeDeploy refused this invocation's Succeeded as already completed (an earlier run of this hook or a stop decided): nothing is promoted".into());
+    }
+    match target {
+        None => Skip("the version under deployment is unknown".into()),
+        Some(t) if t.is_rollback => {
+            Skip("this is CodeDeploy's rollback deployment, not a release".into())
+        }
+        Some(_) => Run,
+    }
 }
 
 /// What the checks concluded, before reporting.
@@ -217,7 +293,7 @@ pub async fn run_hook(
                 deployment_id.clone(),
                 executors,
             ));
-            let abort = work.abort_handle();
+            let mut work = work;
             let watchdog = async {
                 match watchdog_at {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -225,7 +301,7 @@ pub async fn run_hook(
                 }
             };
             tokio::select! {
-                joined = work => match joined {
+                joined = &mut work => match joined {
                     Ok(evaluation) => evaluation,
                     Err(join) => Evaluation {
                         succeeded: false,
@@ -239,7 +315,11 @@ pub async fn run_hook(
                     },
                 },
                 _ = watchdog => {
-                    abort.abort();
+                    // Every check runs inside this one task (none is spawned), so once it is
+                    // cancelled nothing the checks started can go on invoking the function — not
+                    // now, and not when the sandbox thaws for the next invocation.
+                    work.abort();
+                    let _ = work.await;
                     Evaluation {
                         succeeded: false,
                         reason: Some(format!(
@@ -286,20 +366,33 @@ pub async fn run_hook(
         housekeeping: None,
     };
 
-    if let (Phase::PostTraffic, true, Ok(cfg), Some(target)) =
-        (phase, evaluation.succeeded, config, summary.target.clone())
-    {
-        if !target.is_rollback {
-            match housekeeping::tidy(clients, cfg, &target).await {
-                Ok(done) => summary.housekeeping = done,
-                Err(message) => {
-                    error!(deployment_id = %deployment_id, error = %message, outcome = "housekeeping-failed", "housekeeping failed");
-                    log_summary(&summary);
-                    return Err(HookError::Housekeeping {
-                        deployment_id,
-                        status: status_text,
-                        message,
-                    });
+    if let Ok(cfg) = config {
+        let configured = cfg.stable_alias.is_some() || cfg.prune_keep.is_some();
+        match housekeeping_decision(
+            phase,
+            configured,
+            evaluation.succeeded,
+            &summary.report,
+            summary.target.as_ref(),
+        ) {
+            HousekeepingDecision::NotConfigured => {}
+            HousekeepingDecision::Skip(why) => {
+                info!(deployment_id = %deployment_id, action = "housekeeping", outcome = "skipped", reason = %why, "housekeeping skipped");
+                summary.housekeeping = Some(serde_json::json!({ "skipped": why }));
+            }
+            HousekeepingDecision::Run => {
+                let target = summary.target.clone().expect("Run needs a target");
+                match housekeeping::tidy(clients, cfg, &target).await {
+                    Ok(done) => summary.housekeeping = done,
+                    Err(message) => {
+                        error!(deployment_id = %deployment_id, error = %message, outcome = "housekeeping-failed", "housekeeping failed");
+                        log_summary(&summary);
+                        return Err(HookError::Housekeeping {
+                            deployment_id,
+                            status: status_text,
+                            message,
+                        });
+                    }
                 }
             }
         }
@@ -337,20 +430,13 @@ async fn evaluate(
     if target.is_rollback {
         info!(deployment_id = %deployment_id, phase = ?phase, "this is a CodeDeploy rollback deployment; checking the version it restores");
     }
-    let results = runner::run_checks(executors(target.clone()), &cfg.checks).await;
-    let blocking: Vec<&CheckResult> = results.iter().filter(|r| r.required && !r.passed).collect();
+    let results = runner::run_checks(executors(target.clone()), &cfg.checks, &cfg.redactor).await;
     for advisory in results.iter().filter(|r| !r.required && !r.passed) {
         warn!(deployment_id = %deployment_id, check = %advisory.name, reason = ?advisory.reason, "advisory check failed (does not fail the deployment)");
     }
-    let reason = (!blocking.is_empty()).then(|| {
-        blocking
-            .iter()
-            .map(|r| format!("{}: {}", r.name, r.reason.as_deref().unwrap_or("failed")))
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
+    let (succeeded, reason) = runner::verdict(&results);
     Evaluation {
-        succeeded: blocking.is_empty(),
+        succeeded,
         reason,
         target: Some(target),
         checks: results,
@@ -443,20 +529,32 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
     let executors = aws_executor_factory(clients.clone(), http_client(), phase);
     let (clients, config) = (&clients, &config);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Value>| {
+        move |event: lambda_runtime::LambdaEvent<shiftguard_common::RawEvent>| {
             let executors = executors.clone();
             async move {
+                let payload = match event.payload {
+                    shiftguard_common::RawEvent::Json(v) => v,
+                    shiftguard_common::RawEvent::Invalid(e) => {
+                        error!(error = %e, outcome = "rejected", "the hook event is not JSON");
+                        return Err(
+                            HookError::BadEvent(format!("the event is not JSON: {e}")).into()
+                        );
+                    }
+                };
                 let deadline = shiftguard_common::deadline_from_epoch_ms(event.context.deadline);
                 let summary = run_hook(
                     clients,
                     config.as_ref(),
                     phase,
-                    &event.payload,
+                    &payload,
                     deadline,
                     executors,
                 )
                 .await?;
-                Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
+                serde_json::to_value(summary).map_err(|e| lambda_runtime::Diagnostic {
+                    error_type: "Hook.Internal".into(),
+                    error_message: format!("the summary could not be serialised: {e}"),
+                })
             }
         },
     ))

@@ -1,16 +1,18 @@
 //! Running the check set: concurrently with a bound, each with its timeout, retries and backoff;
 //! a panicking check is a failed check, not a crashed hook.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::checks::{Executor, Observation, Verdict};
 use crate::config::{Check, CheckKind, CheckSet, Inconclusive};
+use crate::redact::Redactor;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,22 +51,25 @@ fn counts_as_pass(check: &Check, o: &Observation) -> bool {
 }
 
 /// Attempts a check until it passes or runs out of retries; each attempt has the check's timeout.
-async fn run_one(executor: Arc<dyn Executor>, check: Check) -> CheckResult {
+async fn run_one(executor: Arc<dyn Executor>, check: Check, redactor: &Redactor) -> CheckResult {
     let mut attempts = 0;
     let mut backoff = check.backoff;
     let started = Instant::now();
     let last = loop {
         attempts += 1;
-        let observation =
+        let mut observation =
             match tokio::time::timeout(check.timeout, executor.run(check.clone())).await {
                 Ok(o) => o,
                 Err(_) => Observation {
                     verdict: Verdict::Failed,
                     reason: Some(format!("timed out after {} ms", check.timeout.as_millis())),
-                    latency_ms: check.timeout.as_millis() as u64,
+                    latency_ms: u64::try_from(check.timeout.as_millis()).unwrap_or(u64::MAX),
                     details: Value::Null,
                 },
             };
+        // Before anything is logged or kept: what an endpoint echoed may hold a secret.
+        observation.reason = observation.reason.map(|r| redactor.text(&r));
+        observation.details = redactor.value(observation.details);
         let ok = counts_as_pass(&check, &observation);
         // Inconclusive is an answer about the data, not a transient failure: do not retry it.
         if ok || observation.verdict == Verdict::Inconclusive || attempts > check.retries {
@@ -90,52 +95,61 @@ async fn run_one(executor: Arc<dyn Executor>, check: Check) -> CheckResult {
 }
 
 /// Runs every check, at most `set.concurrency` at a time, and returns their results in the
-/// configured order.
-pub async fn run_checks(executor: Arc<dyn Executor>, set: &CheckSet) -> Vec<CheckResult> {
-    let permits = Arc::new(Semaphore::new(set.concurrency));
-    let handles: Vec<_> = set
-        .checks
-        .iter()
-        .cloned()
+/// configured order. The checks run as futures of the caller's task, never as spawned tasks: when
+/// the watchdog cancels that task, every request the checks started is cancelled with it.
+pub async fn run_checks(
+    executor: Arc<dyn Executor>,
+    set: &CheckSet,
+    redactor: &Redactor,
+) -> Vec<CheckResult> {
+    futures::stream::iter(set.checks.iter().cloned())
         .map(|check| {
-            let (executor, permits) = (executor.clone(), permits.clone());
-            let meta = (check.name.clone(), kind_name(&check.kind), check.required);
-            let handle = tokio::spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
+            let executor = executor.clone();
+            let (name, kind, required) =
+                (check.name.clone(), kind_name(&check.kind), check.required);
+            async move {
+                match AssertUnwindSafe(run_one(executor, check, redactor))
+                    .catch_unwind()
                     .await
-                    .expect("the semaphore is never closed");
-                run_one(executor, check).await
-            });
-            (meta, handle)
-        })
-        .collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for ((name, kind, required), handle) in handles {
-        results.push(match handle.await {
-            Ok(result) => result,
-            Err(join) => {
-                let reason = if join.is_panic() {
-                    format!("the check panicked: {}", panic_text(join.into_panic()))
-                } else {
-                    "the check was cancelled".to_string()
-                };
-                warn!(check = %name, reason = %reason, "check did not finish");
-                CheckResult {
-                    name,
-                    kind,
-                    required,
-                    verdict: Verdict::Failed,
-                    passed: false,
-                    attempts: 1,
-                    latency_ms: 0,
-                    reason: Some(reason),
-                    details: Value::Null,
+                {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        let reason =
+                            redactor.text(&format!("the check panicked: {}", panic_text(panic)));
+                        warn!(check = %name, reason = %reason, "check did not finish");
+                        CheckResult {
+                            name,
+                            kind,
+                            required,
+                            verdict: Verdict::Failed,
+                            passed: false,
+                            attempts: 1,
+                            latency_ms: 0,
+                            reason: Some(reason),
+                            details: Value::Null,
+                        }
+                    }
                 }
             }
-        });
+        })
+        .buffered(set.concurrency)
+        .collect()
+        .await
+}
+
+/// The hook's verdict from its checks: every required check passed. The reason lists the required
+/// checks that did not (advisory checks never fail a deployment).
+pub fn verdict(results: &[CheckResult]) -> (bool, Option<String>) {
+    let blocking: Vec<String> = results
+        .iter()
+        .filter(|r| r.required && !r.passed)
+        .map(|r| format!("{}: {}", r.name, r.reason.as_deref().unwrap_or("failed")))
+        .collect();
+    if blocking.is_empty() {
+        (true, None)
+    } else {
+        (false, Some(blocking.join("; ")))
     }
-    results
 }
 
 pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -144,4 +158,64 @@ pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, required: bool, verdict: Verdict, passed: bool) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "invoke",
+            required,
+            verdict,
+            passed,
+            attempts: 1,
+            latency_ms: 1,
+            reason: (!passed).then(|| format!("{name} went wrong")),
+            details: Value::Null,
+        }
+    }
+
+    #[test]
+    fn verdict_table() {
+        use Verdict::*;
+        let cases: Vec<(&str, Vec<CheckResult>, bool)> = vec![
+            ("all pass", vec![result("a", true, Passed, true)], true),
+            (
+                "a required failure fails",
+                vec![
+                    result("a", true, Passed, true),
+                    result("b", true, Failed, false),
+                ],
+                false,
+            ),
+            (
+                "an advisory failure does not",
+                vec![
+                    result("a", true, Passed, true),
+                    result("b", false, Failed, false),
+                ],
+                true,
+            ),
+            (
+                "inconclusive that the policy fails",
+                vec![result("m", true, Inconclusive, false)],
+                false,
+            ),
+            (
+                "inconclusive that the policy passes",
+                vec![result("m", true, Inconclusive, true)],
+                true,
+            ),
+        ];
+        for (name, results, want) in cases {
+            let (ok, reason) = verdict(&results);
+            assert_eq!(ok, want, "{name}");
+            assert_eq!(reason.is_some(), !want, "{name}: {reason:?}");
+        }
+        let (_, reason) = verdict(&[result("b", true, Failed, false)]);
+        assert_eq!(reason.as_deref(), Some("b: b went wrong"));
+    }
 }
