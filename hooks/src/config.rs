@@ -701,6 +701,13 @@ mod tests {
         let err = HookConfig::from_vars(&[][..]).unwrap_err();
         assert_eq!(err.variable, CHECKS_VAR);
         let checks = r#"{"checks":[{"name":"a","kind":"invoke"}]}"#;
+        // Issue 9 [14]: a margin that overflows in milliseconds panicked at start-up (debug) or
+        // wrapped (release); now it is an error naming the variable.
+        let err = HookConfig::from_vars(
+            &[(CHECKS_VAR, checks), (MARGIN_VAR, "18446744073709551615s")][..],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, MARGIN_VAR);
         let err = HookConfig::from_vars(&[(CHECKS_VAR, checks), ("TARGET_FUNCTION", "f")][..])
             .unwrap_err();
         assert_eq!(err.variable, "TARGET_VERSION");

@@ -91,3 +91,53 @@ async fn a_bad_configuration_still_reports_failed() {
     assert_eq!(recorded["status"], "Failed", "{recorded}");
     assert_eq!(recorded["reports"].as_array().unwrap().len(), 1);
 }
+
+// Issue 9 [10], [14], [16] through the binary: a check file nested 50,000 levels deep is rejected
+// at start-up in moments and the hook still reports Failed naming the variable; a malformed event
+// and one that is not JSON fail with the documented errorType `Hook.BadEvent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_hazards_and_bad_events_through_the_binary() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    let deep = std::env::temp_dir().join(format!("deep-checks-{d}.json"));
+    std::fs::write(
+        &deep,
+        format!("{}{}", "[".repeat(50_000), "]".repeat(50_000)),
+    )
+    .unwrap();
+    let mut env = w.emu.aws_env();
+    env.push(("HOOK_CHECKS_FILE".into(), deep.display().to_string()));
+    let watch = LambdaWatch::start(&env);
+
+    let execution = w.emu.new_hook_execution(&d, "BeforeAllowTraffic");
+    let event_path = std::env::temp_dir().join(format!("deep-{execution}.json"));
+    std::fs::write(
+        &event_path,
+        hook_event("hooks/pre-traffic.json", &d, &execution).to_string(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (ok, out) = watch.invoke_file("pre-traffic", &event_path);
+    assert!(ok, "the hook reported, so the invocation succeeds: {out}");
+    assert!(
+        out.contains("HOOK_CHECKS_FILE") && out.contains("nests deeper"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.emu.hook_execution(&execution)["status"], "Failed");
+
+    for (name, body) in [
+        ("missing-id", json!({"DeploymentId": d}).to_string()),
+        ("not-json", "this is not JSON".to_string()),
+    ] {
+        let path = std::env::temp_dir().join(format!("bad-event-{name}-{d}.json"));
+        std::fs::write(&path, body).unwrap();
+        let (ok, out) = watch.invoke_file("pre-traffic", &path);
+        assert!(!ok, "{name}: {out}");
+        assert!(out.contains("Hook.BadEvent"), "{name}: {out}");
+    }
+}

@@ -40,6 +40,11 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let (ok, out) = watch.invoke("rollback", "rollback/malformed/sns-message-not-json.json");
     assert!(!ok, "a malformed event must fail the invocation: {out}");
     assert!(out.contains("malformed event"), "{out}");
+    // Issue 9 [10]: the documented errorType, not a Rust type name.
+    assert!(out.contains("Rollback.BadEvent"), "{out}");
+    let (ok, out) = watch.invoke("rollback", "rollback/sns-unmapped-alarm.json");
+    assert!(!ok, "{out}");
+    assert!(out.contains("Rollback.Unmapped"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,6 +61,32 @@ async fn bad_configuration_fails_at_start_up_naming_the_variable() {
     assert!(!ok, "{out}");
     assert!(
         out.contains("ROLLBACK_TARGETS") && out.contains("alias"),
+        "{out}"
+    );
+    assert!(out.contains("Rollback.BadConfig"), "{out}");
+}
+
+// Issue 9 [14]: a wait that overflows when turned into milliseconds is a configuration error
+// naming the variable, never a start-up panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_duration_is_a_configuration_error() {
+    let w = world().await;
+    let mut env = w.emu.aws_env();
+    env.push((
+        "ROLLBACK_TARGETS".into(),
+        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live")]}])
+            .to_string(),
+    ));
+    env.push((
+        "CODEDEPLOY_ROLLBACK_WAIT".into(),
+        "18446744073709551615s".into(),
+    ));
+    let watch = LambdaWatch::start(&env);
+
+    let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Rollback.BadConfig") && out.contains("CODEDEPLOY_ROLLBACK_WAIT"),
         "{out}"
     );
 }

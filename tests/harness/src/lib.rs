@@ -57,8 +57,12 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Starts `tests/emulator/shiftguard_emulator.py`, or the script `SHIFTGUARD_EMULATOR` names
+    /// (to run the tests against another copy of the emulator).
     pub fn start() -> Self {
-        let script = workspace_root().join("tests/emulator/shiftguard_emulator.py");
+        let script = std::env::var_os("SHIFTGUARD_EMULATOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("tests/emulator/shiftguard_emulator.py"));
         let mut child = Command::new(python())
             .arg(&script)
             .args(["--host", "127.0.0.1", "--port", "0"])
