@@ -19,18 +19,24 @@ Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0]`. It prints on
 
 from __future__ import annotations
 
+import sys
+
+# Run as a script, this module is `__main__`; the engine modules import it as `shiftguard_emulator`
+# and must get this very module (one STATE, one LOCK), not a second copy.
+sys.modules.setdefault("shiftguard_emulator", sys.modules[__name__])
+
 import argparse
 import copy
 import hashlib
 import json
+import os
 import re
-import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 import yaml
 from moto.moto_server.werkzeug_app import (
@@ -134,6 +140,26 @@ LATTICE_ROUTES = [
     ("POST", r"^/targetgroups/(?P<tg>[^/]+)/registertargets$", "RegisterTargets"),
     ("POST", r"^/servicenetworks$", "CreateServiceNetwork"),
 ]
+
+
+def lattice_arns_to_ids(environ: dict) -> None:
+    """VPC Lattice identifiers may be ids or ARNs (`...:service/svc-…`, `.../listener/listener-…`,
+    `.../rule/rule-…`, `...:targetgroup/tg-…`). An ARN in the URI (slashes percent-encoded) is
+    replaced by the id it ends with, so routing and moto see ids."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    raw_path, _, raw_query = raw.partition("?")
+    if "arn%3a" not in raw_path.lower() and "arn:" not in raw_path:
+        return
+    segments = []
+    for segment in raw_path.split("/"):
+        value = unquote(segment)
+        if value.startswith("arn:"):
+            value = value.rstrip("/").rsplit("/", 1)[-1]
+        segments.append(value)
+    path = "/".join(segments)
+    environ["PATH_INFO"] = path
+    rebuilt = quote(path, safe="/:$-_.~") + (f"?{raw_query}" if raw_query else "")
+    environ["RAW_URI"] = environ["REQUEST_URI"] = rebuilt
 
 
 def route(routes: list, method: str, path: str) -> tuple[str | None, dict]:
@@ -339,9 +365,20 @@ def lambda_function_info(region: str, deployment) -> dict:
     raise AwsError(400, "InvalidRevisionException", "The AppSpec names no AWS::Lambda::Function resource.")
 
 
-def lambda_deployment(region: str, deployment_id: str | None):
+# AWS deployment ids are `d-` and 9 upper-case letters or digits; moto's are UUIDs (kept valid:
+# deployments made while the engine is off, which existing tests pass back, have them).
+DEPLOYMENT_ID = re.compile(r"^(d-[A-Z0-9]{9}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+def check_deployment_id(deployment_id: Any) -> None:
     if not deployment_id:
         raise AwsError(400, "DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    if not isinstance(deployment_id, str) or not DEPLOYMENT_ID.match(deployment_id):
+        raise AwsError(400, "InvalidDeploymentIdException", f"Specified DeploymentId is not in the valid format: {deployment_id}")
+
+
+def lambda_deployment(region: str, deployment_id: str | None):
+    check_deployment_id(deployment_id)
     backend = codedeploy_backend(region)
     deployment = backend.deployments.get(deployment_id)
     if deployment is None:
@@ -385,31 +422,74 @@ def cd_list_deployment_targets(region: str, req: dict) -> dict:
     return {"targetIds": [f"{info['functionName']}:{info['functionAlias']}"]}
 
 
+def _lambda_target(region: str, deployment: Any, target_id: str) -> dict:
+    info = lambda_function_info(region, deployment)
+    if target_id != f"{info['functionName']}:{info['functionAlias']}":
+        raise AwsError(400, "DeploymentTargetDoesNotExistException", f"The target {target_id} does not exist.")
+    view = engine.target_view(deployment.deployment_id)
+    if view is not None:
+        # A deployment the engine runs: its own per-target lifecycle events.
+        status, events, updated = view["status"], view["lifecycleEvents"], view["lastUpdatedAt"]
+    else:
+        # Hook executions a test made by hand: Pending until reported, then Succeeded/Failed.
+        executions = [h for h in STATE.hook_executions.values() if h.deployment_id == deployment.deployment_id]
+        status, updated = target_status(deployment.status), time.time()
+        events = [{"lifecycleEventName": h.lifecycle_event, "status": h.status} for h in executions]
+    return {
+        "deploymentTargetType": "LambdaTarget",
+        "lambdaTarget": {
+            "deploymentId": deployment.deployment_id,
+            "targetId": target_id,
+            "targetArn": f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{target_id}",
+            "status": status,
+            "lastUpdatedAt": updated,
+            "lifecycleEvents": events,
+            "lambdaFunctionInfo": info,
+        },
+    }
+
+
 def cd_get_deployment_target(region: str, req: dict) -> dict:
     deployment = lambda_deployment(region, req.get("deploymentId"))
     target_id = req.get("targetId")
     if not target_id:
         raise AwsError(400, "DeploymentTargetIdRequiredException", "A deployment target ID was not provided.")
-    info = lambda_function_info(region, deployment)
-    if target_id != f"{info['functionName']}:{info['functionAlias']}":
-        raise AwsError(400, "DeploymentTargetDoesNotExistException", f"The target {target_id} does not exist.")
-    executions = [h for h in STATE.hook_executions.values() if h.deployment_id == deployment.deployment_id]
-    return {
-        "deploymentTarget": {
-            "deploymentTargetType": "LambdaTarget",
-            "lambdaTarget": {
-                "deploymentId": deployment.deployment_id,
-                "targetId": target_id,
-                "targetArn": f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{target_id}",
-                "status": target_status(deployment.status),
-                "lastUpdatedAt": time.time(),
-                "lifecycleEvents": [
-                    {"lifecycleEventName": h.lifecycle_event, "status": h.status} for h in executions
-                ],
-                "lambdaFunctionInfo": info,
-            },
-        }
-    }
+    return {"deploymentTarget": _lambda_target(region, deployment, target_id)}
+
+
+def cd_batch_get_deployment_targets(region: str, req: dict) -> dict:
+    deployment = lambda_deployment(region, req.get("deploymentId"))
+    target_ids = req.get("targetIds")
+    if not target_ids:
+        raise AwsError(400, "DeploymentTargetIdRequiredException", "A deployment target ID was not provided.")
+    if len(target_ids) > 25:
+        raise AwsError(400, "DeploymentTargetListSizeExceededException", "The maximum number of targets that can be associated with a deployment (25) was exceeded.")
+    return {"deploymentTargets": [_lambda_target(region, deployment, t) for t in target_ids]}
+
+
+def cd_get_deployment(region: str, req: dict) -> None:
+    """Checks the id moto does not check; moto answers."""
+    check_deployment_id(req.get("deploymentId"))
+    return None
+
+
+def cd_batch_get_deployments(region: str, req: dict) -> None:
+    ids = req.get("deploymentIds")
+    if not ids:
+        raise AwsError(400, "DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    if len(ids) > 25:
+        raise AwsError(400, "BatchLimitExceededException", "The maximum number of names or IDs allowed for this request (25) was exceeded.")
+    for deployment_id in ids:
+        check_deployment_id(deployment_id)
+    return None
+
+
+def cd_create_deployment(region: str, req: dict) -> dict | None:
+    """With the engine on, CreateDeployment on a Lambda group starts a deployment that runs
+    itself; off, moto's (the deployment stays Created)."""
+    if not engine.SETTINGS.enabled:
+        return None
+    return engine.ENGINE.create_deployment(region, req)
 
 
 def cd_get_application_revision(region: str, req: dict) -> dict:
@@ -539,6 +619,10 @@ def start_rollback(region: str, original: Any, original_status: str, restore: bo
             "rollbackDeploymentId": rollback_id,
             "rollbackMessage": f"Rollback deployment {rollback_id} is in progress.",
         }
+        # The engine runs the rollback deployment (its own hooks, then the alias restored) when it
+        # runs the original or is on; `restore`/`restore_delay` are then not used.
+        if engine.start_rollback_run(region, original, rollback):
+            return rollback
     if restore:
         if restore_delay > 0:
             timer = threading.Timer(restore_delay, finish_rollback, args=(region, rollback))
@@ -572,6 +656,10 @@ def finish_rollback(region: str, rollback: Any) -> None:
 
 def cd_stop_deployment(region: str, req: dict) -> dict:
     deployment = lambda_deployment(region, req.get("deploymentId"))
+    run = engine.ENGINE.run_of(deployment.deployment_id)
+    if run is not None:
+        # The engine's deployment: answers Pending, the engine stops it (and rolls back) next tick.
+        return engine.ENGINE.request_stop(run, req.get("autoRollbackEnabled"))
     auto_rollback = bool(req.get("autoRollbackEnabled"))
     with LOCK:
         if deployment.status not in IN_FLIGHT:
@@ -636,12 +724,21 @@ def cd_put_hook_status(region: str, req: dict) -> dict:
             )
         execution.status = status
         execution.reports.append({"status": status, "time": now_iso()})
+    engine.notify()
     return {"lifecycleEventHookExecutionId": hook_id}
 
 
-CODEDEPLOY_OPS: dict[str, Callable[[str, dict], dict]] = {
+CODEDEPLOY_OPS: dict[str, Callable[[str, dict], dict | None]] = {
     "ListDeploymentTargets": cd_list_deployment_targets,
     "GetDeploymentTarget": cd_get_deployment_target,
+    "BatchGetDeploymentTargets": cd_batch_get_deployment_targets,
+    "GetDeployment": cd_get_deployment,
+    "BatchGetDeployments": cd_batch_get_deployments,
+    "CreateDeployment": cd_create_deployment,
+    "CreateDeploymentConfig": lambda region, req: engine.cd_create_deployment_config(region, req),
+    "GetDeploymentConfig": lambda region, req: engine.cd_get_deployment_config(region, req),
+    "ListDeploymentConfigs": lambda region, req: engine.cd_list_deployment_configs(region, req),
+    "DeleteDeploymentConfig": lambda region, req: engine.cd_delete_deployment_config(region, req),
     "GetApplicationRevision": cd_get_application_revision,
     "StopDeployment": cd_stop_deployment,
     "PutLifecycleEventHookExecutionStatus": cd_put_hook_status,
@@ -659,7 +756,7 @@ def lambda_update_alias(region: str, params: dict, req: dict) -> tuple[int, dict
     from moto.awslambda.exceptions import UnknownFunctionException
 
     backend = lambda_backend(region)
-    fn_name = params["fn"].split(":")[-1] if params["fn"].startswith("arn:") else params["fn"]
+    fn_name, _ = engine.split_function(params["fn"])
     try:
         alias = backend.get_alias(params["alias"], fn_name)
     except Exception:
@@ -707,7 +804,7 @@ def lambda_update_alias(region: str, params: dict, req: dict) -> tuple[int, dict
 
 def concurrent_alias_update(region: str, params: dict, fault: dict) -> None:
     """Another writer changes the alias between the caller's read and its write."""
-    alias = lambda_backend(region).get_alias(params["alias"], params["fn"])
+    alias = lambda_backend(region).get_alias(params["alias"], engine.split_function(params["fn"])[0])
     with LOCK:
         alias.update(None, fault.get("function_version", alias.function_version), fault.get("routing_config", alias.routing_config))
         alias.revision_id = str(uuid.uuid4())
@@ -812,13 +909,33 @@ def lattice_update_listener(region: str, params: dict, req: dict) -> tuple[int, 
 
 def lattice_list_rules(region: str, params: dict, req: dict) -> tuple[int, dict]:
     listener = _lattice_listener(region, params)
+    query = params.get("_query") or {}
     items = [
         {k: v for k, v in _rule_dict(listener, r).items() if k not in ("action", "match")}
         for r in _rules_of(region, listener)
     ]
     default = _default_rule(listener)
     items.append({k: v for k, v in default.items() if k != "action"})
-    return 200, {"items": items}
+    # maxResults 1-100 (the model); nextToken is opaque to callers: here the next item's index.
+    raw_max = (query.get("maxResults") or [None])[0]
+    try:
+        max_results = 100 if raw_max is None else int(raw_max)
+    except ValueError:
+        max_results = 0
+    if not 1 <= max_results <= 100:
+        raise AwsError(400, "ValidationException", "maxResults must be 1-100", {"reason": "fieldValidationFailed", "fieldList": [{"name": "maxResults", "message": "must be 1-100"}]})
+    token = (query.get("nextToken") or [None])[0]
+    start = 0
+    if token is not None:
+        match = re.match(r"^rules-(\d+)$", token)
+        if not match or int(match.group(1)) >= len(items):
+            raise AwsError(400, "ValidationException", "The nextToken is invalid", {"reason": "other"})
+        start = int(match.group(1))
+    page = items[start : start + max_results]
+    out: dict = {"items": page}
+    if start + max_results < len(items):
+        out["nextToken"] = f"rules-{start + max_results}"
+    return 200, out
 
 
 def _find_rule(region: str, listener, rule_ident: str):
@@ -844,8 +961,7 @@ def _update_rule(region: str, listener, ident: str, req: dict) -> dict:
     if "action" in req:
         _validate_action(region, req["action"], "action")
     priority = req.get("priority")
-    if priority is not None and (not isinstance(priority, int) or not 1 <= priority <= 100):
-        raise AwsError(400, "ValidationException", "priority must be 1-100", {"reason": "fieldValidationFailed"})
+    check_rule_priority(region, listener, priority, rule)
     with LOCK:
         if "action" in req:
             rule.action = req["action"]
@@ -858,6 +974,26 @@ def _update_rule(region: str, listener, ident: str, req: dict) -> dict:
     for k in ("createdAt", "lastUpdatedAt", "isDefault"):
         out.pop(k, None)
     return out
+
+
+def check_rule_priority(region: str, listener: Any, priority: Any, rule: Any = None) -> None:
+    """A rule's priority: 1-2000 (the API reference), unique among the listener's rules."""
+    if priority is None:
+        return
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 2000:
+        raise AwsError(400, "ValidationException", "priority must be 1-2000", {"reason": "fieldValidationFailed", "fieldList": [{"name": "priority", "message": "must be 1-2000"}]})
+    for other in _rules_of(region, listener):
+        if other is not rule and other.priority == priority:
+            # A guess at the code: AWS documents uniqueness, not the error it answers (ConflictException
+            # is the operation's modeled conflict).
+            raise AwsError(409, "ConflictException", f"A rule with priority {priority} already exists on listener {listener.id}", {"resourceId": other.id, "resourceType": "RULE"})
+
+
+def lattice_create_rule(region: str, params: dict, req: dict) -> tuple[int, dict] | None:
+    """Checks moto does not make (priority range and uniqueness); moto creates the rule."""
+    listener = _lattice_listener(region, params)
+    check_rule_priority(region, listener, req.get("priority"))
+    return None
 
 
 def lattice_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
@@ -922,12 +1058,38 @@ def _resolve_version(region: str, fn_name: str, qualifier: str | None) -> str:
     return alias.function_version
 
 
+def run_behaviour(behaviour: dict, req_body: bytes) -> tuple[str | None, bytes]:
+    """A canned behaviour's answer: (function error or None, payload)."""
+    delay = float(behaviour.get("delay_ms", 0)) / 1000.0
+    timeout = float(behaviour.get("timeout_ms", 3000)) / 1000.0
+    error = behaviour.get("function_error")
+    if delay >= timeout:
+        time.sleep(timeout)
+        body = {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after {timeout:.2f} seconds"}
+        return "Unhandled", json.dumps(body).encode()
+    time.sleep(delay)
+    body = behaviour.get("response", json.loads(req_body or b"null"))
+    # A version that is fine on some requests and broken on others (e.g. /health passes,
+    # /checkout fails): fails the invocations whose payload contains this text.
+    trigger = behaviour.get("fail_if_payload_contains")
+    if trigger is not None and trigger in (req_body or b"").decode("utf-8", "replace"):
+        error = "Unhandled"
+        body = behaviour.get("error_response", {"errorType": "Error", "errorMessage": f"request failed ({trigger})"})
+    return error, json.dumps(body).encode()
+
+
+def invoke_target(region: str, params: dict, query: dict) -> tuple[str, str | None]:
+    """(function name, qualifier) of an Invoke: FunctionName may be a name, `NAME:QUALIFIER`, or a
+    full or partial function ARN with or without a qualifier; `?Qualifier=` is the other way."""
+    return engine.split_function(params["fn"], (query.get("Qualifier") or [None])[0])
+
+
 def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tuple[int, dict, bytes] | None:
-    fn_name = params["fn"].split(":")[-1] if params["fn"].startswith("arn:") else params["fn"]
-    qualifier = (query.get("Qualifier") or [None])[0]
-    if ":" in params["fn"] and not params["fn"].startswith("arn:"):
-        fn_name, qualifier = params["fn"].split(":", 1)
-    if not any(f == fn_name for f, _ in BEHAVIOURS):
+    """Invoke for functions with a binding (a real process) or a canned behaviour; others go on to
+    moto (which echoes), with `X-Amz-Executed-Version` added on the way back."""
+    fn_name, qualifier = invoke_target(region, params, query)
+    bound = any(b["function"] == fn_name for b in engine.BINDINGS)
+    if not bound and not any(f == fn_name for f, _ in BEHAVIOURS):
         return None
     try:
         lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(fn_name, qualifier)
@@ -935,31 +1097,15 @@ def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tu
     except Exception:
         raise AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{fn_name}:{qualifier}")
     behaviour = BEHAVIOURS.get((fn_name, version)) or BEHAVIOURS.get((fn_name, "*"))
-    if behaviour is None:
+    if behaviour is None and engine.binding_for(fn_name, qualifier, version) is None:
         return None
-    headers = {"X-Amz-Executed-Version": version, "Content-Type": "application/json"}
-    delay = float(behaviour.get("delay_ms", 0)) / 1000.0
-    timeout = float(behaviour.get("timeout_ms", 3000)) / 1000.0
-    started = time.time()
-    error = behaviour.get("function_error")
-    if delay >= timeout:
-        time.sleep(timeout)
-        headers["X-Amz-Function-Error"] = "Unhandled"
-        body = {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after {timeout:.2f} seconds"}
-        error = "Unhandled"
-    else:
-        time.sleep(delay)
-        body = behaviour.get("response", json.loads(req_body or b"null"))
-        # A version that is fine on some requests and broken on others (e.g. /health passes,
-        # /checkout fails): fails the invocations whose payload contains this text.
-        trigger = behaviour.get("fail_if_payload_contains")
-        if trigger is not None and trigger in (req_body or b"").decode("utf-8", "replace"):
-            error = "Unhandled"
-            body = behaviour.get("error_response", {"errorType": "Error", "errorMessage": f"request failed ({trigger})"})
-        if error:
-            headers["X-Amz-Function-Error"] = error
-    emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (time.time() - started) * 1000.0)
-    return 200, headers, json.dumps(body).encode()
+    # The version picked above is the one that runs (an alias's weighted pick happens once).
+    # (InvocationType=Event is answered synchronously here, as before the engine.)
+    result = engine.invoke(region, fn_name, qualifier, req_body, "Invoke", version=version)
+    headers = {"X-Amz-Executed-Version": result["executedVersion"], "Content-Type": "application/json"}
+    if result["functionError"]:
+        headers["X-Amz-Function-Error"] = result["functionError"]
+    return 200, headers, result["payload"]
 
 
 def emit_lambda_metrics(region: str, fn_name: str, qualifier: str | None, version: str, failed: bool, duration_ms: float) -> None:
@@ -1102,6 +1248,10 @@ def _deployment_info_with_rollbacks() -> None:
             info.pop("rollbackInfo", None)
         # moto already reports `create_time`; a test may have set it (control plane `createTime`).
         info["createTime"] = deployment.create_time
+        error = getattr(deployment, "shiftguard_error", None)
+        if error:
+            # Why the engine failed or stopped it: ErrorInformation {code (ErrorCode), message}.
+            info["errorInformation"] = dict(error)
         return info
 
     deployment_info.shiftguard = True  # type: ignore[attr-defined]
@@ -1113,6 +1263,7 @@ EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] =
     ("lambda", "UpdateAlias"): lambda_update_alias,
     ("vpc-lattice", "UpdateListener"): lattice_update_listener,
     ("vpc-lattice", "ListRules"): lattice_list_rules,
+    ("vpc-lattice", "CreateRule"): lattice_create_rule,
     ("vpc-lattice", "GetRule"): lattice_get_rule,
     ("vpc-lattice", "UpdateRule"): lattice_update_rule,
     ("vpc-lattice", "BatchUpdateRule"): lattice_batch_update_rule,
@@ -1150,6 +1301,10 @@ def checked_rollback_info(value: Any) -> dict:
 def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
     if path == "/_shiftguard/health":
         return 200, {"ok": True}
+    for module in (engine, alarms, conformance):
+        handled = module.control(method, path, body, query)
+        if handled is not None:
+            return handled
     if path == "/_shiftguard/faults":
         if method == "POST":
             specs = body if isinstance(body, list) else [body]
@@ -1265,8 +1420,14 @@ class ShiftGuardEmulator:
                 status, out = control(environ["REQUEST_METHOD"], path, parsed, parse_qs(environ.get("QUERY_STRING", "")))
             except (ValueError, KeyError) as exc:
                 status, out = 400, {"message": str(exc)}
+            except AwsError as err:
+                status, out = err.status, {"code": err.code, "message": err.message}
             return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
 
+        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope and scope.group(2) == "vpc-lattice":
+            lattice_arns_to_ids(environ)
+            path = environ.get("PATH_INFO", "/")
         service, region, operation, params = identify(environ, body)
         call = {
             "service": service,
@@ -1280,13 +1441,59 @@ class ShiftGuardEmulator:
             CALLS.append(call)
         # The response is materialised so that `end` is when it was ready: round trips on a
         # critical path are calls that do not overlap.
-        response = list(self._handle(environ, start_response, body, service, region, operation, params))
+        captured: dict = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, list(headers)
+            return lambda data: None
+
+        data = b"".join(self._handle(environ, capture, body, service, region, operation, params))
+        status_line, headers = self._fix(service, operation, region, params, environ, captured["status"], captured["headers"])
+        status_line, headers, data = self._conform(service, operation, status_line, headers, data)
+        start_response(status_line, headers)
         call["end"] = time.time()
-        return response
+        return [data]
+
+    def _fix(self, service: str, operation: str, region: str, params: dict, environ: dict, status_line: str, headers: list) -> tuple[str, list]:
+        """Fidelity fixes on moto's answers."""
+        code = int(status_line.split()[0])
+        if service == "lambda" and operation == "GetAlias" and code == 201:
+            status_line = "200 OK"  # moto answers 201; GetAlias is a 200
+        if service == "lambda" and operation == "Invoke" and code < 300 and not any(k.lower() == "x-amz-executed-version" for k, _ in headers):
+            # Lambda reports the version that ran on every Invoke (moto never does).
+            try:
+                fn_name, qualifier = invoke_target(region, params, parse_qs(environ.get("QUERY_STRING", "")))
+                headers.append(("X-Amz-Executed-Version", _resolve_version(region, fn_name, qualifier)))
+            except Exception:
+                pass
+        return status_line, headers
+
+    def _conform(self, service: str, operation: str, status_line: str, headers: list, data: bytes) -> tuple[str, list, bytes]:
+        if getattr(self._local, "fault", False):
+            return status_line, headers, data  # an injected fault is deliberately off-model
+        code = int(status_line.split()[0])
+        try:
+            problems = conformance.check(service, operation, code, dict(headers), data)
+        except Exception as exc:  # the checker must never break an answer
+            problems = [f"{operation}: conformance check failed: {exc!r}"]
+        enforced = bool(getattr(self._local, "extension", False)) or (service, operation) in PATCHED
+        conformance.record(service, operation, problems, enforced)
+        if problems and enforced and conformance.STRICT:
+            message = f"ShiftGuard emulator conformance (strict): {service} {operation} answered off-model: " + "; ".join(problems)
+            print(message, file=sys.stderr)
+            out = json.dumps({"__type": "ShiftGuardConformanceError", "message": message}).encode()
+            return "500 Internal Server Error", [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ShiftGuardConformanceError"), ("Content-Length", str(len(out)))], out
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(data)))]
+        return status_line, headers, data
+
+    _local = threading.local()
 
     def _handle(self, environ: dict, start_response: Callable, body: bytes, service: str, region: str, operation: str, params: dict) -> Any:
+        self._local.fault = False
+        self._local.extension = False
         try:
             for fault in FAULTS.take(service, operation):
+                self._local.fault = True
                 kind = fault["kind"]
                 if kind == "latency":
                     time.sleep(float(fault.get("delay_ms", 1000)) / 1000.0)
@@ -1314,18 +1521,28 @@ class ShiftGuardEmulator:
             if service == "lambda" and operation == "Invoke":
                 handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")))
                 if handled is not None:
+                    self._local.extension = True
                     status, headers, data = handled
                     start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
                     return [data]
             if service == "codedeploy" and operation in CODEDEPLOY_OPS:
+                self._local.extension = True
                 req = json.loads(body or b"{}")
-                return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, CODEDEPLOY_OPS[operation](region, req))
+                out = CODEDEPLOY_OPS[operation](region, req)
+                if out is not None:
+                    return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, out)
+                self._local.extension = False
             handler = EXTENDED.get((service, operation))
             if handler is not None:
+                self._local.extension = True
                 req = json.loads(body or b"{}")
-                status, out = handler(region, params, req)
-                return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
+                handled = handler(region, {**params, "_query": parse_qs(environ.get("QUERY_STRING", ""))}, req)
+                if handled is not None:
+                    status, out = handled
+                    return self._reply(start_response, status, {"Content-Type": "application/json"}, out)
+                self._local.extension = False
         except AwsError as err:
+            self._local.extension = True
             status, headers, out = error_response(service, err)
             return self._reply(start_response, status, headers, out)
 
@@ -1341,6 +1558,14 @@ class ShiftGuardEmulator:
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Status")
         start_response(f"{status} {reason}", list(headers.items()) + [("Content-Length", str(len(data)))])
         return [data]
+
+
+# moto's answers the extension patches: checked strictly like the extension's own.
+PATCHED = {
+    ("codedeploy", "GetDeployment"),
+    ("codedeploy", "BatchGetDeployments"),
+    ("lambda", "GetAlias"),
+}
 
 
 DEMO_ROLE = "shiftguard-lambda-role"
@@ -1372,7 +1597,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--engine", action="store_true", help="CodeDeploy deployments, alarms and SNS run themselves (also SHIFTGUARD_ENGINE=1)")
+    parser.add_argument("--time-scale", type=float, default=None, help="emulated seconds per real second (also SHIFTGUARD_TIME_SCALE)")
+    parser.add_argument("--strict", action="store_true", help="off-model answers become HTTP 500 (also SHIFTGUARD_STRICT=1)")
     args = parser.parse_args()
+    if args.engine:
+        engine.SETTINGS.enabled = True
+    if args.time_scale is not None:
+        engine.SETTINGS.update({"timeScale": args.time_scale})
+    if args.strict:
+        conformance.STRICT = True
 
     app = ShiftGuardEmulator(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -1383,6 +1617,9 @@ def main() -> None:
     default_user_config.setdefault("lambda", {})["use_docker"] = False
     _percentile_statistics()
     _deployment_info_with_rollbacks()
+    alarms.install()
+    if engine.SETTINGS.enabled:
+        engine.ENGINE.ensure_ticker()
     seed()
     print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
     try:
@@ -1390,6 +1627,12 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
 
+
+# The engine modules import this one: imported last, once everything they use is defined.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import alarms  # noqa: E402
+import conformance  # noqa: E402
+import engine  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,392 @@
+"""CloudWatch metric alarms that evaluate themselves and notify, and SNS that delivers to Lambda.
+
+Active while the engine is on (`engine.SETTINGS.enabled`). Every engine tick:
+
+* each metric alarm (one metric, a statistic, no metric math) is evaluated once per period
+  (scaled by the time scale) on the data points moto's CloudWatch backend holds: Lambda's
+  Invocations/Errors/Duration the emulator emits for every invocation, and anything PutMetricData
+  wrote. Data points count when their dimension set equals the alarm's (CloudWatch identifies a
+  metric by namespace, name and the exact set of dimensions);
+* any state change (by evaluation or by SetAlarmState) runs the alarm's actions for the new state:
+  SNS topics get CloudWatch's notification JSON, Lambda function ARNs get the direct alarm-action
+  event. The CodeDeploy engine reads alarm states when it polls a deployment's alarms.
+
+SNS topics deliver to `lambda` subscriptions with the SNS Lambda event envelope, asynchronously
+(Lambda's async retries apply), through the engine's invoke path (a bound Runtime API process, a
+canned behaviour, or moto's echo).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import engine
+import shiftguard_emulator as em
+
+# Every alarm state change the emulator saw: {"alarmName", "oldState", "newState", "reason", "time",
+# "actions", "by"}.
+TRANSITIONS: list[dict] = []
+# Every SNS delivery to a Lambda subscription: {"topicArn", "subscriptionArn", "function", "event"}.
+DELIVERIES: list[dict] = []
+# alarm ARN -> (last state seen, real time of the last evaluation)
+_SEEN: dict[str, tuple[str, float]] = {}
+
+# CloudWatch writes the region's long name into `Region` of SNS notifications.
+REGION_NAMES = {
+    "us-east-1": "US East (N. Virginia)",
+    "us-east-2": "US East (Ohio)",
+    "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)",
+    "eu-west-1": "EU (Ireland)",
+    "eu-west-2": "EU (London)",
+    "eu-west-3": "EU (Paris)",
+    "eu-central-1": "EU (Frankfurt)",
+    "eu-north-1": "EU (Stockholm)",
+    "ap-northeast-1": "Asia Pacific (Tokyo)",
+    "ap-southeast-1": "Asia Pacific (Singapore)",
+    "ap-southeast-2": "Asia Pacific (Sydney)",
+}
+
+COMPARE = {
+    "GreaterThanOrEqualToThreshold": (lambda v, t: v >= t, "greater than or equal to"),
+    "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),
+    "LessThanThreshold": (lambda v, t: v < t, "less than"),
+    "LessThanOrEqualToThreshold": (lambda v, t: v <= t, "less than or equal to"),
+}
+
+
+def cw_backends() -> dict:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[em.DEFAULT_ACCOUNT]
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _stat(stat: str, values: list[float], aggregated: list[Any]) -> float | None:
+    count = len(values) + sum(float(a.sample_count) for a in aggregated)
+    if count == 0:
+        return None
+    total = sum(values) + sum(float(a.sum_stat) for a in aggregated)
+    if stat == "Sum":
+        return total
+    if stat == "SampleCount":
+        return count
+    if stat == "Average":
+        return total / count
+    if stat == "Minimum":
+        return min(values + [float(a.min_stat) for a in aggregated])
+    if stat == "Maximum":
+        return max(values + [float(a.max_stat) for a in aggregated])
+    if stat.startswith("p") and values:
+        ordered = sorted(values)
+        rank = max(1, -(-float(stat[1:]) * len(ordered) // 100))
+        return ordered[int(min(rank, len(ordered))) - 1]
+    return None
+
+
+def datapoints(region: str, alarm: Any, now: datetime) -> list[tuple[datetime, float | None]]:
+    """The alarm's last EvaluationPeriods periods, newest first: (period start, statistic or None)."""
+    from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum
+
+    period = timedelta(seconds=engine.SETTINGS.scaled(alarm.period))
+    periods = int(alarm.evaluation_periods or 1)
+    oldest = now - period * periods
+    want = {(d.name, d.value) for d in alarm.dimensions}
+    buckets: list[tuple[list[float], list[Any]]] = [([], []) for _ in range(periods)]
+    backend = cw_backends()[region]
+    for datum in list(backend.metric_data):
+        if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
+            continue
+        if {(d.name, d.value) for d in datum.dimensions} != want:
+            continue
+        ts = _naive(datum.timestamp)
+        if ts < oldest or ts > now:
+            continue
+        index = min(periods - 1, int((now - ts) / period))
+        if isinstance(datum, MetricDatum):
+            buckets[index][0].append(float(datum.value))
+        elif isinstance(datum, MetricAggregatedDatum):
+            buckets[index][1].append(datum)
+    stat = alarm.statistic or alarm.extended_statistic or "Average"
+    return [(now - period * (i + 1), _stat(stat, *buckets[i])) for i in range(periods)]
+
+
+def evaluate(region: str, alarm: Any, now: datetime) -> tuple[str, str, dict] | None:
+    """The state the alarm's data says (state, reason, reasonData), or None to keep it."""
+    compare = COMPARE.get(alarm.comparison_operator)
+    if compare is None or not alarm.metric_name or alarm.metric_data_queries or alarm.rule:
+        return None  # metric math, anomaly detection, composite: not evaluated here
+    points = datapoints(region, alarm, now)
+    treat = alarm.treat_missing_data or "missing"
+    needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods or 1)
+    present = [(t, v) for t, v in points if v is not None]
+    test, words = compare
+    threshold = float(alarm.threshold)
+    if not present:
+        state = {"breaching": "ALARM", "notBreaching": "OK", "ignore": None, "missing": "INSUFFICIENT_DATA"}.get(treat, "INSUFFICIENT_DATA")
+        if state is None:
+            return None
+        reason = f"Insufficient Data: {len(points)} datapoint{'s' if len(points) != 1 else ''} were unknown." if state == "INSUFFICIENT_DATA" else f"Missing data treated as {treat}."
+        return state, reason, {"version": "1.0", "queryDate": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000", "statistic": alarm.statistic, "period": alarm.period, "recentDatapoints": [], "threshold": threshold}
+    breaches = sum(1 for _, v in present if test(v, threshold))
+    if treat == "breaching":
+        breaches += len(points) - len(present)
+    state = "ALARM" if breaches >= needed else "OK"
+    shown = ", ".join(f"{v} ({t.strftime('%d/%m/%y %H:%M:%S')})" for t, v in present)
+    considered = len(points) if treat in ("breaching", "notBreaching") else len(present)
+    if state == "ALARM":
+        reason = f"Threshold Crossed: {breaches} out of the last {considered} datapoints [{shown}] {'was' if breaches == 1 else 'were'} {words} the threshold ({threshold}) (minimum {needed} datapoint{'s' if needed != 1 else ''} for OK -> ALARM transition)."
+    else:
+        reason = f"Threshold Crossed: {considered - breaches} out of the last {considered} datapoints [{shown}] {'was' if considered - breaches == 1 else 'were'} not {words} the threshold ({threshold}) (minimum 1 datapoint for ALARM -> OK transition)."
+    data = {
+        "version": "1.0",
+        "queryDate": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000",
+        "startDate": points[-1][0].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000",
+        "statistic": alarm.statistic,
+        "period": alarm.period,
+        "recentDatapoints": [v for _, v in present],
+        "threshold": threshold,
+        "evaluatedDatapoints": [{"timestamp": t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000", "sampleCount": 1.0, "value": v} for t, v in present],
+    }
+    return state, reason, data
+
+
+def cloudwatch_time(value: datetime) -> str:
+    """`2021-02-15T14:57:14.419+0000`, the format of StateChangeTime in notifications."""
+    return _naive(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def notification(region: str, alarm: Any, old_state: str, new_state: str) -> dict:
+    """The JSON CloudWatch publishes to SNS for a metric alarm's state change."""
+    trigger: dict[str, Any] = {
+        "MetricName": alarm.metric_name,
+        "Namespace": alarm.namespace,
+        "StatisticType": "ExtendedStatistic" if alarm.extended_statistic else "Statistic",
+        # AWS writes the statistic in upper case in notifications ("SUM", "AVERAGE").
+        "Statistic": (alarm.statistic or "").upper() if not alarm.extended_statistic else None,
+        "Unit": alarm.unit,
+        "Dimensions": [{"value": d.value, "name": d.name} for d in alarm.dimensions],
+        "Period": alarm.period,
+        "EvaluationPeriods": alarm.evaluation_periods,
+        "ComparisonOperator": alarm.comparison_operator,
+        "Threshold": float(alarm.threshold) if alarm.threshold is not None else None,
+        # Seen on AWS both as the bare value and as "- TreatMissingData: <value>": the bare value here.
+        "TreatMissingData": alarm.treat_missing_data or "missing",
+        "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile or "",
+    }
+    if alarm.extended_statistic:
+        trigger["ExtendedStatistic"] = alarm.extended_statistic
+        trigger.pop("Statistic")
+    if alarm.datapoints_to_alarm:
+        trigger["DatapointsToAlarm"] = alarm.datapoints_to_alarm
+    if alarm.metric_data_queries:
+        trigger = {"Period": alarm.period, "EvaluationPeriods": alarm.evaluation_periods, "ComparisonOperator": alarm.comparison_operator, "Threshold": alarm.threshold, "TreatMissingData": alarm.treat_missing_data or "missing", "EvaluateLowSampleCountPercentile": "", "Metrics": [q.__dict__ for q in alarm.metric_data_queries]}
+    return {
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description or None,
+        "AWSAccountId": em.DEFAULT_ACCOUNT,
+        "AlarmConfigurationUpdatedTimestamp": cloudwatch_time(alarm.configuration_updated_timestamp),
+        "NewStateValue": new_state,
+        "NewStateReason": alarm.state_reason,
+        "StateChangeTime": cloudwatch_time(alarm.state_updated_timestamp),
+        "Region": REGION_NAMES.get(region, region),
+        "AlarmArn": alarm.alarm_arn,
+        "OldStateValue": old_state,
+        "OKActions": list(alarm.ok_actions or []),
+        "AlarmActions": list(alarm.alarm_actions or []),
+        "InsufficientDataActions": list(alarm.insufficient_data_actions or []),
+        "Trigger": trigger,
+    }
+
+
+def lambda_action_event(region: str, alarm: Any, old_state: str, old_reason: str, old_time: datetime) -> dict:
+    """The event CloudWatch sends to a Lambda function that is an alarm action (CloudWatch user
+    guide, *Lambda alarm actions*)."""
+    metrics = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
+            "metricStat": {
+                "metric": {"namespace": alarm.namespace, "name": alarm.metric_name, "dimensions": {d.name: d.value for d in alarm.dimensions}},
+                "period": alarm.period,
+                "stat": alarm.statistic or alarm.extended_statistic,
+            },
+            "returnData": True,
+        }
+    ]
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": alarm.alarm_arn,
+        "accountId": em.DEFAULT_ACCOUNT,
+        "time": cloudwatch_time(alarm.state_updated_timestamp),
+        "region": region,
+        "alarmData": {
+            "alarmName": alarm.name,
+            "state": {"value": alarm.state_value, "reason": alarm.state_reason, "reasonData": alarm.state_reason_data, "timestamp": cloudwatch_time(alarm.state_updated_timestamp)},
+            "previousState": {"value": old_state, "reason": old_reason, "timestamp": cloudwatch_time(old_time)},
+            "configuration": {"description": alarm.description or "", "metrics": metrics},
+        },
+    }
+
+
+def run_actions(region: str, alarm: Any, old_state: str, old_reason: str, old_time: datetime) -> list[str]:
+    if not alarm.actions_enabled:
+        return []
+    actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions, "INSUFFICIENT_DATA": alarm.insufficient_data_actions}.get(alarm.state_value) or []
+    done = []
+    for action in actions:
+        try:
+            if action.startswith("arn:aws:sns:"):
+                from moto.sns.models import sns_backends
+
+                topic_region = action.split(":")[3]
+                subject = f'{alarm.state_value}: "{alarm.name}" in {REGION_NAMES.get(region, region)}'
+                message = json.dumps(notification(region, alarm, old_state, alarm.state_value))
+                sns_backends[em.DEFAULT_ACCOUNT][topic_region].publish(message, arn=action, subject=subject[:100])
+                done.append(action)
+            elif action.startswith("arn:aws:lambda:"):
+                payload = json.dumps(lambda_action_event(region, alarm, old_state, old_reason, old_time)).encode()
+                engine.invoke_async(region, action, None, payload, f"cloudwatch alarm action {alarm.name}")
+                done.append(action)
+        except Exception as exc:  # an action that fails does not stop evaluation (as on AWS)
+            print(f"alarm action {action} of {alarm.name} failed: {exc!r}", file=sys.stderr)
+    return done
+
+
+def tick(now_real: float) -> None:
+    now = em.utc_now_naive()
+    for region, backend in list(cw_backends().items()):
+        for alarm in list(backend.alarms.values()):
+            seen = _SEEN.get(alarm.alarm_arn)
+            if seen is None and alarm.state_reason.startswith("Unchecked: Initial alarm creation"):
+                # CloudWatch starts a new alarm in INSUFFICIENT_DATA (moto: OK).
+                alarm.state_value = "INSUFFICIENT_DATA"
+            old_state, old_reason, old_time = alarm.state_value, alarm.state_reason, alarm.state_updated_timestamp
+            by = "SetAlarmState"
+            if seen is not None and seen[0] != alarm.state_value:
+                # Changed by someone else (SetAlarmState): the actions still run (AWS documents
+                # that SetAlarmState sends notifications and runs actions).
+                old_state = seen[0]
+            else:
+                by = "evaluation"
+                due = seen is None or now_real - seen[1] >= engine.SETTINGS.scaled(alarm.period or 60)
+                if not (engine.SETTINGS.alarm_evaluation and due):
+                    if seen is None:
+                        _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
+                    continue
+                result = evaluate(region, alarm, now)
+                _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
+                if result is None or result[0] == alarm.state_value:
+                    continue
+                alarm.update_state(result[1], json.dumps(result[2]), result[0])
+            _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
+            actions = run_actions(region, alarm, old_state, old_reason, old_time)
+            with em.LOCK:
+                TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": time.time(), "actions": actions, "by": by})
+            engine.notify()
+
+
+def tick_forever() -> None:
+    while True:
+        if engine.SETTINGS.enabled:
+            try:
+                tick(time.time())
+            except Exception as exc:  # keep ticking
+                print(f"alarm evaluation failed: {exc!r}", file=sys.stderr)
+        time.sleep(engine.SETTINGS.tick)
+
+
+# ---------------------------------------------------------------------------------------------
+# SNS -> Lambda
+# ---------------------------------------------------------------------------------------------
+
+
+def sns_lambda_event(subscription: Any, message: str, message_id: str, subject: str | None, message_attributes: dict | None) -> dict:
+    """The event SNS gives a subscribed function (Lambda developer guide, *Using Lambda with
+    Amazon SNS*: the example event)."""
+    topic_arn = subscription.topic.arn
+    region = topic_arn.split(":")[3]
+    attributes = {}
+    for key, value in (message_attributes or {}).items():
+        # In the Lambda event each attribute is {"Type", "Value"} (moto keeps the same shape).
+        attributes[key] = {"Type": value.get("Type") or value.get("DataType"), "Value": value.get("Value") or value.get("StringValue") or value.get("BinaryValue")}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription.arn,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": topic_arn,
+                    # Unsure: with no subject, AWS's examples show `null` here (the key present).
+                    "Subject": subject,
+                    "Message": message,
+                    "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "SignatureVersion": "1",
+                    # Not a real signature: nothing local can verify one.
+                    "Signature": base64.b64encode(f"shiftguard-emulator:{message_id}".encode()).decode(),
+                    "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+                    "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription.arn}",
+                    "MessageAttributes": attributes,
+                },
+            }
+        ]
+    }
+
+
+def _patch_sns() -> None:
+    from moto.sns import models
+
+    original = models.Subscription.publish
+    if getattr(original, "shiftguard", False):
+        return
+
+    def publish(self: Any, message: str, message_id: str, subject: str | None = None, message_attributes: dict | None = None, *args: Any, **kwargs: Any) -> None:
+        if self.protocol != "lambda" or not engine.SETTINGS.enabled:
+            return original(self, message, message_id, subject, message_attributes, *args, **kwargs)
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(message_attributes, message):
+            return None
+        event = sns_lambda_event(self, message, message_id, subject, message_attributes)
+        region = self.endpoint.split(":")[3]
+        with em.LOCK:
+            DELIVERIES.append({"topicArn": self.topic.arn, "subscriptionArn": self.arn, "function": self.endpoint, "time": time.time(), "event": event})
+        engine.invoke_async(region, self.endpoint, None, json.dumps(event).encode(), f"sns {self.topic.arn}")
+        return None
+
+    publish.shiftguard = True  # type: ignore[attr-defined]
+    models.Subscription.publish = publish
+
+
+def install() -> None:
+    _patch_sns()
+
+
+def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
+    if path == "/_shiftguard/cloudwatch/transitions":
+        if method == "DELETE":
+            with em.LOCK:
+                TRANSITIONS.clear()
+            return 200, {"transitions": 0}
+        with em.LOCK:
+            out = list(TRANSITIONS)
+        if "alarm" in query:
+            out = [t for t in out if t["alarmName"] == query["alarm"][0]]
+        return 200, out
+    if path == "/_shiftguard/sns/deliveries":
+        if method == "DELETE":
+            with em.LOCK:
+                DELIVERIES.clear()
+            return 200, {"deliveries": 0}
+        with em.LOCK:
+            return 200, list(DELIVERIES)
+    return None

@@ -1,0 +1,225 @@
+"""Checks what the emulator answers against the installed botocore service models.
+
+For JSON services (CodeDeploy awsJson1_1, Lambda and VPC Lattice restJson1): a success body against
+the operation's output shape (required members present and not null, types, enums, string
+patterns/lengths, number ranges, list lengths, members the model does not have), and an error's
+code against the operation's modeled errors (plus the errors every AWS service may answer).
+
+Every mismatch is recorded (`GET /_shiftguard/conformance`). In strict mode (`SHIFTGUARD_STRICT=1`,
+`--strict`, or `POST /_shiftguard/conformance {"strict": true}`) a mismatch in an answer the
+extension produced or patched becomes an HTTP 500 naming the operation and the member; answers moto
+produced unchanged are recorded only (`"enforced": false`), since they are moto's to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from datetime import datetime
+from typing import Any
+
+import botocore.session
+
+LOCK = threading.RLock()
+STRICT = (os.environ.get("SHIFTGUARD_STRICT") or "").strip().lower() in ("1", "true", "yes", "on")
+MISMATCHES: list[dict] = []
+CHECKED = {"count": 0}
+
+SERVICES = {"codedeploy", "lambda", "vpc-lattice"}
+# Errors any operation may answer (AWS's common errors) besides its modeled ones.
+COMMON_ERRORS = {
+    "ThrottlingException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "RequestExpired",
+    "ValidationError",
+}
+
+_session = botocore.session.get_session()
+_models: dict[str, Any] = {}
+_patterns: dict[str, Any] = {}
+
+
+def model(service: str) -> Any:
+    with LOCK:
+        if service not in _models:
+            _models[service] = _session.get_service_model(service)
+        return _models[service]
+
+
+def _pattern(text: str) -> Any:
+    if text not in _patterns:
+        try:
+            _patterns[text] = re.compile(text)
+        except re.error:
+            _patterns[text] = None  # a Java-only construct: not checked
+    return _patterns[text]
+
+
+def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
+    if value is None:
+        return
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
+            return
+        for name in shape.required_members:
+            if value.get(name) is None:
+                problems.append(f"{path}.{name}: required by {shape.name} but missing")
+        for key, item in value.items():
+            member = shape.members.get(key)
+            if member is None:
+                problems.append(f"{path}.{key}: {shape.name} has no such member")
+                continue
+            check_value(member, item, f"{path}.{key}", problems)
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list ({shape.name}), got {type(value).__name__}")
+            return
+        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+            problems.append(f"{path}: {len(value)} items, {shape.name} allows {meta.get('min', 0)}-{meta.get('max', 'any')}")
+        for i, item in enumerate(value):
+            check_value(shape.member, item, f"{path}[{i}]", problems)
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a map ({shape.name}), got {type(value).__name__}")
+            return
+        for key, item in value.items():
+            check_value(shape.key, key, f"{path}<key {key}>", problems)
+            check_value(shape.value, item, f"{path}[{key!r}]", problems)
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string ({shape.name}), got {type(value).__name__} {value!r}")
+            return
+        if shape.enum and value not in shape.enum:
+            problems.append(f"{path}: {value!r} is not one of {shape.name} ({', '.join(shape.enum)})")
+        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+            problems.append(f"{path}: length {len(value)} outside {shape.name}'s {meta.get('min', 0)}-{meta.get('max', 'any')}")
+        if "pattern" in meta:
+            compiled = _pattern(meta["pattern"])
+            if compiled is not None and not compiled.search(value):
+                problems.append(f"{path}: {value!r} does not match {shape.name}'s pattern {meta['pattern']}")
+        return
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{path}: expected an integer ({shape.name}), got {value!r}")
+            return
+    elif kind in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{path}: expected a number ({shape.name}), got {value!r}")
+            return
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected a boolean ({shape.name}), got {value!r}")
+        return
+    elif kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            problems.append(f"{path}: expected a timestamp ({shape.name}), got {value!r}")
+        elif isinstance(value, str):
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                problems.append(f"{path}: {value!r} is not an ISO 8601 timestamp ({shape.name})")
+        return
+    else:
+        return  # blob, document: not checked
+    if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
+        problems.append(f"{path}: {value} outside {shape.name}'s range {meta.get('min', '-inf')}-{meta.get('max', 'inf')}")
+
+
+def error_code(headers: dict, body: Any) -> str | None:
+    code = None
+    if isinstance(body, dict):
+        code = body.get("__type") or body.get("code")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    code = code or lowered.get("x-amzn-errortype")
+    if not code:
+        return None
+    return str(code).split(":")[0].split("#")[-1]
+
+
+def check(service: str, operation: str, status: int, headers: dict, data: bytes) -> list[str]:
+    """The ways this answer departs from the model (empty: none found or not checkable)."""
+    if service not in SERVICES:
+        return []
+    svc = model(service)
+    if operation not in svc.operation_names:
+        return []
+    op = svc.operation_model(operation)
+    content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if status >= 300:
+        try:
+            body = json.loads(data or b"{}")
+        except ValueError:
+            return [f"{operation}: HTTP {status} error body is not JSON"]
+        code = error_code(headers, body)
+        modeled = {e.name for e in op.error_shapes}
+        if code is None:
+            return [f"{operation}: HTTP {status} without an error code"]
+        if code not in modeled and code not in COMMON_ERRORS:
+            return [f"{operation}: error {code} is not a modeled error of the operation ({', '.join(sorted(modeled)) or 'none'})"]
+        return []
+    output = op.output_shape
+    if output is None:
+        return []
+    payload_member = output.serialization.get("payload")
+    if payload_member and output.members[payload_member].type_name in ("blob", "string"):
+        return []  # e.g. Invoke's Payload: the function's own bytes
+    if "json" not in content_type and data[:1] not in (b"{", b"["):
+        return []
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return [f"{operation}: the body is not JSON"]
+    problems: list[str] = []
+    if not isinstance(body, dict):
+        return [f"{operation}: the body is not a JSON object"]
+    if svc.protocol.startswith("rest"):
+        # Members bound to headers, the status code or the URI are not in the body.
+        body_members = {n: m for n, m in output.members.items() if not m.serialization.get("location")}
+        for name in output.required_members:
+            if name in body_members and body.get(name) is None:
+                problems.append(f"{operation}.{name}: required but missing")
+        for key, value in body.items():
+            member = body_members.get(key)
+            if member is None:
+                problems.append(f"{operation}.{key}: {output.name} has no such body member")
+                continue
+            check_value(member, value, f"{operation}.{key}", problems)
+    else:
+        check_value(output, body, operation, problems)
+    return problems
+
+
+def record(service: str, operation: str, problems: list[str], enforced: bool) -> None:
+    with LOCK:
+        CHECKED["count"] += 1
+        for problem in problems:
+            MISMATCHES.append({"service": service, "operation": operation, "problem": problem, "enforced": enforced})
+
+
+def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
+    global STRICT
+    if path != "/_shiftguard/conformance":
+        return None
+    if method == "POST":
+        if "strict" in (body or {}):
+            if not isinstance(body["strict"], bool):
+                raise ValueError("strict must be true or false")
+            STRICT = body["strict"]
+    if method == "DELETE":
+        with LOCK:
+            MISMATCHES.clear()
+    with LOCK:
+        return 200, {"strict": STRICT, "checked": CHECKED["count"], "mismatches": list(MISMATCHES)}
