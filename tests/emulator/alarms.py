@@ -34,7 +34,7 @@ import shiftguard_emulator as em
 TRANSITIONS: list[dict] = []
 # Every SNS delivery to a Lambda subscription: {"topicArn", "subscriptionArn", "function", "event"}.
 DELIVERIES: list[dict] = []
-# alarm ARN -> (last state seen, real time of the last evaluation)
+# alarm ARN -> (state at the last evaluation, real time of the last evaluation)
 _SEEN: dict[str, tuple[str, float]] = {}
 
 # CloudWatch writes the region's long name into `Region` of SNS notifications.
@@ -262,36 +262,57 @@ def run_actions(region: str, alarm: Any, old_state: str, old_reason: str, old_ti
 
 
 def tick(now_real: float) -> None:
+    """Evaluate every alarm that is due (once per scaled period)."""
+    if not engine.SETTINGS.alarm_evaluation:
+        return
     now = em.utc_now_naive()
     for region, backend in list(cw_backends().items()):
         for alarm in list(backend.alarms.values()):
-            seen = _SEEN.get(alarm.alarm_arn)
-            if seen is None and alarm.state_reason.startswith("Unchecked: Initial alarm creation"):
-                # CloudWatch starts a new alarm in INSUFFICIENT_DATA (moto: OK).
-                alarm.state_value = "INSUFFICIENT_DATA"
-            old_state, old_reason, old_time = alarm.state_value, alarm.state_reason, alarm.state_updated_timestamp
-            by = "SetAlarmState"
-            if seen is not None and seen[0] != alarm.state_value:
-                # Changed by someone else (SetAlarmState): the actions still run (AWS documents
-                # that SetAlarmState sends notifications and runs actions).
-                old_state = seen[0]
-            else:
-                by = "evaluation"
-                due = seen is None or now_real - seen[1] >= engine.SETTINGS.scaled(alarm.period or 60)
-                if not (engine.SETTINGS.alarm_evaluation and due):
-                    if seen is None:
-                        _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
-                    continue
-                result = evaluate(region, alarm, now)
-                _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
-                if result is None or result[0] == alarm.state_value:
-                    continue
-                alarm.update_state(result[1], json.dumps(result[2]), result[0])
+            last = _SEEN.get(alarm.alarm_arn)
+            if last is not None and now_real - last[1] < engine.SETTINGS.scaled(alarm.period or 60):
+                continue
             _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
-            actions = run_actions(region, alarm, old_state, old_reason, old_time)
-            with em.LOCK:
-                TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": time.time(), "actions": actions, "by": by})
-            engine.notify()
+            result = evaluate(region, alarm, now)
+            if result is not None and result[0] != alarm.state_value:
+                alarm.shiftguard_by = "evaluation"
+                alarm.update_state(result[1], json.dumps(result[2]), result[0])
+
+
+def _state_changed(alarm: Any, old_state: str, old_reason: str, old_time: datetime) -> None:
+    """Every state change (evaluation or SetAlarmState: AWS documents that SetAlarmState sends
+    notifications and runs actions) runs the new state's actions and wakes the engine."""
+    region = alarm.alarm_arn.split(":")[3]
+    by = getattr(alarm, "shiftguard_by", None) or "SetAlarmState"
+    alarm.shiftguard_by = None
+    actions = run_actions(region, alarm, old_state, old_reason, old_time)
+    with em.LOCK:
+        TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": time.time(), "actions": actions, "by": by})
+    engine.notify()
+
+
+def _patch_alarms() -> None:
+    from moto.cloudwatch import models
+
+    if getattr(models.Alarm.update_state, "shiftguard", False):
+        return
+    original_update = models.Alarm.update_state
+    original_init = models.Alarm.__init__
+
+    def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:
+        old = (self.state_value, self.state_reason, self.state_updated_timestamp)
+        original_update(self, reason, reason_data, state_value)
+        if engine.SETTINGS.enabled and old[0] != self.state_value:
+            _state_changed(self, *old)
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if engine.SETTINGS.enabled:
+            # CloudWatch starts a new alarm in INSUFFICIENT_DATA (moto: OK).
+            self.state_value = "INSUFFICIENT_DATA"
+
+    update_state.shiftguard = True  # type: ignore[attr-defined]
+    models.Alarm.update_state = update_state
+    models.Alarm.__init__ = init
 
 
 def tick_forever() -> None:
@@ -369,6 +390,7 @@ def _patch_sns() -> None:
 
 def install() -> None:
     _patch_sns()
+    _patch_alarms()
 
 
 def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
