@@ -1226,6 +1226,19 @@ def _percentile_statistics() -> None:
     models.Statistics.get_statistics_for_type = get_statistics_for_type
 
 
+def _aws_shaped_lattice_ids() -> None:
+    """moto makes VPC Lattice ids from a UUID's first 17 characters (dashes included); AWS's are
+    the prefix and 17 lower-case letters or digits (`svc-[0-9a-z]{17}` in the model)."""
+    from moto.vpclattice import models
+
+    class _Uuid:
+        @staticmethod
+        def uuid4() -> str:
+            return uuid.uuid4().hex
+
+    models.uuid = _Uuid
+
+
 def _deployment_info_with_rollbacks() -> None:
     """moto answers `"rollbackInfo": {}` for every deployment. GetDeployment and
     BatchGetDeployments (moto's only operations that return a `deploymentInfo`) report the
@@ -1617,6 +1630,7 @@ def main() -> None:
     default_user_config.setdefault("lambda", {})["use_docker"] = False
     _percentile_statistics()
     _deployment_info_with_rollbacks()
+    _aws_shaped_lattice_ids()
     alarms.install()
     if engine.SETTINGS.enabled:
         engine.ENGINE.ensure_ticker()

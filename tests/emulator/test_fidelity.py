@@ -1,0 +1,279 @@
+"""Fidelity fixes (each an AWS-documented behaviour the emulator got wrong), the extension
+operations' documented errors, strict model conformance, and the control plane existing tests use."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import appspec, make_function, make_group, unique
+
+
+def status_of(response):
+    return response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+# ---- Lambda ----------------------------------------------------------------------------------
+
+
+def test_executed_version_on_every_invoke_through_alias_or_version(clients):
+    fn = unique("plain")
+    v1, v2 = make_function(clients.lam, fn)
+    assert clients.lam.invoke(FunctionName=fn, Qualifier="live", Payload=b"{}")["ExecutedVersion"] == v1
+    assert clients.lam.invoke(FunctionName=fn, Qualifier=v2, Payload=b"{}")["ExecutedVersion"] == v2
+    assert clients.lam.invoke(FunctionName=f"{fn}:live", Payload=b"{}")["ExecutedVersion"] == v1
+    assert clients.lam.invoke(FunctionName=fn, Payload=b"{}")["ExecutedVersion"] == "$LATEST"
+
+
+def test_qualified_function_arn_is_name_and_qualifier(emulator, clients):
+    fn = unique("arn")
+    v1, v2 = make_function(clients.lam, fn)
+    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"version": "one"}})
+    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v2, "response": {"version": "two"}})
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{fn}"
+    out = clients.lam.invoke(FunctionName=f"{arn}:live", Payload=b"{}")
+    assert json.loads(out["Payload"].read()) == {"version": "one"} and out["ExecutedVersion"] == v1
+    out = clients.lam.invoke(FunctionName=f"{arn}:{v2}", Payload=b"{}")
+    assert json.loads(out["Payload"].read()) == {"version": "two"} and out["ExecutedVersion"] == v2
+    # UpdateAlias by function ARN.
+    clients.lam.update_alias(FunctionName=arn, Name="live", FunctionVersion=v1, RoutingConfig={"AdditionalVersionWeights": {v2: 0.5}})
+    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
+        clients.lam.invoke(FunctionName=f"{arn}:nope", Payload=b"{}")
+
+
+def test_get_alias_answers_200(clients):
+    fn = unique("alias")
+    make_function(clients.lam, fn)
+    assert status_of(clients.lam.get_alias(FunctionName=fn, Name="live")) == 200
+
+
+def test_update_alias_documented_errors(clients):
+    fn = unique("ua")
+    v1, v2 = make_function(clients.lam, fn)
+    with pytest.raises(clients.lam.exceptions.PreconditionFailedException):
+        clients.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion=v2, RevisionId="stale")
+    with pytest.raises(clients.lam.exceptions.InvalidParameterValueException):
+        clients.lam.update_alias(FunctionName=fn, Name="live", RoutingConfig={"AdditionalVersionWeights": {v2: 1.5}})
+    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
+        clients.lam.update_alias(FunctionName=fn, Name="nope", FunctionVersion=v2)
+    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
+        clients.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion="99")
+
+
+# ---- CodeDeploy ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def manual_deployment(emulator, clients):
+    """A Lambda deployment made with the engine off (moto's UUID id), InProgress by hand."""
+    fn, app, group = unique("app"), unique("cd"), unique("dg")
+    v1, v2 = make_function(clients.lam, fn)
+    make_group(clients.cd, app, group)
+    dep = clients.cd.create_deployment(applicationName=app, deploymentGroupName=group, revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(fn, "live", v1, v2)}})["deploymentId"]
+    emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}", {"status": "InProgress"})
+    return {"id": dep, "fn": fn, "app": app, "group": group, "v1": v1, "v2": v2}
+
+
+@pytest.mark.parametrize("bad", ["not-a-deployment", "d-123", "d-abcdefghi", "D-ABCDEFGHI"])
+def test_malformed_deployment_ids_are_invalid_deployment_id(clients, bad):
+    cd = clients.cd
+    for call in (
+        lambda: cd.get_deployment(deploymentId=bad),
+        lambda: cd.batch_get_deployments(deploymentIds=[bad]),
+        lambda: cd.stop_deployment(deploymentId=bad),
+        lambda: cd.list_deployment_targets(deploymentId=bad),
+        lambda: cd.get_deployment_target(deploymentId=bad, targetId="x:y"),
+        lambda: cd.batch_get_deployment_targets(deploymentId=bad, targetIds=["x:y"]),
+        lambda: cd.put_lifecycle_event_hook_execution_status(deploymentId=bad, lifecycleEventHookExecutionId="x", status="Succeeded"),
+    ):
+        with pytest.raises(cd.exceptions.InvalidDeploymentIdException):
+            call()
+
+
+def test_well_formed_unknown_ids_do_not_exist(clients):
+    for dep in ("d-ABCDEFGHI", "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(clients.cd.exceptions.DeploymentDoesNotExistException):
+            clients.cd.get_deployment(deploymentId=dep)
+        with pytest.raises(clients.cd.exceptions.DeploymentDoesNotExistException):
+            clients.cd.stop_deployment(deploymentId=dep)
+
+
+def test_codedeploy_extension_documented_errors(emulator, clients, manual_deployment):
+    cd, dep = clients.cd, manual_deployment["id"]
+    target = clients.cd.list_deployment_targets(deploymentId=dep)["targetIds"][0]
+    assert target == f"{manual_deployment['fn']}:live"
+    with pytest.raises(cd.exceptions.DeploymentTargetDoesNotExistException):
+        cd.get_deployment_target(deploymentId=dep, targetId="other:live")
+    with pytest.raises(cd.exceptions.DeploymentTargetListSizeExceededException):
+        cd.batch_get_deployment_targets(deploymentId=dep, targetIds=[target] * 26)
+    with pytest.raises(cd.exceptions.InvalidLifecycleEventHookExecutionIdException):
+        cd.put_lifecycle_event_hook_execution_status(deploymentId=dep, lifecycleEventHookExecutionId="nope", status="Succeeded")
+    execution = emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}/hook-executions", {"lifecycleEvent": "BeforeAllowTraffic"})["lifecycleEventHookExecutionId"]
+    with pytest.raises(cd.exceptions.InvalidLifecycleEventHookExecutionStatusException):
+        cd.put_lifecycle_event_hook_execution_status(deploymentId=dep, lifecycleEventHookExecutionId=execution, status="InProgress")
+    cd.put_lifecycle_event_hook_execution_status(deploymentId=dep, lifecycleEventHookExecutionId=execution, status="Succeeded")
+    with pytest.raises(cd.exceptions.LifecycleEventAlreadyCompletedException):
+        cd.put_lifecycle_event_hook_execution_status(deploymentId=dep, lifecycleEventHookExecutionId=execution, status="Failed")
+    assert emulator.control("GET", f"/_shiftguard/codedeploy/hook-executions/{execution}")["status"] == "Succeeded"
+    got = cd.get_deployment_target(deploymentId=dep, targetId=target)["deploymentTarget"]["lambdaTarget"]
+    assert got["status"] == "InProgress"
+    assert got["lifecycleEvents"] == [{"lifecycleEventName": "BeforeAllowTraffic", "status": "Succeeded"}]
+    with pytest.raises(cd.exceptions.ApplicationDoesNotExistException):
+        cd.get_application_revision(applicationName=unique("none"), revision={"revisionType": "String", "string": {"content": "{}"}})
+    with pytest.raises(cd.exceptions.RevisionDoesNotExistException):
+        cd.get_application_revision(applicationName=manual_deployment["app"], revision={"revisionType": "String", "string": {"content": "{}"}})
+    # Existing control paths keep working: StopDeployment (engine off) stops at once.
+    assert cd.stop_deployment(deploymentId=dep)["status"] == "Succeeded"
+    with pytest.raises(cd.exceptions.DeploymentAlreadyCompletedException):
+        cd.stop_deployment(deploymentId=dep)
+    assert emulator.control("GET", "/_shiftguard/codedeploy/stopped")[-1] == {"deploymentId": dep, "autoRollbackEnabled": False}
+
+
+def test_control_plane_rollback_keeps_its_shape_with_the_engine_off(emulator, clients, manual_deployment):
+    dep = manual_deployment["id"]
+    out = emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}/rollback", {"originalStatus": "Failed"})
+    assert out["status"] == "Succeeded"
+    summary = emulator.control("GET", f"/_shiftguard/codedeploy/deployments/{dep}")
+    assert summary["status"] == "Failed" and summary["rollbackInfo"]["rollbackDeploymentId"] == out["rollbackDeploymentId"]
+    alias = clients.lam.get_alias(FunctionName=manual_deployment["fn"], Name="live")
+    assert alias["FunctionVersion"] == manual_deployment["v1"]
+
+
+def test_deployment_config_documented_errors(clients):
+    cd = clients.cd
+    name = unique("cfg")
+    cd.create_deployment_config(deploymentConfigName=name, computePlatform="Lambda", trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 20, "canaryInterval": 2}})
+    with pytest.raises(cd.exceptions.DeploymentConfigAlreadyExistsException):
+        cd.create_deployment_config(deploymentConfigName=name, computePlatform="Lambda", trafficRoutingConfig={"type": "AllAtOnce"})
+    with pytest.raises(cd.exceptions.InvalidTrafficRoutingConfigurationException):
+        cd.create_deployment_config(deploymentConfigName=unique("cfg"), computePlatform="Lambda", trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 0, "canaryInterval": 2}})
+    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
+        cd.get_deployment_config(deploymentConfigName=unique("none"))
+    with pytest.raises(cd.exceptions.InvalidOperationException):
+        cd.delete_deployment_config(deploymentConfigName="CodeDeployDefault.LambdaAllAtOnce")
+    cd.delete_deployment_config(deploymentConfigName=name)
+    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
+        cd.get_deployment_config(deploymentConfigName=name)
+
+
+def test_engine_create_deployment_documented_errors(emulator, engine, clients):
+    cd = clients.cd
+    fn, app, group = unique("app"), unique("cd"), unique("dg")
+    v1, v2 = make_function(clients.lam, fn)
+    make_group(cd, app, group)
+    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(fn, "live", v1, v2)}}
+    with pytest.raises(cd.exceptions.ApplicationDoesNotExistException):
+        cd.create_deployment(applicationName=unique("none"), deploymentGroupName=group, revision=revision)
+    with pytest.raises(cd.exceptions.DeploymentGroupDoesNotExistException):
+        cd.create_deployment(applicationName=app, deploymentGroupName=unique("none"), revision=revision)
+    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
+        cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision, deploymentConfigName=unique("none"))
+    with pytest.raises(cd.exceptions.InvalidRevisionException):
+        cd.create_deployment(applicationName=app, deploymentGroupName=group, revision={"revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "YAML"}})
+    with pytest.raises(cd.exceptions.RevisionRequiredException):
+        cd.create_deployment(applicationName=app, deploymentGroupName=group)
+
+
+# ---- VPC Lattice -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listener(clients):
+    lattice = clients.lattice
+    service = lattice.create_service(name=unique("svc"))
+    tg1 = lattice.create_target_group(name=unique("tg"), type="LAMBDA")
+    tg2 = lattice.create_target_group(name=unique("tg"), type="LAMBDA")
+    created = lattice.create_listener(
+        serviceIdentifier=service["id"], name=unique("lis"), protocol="HTTPS", port=443,
+        defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": tg1["id"], "weight": 100}]}},
+    )
+    return {"service": service, "listener": created, "tg1": tg1, "tg2": tg2}
+
+
+def test_lattice_arns_are_identifiers(clients, listener):
+    lattice = clients.lattice
+    svc_arn, lis_arn = listener["service"]["arn"], listener["listener"]["arn"]
+    assert lattice.get_service(serviceIdentifier=svc_arn)["id"] == listener["service"]["id"]
+    assert lattice.get_listener(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn)["id"] == listener["listener"]["id"]
+    action = {"forward": {"targetGroups": [{"targetGroupIdentifier": listener["tg1"]["arn"], "weight": 90}, {"targetGroupIdentifier": listener["tg2"]["arn"], "weight": 10}]}}
+    lattice.update_listener(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn, defaultAction=action)
+    rule = lattice.create_rule(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn, name=unique("rule"), priority=5, match={"httpMatch": {"pathMatch": {"match": {"prefix": "/x"}}}}, action=action)
+    assert lattice.get_rule(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn, ruleIdentifier=rule["arn"])["id"] == rule["id"]
+    assert lattice.update_rule(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn, ruleIdentifier=rule["arn"], priority=6)["priority"] == 6
+    assert lattice.list_rules(serviceIdentifier=svc_arn, listenerIdentifier=lis_arn)["items"]
+    assert lattice.get_target_group(targetGroupIdentifier=listener["tg1"]["arn"])["id"] == listener["tg1"]["id"]
+
+
+def test_lattice_list_rules_pages(clients, listener):
+    lattice = clients.lattice
+    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    action = {"fixedResponse": {"statusCode": 404}}
+    for priority in (1, 2, 3):
+        lattice.create_rule(**ids, name=unique("rule"), priority=priority, match={"httpMatch": {"pathMatch": {"match": {"prefix": f"/{priority}"}}}}, action=action)
+    seen, token, pages = [], None, 0
+    while True:
+        page = lattice.list_rules(**ids, maxResults=2, **({"nextToken": token} if token else {}))
+        pages += 1
+        assert len(page["items"]) <= 2
+        seen += [i["id"] for i in page["items"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert pages == 2 and len(seen) == 4 and len(set(seen)) == 4  # 3 rules and the default
+    with pytest.raises(lattice.exceptions.ValidationException):
+        lattice.list_rules(**ids, nextToken="garbage")
+
+
+def test_lattice_rule_priority_range_and_uniqueness(clients, listener):
+    lattice = clients.lattice
+    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    action = {"fixedResponse": {"statusCode": 404}}
+
+    def rule(priority):
+        return lattice.create_rule(**ids, name=unique("rule"), priority=priority, match={"httpMatch": {"pathMatch": {"match": {"prefix": "/p"}}}}, action=action)
+
+    high = rule(2000)
+    low = rule(150)
+    with pytest.raises(lattice.exceptions.ConflictException):
+        rule(2000)
+    with pytest.raises(lattice.exceptions.ConflictException):
+        lattice.update_rule(**ids, ruleIdentifier=low["id"], priority=2000)
+    assert lattice.update_rule(**ids, ruleIdentifier=low["id"], priority=1999)["priority"] == 1999
+    assert high["priority"] == 2000
+    failed = lattice.batch_update_rule(**ids, rules=[{"ruleIdentifier": low["id"], "priority": 2000}])
+    assert failed["unsuccessful"][0]["failureCode"] == "ConflictException"
+
+
+def test_lattice_extension_documented_errors(clients, listener):
+    lattice = clients.lattice
+    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
+        lattice.update_listener(serviceIdentifier=listener["service"]["id"], listenerIdentifier="listener-0000000000000000", defaultAction={"fixedResponse": {"statusCode": 404}})
+    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
+        lattice.get_rule(**ids, ruleIdentifier="rule-0000000000000000")
+    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
+        lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": "tg-0000000000000000", "weight": 1}]}})
+    default = [i for i in lattice.list_rules(**ids)["items"] if i["isDefault"]][0]
+    with pytest.raises(lattice.exceptions.ValidationException):
+        lattice.update_rule(**ids, ruleIdentifier=default["id"], priority=3)
+    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
+        lattice.register_targets(targetGroupIdentifier="tg-0000000000000000", targets=[{"id": "arn:aws:lambda:us-east-1:123456789012:function:x"}])
+
+
+# ---- Strict conformance ----------------------------------------------------------------------
+
+
+def test_strict_mode_turns_an_off_model_answer_into_a_500_naming_the_member(emulator, clients, manual_deployment):
+    dep = manual_deployment["id"]
+    emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}", {"status": "Bogus"})
+    with pytest.raises(clients.cd.exceptions.ClientError) as caught:
+        clients.cd.get_deployment(deploymentId=dep)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    message = caught.value.response["Error"]["Message"]
+    assert "GetDeployment" in message and "deploymentInfo.status" in message and "Bogus" in message
+    found = emulator.control("GET", "/_shiftguard/conformance")
+    assert found["strict"] is True
+    assert any("deploymentInfo.status" in m["problem"] for m in found["mismatches"])
+    # Recorded mismatches are cleared so the autouse check passes: this one was on purpose.
+    emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}", {"status": "Stopped"})
+    emulator.control("DELETE", "/_shiftguard/conformance")
