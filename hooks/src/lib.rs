@@ -560,3 +560,115 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
     ))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(is_rollback: bool) -> DeploymentTarget {
+        DeploymentTarget {
+            function: "checkout".into(),
+            alias: Some("live".into()),
+            current_version: Some("1".into()),
+            target_version: "2".into(),
+            source: discovery::Source::DeploymentTarget,
+            is_rollback,
+        }
+    }
+
+    #[test]
+    fn housekeeping_runs_only_after_this_invocations_success_was_accepted() {
+        use HousekeepingDecision::*;
+        let accepted = ReportOutcome {
+            attempts: 1,
+            already_completed: false,
+        };
+        let refused = ReportOutcome {
+            attempts: 1,
+            already_completed: true,
+        };
+        let release = target(false);
+        let rollback = target(true);
+        let cases: Vec<(
+            &str,
+            Phase,
+            bool,
+            bool,
+            &ReportOutcome,
+            Option<&DeploymentTarget>,
+            bool,
+        )> = vec![
+            (
+                "accepted success",
+                Phase::PostTraffic,
+                true,
+                true,
+                &accepted,
+                Some(&release),
+                true,
+            ),
+            (
+                "refused as already completed",
+                Phase::PostTraffic,
+                true,
+                true,
+                &refused,
+                Some(&release),
+                false,
+            ),
+            (
+                "reported Failed",
+                Phase::PostTraffic,
+                true,
+                false,
+                &accepted,
+                Some(&release),
+                false,
+            ),
+            (
+                "rollback deployment",
+                Phase::PostTraffic,
+                true,
+                true,
+                &accepted,
+                Some(&rollback),
+                false,
+            ),
+            (
+                "unknown target",
+                Phase::PostTraffic,
+                true,
+                true,
+                &accepted,
+                None,
+                false,
+            ),
+            (
+                "pre-traffic never",
+                Phase::PreTraffic,
+                true,
+                true,
+                &accepted,
+                Some(&release),
+                false,
+            ),
+            (
+                "nothing configured",
+                Phase::PostTraffic,
+                false,
+                true,
+                &accepted,
+                Some(&release),
+                false,
+            ),
+        ];
+        for (name, phase, configured, succeeded, report, target, runs) in cases {
+            let decision = housekeeping_decision(phase, configured, succeeded, report, target);
+            assert_eq!(decision == Run, runs, "{name}: {decision:?}");
+        }
+        assert!(matches!(
+            housekeeping_decision(Phase::PostTraffic, true, true, &refused, Some(&release)),
+            Skip(why) if why.contains("already completed")
+        ));
+    }
+}

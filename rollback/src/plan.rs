@@ -172,8 +172,14 @@ fn latest_first(deployments: &mut [&InFlight]) {
     deployments.sort_by_key(|d| std::cmp::Reverse(d.create_time_ms.unwrap_or(i64::MIN)));
 }
 
-fn is_stale(d: &InFlight, alarm_time_ms: Option<i64>) -> bool {
-    matches!((d.create_time_ms, alarm_time_ms), (Some(created), Some(alarm)) if created > alarm)
+/// How much later than the alarm's state change a deployment must have been created to be judged
+/// not what the alarm is about: the two times come from different services' clocks and may be
+/// rounded (to the second, in some notifications). A late retry of an alarm arrives minutes later.
+pub const STALE_AFTER_MS: i64 = 2_000;
+
+/// Created after the alarm changed state (by more than [`STALE_AFTER_MS`]).
+pub fn is_stale(d: &InFlight, alarm_time_ms: Option<i64>) -> bool {
+    matches!((d.create_time_ms, alarm_time_ms), (Some(created), Some(alarm)) if created > alarm.saturating_add(STALE_AFTER_MS))
 }
 
 fn time_text(ms: Option<i64>) -> String {
@@ -508,7 +514,7 @@ mod tests {
                 configured: None,
                 pointer: NotConfigured,
                 deployments: Ok(vec![]),
-                alarm_ms: Some(1000),
+                alarm_ms: Some(1_000_000),
                 existing: &["1", "2"],
                 want: Step::Restore {
                     version: "1".into(),
@@ -533,8 +539,8 @@ mod tests {
                 alias: canary(),
                 configured: None,
                 pointer: Missing,
-                deployments: Ok(vec![deployment("d-1", false, 500, "1", "2")]),
-                alarm_ms: Some(1000),
+                deployments: Ok(vec![deployment("d-1", false, 500_000, "1", "2")]),
+                alarm_ms: Some(1_000_000),
                 existing: &["1", "2"],
                 want: Step::Stop {
                     deployment_id: "d-1".into(),
@@ -631,8 +637,8 @@ mod tests {
                 alias: alias("2", &[]),
                 configured: None,
                 pointer: NotConfigured,
-                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
-                alarm_ms: Some(1500),
+                deployments: Ok(vec![deployment("d-rb", true, 2_000_000, "2", "1")]),
+                alarm_ms: Some(1_500_000),
                 existing: &["1", "2"],
                 want: Step::AwaitRollback {
                     deployment_id: "d-rb".into(),
@@ -646,8 +652,8 @@ mod tests {
                 alias: alias("1", &[]),
                 configured: None,
                 pointer: NotConfigured,
-                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
-                alarm_ms: Some(1500),
+                deployments: Ok(vec![deployment("d-rb", true, 2_000_000, "2", "1")]),
+                alarm_ms: Some(1_500_000),
                 existing: &["1", "2"],
                 want: Step::AlreadyStable,
                 want_retry: false,
@@ -657,7 +663,7 @@ mod tests {
                 alias: alias("2", &[]),
                 configured: None,
                 pointer: Found("0".into()),
-                deployments: Ok(vec![deployment("d-rb", true, 2000, "2", "1")]),
+                deployments: Ok(vec![deployment("d-rb", true, 2_000_000, "2", "1")]),
                 alarm_ms: None,
                 existing: &["0", "1", "2"],
                 want: Step::AwaitRollback {
@@ -674,10 +680,10 @@ mod tests {
                 configured: None,
                 pointer: NotConfigured,
                 deployments: Ok(vec![
-                    deployment("d-1", false, 500, "1", "2"),
-                    deployment("d-rb", true, 900, "2", "1"),
+                    deployment("d-1", false, 500_000, "1", "2"),
+                    deployment("d-rb", true, 900_000, "2", "1"),
                 ]),
-                alarm_ms: Some(1000),
+                alarm_ms: Some(1_000_000),
                 existing: &["1", "2"],
                 want: Step::AwaitRollback {
                     deployment_id: "d-rb".into(),
@@ -691,8 +697,8 @@ mod tests {
                 alias: alias("2", &[("3", 0.1)]),
                 configured: None,
                 pointer: NotConfigured,
-                deployments: Ok(vec![deployment("d-new", false, 5000, "2", "3")]),
-                alarm_ms: Some(1000),
+                deployments: Ok(vec![deployment("d-new", false, 5_000_000, "2", "3")]),
+                alarm_ms: Some(1_000_000),
                 existing: &["2", "3"],
                 want: Step::LeaveAlone {
                     deployment_id: "d-new".into(),
@@ -705,7 +711,7 @@ mod tests {
                 configured: None,
                 pointer: NotConfigured,
                 deployments: Ok(vec![deployment("d-1", false, 500, "$LATEST", "2")]),
-                alarm_ms: Some(1000),
+                alarm_ms: Some(1_000_000),
                 existing: &["2"],
                 want: Step::Stop {
                     deployment_id: "d-1".into(),
@@ -720,7 +726,7 @@ mod tests {
                 configured: None,
                 pointer: NotConfigured,
                 deployments: Err("ListDeployments: throttled"),
-                alarm_ms: Some(1000),
+                alarm_ms: Some(1_000_000),
                 existing: &["1", "2"],
                 want: Step::Restore {
                     version: "1".into(),
@@ -732,8 +738,8 @@ mod tests {
                 alias: canary(),
                 configured: None,
                 pointer: Found("2".into()),
-                deployments: Ok(vec![deployment("d-1", false, 500, "1", "2")]),
-                alarm_ms: Some(1000),
+                deployments: Ok(vec![deployment("d-1", false, 500_000, "1", "2")]),
+                alarm_ms: Some(1_000_000),
                 existing: &["1", "2"],
                 want: Step::Stop {
                     deployment_id: "d-1".into(),

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use rollback::alias::AliasState;
 use rollback::config::is_version_number;
-use rollback::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
+use rollback::plan::{is_stale, plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
 
 const VERSIONS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "$LATEST"];
 
@@ -44,7 +44,8 @@ fn in_flight() -> impl Strategy<Value = InFlight> {
     (
         Just(0u32),
         any::<bool>(),
-        prop::option::of(prop::sample::select(vec![100i64, 1000, 2000])),
+        // Seconds apart, and one within the clock tolerance of an alarm time.
+        prop::option::of(prop::sample::select(vec![0i64, 100_000, 151_000, 200_000])),
         prop::option::of(version()),
         prop::option::of(version()),
     )
@@ -84,7 +85,7 @@ fn facts() -> impl Strategy<Value = Facts> {
             }),
             1 => Just(Err("ListDeployments: throttled".to_string())),
         ],
-        prop::option::of(prop::sample::select(vec![500i64, 1500])),
+        prop::option::of(prop::sample::select(vec![50_000i64, 150_000])),
         prop::collection::btree_set(version(), 0..7),
     )
         .prop_map(
@@ -157,9 +158,7 @@ proptest! {
                     !deployments.iter().any(|d| d.is_rollback),
                     "stops something while CodeDeploy rolls back: {plan:#?}"
                 );
-                if let (Some(created), Some(alarm)) = (d.create_time_ms, f.alarm_ms) {
-                    prop_assert!(created <= alarm, "stops a deployment newer than the alarm: {plan:#?}");
-                }
+                prop_assert!(!is_stale(d, f.alarm_ms), "stops a deployment newer than the alarm: {plan:#?}");
                 if backup.is_some() {
                     prop_assert_ne!(backup.as_deref(), d.target_version.as_deref(), "backs up with the version being deployed: {:#?}", plan);
                 }
@@ -171,12 +170,12 @@ proptest! {
             }
             Step::LeaveAlone { deployment_id } => {
                 let d = deployment(&f, deployment_id);
-                prop_assert!(d.create_time_ms > f.alarm_ms, "left alone though not newer than the alarm: {plan:#?}");
+                prop_assert!(is_stale(d, f.alarm_ms), "left alone though not newer than the alarm: {plan:#?}");
             }
             Step::Restore { version } => {
                 prop_assert!(!f.alias.all_on(version), "writes what is already there: {plan:#?}");
                 prop_assert!(
-                    !deployments.iter().any(|d| d.is_rollback || !matches!((d.create_time_ms, f.alarm_ms), (Some(c), Some(a)) if c > a)),
+                    !deployments.iter().any(|d| d.is_rollback || !is_stale(d, f.alarm_ms)),
                     "writes the alias directly while CodeDeploy shifts it: {plan:#?}"
                 );
             }
@@ -184,7 +183,7 @@ proptest! {
         }
         // Stale deployments alone: nothing is written or stopped.
         let stale_only = !deployments.is_empty()
-            && deployments.iter().all(|d| !d.is_rollback && matches!((d.create_time_ms, f.alarm_ms), (Some(c), Some(a)) if c > a));
+            && deployments.iter().all(|d| !d.is_rollback && is_stale(d, f.alarm_ms));
         if stale_only {
             prop_assert!(matches!(plan.step, Step::LeaveAlone { .. }), "{plan:#?}");
         }

@@ -74,7 +74,8 @@ def kill_tree(pid: int) -> None:
 class Emulator:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/emulator/shiftguard_emulator.py"), "--port", "0"],
+            # SHIFTGUARD_EMULATOR names another copy of the emulator script (as for the Rust tests).
+            [sys.executable, os.environ.get("SHIFTGUARD_EMULATOR") or str(ROOT / "tests/emulator/shiftguard_emulator.py"), "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.url = self.proc.stdout.readline().split()[-1]
@@ -159,7 +160,7 @@ def alarm_notification(cw, alarm_name: str, reason: str) -> dict:
         "AWSAccountId": ACCOUNT,
         "NewStateValue": "ALARM",
         "NewStateReason": reason,
-        "StateChangeTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+        "StateChangeTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000",
         "Region": "US East (N. Virginia)",
         "AlarmArn": alarm["AlarmArn"],
         "OldStateValue": "OK",
