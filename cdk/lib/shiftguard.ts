@@ -157,11 +157,17 @@ export class ShiftGuard extends Construct {
         actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
         resources: aliases.flatMap((a) => [fnArn(a.function), `${fnArn(a.function)}:${a.alias}`, ...(a.stableAlias ? [`${fnArn(a.function)}:${a.stableAlias}`] : [])]),
       }));
+      // Before writing a version the alias does not already name (a pinned stableVersion, the
+      // version CodeDeploy restores), rollback checks that it exists.
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['lambda:GetFunctionConfiguration'],
+        resources: aliases.map((a) => `${fnArn(a.function)}:*`),
+      }));
       // ListDeployments without an application cannot be scoped; with one it is the group's ARN.
       const groups = aliases.filter((a) => a.codeDeploy).map((a) => `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:${a.codeDeploy!.application}/${a.codeDeploy!.deploymentGroup}`);
       const everyAliasHasAGroup = groups.length === aliases.length;
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:ListDeployments', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'],
+        actions: ['codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'],
         resources: everyAliasHasAGroup ? groups : ['*'],
       }));
     }

@@ -78,6 +78,10 @@ describe('least privilege', () => {
     expect(JSON.stringify(alias.Resource)).not.toContain('"*"');
     const cd = statements.find((s) => JSON.stringify(s.Action).includes('codedeploy:StopDeployment'));
     expect(JSON.stringify(cd.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
+    // Rollback reads deployments' creator and rollbackInfo, and checks a version exists before writing it.
+    expect(JSON.stringify(cd.Action)).toContain('codedeploy:BatchGetDeployments');
+    const versions = statements.find((s) => JSON.stringify(s.Action).includes('lambda:GetFunctionConfiguration'));
+    expect(JSON.stringify(versions.Resource)).toContain(':function:checkout:*');
   });
 
   test('no statement has Resource "*" except the actions AWS cannot scope', () => {
