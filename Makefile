@@ -16,12 +16,13 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
+.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=lattice for VPC Lattice)"
 	@echo "make test      - install what the tests need, then run every test"
-	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT)"
+	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves)"
+	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
@@ -52,6 +53,7 @@ test: $(STAMP)
 	$(PYTHON) tests/demo/demo.py --scenario alias
 	$(PYTHON) tests/demo/demo.py --scenario lattice
 	$(MAKE) cdk-test sam-test
+	$(MAKE) emulator-test
 
 cdk/node_modules/.installed: cdk/package-lock.json
 	cd cdk && npm ci --no-audit --no-fund --loglevel=error
@@ -66,6 +68,10 @@ cdk-test: $(STAMP) cdk/node_modules/.installed
 	# W3005: CDK's explicit DependsOn from a function to its role's policy is deliberate (the policy
 	# must exist before the function runs); every other rule applies.
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- target/cdk.out/*.template.json
+
+# The emulator's own suite (engine, alarms, SNS, bindings, fidelity), strict model conformance on.
+emulator-test: $(STAMP)
+	cd tests/emulator && ../../$(PYTHON) -m pytest -q -p no:cacheprovider
 
 sam-test: $(STAMP)
 	$(PYTHON) examples/sam/check_sam.py
