@@ -78,7 +78,7 @@ sam-test: $(STAMP)
 
 emulator: $(STAMP)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
-	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT)
+	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT) $(if $(ENGINE),--engine) $(if $(TIME_SCALE),--time-scale $(TIME_SCALE))
 
 # Release zips in target/lambda/<function>/bootstrap.zip. arm64 needs the aarch64-unknown-linux-gnu
 # Rust target (rustup target add aarch64-unknown-linux-gnu).
