@@ -670,13 +670,21 @@ fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn metrics_from(fields: &str) -> MetricsCheck {
+        crate::config::parse_checks(&format!(
+            r#"{{"checks":[{{"name":"m","kind":"metrics"{fields}}}]}}"#
+        ))
+        .map(|s| match &s.checks[0].kind {
+            CheckKind::Metrics(m) => m.clone(),
+            _ => unreachable!(),
+        })
+        .unwrap()
+    }
+
     fn metrics_check(min_samples: u64) -> MetricsCheck {
-        crate::config::parse_checks(&format!(r#"{{"checks":[{{"name":"m","kind":"metrics","minSamples":{min_samples},"maxErrorRate":0.05}}]}}"#))
-            .map(|s| match &s.checks[0].kind {
-                CheckKind::Metrics(m) => m.clone(),
-                _ => unreachable!(),
-            })
-            .unwrap()
+        metrics_from(&format!(
+            r#","minSamples":{min_samples},"maxErrorRate":0.05"#
+        ))
     }
 
     fn s(invocations: f64, errors: f64) -> Sample {
@@ -707,12 +715,7 @@ mod tests {
         );
         // No baseline: a version that only errors fails even without maxErrorRate; a clean one is
         // inconclusive, never a pass.
-        let no_limit = crate::config::parse_checks(r#"{"checks":[{"name":"m","kind":"metrics"}]}"#)
-            .map(|s| match &s.checks[0].kind {
-                CheckKind::Metrics(m) => m.clone(),
-                _ => unreachable!(),
-            })
-            .unwrap();
+        let no_limit = metrics_from("");
         assert_eq!(
             compare(&no_limit, s(100.0, 100.0), s(0.0, 0.0)).verdict,
             Verdict::Failed
