@@ -11,9 +11,17 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
   both ways) made by `StopDeployment(autoRollbackEnabled)` or by the control plane
   (`POST /_shiftguard/codedeploy/deployments/{id}/rollback`).
 
-Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
+* (opt-in) the engine: CodeDeploy Lambda deployments that run themselves, CloudWatch alarms that
+  evaluate and notify, SNS delivering to Lambda, functions bound to a local Lambda Runtime API
+  endpoint, time compression (`engine.py`, `alarms.py`; `POST /_shiftguard/engine`, `--engine`,
+  `SHIFTGUARD_ENGINE=1`);
+* model conformance against botocore's service models, strict with `SHIFTGUARD_STRICT=1`/`--strict`
+  (`conformance.py`, `GET /_shiftguard/conformance`).
 
-Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0]`. It prints one line,
+Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
+Its own tests: `make emulator-test` (pytest, `test_*.py` here).
+
+Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0] [--engine] [--time-scale N] [--strict]`. It prints one line,
 `SHIFTGUARD_EMULATOR_READY http://HOST:PORT`, once it accepts connections.
 """
 
