@@ -482,9 +482,9 @@ def cd_get_deployment(region: str, req: dict) -> None:
 
 
 def cd_batch_get_deployments(region: str, req: dict) -> None:
-    ids = req.get("deploymentIds")
-    if not ids:
-        raise AwsError(400, "DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    ids = req.get("deploymentIds") or []
+    # An empty list: moto answers an empty deploymentsInfo, as before (what AWS answers is not
+    # documented; ShiftGuard's rollback may ask with none).
     if len(ids) > 25:
         raise AwsError(400, "BatchLimitExceededException", "The maximum number of names or IDs allowed for this request (25) was exceeded.")
     for deployment_id in ids:
