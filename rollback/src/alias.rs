@@ -16,8 +16,12 @@ use crate::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
 use crate::report::{Action, Outcome, TargetReport};
 use crate::Clients;
 
-/// How many times a write that lost a `RevisionId` race is re-read, re-decided and retried.
+/// How many times a write that lost a `RevisionId` race is re-read and retried.
 const REVISION_CONFLICT_ATTEMPTS: usize = 5;
+/// How many rounds of read → decide → act, when the world keeps changing under the plan.
+const DECISION_ROUNDS: usize = 5;
+/// Time kept for a direct restore while CodeDeploy calls are slow (at most half of what is left).
+const RESTORE_RESERVE: Duration = Duration::from_millis(1500);
 /// How often to look whether CodeDeploy's rollback has restored the alias.
 const CODEDEPLOY_POLL: Duration = Duration::from_millis(200);
 /// One poll read may take at most this long (the SDK's own operation timeout is 20 s).
@@ -199,26 +203,58 @@ fn in_flight(found: &AliasDeployment) -> InFlight {
     }
 }
 
-async fn run(
+/// What one round read: the inputs of [`plan_alias`].
+struct Inputs {
+    alias: AliasState,
+    pointer: PointerRead,
+    deployments: Result<Vec<InFlight>, String>,
+    existing: BTreeSet<String>,
+    notes: Vec<String>,
+}
+
+impl Inputs {
+    fn decide(&self, target: &LambdaAliasTarget, alarm_time_ms: Option<i64>) -> Plan {
+        plan_alias(&AliasFacts {
+            alias: &self.alias,
+            configured_stable: target.stable_version.as_deref(),
+            pointer_name: target.stable_alias.as_deref(),
+            pointer: &self.pointer,
+            deployments: self.deployments.as_deref().map_err(String::as_str),
+            alarm_time_ms,
+            existing: &self.existing,
+        })
+    }
+}
+
+/// Time kept for a direct restore when a CodeDeploy call is slow (at most half of what is left).
+fn restore_reserve(deadline: Deadline) -> Duration {
+    deadline
+        .left(Duration::ZERO)
+        .map_or(RESTORE_RESERVE, |left| RESTORE_RESERVE.min(left / 2))
+}
+
+/// Reads everything the decision needs, at once: the alias, the pointer, the in-flight CodeDeploy
+/// deployments (bounded so that a slow or throttled CodeDeploy leaves time to restore traffic),
+/// and whether the versions the plan might write exist.
+async fn read_inputs(
     clients: &Clients,
     target: &LambdaAliasTarget,
-    run_: Run,
-    report: &mut TargetReport,
-) -> Result<(), AliasError> {
+    deadline: Deadline,
+) -> Result<Inputs, AliasError> {
     let group = target
         .code_deploy
         .as_ref()
         .map(|g| (g.application.as_str(), g.deployment_group.as_str()));
-    // The first round trip: everything that can be read at once is.
+    let lookup = codedeploy::in_flight_for_alias(
+        &clients.codedeploy,
+        group,
+        &target.function,
+        &target.alias,
+    );
     let (alias, pointer, deployments, configured_exists) = tokio::join!(
         read_alias(clients, &target.function, &target.alias),
         read_pointer(clients, &target.function, target.stable_alias.as_deref()),
-        codedeploy::in_flight_for_alias(
-            &clients.codedeploy,
-            group,
-            &target.function,
-            &target.alias
-        ),
+        deadline.within(restore_reserve(deadline), lookup),
         async {
             match &target.stable_version {
                 Some(v) => Some(version_exists(clients, &target.function, v).await),
@@ -227,10 +263,13 @@ async fn run(
         },
     );
     let alias = alias?;
-    report.before = Some(alias.summary());
-    let deployments: Result<Vec<InFlight>, String> = deployments
-        .map(|found| found.iter().map(in_flight).collect())
-        .map_err(|e| e.to_string());
+    let deployments: Result<Vec<InFlight>, String> = match deployments {
+        Ok(Ok(found)) => Ok(found.iter().map(in_flight).collect()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(out_of_time) => Err(format!(
+            "the CodeDeploy lookup did not finish in time ({out_of_time})"
+        )),
+    };
 
     let mut existing: BTreeSet<String> = alias.versions().cloned().collect();
     if let PointerRead::Found(v) = &pointer {
@@ -276,34 +315,73 @@ async fn run(
             Err(e) => notes.push(format!("could not tell whether version {v} exists: {e}")),
         }
     }
+    Ok(Inputs {
+        alias,
+        pointer,
+        deployments,
+        existing,
+        notes,
+    })
+}
 
-    let deployments_ref = deployments.as_deref().map_err(String::as_str);
-    let decide = |alias: &AliasState| {
-        plan_alias(&AliasFacts {
-            alias,
-            configured_stable: target.stable_version.as_deref(),
-            pointer_name: target.stable_alias.as_deref(),
-            pointer: &pointer,
-            deployments: deployments_ref,
-            alarm_time_ms: run_.alarm_time_ms,
-            existing: &existing,
-        })
-    };
-    let plan = decide(&alias);
-    record(report, &plan, notes);
-    info!(target = %report.target, step = ?plan.step, stable = ?plan.stable, reason = %plan.reason, "decided");
+/// What carrying out a plan ended in.
+enum Carried {
+    Done,
+    /// The world changed under the plan (a lost `RevisionId` race, a deployment that completed
+    /// before we could stop it): read everything again and decide again.
+    Again(String),
+}
 
+/// Rounds of read → decide → act, until an act finishes without the world having changed under
+/// it. A lost race re-reads the deployments and the pointer too, not only the alias: whoever wrote
+/// the alias may be CodeDeploy starting a deployment the alarm is not about.
+async fn run(
+    clients: &Clients,
+    target: &LambdaAliasTarget,
+    run_: Run,
+    report: &mut TargetReport,
+) -> Result<(), AliasError> {
+    let mut earlier: Vec<String> = Vec::new();
+    for round in 1..=DECISION_ROUNDS {
+        let inputs = read_inputs(clients, target, run_.deadline).await?;
+        if round == 1 {
+            report.before = Some(inputs.alias.summary());
+        }
+        let plan = inputs.decide(target, run_.alarm_time_ms);
+        let mut notes = earlier.clone();
+        notes.extend(inputs.notes.iter().cloned());
+        record(report, &plan, notes);
+        info!(target = %report.target, round, step = ?plan.step, stable = ?plan.stable, reason = %plan.reason, "decided");
+        match carry_out(clients, target, run_, inputs.alias, plan, report).await? {
+            Carried::Done => return Ok(()),
+            Carried::Again(why) => {
+                info!(target = %report.target, round, why = %why, "reading everything again and deciding again");
+                earlier.push(format!("round {round}: {why}; decided again"));
+            }
+        }
+    }
+    Err(AliasError::Contended(DECISION_ROUNDS))
+}
+
+async fn carry_out(
+    clients: &Clients,
+    target: &LambdaAliasTarget,
+    run_: Run,
+    alias: AliasState,
+    plan: Plan,
+    report: &mut TargetReport,
+) -> Result<Carried, AliasError> {
     match plan.step.clone() {
         Step::AlreadyStable => {
             report.outcome = Outcome::AlreadyStable;
-            report.after = report.before.clone();
-            Ok(())
+            report.after = Some(alias.summary());
+            Ok(Carried::Done)
         }
         Step::LeaveAlone { deployment_id } => {
             report.outcome = Outcome::LeftAlone;
             report.deployment_id = Some(deployment_id);
-            report.after = report.before.clone();
-            Ok(())
+            report.after = Some(alias.summary());
+            Ok(Carried::Done)
         }
         Step::Refuse => Err(AliasError::Refused(plan.reason.clone())),
         Step::Restore { version } => {
@@ -311,16 +389,12 @@ async fn run(
             if run_.dry_run {
                 return planned(report, &version, "point the alias at");
             }
-            restore(
-                clients,
-                target,
-                alias,
-                version,
-                decide,
-                run_.deadline,
-                report,
-            )
-            .await
+            match write_alias(clients, target, &version, &alias, run_.deadline).await? {
+                Written::Done(written) => verify(report, &version, written).map(|_| Carried::Done),
+                Written::Conflict => Ok(Carried::Again(
+                    "the alias changed between our read and our write (RevisionId)".into(),
+                )),
+            }
         }
         Step::Stop {
             deployment_id,
@@ -338,7 +412,7 @@ async fn run(
                     "dry run: would stop CodeDeploy deployment {deployment_id} with auto-rollback (CodeDeploy restores version {})",
                     codedeploy_restores.as_deref().unwrap_or("unknown")
                 ));
-                return Ok(());
+                return Ok(Carried::Done);
             }
             stop(
                 clients,
@@ -362,7 +436,7 @@ async fn run(
                 report.outcome = Outcome::Planned;
                 report.after = Some(json!({ "version": restores, "weights": {} }));
                 report.detail = Some(format!("dry run: would wait for CodeDeploy's rollback deployment {deployment_id} to restore version {restores}"));
-                return Ok(());
+                return Ok(Carried::Done);
             }
             let started = Instant::now();
             let (restored, last) = await_alias(
@@ -380,7 +454,7 @@ async fn run(
                     "CodeDeploy's rollback deployment {deployment_id} put the alias on version {restores} ({} ms after we looked)",
                     started.elapsed().as_millis()
                 ));
-                return Ok(());
+                return Ok(Carried::Done);
             }
             let Some(backup) = backup else {
                 return Err(AliasError::NotRestored(format!(
@@ -393,7 +467,9 @@ async fn run(
                 started.elapsed().as_millis()
             ));
             report.action = Action::RestoreAlias;
-            write_verified(clients, target, &backup, last, run_.deadline, report).await
+            write_verified(clients, target, &backup, last, run_.deadline, report)
+                .await
+                .map(|_| Carried::Done)
         }
     }
 }
@@ -409,53 +485,13 @@ fn record(report: &mut TargetReport, plan: &Plan, mut notes: Vec<String>) {
     report.incomplete = plan.retry.clone();
 }
 
-fn planned(report: &mut TargetReport, version: &str, what: &str) -> Result<(), AliasError> {
+fn planned(report: &mut TargetReport, version: &str, what: &str) -> Result<Carried, AliasError> {
     report.outcome = Outcome::Planned;
     report.after = Some(json!({ "version": version, "weights": {} }));
     report.detail = Some(format!(
         "dry run: would {what} version {version} with no additional weights"
     ));
-    Ok(())
-}
-
-/// Writes `version` with no weights, guarded by `RevisionId`. On a lost race it re-reads the alias
-/// and decides again with `decide` (the README's promise: a conflict is re-decided, not blindly
-/// retried).
-async fn restore(
-    clients: &Clients,
-    target: &LambdaAliasTarget,
-    mut alias: AliasState,
-    mut version: String,
-    decide: impl Fn(&AliasState) -> Plan,
-    deadline: Deadline,
-    report: &mut TargetReport,
-) -> Result<(), AliasError> {
-    for attempt in 1..=REVISION_CONFLICT_ATTEMPTS {
-        match write_alias(clients, target, &version, &alias, deadline).await? {
-            Written::Done(written) => return verify(report, &version, written),
-            Written::Conflict => {
-                info!(target = %report.target, attempt, "alias changed since it was read (RevisionId); reading it again and deciding again");
-                alias = read_alias(clients, &target.function, &target.alias).await?;
-                let plan = decide(&alias);
-                match plan.step {
-                    Step::Restore { version: v } => version = v,
-                    Step::AlreadyStable => {
-                        report.outcome = Outcome::AlreadyStable;
-                        report.after = Some(alias.summary());
-                        report.detail = Some(format!("after a concurrent change: {}", plan.reason));
-                        return Ok(());
-                    }
-                    other => {
-                        return Err(AliasError::Refused(format!(
-                            "after a concurrent change the decision became {other:?}: {}",
-                            plan.reason
-                        )))
-                    }
-                }
-            }
-        }
-    }
-    Err(AliasError::Contended(REVISION_CONFLICT_ATTEMPTS))
+    Ok(Carried::Done)
 }
 
 /// Writes `version` (a backup for CodeDeploy's own restore), re-reading after a lost race; done
@@ -512,7 +548,12 @@ async fn write_alias(
     alias: &AliasState,
     deadline: Deadline,
 ) -> Result<Written, AliasError> {
-    debug_assert!(is_version_number(version), "plans never write {version:?}");
+    // Plans never ask for anything else; this is the last line of defence, in release builds too.
+    if !is_version_number(version) {
+        return Err(AliasError::Refused(format!(
+            "{version:?} is not a published version: never written"
+        )));
+    }
     let mut backoff = CONFLICT_BACKOFF;
     let mut attempt = 0;
     loop {
@@ -608,17 +649,23 @@ async fn stop(
     backup: Option<&str>,
     run_: Run,
     report: &mut TargetReport,
-) -> Result<(), AliasError> {
-    let stopped = clients
-        .codedeploy
-        .stop_deployment()
-        .deployment_id(deployment_id)
-        .auto_rollback_enabled(true)
-        .send()
+) -> Result<Carried, AliasError> {
+    // Bounded so that a hung or throttled CodeDeploy still leaves time to restore traffic.
+    let stopped = run_
+        .deadline
+        .within(
+            restore_reserve(run_.deadline),
+            clients
+                .codedeploy
+                .stop_deployment()
+                .deployment_id(deployment_id)
+                .auto_rollback_enabled(true)
+                .send(),
+        )
         .await;
     let started = Instant::now();
-    let why_we_write = match stopped {
-        Ok(out) => {
+    let failure = match stopped {
+        Ok(Ok(out)) => {
             info!(target = %report.target, deployment_id, action = "stop-deployment", status = ?out.status, "stopped the CodeDeploy deployment with auto-rollback");
             let (restored, last) = match codedeploy_restores {
                 Some(v) => {
@@ -634,7 +681,7 @@ async fn stop(
                     codedeploy_restores.unwrap_or_default(),
                     started.elapsed().as_millis()
                 ));
-                return Ok(());
+                return Ok(Carried::Done);
             }
             let why = format!(
                 "stopped deployment {deployment_id}, but CodeDeploy had not restored the alias after {} ms",
@@ -643,41 +690,46 @@ async fn stop(
             return match backup {
                 Some(v) => {
                     report.detail = Some(format!(
-                        "{why}; rollback restored the stable version {v} itself"
+                        "{why}; rollback wrote the version CodeDeploy restores ({v}) itself"
                     ));
                     report.action = Action::RestoreAlias;
-                    write_verified(clients, target, v, last, run_.deadline, report).await
+                    write_verified(clients, target, v, last, run_.deadline, report)
+                        .await
+                        .map(|_| Carried::Done)
                 }
                 None => Err(AliasError::NotRestored(format!(
                     "{why}, and rollback may not write a version itself (see notes)"
                 ))),
             };
         }
-        Err(e)
+        Ok(Err(e))
             if e.as_service_error()
                 .is_some_and(|s| s.is_deployment_already_completed_exception()) =>
         {
-            format!("deployment {deployment_id} had already completed")
+            // It finished, or CodeDeploy stopped it (its own alarm, or a second delivery of this
+            // alarm stopping it first) and may be rolling back right now: never write on that
+            // assumption, look again.
+            return Ok(Carried::Again(format!(
+                "deployment {deployment_id} had already completed when we tried to stop it"
+            )));
         }
-        Err(e) => {
-            // Traffic first: put the alias back ourselves, then fail the invocation so that Lambda
-            // retries the stop — the deployment would otherwise go on shifting.
-            let message = error_text(&e);
-            warn!(target = %report.target, deployment_id, error = %message, "StopDeployment failed; restoring the alias directly, the invocation will fail so the stop is retried");
-            report.add_incomplete(format!("StopDeployment {deployment_id} failed: {message}"));
-            format!("StopDeployment failed ({message})")
-        }
+        Ok(Err(e)) => format!("StopDeployment failed: {}", error_text(&e)),
+        Err(out_of_time) => format!("StopDeployment did not answer in time ({out_of_time})"),
     };
+    // Traffic first: CodeDeploy is not rolling back, so put the alias back ourselves, then fail the
+    // invocation so that Lambda retries the stop — the deployment would otherwise go on shifting.
+    warn!(target = %report.target, deployment_id, error = %failure, "restoring the alias directly; the invocation will fail so the stop is retried");
+    report.add_incomplete(format!("{failure} (deployment {deployment_id})"));
     match backup {
         Some(v) => {
-            report.detail = Some(format!(
-                "{why_we_write}; rollback restored the stable version {v} directly"
-            ));
+            report.detail = Some(format!("{failure}; rollback restored version {v} directly"));
             report.action = Action::RestoreAlias;
-            write_verified(clients, target, v, None, run_.deadline, report).await
+            write_verified(clients, target, v, None, run_.deadline, report)
+                .await
+                .map(|_| Carried::Done)
         }
         None => Err(AliasError::NotRestored(format!(
-            "{why_we_write}, and no version may be written directly (see notes)"
+            "{failure}, and no version may be written directly (see notes)"
         ))),
     }
 }

@@ -239,7 +239,12 @@ pub async fn handle(
 
     if let Some(topic) = &config.notify_topic_arn {
         if !summary.targets.is_empty() {
-            match publish(clients, topic, &summary).await {
+            // Within the reserve kept for it: a hung SNS must not take the summary down with it.
+            let published = deadline
+                .within(reserve / 3, publish(clients, topic, &summary))
+                .await
+                .unwrap_or_else(|late| Err(format!("did not answer in time ({late})")));
+            match published {
                 Ok(message_id) => {
                     summary.notification = Some(format!("published to {topic} as {message_id}"))
                 }

@@ -9,11 +9,11 @@
 //! The rules, in order (the README has the same table):
 //! 1. CodeDeploy's own rollback deployment is in flight → never stop it; wait for it to restore
 //!    its target version; back it up only by writing that same version, and only when it is a
-//!    published version that exists, is not the version being rolled away from, and agrees with
-//!    the configured stable version or pointer.
+//!    published version that exists and no deployment in flight deploys or rolls away from it.
 //! 2. An ordinary deployment created before the alarm changed state is in flight → stop it with
-//!    auto-rollback (CodeDeploy restores the alias itself); back it up with the stable version if
-//!    CodeDeploy has not restored it in time.
+//!    auto-rollback (CodeDeploy restores the alias itself); if CodeDeploy is late or the stop
+//!    fails, write the version CodeDeploy restores (its current version) — never another one, so
+//!    the two never fight. A `stableVersion` or pointer that disagrees is reported in the notes.
 //! 3. Only deployments created after the alarm changed state are in flight → leave them alone:
 //!    the alarm is not about them (a late retry of an old alarm).
 //! 4. No deployment → write the stable version: configured `stableVersion`, else the pointer
@@ -275,10 +275,14 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
                 notes,
             );
         };
-        let stable = explicit.clone().unwrap_or(Stable {
+        // CodeDeploy is in charge of this alias: the version it restores is the one that counts.
+        let stable = Stable {
             version: restores.clone(),
             source: StableSource::CodeDeploy,
-        });
+        };
+        if let Some(s) = explicit.as_ref().filter(|s| s.version != restores) {
+            notes.push(format!("CodeDeploy's rollback restores version {restores} but the {:?} stable version is {}: rollback follows CodeDeploy and never fights it", s.source, s.version));
+        }
         if f.alias.all_on(&restores) {
             return plan(
                 Step::AlreadyStable,
@@ -292,13 +296,6 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
             None
         } else if unsafe_versions.contains(restores.as_str()) {
             notes.push(format!("version {restores}, which CodeDeploy's rollback deployment {} restores, is also being deployed or rolled away from by a deployment in flight: rollback will not write it", rb.id));
-            None
-        } else if explicit.as_ref().is_some_and(|s| s.version != restores) {
-            let s = explicit
-                .as_ref()
-                .map(|s| s.version.as_str())
-                .unwrap_or_default();
-            notes.push(format!("CodeDeploy's rollback restores version {restores} but the stable version is {s}: rollback waits for CodeDeploy and writes neither"));
             None
         } else {
             Some(restores.clone())
@@ -332,7 +329,16 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
                 version: v,
                 source: StableSource::CodeDeploy,
             });
-        let stable = explicit.clone().or(codedeploy).or_else(|| {
+        // CodeDeploy is in charge of this alias and its rollback restores its current version: any
+        // write of ours (when it is late, or the stop fails) is that same version, so the two never
+        // disagree. Only when CodeDeploy's version is unusable ($LATEST, missing) does the named or
+        // inferred stable version stand in.
+        if let (Some(e), Some(c)) = (&explicit, &codedeploy) {
+            if e.version != c.version {
+                notes.push(format!("CodeDeploy's rollback restores version {} but the {:?} stable version is {}: rollback follows CodeDeploy and never fights it", c.version, e.source, e.version));
+            }
+        }
+        let stable = codedeploy.or_else(|| explicit.clone()).or_else(|| {
             inferred.clone().ok().flatten().map(|v| Stable {
                 version: v,
                 source: StableSource::OlderOfTwo,
@@ -355,7 +361,7 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
         };
         if let (Some(c), Some(s)) = (&d.current_version, &stable) {
             if c != &s.version {
-                notes.push(format!("CodeDeploy's rollback will restore version {c}; the stable version is {} ({:?})", s.version, s.source));
+                notes.push(format!("CodeDeploy's rollback will restore {c:?}, which rollback never writes; its own writes go to {} ({:?})", s.version, s.source));
             }
         }
         return plan(
@@ -659,7 +665,7 @@ mod tests {
                 want_retry: false,
             },
             Case {
-                name: "CodeDeploy's rollback disagrees with the pointer: wait, write nothing",
+                name: "CodeDeploy's rollback disagrees with the pointer: follow CodeDeploy",
                 alias: alias("2", &[]),
                 configured: None,
                 pointer: Found("0".into()),
@@ -669,7 +675,7 @@ mod tests {
                 want: Step::AwaitRollback {
                     deployment_id: "d-rb".into(),
                     restores: "1".into(),
-                    backup: None,
+                    backup: Some("1".into()),
                 },
                 want_retry: false,
             },
@@ -734,7 +740,7 @@ mod tests {
                 want_retry: true,
             },
             Case {
-                name: "stable is the version being deployed: stop without a backup write",
+                name: "a stale pointer on the version being deployed: back up only with CodeDeploy's version",
                 alias: canary(),
                 configured: None,
                 pointer: Found("2".into()),
@@ -744,8 +750,19 @@ mod tests {
                 want: Step::Stop {
                     deployment_id: "d-1".into(),
                     codedeploy_restores: Some("1".into()),
-                    backup: None,
+                    backup: Some("1".into()),
                 },
+                want_retry: false,
+            },
+            Case {
+                name: "a pinned version that disagrees with CodeDeploy: stop, never fight CodeDeploy",
+                alias: alias("5", &[("6", 0.1)]),
+                configured: Some("4"),
+                pointer: NotConfigured,
+                deployments: Ok(vec![deployment("d-1", false, 500_000, "5", "6")]),
+                alarm_ms: Some(1_000_000),
+                existing: &["4", "5", "6"],
+                want: Step::Stop { deployment_id: "d-1".into(), codedeploy_restores: Some("5".into()), backup: Some("5".into()) },
                 want_retry: false,
             },
         ];

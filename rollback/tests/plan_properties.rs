@@ -135,17 +135,31 @@ proptest! {
                 f.existing.contains(v) || f.alias.versions().any(|a| a == v),
                 "writes {v} which is not known to exist: {plan:#?}"
             );
-            // All traffic only ever goes to the stable version the team named, when it named one.
-            if let Some(c) = &f.configured {
-                prop_assert_eq!(v, c.as_str(), "configured stable version ignored: {:#?}", plan);
-            } else if let PointerRead::Found(p) = &f.pointer {
-                prop_assert_eq!(v, p.as_str(), "pointer ignored: {:#?}", plan);
+            match &plan.step {
+                // With CodeDeploy in charge, rollback only ever writes what CodeDeploy restores.
+                Step::Stop { codedeploy_restores, .. } => {
+                    if codedeploy_restores.as_deref().is_some_and(is_version_number) {
+                        prop_assert_eq!(Some(v), codedeploy_restores.as_deref(), "fights CodeDeploy: {:#?}", plan);
+                    }
+                }
+                Step::AwaitRollback { restores, .. } => {
+                    prop_assert_eq!(v, restores.as_str(), "fights CodeDeploy's rollback: {:#?}", plan);
+                }
+                // Otherwise all traffic only ever goes to the stable version the team named, when
+                // it named one.
+                _ => {
+                    if let Some(c) = &f.configured {
+                        prop_assert_eq!(v, c.as_str(), "configured stable version ignored: {:#?}", plan);
+                    } else if let PointerRead::Found(p) = &f.pointer {
+                        prop_assert_eq!(v, p.as_str(), "pointer ignored: {:#?}", plan);
+                    }
+                }
             }
             // Never a version being deployed, never one CodeDeploy rolls away from.
             for d in deployments {
                 if d.is_rollback {
                     prop_assert_ne!(Some(v), d.current_version.as_deref(), "writes the version rolled away from: {:#?}", plan);
-                } else if !matches!(plan.step, Step::Restore { .. }) {
+                } else {
                     prop_assert_ne!(Some(v), d.target_version.as_deref(), "writes a version being deployed: {:#?}", plan);
                 }
             }

@@ -118,6 +118,51 @@ async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
     );
 }
 
+// [2] The same alarm through SNS, EventBridge and the direct alarm action at the same instant:
+// all three see the deployment in flight and try to stop it; the ones CodeDeploy answers
+// "already completed" must look again and wait for CodeDeploy's rollback, never write the alias
+// behind its back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn simultaneous_deliveries_stop_once_and_never_write_behind_codedeploy() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let deployment = deployment_in_flight(
+        &w,
+        ("1", "2"),
+        BEFORE_THE_ALARM,
+        json!({"rollback_delay": 1.0}),
+    )
+    .await;
+    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let (sns, bridge, action) = (
+        event(SNS),
+        event(EVENTBRIDGE),
+        event("rollback/alarm-action-direct.json"),
+    );
+
+    let (a, b, c) = tokio::join!(
+        handle(&w.clients, &cfg, &sns, Deadline::default()),
+        handle(&w.clients, &cfg, &bridge, Deadline::default()),
+        handle(&w.clients, &cfg, &action, Deadline::default()),
+    );
+
+    for summary in [a, b, c] {
+        let summary = summary.expect("every delivery ends well");
+        let report = &summary.targets[0];
+        assert_eq!(report.outcome, Outcome::RestoredByCodeDeploy, "{report:#?}");
+    }
+    assert_eq!(
+        w.emu.stopped_deployments(),
+        vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
+    );
+    assert!(alias_writes(&w).is_empty(), "{:?}", alias_writes(&w));
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".into(), vec![])
+    );
+}
+
 // [2] CodeDeploy rolled back on its own (its alarm or a failed hook) and its rollback is slow:
 // rollback backs it up only with the version it restores.
 #[tokio::test]
