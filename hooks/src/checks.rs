@@ -127,14 +127,13 @@ impl AwsExecutor {
         };
         let payload = out.payload.map(|p| p.into_inner()).unwrap_or_default();
         let text = String::from_utf8_lossy(&payload).to_string();
-        let details = json!({ "qualifier": qualifier, "executedVersion": out.executed_version, "response": truncate(&text, 512) });
+        // Full text here: the runner redacts secrets first, then clips (a secret cut in half by an
+        // earlier clip would no longer be recognised).
+        let details = json!({ "qualifier": qualifier, "executedVersion": out.executed_version, "response": text });
         if let Some(kind) = out.function_error {
             return Observation::fail(
                 latency,
-                format!(
-                    "the function returned an error ({kind}): {}",
-                    truncate(&text, 300)
-                ),
+                format!("the function returned an error ({kind}): {text}"),
                 details,
             );
         }
@@ -198,7 +197,7 @@ impl AwsExecutor {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         let latency = ms(started.elapsed());
-        let details = json!({ "url": c.url, "status": status, "body": truncate(&body, 512) });
+        let details = json!({ "url": c.url, "status": status, "body": body });
         let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         match assess(&c.expect, Some(status), &body, &parsed, latency) {
             Ok(()) => Observation::pass(latency, details),
@@ -653,17 +652,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

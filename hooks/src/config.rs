@@ -280,6 +280,15 @@ impl HookConfig {
             (Some(text), None) => (CHECKS_VAR, text),
             (None, Some(path)) => {
                 let resolved = resolve_path(vars, &path);
+                // The size first: never read a huge file whole only to reject it.
+                if let Ok(meta) = std::fs::metadata(&resolved) {
+                    if meta.len() > MAX_CHECKS_BYTES as u64 {
+                        return Err(EnvError::new(
+                            CHECKS_FILE_VAR,
+                            format!("{} is {} bytes; at most {MAX_CHECKS_BYTES} bytes are read", resolved.display(), meta.len()),
+                        ));
+                    }
+                }
                 let text = std::fs::read_to_string(&resolved).map_err(|e| {
                     EnvError::new(CHECKS_FILE_VAR, format!("cannot read {}: {e}", resolved.display()))
                 })?;
@@ -402,16 +411,19 @@ fn resolve_path(vars: &(impl Vars + ?Sized), path: &str) -> std::path::PathBuf {
 
 /// The largest checks file read: far above any real check set, far below what would slow start-up.
 pub const MAX_CHECKS_BYTES: usize = 1024 * 1024;
-/// The deepest nesting of `[`/`{` accepted (a check set needs about 6).
-pub const MAX_CHECKS_DEPTH: usize = 64;
+/// The deepest nesting of `[`/`{` accepted (a check set needs about 6; brackets inside strings
+/// count too, so the limit is generous).
+pub const MAX_CHECKS_DEPTH: usize = 256;
 /// Bounds on durations: a Lambda function runs at most 15 minutes.
 const MAX_CHECK_DURATION: Duration = Duration::from_secs(15 * 60);
 const MAX_RETRIES: u32 = 100;
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Rejects what the YAML parser would take long to reject: it spends time quadratic in the
-/// nesting depth (50,000 levels took 32 s, and the hook would never report). Flow-style nesting
-/// is counted outside quoted strings; block-style nesting that deep cannot fit in the size limit.
+/// nesting depth (50,000 levels took 32 s, and the hook would never report). Every `[`/`{` counts,
+/// inside strings and comments too: telling strings apart would need a YAML parser, and a stray
+/// quote (`# don't`) would hide real nesting. Block-style nesting that deep cannot fit in the size
+/// limit.
 fn check_size_and_depth(text: &str) -> Result<(), String> {
     if text.len() > MAX_CHECKS_BYTES {
         return Err(format!(
@@ -420,33 +432,19 @@ fn check_size_and_depth(text: &str) -> Result<(), String> {
         ));
     }
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_CHECKS_DEPTH {
+                    return Err(format!(
+                        "nests deeper than {MAX_CHECKS_DEPTH} levels of [ and {{: not a check set"
+                    ));
                 }
             }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '[' | '{' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                    if deepest > MAX_CHECKS_DEPTH {
-                        return Err(format!(
-                            "nests deeper than {MAX_CHECKS_DEPTH} levels of [ and {{: not a check set"
-                        ));
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
     Ok(())
@@ -688,12 +686,18 @@ mod tests {
         );
         let huge = format!("checks: []\n# {}", "x".repeat(MAX_CHECKS_BYTES));
         assert!(parse_checks(&huge).unwrap_err().contains("bytes"));
-        // Brackets inside strings do not count.
+        // Brackets inside strings count (a stray quote must not hide nesting), generously.
         let ok = format!(
             r#"{{"checks":[{{"name":"{}","kind":"invoke"}}]}}"#,
             "[".repeat(100)
         );
         assert!(parse_checks(&ok).is_ok());
+        let hidden = format!(
+            "# don't\nchecks: {}{}",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        assert!(parse_checks(&hidden).unwrap_err().contains("nests deeper"));
     }
 
     #[test]

@@ -18,8 +18,9 @@ pub struct DeploymentTarget {
     pub target_version: String,
     /// Which source gave the answer.
     pub source: Source,
-    /// A CodeDeploy rollback deployment (its hooks run too).
-    pub is_rollback: bool,
+    /// A CodeDeploy rollback deployment (its hooks run too); `None` when `GetDeployment` could
+    /// not be read, so nobody can say — and nothing is promoted on that.
+    pub is_rollback: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,7 +54,8 @@ pub async fn discover(
     );
     let is_rollback = deployment
         .as_ref()
-        .is_ok_and(|info| codedeploy::Deployment::from_info(info).is_rollback());
+        .ok()
+        .map(|info| codedeploy::Deployment::from_info(info).is_rollback());
 
     let found = match from_targets {
         Ok(t) => Some(t),
@@ -81,7 +83,7 @@ pub async fn discover(
             current_version: t.current_version.clone(),
             target_version: t.version.clone(),
             source: Source::Environment,
-            is_rollback: false,
+            is_rollback: None,
         })
     });
     match found {
@@ -93,7 +95,7 @@ pub async fn discover(
             info!(
                 deployment_id, source = ?target.source, function = %target.function, alias = ?target.alias,
                 current_version = ?target.current_version, target_version = %target.target_version,
-                rollback_deployment = is_rollback, "found the version under deployment"
+                rollback_deployment = ?is_rollback, "found the version under deployment"
             );
             Ok(target)
         }
@@ -121,7 +123,7 @@ async fn from_deployment_target(
         current_version: info.current_version,
         target_version: info.target_version.ok_or("no targetVersion")?,
         source: Source::DeploymentTarget,
-        is_rollback: false,
+        is_rollback: None,
     })
 }
 
@@ -186,7 +188,7 @@ pub fn parse_appspec(content: &str) -> Result<DeploymentTarget, String> {
                 target_version: text("TargetVersion")
                     .ok_or("Properties.TargetVersion is missing")?,
                 source: Source::AppSpec,
-                is_rollback: false,
+                is_rollback: None,
             });
         }
     }

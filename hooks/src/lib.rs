@@ -83,6 +83,19 @@ impl HttpClient {
             let _ = rustls::crypto::ring::default_provider().install_default();
             reqwest::Client::builder()
                 .user_agent(concat!("shiftguard-hooks/", env!("CARGO_PKG_VERSION")))
+                // Secret headers (X-API-Key, custom ones) would follow a redirect to another host:
+                // only same-origin redirects are followed.
+                .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                    let same_origin = attempt
+                        .previous()
+                        .first()
+                        .is_some_and(|first| first.origin() == attempt.url().origin());
+                    if same_origin && attempt.previous().len() < 10 {
+                        attempt.follow()
+                    } else {
+                        attempt.stop()
+                    }
+                }))
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .expect("the HTTP client builds with a crypto provider installed")
@@ -133,14 +146,6 @@ pub enum HookError {
         attempts: u32,
         message: String,
     },
-    #[error(
-        "reported {status} for deployment {deployment_id}, but housekeeping failed: {message}"
-    )]
-    Housekeeping {
-        deployment_id: String,
-        status: &'static str,
-        message: String,
-    },
 }
 
 impl HookError {
@@ -149,7 +154,6 @@ impl HookError {
         match self {
             HookError::BadEvent(_) => "Hook.BadEvent",
             HookError::ReportFailed { .. } => "Hook.ReportFailed",
-            HookError::Housekeeping { .. } => "Hook.HousekeepingFailed",
         }
     }
 }
@@ -217,12 +221,13 @@ pub fn housekeeping_decision(
     if report.already_completed {
         return Skip("CodeDeploy refused this invocation's Succeeded as already completed (an earlier run of this hook or a stop decided): nothing is promoted".into());
     }
-    match target {
+    match target.map(|t| t.is_rollback) {
         None => Skip("the version under deployment is unknown".into()),
-        Some(t) if t.is_rollback => {
-            Skip("this is CodeDeploy's rollback deployment, not a release".into())
-        }
-        Some(_) => Run,
+        Some(Some(true)) => Skip("this is CodeDeploy's rollback deployment, not a release".into()),
+        Some(None) => Skip(
+            "GetDeployment could not be read, so this may be CodeDeploy's rollback deployment: nothing is promoted on a guess".into(),
+        ),
+        Some(Some(false)) => Run,
     }
 }
 
@@ -382,16 +387,22 @@ pub async fn run_hook(
             }
             HousekeepingDecision::Run => {
                 let target = summary.target.clone().expect("Run needs a target");
-                match housekeeping::tidy(clients, cfg, &target).await {
+                // Bounded by the deadline. A failure does not fail the invocation: Lambda's retry
+                // could not repair it (CodeDeploy refuses the second report, so housekeeping would
+                // be skipped) and would run every check against production again. It is logged at
+                // error level and kept in the summary.
+                let done = shiftguard_common::Deadline(deadline)
+                    .within(
+                        Duration::from_millis(200),
+                        housekeeping::tidy(clients, cfg, &target),
+                    )
+                    .await
+                    .unwrap_or_else(|late| Err(format!("did not finish: {late}")));
+                match done {
                     Ok(done) => summary.housekeeping = done,
                     Err(message) => {
-                        error!(deployment_id = %deployment_id, error = %message, outcome = "housekeeping-failed", "housekeeping failed");
-                        log_summary(&summary);
-                        return Err(HookError::Housekeeping {
-                            deployment_id,
-                            status: status_text,
-                            message,
-                        });
+                        error!(deployment_id = %deployment_id, error = %message, outcome = "housekeeping-failed", "housekeeping failed; the deployment is not affected");
+                        summary.housekeeping = Some(serde_json::json!({ "error": message }));
                     }
                 }
             }
@@ -427,7 +438,7 @@ async fn evaluate(
             }
         }
     };
-    if target.is_rollback {
+    if target.is_rollback == Some(true) {
         info!(deployment_id = %deployment_id, phase = ?phase, "this is a CodeDeploy rollback deployment; checking the version it restores");
     }
     let results = runner::run_checks(executors(target.clone()), &cfg.checks, &cfg.redactor).await;
@@ -572,7 +583,7 @@ mod tests {
             current_version: Some("1".into()),
             target_version: "2".into(),
             source: discovery::Source::DeploymentTarget,
-            is_rollback,
+            is_rollback: Some(is_rollback),
         }
     }
 
@@ -589,6 +600,10 @@ mod tests {
         };
         let release = target(false);
         let rollback = target(true);
+        let unknown = DeploymentTarget {
+            is_rollback: None,
+            ..target(false)
+        };
         let cases: Vec<(
             &str,
             Phase,
@@ -641,6 +656,15 @@ mod tests {
                 true,
                 &accepted,
                 None,
+                false,
+            ),
+            (
+                "rollback status unknown",
+                Phase::PostTraffic,
+                true,
+                true,
+                &accepted,
+                Some(&unknown),
                 false,
             ),
             (

@@ -67,9 +67,12 @@ async fn run_one(executor: Arc<dyn Executor>, check: Check, redactor: &Redactor)
                     details: Value::Null,
                 },
             };
-        // Before anything is logged or kept: what an endpoint echoed may hold a secret.
-        observation.reason = observation.reason.map(|r| redactor.text(&r));
-        observation.details = redactor.value(observation.details);
+        // Before anything is logged or kept: what an endpoint echoed may hold a secret. Redacted
+        // whole, then clipped.
+        observation.reason = observation
+            .reason
+            .map(|r| clip(&redactor.text(&r), MAX_REASON));
+        observation.details = clip_strings(redactor.value(observation.details), MAX_DETAIL);
         let ok = counts_as_pass(&check, &observation);
         // Inconclusive is an answer about the data, not a transient failure: do not retry it.
         if ok || observation.verdict == Verdict::Inconclusive || attempts > check.retries {
@@ -91,6 +94,37 @@ async fn run_one(executor: Arc<dyn Executor>, check: Check, redactor: &Redactor)
         latency_ms: last.latency_ms,
         reason: last.reason,
         details: last.details,
+    }
+}
+
+/// How much of a reason, and of each string in a check's details, is kept.
+const MAX_REASON: usize = 600;
+const MAX_DETAIL: usize = 512;
+
+/// At most `max` bytes of `s` (on a character boundary), marked when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn clip_strings(value: Value, max: usize) -> Value {
+    match value {
+        Value::String(s) => Value::String(clip(&s, max)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| clip_strings(v, max)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, clip_strings(v, max)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

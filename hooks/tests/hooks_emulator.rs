@@ -41,7 +41,7 @@ async fn pre_traffic_checks_the_exact_new_version_and_reports_succeeded() {
         ),
         (Source::DeploymentTarget, "2", Some("1"))
     );
-    assert!(!target.is_rollback);
+    assert_eq!(target.is_rollback, Some(false));
     assert_eq!(s.checks[0].details["qualifier"], "2");
     assert_eq!(s.checks[0].details["executedVersion"], "2");
     assert_eq!(s.checks[0].verdict, Verdict::Passed);
@@ -113,7 +113,10 @@ async fn a_rollback_deployment_is_recognised() {
     let run = run(&w, Phase::PreTraffic, &d, &config(invoke_ok())).await;
 
     run.assert_reported("Succeeded");
-    assert!(run.summary().target.as_ref().unwrap().is_rollback);
+    assert_eq!(
+        run.summary().target.as_ref().unwrap().is_rollback,
+        Some(true)
+    );
 }
 
 #[tokio::test]

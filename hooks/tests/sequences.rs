@@ -249,9 +249,12 @@ async fn secrets_never_reach_the_summary() {
     let key = "key-55d2b0";
     let echo = echo_server(500, None).await;
     let quoting = echo_server(200, Some(json!({"token": key}).to_string())).await;
+    // A secret straddling the 512-byte clip of a captured body: redacted whole before clipping.
+    let straddling = echo_server(500, Some(format!("{}{key}", "a".repeat(506)))).await;
     let checks = json!({"checks": [
         {"name": "echo", "kind": "http", "url": echo, "secretHeaders": {"Authorization": "SG_TEST_TOKEN", "X-API-Key": "SG_TEST_KEY"}, "expect": {"status": 200}},
         {"name": "quote", "kind": "http", "url": quoting, "expect": {"json": {"/token": "something-else"}}},
+        {"name": "straddle", "kind": "http", "url": straddling, "expect": {"status": 200}},
     ]});
     // The checks read their secrets from the environment when they run.
     std::env::set_var("SG_TEST_TOKEN", token);
@@ -265,6 +268,10 @@ async fn secrets_never_reach_the_summary() {
     assert!(
         !text.contains("tok-3f9a7c1e") && !text.contains(key),
         "{text}"
+    );
+    assert!(
+        !text.contains("key-55"),
+        "no part of a secret survives clipping: {text}"
     );
     assert!(
         text.contains("[redacted:SG_TEST_TOKEN]"),
@@ -291,4 +298,45 @@ async fn a_status_code_is_never_truncated() {
         .as_deref()
         .unwrap()
         .contains("65736"));
+}
+
+// Review of issue 9: when GetDeployment cannot be read, nobody can tell CodeDeploy's rollback
+// deployment (whose version is the one being rolled away from) from a release: nothing is promoted.
+#[tokio::test]
+async fn an_unknown_rollback_status_promotes_nothing() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "2", healthy());
+    all_traffic_on(&w, "2").await;
+    w.emu.arm_fault(json!({"service": "codedeploy", "operation": "GetDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "no", "count": -1}));
+    let cfg = config_with(
+        json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}),
+        &[("STABLE_ALIAS", "blue")],
+    );
+
+    let result = run(&w, Phase::PostTraffic, &d, &cfg).await;
+
+    result.assert_reported("Succeeded");
+    let summary = result.summary();
+    assert_eq!(summary.target.as_ref().unwrap().is_rollback, None);
+    let skipped = summary.housekeeping.as_ref().expect("the skip is recorded");
+    assert!(
+        skipped["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{skipped}"
+    );
+    let blue = w
+        .clients
+        .lambda
+        .get_alias()
+        .function_name("checkout")
+        .name("blue")
+        .send()
+        .await;
+    assert!(
+        blue.is_err(),
+        "the stable pointer was not created: {blue:?}"
+    );
 }
