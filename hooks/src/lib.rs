@@ -604,15 +604,17 @@ mod tests {
             is_rollback: None,
             ..target(false)
         };
-        let cases: Vec<(
-            &str,
+        // (name, phase, configured, succeeded, report, target, housekeeping runs)
+        type Case<'a> = (
+            &'a str,
             Phase,
             bool,
             bool,
-            &ReportOutcome,
-            Option<&DeploymentTarget>,
+            &'a ReportOutcome,
+            Option<&'a DeploymentTarget>,
             bool,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "accepted success",
                 Phase::PostTraffic,
