@@ -1,0 +1,228 @@
+//! The real hook binaries run by the emulator's CodeDeploy engine, as CodeDeploy runs them: invoked
+//! asynchronously with nothing but the two ids, for a release and then for the rollback
+//! deployment CodeDeploy makes when a release fails. The test only starts deployments and watches.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, AutoRollbackConfiguration, AutoRollbackEvent, DeploymentOption,
+    DeploymentStyle, DeploymentType, RevisionLocation, RevisionLocationType,
+};
+use serde_json::{json, Value};
+use shiftguard_testkit::{fixtures, LambdaWatch, LAMBDA_ROLE_ARN};
+use support::*;
+
+const PRE: &str = "CodeDeployHook_checkout_pre";
+const POST: &str = "CodeDeployHook_checkout_post";
+
+async fn deploy(w: &World, current: &str, target: &str) -> String {
+    let appspec = json!({
+        "version": 0.0,
+        "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Name": "checkout", "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}],
+        "Hooks": [{"BeforeAllowTraffic": PRE}, {"AfterAllowTraffic": POST}],
+    });
+    w.clients
+        .codedeploy
+        .create_deployment()
+        .application_name("checkout-app")
+        .deployment_group_name("checkout-dg")
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(appspec.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .unwrap()
+}
+
+fn deployment(w: &World, id: &str) -> Value {
+    w.emu.control(
+        "GET",
+        &format!("/_shiftguard/codedeploy/deployments/{id}"),
+        None,
+    )
+}
+
+async fn finished(w: &World, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let d = deployment(w, id);
+        if ["Succeeded", "Failed", "Stopped"].contains(&d["status"].as_str().unwrap_or("")) {
+            return d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "deployment {id} did not finish: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The summaries the hook binaries returned for one deployment, in the order they ran.
+fn hook_summaries(w: &World, deployment_id: &str) -> Vec<Value> {
+    let invocations = w
+        .emu
+        .control("GET", "/_shiftguard/lambda/invocations", None);
+    invocations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            // The payload is recorded as the JSON text the function received.
+            let payload: Value =
+                serde_json::from_str(i["payload"].as_str().unwrap_or("{}")).unwrap_or_default();
+            payload["DeploymentId"] == json!(deployment_id)
+        })
+        .filter_map(|i| match &i["response"] {
+            Value::String(s) => serde_json::from_str(s).ok(),
+            other => Some(other.clone()),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_again() {
+    let w = world().await;
+    w.emu.control(
+        "POST",
+        "/_shiftguard/engine",
+        Some(&json!({"enabled": true, "timeScale": 60})), // the one-hour hook timeout: 60 s (cargo lambda watch builds on first use)
+    );
+    fixtures::function(&w.clients.lambda, "checkout", 3).await;
+    fixtures::alias(&w.clients.lambda, "checkout", "live", "1", &[]).await;
+    behave(&w, "2", healthy());
+    behave(
+        &w,
+        "3",
+        json!({"function_error": "Unhandled", "response": {"errorMessage": "broken"}}),
+    );
+    let cd = &w.clients.codedeploy;
+    cd.create_application()
+        .application_name("checkout-app")
+        .compute_platform(aws_sdk_codedeploy::types::ComputePlatform::Lambda)
+        .send()
+        .await
+        .unwrap();
+    cd.create_deployment_group()
+        .application_name("checkout-app")
+        .deployment_group_name("checkout-dg")
+        .service_role_arn(LAMBDA_ROLE_ARN)
+        .deployment_config_name("CodeDeployDefault.LambdaAllAtOnce")
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .auto_rollback_configuration(
+            AutoRollbackConfiguration::builder()
+                .enabled(true)
+                .events(AutoRollbackEvent::DeploymentFailure)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The hook functions exist in Lambda and run as the real binaries.
+    let mut env = w.emu.aws_env();
+    env.push((
+        "HOOK_CHECKS".into(),
+        json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]})
+            .to_string(),
+    ));
+    env.push(("STABLE_ALIAS".into(), "blue".into()));
+    let watch = LambdaWatch::start(&env);
+    for (function, binary) in [(PRE, "pre-traffic"), (POST, "post-traffic")] {
+        fixtures::function(&w.clients.lambda, function, 1).await;
+        w.emu.control(
+            "POST",
+            "/_shiftguard/lambda/bindings",
+            Some(&json!({"function": function, "endpoint": format!("http://127.0.0.1:{}", watch.port), "name": binary})),
+        );
+    }
+
+    // A good release: both hooks pass, the pointer is created on version 2.
+    let release = deploy(&w, "1", "2").await;
+    let done = finished(&w, &release).await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let summaries = hook_summaries(&w, &release);
+    assert_eq!(
+        summaries
+            .iter()
+            .map(|s| s["phase"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("pre-traffic"), json!("post-traffic")],
+        "{summaries:#?}"
+    );
+    assert_eq!(
+        fixtures::alias_state(&w.clients.lambda, "checkout", "blue")
+            .await
+            .0,
+        "2"
+    );
+
+    // A broken release: pre-traffic fails it; CodeDeploy rolls back with a new deployment that
+    // runs the hooks again, against the version it restores, and promotes nothing.
+    let broken = deploy(&w, "2", "3").await;
+    let failed = finished(&w, &broken).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    let rollback_id = failed["rollbackInfo"]["rollbackDeploymentId"]
+        .as_str()
+        .expect("CodeDeploy rolled back")
+        .to_string();
+    let rolled_back = finished(&w, &rollback_id).await;
+    assert_eq!(rolled_back["status"], "Succeeded", "{rolled_back}");
+    assert_eq!(rolled_back["creator"], "codeDeployRollback");
+    let summaries = hook_summaries(&w, &rollback_id);
+    assert_eq!(summaries.len(), 2, "{summaries:#?}");
+    for s in &summaries {
+        assert_eq!(s["status"], "Succeeded", "{s}");
+        assert_eq!(s["target"]["isRollback"], true, "{s}");
+        assert_eq!(
+            s["target"]["targetVersion"], "2",
+            "the hooks check the version restored: {s}"
+        );
+    }
+    let post = &summaries[1];
+    assert!(
+        post["housekeeping"]["skipped"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rollback"),
+        "{post}"
+    );
+    assert_eq!(
+        fixtures::alias_state(&w.clients.lambda, "checkout", "blue")
+            .await
+            .0,
+        "2"
+    );
+    assert_eq!(
+        fixtures::alias_state(&w.clients.lambda, "checkout", "live").await,
+        ("2".into(), vec![])
+    );
+    // Every hook execution got exactly one report.
+    for id in [&release, &broken, &rollback_id] {
+        for s in hook_summaries(&w, id) {
+            let execution = w
+                .emu
+                .hook_execution(s["lifecycleEventHookExecutionId"].as_str().unwrap());
+            assert_eq!(
+                execution["reports"].as_array().unwrap().len(),
+                1,
+                "{execution}"
+            );
+        }
+    }
+}
