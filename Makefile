@@ -41,17 +41,19 @@ venv: $(STAMP)
 
 SCENARIO ?= alias
 
-# A whole canary deployment with the real binaries (SCENARIO=lattice: a VPC Lattice listener).
+# A whole canary deployment with the real binaries, run by the emulator's engine (SCENARIO=lattice: a
+# VPC Lattice listener; SCENARIO=codedeploy-alarm: CodeDeploy's own alarm rollback beside ShiftGuard's).
 demo: $(STAMP)
 	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
 
-# Every test: Rust, both demo scenarios end to end, the CDK app and the SAM example.
+# Every test: Rust, every demo scenario end to end, the CDK app and the SAM example.
 test: $(STAMP)
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	cargo test --workspace --locked
 	$(PYTHON) tests/demo/demo.py --scenario alias
 	$(PYTHON) tests/demo/demo.py --scenario lattice
+	$(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm
 	$(MAKE) cdk-test sam-test
 	$(MAKE) emulator-test
 
