@@ -339,12 +339,13 @@ class AliasWatch:
 def put_canary_alarm(cw, canary_version: str, topic_arn: str) -> None:
     """The canary's own errors: AWS/Lambda Errors of `checkout:live` where ExecutedVersion is the
     version being deployed (updated before each deployment, as a SAM template's alarm on the new
-    version is). Missing data (no canary traffic) is not breaching."""
+    version is). Missing data (no canary traffic) is not breaching. ALARM and OK both notify the
+    topic; rollback acts only on ALARM."""
     cw.put_metric_alarm(AlarmName=ALARM, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
                         Dimensions=[{"Name": "FunctionName", "Value": APP}, {"Name": "Resource", "Value": f"{APP}:live"},
                                     {"Name": "ExecutedVersion", "Value": canary_version}],
                         Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                        TreatMissingData="notBreaching", AlarmActions=[topic_arn])
+                        TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,8 +449,27 @@ class CodeDeploy:
         return status, runs[-1]["summary"]
 
 
-def rollback_invocations(em: Emulator, since: float = 0.0) -> list[dict]:
-    return [i for i in em.invocations(ROLLBACK_FN) if i["time"] >= since]
+def notified_state(inv: dict) -> str | None:
+    """The alarm state an SNS event delivered to rollback notifies (None: not an SNS alarm event)."""
+    try:
+        return json.loads(json.loads(inv["payload"])["Records"][0]["Sns"]["Message"])["NewStateValue"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def rollback_invocations(em: Emulator, since: float = 0.0, state: str = "ALARM") -> list[dict]:
+    """rollback's invocations since `since` (wall clock) for notifications of `state`."""
+    return [i for i in em.invocations(ROLLBACK_FN) if i["time"] >= since and notified_state(i) == state]
+
+
+def ok_notification_ignored(em: Emulator, alarm: str) -> None:
+    """A new alarm goes INSUFFICIENT_DATA -> OK at its first evaluation; its OK notification reaches
+    rollback, which acts only on transitions into ALARM."""
+    inv = wait_for(lambda: rollback_invocations(em, 0.0, "OK"), f"the OK notification of {alarm} to reach rollback")[0]
+    summary = parse_json(inv["response"]) or {}
+    ignored = [i.get("reason", "") for i in summary.get("ignored", []) if i.get("alarm") == alarm]
+    say(f"alarm {alarm}: INSUFFICIENT_DATA -> OK; SNS delivered the OK notification, rollback ignored it: {ignored[0] if ignored else inv['response'][:120]}")
+    expect("rollback ignores the OK notification and touches nothing", not inv["functionError"] and bool(ignored) and not summary.get("targets"))
 
 
 def rollback_report(inv: dict) -> dict:
@@ -587,9 +607,12 @@ def alias_scenario(em: Emulator) -> None:
     lam, cw, codedeploy = stack.lam, stack.cw, stack.codedeploy
     try:
         say(f"live -> {show(alias_state(lam))}; pre-traffic, post-traffic and rollback run behind the Lambda Runtime API")
-        say(f"alarm {ALARM} (Errors >= 1 of the canary version through {APP}:live) notifies SNS topic {TOPIC}; rollback is subscribed")
         stack.start_traffic()
         say(f"callers send POST /checkout through live, {TRAFFIC_RATE} requests a second, from now on")
+        put_canary_alarm(cw, "1", stack.topic)
+        say(f"alarm {ALARM}: Errors >= 1 in a minute through {APP}:live on the version being deployed (for now 1); "
+            f"notifies SNS topic {TOPIC}, rollback is subscribed")
+        ok_notification_ignored(em, ALARM)
 
         step("2. Version 2 is broken: stopped by pre-traffic before it gets any traffic")
         publish(em, "2", BROKEN)
@@ -634,6 +657,9 @@ def alias_scenario(em: Emulator) -> None:
         say(f"rollback: {report.get('action')} -> {report.get('outcome')} ({report.get('detail') or inv['response'][:200]})")
         expect("rollback stopped the CodeDeploy deployment", not inv["functionError"] and report.get("action") == "stop-deployment"
                and report.get("outcome") == "restored-by-code-deploy")
+        stops = [c for c in em.calls("codedeploy", "StopDeployment") if c["time"] >= wall0]
+        expect("one StopDeployment, with auto-rollback (call log)",
+               len(stops) == 1 and (parse_json(stops[0]["body"]) or {}).get("autoRollbackEnabled") is True, f"{len(stops)} call(s)")
         info = codedeploy.wait_finished(dep)
         rollbacks = codedeploy.rollbacks_of(dep)
         expect("the deployment is stopped", info["status"] == "Stopped", f"{info['status']} ({(info.get('errorInformation') or {}).get('code')})")
@@ -693,9 +719,12 @@ def codedeploy_alarm_scenario(em: Emulator) -> None:
     try:
         say(f"live -> {show(alias_state(lam))}; deployment group {APP}-dg: alarmConfiguration [{ALARM}], "
             "auto-rollback on DEPLOYMENT_STOP_ON_ALARM")
-        say(f"the same alarm notifies SNS topic {TOPIC}; ShiftGuard's rollback is subscribed")
         stack.start_traffic()
         say(f"callers send POST /checkout through live, {TRAFFIC_RATE} requests a second, from now on")
+        put_canary_alarm(cw, "1", stack.topic)
+        say(f"alarm {ALARM}: Errors >= 1 in a minute through {APP}:live on the version being deployed (for now 1); "
+            f"the same alarm notifies SNS topic {TOPIC}, ShiftGuard's rollback is subscribed")
+        ok_notification_ignored(em, ALARM)
 
         step("2. Version 2 fails under real traffic: CodeDeploy and ShiftGuard both hear the alarm")
         publish(em, "2", FAILS_CHECKOUT)
@@ -780,17 +809,18 @@ def lattice_scenario(em: Emulator) -> None:
     say(weights())
     alarm_name = "orders-canary-5xx"
     topic = sns.create_topic(Name=TOPIC)["TopicArn"]
-    cw.put_metric_alarm(AlarmName=alarm_name, Namespace="AWS/VpcLattice", MetricName="HTTPCode_5XX_Count",
-                        Statistic="Sum", Dimensions=[{"Name": "TargetGroup", "Value": canary}], Period=60,
-                        EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                        TreatMissingData="notBreaching", AlarmActions=[topic])
     targets = [{"alarms": [alarm_name], "targets": [{"type": "lattice-listener", "service": svc,
                                                      "listener": listener, "productionTargetGroup": prod}]}]
     server = Functions(em, "rollback", {"ROLLBACK_TARGETS": json.dumps(targets)}, "lattice")
     try:
         rollback_arn = deploy_function(em, ROLLBACK_FN, server)
         sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=rollback_arn)
+        cw.put_metric_alarm(AlarmName=alarm_name, Namespace="AWS/VpcLattice", MetricName="HTTPCode_5XX_Count",
+                            Statistic="Sum", Dimensions=[{"Name": "TargetGroup", "Value": canary}], Period=60,
+                            EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                            TreatMissingData="notBreaching", AlarmActions=[topic], OKActions=[topic])
         say(f"alarm {alarm_name} (5xx >= 5 a minute on the canary target group) notifies SNS topic {TOPIC}; rollback is subscribed")
+        ok_notification_ignored(em, alarm_name)
 
         step("2. The canary target group starts answering 5xx: the alarm fires, rollback restores production")
         wall0 = time.time()
