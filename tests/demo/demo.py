@@ -346,6 +346,10 @@ def put_canary_alarm(cw, canary_version: str, topic_arn: str) -> None:
                                     {"Name": "ExecutedVersion", "Value": canary_version}],
                         Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
                         TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn])
+    # CloudWatch leaves an updated alarm's state unchanged; the emulator restarts it at
+    # INSUFFICIENT_DATA until its next evaluation. Wait for that evaluation (OK: no canary traffic
+    # yet), so that each deployment starts, as on AWS, with the alarm OK.
+    wait_for(lambda: cw.describe_alarms(AlarmNames=[ALARM])["MetricAlarms"][0]["StateValue"] == "OK", f"alarm {ALARM} to be OK")
 
 
 # ---------------------------------------------------------------------------------------------
