@@ -118,6 +118,15 @@ def parse_json(text: str | None) -> Any:
         return None
 
 
+def summary_of(inv: dict) -> Any:
+    """The JSON a binary returned, from the emulator's record of the invocation (which keeps the
+    first 4096 characters of a response: a longer summary is reported, not silently misread)."""
+    summary = parse_json(inv.get("response"))
+    if summary is None and len(inv.get("response") or "") >= 4096:
+        expect(f"{inv['function']}'s summary fits the emulator's invocation record", False, "cut at 4096 characters")
+    return summary
+
+
 # ---------------------------------------------------------------------------------------------
 # The local AWS emulator, its engine, and the three binaries bound to its Lambda functions
 # ---------------------------------------------------------------------------------------------
@@ -402,9 +411,9 @@ class CodeDeploy:
         infos = [self.info(d) for d in ids]
         return sorted(infos, key=lambda i: i["createTime"])
 
-    def rollbacks_of(self, dep: str) -> list[dict]:
-        return [i for i in self.all() if i.get("creator") == "codeDeployRollback"
-                and (i.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") == dep]
+    def rollbacks(self) -> list[dict]:
+        """Every rollback deployment CodeDeploy made in the group."""
+        return [i for i in self.all() if i.get("creator") == "codeDeployRollback"]
 
     def lifecycle(self, dep: str) -> dict[str, str]:
         target_id = self.cd.list_deployment_targets(deploymentId=dep)["targetIds"][0]
@@ -441,7 +450,7 @@ class CodeDeploy:
             if payload.get("DeploymentId") != dep:
                 continue
             execution = self.em.hook_execution(payload["LifecycleEventHookExecutionId"])
-            runs.append({**inv, "execution": execution, "summary": parse_json(inv["response"])})
+            runs.append({**inv, "execution": execution, "summary": summary_of(inv)})
         return runs
 
     def hook_status(self, dep: str, event: str) -> tuple[str, dict | None]:
@@ -470,14 +479,14 @@ def ok_notification_ignored(em: Emulator, alarm: str) -> None:
     """A new alarm goes INSUFFICIENT_DATA -> OK at its first evaluation; its OK notification reaches
     rollback, which acts only on transitions into ALARM."""
     inv = wait_for(lambda: rollback_invocations(em, 0.0, "OK"), f"the OK notification of {alarm} to reach rollback")[0]
-    summary = parse_json(inv["response"]) or {}
+    summary = summary_of(inv) or {}
     ignored = [i.get("reason", "") for i in summary.get("ignored", []) if i.get("alarm") == alarm]
     say(f"alarm {alarm}: INSUFFICIENT_DATA -> OK; SNS delivered the OK notification, rollback ignored it: {ignored[0] if ignored else inv['response'][:120]}")
     expect("rollback ignores the OK notification and touches nothing", not inv["functionError"] and bool(ignored) and not summary.get("targets"))
 
 
 def rollback_report(inv: dict) -> dict:
-    summary = parse_json(inv["response"]) or {}
+    summary = summary_of(inv) or {}
     targets = summary.get("targets") or [{}]
     return targets[0] if isinstance(summary, dict) else {}
 
@@ -665,9 +674,10 @@ def alias_scenario(em: Emulator) -> None:
         expect("one StopDeployment, with auto-rollback (call log)",
                len(stops) == 1 and (parse_json(stops[0]["body"]) or {}).get("autoRollbackEnabled") is True, f"{len(stops)} call(s)")
         info = codedeploy.wait_finished(dep)
-        rollbacks = codedeploy.rollbacks_of(dep)
+        rollbacks = codedeploy.rollbacks()
         expect("the deployment is stopped", info["status"] == "Stopped", f"{info['status']} ({(info.get('errorInformation') or {}).get('code')})")
-        expect("CodeDeploy made exactly one rollback deployment", len(rollbacks) == 1, str(len(rollbacks)))
+        expect("CodeDeploy made exactly one rollback deployment, of this deployment",
+               len(rollbacks) == 1 and rollbacks[0]["rollbackInfo"].get("rollbackTriggeringDeploymentId") == dep, str(len(rollbacks)))
         if rollbacks:
             codedeploy.show_rollback(rollbacks[0]["deploymentId"])
         expect("the alias is back on version 1 at 100%", on_100(alias_state(lam), "1"), show(alias_state(lam)))
@@ -750,24 +760,31 @@ def codedeploy_alarm_scenario(em: Emulator) -> None:
         stopped_by = {"ALARM_ACTIVE": "CodeDeploy's own alarm monitoring", "MANUAL_STOP": "ShiftGuard's StopDeployment"}.get(error.get("code"), error.get("code"))
         say(f"CodeDeploy: deployment {info['status']} ({error.get('code')}: stopped by {stopped_by})")
         expect("the deployment ends Stopped", info["status"] == "Stopped", info["status"])
-        rollbacks = codedeploy.rollbacks_of(dep)
-        # Every SNS delivery of the alarm has been handled by rollback (and any async retry is over).
+        # Every SNS delivery of the alarm handled by rollback; a failed invocation would be retried by
+        # Lambda (1 s and 2 s later, scaled): wait for those too, so that a failure is seen.
         deliveries = wait_for(lambda: alarm_deliveries(em, ALARM, wall0), "SNS to deliver the alarm")
-        invocations = wait_for(lambda: (lambda i: i if len(i) >= len(deliveries) and not any(x["functionError"] for x in i) else None)(rollback_invocations(em, deliveries[0]["time"])),
-                               "rollback to handle every delivery", timeout=10)
+        invocations = wait_for(lambda: (lambda i: i if len(i) >= len(deliveries) else None)(rollback_invocations(em, deliveries[0]["time"])),
+                               "rollback to handle the alarm")
+        if any(i["functionError"] for i in invocations):
+            time.sleep(3 * 60 / TIME_SCALE + 1)
+            invocations = rollback_invocations(em, deliveries[0]["time"])
         for inv in invocations:
             report = rollback_report(inv)
             say(f"rollback: {report.get('action')} -> {report.get('outcome')} ({report.get('detail') or report.get('decision') or inv['response'][:200]})")
         reports = [rollback_report(i) for i in invocations]
-        expect("SNS delivered the alarm to rollback once, and rollback succeeded", len(deliveries) == 1 and len(invocations) == 1,
-               f"{len(deliveries)} deliveries, {len(invocations)} invocations")
+        expect("SNS delivered the alarm to rollback once, and rollback succeeded",
+               len(deliveries) == 1 and len(invocations) == 1 and not invocations[0]["functionError"],
+               f"{len(deliveries)} deliveries, {len(invocations)} invocations, "
+               f"{sum(1 for i in invocations if i['functionError'])} failed")
         agreed = all(r.get("outcome") in ("restored-by-code-deploy", "already-stable")
                      and r.get("action") in ("await-code-deploy-rollback", "stop-deployment", "none") for r in reports)
         expect("rollback followed CodeDeploy's rollback (restored-by-code-deploy or already-stable)", agreed,
                "; ".join(f"{r.get('action')} -> {r.get('outcome')}" for r in reports))
 
         step("3. Did they agree?")
-        expect("exactly one rollback deployment, rolling back this deployment", len(rollbacks) == 1, str(len(rollbacks)))
+        rollbacks = codedeploy.rollbacks()
+        expect("exactly one rollback deployment, rolling back this deployment",
+               len(rollbacks) == 1 and rollbacks[0]["rollbackInfo"].get("rollbackTriggeringDeploymentId") == dep, str(len(rollbacks)))
         if rollbacks:
             codedeploy.show_rollback(rollbacks[0]["deploymentId"])
         expect("the alias ends on version 1 at 100%", on_100(alias_state(lam), "1"), show(alias_state(lam)))
@@ -776,6 +793,7 @@ def codedeploy_alarm_scenario(em: Emulator) -> None:
         expect("version 2 never had all the traffic", not any(on_100(s, "2") for s in states))
         stops = [c for c in em.calls("codedeploy", "StopDeployment") if c["time"] >= wall0]
         say(f"StopDeployment calls by rollback: {len(stops)}")
+        expect("rollback stopped the deployment at most once", len(stops) <= 1, str(len(stops)))
         no_alias_writes_by_rollback(em, wall0)
         stack.traffic.stop()
         stack.final_state()
