@@ -58,8 +58,8 @@ ROLLBACK_FN = "shiftguard-rollback"
 # come 1 s and 2 s after a failure.
 TIME_SCALE = 60
 # Requests per second the sample application's callers send through the alias (at 10% for 5 s the
-# canary gets ~50, well above post-traffic's minSamples of 20).
-TRAFFIC_RATE = 100
+# canary gets ~60, well above post-traffic's minSamples of 20).
+TRAFFIC_RATE = 120
 WAIT = 30.0  # real seconds any one step may take before the demo calls it failed
 
 started_at = time.monotonic()
