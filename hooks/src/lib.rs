@@ -231,6 +231,23 @@ pub fn housekeeping_decision(
     }
 }
 
+/// What to report, from the checks' verdict. Pure. CodeDeploy's rollback deployment is never
+/// blocked: it restores the version that was serving before, and a failed check there (pre-traffic
+/// during the very outage that caused the rollback, or post-traffic comparing the restored version
+/// with the bad one on a handful of samples) would keep the bad version on traffic or mark a
+/// completed rollback `Failed`. Its checks still run and are reported, as advisory.
+pub fn report_decision(verdict: (bool, Option<String>), rollback: bool) -> (bool, Option<String>) {
+    match (verdict, rollback) {
+        ((false, Some(why)), true) => (
+            true,
+            Some(format!(
+                "CodeDeploy's rollback deployment is never blocked; these checks failed and are reported as advisory: {why}"
+            )),
+        ),
+        (verdict, _) => verdict,
+    }
+}
+
 /// What the checks concluded, before reporting.
 struct Evaluation {
     succeeded: bool,
@@ -291,14 +308,28 @@ pub async fn run_hook(
         Ok(cfg) => {
             // Everything that could panic or hang runs in its own task, so that a panic or the
             // watchdog still ends in a report.
-            let work = tokio::spawn(evaluate(
+            // What discovery found, for the watchdog and panic paths too: a rollback deployment is
+            // never blocked, however the checks end.
+            let discovered: Arc<std::sync::OnceLock<DeploymentTarget>> = Default::default();
+            let mut work = tokio::spawn(evaluate(
                 clients.clone(),
                 cfg.clone(),
                 phase,
                 deployment_id.clone(),
                 executors,
+                discovered.clone(),
             ));
-            let mut work = work;
+            let unfinished = |why: String| {
+                let target = discovered.get().cloned();
+                let rollback = target.as_ref().is_some_and(|t| t.is_rollback == Some(true));
+                let (succeeded, reason) = report_decision((false, Some(why)), rollback);
+                Evaluation {
+                    succeeded,
+                    reason,
+                    target,
+                    checks: Vec::new(),
+                }
+            };
             let watchdog = async {
                 match watchdog_at {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -308,16 +339,11 @@ pub async fn run_hook(
             tokio::select! {
                 joined = &mut work => match joined {
                     Ok(evaluation) => evaluation,
-                    Err(join) => Evaluation {
-                        succeeded: false,
-                        reason: Some(if join.is_panic() {
-                            format!("the hook panicked: {}", runner::panic_text(join.into_panic()))
-                        } else {
-                            "the hook's work was cancelled".into()
-                        }),
-                        target: None,
-                        checks: Vec::new(),
-                    },
+                    Err(join) => unfinished(if join.is_panic() {
+                        format!("the hook panicked: {}", runner::panic_text(join.into_panic()))
+                    } else {
+                        "the hook's work was cancelled".into()
+                    }),
                 },
                 _ = watchdog => {
                     // Every check runs inside this one task (none is spawned), so once it is
@@ -325,15 +351,10 @@ pub async fn run_hook(
                     // now, and not when the sandbox thaws for the next invocation.
                     work.abort();
                     let _ = work.await;
-                    Evaluation {
-                        succeeded: false,
-                        reason: Some(format!(
-                            "watchdog: the checks had not finished {} ms before the Lambda deadline",
-                            margin.as_millis()
-                        )),
-                        target: None,
-                        checks: Vec::new(),
-                    }
+                    unfinished(format!(
+                        "watchdog: the checks had not finished {} ms before the Lambda deadline",
+                        margin.as_millis()
+                    ))
                 }
             }
         }
@@ -425,10 +446,14 @@ async fn evaluate(
     phase: Phase,
     deployment_id: String,
     executors: ExecutorFactory,
+    discovered: Arc<std::sync::OnceLock<DeploymentTarget>>,
 ) -> Evaluation {
     let target = match discovery::discover(&clients, &deployment_id, cfg.env_target.as_ref()).await
     {
-        Ok(t) => t,
+        Ok(t) => {
+            let _ = discovered.set(t.clone());
+            t
+        }
         Err(e) => {
             return Evaluation {
                 succeeded: false,
@@ -438,14 +463,18 @@ async fn evaluate(
             }
         }
     };
-    if target.is_rollback == Some(true) {
-        info!(deployment_id = %deployment_id, phase = ?phase, "this is a CodeDeploy rollback deployment; checking the version it restores");
+    let rollback = target.is_rollback == Some(true);
+    if rollback {
+        info!(deployment_id = %deployment_id, phase = ?phase, "this is CodeDeploy's rollback deployment: checking the version it restores, advisory only (a rollback is never blocked)");
     }
     let results = runner::run_checks(executors(target.clone()), &cfg.checks, &cfg.redactor).await;
-    for advisory in results.iter().filter(|r| !r.required && !r.passed) {
+    for advisory in results
+        .iter()
+        .filter(|r| !r.passed && (!r.required || rollback))
+    {
         warn!(deployment_id = %deployment_id, check = %advisory.name, reason = ?advisory.reason, "advisory check failed (does not fail the deployment)");
     }
-    let (succeeded, reason) = runner::verdict(&results);
+    let (succeeded, reason) = report_decision(runner::verdict(&results), rollback);
     Evaluation {
         succeeded,
         reason,
@@ -585,6 +614,16 @@ mod tests {
             source: discovery::Source::DeploymentTarget,
             is_rollback: Some(is_rollback),
         }
+    }
+
+    #[test]
+    fn a_rollback_deployment_is_never_blocked() {
+        let failed = (false, Some("smoke: status 500".to_string()));
+        assert_eq!(report_decision(failed.clone(), false), failed);
+        let (ok, why) = report_decision(failed, true);
+        assert!(ok);
+        assert!(why.unwrap().contains("advisory: smoke: status 500"));
+        assert_eq!(report_decision((true, None), true), (true, None));
     }
 
     #[test]

@@ -340,3 +340,68 @@ async fn an_unknown_rollback_status_promotes_nothing() {
         "the stable pointer was not created: {blue:?}"
     );
 }
+
+// Found by `make demo` on the engine: CodeDeploy's rollback deployment runs the hooks too. A failed
+// check there would block the restore (pre-traffic during the outage that caused the rollback) or
+// mark a finished rollback Failed (post-traffic comparing the restored version with the bad one on a
+// few samples). A rollback is never blocked: the checks run and are reported as advisory.
+#[tokio::test]
+async fn codedeploys_rollback_deployment_is_never_blocked_by_a_check() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    w.emu
+        .set_deployment(&d, json!({"creator": "codeDeployRollback"}));
+    behave(&w, "2", json!({"response": {"statusCode": 503}}));
+    let cfg =
+        config(json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}));
+
+    for phase in [Phase::PreTraffic, Phase::PostTraffic] {
+        let result = run(&w, phase, &d, &cfg).await;
+
+        result.assert_reported("Succeeded");
+        let summary = result.summary();
+        assert!(
+            !summary.checks[0].passed,
+            "the check still ran and failed: {:?}",
+            summary.checks
+        );
+        let reason = summary.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("never blocked") && reason.contains("smoke"),
+            "{reason}"
+        );
+    }
+}
+
+// The same when the watchdog fires: slow checks are likely during the outage that caused the
+// rollback, and a Failed here would stop CodeDeploy restoring the previous version.
+#[tokio::test]
+async fn a_watchdog_in_codedeploys_rollback_deployment_does_not_block_it() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    w.emu
+        .set_deployment(&d, json!({"creator": "codeDeployRollback"}));
+    behave(
+        &w,
+        "2",
+        json!({"delay_ms": 5000, "timeout_ms": 15000, "response": {"statusCode": 200}}),
+    );
+    let cfg = config(json!({"checks": [{"name": "slow", "kind": "invoke", "timeout": "30s"}]}));
+
+    let result = run_with(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        Ok(&cfg),
+        Some(Instant::now() + Duration::from_millis(2000)),
+        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+    )
+    .await;
+
+    result.assert_reported("Succeeded");
+    let reason = result.summary().reason.as_deref().unwrap();
+    assert!(
+        reason.contains("never blocked") && reason.contains("watchdog"),
+        "{reason}"
+    );
+}
