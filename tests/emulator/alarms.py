@@ -284,9 +284,11 @@ def _state_changed(alarm: Any, old_state: str, old_reason: str, old_time: dateti
     region = alarm.alarm_arn.split(":")[3]
     by = getattr(alarm, "shiftguard_by", None) or "SetAlarmState"
     alarm.shiftguard_by = None
+    # The time of the change, taken before its actions run: a delivery it causes comes after it.
+    changed_at = time.time()
     actions = run_actions(region, alarm, old_state, old_reason, old_time)
     with em.LOCK:
-        TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": time.time(), "actions": actions, "by": by})
+        TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": changed_at, "actions": actions, "by": by})
     engine.notify()
 
 
@@ -310,9 +312,22 @@ def _patch_alarms() -> None:
             # CloudWatch starts a new alarm in INSUFFICIENT_DATA (moto: OK).
             self.state_value = "INSUFFICIENT_DATA"
 
+    original_put = models.CloudWatchBackend.put_metric_alarm
+
+    def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        # "When updating an existing alarm, its StateValue is left unchanged" (PutMetricAlarm API
+        # reference); moto builds a new Alarm object, which would start over.
+        existing = self.alarms.get(name)
+        kept = None if existing is None else (existing.state_value, existing.state_reason, existing.state_reason_data, existing.state_updated_timestamp)
+        alarm = original_put(self, name, *args, **kwargs)
+        if kept is not None:
+            alarm.state_value, alarm.state_reason, alarm.state_reason_data, alarm.state_updated_timestamp = kept
+        return alarm
+
     update_state.shiftguard = True  # type: ignore[attr-defined]
     models.Alarm.update_state = update_state
     models.Alarm.__init__ = init
+    models.CloudWatchBackend.put_metric_alarm = put_metric_alarm
 
 
 def tick_forever() -> None:

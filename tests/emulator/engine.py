@@ -219,7 +219,9 @@ def invoke(region: str, function: str, qualifier: str | None, payload: bytes, so
             error, body = None, payload  # moto without Docker echoes the payload
             record["via"] = "echo"
     em.emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (time.time() - started) * 1000.0)
-    record.update({"functionError": error, "response": body.decode("utf-8", "replace")[:4096], "end": time.time()})
+    # Kept whole up to 64 KiB (hook and rollback summaries run to a few KiB; Lambda's synchronous
+    # response limit is 6 MB, more than a test log needs).
+    record.update({"functionError": error, "response": body.decode("utf-8", "replace")[:65536], "end": time.time()})
     with em.LOCK:
         INVOCATIONS.append(record)
     return {"functionError": error, "payload": body, "executedVersion": version, "via": record["via"]}

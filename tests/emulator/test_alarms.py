@@ -107,6 +107,23 @@ def test_set_alarm_state_notifies(emulator, engine, clients, runtime_api):
     assert message["AlarmDescription"] == "checkout errors"
 
 
+def test_updating_an_alarm_leaves_its_state_unchanged(emulator, engine, clients):
+    """PutMetricAlarm API reference: "When updating an existing alarm, its StateValue is left
+    unchanged" — an alarm in ALARM must not be cleared by re-putting it (it would let a deployment
+    that lists it in alarmConfiguration go ahead)."""
+    emulator.control("POST", "/_shiftguard/engine", {"alarmEvaluation": False})
+    alarm = unique("kept")
+    put = dict(AlarmName=alarm, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    clients.cw.put_metric_alarm(**put)
+    assert clients.cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "INSUFFICIENT_DATA"
+    clients.cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="by hand")
+    clients.cw.put_metric_alarm(**{**put, "Threshold": 5})
+    got = clients.cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+    assert (got["StateValue"], got["Threshold"]) == ("ALARM", 5.0)
+    transitions = emulator.control("GET", f"/_shiftguard/cloudwatch/transitions?alarm={alarm}")
+    assert [t["newState"] for t in transitions] == ["ALARM"], transitions
+
+
 def test_sns_publish_delivers_to_lambda_subscriptions_only_with_the_engine(emulator, engine, clients, runtime_api):
     topic = clients.sns.create_topic(Name=unique("plain"))["TopicArn"]
     subscribe_bound_function(emulator, clients, runtime_api, topic)
