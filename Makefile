@@ -19,7 +19,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 .PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
 
 help:
-	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=lattice for VPC Lattice)"
+	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: VPC Lattice)"
 	@echo "make test      - install what the tests need, then run every test"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves)"
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
