@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod housekeeping;
 pub mod redact;
 pub mod runner;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
