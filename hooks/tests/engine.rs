@@ -7,8 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, AutoRollbackConfiguration, AutoRollbackEvent, DeploymentOption,
-    DeploymentStyle, DeploymentType, RevisionLocation, RevisionLocationType,
+    AutoRollbackConfiguration, AutoRollbackEvent, DeploymentOption, DeploymentStyle, DeploymentType,
 };
 use serde_json::{json, Value};
 use shiftguard_testkit::{fixtures, LambdaWatch, LAMBDA_ROLE_ARN};
@@ -24,26 +23,13 @@ async fn deploy(w: &World, current: &str, target: &str) -> String {
             "Name": "checkout", "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}],
         "Hooks": [{"BeforeAllowTraffic": PRE}, {"AfterAllowTraffic": POST}],
     });
-    w.clients
-        .codedeploy
-        .create_deployment()
-        .application_name("checkout-app")
-        .deployment_group_name("checkout-dg")
-        .revision(
-            RevisionLocation::builder()
-                .revision_type(RevisionLocationType::AppSpecContent)
-                .app_spec_content(
-                    AppSpecContent::builder()
-                        .content(appspec.to_string())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateDeployment")
-        .deployment_id
-        .unwrap()
+    fixtures::create_lambda_deployment(
+        &w.clients.codedeploy,
+        "checkout-app",
+        "checkout-dg",
+        &appspec,
+    )
+    .await
 }
 
 fn deployment(w: &World, id: &str) -> Value {

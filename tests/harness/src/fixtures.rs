@@ -140,10 +140,21 @@ pub async fn codedeploy_deployment(
         "Resources": [{ function: { "Type": "AWS::Lambda::Function", "Properties": {
             "Name": function, "Alias": alias, "CurrentVersion": current, "TargetVersion": target } } }]
     });
+    create_lambda_deployment(codedeploy, app, &format!("{app}-group"), &appspec).await
+}
+
+/// `CreateDeployment` of an AppSpec (as `AppSpecContent`) in an existing Lambda deployment group.
+/// Returns the deployment id.
+pub async fn create_lambda_deployment(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    app: &str,
+    group: &str,
+    appspec: &serde_json::Value,
+) -> String {
     codedeploy
         .create_deployment()
         .application_name(app)
-        .deployment_group_name(format!("{app}-group"))
+        .deployment_group_name(group)
         .revision(
             RevisionLocation::builder()
                 .revision_type(RevisionLocationType::AppSpecContent)
