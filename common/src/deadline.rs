@@ -17,10 +17,6 @@ pub struct OutOfTime {
 }
 
 impl Deadline {
-    pub fn none() -> Self {
-        Deadline(None)
-    }
-
     pub fn after(d: Duration) -> Self {
         Deadline(Instant::now().checked_add(d))
     }
@@ -65,11 +61,6 @@ impl Deadline {
         self.left(margin).map_or(want, |left| want.min(left))
     }
 
-    /// Whether any time is left before `margin` ahead of the deadline.
-    pub fn has_time(&self, margin: Duration) -> bool {
-        self.left(margin).is_none_or(|left| !left.is_zero())
-    }
-
     /// Runs `work`, giving up `margin` before the deadline.
     pub async fn within<F: Future>(
         &self,
@@ -106,9 +97,8 @@ mod tests {
         let left = d.left(Duration::from_secs(4)).unwrap();
         assert!(left <= Duration::from_secs(6) && left > Duration::from_secs(5));
         assert_eq!(d.left(Duration::from_secs(20)), Some(Duration::ZERO));
-        assert!(!d.has_time(Duration::from_secs(20)));
         assert_eq!(
-            Deadline::none().cap(Duration::from_secs(3), Duration::ZERO),
+            Deadline::default().cap(Duration::from_secs(3), Duration::ZERO),
             Duration::from_secs(3)
         );
         assert!(d.cap(Duration::from_secs(30), Duration::from_secs(4)) <= Duration::from_secs(6));

@@ -102,7 +102,7 @@ const MAX_REASON: usize = 600;
 const MAX_DETAIL: usize = 512;
 
 /// At most `max` bytes of `s` (on a character boundary), marked when cut.
-pub fn clip(s: &str, max: usize) -> String {
+fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

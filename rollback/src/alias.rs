@@ -99,8 +99,6 @@ impl AliasState {
     }
 }
 
-pub use shiftguard_common::codedeploy::function_name;
-
 pub async fn read_alias(
     clients: &Clients,
     function: &str,
