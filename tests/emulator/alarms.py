@@ -93,11 +93,15 @@ def _stat(stat: str, values: list[float], aggregated: list[Any]) -> float | None
     return None
 
 
-def datapoints(region: str, alarm: Any, now: datetime) -> list[tuple[datetime, float | None]]:
-    """The alarm's last EvaluationPeriods periods, newest first: (period start, statistic or None)."""
+def datapoints(region: str, alarm: Any, now: datetime, since_last: float | None = None) -> list[tuple[datetime, float | None]]:
+    """The alarm's last EvaluationPeriods periods, newest first: (period start, statistic or None).
+    `since_last`: seconds since the previous evaluation. Evaluations come a little more than a
+    period apart (the ticker's granularity), so each period is stretched to reach back to the
+    previous evaluation: no datapoint falls between two windows unseen (CloudWatch's aligned
+    periods leave no such gap)."""
     from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum
 
-    period = timedelta(seconds=engine.SETTINGS.scaled(alarm.period))
+    period = timedelta(seconds=max(engine.SETTINGS.scaled(alarm.period), since_last or 0.0))
     periods = int(alarm.evaluation_periods or 1)
     oldest = now - period * periods
     want = {(d.name, d.value) for d in alarm.dimensions}
@@ -120,12 +124,12 @@ def datapoints(region: str, alarm: Any, now: datetime) -> list[tuple[datetime, f
     return [(now - period * (i + 1), _stat(stat, *buckets[i])) for i in range(periods)]
 
 
-def evaluate(region: str, alarm: Any, now: datetime) -> tuple[str, str, dict] | None:
+def evaluate(region: str, alarm: Any, now: datetime, since_last: float | None = None) -> tuple[str, str, dict] | None:
     """The state the alarm's data says (state, reason, reasonData), or None to keep it."""
     compare = COMPARE.get(alarm.comparison_operator)
     if compare is None or not alarm.metric_name or alarm.metric_data_queries or alarm.rule:
         return None  # metric math, anomaly detection, composite: not evaluated here
-    points = datapoints(region, alarm, now)
+    points = datapoints(region, alarm, now, since_last)
     treat = alarm.treat_missing_data or "missing"
     needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods or 1)
     present = [(t, v) for t, v in points if v is not None]
@@ -272,7 +276,7 @@ def tick(now_real: float) -> None:
             if last is not None and now_real - last[1] < engine.SETTINGS.scaled(alarm.period or 60):
                 continue
             _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
-            result = evaluate(region, alarm, now)
+            result = evaluate(region, alarm, now, None if last is None else now_real - last[1])
             if result is not None and result[0] != alarm.state_value:
                 alarm.shiftguard_by = "evaluation"
                 alarm.update_state(result[1], json.dumps(result[2]), result[0])
