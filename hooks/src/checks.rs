@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 use shiftguard_common::error_text;
 
 use crate::config::{
-    BurstCheck, BurstTarget, Check, CheckKind, Expect, HttpCheck, Inconclusive, InvokeCheck,
-    MetricsCheck,
+    ArtifactCheck, BurstCheck, BurstTarget, Check, CheckKind, CompareCheck, Expect, HttpCheck,
+    Inconclusive, InvokeCheck, LogsCheck, MetricsCheck,
 };
 use crate::discovery::DeploymentTarget;
+use crate::stats;
 use crate::{Clients, Phase};
 
 /// What one attempt of a check saw.
@@ -80,6 +81,12 @@ impl Executor for AwsExecutor {
                 CheckKind::Http(c) => this.http(c).await,
                 CheckKind::Burst(c) => this.burst(c).await,
                 CheckKind::Metrics(c) => this.metrics(c).await,
+                CheckKind::Compare(c) => match this.phase {
+                    Phase::PreTraffic => this.compare_load(c).await,
+                    Phase::PostTraffic => this.compare_series(c).await,
+                },
+                CheckKind::Logs(c) => this.logs(c).await,
+                CheckKind::Artifact(c) => this.artifact(c).await,
             }
         }
         .boxed()
@@ -101,17 +108,31 @@ impl AwsExecutor {
     }
 
     async fn invoke(&self, c: &InvokeCheck) -> Observation {
-        let started = Instant::now();
         let qualifier = self.qualifier();
+        // Pre-traffic, the version that ran must be the one under deployment.
+        let must_run =
+            (self.phase == Phase::PreTraffic).then_some(self.target.target_version.as_str());
+        self.invoke_at(&c.payload, &c.expect, &qualifier, must_run)
+            .await
+    }
+
+    /// One invocation of `qualifier`, judged against `expect`; `must_run` is the version that
+    /// must have executed (Lambda's `X-Amz-Executed-Version`).
+    async fn invoke_at(
+        &self,
+        payload: &Value,
+        expect: &Expect,
+        qualifier: &str,
+        must_run: Option<&str>,
+    ) -> Observation {
+        let started = Instant::now();
         let out = self
             .clients
             .invoke
             .invoke()
             .function_name(&self.target.function)
-            .qualifier(&qualifier)
-            .payload(Blob::new(
-                serde_json::to_vec(&c.payload).unwrap_or_default(),
-            ))
+            .qualifier(qualifier)
+            .payload(Blob::new(serde_json::to_vec(payload).unwrap_or_default()))
             .send()
             .await;
         let latency = ms(started.elapsed());
@@ -137,18 +158,18 @@ impl AwsExecutor {
                 details,
             );
         }
-        if self.phase == Phase::PreTraffic {
-            if let Some(v) = &out.executed_version {
-                if v != &self.target.target_version {
-                    return Observation::fail(
-                        latency,
-                        format!(
-                            "Lambda ran version {v}, not the version under deployment {}",
-                            self.target.target_version
-                        ),
-                        details,
-                    );
-                }
+        if let (Some(want), Some(v)) = (must_run, &out.executed_version) {
+            if v != want {
+                let which = if want == self.target.target_version {
+                    "the version under deployment"
+                } else {
+                    "the version asked for"
+                };
+                return Observation::fail(
+                    latency,
+                    format!("Lambda ran version {v}, not {which} {want}"),
+                    details,
+                );
             }
         }
         let response: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
@@ -171,7 +192,7 @@ impl AwsExecutor {
             Some(Value::String(b)) => b.clone(),
             _ => text.clone(),
         };
-        match assess(&c.expect, status, &body_text, &response, latency) {
+        match assess(expect, status, &body_text, &response, latency) {
             Ok(()) => Observation::pass(latency, details),
             Err(reason) => Observation::fail(latency, reason, details),
         }
@@ -256,69 +277,64 @@ impl AwsExecutor {
         }
     }
 
-    async fn metrics(&self, c: &MetricsCheck) -> Observation {
-        let started = Instant::now();
-        let (Some(alias), Some(old)) = (&self.target.alias, &self.target.current_version) else {
-            return Observation::fail(
-                0,
-                "a metrics check needs the alias and the current version of the deployment",
-                Value::Null,
-            );
-        };
-        let new = &self.target.target_version;
-        // Whole minutes (Lambda's metric period), and the current partial minute included: the
-        // shift may have started moments ago.
+    /// One Lambda metric of one version, as served through the alias.
+    fn version_query(
+        &self,
+        id: String,
+        alias: &str,
+        version: &str,
+        metric: &str,
+        stat: &str,
+    ) -> MetricDataQuery {
+        let dims = vec![
+            Dimension::builder()
+                .name("FunctionName")
+                .value(&self.target.function)
+                .build(),
+            Dimension::builder()
+                .name("Resource")
+                .value(format!("{}:{alias}", self.target.function))
+                .build(),
+            Dimension::builder()
+                .name("ExecutedVersion")
+                .value(version)
+                .build(),
+        ];
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("AWS/Lambda")
+                            .metric_name(metric)
+                            .set_dimensions(Some(dims))
+                            .build(),
+                    )
+                    .period(60)
+                    .stat(stat)
+                    .build(),
+            )
+            .return_data(true)
+            .build()
+    }
+
+    /// Every page of `GetMetricData` over the window (whole minutes, Lambda's metric period, and
+    /// the current partial minute included: the shift may have ended moments ago), each series
+    /// merged by id. `Err` is the reason the data cannot be judged: a failed call is a failure,
+    /// incomplete data inconclusive.
+    async fn metric_series(
+        &self,
+        queries: Vec<MetricDataQuery>,
+        window: Duration,
+    ) -> Result<std::collections::HashMap<String, Vec<f64>>, (Verdict, String)> {
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let end = UNIX_EPOCH + Duration::from_secs(now_s - now_s % 60 + 60);
-        let start = end - c.window - Duration::from_secs(60);
-        let mut queries = Vec::new();
-        for (label, version) in [("new", new), ("old", old)] {
-            for (metric, stat) in [
-                ("Invocations", "Sum"),
-                ("Errors", "Sum"),
-                ("Throttles", "Sum"),
-                ("Duration", "p99"),
-            ] {
-                let dims = vec![
-                    Dimension::builder()
-                        .name("FunctionName")
-                        .value(&self.target.function)
-                        .build(),
-                    Dimension::builder()
-                        .name("Resource")
-                        .value(format!("{}:{alias}", self.target.function))
-                        .build(),
-                    Dimension::builder()
-                        .name("ExecutedVersion")
-                        .value(version)
-                        .build(),
-                ];
-                queries.push(
-                    MetricDataQuery::builder()
-                        .id(format!("{label}_{}", metric.to_ascii_lowercase()))
-                        .metric_stat(
-                            MetricStat::builder()
-                                .metric(
-                                    Metric::builder()
-                                        .namespace("AWS/Lambda")
-                                        .metric_name(metric)
-                                        .set_dimensions(Some(dims))
-                                        .build(),
-                                )
-                                .period(60)
-                                .stat(stat)
-                                .build(),
-                        )
-                        .return_data(true)
-                        .build(),
-                );
-            }
-        }
-        // Every page (GetMetricData pages with NextToken, results marked PartialData until the
-        // last one), each series merged by id.
+        let start = end - window - Duration::from_secs(60);
+        // GetMetricData pages with NextToken, results marked PartialData until the last one.
         let mut pages = self
             .clients
             .cloudwatch
@@ -331,16 +347,12 @@ impl AwsExecutor {
         let mut values: std::collections::HashMap<String, Vec<f64>> = Default::default();
         let mut trouble = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => {
-                    return Observation::fail(
-                        ms(started.elapsed()),
-                        format!("GetMetricData failed: {}", error_text(&e)),
-                        Value::Null,
-                    )
-                }
-            };
+            let page = page.map_err(|e| {
+                (
+                    Verdict::Failed,
+                    format!("GetMetricData failed: {}", error_text(&e)),
+                )
+            })?;
             for r in page.metric_data_results() {
                 let id = r.id().unwrap_or_default().to_string();
                 values.entry(id.clone()).or_default().extend(r.values());
@@ -354,18 +366,58 @@ impl AwsExecutor {
                     .map(|v| format!("{}: {v}", m.code().unwrap_or("message")))
             }));
         }
-        let latency = ms(started.elapsed());
         if !trouble.is_empty() {
-            return Observation {
-                verdict: Verdict::Inconclusive,
-                reason: Some(format!(
+            return Err((
+                Verdict::Inconclusive,
+                format!(
                     "inconclusive: CloudWatch did not return complete data ({})",
                     trouble.join("; ")
-                )),
-                latency_ms: latency,
-                details: json!({ "newVersion": new, "oldVersion": old }),
-            };
+                ),
+            ));
         }
+        Ok(values)
+    }
+
+    async fn metrics(&self, c: &MetricsCheck) -> Observation {
+        let started = Instant::now();
+        let (Some(alias), Some(old)) = (&self.target.alias, &self.target.current_version) else {
+            return Observation::fail(
+                0,
+                "a metrics check needs the alias and the current version of the deployment",
+                Value::Null,
+            );
+        };
+        let new = &self.target.target_version;
+        let mut queries = Vec::new();
+        for (label, version) in [("new", new), ("old", old)] {
+            for (metric, stat) in [
+                ("Invocations", "Sum"),
+                ("Errors", "Sum"),
+                ("Throttles", "Sum"),
+                ("Duration", "p99"),
+            ] {
+                queries.push(self.version_query(
+                    format!("{label}_{}", metric.to_ascii_lowercase()),
+                    alias,
+                    version,
+                    metric,
+                    stat,
+                ));
+            }
+        }
+        let fetched = self.metric_series(queries, c.window).await;
+        let latency = ms(started.elapsed());
+        let values = match fetched {
+            Ok(values) => values,
+            Err((verdict, reason)) => {
+                return Observation {
+                    verdict,
+                    reason: Some(reason),
+                    latency_ms: latency,
+                    details: json!({ "newVersion": new, "oldVersion": old }),
+                }
+            }
+        };
         let series = |id: &str| -> Vec<f64> { values.get(id).cloned().unwrap_or_default() };
         let sum = |id: &str| series(id).iter().sum::<f64>();
         let max = |id: &str| {
@@ -397,11 +449,527 @@ impl AwsExecutor {
             details,
         }
     }
+
+    /// Pre-traffic `compare`: the same requests to the old and the new version, interleaved (one
+    /// to each in turn, alternating which goes first, so that both see the same conditions), then
+    /// judged with [`stats::judge`]. Latency is the client's round trip of each successful request.
+    async fn compare_load(&self, c: &CompareCheck) -> Observation {
+        let started = Instant::now();
+        let new = self.target.target_version.clone();
+        let Some(old) = self.target.current_version.clone() else {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                "the deployment has no current version to compare with (a first deployment?)",
+                json!({ "newVersion": new }),
+            );
+        };
+        if old == new {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                &format!(
+                    "the current and the new version are the same ({new}): nothing to compare"
+                ),
+                json!({ "newVersion": new, "oldVersion": old }),
+            );
+        }
+        let order = (0..c.requests).flat_map(|i| {
+            if i % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            }
+        });
+        let results: Vec<(bool, Observation)> = futures::stream::iter(order)
+            .map(|is_new| {
+                let version = if is_new { &new } else { &old };
+                async move {
+                    let seen = self
+                        .invoke_at(&c.payload, &c.expect, version, Some(version))
+                        .await;
+                    (is_new, seen)
+                }
+            })
+            .buffer_unordered(c.concurrency)
+            .collect()
+            .await;
+        let side = |want_new: bool| {
+            let mine: Vec<&Observation> = results
+                .iter()
+                .filter(|(is_new, _)| *is_new == want_new)
+                .map(|(_, o)| o)
+                .collect();
+            let latencies: Vec<f64> = mine
+                .iter()
+                .filter(|o| o.verdict == Verdict::Passed)
+                .map(|o| o.latency_ms as f64)
+                .collect();
+            let errors = mine.iter().filter(|o| o.verdict != Verdict::Passed).count() as u64;
+            let first_failure = mine.iter().find_map(|o| o.reason.clone());
+            (latencies, mine.len() as u64, errors, first_failure)
+        };
+        let (new_latencies, new_requests, new_errors, new_failure) = side(true);
+        let (old_latencies, old_requests, old_errors, old_failure) = side(false);
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: new_requests,
+                errors: new_errors,
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: old_requests,
+                errors: old_errors,
+            },
+            &c.thresholds(),
+        );
+        let details = json!({
+            "mode": "interleaved-load",
+            "newVersion": new,
+            "oldVersion": old,
+            "requestsPerVersion": c.requests,
+            "firstFailure": {"new": new_failure, "old": old_failure},
+            "judgement": judgement,
+        });
+        judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        )
+    }
+
+    /// Post-traffic `compare`: CloudWatch's per-period series of both versions through the alias
+    /// (`ExecutedVersion`), one latency value (the configured statistic) per minute, and the
+    /// invocation and error counts over the window.
+    async fn compare_series(&self, c: &CompareCheck) -> Observation {
+        let started = Instant::now();
+        let new = self.target.target_version.clone();
+        let (Some(alias), Some(old)) = (&self.target.alias, &self.target.current_version) else {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                "a post-traffic comparison needs the alias and the version it served before",
+                json!({ "newVersion": new }),
+            );
+        };
+        let mut queries = Vec::new();
+        for (label, version) in [("new", &new), ("old", old)] {
+            queries.push(self.version_query(
+                format!("{label}_latency"),
+                alias,
+                version,
+                "Duration",
+                &c.statistic,
+            ));
+            queries.push(self.version_query(
+                format!("{label}_invocations"),
+                alias,
+                version,
+                "Invocations",
+                "Sum",
+            ));
+            queries.push(self.version_query(
+                format!("{label}_errors"),
+                alias,
+                version,
+                "Errors",
+                "Sum",
+            ));
+        }
+        let values = match self.metric_series(queries, c.window).await {
+            Ok(values) => values,
+            Err((verdict, reason)) => {
+                let details = json!({ "newVersion": new, "oldVersion": old });
+                return judged(
+                    c.inconclusive,
+                    verdict,
+                    &reason,
+                    ms(started.elapsed()),
+                    details,
+                );
+            }
+        };
+        let series = |id: &str| values.get(id).cloned().unwrap_or_default();
+        let count = |id: &str| series(id).iter().sum::<f64>().max(0.0).round() as u64;
+        let (new_latencies, old_latencies) = (series("new_latency"), series("old_latency"));
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: count("new_invocations"),
+                errors: count("new_errors"),
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: count("old_invocations"),
+                errors: count("old_errors"),
+            },
+            &c.thresholds(),
+        );
+        let details = json!({
+            "mode": "cloudwatch-periods",
+            "newVersion": new,
+            "oldVersion": old,
+            "window": format!("{}s", c.window.as_secs()),
+            "statistic": c.statistic,
+            "periodSeconds": 60,
+            "judgement": judgement,
+        });
+        judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        )
+    }
+
+    /// `logs`: error lines per invocation of the new version against the old, from CloudWatch
+    /// Logs. Lambda names each log stream `YYYY/MM/DD/[VERSION]id`, which tells the versions
+    /// apart; invocations are counted from the `REPORT RequestId` line Lambda writes for each.
+    async fn logs(&self, c: &LogsCheck) -> Observation {
+        let started = Instant::now();
+        let function = shiftguard_common::codedeploy::function_name(&self.target.function);
+        let group = c
+            .log_group
+            .clone()
+            .unwrap_or_else(|| format!("/aws/lambda/{function}"));
+        let new = self.target.target_version.clone();
+        let old = self.target.current_version.clone();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let start_ms = now_ms - c.window.as_millis() as i64;
+        let (errors, reports) = tokio::join!(
+            self.count_log_lines(&group, &c.pattern, start_ms, now_ms),
+            self.count_log_lines(&group, REPORT_PATTERN, start_ms, now_ms),
+        );
+        let latency = ms(started.elapsed());
+        let base = json!({ "logGroup": group, "pattern": c.pattern, "newVersion": new, "oldVersion": old });
+        let (errors, reports) = match (errors, reports) {
+            (Ok(e), Ok(r)) => (e, r),
+            (Err((verdict, why)), _) | (_, Err((verdict, why))) => {
+                return judged(c.inconclusive, verdict, &why, latency, base)
+            }
+        };
+        let of = |version: Option<&String>| LogCounts {
+            invocations: version.and_then(|v| reports.get(v)).copied().unwrap_or(0),
+            error_lines: version.and_then(|v| errors.get(v)).copied().unwrap_or(0),
+        };
+        let comparison = judge_logs(c, of(Some(&new)), of(old.as_ref()));
+        let mut details = base;
+        details["comparison"] = comparison.details;
+        judged(
+            c.inconclusive,
+            comparison.verdict,
+            comparison.reason.as_deref().unwrap_or_default(),
+            latency,
+            details,
+        )
+    }
+
+    /// Lines matching `pattern` in the window, per version (from the log stream names). Stops
+    /// counting (inconclusive) beyond [`MAX_LOG_EVENTS`].
+    async fn count_log_lines(
+        &self,
+        group: &str,
+        pattern: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<std::collections::HashMap<String, u64>, (Verdict, String)> {
+        let mut pages = self
+            .clients
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .filter_pattern(pattern)
+            .start_time(start_ms)
+            .end_time(end_ms)
+            .into_paginator()
+            .send();
+        let mut counts: std::collections::HashMap<String, u64> = Default::default();
+        let mut seen = 0usize;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                let missing = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception());
+                if missing {
+                    // No log group: the function has never logged anything — no data.
+                    (
+                        Verdict::Inconclusive,
+                        format!("inconclusive: log group {group} does not exist (no invocation has logged yet)"),
+                    )
+                } else {
+                    (
+                        Verdict::Failed,
+                        format!("FilterLogEvents on {group} failed: {}", error_text(&e)),
+                    )
+                }
+            })?;
+            for event in page.events() {
+                seen += 1;
+                if let Some(version) = event.log_stream_name().and_then(stream_version) {
+                    *counts.entry(version.to_string()).or_default() += 1;
+                }
+            }
+            if seen > MAX_LOG_EVENTS {
+                return Err((
+                    Verdict::Inconclusive,
+                    format!("inconclusive: more than {MAX_LOG_EVENTS} lines match {pattern:?} in {group}; narrow the pattern or the window"),
+                ));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// `artifact`: the version under deployment is exactly the artifact that was tested.
+    async fn artifact(&self, c: &ArtifactCheck) -> Observation {
+        let started = Instant::now();
+        let deployed = match self
+            .deployed(&self.target.function, &self.target.target_version)
+            .await
+        {
+            Ok(d) => d,
+            Err(why) => return Observation::fail(ms(started.elapsed()), why, Value::Null),
+        };
+        let expected = if let Some(v) = &c.code_sha256 {
+            crate::artifact::Expected::code(v).map(|e| (e, "codeSha256".to_string()))
+        } else if let Some(v) = &c.image_digest {
+            crate::artifact::Expected::image(v).map(|e| (e, "imageDigest".to_string()))
+        } else if let (Some(var), Some(v)) = (&c.from_env, &c.from_env_value) {
+            crate::artifact::Expected::parse(v).map(|e| (e, format!("environment variable {var}")))
+        } else if let Some(same) = &c.same_as {
+            match self.deployed(&same.function, &same.qualifier).await {
+                Ok(other) => other
+                    .as_expected()
+                    .map(|e| (e, format!("{}:{}", same.function, same.qualifier))),
+                Err(why) => Err(why),
+            }
+        } else {
+            Err("the check names no expected artifact".into())
+        };
+        let latency = ms(started.elapsed());
+        let (expected, from) = match expected {
+            Ok(e) => e,
+            Err(why) => return Observation::fail(latency, why, Value::Null),
+        };
+        let details = json!({
+            "version": self.target.target_version,
+            "expected": expected.describe(),
+            "expectedFrom": from,
+            "deployed": deployed.describe(),
+        });
+        match crate::artifact::matches(&expected, &deployed) {
+            Ok(()) => Observation::pass(latency, details),
+            Err(why) => {
+                Observation::fail(latency, format!("{why} (expected from {from})"), details)
+            }
+        }
+    }
+
+    /// What `GetFunction` says a version (or alias) is made of.
+    async fn deployed(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<crate::artifact::Deployed, String> {
+        let out = self
+            .clients
+            .lambda
+            .get_function()
+            .function_name(function)
+            .qualifier(qualifier)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "GetFunction {function}:{qualifier} failed: {}",
+                    error_text(&e)
+                )
+            })?;
+        let config = out.configuration.ok_or_else(|| {
+            format!("GetFunction {function}:{qualifier} returned no configuration")
+        })?;
+        let image = config.package_type == Some(aws_sdk_lambda::types::PackageType::Image);
+        if image {
+            let uri = out.code.and_then(|c| c.resolved_image_uri).ok_or_else(|| {
+                format!("{function}:{qualifier} is an image without a ResolvedImageUri")
+            })?;
+            Ok(crate::artifact::Deployed::Image { resolved_uri: uri })
+        } else {
+            let sha = config
+                .code_sha256
+                .ok_or_else(|| format!("{function}:{qualifier} has no CodeSha256"))?;
+            Ok(crate::artifact::Deployed::Code { code_sha256: sha })
+        }
+    }
 }
 
 /// The absolute error-rate limit a metrics check applies when the old version gives no baseline
 /// and `maxErrorRate` is not set (documented in the README).
 pub const NO_BASELINE_MAX_ERROR_RATE: f64 = 0.05;
+
+/// Lambda writes one `REPORT RequestId: …` line per invocation.
+pub const REPORT_PATTERN: &str = "\"REPORT RequestId\"";
+/// The most log lines a `logs` check counts per query (pages of up to 10,000).
+pub const MAX_LOG_EVENTS: usize = 200_000;
+
+/// The version in a Lambda log stream name, `2026/11/22/[7]0123abcd…` → `7`.
+pub fn stream_version(stream: &str) -> Option<&str> {
+    let open = stream.find('[')?;
+    let close = open + stream[open..].find(']')?;
+    let version = &stream[open + 1..close];
+    (!version.is_empty()).then_some(version)
+}
+
+/// An observation from a judged comparison: the reason says what the inconclusive policy did.
+fn judged(
+    policy: Inconclusive,
+    verdict: Verdict,
+    reason: &str,
+    latency_ms: u64,
+    details: Value,
+) -> Observation {
+    let reason = match verdict {
+        Verdict::Passed => None,
+        Verdict::Failed => Some(reason.to_string()),
+        Verdict::Inconclusive => Some(format!(
+            "{}{reason} (inconclusive {})",
+            if reason.starts_with("inconclusive") {
+                ""
+            } else {
+                "inconclusive: "
+            },
+            policy_text(policy)
+        )),
+    };
+    Observation {
+        verdict,
+        reason,
+        latency_ms,
+        details,
+    }
+}
+
+fn policy_text(policy: Inconclusive) -> &'static str {
+    match policy {
+        Inconclusive::Pass => "passes by the check's policy",
+        Inconclusive::Fail => "fails by the check's policy",
+    }
+}
+
+fn inconclusive_without_baseline(policy: Inconclusive, why: &str, details: Value) -> Observation {
+    judged(policy, Verdict::Inconclusive, why, 0, details)
+}
+
+/// One version's lines in a `logs` check's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCounts {
+    /// `REPORT` lines: one per invocation.
+    pub invocations: u64,
+    pub error_lines: u64,
+}
+
+/// The `logs` check's decision. Pure.
+///
+/// | evidence | verdict |
+/// | --- | --- |
+/// | new error lines above `maxLines` | fail |
+/// | fewer than `minSamples` invocations of either version | inconclusive |
+/// | lines per invocation above `maxRateMultiple` × old, significant | fail |
+/// | above the multiple but not significant | inconclusive |
+/// | otherwise | pass |
+///
+/// The old rate is floored at one line in its invocations (as the metrics check does), so that
+/// one line against a clean baseline is not an infinite multiple of zero. Significance is Fisher's
+/// exact test on invocations with an error line, each version's lines capped at its invocations
+/// (a line count cannot tell two lines of one invocation from one line of two).
+pub fn judge_logs(c: &LogsCheck, new: LogCounts, old: LogCounts) -> Comparison {
+    let rate = |x: LogCounts| {
+        if x.invocations == 0 {
+            0.0
+        } else {
+            x.error_lines as f64 / x.invocations as f64
+        }
+    };
+    let (new_rate, old_rate) = (rate(new), rate(old));
+    let mut details = json!({
+        "new": {"invocations": new.invocations, "errorLines": new.error_lines, "linesPerInvocation": new_rate},
+        "old": {"invocations": old.invocations, "errorLines": old.error_lines, "linesPerInvocation": old_rate},
+        "maxLines": c.max_lines,
+        "maxRateMultiple": c.max_rate_multiple,
+        "minSamples": c.min_samples,
+        "confidence": c.confidence,
+    });
+    let verdict = |verdict, reason: String, details| Comparison {
+        verdict,
+        reason: Some(reason),
+        details,
+    };
+    if let Some(max) = c.max_lines {
+        if new.error_lines > max {
+            return verdict(
+                Verdict::Failed,
+                format!(
+                    "the new version wrote {} error lines, above maxLines {max}",
+                    new.error_lines
+                ),
+                details,
+            );
+        }
+    }
+    if new.invocations < c.min_samples {
+        return verdict(
+            Verdict::Inconclusive,
+            format!("inconclusive: {} invocations of the new version in the logs, fewer than minSamples {}", new.invocations, c.min_samples),
+            details,
+        );
+    }
+    if old.invocations < c.min_samples {
+        return verdict(
+            Verdict::Inconclusive,
+            format!("inconclusive: no baseline, the old version has {} invocations in the logs, fewer than minSamples {}", old.invocations, c.min_samples),
+            details,
+        );
+    }
+    let floor = old_rate.max(1.0 / old.invocations as f64);
+    let limit = c.max_rate_multiple * floor;
+    let test = stats::error_rate_test(
+        new.error_lines.min(new.invocations),
+        new.invocations,
+        old.error_lines.min(old.invocations),
+        old.invocations,
+    );
+    let p = test.as_ref().map(|t| t.p_value).unwrap_or(1.0);
+    details["pValue"] = json!(p);
+    details["limitPerInvocation"] = json!(limit);
+    let numbers = format!(
+        "{:.4} error lines per invocation ({} in {}) vs {:.4} old ({} in {}), limit {:.4} = {}× the old rate",
+        new_rate, new.error_lines, new.invocations, old_rate, old.error_lines, old.invocations, limit, c.max_rate_multiple
+    );
+    if new_rate <= limit {
+        return Comparison {
+            verdict: Verdict::Passed,
+            reason: None,
+            details,
+        };
+    }
+    let alpha = 1.0 - c.confidence;
+    if p < alpha {
+        verdict(
+            Verdict::Failed,
+            format!("{numbers}; significant (Fisher p={p:.4} < {alpha:.4})"),
+            details,
+        )
+    } else {
+        verdict(
+            Verdict::Inconclusive,
+            format!("inconclusive: {numbers}, but not significant (Fisher p={p:.4}, needs < {alpha:.4})"),
+            details,
+        )
+    }
+}
 
 /// Invocation counts of one version over the window.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,6 +12,7 @@ pub const CHECKS_FILE_VAR: &str = "HOOK_CHECKS_FILE";
 pub const MARGIN_VAR: &str = "HOOK_DEADLINE_MARGIN";
 pub const STABLE_ALIAS_VAR: &str = "STABLE_ALIAS";
 pub const PRUNE_KEEP_VAR: &str = "PRUNE_KEEP_VERSIONS";
+pub const ALLOW_SKIP_VAR: &str = "HOOK_ALLOW_SKIP";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookConfig {
@@ -27,6 +28,9 @@ pub struct HookConfig {
     pub prune_keep: Option<usize>,
     /// The values of every secret the checks read, kept out of logs and summaries.
     pub redactor: crate::redact::Redactor,
+    /// Honour `[shiftguard skip]` in the version's or the deployment's description (the emergency
+    /// bypass). On unless `HOOK_ALLOW_SKIP=false`.
+    pub allow_skip: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +94,9 @@ pub enum CheckKind {
     Http(HttpCheck),
     Burst(BurstCheck),
     Metrics(MetricsCheck),
+    Compare(CompareCheck),
+    Logs(LogsCheck),
+    Artifact(ArtifactCheck),
 }
 
 /// Invoke the function: at the exact target version (pre-traffic) or through the alias
@@ -216,6 +223,144 @@ fn default_min_samples() -> u64 {
     20
 }
 
+/// The new version against the old, judged with statistics ([`crate::stats::judge`]).
+/// Pre-traffic: the same load sent to both versions, interleaved; post-traffic: CloudWatch series
+/// of both versions (`ExecutedVersion`) over the window, one latency value per period.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompareCheck {
+    /// Pre-traffic: requests sent to EACH version (so twice this many invocations).
+    #[serde(default = "default_compare_requests")]
+    pub requests: usize,
+    /// Pre-traffic: requests in flight at once (both versions together).
+    #[serde(default = "default_compare_concurrency")]
+    pub concurrency: usize,
+    /// Pre-traffic: the invocation payload, and what a successful answer looks like (a request
+    /// that does not meet `expect` counts as an error).
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Post-traffic: how far back to look.
+    #[serde(default = "default_compare_window", with = "duration_text")]
+    pub window: Duration,
+    /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
+    #[serde(default = "default_statistic")]
+    pub statistic: String,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// How much slower the new version may be before it fails (0.2: 20% of the old median).
+    #[serde(default = "default_latency_tolerance")]
+    pub latency_tolerance: f64,
+    /// How much higher the new error rate may be, absolute (0.01: one percentage point).
+    #[serde(default = "default_error_rate_tolerance")]
+    pub error_rate_tolerance: f64,
+    /// Fewer latency samples (requests pre-traffic, periods post-traffic) or requests than this
+    /// on either side is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+impl CompareCheck {
+    pub fn thresholds(&self) -> crate::stats::Thresholds {
+        crate::stats::Thresholds {
+            confidence: self.confidence,
+            latency_tolerance: self.latency_tolerance,
+            error_rate_tolerance: self.error_rate_tolerance,
+            min_samples: self.min_samples,
+        }
+    }
+}
+
+fn default_compare_requests() -> usize {
+    50
+}
+fn default_compare_concurrency() -> usize {
+    4
+}
+fn default_compare_window() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_statistic() -> String {
+    "p50".into()
+}
+fn default_confidence() -> f64 {
+    0.98
+}
+fn default_latency_tolerance() -> f64 {
+    0.2
+}
+fn default_error_rate_tolerance() -> f64 {
+    0.01
+}
+
+/// Error lines of the new version against the old in CloudWatch Logs, per invocation.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsCheck {
+    /// A CloudWatch Logs filter pattern for an error line.
+    #[serde(default = "default_log_pattern")]
+    pub pattern: String,
+    /// Default `/aws/lambda/<function>`.
+    #[serde(default)]
+    pub log_group: Option<String>,
+    #[serde(default = "default_window", with = "duration_text")]
+    pub window: Duration,
+    /// Fail when the new version wrote more error lines than this in the window.
+    #[serde(default)]
+    pub max_lines: Option<u64>,
+    /// Fail when the new version's error lines per invocation are above this multiple of the
+    /// old version's (and the difference is significant).
+    #[serde(default = "default_multiple")]
+    pub max_rate_multiple: f64,
+    /// Below this many invocations of either version (counted from `REPORT` lines) the
+    /// comparison is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+/// Errors and timeouts as Lambda's runtimes write them.
+pub const DEFAULT_LOG_PATTERN: &str = "?ERROR ?Error ?\"Task timed out\"";
+
+fn default_log_pattern() -> String {
+    DEFAULT_LOG_PATTERN.into()
+}
+
+/// The version under deployment is exactly the artifact that was tested: exactly one of the
+/// expected values.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactCheck {
+    /// A zip's `CodeSha256`: base64 as Lambda shows it, or hex as `sha256sum` prints it.
+    #[serde(default)]
+    pub code_sha256: Option<String>,
+    /// An image's digest, `sha256:<64 hex>`.
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    /// The name of an environment variable holding either of the above (read at start-up).
+    #[serde(default)]
+    pub from_env: Option<String>,
+    /// The same artifact as another function's version or alias, e.g. staging's `live`.
+    #[serde(default)]
+    pub same_as: Option<SameAs>,
+    /// Filled from `fromEnv` at start-up.
+    #[serde(skip)]
+    pub from_env_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SameAs {
+    pub function: String,
+    pub qualifier: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Inconclusive {
@@ -301,7 +446,28 @@ impl HookConfig {
                 ))
             }
         };
-        let checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
+        let mut checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
+        for check in checks.checks.iter_mut() {
+            let CheckKind::Artifact(a) = &mut check.kind else {
+                continue;
+            };
+            let Some(name) = a.from_env.clone() else {
+                continue;
+            };
+            let value = env::non_empty(vars, &name).ok_or_else(|| {
+                EnvError::new(
+                    &name,
+                    format!("is not set, and artifact check {:?} in {var} takes the expected artifact from it", check.name),
+                )
+            })?;
+            crate::artifact::Expected::parse(&value).map_err(|problem| {
+                EnvError::new(
+                    &name,
+                    format!("(artifact check {:?}) {problem}", check.name),
+                )
+            })?;
+            a.from_env_value = Some(value);
+        }
         let mut secrets = Vec::new();
         for (check, secret) in referenced_secrets(&checks) {
             match env::non_empty(vars, &secret) {
@@ -358,6 +524,7 @@ impl HookConfig {
             stable_alias: env::non_empty(vars, STABLE_ALIAS_VAR),
             prune_keep,
             redactor: crate::redact::Redactor::new(secrets),
+            allow_skip: env::bool_var(vars, ALLOW_SKIP_VAR, true)?,
         })
     }
 }
@@ -536,6 +703,71 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
                 BurstTarget::Http(c) => validate_http(c).map_err(|p| format!("target.http.{p}")),
             }
         }
+        CheckKind::Compare(c) => validate_compare(c),
+        CheckKind::Logs(l) => {
+            if l.pattern.len() > 1024 {
+                return Err(
+                    "pattern: expected at most 1024 characters (CloudWatch Logs' limit)".into(),
+                );
+            }
+            if let Some(group) = &l.log_group {
+                if group.is_empty() || group.len() > 512 {
+                    return Err(format!(
+                        "logGroup: expected a log group name of 1 to 512 characters, got {group:?}"
+                    ));
+                }
+            }
+            validate_window(l.window)?;
+            if !(l.max_rate_multiple >= 1.0 && l.max_rate_multiple.is_finite()) {
+                return Err(format!(
+                    "maxRateMultiple: expected at least 1.0, got {}",
+                    l.max_rate_multiple
+                ));
+            }
+            if l.min_samples == 0 {
+                return Err(
+                    "minSamples: expected at least 1 (no invocations is no data, never a pass)"
+                        .into(),
+                );
+            }
+            validate_confidence(l.confidence)
+        }
+        CheckKind::Artifact(a) => {
+            let given = [
+                a.code_sha256.is_some(),
+                a.image_digest.is_some(),
+                a.from_env.is_some(),
+                a.same_as.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err(
+                    "expected exactly one of codeSha256, imageDigest, fromEnv or sameAs".into(),
+                );
+            }
+            if let Some(v) = &a.code_sha256 {
+                crate::artifact::Expected::code(v).map_err(|p| format!("codeSha256: {p}"))?;
+            }
+            if let Some(v) = &a.image_digest {
+                crate::artifact::Expected::image(v).map_err(|p| format!("imageDigest: {p}"))?;
+            }
+            if let Some(var) = &a.from_env {
+                if var.is_empty()
+                    || !var
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                {
+                    return Err(format!(
+                        "fromEnv: expected an environment variable name, got {var:?}"
+                    ));
+                }
+            }
+            if let Some(s) = &a.same_as {
+                if s.function.trim().is_empty() || s.qualifier.trim().is_empty() {
+                    return Err("sameAs: expected {function, qualifier}, both non-empty".into());
+                }
+            }
+            Ok(())
+        }
         CheckKind::Metrics(m) => {
             if let Some(r) = m.max_error_rate {
                 if !(0.0..=1.0).contains(&r) {
@@ -550,12 +782,73 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
             if m.max_error_rate_multiple < 1.0 {
                 return Err("maxErrorRateMultiple: expected at least 1.0".into());
             }
-            if m.window < Duration::from_secs(60) || m.window > MAX_WINDOW {
-                return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", m.window.as_secs()));
-            }
-            Ok(())
+            validate_window(m.window)
         }
     }
+}
+
+fn validate_window(window: Duration) -> Result<(), String> {
+    if window < Duration::from_secs(60) || window > MAX_WINDOW {
+        return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", window.as_secs()));
+    }
+    Ok(())
+}
+
+fn validate_confidence(confidence: f64) -> Result<(), String> {
+    if !(0.5..1.0).contains(&confidence) {
+        return Err(format!(
+            "confidence: expected at least 0.5 and below 1.0, got {confidence}"
+        ));
+    }
+    Ok(())
+}
+
+/// The per-period statistics GetMetricData takes that make sense for a latency.
+const LATENCY_STATISTICS: &[&str] = &["Average", "Minimum", "Maximum"];
+
+fn validate_compare(c: &CompareCheck) -> Result<(), String> {
+    if c.requests == 0 || c.requests > 5_000 {
+        return Err(format!(
+            "requests: expected 1 to 5000 per version, got {}",
+            c.requests
+        ));
+    }
+    if c.concurrency == 0 || c.concurrency > 64 {
+        return Err(format!(
+            "concurrency: expected 1 to 64, got {}",
+            c.concurrency
+        ));
+    }
+    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))?;
+    validate_window(c.window)?;
+    let percentile = c
+        .statistic
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .is_some_and(|p| p > 0.0 && p < 100.0);
+    if !percentile && !LATENCY_STATISTICS.contains(&c.statistic.as_str()) {
+        return Err(format!(
+            "statistic: expected Average, Minimum, Maximum or a percentile such as p50 or p99, got {:?}",
+            c.statistic
+        ));
+    }
+    validate_confidence(c.confidence)?;
+    if !(c.latency_tolerance >= 0.0 && c.latency_tolerance <= 100.0) {
+        return Err(format!(
+            "latencyTolerance: expected a fraction from 0.0 (0.2 is 20% slower), got {}",
+            c.latency_tolerance
+        ));
+    }
+    if !(c.error_rate_tolerance >= 0.0 && c.error_rate_tolerance < 1.0) {
+        return Err(format!("errorRateTolerance: expected 0.0 to below 1.0 (absolute: 0.01 is one percentage point), got {}", c.error_rate_tolerance));
+    }
+    if c.min_samples < 2 {
+        return Err(format!(
+            "minSamples: expected at least 2 (a comparison needs data on both sides), got {}",
+            c.min_samples
+        ));
+    }
+    c.thresholds().validate().map_err(|e| e.to_string())
 }
 
 fn validate_http(c: &HttpCheck) -> Result<(), String> {

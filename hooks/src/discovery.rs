@@ -21,6 +21,12 @@ pub struct DeploymentTarget {
     /// A CodeDeploy rollback deployment (its hooks run too); `None` when `GetDeployment` could
     /// not be read, so nobody can say — and nothing is promoted on that.
     pub is_rollback: Option<bool>,
+    /// The deployment's description and who created it (`user`, `CloudFormation`, …), from
+    /// `GetDeployment`: the emergency bypass reads the description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_creator: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,10 +58,11 @@ pub async fn discover(
         from_deployment_target(clients, deployment_id),
         codedeploy::get_deployment(&clients.codedeploy, deployment_id),
     );
-    let is_rollback = deployment
+    let facts = deployment
         .as_ref()
         .ok()
-        .map(|info| codedeploy::Deployment::from_info(info).is_rollback());
+        .map(codedeploy::Deployment::from_info);
+    let is_rollback = facts.as_ref().map(|d| d.is_rollback());
 
     let found = match from_targets {
         Ok(t) => Some(t),
@@ -84,11 +91,15 @@ pub async fn discover(
             target_version: t.version.clone(),
             source: Source::Environment,
             is_rollback: None,
+            deployment_description: None,
+            deployment_creator: None,
         })
     });
     match found {
         Some(mut target) => {
             target.is_rollback = is_rollback;
+            target.deployment_description = facts.as_ref().and_then(|d| d.description.clone());
+            target.deployment_creator = facts.as_ref().and_then(|d| d.creator.clone());
             if !reasons.is_empty() {
                 warn!(deployment_id, source = ?target.source, earlier = %reasons.join("; "), "fell back to a later discovery source");
             }
@@ -124,6 +135,8 @@ async fn from_deployment_target(
         target_version: info.target_version.ok_or("no targetVersion")?,
         source: Source::DeploymentTarget,
         is_rollback: None,
+        deployment_description: None,
+        deployment_creator: None,
     })
 }
 
@@ -189,6 +202,8 @@ pub fn parse_appspec(content: &str) -> Result<DeploymentTarget, String> {
                     .ok_or("Properties.TargetVersion is missing")?,
                 source: Source::AppSpec,
                 is_rollback: None,
+                deployment_description: None,
+                deployment_creator: None,
             });
         }
     }

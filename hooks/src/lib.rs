@@ -7,8 +7,11 @@
 //! Lambda deadline (a watchdog reports `Failed` first). A deployment never waits out CodeDeploy's
 //! one-hour hook timeout because of us.
 
+pub mod artifact;
+pub mod bypass;
 pub mod checks;
 pub mod config;
+pub mod decision_metrics;
 pub mod discovery;
 pub mod housekeeping;
 pub mod redact;
@@ -48,6 +51,7 @@ pub struct Clients {
     /// `timeout`; only the check's `retries` repeat it.
     pub invoke: aws_sdk_lambda::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -69,6 +73,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(sdk),
             invoke: aws_sdk_lambda::Client::from_conf(invoke),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
         }
     }
 }
@@ -183,6 +188,9 @@ pub struct HookSummary {
     pub report: ReportOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping: Option<Value>,
+    /// Set when `[shiftguard skip]` bypassed the required checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<bypass::Bypass>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +263,7 @@ struct Evaluation {
     reason: Option<String>,
     target: Option<DeploymentTarget>,
     checks: Vec<CheckResult>,
+    bypass: Option<bypass::Bypass>,
 }
 
 /// Builds the executor for a deployment target (tests wrap it).
@@ -305,6 +314,7 @@ pub async fn run_hook(
             reason: Some(format!("invalid configuration: {e}")),
             target: None,
             checks: Vec::new(),
+            bypass: None,
         },
         Ok(cfg) => {
             // Everything that could panic or hang runs in its own task, so that a panic or the
@@ -329,6 +339,7 @@ pub async fn run_hook(
                     reason,
                     target,
                     checks: Vec::new(),
+                    bypass: None,
                 }
             };
             let watchdog = async {
@@ -376,6 +387,7 @@ pub async fn run_hook(
     }
     let report = report(clients, &ids, status, deadline).await.map_err(|(attempts, message)| {
         error!(deployment_id = %deployment_id, status = status_text, attempts, error = %message, outcome = "report-failed", "could not report to CodeDeploy");
+        shiftguard_common::emf::emit(&[decision_metrics::report_failed(phase, &deployment_id, shiftguard_common::emf::now_ms())]);
         HookError::ReportFailed { deployment_id: deployment_id.clone(), status: status_text, attempts, message }
     })?;
     info!(deployment_id = %deployment_id, status = status_text, attempts = report.attempts, already_completed = report.already_completed, outcome = "reported", "reported to CodeDeploy");
@@ -391,6 +403,7 @@ pub async fn run_hook(
         duration_ms: started.elapsed().as_millis() as u64,
         report,
         housekeeping: None,
+        bypass: evaluation.bypass,
     };
 
     if let Ok(cfg) = config {
@@ -431,6 +444,10 @@ pub async fn run_hook(
         }
     }
     log_summary(&summary);
+    shiftguard_common::emf::emit(&decision_metrics::documents(
+        &summary,
+        shiftguard_common::emf::now_ms(),
+    ));
     Ok(summary)
 }
 
@@ -461,6 +478,7 @@ async fn evaluate(
                 reason: Some(e.to_string()),
                 target: None,
                 checks: Vec::new(),
+                bypass: None,
             }
         }
     };
@@ -468,20 +486,76 @@ async fn evaluate(
     if rollback {
         info!(deployment_id = %deployment_id, phase = ?phase, "this is CodeDeploy's rollback deployment: checking the version it restores, advisory only (a rollback is never blocked)");
     }
-    let results = runner::run_checks(executors(target.clone()), &cfg.checks, &cfg.redactor).await;
+    // A rollback deployment is never blocked anyway: the bypass is for releases.
+    let bypass = if cfg.allow_skip && !rollback {
+        bypass_requested(&clients, &target).await
+    } else {
+        None
+    };
+    let mut checks = cfg.checks.clone();
+    if let Some(b) = &bypass {
+        checks.checks.retain(|c| !c.required);
+        warn!(
+            deployment_id = %deployment_id, phase = ?phase, action = "bypass", source = b.source,
+            description = %b.description, version = %b.version, deployment_creator = ?b.deployment_creator,
+            skipped_required_checks = cfg.checks.checks.len() - checks.checks.len(),
+            outcome = "bypassed",
+            "EMERGENCY BYPASS: [shiftguard skip] asked for; required checks are not run and Succeeded is reported"
+        );
+    }
+    let results = runner::run_checks(executors(target.clone()), &checks, &cfg.redactor).await;
     for advisory in results
         .iter()
         .filter(|r| !r.passed && (!r.required || rollback))
     {
         warn!(deployment_id = %deployment_id, check = %advisory.name, reason = ?advisory.reason, "advisory check failed (does not fail the deployment)");
     }
-    let (succeeded, reason) = report_decision(runner::verdict(&results), rollback);
+    let (succeeded, reason) = match &bypass {
+        Some(b) => (
+            true,
+            Some(format!(
+                "emergency bypass: the {} of version {} carries {} ({:?}); the required checks were not run",
+                b.source.replace('-', " "),
+                b.version,
+                bypass::SKIP_MARKER,
+                b.description
+            )),
+        ),
+        None => report_decision(runner::verdict(&results), rollback),
+    };
     Evaluation {
         succeeded,
         reason,
         target: Some(target),
         checks: results,
+        bypass,
     }
+}
+
+/// Whether the version's or the deployment's description asks for the emergency bypass. The
+/// version's description comes from `GetFunctionConfiguration`; if it cannot be read, only the
+/// deployment's is looked at (the checks run: never bypassed on a guess).
+async fn bypass_requested(clients: &Clients, target: &DeploymentTarget) -> Option<bypass::Bypass> {
+    let version_description = match clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&target.function)
+        .qualifier(&target.target_version)
+        .send()
+        .await
+    {
+        Ok(config) => config.description,
+        Err(e) => {
+            warn!(function = %target.function, version = %target.target_version, error = %error_text(&e), "could not read the version's description; only the deployment's is checked for [shiftguard skip]");
+            None
+        }
+    };
+    bypass::requested(
+        &target.target_version,
+        version_description.as_deref(),
+        target.deployment_description.as_deref(),
+        target.deployment_creator.as_deref(),
+    )
 }
 
 /// `PutLifecycleEventHookExecutionStatus`, retried with backoff until shortly before the deadline.
@@ -614,6 +688,8 @@ mod tests {
             target_version: "2".into(),
             source: discovery::Source::DeploymentTarget,
             is_rollback: Some(is_rollback),
+            deployment_description: None,
+            deployment_creator: None,
         }
     }
 

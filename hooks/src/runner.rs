@@ -36,6 +36,9 @@ pub fn kind_name(kind: &CheckKind) -> &'static str {
         CheckKind::Http(_) => "http",
         CheckKind::Burst(_) => "burst",
         CheckKind::Metrics(_) => "metrics",
+        CheckKind::Compare(_) => "compare",
+        CheckKind::Logs(_) => "logs",
+        CheckKind::Artifact(_) => "artifact",
     }
 }
 
@@ -43,10 +46,18 @@ fn counts_as_pass(check: &Check, o: &Observation) -> bool {
     match o.verdict {
         Verdict::Passed => true,
         Verdict::Failed => false,
-        Verdict::Inconclusive => match &check.kind {
-            CheckKind::Metrics(m) => m.inconclusive == Inconclusive::Pass,
-            _ => false,
-        },
+        Verdict::Inconclusive => inconclusive_policy(&check.kind) == Inconclusive::Pass,
+    }
+}
+
+/// What an inconclusive verdict means for a check: its `inconclusive` setting, or a failure for
+/// kinds without one.
+pub fn inconclusive_policy(kind: &CheckKind) -> Inconclusive {
+    match kind {
+        CheckKind::Metrics(m) => m.inconclusive,
+        CheckKind::Compare(c) => c.inconclusive,
+        CheckKind::Logs(l) => l.inconclusive,
+        _ => Inconclusive::Fail,
     }
 }
 

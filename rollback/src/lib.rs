@@ -7,6 +7,7 @@
 
 pub mod alias;
 pub mod config;
+pub mod decision_metrics;
 pub mod event;
 pub mod lattice;
 pub mod plan;
@@ -231,11 +232,20 @@ pub async fn handle(
                     "{out_of_time}: stopped before Lambda's timeout so that this record survives; what was done so far is in this report"
                 ));
             }
+            if matches!(report.outcome, Outcome::Restored | Outcome::RestoredByCodeDeploy) {
+                report.alarm_to_restored_ms = w.alarm_time_ms.map(|at| {
+                    u64::try_from(shiftguard_common::emf::now_ms() - at).unwrap_or(0)
+                });
+            }
             log_report(report);
         },
     ))
     .await;
     summary.targets = reports;
+    shiftguard_common::emf::emit(&decision_metrics::documents(
+        &summary,
+        shiftguard_common::emf::now_ms(),
+    ));
 
     if let Some(topic) = &config.notify_topic_arn {
         if !summary.targets.is_empty() {

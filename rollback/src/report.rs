@@ -67,6 +67,10 @@ pub struct TargetReport {
     pub incomplete: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// From the alarm's state change to traffic verified back on production (restored outcomes
+    /// only, when the alarm carried its time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_to_restored_ms: Option<u64>,
 }
 
 impl TargetReport {
@@ -86,6 +90,7 @@ impl TargetReport {
             notes: Vec::new(),
             incomplete: None,
             error: None,
+            alarm_to_restored_ms: None,
         }
     }
 

@@ -1,0 +1,132 @@
+//! The hooks' decision metrics (Embedded Metric Format, namespace `ShiftGuard`): one document for
+//! the hook's verdict and one per check, built from the summary. Pure; [`run_hook`] writes them.
+//! Names and dimensions are documented in the README.
+//!
+//! [`run_hook`]: crate::run_hook
+
+use serde_json::{json, Value};
+use shiftguard_common::codedeploy::function_name;
+use shiftguard_common::emf::{document, Measure};
+
+use crate::{HookSummary, Phase};
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::PreTraffic => "pre-traffic",
+        Phase::PostTraffic => "post-traffic",
+    }
+}
+
+/// `succeeded`, `failed` or `bypassed` (`[shiftguard skip]`).
+pub fn outcome(summary: &HookSummary) -> &'static str {
+    if summary.bypass.is_some() {
+        "bypassed"
+    } else if summary.status == "Succeeded" {
+        "succeeded"
+    } else {
+        "failed"
+    }
+}
+
+/// `Hooks` (Count) and `HookDuration` (Milliseconds) by Function/Phase/Outcome; `CheckVerdicts`
+/// (Count) and `CheckDuration` (Milliseconds) by Function/Phase/Check/Verdict.
+pub fn documents(summary: &HookSummary, timestamp_ms: i64) -> Vec<Value> {
+    let function = summary
+        .target
+        .as_ref()
+        .map(|t| function_name(&t.function).to_string())
+        .unwrap_or_default();
+    let phase = phase_name(summary.phase);
+    let outcome = outcome(summary);
+    let mut docs = vec![document(
+        timestamp_ms,
+        &[
+            ("Function", &function),
+            ("Phase", phase),
+            ("Outcome", outcome),
+        ],
+        &[&["Phase", "Outcome"], &["Function", "Phase", "Outcome"]],
+        &[
+            Measure {
+                name: "Hooks",
+                unit: "Count",
+                value: 1.0,
+            },
+            Measure {
+                name: "HookDuration",
+                unit: "Milliseconds",
+                value: summary.duration_ms as f64,
+            },
+        ],
+        &[
+            ("DeploymentId", json!(summary.deployment_id)),
+            ("Status", json!(summary.status)),
+            ("AlreadyCompleted", json!(summary.report.already_completed)),
+            (
+                "TargetVersion",
+                json!(summary.target.as_ref().map(|t| &t.target_version)),
+            ),
+            ("Bypass", json!(summary.bypass)),
+        ],
+    )];
+    for check in &summary.checks {
+        let verdict = match check.verdict {
+            crate::checks::Verdict::Passed => "passed",
+            crate::checks::Verdict::Failed => "failed",
+            crate::checks::Verdict::Inconclusive => "inconclusive",
+        };
+        docs.push(document(
+            timestamp_ms,
+            &[
+                ("Function", &function),
+                ("Phase", phase),
+                ("Check", &check.name),
+                ("Verdict", verdict),
+            ],
+            &[
+                &["Phase", "Check", "Verdict"],
+                &["Function", "Phase", "Check", "Verdict"],
+            ],
+            &[
+                Measure {
+                    name: "CheckVerdicts",
+                    unit: "Count",
+                    value: 1.0,
+                },
+                Measure {
+                    name: "CheckDuration",
+                    unit: "Milliseconds",
+                    value: check.latency_ms as f64,
+                },
+            ],
+            &[
+                ("DeploymentId", json!(summary.deployment_id)),
+                ("Kind", json!(check.kind)),
+                ("Required", json!(check.required)),
+                ("Passed", json!(check.passed)),
+                ("Attempts", json!(check.attempts)),
+            ],
+        ));
+    }
+    docs
+}
+
+/// The hook could not report to CodeDeploy: `Hooks` with Outcome `report-failed`.
+pub fn report_failed(phase: Phase, deployment_id: &str, timestamp_ms: i64) -> Value {
+    let phase = phase_name(phase);
+    document(
+        timestamp_ms,
+        &[
+            ("Function", ""),
+            ("Phase", phase),
+            ("Outcome", "report-failed"),
+        ],
+        &[&["Phase", "Outcome"]],
+        &[Measure {
+            name: "Hooks",
+            unit: "Count",
+            value: 1.0,
+        }],
+        &[("DeploymentId", json!(deployment_id))],
+    )
+}
