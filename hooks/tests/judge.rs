@@ -1,0 +1,455 @@
+//! The canary judge against the emulator (issue 11): `compare` (pre-traffic interleaved load,
+//! post-traffic CloudWatch periods), `logs`, `artifact`, the `[shiftguard skip]` bypass.
+
+mod support;
+
+use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
+use aws_sdk_lambda::primitives::Blob;
+use hooks::checks::Verdict;
+use hooks::Phase;
+use serde_json::{json, Value};
+use shiftguard_testkit::{distinct_zip, fixtures};
+use support::*;
+
+fn slow(delay_ms: u64) -> Value {
+    let mut b = healthy();
+    b["delay_ms"] = json!(delay_ms);
+    b
+}
+
+fn compare(requests: usize, extra: Value) -> Value {
+    let mut check = json!({"name": "new-vs-old", "kind": "compare", "requests": requests,
+        "concurrency": 4, "timeout": "60s", "expect": {"status": 200}});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        check[k] = v.clone();
+    }
+    json!({"checks": [check]})
+}
+
+fn invoked_versions(w: &World) -> (usize, usize) {
+    let calls = w.emu.control(
+        "GET",
+        "/_shiftguard/lambda/invocations?function=checkout",
+        None,
+    );
+    let calls = calls.as_array().cloned().unwrap_or_default();
+    let of = |v: &str| calls.iter().filter(|c| c["executedVersion"] == v).count();
+    (of("2"), of("1"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_traffic_compare_passes_an_equal_version_and_fails_a_slower_one() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", slow(30));
+    behave(&w, "2", slow(30));
+    w.emu
+        .control("DELETE", "/_shiftguard/lambda/invocations", None);
+    let same = run(&w, Phase::PreTraffic, &d, &config(compare(40, json!({})))).await;
+    same.assert_reported("Succeeded");
+    let judgement = &same.summary().checks[0].details["judgement"];
+    assert_eq!(judgement["verdict"], "passed", "{judgement}");
+    // Every number that decided is in the summary.
+    assert_eq!(judgement["latency"]["newSamples"], 40, "{judgement}");
+    assert_eq!(judgement["latency"]["oldSamples"], 40, "{judgement}");
+    for field in ["newMedianMs", "oldMedianMs", "shiftMs", "maxShiftMs"] {
+        assert!(
+            judgement["latency"][field].is_number(),
+            "{field}: {judgement}"
+        );
+    }
+    assert!(
+        judgement["latency"]["test"]["pValue"].is_number(),
+        "{judgement}"
+    );
+    assert_eq!(judgement["thresholds"]["confidence"], 0.98);
+    // Both versions got the same load, through their exact versions.
+    assert_eq!(invoked_versions(&w), (40, 40));
+
+    // Twice as slow, 40 requests a side: significant and far beyond 20%.
+    behave(&w, "2", slow(60));
+    let d = second_deployment(&w).await;
+    let slower = run(&w, Phase::PreTraffic, &d, &config(compare(40, json!({})))).await;
+    slower.assert_reported("Failed");
+    let reason = slower.summary().reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("slower beyond the 20% tolerance"),
+        "{reason}"
+    );
+    assert_eq!(slower.summary().checks[0].verdict, Verdict::Failed);
+}
+
+/// The first deployment succeeded or failed; CodeDeploy makes a new one for the next attempt.
+async fn second_deployment(w: &World) -> String {
+    let id = fixtures::codedeploy_deployment(
+        &w.clients.codedeploy,
+        "checkout-app",
+        "checkout",
+        "live",
+        "1",
+        "2",
+    )
+    .await;
+    w.emu.set_deployment(&id, json!({"status": "InProgress"}));
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_requests_are_inconclusive_and_the_policy_decides() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", slow(5));
+    behave(&w, "2", slow(5));
+    let strict = run(&w, Phase::PreTraffic, &d, &config(compare(5, json!({})))).await;
+    strict.assert_reported("Failed");
+    let check = &strict.summary().checks[0];
+    assert_eq!(check.verdict, Verdict::Inconclusive);
+    let reason = check.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("fewer than minSamples 20")
+            && reason.contains("fails by the check's policy"),
+        "{reason}"
+    );
+    let d = second_deployment(&w).await;
+    let lenient = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config(compare(5, json!({"inconclusive": "pass"}))),
+    )
+    .await;
+    lenient.assert_reported("Succeeded");
+    assert_eq!(lenient.summary().checks[0].verdict, Verdict::Inconclusive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_fails_requests_fails_on_its_error_rate() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", healthy());
+    behave(
+        &w,
+        "2",
+        json!({"function_error": "Unhandled", "response": {"errorMessage": "boom"}}),
+    );
+    let r = run(&w, Phase::PreTraffic, &d, &config(compare(30, json!({})))).await;
+    r.assert_reported("Failed");
+    let judgement = &r.summary().checks[0].details["judgement"];
+    assert_eq!(judgement["errors"]["verdict"], "failed", "{judgement}");
+    assert_eq!(judgement["errors"]["test"]["newErrors"], 30, "{judgement}");
+    assert_eq!(judgement["errors"]["test"]["oldErrors"], 0, "{judgement}");
+}
+
+/// Lambda's per-minute metrics of one version through the alias, as Lambda publishes them, for
+/// the last `minutes` minutes: `Duration` one value a minute, invocations and errors.
+async fn put_periods(w: &World, version: &str, minutes: u64, duration_ms: impl Fn(u64) -> f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
+    let dims = vec![
+        Dimension::builder()
+            .name("FunctionName")
+            .value("checkout")
+            .build(),
+        Dimension::builder()
+            .name("Resource")
+            .value("checkout:live")
+            .build(),
+        Dimension::builder()
+            .name("ExecutedVersion")
+            .value(version)
+            .build(),
+    ];
+    let now = std::time::SystemTime::now();
+    for minute in 0..minutes {
+        let at = now - std::time::Duration::from_secs(60 * minute + 5);
+        let datum = |name: &str, value: f64, unit: StandardUnit| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .value(value)
+                .unit(unit)
+                .set_dimensions(Some(dims.clone()))
+                .timestamp(at.into())
+                .build()
+        };
+        cw.put_metric_data()
+            .namespace("AWS/Lambda")
+            .metric_data(datum(
+                "Duration",
+                duration_ms(minute),
+                StandardUnit::Milliseconds,
+            ))
+            .metric_data(datum("Invocations", 100.0, StandardUnit::Count))
+            .metric_data(datum("Errors", 0.0, StandardUnit::Count))
+            .send()
+            .await
+            .expect("PutMetricData");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_traffic_compare_judges_cloudwatch_periods() {
+    let check = json!({"checks": [{"name": "periods", "kind": "compare", "window": "30m"}]});
+    // A deterministic wobble of ±10 ms around each version's level.
+    let wobble = |minute: u64| ((minute * 7) % 5) as f64 * 5.0 - 10.0;
+
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    put_periods(&w, "1", 25, |m| 100.0 + wobble(m)).await;
+    put_periods(&w, "2", 25, |m| 100.0 + wobble(m + 2)).await;
+    let same = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+    same.assert_reported("Succeeded");
+    let details = &same.summary().checks[0].details;
+    assert_eq!(details["mode"], "cloudwatch-periods", "{details}");
+    assert_eq!(
+        details["judgement"]["latency"]["newSamples"], 25,
+        "{details}"
+    );
+    assert_eq!(
+        details["judgement"]["errors"]["newRequests"], 2500,
+        "{details}"
+    );
+
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    put_periods(&w, "1", 25, |m| 100.0 + wobble(m)).await;
+    put_periods(&w, "2", 25, |m| 150.0 + wobble(m)).await;
+    let slower = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+    slower.assert_reported("Failed");
+    assert_eq!(slower.summary().checks[0].verdict, Verdict::Failed);
+
+    // A five-minute canary gives five periods: inconclusive, never a pass.
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    put_periods(&w, "1", 25, |m| 100.0 + wobble(m)).await;
+    put_periods(&w, "2", 5, |m| 100.0 + wobble(m)).await;
+    let short = run(&w, Phase::PostTraffic, &d, &config(check)).await;
+    short.assert_reported("Failed");
+    assert_eq!(short.summary().checks[0].verdict, Verdict::Inconclusive);
+}
+
+/// `n` invocations of one version, as production traffic would make them.
+async fn invoke_version(w: &World, version: &str, n: usize) {
+    for _ in 0..n {
+        w.clients
+            .lambda
+            .invoke()
+            .function_name("checkout")
+            .qualifier(version)
+            .payload(Blob::new(b"{}".to_vec()))
+            .send()
+            .await
+            .expect("Invoke");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_compare_error_lines_per_invocation_by_version() {
+    let check = json!({"checks": [{"name": "errors-in-logs", "kind": "logs", "window": "10m"}]});
+
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    let mut noisy = healthy();
+    noisy["log_lines"] = json!(["ERROR payment provider refused the charge"]);
+    behave(&w, "1", healthy());
+    behave(&w, "2", noisy);
+    invoke_version(&w, "1", 30).await;
+    invoke_version(&w, "2", 30).await;
+    let bad = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+    bad.assert_reported("Failed");
+    let details = &bad.summary().checks[0].details;
+    assert_eq!(details["comparison"]["new"]["errorLines"], 30, "{details}");
+    assert_eq!(details["comparison"]["new"]["invocations"], 30, "{details}");
+    assert_eq!(details["comparison"]["old"]["errorLines"], 0, "{details}");
+    assert_eq!(details["logGroup"], "/aws/lambda/checkout", "{details}");
+
+    // The same traffic without error lines passes.
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", healthy());
+    behave(&w, "2", healthy());
+    invoke_version(&w, "1", 30).await;
+    invoke_version(&w, "2", 30).await;
+    let good = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+    good.assert_reported("Succeeded");
+
+    // Five invocations of the new version: inconclusive, whatever the lines say.
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", healthy());
+    behave(&w, "2", healthy());
+    invoke_version(&w, "1", 30).await;
+    invoke_version(&w, "2", 5).await;
+    let few = run(&w, Phase::PostTraffic, &d, &config(check)).await;
+    few.assert_reported("Failed");
+    assert_eq!(few.summary().checks[0].verdict, Verdict::Inconclusive);
+}
+
+async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
+    w.clients
+        .lambda
+        .get_function()
+        .function_name(function)
+        .qualifier(qualifier)
+        .send()
+        .await
+        .expect("GetFunction")
+        .configuration
+        .and_then(|c| c.code_sha256)
+        .expect("CodeSha256")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_checks_the_exact_bytes_under_deployment() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    let (v1, v2) = (
+        code_sha256(&w, "checkout", "1").await,
+        code_sha256(&w, "checkout", "2").await,
+    );
+    assert_ne!(v1, v2, "the emulator gives each version its own CodeSha256");
+
+    // The tested artifact was version 1's bytes: a mismatch names both hashes.
+    let wrong = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config(json!({"checks": [{"name": "same-bytes", "kind": "artifact", "codeSha256": v1}]})),
+    )
+    .await;
+    wrong.assert_reported("Failed");
+    let reason = wrong.summary().reason.clone().unwrap_or_default();
+    assert!(reason.contains(&v1) && reason.contains(&v2), "{reason}");
+
+    // Staging's live alias runs the same bytes: passes, as does the hash from the environment in
+    // sha256sum's hex.
+    w.clients
+        .lambda
+        .create_function()
+        .function_name("checkout-staging")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .role(shiftguard_testkit::LAMBDA_ROLE_ARN)
+        .handler("bootstrap")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(Blob::new(distinct_zip("2")))
+                .build(),
+        )
+        .publish(true)
+        .send()
+        .await
+        .expect("CreateFunction");
+    fixtures::alias(&w.clients.lambda, "checkout-staging", "live", "1", &[]).await;
+    let d = second_deployment(&w).await;
+    let hex: String = aws_smithy_types::base64::decode(&v2)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let right = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config_with(
+            json!({"checks": [
+                {"name": "as-staging", "kind": "artifact", "sameAs": {"function": "checkout-staging", "qualifier": "live"}},
+                {"name": "as-built", "kind": "artifact", "fromEnv": "BUILT_SHA256"}]}),
+            &[("BUILT_SHA256", &hex)],
+        ),
+    )
+    .await;
+    right.assert_reported("Succeeded");
+}
+
+/// A deployment 1 → `target` whose CodeDeploy description is `description`.
+async fn described_deployment(w: &World, target: &str, description: &str) -> String {
+    let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
+        "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
+    let id = w
+        .clients
+        .codedeploy
+        .create_deployment()
+        .application_name("checkout-app")
+        .deployment_group_name("checkout-app-group")
+        .description(description)
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(appspec.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .unwrap();
+    w.emu.set_deployment(&id, json!({"status": "InProgress"}));
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_marker_bypasses_required_checks_on_the_record() {
+    let w = world().await;
+    let first = deployment(&w, 2, "2").await;
+    w.emu.set_deployment(&first, json!({"status": "Succeeded"}));
+    // Version 3: the incident fix, published with the marker (SAM: VersionDescription).
+    w.clients
+        .lambda
+        .update_function_code()
+        .function_name("checkout")
+        .zip_file(Blob::new(distinct_zip("3")))
+        .send()
+        .await
+        .unwrap();
+    w.clients
+        .lambda
+        .publish_version()
+        .function_name("checkout")
+        .description("fix INC-7 [shiftguard skip]")
+        .send()
+        .await
+        .unwrap();
+    // Every required check would fail; the advisory one still runs.
+    behave(&w, "3", json!({"function_error": "Unhandled"}));
+    let checks = json!({"checks": [
+        {"name": "smoke", "kind": "invoke"},
+        {"name": "advice", "kind": "invoke", "required": false}]});
+    let d = described_deployment(&w, "3", "hotfix").await;
+    let skipped = run(&w, Phase::PreTraffic, &d, &config(checks.clone())).await;
+    skipped.assert_reported("Succeeded");
+    let s = skipped.summary();
+    let bypass = s.bypass.as_ref().expect("the bypass is on the record");
+    assert_eq!(bypass.source, "version-description");
+    assert_eq!(bypass.version, "3");
+    assert!(s
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("emergency bypass"));
+    let names: Vec<&str> = s.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["advice"], "required checks are not run");
+
+    // Off: the checks run and fail.
+    let d = described_deployment(&w, "3", "hotfix").await;
+    let refused = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config_with(checks.clone(), &[("HOOK_ALLOW_SKIP", "false")]),
+    )
+    .await;
+    refused.assert_reported("Failed");
+    assert!(refused.summary().bypass.is_none());
+
+    // The marker in the deployment's description works the same way, with who created it.
+    let d = described_deployment(&w, "2", "rollout [ShiftGuard skip] by on-call").await;
+    behave(&w, "2", json!({"function_error": "Unhandled"}));
+    let by_deployment = run(&w, Phase::PreTraffic, &d, &config(checks)).await;
+    by_deployment.assert_reported("Succeeded");
+    let bypass = by_deployment.summary().bypass.clone().unwrap();
+    assert_eq!(bypass.source, "deployment-description");
+    assert_eq!(bypass.deployment_creator.as_deref(), Some("user"));
+}
