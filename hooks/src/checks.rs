@@ -1305,6 +1305,127 @@ mod tests {
         );
     }
 
+    fn logs_check(fields: &str) -> LogsCheck {
+        crate::config::parse_checks(&format!(
+            r#"{{"checks":[{{"name":"l","kind":"logs"{fields}}}]}}"#
+        ))
+        .map(|s| match &s.checks[0].kind {
+            CheckKind::Logs(l) => l.clone(),
+            _ => unreachable!(),
+        })
+        .unwrap()
+    }
+
+    fn lines(invocations: u64, error_lines: u64) -> LogCounts {
+        LogCounts {
+            invocations,
+            error_lines,
+        }
+    }
+
+    #[test]
+    fn logs_verdicts() {
+        let c = logs_check("");
+        assert_eq!(c.pattern, crate::config::DEFAULT_LOG_PATTERN);
+        // (name, check, new, old, verdict)
+        let limited = logs_check(r#","maxLines":3"#);
+        let cases = [
+            (
+                "clean against clean",
+                &c,
+                lines(100, 0),
+                lines(900, 0),
+                Verdict::Passed,
+            ),
+            (
+                "same rate",
+                &c,
+                lines(100, 2),
+                lines(900, 18),
+                Verdict::Passed,
+            ),
+            (
+                "one line against a clean baseline: large, not significant",
+                &c,
+                lines(100, 1),
+                lines(900, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "one line against a baseline of 1%",
+                &c,
+                lines(100, 1),
+                lines(900, 9),
+                Verdict::Passed,
+            ),
+            (
+                "every invocation errs",
+                &c,
+                lines(100, 100),
+                lines(900, 9),
+                Verdict::Failed,
+            ),
+            (
+                "10x the old rate, significant",
+                &c,
+                lines(200, 40),
+                lines(900, 18),
+                Verdict::Failed,
+            ),
+            (
+                "above 2x but a handful: not significant",
+                &c,
+                lines(20, 2),
+                lines(100, 1),
+                Verdict::Inconclusive,
+            ),
+            (
+                "too few new invocations",
+                &c,
+                lines(5, 5),
+                lines(900, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "no baseline",
+                &c,
+                lines(100, 0),
+                lines(3, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "the absolute limit fails even without a baseline",
+                &limited,
+                lines(100, 4),
+                lines(0, 0),
+                Verdict::Failed,
+            ),
+            (
+                "within the absolute limit",
+                &limited,
+                lines(100, 3),
+                lines(900, 27),
+                Verdict::Passed,
+            ),
+        ];
+        for (name, check, new, old, want) in cases {
+            let got = judge_logs(check, new, old);
+            assert_eq!(
+                got.verdict, want,
+                "{name}: {:?} {}",
+                got.reason, got.details
+            );
+        }
+    }
+
+    #[test]
+    fn log_streams_name_their_version() {
+        assert_eq!(stream_version("2026/11/22/[7]0123abcdef"), Some("7"));
+        assert_eq!(stream_version("2026/11/22/[$LATEST]0123"), Some("$LATEST"));
+        assert_eq!(stream_version("custom-stream"), None);
+        assert_eq!(stream_version("2026/11/22/[]x"), None);
+    }
+
     #[test]
     fn signature_is_hex_hmac_of_timestamp_and_body() {
         // Computed independently: python3 -c "import hmac,hashlib; print(hmac.new(b'key', b'1700000000{}', hashlib.sha256).hexdigest())"

@@ -994,6 +994,115 @@ mod tests {
     }
 
     #[test]
+    fn judge_kinds_parse_with_their_defaults_and_reject_nonsense() {
+        let set = parse_checks(
+            "checks:\n  - {name: c, kind: compare}\n  - {name: l, kind: logs}\n  - {name: a, kind: artifact, codeSha256: LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=}\n",
+        )
+        .unwrap();
+        let CheckKind::Compare(c) = &set.checks[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                c.requests,
+                c.confidence,
+                c.latency_tolerance,
+                c.error_rate_tolerance,
+                c.min_samples
+            ),
+            (50, 0.98, 0.2, 0.01, 20)
+        );
+        assert_eq!((c.statistic.as_str(), c.window.as_secs()), ("p50", 1800));
+        assert_eq!(c.inconclusive, Inconclusive::Fail);
+        let bad = [
+            (
+                r#"{"name":"c","kind":"compare","confidence":1.0}"#,
+                "confidence",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","statistic":"p100"}"#,
+                "statistic",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","statistic":"Median"}"#,
+                "statistic",
+            ),
+            (r#"{"name":"c","kind":"compare","requests":0}"#, "requests"),
+            (
+                r#"{"name":"c","kind":"compare","minSamples":1}"#,
+                "minSamples",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","latencyTolerance":-0.1}"#,
+                "latencyTolerance",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","errorRateTolerance":1}"#,
+                "errorRateTolerance",
+            ),
+            (
+                r#"{"name":"l","kind":"logs","maxRateMultiple":0.5}"#,
+                "maxRateMultiple",
+            ),
+            (r#"{"name":"l","kind":"logs","minSamples":0}"#, "minSamples"),
+            (r#"{"name":"a","kind":"artifact"}"#, "exactly one"),
+            (
+                r#"{"name":"a","kind":"artifact","codeSha256":"abc","fromEnv":"X"}"#,
+                "exactly one",
+            ),
+            (
+                r#"{"name":"a","kind":"artifact","codeSha256":"abc"}"#,
+                "codeSha256",
+            ),
+            (
+                r#"{"name":"a","kind":"artifact","imageDigest":"sha256:xyz"}"#,
+                "imageDigest",
+            ),
+            (
+                r#"{"name":"a","kind":"artifact","sameAs":{"function":"f"}}"#,
+                "qualifier",
+            ),
+        ];
+        for (check, want) in bad {
+            let err = parse_checks(&format!(r#"{{"checks":[{check}]}}"#)).unwrap_err();
+            assert!(err.contains(want), "{check}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_artifact_from_the_environment_is_read_and_checked_at_start_up() {
+        let checks = r#"{"checks":[{"name":"built","kind":"artifact","fromEnv":"BUILT_SHA"}]}"#;
+        let err = HookConfig::from_vars(&[(CHECKS_VAR, checks)][..]).unwrap_err();
+        assert_eq!(err.variable, "BUILT_SHA");
+        let err = HookConfig::from_vars(&[(CHECKS_VAR, checks), ("BUILT_SHA", "not-a-hash")][..])
+            .unwrap_err();
+        assert_eq!(err.variable, "BUILT_SHA");
+        let ok = HookConfig::from_vars(
+            &[
+                (CHECKS_VAR, checks),
+                (
+                    "BUILT_SHA",
+                    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+                ),
+            ][..],
+        )
+        .unwrap();
+        let CheckKind::Artifact(a) = &ok.checks.checks[0].kind else {
+            panic!()
+        };
+        assert!(a.from_env_value.is_some());
+        assert!(ok.allow_skip, "the bypass is on unless turned off");
+        let off = HookConfig::from_vars(
+            &[
+                (CHECKS_VAR, r#"{"checks":[{"name":"a","kind":"invoke"}]}"#),
+                (ALLOW_SKIP_VAR, "false"),
+            ][..],
+        )
+        .unwrap();
+        assert!(!off.allow_skip);
+    }
+
+    #[test]
     fn env_errors_name_the_variable() {
         let err = HookConfig::from_vars(&[][..]).unwrap_err();
         assert_eq!(err.variable, CHECKS_VAR);

@@ -130,3 +130,68 @@ pub fn report_failed(phase: Phase, deployment_id: &str, timestamp_ms: i64) -> Va
         &[("DeploymentId", json!(deployment_id))],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::CheckResult;
+    use crate::ReportOutcome;
+
+    fn summary(status: &'static str, bypass: bool) -> HookSummary {
+        HookSummary {
+            phase: Phase::PostTraffic,
+            deployment_id: "d-ABCDEFGHI".into(),
+            lifecycle_event_hook_execution_id: "x".into(),
+            status,
+            reason: None,
+            target: None,
+            checks: vec![CheckResult {
+                name: "new-vs-old".into(),
+                kind: "compare",
+                required: true,
+                verdict: crate::checks::Verdict::Inconclusive,
+                passed: false,
+                attempts: 1,
+                latency_ms: 1200,
+                reason: None,
+                details: Value::Null,
+            }],
+            duration_ms: 1300,
+            report: ReportOutcome {
+                attempts: 1,
+                already_completed: false,
+            },
+            housekeeping: None,
+            bypass: bypass.then(|| {
+                crate::bypass::requested("3", Some("[shiftguard skip]"), None, None).unwrap()
+            }),
+        }
+    }
+
+    #[test]
+    fn the_verdict_and_every_check_are_valid_documents() {
+        for (status, bypass, outcome) in [
+            ("Succeeded", false, "succeeded"),
+            ("Failed", false, "failed"),
+            ("Succeeded", true, "bypassed"),
+        ] {
+            let docs = documents(&summary(status, bypass), 1_700_000_000_000);
+            assert_eq!(docs.len(), 2);
+            for doc in &docs {
+                shiftguard_common::emf::validate(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+            }
+            assert_eq!(docs[0]["Outcome"], outcome);
+            assert_eq!(docs[0]["Phase"], "post-traffic");
+            assert_eq!(
+                docs[0]["Function"], "unknown",
+                "no target: still a valid dimension"
+            );
+            assert_eq!(docs[1]["Check"], "new-vs-old");
+            assert_eq!(docs[1]["Verdict"], "inconclusive");
+            assert_eq!(docs[1]["CheckDuration"], 1200.0);
+        }
+        let failed = report_failed(Phase::PreTraffic, "d-1", 1);
+        shiftguard_common::emf::validate(&failed).unwrap();
+        assert_eq!(failed["Outcome"], "report-failed");
+    }
+}

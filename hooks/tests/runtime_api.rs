@@ -67,6 +67,29 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
     assert!(workspace_root()
         .join("events/hooks/pre-traffic.json")
         .exists());
+
+    // Issue 11 [5]: the hook's verdict and each check's as Embedded Metric Format in the
+    // binaries' output, valid by the specification.
+    let docs = watch.emf_documents();
+    for doc in &docs {
+        shiftguard_common::emf::validate(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    }
+    let hooks: Vec<(&str, &str)> = docs
+        .iter()
+        .filter(|d| d.get("Hooks").is_some())
+        .map(|d| (d["Phase"].as_str().unwrap(), d["Outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hooks,
+        [("pre-traffic", "succeeded"), ("post-traffic", "succeeded")],
+        "{docs:?}"
+    );
+    let checks = docs.iter().filter(|d| d.get("CheckVerdicts").is_some());
+    for check in checks {
+        assert_eq!(check["Check"], "smoke");
+        assert_eq!(check["Verdict"], "passed");
+        assert_eq!(check["Function"], "checkout");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,29 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let (ok, out) = watch.invoke("rollback", "rollback/sns-unmapped-alarm.json");
     assert!(!ok, "{out}");
     assert!(out.contains("Rollback.Unmapped"), "{out}");
+
+    // Issue 11 [5]: each action and outcome as Embedded Metric Format in the function's output,
+    // valid by the specification.
+    let docs = watch.emf_documents();
+    for doc in &docs {
+        shiftguard_common::emf::validate(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "ShiftGuard"
+        );
+    }
+    let outcomes: Vec<&str> = docs.iter().filter_map(|d| d["Outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["restored", "already-stable", "refused"],
+        "{docs:?}"
+    );
+    assert_eq!(docs[0]["Action"], "restore-alias");
+    assert!(
+        docs[0]["AlarmToRestored"].as_f64().unwrap() > 0.0,
+        "{}",
+        docs[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

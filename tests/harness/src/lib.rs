@@ -334,6 +334,23 @@ impl LambdaWatch {
     }
 }
 
+impl LambdaWatch {
+    /// Every Embedded Metric Format document the functions printed so far: each line of their
+    /// output that mentions `_aws`, which must then be one whole JSON object (CloudWatch Logs
+    /// extracts nothing from a line with anything before or after the object).
+    pub fn emf_documents(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("\"_aws\""))
+            .map(|l| {
+                serde_json::from_str(l.trim_end()).unwrap_or_else(|e| {
+                    panic!("an EMF line that is not one JSON object ({e}): {l}")
+                })
+            })
+            .collect()
+    }
+}
+
 impl Drop for LambdaWatch {
     fn drop(&mut self) {
         // cargo-lambda leaves the function process running when it is stopped: end the whole tree,
