@@ -142,6 +142,16 @@ export class ShiftGuard extends Construct {
         actions: ['lambda:InvokeFunction'],
         resources: checked.map((c) => `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}:*`),
       }));
+      // The version's description (the [shiftguard skip] bypass) and its code hash (artifact checks).
+      hook.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['lambda:GetFunctionConfiguration', 'lambda:GetFunction'],
+        resources: checked.map((c) => `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}:*`),
+      }));
+      // logs checks: the checked functions' own log groups.
+      hook.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['logs:FilterLogEvents'],
+        resources: checked.map((c) => `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:/aws/lambda/${c.functionName}:*`),
+      }));
       if (hook === this.postTraffic) {
         hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
       }

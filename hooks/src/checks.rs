@@ -625,7 +625,8 @@ impl AwsExecutor {
 
     /// `logs`: error lines per invocation of the new version against the old, from CloudWatch
     /// Logs. Lambda names each log stream `YYYY/MM/DD/[VERSION]id`, which tells the versions
-    /// apart; invocations are counted from the `REPORT RequestId` line Lambda writes for each.
+    /// apart; invocations are counted from the line Lambda writes for each (`invocationPattern`,
+    /// `REPORT RequestId` by default).
     async fn logs(&self, c: &LogsCheck) -> Observation {
         let started = Instant::now();
         let function = shiftguard_common::codedeploy::function_name(&self.target.function);
@@ -642,7 +643,7 @@ impl AwsExecutor {
         let start_ms = now_ms - c.window.as_millis() as i64;
         let (errors, reports) = tokio::join!(
             self.count_log_lines(&group, &c.pattern, start_ms, now_ms),
-            self.count_log_lines(&group, REPORT_PATTERN, start_ms, now_ms),
+            self.count_log_lines(&group, &c.invocation_pattern, start_ms, now_ms),
         );
         let latency = ms(started.elapsed());
         let base = json!({ "logGroup": group, "pattern": c.pattern, "newVersion": new, "oldVersion": old });
@@ -810,8 +811,6 @@ impl AwsExecutor {
 /// and `maxErrorRate` is not set (documented in the README).
 pub const NO_BASELINE_MAX_ERROR_RATE: f64 = 0.05;
 
-/// Lambda writes one `REPORT RequestId: …` line per invocation.
-pub const REPORT_PATTERN: &str = "\"REPORT RequestId\"";
 /// The most log lines a `logs` check counts per query (pages of up to 10,000).
 pub const MAX_LOG_EVENTS: usize = 200_000;
 

@@ -303,6 +303,11 @@ pub struct LogsCheck {
     /// A CloudWatch Logs filter pattern for an error line.
     #[serde(default = "default_log_pattern")]
     pub pattern: String,
+    /// A filter pattern for the one line Lambda writes per invocation, to count invocations.
+    /// Default `"REPORT RequestId"` (text log format); with Lambda's JSON log format use
+    /// `{ $.type = "platform.report" }`.
+    #[serde(default = "default_invocation_pattern")]
+    pub invocation_pattern: String,
     /// Default `/aws/lambda/<function>`.
     #[serde(default)]
     pub log_group: Option<String>,
@@ -327,6 +332,13 @@ pub struct LogsCheck {
 
 /// Errors and timeouts as Lambda's runtimes write them.
 pub const DEFAULT_LOG_PATTERN: &str = "?ERROR ?Error ?\"Task timed out\"";
+
+/// Lambda's per-invocation `REPORT` line in the text log format.
+pub const DEFAULT_INVOCATION_PATTERN: &str = "\"REPORT RequestId\"";
+
+fn default_invocation_pattern() -> String {
+    DEFAULT_INVOCATION_PATTERN.into()
+}
 
 fn default_log_pattern() -> String {
     DEFAULT_LOG_PATTERN.into()
@@ -705,9 +717,20 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
         }
         CheckKind::Compare(c) => validate_compare(c),
         CheckKind::Logs(l) => {
-            if l.pattern.len() > 1024 {
+            for (field, pattern) in [
+                ("pattern", &l.pattern),
+                ("invocationPattern", &l.invocation_pattern),
+            ] {
+                if pattern.len() > 1024 {
+                    return Err(format!(
+                        "{field}: expected at most 1024 characters (CloudWatch Logs' limit)"
+                    ));
+                }
+            }
+            if l.invocation_pattern.trim().is_empty() {
                 return Err(
-                    "pattern: expected at most 1024 characters (CloudWatch Logs' limit)".into(),
+                    "invocationPattern: is empty; it must match exactly one line per invocation"
+                        .into(),
                 );
             }
             if let Some(group) = &l.log_group {
