@@ -1,6 +1,7 @@
 """Checks what the emulator answers against the installed botocore service models.
 
-For JSON services (CodeDeploy awsJson1_1, Lambda and VPC Lattice restJson1): a success body against
+For JSON services (CodeDeploy and CloudWatch Logs awsJson1_1, Lambda and VPC Lattice restJson1) and
+CloudWatch over Smithy RPC v2 CBOR (the body decoded first): a success body against
 the operation's output shape (required members present and not null, types, enums, string
 patterns/lengths, number ranges, list lengths, members the model does not have), and an error's
 code against the operation's modeled errors (plus the errors every AWS service may answer).
@@ -27,7 +28,9 @@ STRICT = (os.environ.get("SHIFTGUARD_STRICT") or "").strip().lower() in ("1", "t
 MISMATCHES: list[dict] = []
 CHECKED = {"count": 0}
 
-SERVICES = {"codedeploy", "lambda", "vpc-lattice"}
+SERVICES = {"codedeploy", "lambda", "vpc-lattice", "logs", "monitoring"}
+# The SigV4 signing name -> botocore's model name, where they differ.
+MODEL_NAMES = {"monitoring": "cloudwatch"}
 # Errors any operation may answer (AWS's common errors) besides its modeled ones.
 COMMON_ERRORS = {
     "ThrottlingException",
@@ -49,7 +52,7 @@ _patterns: dict[str, Any] = {}
 def model(service: str) -> Any:
     with LOCK:
         if service not in _models:
-            _models[service] = _session.get_service_model(service)
+            _models[service] = _session.get_service_model(MODEL_NAMES.get(service, service))
         return _models[service]
 
 
@@ -124,7 +127,7 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
             problems.append(f"{path}: expected a boolean ({shape.name}), got {value!r}")
         return
     elif kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, datetime)):
             problems.append(f"{path}: expected a timestamp ({shape.name}), got {value!r}")
         elif isinstance(value, str):
             try:
@@ -158,13 +161,23 @@ def check(service: str, operation: str, status: int, headers: dict, data: bytes)
         return []
     op = svc.operation_model(operation)
     content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    cbor = content_type.startswith("application/cbor")
+
+    def decode(raw: bytes) -> Any:
+        if cbor:
+            import cbor2
+
+            return cbor2.loads(raw) if raw else {}
+        return json.loads(raw or b"{}")
+
     if status >= 300:
         try:
-            body = json.loads(data or b"{}")
+            body = decode(data)
         except ValueError:
-            return [f"{operation}: HTTP {status} error body is not JSON"]
+            return [f"{operation}: HTTP {status} error body is not {'CBOR' if cbor else 'JSON'}"]
         code = error_code(headers, body)
-        modeled = {e.name for e in op.error_shapes}
+        # An error's code is its shape's name, or (awsQuery-compatible services) its query code.
+        modeled = {e.name for e in op.error_shapes} | {e.metadata.get("error", {}).get("code") for e in op.error_shapes} - {None}
         if code is None:
             return [f"{operation}: HTTP {status} without an error code"]
         if code not in modeled and code not in COMMON_ERRORS:
@@ -176,12 +189,12 @@ def check(service: str, operation: str, status: int, headers: dict, data: bytes)
     payload_member = output.serialization.get("payload")
     if payload_member and output.members[payload_member].type_name in ("blob", "string"):
         return []  # e.g. Invoke's Payload: the function's own bytes
-    if "json" not in content_type and data[:1] not in (b"{", b"["):
+    if not cbor and "json" not in content_type and data[:1] not in (b"{", b"["):
         return []
     try:
-        body = json.loads(data or b"{}")
+        body = decode(data)
     except ValueError:
-        return [f"{operation}: the body is not JSON"]
+        return [f"{operation}: the body is not {'CBOR' if cbor else 'JSON'}"]
     problems: list[str] = []
     if not isinstance(body, dict):
         return [f"{operation}: the body is not a JSON object"]

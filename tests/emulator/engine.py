@@ -28,6 +28,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import cloudwatch_logs
 import shiftguard_emulator as em
 
 # Flip to True to make the engine the default (tests and the demo then only start things).
@@ -188,10 +189,11 @@ def post_runtime_api(binding: dict, payload: bytes, timeout: float = 900.0) -> t
         return exc.code, dict(exc.headers or {}), exc.read()
 
 
-def invoke(region: str, function: str, qualifier: str | None, payload: bytes, source: str, version: str | None = None) -> dict:
+def invoke(region: str, function: str, qualifier: str | None, payload: bytes, source: str, version: str | None = None, request_id: str | None = None) -> dict:
     """One synchronous invocation of `function` (name or ARN) at `qualifier`: through a binding
     when the function (or its version/alias) is bound, else a canned behaviour, else moto's echo.
-    Emits Lambda's metrics. Raises AwsError(404) when the function or qualifier does not exist."""
+    Emits Lambda's metrics and writes Lambda's log lines (`cloudwatch_logs`). Raises AwsError(404)
+    when the function or qualifier does not exist."""
     fn_name, qualifier = split_function(function, qualifier)
     try:
         em.lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(fn_name, qualifier)
@@ -200,43 +202,69 @@ def invoke(region: str, function: str, qualifier: str | None, payload: bytes, so
         suffix = f":{qualifier}" if qualifier else ""
         raise em.AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{em.DEFAULT_ACCOUNT}:function:{fn_name}{suffix}")
     started = time.time()
+    request_id = request_id or str(uuid.uuid4())
+    # The execution environment (and so the log stream) this invocation runs in.
+    sandbox = cloudwatch_logs.claim(region, fn_name, version, started)
     binding = binding_for(fn_name, qualifier, version)
-    record = {"function": fn_name, "qualifier": qualifier, "executedVersion": version, "source": source, "time": started, "payload": payload.decode("utf-8", "replace")}
-    if binding is not None:
-        try:
-            status, headers, body = post_runtime_api(binding, payload)
-            error = headers.get("X-Amz-Function-Error") or headers.get("x-amz-function-error") or (None if status == 200 else "Unhandled")
-        except OSError as exc:
-            # The process is not there: Lambda would report a failed runtime.
-            error, body = "Unhandled", json.dumps({"errorType": "Runtime.Unavailable", "errorMessage": f"{binding['endpoint']}: {exc}"}).encode()
-        record["via"] = f"binding {binding['endpoint']} ({binding['name']})"
-    else:
-        behaviour = em.BEHAVIOURS.get((fn_name, version)) or em.BEHAVIOURS.get((fn_name, "*"))
-        if behaviour is not None:
-            error, body = em.run_behaviour(behaviour, payload)
-            record["via"] = "behaviour"
+    record = {"function": fn_name, "qualifier": qualifier, "executedVersion": version, "source": source, "time": started, "payload": payload.decode("utf-8", "replace"), "requestId": request_id, "logStreamName": sandbox["stream"]}
+    behaviour: dict = {}
+    outcome: dict = {}
+    try:
+        if binding is not None:
+            try:
+                status, headers, body = post_runtime_api(binding, payload)
+                error = headers.get("X-Amz-Function-Error") or headers.get("x-amz-function-error") or (None if status == 200 else "Unhandled")
+            except OSError as exc:
+                # The process is not there: Lambda would report a failed runtime.
+                error, body = "Unhandled", json.dumps({"errorType": "Runtime.Unavailable", "errorMessage": f"{binding['endpoint']}: {exc}"}).encode()
+            record["via"] = f"binding {binding['endpoint']} ({binding['name']})"
         else:
-            error, body = None, payload  # moto without Docker echoes the payload
-            record["via"] = "echo"
-    em.emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (time.time() - started) * 1000.0)
+            behaviour = em.BEHAVIOURS.get((fn_name, version)) or em.BEHAVIOURS.get((fn_name, "*")) or {}
+            if behaviour:
+                error, body = em.run_behaviour(behaviour, payload, outcome)
+                record["via"] = "behaviour"
+            else:
+                error, body = None, payload  # moto without Docker echoes the payload
+                record["via"] = "echo"
+    except BaseException:
+        cloudwatch_logs.release(sandbox)
+        raise
+    ended = time.time()
+    em.emit_lambda_metrics(region, fn_name, qualifier, version, error is not None, (ended - started) * 1000.0)
+    logged = cloudwatch_logs.record_invocation(
+        region,
+        fn_name,
+        version,
+        request_id,
+        started,
+        ended,
+        sandbox=sandbox,
+        log_lines=behaviour.get("log_lines"),
+        error_payload=body,
+        failed=error is not None,
+        timed_out_after=outcome.get("timeoutSeconds") if outcome.get("timedOut") else None,
+        max_memory_used_mb=behaviour.get("max_memory_used_mb"),
+    )
     # Kept whole up to 64 KiB (hook and rollback summaries run to a few KiB; Lambda's synchronous
     # response limit is 6 MB, more than a test log needs).
-    record.update({"functionError": error, "response": body.decode("utf-8", "replace")[:65536], "end": time.time()})
+    record.update({"functionError": error, "response": body.decode("utf-8", "replace")[:65536], "end": ended})
     with em.LOCK:
         INVOCATIONS.append(record)
-    return {"functionError": error, "payload": body, "executedVersion": version, "via": record["via"]}
+    return {"functionError": error, "payload": body, "executedVersion": version, "via": record["via"], "requestId": request_id, "logStreamName": logged["logStreamName"], "logMessages": logged["messages"]}
 
 
 def invoke_async(region: str, function: str, qualifier: str | None, payload: bytes, source: str) -> None:
     """InvocationType=Event: queued, run in the background; a function error is retried twice,
-    1 and 2 minutes later (Lambda's default for asynchronous invocation), scaled."""
+    1 and 2 minutes later (Lambda's default for asynchronous invocation), scaled. The retries keep
+    the event's request id (a guess: what Lambda is seen doing, not documented)."""
+    request_id = str(uuid.uuid4())
 
     def attempt() -> None:
         for delay in (0.0, 60.0, 120.0):
             if delay:
                 time.sleep(SETTINGS.scaled(delay))
             try:
-                result = invoke(region, function, qualifier, payload, source)
+                result = invoke(region, function, qualifier, payload, source, request_id=request_id)
             except em.AwsError as err:
                 print(f"async invocation of {function} failed: {err.code}: {err.message}", file=sys.stderr)
                 return

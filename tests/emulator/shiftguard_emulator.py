@@ -16,7 +16,12 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
   endpoint, time compression (`engine.py`, `alarms.py`; `POST /_shiftguard/engine`, `--engine`,
   `SHIFTGUARD_ENGINE=1`);
 * model conformance against botocore's service models, strict with `SHIFTGUARD_STRICT=1`/`--strict`
-  (`conformance.py`, `GET /_shiftguard/conformance`).
+  (`conformance.py`, `GET /_shiftguard/conformance`);
+* Lambda's log lines in CloudWatch Logs for every invocation, and FilterLogEvents with the
+  documented filter pattern syntax and pagination (`cloudwatch_logs.py`);
+* published Lambda versions that keep their own code hash, code and description, image functions'
+  `ResolvedImageUri` (`_lambda_versions_keep_their_code`);
+* CloudWatch GetMetricData per period as documented, over JSON and CBOR (`cloudwatch_metrics.py`).
 
 Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
 Its own tests: `make emulator-test` (pytest, `test_*.py` here).
@@ -74,7 +79,7 @@ class AwsError(Exception):
 
 def error_response(service: str, err: AwsError) -> tuple[int, dict, dict]:
     headers = {"x-amzn-ErrorType": err.code, "Content-Type": "application/json"}
-    if service == "codedeploy":
+    if service in ("codedeploy", "logs"):
         # awsJson1_1: the code travels in `__type`.
         body = {"__type": err.code, "message": err.message}
         headers["Content-Type"] = "application/x-amz-json-1.1"
@@ -736,6 +741,12 @@ def cd_put_hook_status(region: str, req: dict) -> dict:
     return {"lifecycleEventHookExecutionId": hook_id}
 
 
+# CloudWatch Logs operations the extension answers itself (`cloudwatch_logs.py`).
+LOGS_OPS: dict[str, Callable[[str, dict], dict]] = {
+    "FilterLogEvents": lambda region, req: cloudwatch_logs.filter_log_events(region, req),
+}
+
+
 CODEDEPLOY_OPS: dict[str, Callable[[str, dict], dict | None]] = {
     "ListDeploymentTargets": cd_list_deployment_targets,
     "GetDeploymentTarget": cd_get_deployment_target,
@@ -1045,8 +1056,26 @@ def lattice_register_targets(region: str, params: dict, req: dict) -> tuple[int,
 # ---------------------------------------------------------------------------------------------
 
 # (function, version or "*") -> {"response", "function_error", "delay_ms", "timeout_ms",
-#                               "fail_if_payload_contains", "error_response"}
+#                               "fail_if_payload_contains", "error_response", "log_lines",
+#                               "max_memory_used_mb"}
+# `log_lines` (list of strings): what the function itself logs, each string one log event written
+# verbatim between Lambda's START line and its END/REPORT lines (`cloudwatch_logs`).
+# `max_memory_used_mb` (integer): the REPORT line's "Max Memory Used" (default 20, capped at the
+# function's MemorySize).
+BEHAVIOUR_FIELDS = ("response", "function_error", "delay_ms", "timeout_ms", "fail_if_payload_contains", "error_response", "log_lines", "max_memory_used_mb")
 BEHAVIOURS: dict[tuple[str, str], dict] = {}
+
+
+def checked_behaviour(body: dict) -> dict:
+    """The behaviour fields of a `POST /_shiftguard/lambda/behaviour` body (ValueError: 400)."""
+    behaviour = {k: body[k] for k in BEHAVIOUR_FIELDS if k in body}
+    lines = behaviour.get("log_lines")
+    if lines is not None and (not isinstance(lines, list) or not all(isinstance(line, str) for line in lines)):
+        raise ValueError("log_lines must be a list of strings")
+    used = behaviour.get("max_memory_used_mb")
+    if used is not None and (isinstance(used, bool) or not isinstance(used, int) or used < 0):
+        raise ValueError("max_memory_used_mb must be a non-negative integer")
+    return behaviour
 
 
 def _resolve_version(region: str, fn_name: str, qualifier: str | None) -> str:
@@ -1066,12 +1095,15 @@ def _resolve_version(region: str, fn_name: str, qualifier: str | None) -> str:
     return alias.function_version
 
 
-def run_behaviour(behaviour: dict, req_body: bytes) -> tuple[str | None, bytes]:
-    """A canned behaviour's answer: (function error or None, payload)."""
+def run_behaviour(behaviour: dict, req_body: bytes, outcome: dict | None = None) -> tuple[str | None, bytes]:
+    """A canned behaviour's answer: (function error or None, payload). `outcome`, when given, is
+    told whether the invocation timed out (`timedOut`, `timeoutSeconds`)."""
     delay = float(behaviour.get("delay_ms", 0)) / 1000.0
     timeout = float(behaviour.get("timeout_ms", 3000)) / 1000.0
     error = behaviour.get("function_error")
     if delay >= timeout:
+        if outcome is not None:
+            outcome.update({"timedOut": True, "timeoutSeconds": timeout})
         time.sleep(timeout)
         body = {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after {timeout:.2f} seconds"}
         return "Unhandled", json.dumps(body).encode()
@@ -1092,7 +1124,7 @@ def invoke_target(region: str, params: dict, query: dict) -> tuple[str, str | No
     return engine.split_function(params["fn"], (query.get("Qualifier") or [None])[0])
 
 
-def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tuple[int, dict, bytes] | None:
+def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict, log_type: str | None = None) -> tuple[int, dict, bytes] | None:
     """Invoke for functions with a binding (a real process) or a canned behaviour; others go on to
     moto (which echoes), with `X-Amz-Executed-Version` added on the way back."""
     fn_name, qualifier = invoke_target(region, params, query)
@@ -1110,9 +1142,12 @@ def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict) -> tu
     # The version picked above is the one that runs (an alias's weighted pick happens once).
     # (InvocationType=Event is answered synchronously here, as before the engine.)
     result = engine.invoke(region, fn_name, qualifier, req_body, "Invoke", version=version)
-    headers = {"X-Amz-Executed-Version": result["executedVersion"], "Content-Type": "application/json"}
+    # The request id of the answer is the invocation's (the one in its log lines).
+    headers = {"X-Amz-Executed-Version": result["executedVersion"], "Content-Type": "application/json", "x-amzn-RequestId": result["requestId"]}
     if result["functionError"]:
         headers["X-Amz-Function-Error"] = result["functionError"]
+    if (log_type or "").lower() == "tail":
+        headers["X-Amz-Log-Result"] = cloudwatch_logs.tail(result["logMessages"])
     return 200, headers, result["payload"]
 
 
@@ -1198,7 +1233,8 @@ def cloudwatch_cbor(region: str, operation: str, body: bytes) -> tuple[int, dict
                         {
                             "Id": r["id"],
                             "Label": r["label"],
-                            "Timestamps": _aware_utc(r["timestamps"]),
+                            # Timestamps[x] is Values[x]: a period without a value has neither.
+                            "Timestamps": _aware_utc([t for t, v in zip(r["timestamps"], r["values"]) if v is not None]),
                             "Values": [float(v) for v in r["values"] if v is not None],
                             "StatusCode": r["status_code"],
                         }
@@ -1209,7 +1245,8 @@ def cloudwatch_cbor(region: str, operation: str, body: bytes) -> tuple[int, dict
             )
         return reply(400, {"__type": "com.amazonaws.cloudwatch#UnknownOperationException", "message": f"{operation} is not served over CBOR by this emulator"})
     except KeyError as exc:
-        return reply(400, {"__type": "com.amazonaws.cloudwatch#MissingRequiredParameterException", "message": f"missing {exc}"})
+        # A guess at the code for a missing member (a validation error any operation may answer).
+        return reply(400, {"__type": "com.amazonaws.cloudwatch#ValidationError", "message": f"1 validation error detected: Value null at {exc} failed to satisfy constraint: Member must not be null"})
     except Exception as exc:  # moto's validation errors carry AWS codes
         code = getattr(exc, "error_type", None) or getattr(exc, "code", None) or "InvalidParameterValue"
         return reply(400, {"__type": f"com.amazonaws.cloudwatch#{code}", "message": str(getattr(exc, "message", exc))})
@@ -1232,6 +1269,104 @@ def _percentile_statistics() -> None:
         return values[int(min(rank, len(values))) - 1]
 
     models.Statistics.get_statistics_for_type = get_statistics_for_type
+
+
+def image_repository(uri: str) -> str:
+    """An image URI without its tag or digest (`123.dkr.ecr.r.amazonaws.com/repo:v1` -> `…/repo`)."""
+    base = uri.split("@", 1)[0]
+    head, _, last = base.rpartition("/")
+    if ":" in last:
+        last = last.split(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def image_digest(region: str, uri: str) -> str:
+    """The digest (64 hex) an image URI resolves to: the one it names (`…@sha256:<hex>`), else the
+    image moto's ECR holds under that repository and tag, else one made up from the URI (a guess:
+    the stand-in for a registry this emulator does not have)."""
+    if "@" in uri:
+        digest = uri.split("@", 1)[1].lower()
+        if re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return digest[len("sha256:") :]
+    # `<registry>/<repository path>[:tag]`: the repository may have slashes (`team/svc`).
+    path = uri.split("@", 1)[0].split("/", 1)[-1]
+    head, _, last = path.rpartition("/")
+    name, _, tag = last.partition(":")
+    repo = f"{head}/{name}" if head else name
+    try:
+        from moto.ecr.models import ecr_backends
+
+        found = ecr_backends[DEFAULT_ACCOUNT][region].batch_get_image(repository_name=repo, image_ids=[{"imageTag": tag or "latest"}])["images"]
+        if found:
+            return found[0].image_id["imageDigest"].split(":", 1)[-1]
+    except Exception:
+        pass
+    return hashlib.sha256(uri.encode()).hexdigest()
+
+
+def _lambda_versions_keep_their_code() -> None:
+    """Published versions are snapshots (Lambda developer guide, *Lambda function versions*: "a
+    version includes ... the function code and all associated dependencies ... the function
+    settings"). moto 5.2.5 copies `$LATEST` shallowly, so a version shared the `Code` dict with
+    `$LATEST`: after UpdateFunctionCode an older version's GetFunction showed the new `ImageUri`
+    (and S3 location). Also fixed here:
+
+    * PublishVersion after UpdateFunctionCode with the same bytes and no configuration change
+      returns the latest version ("Lambda doesn't publish a version if the function's
+      configuration and code haven't changed since the last version"); moto published another;
+    * image functions: `CodeSha256` is the image digest and `Code.ResolvedImageUri` is
+      `<repository>@sha256:<digest>`; moto hashed the URI text and built `ResolvedImageUri` by
+      cutting at the first `:` (broken for a URI that names a digest)."""
+    from moto.awslambda import models
+
+    storage = models.LambdaStorage
+    if getattr(storage.publish_version, "shiftguard", False):
+        return
+    original_publish = storage.publish_version
+    original_update_configuration = models.LambdaFunction.update_configuration
+    original_set_code = models.LambdaFunction._set_function_code
+    original_get_code = models.LambdaFunction.get_code
+
+    def publish_version(self: Any, name_or_arn: str, description: str = "") -> Any:
+        try:
+            name = self.get_function_by_name_or_arn_forbid_qualifier(name_or_arn).function_name
+            group = self._functions.get(name) or {}
+        except Exception:
+            return original_publish(self, name_or_arn, description)
+        latest, versions = group.get("latest"), group.get("versions") or []
+        if latest is not None and versions and latest.code_or_config_updated:
+            unchanged_code = latest.code_sha_256 == versions[-1].code_sha_256 and latest.code.get("ImageUri") == versions[-1].code.get("ImageUri")
+            if unchanged_code and not getattr(latest, "shiftguard_config_changed", False):
+                latest.code_or_config_updated = False
+        before = len(versions)
+        published = original_publish(self, name_or_arn, description)
+        if published is not None and len(group.get("versions") or []) > before:
+            published.code = copy.deepcopy(published.code)
+            if latest is not None:
+                latest.shiftguard_config_changed = False
+        return published
+
+    def update_configuration(self: Any, config_updates: dict) -> Any:
+        self.shiftguard_config_changed = True
+        return original_update_configuration(self, config_updates)
+
+    def set_function_code(self: Any, updated_spec: dict) -> None:
+        original_set_code(self, updated_spec)
+        if "ImageUri" in updated_spec and not (updated_spec is not self.code and updated_spec.get("DryRun")):
+            self.code_sha_256 = image_digest(self.region, updated_spec["ImageUri"])
+
+    def get_code(self: Any) -> dict:
+        out = original_get_code(self)
+        uri = (self.code or {}).get("ImageUri")
+        if uri and isinstance(out.get("Code"), dict):
+            out["Code"]["ResolvedImageUri"] = f"{image_repository(uri)}@sha256:{self.code_sha_256}"
+        return out
+
+    publish_version.shiftguard = True  # type: ignore[attr-defined]
+    storage.publish_version = publish_version
+    models.LambdaFunction.update_configuration = update_configuration
+    models.LambdaFunction._set_function_code = set_function_code
+    models.LambdaFunction.get_code = get_code
 
 
 def _aws_shaped_lattice_ids() -> None:
@@ -1304,6 +1439,7 @@ def deployment_summary(deployment: Any) -> dict:
         "creator": deployment.creator,
         "rollbackInfo": dict(rollback_info_of(deployment)),
         "createTime": deployment.create_time.replace(tzinfo=timezone.utc).isoformat(),
+        "description": deployment.description,
     }
 
 
@@ -1411,11 +1547,7 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
     if path == "/_shiftguard/lambda/behaviour" and method == "POST":
         # How a function (or one version of it) behaves when invoked.
         function, version = body["function"], str(body.get("version", "*"))
-        BEHAVIOURS[(function, version)] = {
-            k: body[k]
-            for k in ("response", "function_error", "delay_ms", "timeout_ms", "fail_if_payload_contains", "error_response")
-            if k in body
-        }
+        BEHAVIOURS[(function, version)] = checked_behaviour(body)
         return 200, {"function": function, "version": version}
     if path == "/_shiftguard/codedeploy/stopped":
         return 200, STATE.stopped
@@ -1434,6 +1566,17 @@ class ShiftGuardEmulator:
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
+        if "gzip" in (environ.get("HTTP_CONTENT_ENCODING") or "").lower() and body:
+            # SDKs gzip large PutMetricData bodies (CloudWatch's request compression): the
+            # extension and moto read them plain.
+            import gzip
+
+            try:
+                body = gzip.decompress(body)
+                environ.pop("HTTP_CONTENT_ENCODING", None)
+                environ["CONTENT_LENGTH"] = str(len(body))
+            except (OSError, EOFError):
+                pass  # not gzip after all: handed on as it came
         path = environ.get("PATH_INFO", "/")
         if path.startswith("/_shiftguard/"):
             try:
@@ -1469,13 +1612,13 @@ class ShiftGuardEmulator:
             return lambda data: None
 
         data = b"".join(self._handle(environ, capture, body, service, region, operation, params))
-        status_line, headers = self._fix(service, operation, region, params, environ, captured["status"], captured["headers"])
+        status_line, headers = self._fix(service, operation, region, params, environ, captured["status"], captured["headers"], call["time"])
         status_line, headers, data = self._conform(service, operation, status_line, headers, data)
         start_response(status_line, headers)
         call["end"] = time.time()
         return [data]
 
-    def _fix(self, service: str, operation: str, region: str, params: dict, environ: dict, status_line: str, headers: list) -> tuple[str, list]:
+    def _fix(self, service: str, operation: str, region: str, params: dict, environ: dict, status_line: str, headers: list, started: float | None = None) -> tuple[str, list]:
         """Fidelity fixes on moto's answers."""
         code = int(status_line.split()[0])
         if service == "lambda" and operation == "GetAlias" and code == 201:
@@ -1484,9 +1627,22 @@ class ShiftGuardEmulator:
             # Lambda reports the version that ran on every Invoke (moto never does).
             try:
                 fn_name, qualifier = invoke_target(region, params, parse_qs(environ.get("QUERY_STRING", "")))
-                headers.append(("X-Amz-Executed-Version", _resolve_version(region, fn_name, qualifier)))
+                version = _resolve_version(region, fn_name, qualifier)
+                headers.append(("X-Amz-Executed-Version", version))
             except Exception:
-                pass
+                version = None
+            if version is not None and code in (200, 202):
+                # moto's echo ran the function (not a DryRun): Lambda's log lines for it, and the
+                # answer's request id is the invocation's.
+                request_id = str(uuid.uuid4())
+                logged = cloudwatch_logs.record_invocation(region, fn_name, version, request_id, started or time.time(), time.time())
+                headers = [(k, v) for k, v in headers if k.lower() not in ("x-amzn-requestid", "x-amz-log-result")]
+                headers.append(("x-amzn-RequestId", request_id))
+                if code == 200 and (environ.get("HTTP_X_AMZ_LOG_TYPE") or "").lower() == "tail":
+                    headers.append(("X-Amz-Log-Result", cloudwatch_logs.tail(logged["messages"])))
+        if service == "logs":
+            # CloudWatch Logs speaks awsJson1_1; moto labels its answers text/html.
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"] + [("Content-Type", "application/x-amz-json-1.1")]
         return status_line, headers
 
     def _conform(self, service: str, operation: str, status_line: str, headers: list, data: bytes) -> tuple[str, list, bytes]:
@@ -1536,11 +1692,13 @@ class ShiftGuardEmulator:
                         listener.default_action = previous
                     return self._reply(start_response, handled[0], {"Content-Type": "application/json"}, handled[1])
             if params.get("cbor") and service == "monitoring":
+                # The extension's own answers (enforced); other operations answer "not served".
+                self._local.extension = operation in ("PutMetricData", "GetMetricData")
                 status, headers, data = cloudwatch_cbor(region, operation, body)
                 start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
                 return [data]
             if service == "lambda" and operation == "Invoke":
-                handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")))
+                handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")), environ.get("HTTP_X_AMZ_LOG_TYPE"))
                 if handled is not None:
                     self._local.extension = True
                     status, headers, data = handled
@@ -1553,6 +1711,10 @@ class ShiftGuardEmulator:
                 if out is not None:
                     return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, out)
                 self._local.extension = False
+            if service == "logs" and operation in LOGS_OPS:
+                self._local.extension = True
+                out = LOGS_OPS[operation](region, json.loads(body or b"{}"))
+                return self._reply(start_response, 200, {"Content-Type": "application/x-amz-json-1.1"}, out)
             handler = EXTENDED.get((service, operation))
             if handler is not None:
                 self._local.extension = True
@@ -1586,6 +1748,12 @@ PATCHED = {
     ("codedeploy", "GetDeployment"),
     ("codedeploy", "BatchGetDeployments"),
     ("lambda", "GetAlias"),
+    # Versions keep their own code, hash and description (`_lambda_versions_keep_their_code`).
+    ("lambda", "GetFunction"),
+    ("lambda", "GetFunctionConfiguration"),
+    ("lambda", "PublishVersion"),
+    # Per-period series (`cloudwatch_metrics`), over the JSON protocol too.
+    ("monitoring", "GetMetricData"),
 }
 
 
@@ -1637,6 +1805,8 @@ def main() -> None:
 
     default_user_config.setdefault("lambda", {})["use_docker"] = False
     _percentile_statistics()
+    cloudwatch_metrics.install()
+    _lambda_versions_keep_their_code()
     _deployment_info_with_rollbacks()
     _aws_shaped_lattice_ids()
     alarms.install()
@@ -1653,6 +1823,8 @@ def main() -> None:
 # The engine modules import this one: imported last, once everything they use is defined.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import alarms  # noqa: E402
+import cloudwatch_logs  # noqa: E402
+import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402
 import engine  # noqa: E402
 

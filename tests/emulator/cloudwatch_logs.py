@@ -1,0 +1,405 @@
+"""CloudWatch Logs for the emulator: what Lambda writes for every invocation, and FilterLogEvents.
+
+* Every invocation the emulator runs (a canned behaviour, a bound Runtime API process or moto's echo;
+  through Invoke, a CodeDeploy hook, an SNS delivery or an alarm action) writes Lambda-shaped lines
+  into moto's CloudWatch Logs backend: log group `/aws/lambda/<function>` (created when missing),
+  log stream `YYYY/MM/DD/[<executed version>]<32 lowercase hex>` (one stream per execution
+  environment: here a "sandbox" per function, executed version and UTC day, a second one only while
+  the first is busy with a concurrent invocation), lines `START`, the behaviour's `log_lines`, the
+  error or timeout line, `END`, `REPORT`. Tests add lines of their own with the real PutLogEvents.
+* FilterLogEvents (awsJson1_1, `Logs_20140328.FilterLogEvents`) is answered here, not by moto: moto
+  5.2.5 ignores `logStreamNamePrefix`, treats `?term`, `-term` and mixed quoted/bare patterns as
+  "match everything", returns streams one after the other (not interleaved by time) and answers
+  `"nextToken": null`.
+
+What is documented and what is guessed: `MODELLED.md` ("CloudWatch Logs").
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import shiftguard_emulator as em
+
+# (region, function, executed version, UTC day) -> [{"stream": name, "busy": bool}]
+_SANDBOXES: dict[tuple[str, str, str, str], list[dict]] = {}
+
+DEFAULT_MEMORY_MB = 128
+# "Max Memory Used" when a behaviour does not say (`max_memory_used_mb`): a guess, capped at the
+# function's memory size.
+DEFAULT_MAX_MEMORY_USED_MB = 20
+# Lambda's `X-Amz-Log-Result` (LogType=Tail): "the last 4 KB of the execution log".
+TAIL_BYTES = 4096
+
+
+def logs_backend(region: str) -> Any:
+    from moto.logs.models import logs_backends
+
+    return logs_backends[em.DEFAULT_ACCOUNT][region]
+
+
+def group_name(function: str) -> str:
+    return f"/aws/lambda/{function}"
+
+
+def _iso(ms: int) -> str:
+    """Lambda runtimes' time stamp: `2026-11-22T06:32:08.123Z`."""
+    return datetime.fromtimestamp(ms / 1000.0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution environments ("sandboxes") and the lines Lambda writes
+# ---------------------------------------------------------------------------------------------
+
+
+def claim(region: str, function: str, version: str, started: float) -> dict:
+    """The sandbox an invocation runs in: a free one of this function version today, or a new one
+    (with its own log stream) when every one is busy. `release` gives it back."""
+    day = datetime.fromtimestamp(started, timezone.utc).strftime("%Y/%m/%d")
+    key = (region, function, str(version), day)
+    with em.LOCK:
+        pool = _SANDBOXES.setdefault(key, [])
+        for sandbox in pool:
+            if not sandbox["busy"]:
+                sandbox["busy"] = True
+                return sandbox
+        sandbox = {"stream": f"{day}/[{version}]{uuid.uuid4().hex}", "busy": True}
+        pool.append(sandbox)
+        return sandbox
+
+
+def release(sandbox: dict) -> None:
+    with em.LOCK:
+        sandbox["busy"] = False
+
+
+def function_memory(region: str, function: str, version: str) -> int:
+    try:
+        fn = em.lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(function, version)
+        return int(fn.memory_size or DEFAULT_MEMORY_MB)
+    except Exception:
+        return DEFAULT_MEMORY_MB
+
+
+def error_line_json(payload: bytes | str | None) -> str:
+    """The JSON of a function error as a Node.js runtime logs it (`{"errorType", "errorMessage"[,
+    "stack"]}`), from the error payload the invocation returned."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else (payload or "")
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        out: dict = {"errorType": str(body.get("errorType") or "Error"), "errorMessage": str(body.get("errorMessage") or "")}
+        if isinstance(body.get("stack"), list):
+            out["stack"] = body["stack"]
+    else:
+        out = {"errorType": "Error", "errorMessage": text}
+    return json.dumps(out, separators=(",", ":"))
+
+
+def invocation_lines(
+    request_id: str,
+    version: str,
+    started_ms: float,
+    ended_ms: float,
+    log_lines: list[str] | None = None,
+    error_payload: bytes | str | None = None,
+    failed: bool = False,
+    timed_out_after: float | None = None,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    max_memory_used_mb: int | None = None,
+) -> list[dict]:
+    """The log events of one invocation, in order, with its time stamps (epoch ms)."""
+    ended_ms = max(ended_ms, started_ms)
+    duration = ended_ms - started_ms
+    t0, t1 = int(started_ms), int(ended_ms)
+    events = [{"timestamp": t0, "message": f"START RequestId: {request_id} Version: {version}"}]
+    lines = list(log_lines or [])
+    for i, line in enumerate(lines):
+        # The function's own lines fall between START and the end of the invocation.
+        at = t0 + ((t1 - t0) * (i + 1)) // (len(lines) + 1)
+        events.append({"timestamp": at, "message": line})
+    if timed_out_after is not None:
+        # Lambda's own text for a timeout (the same for every runtime).
+        events.append({"timestamp": t1, "message": f"{_iso(t1)} {request_id} Task timed out after {timed_out_after:.2f} seconds"})
+    elif failed:
+        # What the Node.js runtime logs for an unhandled error. The exact line varies by runtime
+        # (Python logs `[ERROR] …`, the Rust runtime logs through `tracing`): ours is Node-like.
+        events.append({"timestamp": t1, "message": f"{_iso(t1)}\t{request_id}\tERROR\tInvoke Error \t{error_line_json(error_payload)}"})
+    events.append({"timestamp": t1, "message": f"END RequestId: {request_id}"})
+    used = DEFAULT_MAX_MEMORY_USED_MB if max_memory_used_mb is None else int(max_memory_used_mb)
+    report = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {max(1, math.ceil(duration))} ms"
+        f"\tMemory Size: {memory_mb} MB\tMax Memory Used: {min(used, memory_mb)} MB"
+    )
+    events.append({"timestamp": t1, "message": report})
+    return events
+
+
+def write(region: str, function: str, stream: str, events: list[dict]) -> None:
+    """Into moto's backend, as Lambda would: the group and the stream made when missing (a test may
+    have deleted them)."""
+    backend = logs_backend(region)
+    group = group_name(function)
+    with em.LOCK:
+        backend.ensure_log_group(group)
+        backend.ensure_log_stream(group, stream)
+        backend.groups[group].put_log_events(stream, events)
+
+
+def record_invocation(
+    region: str,
+    function: str,
+    version: str,
+    request_id: str,
+    started: float,
+    ended: float,
+    sandbox: dict | None = None,
+    **details: Any,
+) -> dict:
+    """Write one invocation's lines; returns {"logStreamName", "messages"}. Logging is best effort
+    (as on Lambda, a failed log write never fails the invocation)."""
+    if sandbox is None:
+        sandbox = claim(region, function, version, started)
+    try:
+        events = invocation_lines(
+            request_id,
+            version,
+            started * 1000.0,
+            ended * 1000.0,
+            memory_mb=function_memory(region, function, version),
+            **details,
+        )
+        try:
+            write(region, function, sandbox["stream"], events)
+        except Exception as exc:  # noqa: BLE001
+            import sys
+
+            print(f"lambda log write failed: {exc!r}", file=sys.stderr)
+        return {"logStreamName": sandbox["stream"], "messages": [e["message"] for e in events]}
+    finally:
+        release(sandbox)
+
+
+def tail(messages: list[str]) -> str:
+    """`X-Amz-Log-Result`: the last 4 KB of the execution log, base64."""
+    text = "".join(m if m.endswith("\n") else m + "\n" for m in messages).encode()
+    return base64.b64encode(text[-TAIL_BYTES:]).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Filter patterns for unstructured log events
+# ---------------------------------------------------------------------------------------------
+
+
+class PatternError(ValueError):
+    pass
+
+
+def _tokens(pattern: str) -> list[tuple[str, str, bool]]:
+    """(operator '' | '?' | '-', text, quoted) for each term of an unstructured pattern."""
+    out: list[tuple[str, str, bool]] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i].isspace():
+            i += 1
+            continue
+        op = ""
+        if pattern[i] in "?-" and i + 1 < n and not pattern[i + 1].isspace():
+            op = pattern[i]
+            i += 1
+        if pattern[i] == '"':
+            i += 1
+            text = []
+            while i < n and pattern[i] != '"':
+                if pattern[i] == "\\" and i + 1 < n:
+                    # A guess: `\"` and `\\` inside a phrase are a quote and a backslash.
+                    i += 1
+                text.append(pattern[i])
+                i += 1
+            if i >= n:
+                raise PatternError("Invalid filter pattern: unterminated quoted phrase")
+            i += 1
+            out.append((op, "".join(text), True))
+        else:
+            start = i
+            while i < n and not pattern[i].isspace() and pattern[i] != '"':
+                i += 1
+            out.append((op, pattern[start:i], False))
+    return out
+
+
+def compile_pattern(pattern: str | None) -> Callable[[str], bool]:
+    """A predicate on a log event's message, per the documented filter pattern syntax for
+    unstructured log events:
+
+    * empty (or `" "`, the documented "match everything"): every event;
+    * `ERROR Exception`: every term must appear (case-sensitive);
+    * `"INTERNAL SERVER ERROR"`: the exact phrase, spaces and punctuation included;
+    * `?ERROR ?"Task timed out"`: any of the `?` terms;
+    * `ERROR -ARGUMENTS`: `-` excludes events containing the term;
+    * `%regex%`: a regular expression (the documented subset: no parentheses).
+
+    Guessed where AWS is silent: a bare term matches anywhere in the message (substring, not only
+    as a whole word); bare terms after a `?` term belong to that `?` group (`?a b ?c` is
+    "a and b, or c", as the CDK's anyTermGroup renders), bare terms before the first `?` form a group
+    of their own; `-` terms exclude whatever the groups matched. JSON (`{ $.x = 1 }`) and
+    space-delimited (`[a, b]`) patterns are not modelled: InvalidParameterException saying so."""
+    text = (pattern or "").strip()
+    if not text or text in ('" "', '""'):
+        return lambda message: True
+    if text[0] in "{[":
+        raise PatternError("JSON and space-delimited filter patterns are not modelled by this emulator (unstructured terms, phrases and %regex% are)")
+    if len(text) >= 2 and text[0] == "%" and text[-1] == "%":
+        inner = text[1:-1]
+        if "(" in inner or ")" in inner:
+            raise PatternError("Invalid filter pattern: the ( and ) operators are not supported in regular expressions")
+        try:
+            regex = re.compile(inner)
+        except re.error as exc:
+            raise PatternError(f"Invalid filter pattern: {exc}")
+        return lambda message: regex.search(message) is not None
+    groups: list[list[str]] = []
+    excluded: list[str] = []
+    current: list[str] | None = None
+    leading: list[str] = []
+    for op, term, _quoted in _tokens(text):
+        if term == "":
+            continue
+        if op == "-":
+            excluded.append(term)
+        elif op == "?":
+            current = [term]
+            groups.append(current)
+        elif current is not None:
+            current.append(term)
+        else:
+            leading.append(term)
+    if leading:
+        groups.insert(0, leading)
+
+    def matches(message: str) -> bool:
+        if any(term in message for term in excluded):
+            return False
+        if not groups:
+            return True  # only exclusions
+        return any(all(term in message for term in group) for group in groups)
+
+    return matches
+
+
+# ---------------------------------------------------------------------------------------------
+# FilterLogEvents
+# ---------------------------------------------------------------------------------------------
+
+
+def _invalid(message: str) -> em.AwsError:
+    return em.AwsError(400, "InvalidParameterException", message)
+
+
+def _encode_token(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def _decode_token(token: Any, group: str) -> dict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+        if state.get("g") != group or not isinstance(state.get("k"), list) or len(state["k"]) != 4:
+            raise ValueError
+        return state
+    except Exception:
+        raise _invalid("The specified nextToken is invalid.")
+
+
+def _group_of(req: dict) -> str:
+    name, ident = req.get("logGroupName"), req.get("logGroupIdentifier")
+    if (name is None) == (ident is None):
+        raise _invalid("You must include either logGroupIdentifier or logGroupName, but not both.")
+    if name is not None:
+        return str(name)
+    ident = str(ident)
+    # An ARN (`arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]`) or a name.
+    if ident.startswith("arn:"):
+        rest = ident.split(":log-group:", 1)[-1]
+        return rest[:-2] if rest.endswith(":*") else rest
+    return ident
+
+
+def filter_log_events(region: str, req: dict) -> dict:
+    group_id = _group_of(req)
+    names = req.get("logStreamNames")
+    prefix = req.get("logStreamNamePrefix")
+    if names is not None and prefix is not None:
+        raise _invalid("logStreamNames and logStreamNamePrefix are mutually exclusive: specify one of them, not both.")
+    if names is not None and (not isinstance(names, list) or not 1 <= len(names) <= 100):
+        raise _invalid("1 validation error detected: Value at 'logStreamNames' failed to satisfy constraint: Member must have length between 1 and 100")
+    limit = req.get("limit", 10000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+        raise _invalid(f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000")
+    start, end = req.get("startTime"), req.get("endTime")
+    try:
+        match = compile_pattern(req.get("filterPattern"))
+    except PatternError as exc:
+        raise _invalid(str(exc))
+    head = req.get("startFromHead", True) is not False
+    token = req.get("nextToken")
+    cursor = None
+    if token is not None:
+        state = _decode_token(token, group_id)
+        cursor, head = tuple(state["k"]), bool(state.get("h", True))
+
+    backend = logs_backend(region)
+    with em.LOCK:
+        group = backend.groups.get(group_id)
+        if group is None:
+            raise em.AwsError(400, "ResourceNotFoundException", "The specified log group does not exist.")
+        streams = list(group.streams.items())
+    found = []
+    for stream_name, stream in streams:
+        if names is not None and stream_name not in names:
+            continue
+        if prefix is not None and not stream_name.startswith(prefix):
+            continue
+        for event in list(stream.events):
+            # Both ends inclusive: "Events with a timestamp before [startTime] / later than
+            # [endTime] are not returned" (API reference).
+            if start is not None and event.timestamp < start:
+                continue
+            if end is not None and event.timestamp > end:
+                continue
+            if not match(event.message):
+                continue
+            # "Sorted by event timestamp, the timestamp when the event was ingested by CloudWatch
+            # Logs, and the ID of the PutLogEvents request" (API reference); the event id, then the
+            # stream, keep the order total so that pages never repeat or skip an event.
+            key = (int(event.timestamp), int(event.ingestion_time), int(event.event_id), stream_name)
+            found.append((key, event))
+    found.sort(key=lambda pair: pair[0], reverse=not head)
+    if cursor is not None:
+        found = [p for p in found if (p[0] > cursor if head else p[0] < cursor)]
+    page = found[:limit]
+    out: dict = {
+        "events": [
+            {
+                "logStreamName": key[3],
+                "timestamp": int(event.timestamp),
+                "message": event.message,
+                "ingestionTime": int(event.ingestion_time),
+                "eventId": str(event.event_id),
+            }
+            for key, event in page
+        ],
+        # "As of May 15, 2020, this parameter is no longer supported. This parameter returns an
+        # empty list." (API reference)
+        "searchedLogStreams": [],
+    }
+    if len(found) > limit:
+        out["nextToken"] = _encode_token({"g": group_id, "k": list(page[-1][0]), "h": head})
+    return out
