@@ -8,9 +8,10 @@
   the first is busy with a concurrent invocation), lines `START`, the behaviour's `log_lines`, the
   error or timeout line, `END`, `REPORT`. Tests add lines of their own with the real PutLogEvents.
 * FilterLogEvents (awsJson1_1, `Logs_20140328.FilterLogEvents`) is answered here, not by moto: moto
-  5.2.5 ignores `logStreamNamePrefix`, treats `?term`, `-term` and mixed quoted/bare patterns as
-  "match everything", returns streams one after the other (not interleaved by time) and answers
-  `"nextToken": null`.
+  5.2.5 ignores `logStreamNamePrefix`, treats `?term`, `-term`, JSON and mixed quoted/bare patterns
+  as "match everything", returns streams one after the other (not interleaved by time) and answers
+  `"nextToken": null`. Here: the documented unstructured syntax (terms, phrases, `?`, `-`,
+  `%regex%`) and JSON patterns, interleaved pages that give every event exactly once.
 
 What is documented and what is guessed: `MODELLED.md` ("CloudWatch Logs").
 """
@@ -245,26 +246,23 @@ def compile_pattern(pattern: str | None) -> Callable[[str], bool]:
     * `"INTERNAL SERVER ERROR"`: the exact phrase, spaces and punctuation included;
     * `?ERROR ?"Task timed out"`: any of the `?` terms;
     * `ERROR -ARGUMENTS`: `-` excludes events containing the term;
-    * `%regex%`: a regular expression (the documented subset: no parentheses).
+    * `%regex%`: a regular expression (the documented subset: no parentheses);
+    * `{ … }`: a JSON pattern (`json_pattern`), for JSON log events only.
 
     Guessed where AWS is silent: a bare term matches anywhere in the message (substring, not only
     as a whole word); bare terms after a `?` term belong to that `?` group (`?a b ?c` is
     "a and b, or c", as the CDK's anyTermGroup renders), bare terms before the first `?` form a group
-    of their own; `-` terms exclude whatever the groups matched. JSON (`{ $.x = 1 }`) and
-    space-delimited (`[a, b]`) patterns are not modelled: InvalidParameterException saying so."""
+    of their own; `-` terms exclude whatever the groups matched. Space-delimited patterns
+    (`[a, b]`) are not modelled: InvalidParameterException saying so."""
     text = (pattern or "").strip()
     if not text or text in ('" "', '""'):
         return lambda message: True
-    if text[0] in "{[":
-        raise PatternError("JSON and space-delimited filter patterns are not modelled by this emulator (unstructured terms, phrases and %regex% are)")
+    if text[0] == "{":
+        return json_pattern(text)
+    if text[0] == "[":
+        raise PatternError("space-delimited filter patterns are not modelled by this emulator (unstructured terms, phrases, %regex% and JSON patterns are)")
     if len(text) >= 2 and text[0] == "%" and text[-1] == "%":
-        inner = text[1:-1]
-        if "(" in inner or ")" in inner:
-            raise PatternError("Invalid filter pattern: the ( and ) operators are not supported in regular expressions")
-        try:
-            regex = re.compile(inner)
-        except re.error as exc:
-            raise PatternError(f"Invalid filter pattern: {exc}")
+        regex = _regex(text)
         return lambda message: regex.search(message) is not None
     groups: list[list[str]] = []
     excluded: list[str] = []
@@ -293,6 +291,195 @@ def compile_pattern(pattern: str | None) -> Callable[[str], bool]:
         return any(all(term in message for term in group) for group in groups)
 
     return matches
+
+
+def _regex(text: str) -> re.Pattern:
+    """`%…%`: the documented regex subset (no parentheses)."""
+    inner = text[1:-1]
+    if "(" in inner or ")" in inner:
+        raise PatternError("Invalid filter pattern: the ( and ) operators are not supported in regular expressions")
+    try:
+        return re.compile(inner)
+    except re.error as exc:
+        raise PatternError(f"Invalid filter pattern: {exc}")
+
+
+_JSON_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<paren>[()])
+    | (?P<logic>&&|\|\|)
+    | (?P<op>!=|<=|>=|=|<|>)
+    | (?P<quoted>"(?:\\.|[^"\\])*")
+    | (?P<regex>%[^%]*%)
+    | (?P<word>[^\s()&|!=<>"%]+)
+    )""",
+    re.VERBOSE,
+)
+_MISSING = object()
+
+
+def _json_tokens(body: str) -> list[tuple[str, str]]:
+    tokens, i = [], 0
+    while i < len(body):
+        if body[i:].strip() == "":
+            break
+        m = _JSON_TOKEN.match(body, i)
+        if not m or m.end() == i:
+            raise PatternError(f"Invalid filter pattern: cannot read {body[i:].strip()[:20]!r}")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        i = m.end()
+    return tokens
+
+
+def _select(document: Any, selector: str) -> Any:
+    """`$.a.b[0].c` in a parsed JSON document; _MISSING when the path is not there."""
+    if not selector.startswith("$"):
+        raise PatternError(f"Invalid filter pattern: a JSON property selector starts with $, not {selector!r}")
+    parts = re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", selector[1:])
+    if "".join(f".{n}" if n else f"[{i}]" for n, i in parts) != selector[1:]:
+        raise PatternError(f"Invalid filter pattern: bad property selector {selector!r}")
+    value = document
+    for name, index in parts:
+        if name:
+            if not isinstance(value, dict) or name not in value:
+                return _MISSING
+            value = value[name]
+        else:
+            if not isinstance(value, list) or int(index) >= len(value):
+                return _MISSING
+            value = value[int(index)]
+    return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def json_pattern(text: str) -> Callable[[str], bool]:
+    """A JSON filter pattern (*Using filter patterns to match terms in JSON log events*):
+    `{ $.eventType = "UpdateTrail" }`, `{ $.sourceIPAddress != 123.123.* }` (`*` a wildcard),
+    `{ $.latency > 50 }` (`=, !=, <, >, <=, >=` on numbers), `{ $.users[0].email = %regex% }`,
+    `{ $.x IS NULL }`, `{ $.x NOT EXISTS }`, `{ $.flag IS TRUE }` / `IS FALSE`, combined with `&&`,
+    `||` and parentheses. Only events whose message is a JSON object can match.
+
+    Guessed: a comparison on a property that is not there is false (`!=` too); a number literal
+    also equals a string property with the same text; `&&` binds tighter than `||`."""
+    if not text.endswith("}"):
+        raise PatternError("Invalid filter pattern: a JSON pattern ends with }")
+    tokens = _json_tokens(text[1:-1])
+    pos = 0
+
+    def peek(offset: int = 0) -> tuple[str, str]:
+        return tokens[pos + offset] if pos + offset < len(tokens) else ("end", "")
+
+    def take() -> tuple[str, str]:
+        nonlocal pos
+        token = peek()
+        pos += 1
+        return token
+
+    def parse_or() -> Callable[[Any], bool]:
+        terms = [parse_and()]
+        while peek() == ("logic", "||"):
+            take()
+            terms.append(parse_and())
+        return terms[0] if len(terms) == 1 else (lambda doc: any(t(doc) for t in terms))
+
+    def parse_and() -> Callable[[Any], bool]:
+        terms = [parse_unary()]
+        while peek() == ("logic", "&&"):
+            take()
+            terms.append(parse_unary())
+        return terms[0] if len(terms) == 1 else (lambda doc: all(t(doc) for t in terms))
+
+    def parse_unary() -> Callable[[Any], bool]:
+        if peek() == ("paren", "("):
+            take()
+            inner = parse_or()
+            if take() != ("paren", ")"):
+                raise PatternError("Invalid filter pattern: unbalanced parentheses")
+            return inner
+        kind, selector = take()
+        if kind != "word":
+            raise PatternError(f"Invalid filter pattern: expected a property selector, got {selector!r}")
+        _select({}, selector)  # checks the selector's shape
+        if peek() in (("word", "IS"), ("word", "NOT")):
+            first, second = take()[1], take()[1]
+            check = {
+                ("IS", "NULL"): lambda v: v is None,
+                ("IS", "TRUE"): lambda v: v is True,
+                ("IS", "FALSE"): lambda v: v is False,
+                ("NOT", "EXISTS"): lambda v: v is _MISSING,
+            }.get((first, second))
+            if check is None:
+                raise PatternError(f"Invalid filter pattern: {first} {second}")
+            return lambda doc: check(_select(doc, selector))
+        kind, op = take()
+        if kind != "op":
+            raise PatternError(f"Invalid filter pattern: expected a comparison after {selector}")
+        kind, literal = take()
+        if kind not in ("word", "quoted", "regex"):
+            raise PatternError(f"Invalid filter pattern: expected a value after {selector} {op}")
+        return _comparison(selector, op, kind, literal)
+
+    predicate = parse_or()
+    if pos != len(tokens):
+        raise PatternError(f"Invalid filter pattern: unexpected {peek()[1]!r}")
+
+    def matches(message: str) -> bool:
+        try:
+            document = json.loads(message)
+        except ValueError:
+            return False
+        return isinstance(document, dict) and predicate(document)
+
+    return matches
+
+
+def _comparison(selector: str, op: str, kind: str, literal: str) -> Callable[[Any], bool]:
+    if kind == "regex":
+        if op not in ("=", "!="):
+            raise PatternError("Invalid filter pattern: a regular expression compares with = or !=")
+        regex = _regex(literal)
+        want = op == "="
+
+        def by_regex(doc: Any) -> bool:
+            value = _select(doc, selector)
+            return isinstance(value, str) and (regex.search(value) is not None) == want
+
+        return by_regex
+    text = json.loads(literal) if kind == "quoted" else literal
+    number = None if kind == "quoted" else _number(text)
+    if op in ("<", ">", "<=", ">="):
+        if number is None:
+            raise PatternError(f"Invalid filter pattern: {op} compares numbers, not {literal!r}")
+        test = {"<": lambda v: v < number, ">": lambda v: v > number, "<=": lambda v: v <= number, ">=": lambda v: v >= number}[op]
+
+        def by_number(doc: Any) -> bool:
+            value = _select(doc, selector)
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and test(value)
+
+        return by_number
+    wildcard = re.compile("^" + ".*".join(re.escape(part) for part in text.split("*")) + "$", re.S)
+
+    def equal(value: Any) -> bool:
+        if isinstance(value, bool) or value is None or value is _MISSING:
+            return False
+        if isinstance(value, (int, float)):
+            return number is not None and float(value) == number
+        return isinstance(value, str) and wildcard.match(value) is not None
+
+    def by_equality(doc: Any) -> bool:
+        value = _select(doc, selector)
+        if value is _MISSING:
+            return False
+        return equal(value) if op == "=" else not equal(value)
+
+    return by_equality
 
 
 # ---------------------------------------------------------------------------------------------

@@ -225,7 +225,8 @@ def sample_group(emulator):
         ("-ERROR", LINES[5:]),
         ("%ERROR 4[0-9]+%", LINES[:4]),  # a regular expression
         ("%^\\[(WARN|INFO)%", None),  # parentheses are not supported in regexes
-        ("{ $.level = \"ERROR\" }", None),  # JSON patterns: not modelled, said so
+        ("{ $.level = \"ERROR\" }", []),  # a JSON pattern: no unstructured line matches
+        ("[w1=ERROR, w2]", None),  # space-delimited patterns: not modelled, said so
         ('"unterminated', None),
     ],
 )
@@ -237,6 +238,49 @@ def test_filter_patterns_for_unstructured_events(sample_group, pattern, expected
         return
     got = [e["message"] for e in all_events(logs, logGroupName=group, filterPattern=pattern)]
     assert got == expected, pattern
+
+
+JSON_LINES = [
+    {"time": "2026-11-22T06:00:00.000Z", "type": "platform.start", "record": {"requestId": "r1", "version": "2"}},
+    {"timestamp": "2026-11-22T06:00:00.010Z", "level": "ERROR", "requestId": "r1", "message": "checkout failed", "errorType": "TypeError"},
+    {"time": "2026-11-22T06:00:00.020Z", "type": "platform.report", "record": {"requestId": "r1", "metrics": {"durationMs": 12.5, "maxMemoryUsedMB": 40}, "status": "success"}},
+    {"time": "2026-11-22T06:00:01.000Z", "type": "platform.report", "record": {"requestId": "r2", "metrics": {"durationMs": 3001.0, "maxMemoryUsedMB": 41}, "status": "timeout"}, "tags": ["slow", "retry"], "cold": True, "extra": None},
+]
+
+
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ('{ $.type = "platform.report" }', [2, 3]),  # Lambda's JSON log format: one per invocation
+        ("{ $.type = platform.* }", [0, 2, 3]),  # `*` wildcard
+        ("{ $.record.metrics.durationMs > 1000 }", [3]),
+        ("{ $.record.metrics.durationMs <= 12.5 }", [2]),
+        ('{ $.level = "ERROR" && $.errorType = TypeError }', [1]),
+        ('{ ($.type = "platform.report" && $.record.status = "timeout") || $.level = ERROR }', [1, 3]),
+        ("{ $.record.status != success }", [3]),  # only events that have the property (a guess)
+        ('{ $.tags[1] = "retry" }', [3]),
+        ("{ $.cold IS TRUE }", [3]),
+        ("{ $.extra IS NULL }", [3]),
+        ("{ $.level NOT EXISTS }", [0, 2, 3]),
+        ("{ $.record.requestId = %^r[0-9]$% }", [0, 2, 3]),
+        ("{ $.record.metrics.durationMs > fast }", None),
+        ("{ level = ERROR }", None),
+        ("{ ($.level = ERROR }", None),
+    ],
+)
+def test_json_filter_patterns(emulator, pattern, expected):
+    logs = emulator.client("logs")
+    group = f"/shiftguard/json/{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    t0 = int(time.time() * 1000) - 10_000
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{"timestamp": t0 + i, "message": json.dumps(line)} for i, line in enumerate(JSON_LINES)] + [{"timestamp": t0 + 10, "message": "ERROR not json: {\"level\": \"ERROR\"}"}])
+    if expected is None:
+        with pytest.raises(logs.exceptions.InvalidParameterException):
+            logs.filter_log_events(logGroupName=group, filterPattern=pattern)
+        return
+    got = [json.loads(e["message"]) for e in all_events(logs, logGroupName=group, filterPattern=pattern)]
+    assert got == [JSON_LINES[i] for i in expected], pattern
 
 
 def test_filter_log_events_pages_every_event_once_across_streams(sample_group):
@@ -298,7 +342,9 @@ def test_put_log_events_into_a_lambda_stream_and_the_wire_format(emulator, clien
     logs = emulator.client("logs")
     fn = unique("written")
     clients.lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
-    request_id = clients.lam.invoke(FunctionName=fn, Payload=b"{}")["ResponseMetadata"]["RequestId"]
+    echoed = clients.lam.invoke(FunctionName=fn, Payload=b"{}", LogType="Tail")  # moto's echo
+    request_id = echoed["ResponseMetadata"]["RequestId"]
+    assert base64.b64decode(echoed["LogResult"]).decode().startswith(f"START RequestId: {request_id} Version: $LATEST\n")
     group = f"/aws/lambda/{fn}"
     stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
     assert re.fullmatch(stream_re("$LATEST"), stream)
