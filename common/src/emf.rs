@@ -70,7 +70,9 @@ pub fn document(
 }
 
 /// Writes each document as one line on standard output, where Lambda sends it to CloudWatch Logs.
-/// One locked write per line, so lines never interleave with the JSON log lines of `tracing`.
+/// One locked write for all of them, so lines never interleave with the JSON log lines of
+/// `tracing`. A raw write, not `print!`: `print!` panics when stdout is gone, and metrics must
+/// never fail an invocation (in-process tests therefore show these lines uncaptured).
 pub fn emit(documents: &[Value]) {
     let mut text = String::new();
     for doc in documents {
