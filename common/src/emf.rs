@@ -14,12 +14,31 @@ use serde_json::{json, Map, Value};
 /// Every ShiftGuard metric is in this namespace.
 pub const NAMESPACE: &str = "ShiftGuard";
 
-/// A dimension value: CloudWatch takes 1 to 1024 characters.
+/// A dimension value CloudWatch accepts; other characters become `?`.
 fn dimension_value(value: &str) -> String {
-    if value.is_empty() {
+    if value.trim().is_empty() {
         return "unknown".into();
     }
-    value.chars().take(1024).collect()
+    // Printable ASCII only (a check named in another script would otherwise lose its metric).
+    value
+        .chars()
+        .take(1024)
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// What CloudWatch accepts as a dimension value: 1 to 1024 printable ASCII characters, not only
+/// whitespace.
+fn valid_dimension_value(v: &str) -> bool {
+    !v.trim().is_empty()
+        && v.chars().count() <= 1024
+        && v.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
 }
 
 /// One metric value of a document.
@@ -182,10 +201,10 @@ pub fn validate(doc: &Value) -> Result<(), String> {
                     ));
                 }
                 match root.get(key) {
-                    Some(Value::String(v)) if !v.is_empty() && v.chars().count() <= 1024 => {}
+                    Some(Value::String(v)) if valid_dimension_value(v) => {}
                     Some(Value::String(_)) => {
                         return Err(format!(
-                            "dimension target {key:?} must have 1 to 1024 characters"
+                            "dimension target {key:?} must have 1 to 1024 printable ASCII characters, not only spaces"
                         ))
                     }
                     Some(_) => return Err(format!("dimension target {key:?} is not a string")),
@@ -274,6 +293,9 @@ mod tests {
             doc["Outcome"], "unknown",
             "an empty dimension value is not allowed"
         );
+        let odd = document(1, &[("Check", "prüfung\t1")], &[&["Check"]], &[], &[]);
+        assert_eq!(validate(&odd), Ok(()));
+        assert_eq!(odd["Check"], "pr?fung?1");
         let broken = [
             json!([]),
             json!({"_aws": {"CloudWatchMetrics": []}}),
@@ -282,6 +304,8 @@ mod tests {
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [[]], "Metrics": [{"Name": "M"}]}]}, "M": "1"}),
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [["D"]], "Metrics": []}]}, "D": 3}),
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [], "Metrics": []}]}}),
+            json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [["D"]], "Metrics": []}]}, "D": "ü"}),
+            json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [["D"]], "Metrics": []}]}, "D": "  "}),
         ];
         for doc in broken {
             assert!(validate(&doc).is_err(), "{doc}");

@@ -40,8 +40,11 @@ impl Expected {
         }
         match base64::decode(raw) {
             Ok(bytes) if bytes.len() == 32 => Ok(Expected::Code(base64::encode(bytes))),
+            // The value itself is not repeated: it may come from an environment variable that
+            // was never meant to be logged.
             _ => Err(format!(
-                "expected a SHA-256 as Lambda's CodeSha256 shows it (44 characters of base64) or as sha256sum prints it (64 hex digits), got {raw:?}"
+                "expected a SHA-256 as Lambda's CodeSha256 shows it (44 characters of base64) or as sha256sum prints it (64 hex digits), got {} characters that are neither",
+                raw.chars().count()
             )),
         }
     }
@@ -54,7 +57,8 @@ impl Expected {
                 Expected::Image(format!("sha256:{}", hex.to_ascii_lowercase())),
             ),
             _ => Err(format!(
-                "expected an image digest sha256:<64 hex digits>, got {raw:?}"
+                "expected an image digest sha256:<64 hex digits>, got {} characters that are not one",
+                raw.chars().count()
             )),
         }
     }

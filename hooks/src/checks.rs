@@ -509,6 +509,20 @@ impl AwsExecutor {
         };
         let (new_latencies, new_requests, new_errors, new_failure) = side(true);
         let (old_latencies, old_requests, old_errors, old_failure) = side(false);
+        // Not one request to the new version succeeded: that is a failure, whatever the old
+        // version did (a wrong payload fails both, and two equal error rates must not let an
+        // `inconclusive: pass` policy through).
+        if new_latencies.is_empty() {
+            return Observation::fail(
+                ms(started.elapsed()),
+                format!(
+                    "none of the {new_requests} requests to the new version {new} succeeded: {}",
+                    new_failure.clone().unwrap_or_default()
+                ),
+                json!({"mode": "interleaved-load", "newVersion": new, "oldVersion": old,
+                    "firstFailure": {"new": new_failure, "old": old_failure}}),
+            );
+        }
         let judgement = stats::judge(
             &stats::Side {
                 latencies_ms: &new_latencies,
@@ -552,6 +566,15 @@ impl AwsExecutor {
                 json!({ "newVersion": new }),
             );
         };
+        if *old == new {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                &format!(
+                    "the current and the new version are the same ({new}): nothing to compare"
+                ),
+                json!({ "newVersion": new, "oldVersion": old }),
+            );
+        }
         let mut queries = Vec::new();
         for (label, version) in [("new", &new), ("old", old)] {
             queries.push(self.version_query(
@@ -635,15 +658,20 @@ impl AwsExecutor {
             .clone()
             .unwrap_or_else(|| format!("/aws/lambda/{function}"));
         let new = self.target.target_version.clone();
-        let old = self.target.current_version.clone();
+        // The same version on both sides would be compared with itself: no baseline.
+        let old = self
+            .target
+            .current_version
+            .clone()
+            .filter(|old| *old != new);
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let start_ms = now_ms - c.window.as_millis() as i64;
         let (errors, reports) = tokio::join!(
-            self.count_log_lines(&group, &c.pattern, start_ms, now_ms),
-            self.count_log_lines(&group, &c.invocation_pattern, start_ms, now_ms),
+            self.count_log_lines(function, &group, &c.pattern, start_ms, now_ms),
+            self.count_log_lines(function, &group, &c.invocation_pattern, start_ms, now_ms),
         );
         let latency = ms(started.elapsed());
         let base = json!({ "logGroup": group, "pattern": c.pattern, "newVersion": new, "oldVersion": old });
@@ -673,6 +701,7 @@ impl AwsExecutor {
     /// counting (inconclusive) beyond [`MAX_LOG_EVENTS`].
     async fn count_log_lines(
         &self,
+        function: &str,
         group: &str,
         pattern: &str,
         start_ms: i64,
@@ -710,7 +739,10 @@ impl AwsExecutor {
             })?;
             for event in page.events() {
                 seen += 1;
-                if let Some(version) = event.log_stream_name().and_then(stream_version) {
+                if let Some(version) = event
+                    .log_stream_name()
+                    .and_then(|stream| stream_version(stream, function))
+                {
                     *counts.entry(version.to_string()).or_default() += 1;
                 }
             }
@@ -814,11 +846,19 @@ pub const NO_BASELINE_MAX_ERROR_RATE: f64 = 0.05;
 /// The most log lines a `logs` check counts per query (pages of up to 10,000).
 pub const MAX_LOG_EVENTS: usize = 200_000;
 
-/// The version in a Lambda log stream name, `2026/11/22/[7]0123abcd…` → `7`.
-pub fn stream_version(stream: &str) -> Option<&str> {
-    let open = stream.find('[')?;
-    let close = open + stream[open..].find(']')?;
-    let version = &stream[open + 1..close];
+/// The version in a Lambda log stream name of `function`: `2026/11/22/[7]0123abcd…` in the
+/// function's own group, `2026/11/22/checkout[7]0123…` in a custom (maybe shared) log group, where
+/// Lambda puts the function's name first. A stream of another function gives `None`.
+pub fn stream_version<'s>(stream: &'s str, function: &str) -> Option<&'s str> {
+    // After the date: YYYY/MM/DD/
+    let rest = stream.splitn(4, '/').nth(3)?;
+    let open = rest.find('[')?;
+    let close = open + rest[open..].find(']')?;
+    let owner = &rest[..open];
+    if !owner.is_empty() && owner != function {
+        return None;
+    }
+    let version = &rest[open + 1..close];
     (!version.is_empty()).then_some(version)
 }
 
@@ -1419,10 +1459,21 @@ mod tests {
 
     #[test]
     fn log_streams_name_their_version() {
-        assert_eq!(stream_version("2026/11/22/[7]0123abcdef"), Some("7"));
-        assert_eq!(stream_version("2026/11/22/[$LATEST]0123"), Some("$LATEST"));
-        assert_eq!(stream_version("custom-stream"), None);
-        assert_eq!(stream_version("2026/11/22/[]x"), None);
+        let v = |s| stream_version(s, "checkout");
+        assert_eq!(v("2026/11/22/[7]0123abcdef"), Some("7"));
+        assert_eq!(v("2026/11/22/[$LATEST]0123"), Some("$LATEST"));
+        assert_eq!(
+            v("2026/11/22/checkout[7]0123"),
+            Some("7"),
+            "a custom log group"
+        );
+        assert_eq!(
+            v("2026/11/22/payments[7]0123"),
+            None,
+            "another function's stream"
+        );
+        assert_eq!(v("custom-stream"), None);
+        assert_eq!(v("2026/11/22/[]x"), None);
     }
 
     #[test]

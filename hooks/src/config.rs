@@ -672,6 +672,12 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
                 check.retries
             ));
         }
+        if check.retries > 0 && matches!(check.kind, CheckKind::Compare(_) | CheckKind::Logs(_)) {
+            return Err(format!(
+                "{at}.retries: a {} check is not retried: its failure is a verdict on the data, and retrying until one attempt passes would turn a real difference into a pass",
+                crate::runner::kind_name(&check.kind)
+            ));
+        }
         validate_kind(&check.kind).map_err(|p| format!("{at}.{p}"))?;
     }
     Ok(set)
@@ -726,6 +732,11 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
                         "{field}: expected at most 1024 characters (CloudWatch Logs' limit)"
                     ));
                 }
+            }
+            if l.pattern.trim().is_empty() {
+                return Err(
+                    "pattern: is empty, which would count every line as an error line".into(),
+                );
             }
             if l.invocation_pattern.trim().is_empty() {
                 return Err(
@@ -844,11 +855,17 @@ fn validate_compare(c: &CompareCheck) -> Result<(), String> {
     }
     validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))?;
     validate_window(c.window)?;
-    let percentile = c
-        .statistic
-        .strip_prefix('p')
-        .and_then(|p| p.parse::<f64>().ok())
-        .is_some_and(|p| p > 0.0 && p < 100.0);
+    // pNN or pNN.N…: digits with an optional fraction, as CloudWatch writes percentiles.
+    let percentile = c.statistic.strip_prefix('p').is_some_and(|p| {
+        let (whole, fraction) = p.split_once('.').unwrap_or((p, "0"));
+        !whole.is_empty()
+            && !fraction.is_empty()
+            && whole
+                .bytes()
+                .chain(fraction.bytes())
+                .all(|b| b.is_ascii_digit())
+            && p.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0)
+    });
     if !percentile && !LATENCY_STATISTICS.contains(&c.statistic.as_str()) {
         return Err(format!(
             "statistic: expected Average, Minimum, Maximum or a percentile such as p50 or p99, got {:?}",
@@ -1050,6 +1067,19 @@ mod tests {
                 r#"{"name":"c","kind":"compare","statistic":"Median"}"#,
                 "statistic",
             ),
+            (
+                r#"{"name":"c","kind":"compare","statistic":"p1e1"}"#,
+                "statistic",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","statistic":"p+50"}"#,
+                "statistic",
+            ),
+            (
+                r#"{"name":"c","kind":"compare","retries":2}"#,
+                "not retried",
+            ),
+            (r#"{"name":"l","kind":"logs","pattern":" "}"#, "pattern"),
             (r#"{"name":"c","kind":"compare","requests":0}"#, "requests"),
             (
                 r#"{"name":"c","kind":"compare","minSamples":1}"#,

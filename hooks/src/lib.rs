@@ -217,6 +217,7 @@ pub fn housekeeping_decision(
     phase: Phase,
     configured: bool,
     succeeded: bool,
+    bypassed: bool,
     report: &ReportOutcome,
     target: Option<&DeploymentTarget>,
 ) -> HousekeepingDecision {
@@ -226,6 +227,14 @@ pub fn housekeeping_decision(
     }
     if !succeeded {
         return Skip("this invocation reported Failed".into());
+    }
+    // A bypassed version was never checked: promoting it would make it rollback's "stable" version
+    // and could prune the last version that passed.
+    if bypassed {
+        return Skip(
+            "emergency bypass: the required checks did not run, so nothing is promoted or pruned"
+                .into(),
+        );
     }
     if report.already_completed {
         return Skip("CodeDeploy refused this invocation's Succeeded as already completed (an earlier run of this hook or a stop decided): nothing is promoted".into());
@@ -322,6 +331,9 @@ pub async fn run_hook(
             // What discovery found, for the watchdog and panic paths too: a rollback deployment is
             // never blocked, however the checks end.
             let discovered: Arc<std::sync::OnceLock<DeploymentTarget>> = Default::default();
+            // Likewise the bypass: once granted, only advisory checks are running, and their
+            // hanging or panicking must not turn it into a Failed.
+            let bypassed: Arc<std::sync::OnceLock<bypass::Bypass>> = Default::default();
             let mut work = tokio::spawn(evaluate(
                 clients.clone(),
                 cfg.clone(),
@@ -329,9 +341,22 @@ pub async fn run_hook(
                 deployment_id.clone(),
                 executors,
                 discovered.clone(),
+                bypassed.clone(),
             ));
             let unfinished = |why: String| {
                 let target = discovered.get().cloned();
+                if let Some(b) = bypassed.get() {
+                    return Evaluation {
+                        succeeded: true,
+                        reason: Some(format!(
+                            "{}; the advisory checks did not finish: {why}",
+                            bypass_reason(b)
+                        )),
+                        target,
+                        checks: Vec::new(),
+                        bypass: Some(b.clone()),
+                    };
+                }
                 let rollback = target.as_ref().is_some_and(|t| t.is_rollback == Some(true));
                 let (succeeded, reason) = report_decision((false, Some(why)), rollback);
                 Evaluation {
@@ -412,6 +437,7 @@ pub async fn run_hook(
             phase,
             configured,
             evaluation.succeeded,
+            summary.bypass.is_some(),
             &summary.report,
             summary.target.as_ref(),
         ) {
@@ -465,6 +491,7 @@ async fn evaluate(
     deployment_id: String,
     executors: ExecutorFactory,
     discovered: Arc<std::sync::OnceLock<DeploymentTarget>>,
+    bypassed: Arc<std::sync::OnceLock<bypass::Bypass>>,
 ) -> Evaluation {
     let target = match discovery::discover(&clients, &deployment_id, cfg.env_target.as_ref()).await
     {
@@ -494,6 +521,7 @@ async fn evaluate(
     };
     let mut checks = cfg.checks.clone();
     if let Some(b) = &bypass {
+        let _ = bypassed.set(b.clone());
         checks.checks.retain(|c| !c.required);
         warn!(
             deployment_id = %deployment_id, phase = ?phase, action = "bypass", source = b.source,
@@ -511,16 +539,7 @@ async fn evaluate(
         warn!(deployment_id = %deployment_id, check = %advisory.name, reason = ?advisory.reason, "advisory check failed (does not fail the deployment)");
     }
     let (succeeded, reason) = match &bypass {
-        Some(b) => (
-            true,
-            Some(format!(
-                "emergency bypass: the {} of version {} carries {} ({:?}); the required checks were not run",
-                b.source.replace('-', " "),
-                b.version,
-                bypass::SKIP_MARKER,
-                b.description
-            )),
-        ),
+        Some(b) => (true, Some(bypass_reason(b))),
         None => report_decision(runner::verdict(&results), rollback),
     };
     Evaluation {
@@ -530,6 +549,16 @@ async fn evaluate(
         checks: results,
         bypass,
     }
+}
+
+fn bypass_reason(b: &bypass::Bypass) -> String {
+    format!(
+        "emergency bypass: the {} of version {} carries {} ({:?}); the required checks were not run",
+        b.source.replace('-', " "),
+        b.version,
+        bypass::SKIP_MARKER,
+        b.description
+    )
 }
 
 /// Whether the version's or the deployment's description asks for the emergency bypass. The
@@ -805,12 +834,17 @@ mod tests {
             ),
         ];
         for (name, phase, configured, succeeded, report, target, runs) in cases {
-            let decision = housekeeping_decision(phase, configured, succeeded, report, target);
+            let decision =
+                housekeeping_decision(phase, configured, succeeded, false, report, target);
             assert_eq!(decision == Run, runs, "{name}: {decision:?}");
         }
         assert!(matches!(
-            housekeeping_decision(Phase::PostTraffic, true, true, &refused, Some(&release)),
+            housekeeping_decision(Phase::PostTraffic, true, true, false, &refused, Some(&release)),
             Skip(why) if why.contains("already completed")
+        ));
+        assert!(matches!(
+            housekeeping_decision(Phase::PostTraffic, true, true, true, &accepted, Some(&release)),
+            Skip(why) if why.contains("emergency bypass")
         ));
     }
 }

@@ -84,7 +84,11 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
         [("pre-traffic", "succeeded"), ("post-traffic", "succeeded")],
         "{docs:?}"
     );
-    let checks = docs.iter().filter(|d| d.get("CheckVerdicts").is_some());
+    let checks: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d.get("CheckVerdicts").is_some())
+        .collect();
+    assert_eq!(checks.len(), 2, "one check in each hook: {docs:?}");
     for check in checks {
         assert_eq!(check["Check"], "smoke");
         assert_eq!(check["Verdict"], "passed");
