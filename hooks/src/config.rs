@@ -541,6 +541,62 @@ impl HookConfig {
     }
 }
 
+impl HookConfig {
+    /// Settings a check has that this phase does not use (a checks file shared by both hooks is
+    /// fine, but a reader should know which half applies): one warning each, for the log at
+    /// start-up.
+    pub fn unused_in(&self, phase: crate::Phase) -> Vec<String> {
+        let mut out = Vec::new();
+        for check in &self.checks.checks {
+            let CheckKind::Compare(c) = &check.kind else {
+                continue;
+            };
+            let ignored: Vec<&str> = match phase {
+                crate::Phase::PreTraffic => [
+                    ("window", c.window != default_compare_window()),
+                    ("statistic", c.statistic != default_statistic()),
+                ]
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(f, _)| *f)
+                .collect(),
+                crate::Phase::PostTraffic => [
+                    ("requests", c.requests != default_compare_requests()),
+                    (
+                        "concurrency",
+                        c.concurrency != default_compare_concurrency(),
+                    ),
+                    ("payload", !c.payload.is_null()),
+                    ("expect", c.expect != Expect::default()),
+                ]
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(f, _)| *f)
+                .collect(),
+            };
+            if !ignored.is_empty() {
+                out.push(format!(
+                    "compare check {:?}: {} not used by this hook ({}: {})",
+                    check.name,
+                    ignored.join(", "),
+                    match phase {
+                        crate::Phase::PreTraffic => "pre-traffic sends an interleaved load",
+                        crate::Phase::PostTraffic => "post-traffic reads CloudWatch periods",
+                    },
+                    "the other hook uses them"
+                ));
+            }
+            if phase == crate::Phase::PreTraffic && (c.requests as u64) < c.min_samples {
+                out.push(format!(
+                    "compare check {:?}: requests {} is below minSamples {}: its verdict can only be inconclusive",
+                    check.name, c.requests, c.min_samples
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// (check name, environment variable) for every secret the checks read from the environment.
 fn referenced_secrets(set: &CheckSet) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -1120,6 +1176,24 @@ mod tests {
             let err = parse_checks(&format!(r#"{{"checks":[{check}]}}"#)).unwrap_err();
             assert!(err.contains(want), "{check}: {err}");
         }
+    }
+
+    #[test]
+    fn settings_the_phase_does_not_use_are_named() {
+        let checks = r#"{"checks":[{"name":"c","kind":"compare","window":"45m","requests":10}]}"#;
+        let cfg = HookConfig::from_vars(&[(CHECKS_VAR, checks)][..]).unwrap();
+        let pre = cfg.unused_in(crate::Phase::PreTraffic);
+        assert!(
+            pre[0].contains("window") && !pre[0].contains("requests"),
+            "{pre:?}"
+        );
+        assert!(pre[1].contains("below minSamples"), "{pre:?}");
+        let post = cfg.unused_in(crate::Phase::PostTraffic);
+        assert_eq!(post.len(), 1, "{post:?}");
+        assert!(
+            post[0].contains("requests") && !post[0].contains("window"),
+            "{post:?}"
+        );
     }
 
     #[test]

@@ -669,6 +669,11 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
     let config = HookConfig::from_env().inspect_err(|e| {
         error!(variable = %e.variable, error = %e, "invalid configuration: every invocation will report Failed");
     });
+    if let Ok(cfg) = &config {
+        for unused in cfg.unused_in(phase) {
+            warn!(warning = %unused, "check configuration");
+        }
+    }
     let clients = Clients::new(&shiftguard_common::aws_config().await);
     let executors = aws_executor_factory(clients.clone(), http_client(), phase);
     let (clients, config) = (&clients, &config);
