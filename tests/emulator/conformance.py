@@ -1,6 +1,6 @@
 """Checks what the emulator answers against the installed botocore service models.
 
-For JSON services (CodeDeploy and CloudWatch Logs awsJson1_1, Lambda and VPC Lattice restJson1) and
+For JSON services (CodeDeploy and CloudWatch Logs awsJson1_1, Lambda, VPC Lattice and API Gateway restJson1) and
 CloudWatch over Smithy RPC v2 CBOR (the body decoded first): a success body against
 the operation's output shape (required members present and not null, types, enums, string
 patterns/lengths, number ranges, list lengths, members the model does not have), and an error's
@@ -28,7 +28,7 @@ STRICT = (os.environ.get("SHIFTGUARD_STRICT") or "").strip().lower() in ("1", "t
 MISMATCHES: list[dict] = []
 CHECKED = {"count": 0}
 
-SERVICES = {"codedeploy", "lambda", "vpc-lattice", "logs", "monitoring"}
+SERVICES = {"codedeploy", "lambda", "vpc-lattice", "logs", "monitoring", "apigateway"}
 # The SigV4 signing name -> botocore's model name, where they differ.
 MODEL_NAMES = {"monitoring": "cloudwatch"}
 # Errors any operation may answer (AWS's common errors) besides its modeled ones.
@@ -65,6 +65,16 @@ def _pattern(text: str) -> Any:
     return _patterns[text]
 
 
+def wire_name(member: Any, name: str) -> str:
+    """The member's name in a JSON body: its `locationName` when it has one (API Gateway's list
+    members `items` travel as `item`), else its name."""
+    return member.serialization.get("name") or name
+
+
+def wire_members(members: Any) -> dict:
+    return {wire_name(m, n): m for n, m in members.items()}
+
+
 def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
     if value is None:
         return
@@ -75,10 +85,11 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
             problems.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
             return
         for name in shape.required_members:
-            if value.get(name) is None:
+            if value.get(wire_name(shape.members[name], name)) is None:
                 problems.append(f"{path}.{name}: required by {shape.name} but missing")
+        members = wire_members(shape.members)
         for key, item in value.items():
-            member = shape.members.get(key)
+            member = members.get(key)
             if member is None:
                 problems.append(f"{path}.{key}: {shape.name} has no such member")
                 continue
@@ -200,8 +211,9 @@ def check(service: str, operation: str, status: int, headers: dict, data: bytes)
         return [f"{operation}: the body is not a JSON object"]
     if svc.protocol.startswith("rest"):
         # Members bound to headers, the status code or the URI are not in the body.
-        body_members = {n: m for n, m in output.members.items() if not m.serialization.get("location")}
+        body_members = wire_members({n: m for n, m in output.members.items() if not m.serialization.get("location")})
         for name in output.required_members:
+            name = wire_name(output.members[name], name)
             if name in body_members and body.get(name) is None:
                 problems.append(f"{operation}.{name}: required but missing")
         for key, value in body.items():

@@ -21,7 +21,10 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
   documented filter pattern syntax and pagination (`cloudwatch_logs.py`);
 * published Lambda versions that keep their own code hash, code and description, image functions'
   `ResolvedImageUri` (`_lambda_versions_keep_their_code`);
-* CloudWatch GetMetricData per period as documented, over JSON and CBOR (`cloudwatch_metrics.py`).
+* CloudWatch GetMetricData per period as documented, over JSON and CBOR (`cloudwatch_metrics.py`);
+* API Gateway REST API stage canaries (`canarySettings` on CreateDeployment, CreateStage, GetStage,
+  UpdateStage's canary patch paths) and operation names for every API Gateway request
+  (`apigateway.py`).
 
 Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
 Its own tests: `make emulator-test` (pytest, `test_*.py` here).
@@ -69,12 +72,14 @@ LOCK = threading.RLock()
 
 
 class AwsError(Exception):
-    def __init__(self, status: int, code: str, message: str, extra: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, extra: dict | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.extra = extra or {}
+        # Error members bound to headers (API Gateway's `retryAfterSeconds` is `Retry-After`).
+        self.headers = headers or {}
 
 
 def error_response(service: str, err: AwsError) -> tuple[int, dict, dict]:
@@ -88,6 +93,7 @@ def error_response(service: str, err: AwsError) -> tuple[int, dict, dict]:
     else:
         body = {"message": err.message}
     body.update(err.extra)
+    headers.update(err.headers)
     return err.status, headers, body
 
 
@@ -101,6 +107,11 @@ def throttling_error(service: str) -> AwsError:
         )
     if service == "codedeploy":
         return AwsError(400, "ThrottlingException", "Rate exceeded")
+    if service == "apigateway":
+        # API Gateway's modeled throttle: TooManyRequestsException, HTTP 429, `retryAfterSeconds` in
+        # the `Retry-After` header (botocore's model; the value 1 is ours). The AWS SDKs (boto3's
+        # standard retries, the Rust SDK's error classifier) retry it as throttling.
+        return AwsError(429, "TooManyRequestsException", "Too Many Requests", headers={"Retry-After": "1"})
     return AwsError(429, "ThrottlingException", "Rate exceeded")
 
 
@@ -202,6 +213,11 @@ def identify(environ: dict, body: bytes) -> tuple[str, str, str, dict]:
         return service, region, op or f"{method} {path}", params
     if service == "vpc-lattice":
         op, params = route(LATTICE_ROUTES, method, path)
+        return service, region, op or f"{method} {path}", params
+    if service == "apigateway":
+        # Every REST API operation of botocore's model (API Gateway V2 shares the signing name: its
+        # `/v2/...` paths stay "METHOD PATH").
+        op, params = apigateway.route(method, path, environ.get("QUERY_STRING", ""))
         return service, region, op or f"{method} {path}", params
     if body and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
         action = parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
@@ -1643,6 +1659,14 @@ class ShiftGuardEmulator:
         if service == "logs":
             # CloudWatch Logs speaks awsJson1_1; moto labels its answers text/html.
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"] + [("Content-Type", "application/x-amz-json-1.1")]
+        if service == "apigateway":
+            # restJson1; moto labels its JSON answers text/html (exports and SDKs keep their own type)
+            # and answers CreateRestApi 200 (the model: 201).
+            if any(k.lower() == "content-type" and v.startswith("text/html") for k, v in headers):
+                headers = [(k, v) for k, v in headers if k.lower() != "content-type"] + [("Content-Type", "application/json")]
+            fixed = apigateway.success_status(operation, code)
+            if fixed != code:
+                status_line = f"{fixed} {REASONS.get(fixed, 'Status')}"
         return status_line, headers
 
     def _conform(self, service: str, operation: str, status_line: str, headers: list, data: bytes) -> tuple[str, list, bytes]:
@@ -1738,9 +1762,12 @@ class ShiftGuardEmulator:
     @staticmethod
     def _reply(start_response: Callable, status: int, headers: dict, body: Any) -> list[bytes]:
         data = json.dumps(body, default=str).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Status")
+        reason = REASONS.get(status, "Status")
         start_response(f"{status} {reason}", list(headers.items()) + [("Content-Length", str(len(data)))])
         return [data]
+
+
+REASONS = {200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 # moto's answers the extension patches: checked strictly like the extension's own.
@@ -1809,6 +1836,7 @@ def main() -> None:
     _lambda_versions_keep_their_code()
     _deployment_info_with_rollbacks()
     _aws_shaped_lattice_ids()
+    apigateway.install()
     alarms.install()
     if engine.SETTINGS.enabled:
         engine.ENGINE.ensure_ticker()
@@ -1823,10 +1851,15 @@ def main() -> None:
 # The engine modules import this one: imported last, once everything they use is defined.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import alarms  # noqa: E402
+import apigateway  # noqa: E402
 import cloudwatch_logs  # noqa: E402
 import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402
 import engine  # noqa: E402
+
+# API Gateway stage canaries (`apigateway.py`): its handlers, and moto answers it patches.
+EXTENDED.update(apigateway.EXTENDED)
+PATCHED |= apigateway.PATCHED
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -204,6 +204,27 @@ def test_lattice_arns_are_identifiers(clients, listener):
     assert lattice.get_target_group(targetGroupIdentifier=listener["tg1"]["arn"])["id"] == listener["tg1"]["id"]
 
 
+def test_lattice_arns_reach_the_same_resources_as_ids(clients, listener):
+    """ARN and id name the same resource: a write by ARN is read back by id and the other way."""
+    lattice = clients.lattice
+    svc, lis = listener["service"], listener["listener"]
+    action = {"forward": {"targetGroups": [{"targetGroupIdentifier": listener["tg1"]["id"], "weight": 70}, {"targetGroupIdentifier": listener["tg2"]["id"], "weight": 30}]}}
+    updated = lattice.update_listener(serviceIdentifier=svc["arn"], listenerIdentifier=lis["arn"], defaultAction=action)
+    assert updated["id"] == lis["id"] and updated["arn"] == lis["arn"]
+    assert lattice.get_listener(serviceIdentifier=svc["id"], listenerIdentifier=lis["id"])["defaultAction"] == action
+    by_arn = lattice.get_listener(serviceIdentifier=svc["arn"], listenerIdentifier=lis["arn"])
+    assert by_arn["defaultAction"] == action and by_arn["arn"] == lis["arn"]
+    rule = lattice.create_rule(serviceIdentifier=svc["id"], listenerIdentifier=lis["id"], name=unique("rule"), priority=7, match={"httpMatch": {"pathMatch": {"match": {"prefix": "/y"}}}}, action={"fixedResponse": {"statusCode": 404}})
+    listed = lattice.list_rules(serviceIdentifier=svc["arn"], listenerIdentifier=lis["arn"])["items"]
+    assert {i["id"] for i in listed if not i["isDefault"]} == {rule["id"]} and sum(i["isDefault"] for i in listed) == 1
+    service = lattice.get_service(serviceIdentifier=svc["arn"])
+    assert (service["id"], service["arn"]) == (svc["id"], svc["arn"])
+    group = lattice.get_target_group(targetGroupIdentifier=listener["tg2"]["arn"])
+    assert (group["id"], group["arn"]) == (listener["tg2"]["id"], listener["tg2"]["arn"])
+    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
+        lattice.get_listener(serviceIdentifier=svc["arn"], listenerIdentifier=lis["arn"].rsplit("/", 1)[0] + "/listener-0000000000000000")
+
+
 def test_lattice_list_rules_pages(clients, listener):
     lattice = clients.lattice
     ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
