@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic clean
+.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: VPC Lattice)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
+	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' [BY=you] - an operator's rollback, now, through a running 'cargo lambda watch'"
 
 # The project's Python tools (moto server, cargo-lambda), pinned in tests/requirements.txt.
 $(STAMP): tests/requirements.txt
@@ -102,6 +103,14 @@ bench: $(STAMP)
 
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)
+
+# An operator's rollback (README: "In an incident"): the same decisions and record as an alarm.
+BY ?= $(USER)
+rollback: $(STAMP)
+	@test -n "$(TARGET)" || { echo "TARGET is required, e.g. make rollback TARGET=lambda-alias:checkout:live REASON='INC-42'"; exit 2; }
+	@test -n "$(REASON)" || { echo "REASON is required: an operator rollback is on the record"; exit 2; }
+	$(PYTHON) -c 'import json,sys; print(json.dumps({"shiftguard":"rollback","targets":sys.argv[1].split(","),"reason":sys.argv[2],"requestedBy":sys.argv[3] or "unknown"}))' "$(TARGET)" "$(REASON)" "$(BY)" > $(VENV)/operator-rollback.json
+	$(VENV)/bin/cargo-lambda lambda invoke rollback --invoke-port $(WATCH_PORT) --data-file $(VENV)/operator-rollback.json
 
 clean:
 	cargo clean

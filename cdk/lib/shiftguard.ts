@@ -29,7 +29,15 @@ export interface LatticeListenerTarget {
   readonly productionTargetGroup: string;
 }
 
-export type RollbackTarget = LambdaAliasTarget | LatticeListenerTarget;
+/** An API Gateway REST API stage whose canary rollback sends 0% of the stage's traffic (the canary deployment is kept). */
+export interface ApiGatewayCanaryTarget {
+  readonly type: 'apigateway-canary';
+  /** REST API id (or its ARN). */
+  readonly restApi: string;
+  readonly stage: string;
+}
+
+export type RollbackTarget = LambdaAliasTarget | LatticeListenerTarget | ApiGatewayCanaryTarget;
 
 export interface RollbackMapping {
   readonly alarms: string[];
@@ -187,6 +195,18 @@ export class ShiftGuard extends Construct {
         resources: listeners.flatMap((l) => {
           const listenerArn = l.listener.startsWith('arn:') ? l.listener : `arn:${stack.partition}:vpc-lattice:${stack.region}:${stack.account}:service/${l.service}/listener/${l.listener}`;
           return [listenerArn, `${listenerArn}/rule/*`];
+        }),
+      }));
+    }
+
+    const stages = targets.filter((t): t is ApiGatewayCanaryTarget => t.type === 'apigateway-canary');
+    if (stages.length > 0) {
+      // GetStage and UpdateStage on exactly these stages.
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['apigateway:GET', 'apigateway:PATCH'],
+        resources: stages.map((t) => {
+          const api = t.restApi.startsWith('arn:') ? t.restApi.split('/restapis/')[1].split('/')[0] : t.restApi;
+          return `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${api}/stages/${t.stage}`;
         }),
       }));
     }

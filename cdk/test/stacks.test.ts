@@ -5,6 +5,7 @@ import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { ShiftGuard } from '../lib/shiftguard';
 import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
 
 // Tests synthesize against small stand-in zips; `make build` makes the real ones.
@@ -23,6 +24,17 @@ function synth<T extends Stack>(make: (app: App) => T): { stack: T; template: Te
 
 const canary = synth((app) => new CanaryExampleStack(app, 'Canary', { assetDir, architecture: lambda.Architecture.X86_64 }));
 const lattice = synth((app) => new LatticeExampleStack(app, 'Lattice', { assetDir, architecture: lambda.Architecture.ARM_64 }));
+// An API Gateway stage canary as a typed target (issue 12).
+const stageCanary = synth((app) => {
+  const stack = new Stack(app, 'StageCanary', { env: { account: '123456789012', region: 'us-east-1' } });
+  new ShiftGuard(stack, 'ShiftGuard', {
+    assetDir,
+    architecture: lambda.Architecture.X86_64,
+    hookNamePrefix: 'CodeDeployHook_api',
+    rollbackTargets: [{ alarms: ['api-5xx'], targets: [{ type: 'apigateway-canary', restApi: 'a1b2c3d4e5', stage: 'prod' }] }],
+  });
+  return stack;
+});
 
 function policyStatements(template: Template, roleLogicalIdPrefix: string): any[] {
   const policies = template.findResources('AWS::IAM::Policy');
@@ -115,6 +127,17 @@ describe('least privilege', () => {
   });
 });
 
+describe('an API Gateway stage canary target', () => {
+  test('rollback may read and patch exactly that stage', () => {
+    const statements = policyStatements(stageCanary.template, 'rollbackrole');
+    const stage = statements.find((s) => JSON.stringify(s.Action).includes('apigateway:PATCH'));
+    expect(stage.Action).toEqual(['apigateway:GET', 'apigateway:PATCH']);
+    expect(JSON.stringify(stage.Resource)).toContain('::/restapis/a1b2c3d4e5/stages/prod');
+    const fns = stageCanary.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'api_rollback' } });
+    expect(JSON.stringify(Object.values(fns)[0])).toContain('apigateway-canary');
+  });
+});
+
 describe('the canary-deployed application example', () => {
   test('a deployment group with the canary config, ShiftGuard\'s hooks and the alarms', () => {
     canary.template.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', {
@@ -156,7 +179,7 @@ describe('the VPC Lattice example', () => {
 });
 
 describe('cdk-nag AwsSolutions', () => {
-  test.each([['canary', canary], ['lattice', lattice]])('%s: no unsuppressed findings', (_name, { stack }) => {
+  test.each([['canary', canary], ['lattice', lattice], ['stage canary', stageCanary]])('%s: no unsuppressed findings', (_name, { stack }) => {
     const findings = [
       ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
       ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),

@@ -85,6 +85,8 @@ def main() -> int:
         ("rollback has reserved concurrency", any(
             r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("ReservedConcurrentExecutions") == 5 for r in resources.values())),
         ("rollback has an on-failure destination", bool(by_type("AWS::Lambda::EventInvokeConfig"))),
+        ("the API stage has a canary", any("CanarySetting" in json.dumps(r.get("Properties", {})) for r in [*by_type("AWS::ApiGateway::Stage").values(), *by_type("AWS::ApiGateway::Deployment").values()])),
+        ("rollback's targets include the stage canary, with the permission to patch it", "apigateway-canary" in json.dumps(by_type("AWS::Lambda::Function")) and "apigateway:PATCH" in json.dumps(by_type("AWS::IAM::Role"))),
     ]
     for what, ok in checks:
         print(f"{'ok  ' if ok else 'FAIL'} translated template: {what}")

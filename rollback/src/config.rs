@@ -36,6 +36,7 @@ pub struct Mapping {
 pub enum Target {
     LambdaAlias(LambdaAliasTarget),
     LatticeListener(LatticeListenerTarget),
+    ApigatewayCanary(ApiGatewayCanaryTarget),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -73,6 +74,48 @@ pub struct LatticeListenerTarget {
     pub production_target_group: String,
 }
 
+/// An API Gateway REST API stage whose canary gets a share of the stage's traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiGatewayCanaryTarget {
+    /// REST API id (`a1b2c3d4e5`) or ARN (`arn:aws:apigateway:REGION::/restapis/ID`, or the
+    /// stage's ARN `…/restapis/ID/stages/STAGE`).
+    pub rest_api: String,
+    /// Stage name; may be left out when `restApi` is a stage ARN.
+    #[serde(default)]
+    pub stage: String,
+}
+
+impl ApiGatewayCanaryTarget {
+    /// (REST API id, stage name), whichever form the configuration used.
+    pub fn ids(&self) -> (String, String) {
+        let (api, stage_from_arn) = parse_rest_api(&self.rest_api);
+        let stage = if self.stage.is_empty() {
+            stage_from_arn.unwrap_or_default()
+        } else {
+            self.stage.clone()
+        };
+        (api, stage)
+    }
+}
+
+/// A REST API id, or the id (and stage) in an API Gateway ARN.
+fn parse_rest_api(raw: &str) -> (String, Option<String>) {
+    let Some(path) = raw
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once("::/restapis/").map(|(_, p)| p))
+    else {
+        return (raw.to_string(), None);
+    };
+    let mut parts = path.split('/');
+    let api = parts.next().unwrap_or_default().to_string();
+    let stage = match (parts.next(), parts.next()) {
+        (Some("stages"), Some(stage)) if !stage.is_empty() => Some(stage.to_string()),
+        _ => None,
+    };
+    (api, stage)
+}
+
 impl Target {
     /// A stable, human-readable name for logs and the summary.
     pub fn id(&self) -> String {
@@ -80,6 +123,10 @@ impl Target {
             Target::LambdaAlias(t) => format!("lambda-alias:{}:{}", t.function, t.alias),
             Target::LatticeListener(t) => {
                 format!("lattice-listener:{}/{}", t.service, t.listener)
+            }
+            Target::ApigatewayCanary(t) => {
+                let (api, stage) = t.ids();
+                format!("apigateway-canary:{api}/{stage}")
             }
         }
     }
@@ -245,6 +292,35 @@ fn validate_target(target: &Target) -> Result<(), String> {
                 if value.trim().is_empty() {
                     return Err(format!("{field}: is blank"));
                 }
+            }
+            Ok(())
+        }
+        Target::ApigatewayCanary(t) => {
+            let (api, stage_in_arn) = parse_rest_api(&t.rest_api);
+            if api.is_empty() || !api.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "restApi: expected a REST API id such as \"a1b2c3d4e5\" or an ARN arn:aws:apigateway:REGION::/restapis/ID[/stages/STAGE], got {:?}",
+                    t.rest_api
+                ));
+            }
+            if let (Some(from_arn), false) = (&stage_in_arn, t.stage.is_empty()) {
+                if *from_arn != t.stage {
+                    return Err(format!(
+                        "stage: {:?} differs from the stage {from_arn:?} in restApi's ARN",
+                        t.stage
+                    ));
+                }
+            }
+            let (_, stage) = t.ids();
+            if stage.is_empty()
+                || stage.len() > 128
+                || !stage
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "stage: expected a stage name (letters, digits, - and _; at most 128), got {stage:?}"
+                ));
             }
             Ok(())
         }

@@ -50,6 +50,10 @@ pub fn documents(summary: &Summary, timestamp_ms: i64) -> Vec<Value> {
             &measures,
             &[
                 ("Alarms", json!(r.alarms)),
+                (
+                    "RequestedBy",
+                    json!(summary.request.as_ref().map(|q| &q.requested_by)),
+                ),
                 ("DeploymentId", json!(r.deployment_id)),
                 ("DryRun", json!(summary.dry_run)),
                 ("Error", json!(r.error)),
@@ -95,6 +99,7 @@ mod tests {
         let summary = Summary {
             dry_run: false,
             alarms: vec![],
+            request: None,
             ignored: vec![],
             unmapped: vec!["typo-alarm".into()],
             targets: vec![restored, failed],

@@ -6,10 +6,12 @@
 //! event, so it runs the same under the Lambda runtime and in tests.
 
 pub mod alias;
+pub mod apigateway;
 pub mod config;
 pub mod decision_metrics;
 pub mod event;
 pub mod lattice;
+pub mod operator;
 pub mod plan;
 pub mod report;
 
@@ -32,6 +34,7 @@ pub struct Clients {
     pub codedeploy: aws_sdk_codedeploy::Client,
     pub lattice: aws_sdk_vpclattice::Client,
     pub sns: aws_sdk_sns::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
 }
 
 impl Clients {
@@ -41,6 +44,7 @@ impl Clients {
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
             lattice: aws_sdk_vpclattice::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
+            apigateway: aws_sdk_apigateway::Client::new(sdk),
         }
     }
 }
@@ -54,7 +58,7 @@ pub enum RollbackError {
     BadEvent(#[from] EventError),
     #[error("invalid configuration, nothing was done: {0}")]
     BadConfig(String),
-    #[error("refused: alarm(s) {unmapped:?} are not mapped to any target in ROLLBACK_TARGETS, nothing was touched for them; summary: {summary}")]
+    #[error("refused: alarm(s) or requested target(s) {unmapped:?} are not configured in ROLLBACK_TARGETS, nothing was touched for them; summary: {summary}")]
     Unmapped {
         unmapped: Vec<String>,
         summary: String,
@@ -116,6 +120,42 @@ pub struct Work<'c> {
     pub alarms: Vec<String>,
     /// The latest state-change time of those alarms; `None` if any of them has none.
     pub alarm_time_ms: Option<i64>,
+}
+
+/// Which targets an operator's request asks for. Pure: only configured targets (by the id the
+/// summary shows); a name that is not configured is refused, like an unmapped alarm. The request's
+/// time stands for the alarm's: a CodeDeploy deployment created after it is left alone.
+pub fn route_request<'c>(
+    request: &operator::OperatorRequest,
+    config: &'c Config,
+    now_ms: i64,
+) -> Routing<'c> {
+    let mut routing = Routing {
+        work: Vec::new(),
+        ignored: Vec::new(),
+        unmapped: Vec::new(),
+    };
+    let configured: Vec<&Target> = config.mappings.iter().flat_map(|m| &m.targets).collect();
+    let by = format!("operator:{}", request.requested_by);
+    for name in &request.targets {
+        match configured.iter().find(|t| t.id() == *name) {
+            Some(target) => {
+                if !routing.work.iter().any(|w| w.target == *target) {
+                    info!(target = %name, requested_by = %request.requested_by, reason = %request.reason, "operator requested a rollback");
+                    routing.work.push(Work {
+                        target,
+                        alarms: vec![by.clone()],
+                        alarm_time_ms: Some(now_ms),
+                    });
+                }
+            }
+            None => {
+                error!(target = %name, requested_by = %request.requested_by, outcome = "refused", "the operator named a target that is not in ROLLBACK_TARGETS; touching nothing for it");
+                routing.unmapped.push(name.clone());
+            }
+        }
+    }
+    routing
 }
 
 /// Which targets the event's alarms ask for. Pure: only transitions into ALARM of mapped alarms
@@ -185,13 +225,23 @@ pub async fn handle(
     event: &Value,
     deadline: Deadline,
 ) -> Result<Summary, RollbackError> {
-    let transitions = parse_event(event).inspect_err(|e| {
-        error!(error = %e, outcome = "rejected", "malformed event");
+    let request = operator::parse(event).inspect_err(|e| {
+        error!(error = %e, outcome = "rejected", "malformed operator request");
     })?;
-    let routing = route(&transitions, config);
+    let transitions = match &request {
+        Some(_) => Vec::new(),
+        None => parse_event(event).inspect_err(|e| {
+            error!(error = %e, outcome = "rejected", "malformed event");
+        })?,
+    };
+    let routing = match &request {
+        Some(r) => route_request(r, config, shiftguard_common::emf::now_ms()),
+        None => route(&transitions, config),
+    };
     let mut summary = Summary {
         dry_run: config.dry_run,
         alarms: transitions.clone(),
+        request: request.clone(),
         ignored: routing.ignored,
         unmapped: routing.unmapped,
         targets: Vec::new(),
@@ -223,6 +273,9 @@ pub async fn handle(
                     }
                     Target::LatticeListener(t) => {
                         lattice::roll_back(clients, t, config.dry_run, report).await
+                    }
+                    Target::ApigatewayCanary(t) => {
+                        apigateway::roll_back(clients, t, config.dry_run, report).await
                     }
                 }
             };
@@ -335,11 +388,16 @@ fn to_json(summary: &Summary) -> String {
 async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<String, String> {
     let restored = summary.targets.iter().filter(|r| !r.failed()).count();
     let failed = summary.targets.len() - restored;
-    let alarms: Vec<&str> = summary
+    let mut alarms: Vec<&str> = summary
         .alarms
         .iter()
         .map(|a| a.alarm_name.as_str())
         .collect();
+    let requested;
+    if let Some(r) = &summary.request {
+        requested = format!("requested by {}", r.requested_by);
+        alarms.push(&requested);
+    }
     let mut subject = format!(
         "ShiftGuard rollback{}: {} ok, {} failed ({})",
         if summary.dry_run { " (dry run)" } else { "" },

@@ -17,6 +17,8 @@ pub enum Action {
     AwaitCodeDeployRollback,
     /// Wrote the listener's weighted forwards back to the production target group.
     RestoreListener,
+    /// Set an API Gateway stage canary's share of traffic to 0%.
+    RestoreStage,
     /// Nothing needed doing.
     None,
 }
@@ -120,6 +122,9 @@ pub struct Ignored {
 pub struct Summary {
     pub dry_run: bool,
     pub alarms: Vec<AlarmTransition>,
+    /// An operator's request (instead of alarms): who asked, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::operator::OperatorRequest>,
     pub ignored: Vec<Ignored>,
     /// Alarms in ALARM that no mapping names: refused, nothing touched.
     pub unmapped: Vec<String>,

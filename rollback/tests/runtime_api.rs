@@ -68,6 +68,20 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
         "{}",
         docs[0]
     );
+
+    // Issue 12 [2]: the operator's rollback, the documented event through the binary.
+    let (ok, out) = watch.invoke("rollback", "rollback/operator-rollback.json");
+    assert!(ok, "{out}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        summary["targets"][0]["outcome"], "already-stable",
+        "{summary}"
+    );
+    assert_eq!(summary["request"]["requestedBy"], "alice@example.com");
+    assert_eq!(
+        summary["targets"][0]["alarms"][0],
+        "operator:alice@example.com"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

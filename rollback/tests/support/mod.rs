@@ -260,6 +260,7 @@ pub fn writes(emu: &Emulator) -> Vec<String> {
                 "UpdateRule",
                 "BatchUpdateRule",
                 "Publish",
+                "UpdateStage",
             ]
             .iter()
             .any(|w| op.ends_with(w))

@@ -1,0 +1,211 @@
+//! Putting an API Gateway REST API stage back on its production deployment: the stage canary's
+//! share of traffic (`canarySettings.percentTraffic`) goes to 0. The canary deployment itself is
+//! kept, for investigation; promotion or deletion stays a person's decision.
+//!
+//! Like Lattice, a stage has no revision id: read, write what must change, read back and verify,
+//! a bounded number of cycles.
+
+use serde_json::{json, Value};
+use shiftguard_common::error_text;
+use tracing::info;
+
+use crate::config::ApiGatewayCanaryTarget;
+use crate::report::{Action, Outcome, TargetReport};
+use crate::Clients;
+
+const CYCLES: usize = 3;
+
+/// What rollback read of a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRead {
+    /// The stage's production deployment.
+    pub deployment_id: Option<String>,
+    /// `None`: the stage has no canary.
+    pub canary: Option<Canary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    pub deployment_id: Option<String>,
+    pub percent_traffic: f64,
+}
+
+/// What to do with a stage. Pure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanaryStep {
+    /// No canary, or a canary that gets no traffic: everything is on the stage's deployment.
+    AlreadyStable(&'static str),
+    /// Send the canary 0% (it had this much).
+    SendNothingToCanary { percent: f64 },
+}
+
+pub fn plan_stage(stage: &StageRead) -> CanaryStep {
+    match &stage.canary {
+        None => CanaryStep::AlreadyStable(
+            "the stage has no canary: all its traffic goes to the stage's deployment",
+        ),
+        Some(c) if c.percent_traffic == 0.0 => {
+            CanaryStep::AlreadyStable("the canary already gets 0% of the stage's traffic")
+        }
+        Some(c) => CanaryStep::SendNothingToCanary {
+            percent: c.percent_traffic,
+        },
+    }
+}
+
+impl StageRead {
+    pub fn describe(&self) -> Value {
+        json!({
+            "deploymentId": self.deployment_id,
+            "canary": self.canary.as_ref().map(|c| json!({
+                "deploymentId": c.deployment_id,
+                "percentTraffic": c.percent_traffic,
+            })),
+        })
+    }
+
+    fn all_on_production(&self) -> bool {
+        matches!(plan_stage(self), CanaryStep::AlreadyStable(_))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("verification failed: after {0} write cycles the canary still gets traffic: {1}")]
+    NotVerified(usize, String),
+}
+
+async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
+    let out = clients
+        .apigateway
+        .get_stage()
+        .rest_api_id(api)
+        .stage_name(stage)
+        .send()
+        .await
+        .map_err(|e| StageError::Aws {
+            operation: "GetStage",
+            message: error_text(&e),
+        })?;
+    Ok(StageRead {
+        deployment_id: out.deployment_id,
+        canary: out.canary_settings.map(|c| Canary {
+            deployment_id: c.deployment_id,
+            percent_traffic: c.percent_traffic,
+        }),
+    })
+}
+
+/// Rolls one stage canary back; the report says what happened.
+pub async fn roll_back(
+    clients: &Clients,
+    target: &ApiGatewayCanaryTarget,
+    dry_run: bool,
+    report: &mut TargetReport,
+) {
+    if let Err(e) = run(clients, target, dry_run, report).await {
+        report.outcome = Outcome::Failed;
+        report.error = Some(e.to_string());
+    }
+}
+
+async fn run(
+    clients: &Clients,
+    target: &ApiGatewayCanaryTarget,
+    dry_run: bool,
+    report: &mut TargetReport,
+) -> Result<(), StageError> {
+    let (api, stage) = target.ids();
+    let mut current = read(clients, &api, &stage).await?;
+    report.before = Some(current.describe());
+    match plan_stage(&current) {
+        CanaryStep::AlreadyStable(why) => {
+            report.action = Action::None;
+            report.outcome = Outcome::AlreadyStable;
+            report.after = report.before.clone();
+            report.decision = Some(why.into());
+            return Ok(());
+        }
+        CanaryStep::SendNothingToCanary { percent } => {
+            report.action = Action::RestoreStage;
+            report.decision = Some(format!(
+                "the canary gets {percent}% of the stage's traffic: set it to 0%, keeping the canary deployment for investigation"
+            ));
+            if dry_run {
+                report.outcome = Outcome::Planned;
+                return Ok(());
+            }
+        }
+    }
+    for cycle in 1..=CYCLES {
+        clients
+            .apigateway
+            .update_stage()
+            .rest_api_id(&api)
+            .stage_name(&stage)
+            .patch_operations(
+                aws_sdk_apigateway::types::PatchOperation::builder()
+                    .op(aws_sdk_apigateway::types::Op::Replace)
+                    .path("/canarySettings/percentTraffic")
+                    .value("0")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| StageError::Aws {
+                operation: "UpdateStage",
+                message: error_text(&e),
+            })?;
+        current = read(clients, &api, &stage).await?;
+        report.after = Some(current.describe());
+        if current.all_on_production() {
+            info!(target = %report.target, cycle, "stage canary verified at 0%");
+            report.outcome = Outcome::Restored;
+            return Ok(());
+        }
+    }
+    Err(StageError::NotVerified(
+        CYCLES,
+        current.describe().to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(canary: Option<f64>) -> StageRead {
+        StageRead {
+            deployment_id: Some("prod1".into()),
+            canary: canary.map(|p| Canary {
+                deployment_id: Some("canary1".into()),
+                percent_traffic: p,
+            }),
+        }
+    }
+
+    #[test]
+    fn plan_table() {
+        assert!(matches!(
+            plan_stage(&stage(None)),
+            CanaryStep::AlreadyStable(why) if why.contains("no canary")
+        ));
+        assert!(matches!(
+            plan_stage(&stage(Some(0.0))),
+            CanaryStep::AlreadyStable(_)
+        ));
+        assert_eq!(
+            plan_stage(&stage(Some(10.0))),
+            CanaryStep::SendNothingToCanary { percent: 10.0 }
+        );
+        assert_eq!(
+            plan_stage(&stage(Some(0.001))),
+            CanaryStep::SendNothingToCanary { percent: 0.001 }
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! Rollback's reach (issue 12): API Gateway stage canaries, an operator's rollback, and
+//! identifiers in every form users write them — against the emulator.
+
+mod support;
+
+use aws_sdk_apigateway::types::DeploymentCanarySettings;
+use rollback::{handle, Deadline, RollbackError};
+use serde_json::{json, Value};
+use shiftguard_testkit::event;
+use support::*;
+
+const ALARM_EVENT: &str = "rollback/sns-single-metric-alarm.json";
+const EVENTBRIDGE_EVENT: &str = "rollback/eventbridge-alarm-state-change.json";
+const OPERATOR_EVENT: &str = "rollback/operator-rollback.json";
+
+struct Api {
+    id: String,
+    production: String,
+    canary: String,
+}
+
+/// A REST API with stage `prod` on deployment 1 and (with `percent`) a canary deployment 2.
+async fn api(w: &World, percent: Option<f64>) -> Api {
+    let gw = &w.clients.apigateway;
+    let id = gw
+        .create_rest_api()
+        .name("checkout-api")
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .unwrap();
+    // AWS refuses to deploy an API without methods: GET / with a mock integration.
+    let root = gw
+        .get_resources()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .expect("GetResources")
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.path.as_deref() == Some("/"))
+        .and_then(|r| r.id)
+        .expect("the root resource");
+    gw.put_method()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .expect("PutMethod");
+    gw.put_integration()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .send()
+        .await
+        .expect("PutIntegration");
+    let production = gw
+        .create_deployment()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .id
+        .unwrap();
+    let mut canary = String::new();
+    if let Some(percent) = percent {
+        canary = gw
+            .create_deployment()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .canary_settings(
+                DeploymentCanarySettings::builder()
+                    .percent_traffic(percent)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateDeployment with a canary")
+            .id
+            .unwrap();
+    }
+    Api {
+        id,
+        production,
+        canary,
+    }
+}
+
+/// (stage deployment, canary deployment, canary percent).
+async fn stage_state(w: &World, api: &Api) -> (Option<String>, Option<String>, Option<f64>) {
+    let s = w
+        .clients
+        .apigateway
+        .get_stage()
+        .rest_api_id(&api.id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("GetStage");
+    let canary = s.canary_settings;
+    (
+        s.deployment_id,
+        canary.as_ref().and_then(|c| c.deployment_id.clone()),
+        canary.map(|c| c.percent_traffic),
+    )
+}
+
+fn stage_target(api: &Api) -> Value {
+    json!({"type": "apigateway-canary", "restApi": api.id, "stage": "prod"})
+}
+
+fn mapped(target: Value) -> Value {
+    json!([{"alarms": ["checkout-*"], "targets": [target]}])
+}
+
+#[tokio::test]
+async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation() {
+    let w = world().await;
+    let api = api(&w, Some(10.0)).await;
+    assert_eq!(stage_state(&w, &api).await.2, Some(10.0));
+    let cfg = config(mapped(stage_target(&api)));
+
+    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
+        .await
+        .expect("rolled back");
+    let report = &summary.targets[0];
+    assert_eq!(
+        serde_json::to_value(report.outcome).unwrap(),
+        "restored",
+        "{report:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(report.action).unwrap(),
+        "restore-stage"
+    );
+    assert_eq!(
+        report.before.as_ref().unwrap()["canary"]["percentTraffic"],
+        10.0
+    );
+    assert_eq!(
+        report.after.as_ref().unwrap()["canary"]["percentTraffic"],
+        0.0
+    );
+    assert_eq!(
+        stage_state(&w, &api).await,
+        (
+            Some(api.production.clone()),
+            Some(api.canary.clone()),
+            Some(0.0)
+        ),
+        "production keeps the stage, the canary deployment is kept at 0%"
+    );
+
+    // The same alarm through EventBridge a moment later: already stable, nothing written.
+    let before = writes(&w.emu).len();
+    let again = handle(
+        &w.clients,
+        &cfg,
+        &event(EVENTBRIDGE_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("idempotent");
+    assert_eq!(
+        serde_json::to_value(again.targets[0].outcome).unwrap(),
+        "already-stable"
+    );
+    assert_eq!(
+        writes(&w.emu).len(),
+        before,
+        "a second delivery writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_stage_without_a_canary_is_already_stable_and_a_dry_run_writes_nothing() {
+    let w = world().await;
+    let plain = api(&w, None).await;
+    let summary = handle(
+        &w.clients,
+        &config(mapped(stage_target(&plain))),
+        &event(ALARM_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("nothing to do is not a failure");
+    let report = &summary.targets[0];
+    assert_eq!(
+        serde_json::to_value(report.outcome).unwrap(),
+        "already-stable"
+    );
+    assert!(report.decision.as_deref().unwrap().contains("no canary"));
+
+    let w = world().await;
+    let api = api(&w, Some(25.0)).await;
+    let summary = handle(
+        &w.clients,
+        &config_with(mapped(stage_target(&api)), &[("DRY_RUN", "true")]),
+        &event(ALARM_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(summary.targets[0].outcome).unwrap(),
+        "planned"
+    );
+    assert_eq!(stage_state(&w, &api).await.2, Some(25.0));
+    assert!(writes(&w.emu).is_empty(), "{:?}", writes(&w.emu));
+}
+
+#[tokio::test]
+async fn a_throttled_update_is_retried() {
+    let w = world().await;
+    let api = api(&w, Some(10.0)).await;
+    w.emu.control(
+        "POST",
+        "/_shiftguard/faults",
+        Some(&json!({"service": "apigateway", "operation": "UpdateStage", "kind": "throttle", "count": 2})),
+    );
+    let summary = handle(
+        &w.clients,
+        &config(mapped(stage_target(&api))),
+        &event(ALARM_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("retried through the throttling");
+    let updates = w
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c["service"] == "apigateway" && c["operation"] == "UpdateStage")
+        .count();
+    assert_eq!(
+        updates, 3,
+        "two throttled attempts, then the one that went through"
+    );
+    assert_eq!(
+        serde_json::to_value(summary.targets[0].outcome).unwrap(),
+        "restored"
+    );
+    assert_eq!(stage_state(&w, &api).await.2, Some(0.0));
+}
+
+#[tokio::test]
+async fn an_operator_rolls_back_configured_targets_on_the_record() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    let api = api(&w, Some(10.0)).await;
+    let cfg = config(
+        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live"), stage_target(&api)]}]),
+    );
+
+    // The documented event: only the alias it names.
+    let summary = handle(
+        &w.clients,
+        &cfg,
+        &event(OPERATOR_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("rolled back");
+    assert_eq!(summary.targets.len(), 1);
+    assert_eq!(summary.targets[0].target, "lambda-alias:checkout:live");
+    assert_eq!(summary.targets[0].alarms, ["operator:alice@example.com"]);
+    let request = summary
+        .request
+        .as_ref()
+        .expect("the request is on the record");
+    assert!(request.reason.contains("INC-42"));
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+    assert_eq!(
+        stage_state(&w, &api).await.2,
+        Some(10.0),
+        "not named: untouched"
+    );
+
+    // A target that is not configured is refused, and nothing is touched for it.
+    let before = writes(&w.emu).len();
+    let unknown = json!({"shiftguard": "rollback", "targets": ["lambda-alias:payments:live"],
+        "reason": "typo", "requestedBy": "bob"});
+    let err = handle(&w.clients, &cfg, &unknown, Deadline::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Rollback.Unmapped", "{err}");
+    assert_eq!(writes(&w.emu).len(), before);
+
+    // A malformed request names the field.
+    let bad = json!({"shiftguard": "rollback", "targets": ["x"], "requestedBy": "bob"});
+    let err = handle(&w.clients, &cfg, &bad, Deadline::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RollbackError::BadEvent(_)), "{err}");
+    assert!(err.to_string().contains("reason"), "{err}");
+
+    // The stage by its id form in the request, idempotent on a repeat.
+    let stage_id = format!("apigateway-canary:{}/prod", api.id);
+    let request = json!({"shiftguard": "rollback", "targets": [stage_id], "reason": "INC-42", "requestedBy": "alice"});
+    for expected in ["restored", "already-stable"] {
+        let summary = handle(&w.clients, &cfg, &request, Deadline::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(summary.targets[0].outcome).unwrap(),
+            expected
+        );
+    }
+}
+
+#[tokio::test]
+async fn targets_named_by_arn_work_like_ids() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.25)]).await;
+    let api = api(&w, Some(10.0)).await;
+    let lat = lattice(&w, (90, 10)).await;
+    let account = "123456789012";
+    let region = "us-east-1";
+    let lattice_arn =
+        |kind: &str, id: &str| format!("arn:aws:vpc-lattice:{region}:{account}:{kind}/{id}");
+    let targets = json!([
+        {"type": "lambda-alias", "function": format!("arn:aws:lambda:{region}:{account}:function:checkout"), "alias": "live"},
+        {"type": "apigateway-canary", "restApi": format!("arn:aws:apigateway:{region}::/restapis/{}/stages/prod", api.id)},
+        {"type": "lattice-listener",
+         "service": lattice_arn("service", &lat.service),
+         "listener": format!("{}/listener/{}", lattice_arn("service", &lat.service), lat.listener),
+         "productionTargetGroup": lattice_arn("targetgroup", &lat.production)},
+    ]);
+    let cfg = config(json!([{"alarms": ["checkout-*"], "targets": targets}]));
+    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
+        .await
+        .expect("every form resolves");
+    for report in &summary.targets {
+        assert_eq!(
+            serde_json::to_value(report.outcome).unwrap(),
+            "restored",
+            "{report:?}"
+        );
+    }
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+    assert_eq!(stage_state(&w, &api).await.2, Some(0.0));
+    let weights = listener_weights(&w, &lat).await;
+    assert!(
+        weights
+            .iter()
+            .all(|(g, wt)| (g.ends_with(&lat.production)) == (*wt > 0)),
+        "{weights:?}"
+    );
+}
