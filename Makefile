@@ -28,7 +28,7 @@ help:
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
-	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' [BY=you] - an operator's rollback, now, through a running 'cargo lambda watch'"
+	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' BY=you - an operator's rollback, now, through a running 'cargo lambda watch'"
 
 # The project's Python tools (moto server, cargo-lambda), pinned in tests/requirements.txt.
 $(STAMP): tests/requirements.txt
@@ -105,11 +105,13 @@ invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)
 
 # An operator's rollback (README: "In an incident"): the same decisions and record as an alarm.
-BY ?= $(USER)
+# TARGET, REASON and BY reach Python through the environment (make exports command-line
+# variables), never through the shell, so quotes and $ in a reason are kept as written.
 rollback: $(STAMP)
-	@test -n "$(TARGET)" || { echo "TARGET is required, e.g. make rollback TARGET=lambda-alias:checkout:live REASON='INC-42'"; exit 2; }
-	@test -n "$(REASON)" || { echo "REASON is required: an operator rollback is on the record"; exit 2; }
-	$(PYTHON) -c 'import json,sys; print(json.dumps({"shiftguard":"rollback","targets":sys.argv[1].split(","),"reason":sys.argv[2],"requestedBy":sys.argv[3] or "unknown"}))' "$(TARGET)" "$(REASON)" "$(BY)" > $(VENV)/operator-rollback.json
+	@test -n "$(TARGET)" || { echo "TARGET is required, e.g. make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' BY=alice"; exit 2; }
+	@test -n "$$REASON" || { echo "REASON is required: an operator rollback is on the record"; exit 2; }
+	@test -n "$$BY" || { echo "BY is required: who asks (an operator rollback is on the record)"; exit 2; }
+	$(PYTHON) -c 'import datetime,json,os; print(json.dumps({"shiftguard":"rollback","targets":os.environ["TARGET"].split(","),"reason":os.environ["REASON"],"requestedBy":os.environ["BY"],"requestedAt":datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}))' > $(VENV)/operator-rollback.json
 	$(VENV)/bin/cargo-lambda lambda invoke rollback --invoke-port $(WATCH_PORT) --data-file $(VENV)/operator-rollback.json
 
 clean:

@@ -32,9 +32,27 @@ export interface LatticeListenerTarget {
 /** An API Gateway REST API stage whose canary rollback sends 0% of the stage's traffic (the canary deployment is kept). */
 export interface ApiGatewayCanaryTarget {
   readonly type: 'apigateway-canary';
-  /** REST API id (or its ARN). */
+  /** REST API id, its ARN, or the stage's ARN (`arn:aws:apigateway:REGION::/restapis/ID/stages/STAGE`). */
   readonly restApi: string;
-  readonly stage: string;
+  /** The stage name; may be left out when `restApi` is a stage ARN. */
+  readonly stage?: string;
+}
+
+/** (REST API id, stage) of a target, whichever form it was written in; errors name the field. */
+export function stageOf(t: ApiGatewayCanaryTarget): { api: string; stage: string } {
+  let api = t.restApi;
+  let stage = t.stage ?? '';
+  if (api.startsWith('arn:')) {
+    const m = /^arn:[^:]+:apigateway:[^:]*::\/restapis\/([A-Za-z0-9]+)(?:\/stages\/([A-Za-z0-9_-]+))?$/.exec(api);
+    if (!m) throw new Error(`apigateway-canary restApi: expected an id or arn:PARTITION:apigateway:REGION::/restapis/ID[/stages/STAGE], got ${api}`);
+    api = m[1];
+    if (m[2] && stage && stage !== m[2]) throw new Error(`apigateway-canary stage: ${stage} differs from the stage ${m[2]} in restApi's ARN`);
+    stage = stage || m[2] || '';
+  } else if (!/^[A-Za-z0-9]+$/.test(api)) {
+    throw new Error(`apigateway-canary restApi: expected a REST API id such as a1b2c3d4e5 (a token must be resolved before synth), got ${api}`);
+  }
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) throw new Error(`apigateway-canary stage: expected a stage name, got '${stage}'`);
+  return { api, stage };
 }
 
 export type RollbackTarget = LambdaAliasTarget | LatticeListenerTarget | ApiGatewayCanaryTarget;
@@ -205,8 +223,8 @@ export class ShiftGuard extends Construct {
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
         actions: ['apigateway:GET', 'apigateway:PATCH'],
         resources: stages.map((t) => {
-          const api = t.restApi.startsWith('arn:') ? t.restApi.split('/restapis/')[1].split('/')[0] : t.restApi;
-          return `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${api}/stages/${t.stage}`;
+          const { api, stage } = stageOf(t);
+          return `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${api}/stages/${stage}`;
         }),
       }));
     }

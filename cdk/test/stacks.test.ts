@@ -5,7 +5,7 @@ import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ShiftGuard } from '../lib/shiftguard';
+import { ShiftGuard, stageOf } from '../lib/shiftguard';
 import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
 
 // Tests synthesize against small stand-in zips; `make build` makes the real ones.
@@ -135,6 +135,16 @@ describe('an API Gateway stage canary target', () => {
     expect(JSON.stringify(stage.Resource)).toContain('::/restapis/a1b2c3d4e5/stages/prod');
     const fns = stageCanary.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'api_rollback' } });
     expect(JSON.stringify(Object.values(fns)[0])).toContain('apigateway-canary');
+  });
+
+  test('the stage is read from an id, an API ARN or a stage ARN; anything else names the field', () => {
+    const want = { api: 'a1b2c3d4e5', stage: 'prod' };
+    expect(stageOf({ type: 'apigateway-canary', restApi: 'a1b2c3d4e5', stage: 'prod' })).toEqual(want);
+    expect(stageOf({ type: 'apigateway-canary', restApi: 'arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5', stage: 'prod' })).toEqual(want);
+    expect(stageOf({ type: 'apigateway-canary', restApi: 'arn:aws-cn:apigateway:cn-north-1::/restapis/a1b2c3d4e5/stages/prod' })).toEqual(want);
+    expect(() => stageOf({ type: 'apigateway-canary', restApi: 'a1b2c3d4e5' })).toThrow(/stage/);
+    expect(() => stageOf({ type: 'apigateway-canary', restApi: 'arn:aws:execute-api:us-east-1:1:a1b2c3d4e5/prod' })).toThrow(/restApi/);
+    expect(() => stageOf({ type: 'apigateway-canary', restApi: '${Token[TOKEN.1]}', stage: 'prod' })).toThrow(/restApi/);
   });
 });
 

@@ -20,6 +20,8 @@ const CYCLES: usize = 3;
 pub struct StageRead {
     /// The stage's production deployment.
     pub deployment_id: Option<String>,
+    /// `lastUpdatedDate`, milliseconds since the epoch.
+    pub last_updated_ms: Option<i64>,
     /// `None`: the stage has no canary.
     pub canary: Option<Canary>,
 }
@@ -53,6 +55,22 @@ pub fn plan_stage(stage: &StageRead) -> CanaryStep {
     }
 }
 
+/// After a write: is the stage where rollback wants it, and is it still the stage rollback read?
+/// Pure. A stage whose deployment or canary deployment changed in between was promoted,
+/// redeployed or had its canary removed (after which `replace percentTraffic` creates a new canary
+/// on the stage's own deployment): rollback must not claim it restored anything, nor write again.
+pub fn verify(before: &StageRead, after: &StageRead) -> Result<bool, String> {
+    let canary_of = |s: &StageRead| s.canary.as_ref().map(|c| c.deployment_id.clone());
+    if after.deployment_id != before.deployment_id || canary_of(after) != canary_of(before) {
+        return Err(format!(
+            "the stage changed while rollback worked on it (promoted, redeployed or its canary removed?): before {}, now {}; a person must decide",
+            before.describe(),
+            after.describe()
+        ));
+    }
+    Ok(after.all_on_production())
+}
+
 impl StageRead {
     pub fn describe(&self) -> Value {
         json!({
@@ -78,6 +96,8 @@ pub enum StageError {
     },
     #[error("verification failed: after {0} write cycles the canary still gets traffic: {1}")]
     NotVerified(usize, String),
+    #[error("{0}")]
+    Changed(String),
 }
 
 async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
@@ -94,6 +114,7 @@ async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, St
         })?;
     Ok(StageRead {
         deployment_id: out.deployment_id,
+        last_updated_ms: out.last_updated_date.map(|d| d.to_millis().unwrap_or(0)),
         canary: out.canary_settings.map(|c| Canary {
             deployment_id: c.deployment_id,
             percent_traffic: c.percent_traffic,
@@ -106,9 +127,10 @@ pub async fn roll_back(
     clients: &Clients,
     target: &ApiGatewayCanaryTarget,
     dry_run: bool,
+    alarm_time_ms: Option<i64>,
     report: &mut TargetReport,
 ) {
-    if let Err(e) = run(clients, target, dry_run, report).await {
+    if let Err(e) = run(clients, target, dry_run, alarm_time_ms, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
     }
@@ -118,17 +140,29 @@ async fn run(
     clients: &Clients,
     target: &ApiGatewayCanaryTarget,
     dry_run: bool,
+    alarm_time_ms: Option<i64>,
     report: &mut TargetReport,
 ) -> Result<(), StageError> {
     let (api, stage) = target.ids();
-    let mut current = read(clients, &api, &stage).await?;
-    report.before = Some(current.describe());
-    match plan_stage(&current) {
+    let before = read(clients, &api, &stage).await?;
+    report.before = Some(before.describe());
+    match plan_stage(&before) {
         CanaryStep::AlreadyStable(why) => {
             report.action = Action::None;
             report.outcome = Outcome::AlreadyStable;
             report.after = report.before.clone();
             report.decision = Some(why.into());
+            // A late delivery after a promotion also reads "no canary": say that the stage moved
+            // after the alarm instead of only reassuring.
+            if let (Some(changed), Some(alarm)) = (before.last_updated_ms, alarm_time_ms) {
+                if changed > alarm {
+                    report.notes.push(format!(
+                        "the stage was updated after the alarm ({} ms later): a promotion or a person may have acted since; check which deployment the stage serves ({:?})",
+                        changed - alarm,
+                        before.deployment_id
+                    ));
+                }
+            }
             return Ok(());
         }
         CanaryStep::SendNothingToCanary { percent } => {
@@ -142,6 +176,7 @@ async fn run(
             }
         }
     }
+    let mut current = before.clone();
     for cycle in 1..=CYCLES {
         clients
             .apigateway
@@ -163,7 +198,7 @@ async fn run(
             })?;
         current = read(clients, &api, &stage).await?;
         report.after = Some(current.describe());
-        if current.all_on_production() {
+        if verify(&before, &current).map_err(StageError::Changed)? {
             info!(target = %report.target, cycle, "stage canary verified at 0%");
             report.outcome = Outcome::Restored;
             return Ok(());
@@ -182,6 +217,7 @@ mod tests {
     fn stage(canary: Option<f64>) -> StageRead {
         StageRead {
             deployment_id: Some("prod1".into()),
+            last_updated_ms: None,
             canary: canary.map(|p| Canary {
                 deployment_id: Some("canary1".into()),
                 percent_traffic: p,
@@ -207,5 +243,36 @@ mod tests {
             plan_stage(&stage(Some(0.001))),
             CanaryStep::SendNothingToCanary { percent: 0.001 }
         );
+        // NaN is not 0: it is written to 0 (or fails verification), never called stable.
+        assert!(matches!(
+            plan_stage(&stage(Some(f64::NAN))),
+            CanaryStep::SendNothingToCanary { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stage_that_changed_under_rollback_is_never_called_restored() {
+        let before = stage(Some(10.0));
+        assert_eq!(verify(&before, &stage(Some(0.0))), Ok(true));
+        assert_eq!(
+            verify(&before, &stage(Some(10.0))),
+            Ok(false),
+            "write again"
+        );
+        // Promoted: the canary's deployment became the stage's, the canary at 0%.
+        let promoted = StageRead {
+            deployment_id: Some("canary1".into()),
+            ..stage(Some(0.0))
+        };
+        assert!(verify(&before, &promoted).unwrap_err().contains("promoted"));
+        // Canary removed, then `replace percentTraffic` made a new one on the stage's deployment.
+        let recreated = StageRead {
+            canary: Some(Canary {
+                deployment_id: Some("prod1".into()),
+                percent_traffic: 0.0,
+            }),
+            ..stage(None)
+        };
+        assert!(verify(&before, &recreated).is_err());
     }
 }

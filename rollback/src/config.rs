@@ -99,24 +99,53 @@ impl ApiGatewayCanaryTarget {
     }
 }
 
-/// A REST API id, or the id (and stage) in an API Gateway ARN.
+/// A REST API id, or the id (and stage) in an API Gateway ARN
+/// (`arn:PARTITION:apigateway:REGION::/restapis/ID[/stages/STAGE]`). Anything else that starts
+/// with `arn:` gives an empty id, which validation rejects naming `restApi`.
 fn parse_rest_api(raw: &str) -> (String, Option<String>) {
-    let Some(path) = raw
-        .strip_prefix("arn:")
-        .and_then(|rest| rest.split_once("::/restapis/").map(|(_, p)| p))
-    else {
+    if !raw.starts_with("arn:") {
         return (raw.to_string(), None);
-    };
-    let mut parts = path.split('/');
-    let api = parts.next().unwrap_or_default().to_string();
-    let stage = match (parts.next(), parts.next()) {
-        (Some("stages"), Some(stage)) if !stage.is_empty() => Some(stage.to_string()),
+    }
+    let parts: Vec<&str> = raw.splitn(6, ':').collect();
+    let path = match parts.as_slice() {
+        ["arn", _, "apigateway", _, "", path] => path.strip_prefix("/restapis/"),
         _ => None,
     };
-    (api, stage)
+    let Some(path) = path else {
+        return (String::new(), None);
+    };
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [api] => (api.to_string(), None),
+        [api, "stages", stage] if !stage.is_empty() => (api.to_string(), Some(stage.to_string())),
+        _ => (String::new(), None),
+    }
 }
 
 impl Target {
+    /// Every name an operator may use for this target: [`Target::id`], and the same with ids in
+    /// place of ARNs (`lambda-alias:checkout:live` for a function configured by ARN).
+    pub fn names(&self) -> Vec<String> {
+        let last = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+        let mut names = vec![self.id()];
+        match self {
+            Target::LambdaAlias(t) if t.function.starts_with("arn:") => {
+                if let Some(name) = t.function.split(':').nth(6) {
+                    names.push(format!("lambda-alias:{name}:{}", t.alias));
+                }
+            }
+            Target::LatticeListener(t) => {
+                names.push(format!(
+                    "lattice-listener:{}/{}",
+                    last(&t.service),
+                    last(&t.listener)
+                ));
+            }
+            _ => {}
+        }
+        names.dedup();
+        names
+    }
+
     /// A stable, human-readable name for logs and the summary.
     pub fn id(&self) -> String {
         match self {
@@ -394,6 +423,71 @@ mod tests {
         assert!(!glob_match("checkout-*", "billing-errors"));
         assert!(glob_match("exact", "exact"));
         assert!(!glob_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn stage_canaries_by_id_api_arn_or_stage_arn() {
+        let target = |t: &str| parse_mappings(&format!(r#"[{{"alarms":"a","targets":[{t}]}}]"#));
+        let id_of = |t: &str| target(t).map(|m| m[0].targets[0].id());
+        let want = Ok("apigateway-canary:a1b2c3d4e5/prod".to_string());
+        assert_eq!(
+            id_of(r#"{"type":"apigateway-canary","restApi":"a1b2c3d4e5","stage":"prod"}"#),
+            want
+        );
+        assert_eq!(
+            id_of(
+                r#"{"type":"apigateway-canary","restApi":"arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5","stage":"prod"}"#
+            ),
+            want
+        );
+        assert_eq!(
+            id_of(
+                r#"{"type":"apigateway-canary","restApi":"arn:aws-cn:apigateway:cn-north-1::/restapis/a1b2c3d4e5/stages/prod"}"#
+            ),
+            want
+        );
+        for (bad, field) in [
+            (
+                r#"{"type":"apigateway-canary","restApi":"a1b2c3d4e5"}"#,
+                "stage",
+            ),
+            (
+                r#"{"type":"apigateway-canary","restApi":"a1b2c3d4e5","stage":"  "}"#,
+                "stage",
+            ),
+            (
+                r#"{"type":"apigateway-canary","restApi":"arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5/stages/prod","stage":"beta"}"#,
+                "stage",
+            ),
+            (
+                r#"{"type":"apigateway-canary","restApi":"arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5/stages/prod/x"}"#,
+                "restApi",
+            ),
+            (
+                r#"{"type":"apigateway-canary","restApi":"arn:aws:execute-api:us-east-1:1:a1b2c3d4e5/prod","stage":"prod"}"#,
+                "restApi",
+            ),
+            (
+                r#"{"type":"apigateway-canary","restApi":"my api","stage":"prod"}"#,
+                "restApi",
+            ),
+        ] {
+            let err = target(bad).unwrap_err();
+            assert!(err.contains(&format!("targets[0].{field}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn operators_may_name_targets_by_id_or_arn_form() {
+        let m = parse_mappings(r#"[{"alarms":"a","targets":[
+            {"type":"lambda-alias","function":"arn:aws:lambda:us-east-1:123456789012:function:checkout","alias":"live"},
+            {"type":"lattice-listener","service":"arn:aws:vpc-lattice:us-east-1:123456789012:service/svc-1","listener":"arn:aws:vpc-lattice:us-east-1:123456789012:service/svc-1/listener/listener-1","productionTargetGroup":"tg-1"}]}]"#).unwrap();
+        assert!(m[0].targets[0]
+            .names()
+            .contains(&"lambda-alias:checkout:live".to_string()));
+        assert!(m[0].targets[1]
+            .names()
+            .contains(&"lattice-listener:svc-1/listener-1".to_string()));
     }
 
     #[test]

@@ -135,10 +135,23 @@ pub fn route_request<'c>(
         ignored: Vec::new(),
         unmapped: Vec::new(),
     };
-    let configured: Vec<&Target> = config.mappings.iter().flat_map(|m| &m.targets).collect();
     let by = format!("operator:{}", request.requested_by);
     for name in &request.targets {
-        match configured.iter().find(|t| t.id() == *name) {
+        let mut matching: Vec<&Target> = Vec::new();
+        for t in config.mappings.iter().flat_map(|m| &m.targets) {
+            if t.names().contains(name) && !matching.contains(&t) {
+                matching.push(t);
+            }
+        }
+        if matching.len() > 1 {
+            error!(target = %name, requested_by = %request.requested_by, outcome = "refused", "the name matches differently configured targets in ROLLBACK_TARGETS; touching nothing for it");
+            routing.unmapped.push(format!(
+                "{name} (ambiguous: {} configured targets)",
+                matching.len()
+            ));
+            continue;
+        }
+        match matching.first() {
             Some(target) => {
                 if !routing.work.iter().any(|w| w.target == *target) {
                     info!(target = %name, requested_by = %request.requested_by, reason = %request.reason, "operator requested a rollback");
@@ -235,7 +248,13 @@ pub async fn handle(
         })?,
     };
     let routing = match &request {
-        Some(r) => route_request(r, config, shiftguard_common::emf::now_ms()),
+        Some(r) => {
+            let asked_at = operator::request_time(r, shiftguard_common::emf::now_ms())
+                .inspect_err(
+                    |e| error!(error = %e, outcome = "rejected", "operator request refused"),
+                )?;
+            route_request(r, config, asked_at)
+        }
         None => route(&transitions, config),
     };
     let mut summary = Summary {
@@ -275,7 +294,8 @@ pub async fn handle(
                         lattice::roll_back(clients, t, config.dry_run, report).await
                     }
                     Target::ApigatewayCanary(t) => {
-                        apigateway::roll_back(clients, t, config.dry_run, report).await
+                        apigateway::roll_back(clients, t, config.dry_run, w.alarm_time_ms, report)
+                            .await
                     }
                 }
             };
@@ -421,4 +441,51 @@ async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<St
         warn!(topic, failed, "published a summary that reports failures");
     }
     Ok(out.message_id.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operator_request_routes_only_configured_targets_once_with_its_time() {
+        let config = Config::from_vars(
+            &[(
+                "ROLLBACK_TARGETS",
+                r#"[{"alarms":"a","targets":[{"type":"lambda-alias","function":"checkout","alias":"live"}]},
+                   {"alarms":"b","targets":[{"type":"lambda-alias","function":"checkout","alias":"live"},
+                                            {"type":"lambda-alias","function":"pay","alias":"live","stableVersion":"3"}]},
+                   {"alarms":"c","targets":[{"type":"lambda-alias","function":"pay","alias":"live","stableVersion":"4"}]}]"#,
+            )][..],
+        )
+        .unwrap();
+        let request = |targets: &[&str]| operator::OperatorRequest {
+            shiftguard: "rollback".into(),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            reason: "INC-1".into(),
+            requested_by: "alice".into(),
+            requested_at: None,
+        };
+        let r = route_request(
+            &request(&[
+                "lambda-alias:checkout:live",
+                "lambda-alias:checkout:live",
+                "lambda-alias:nope:live",
+            ]),
+            &config,
+            42,
+        );
+        assert_eq!(
+            r.work.len(),
+            1,
+            "configured in two mappings, named twice: once"
+        );
+        assert_eq!(r.work[0].alarms, ["operator:alice"]);
+        assert_eq!(r.work[0].alarm_time_ms, Some(42));
+        assert_eq!(r.unmapped, ["lambda-alias:nope:live"]);
+        // Two different configurations under one name: refused, never a guess.
+        let r = route_request(&request(&["lambda-alias:pay:live"]), &config, 42);
+        assert!(r.work.is_empty());
+        assert!(r.unmapped[0].contains("ambiguous"), "{:?}", r.unmapped);
+    }
 }

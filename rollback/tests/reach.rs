@@ -304,6 +304,15 @@ async fn an_operator_rolls_back_configured_targets_on_the_record() {
     assert!(matches!(err, RollbackError::BadEvent(_)), "{err}");
     assert!(err.to_string().contains("reason"), "{err}");
 
+    // A request an hour old is refused: a late retry must not undo what was done since.
+    let stale = json!({"shiftguard": "rollback", "targets": ["lambda-alias:checkout:live"],
+        "reason": "INC-42", "requestedBy": "alice", "requestedAt": "2020-01-01T00:00:00Z"});
+    let err = handle(&w.clients, &cfg, &stale, Deadline::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("requestedAt"), "{err}");
+    assert_eq!(writes(&w.emu).len(), before);
+
     // The stage by its id form in the request, idempotent on a repeat.
     let stage_id = format!("apigateway-canary:{}/prod", api.id);
     let request = json!({"shiftguard": "rollback", "targets": [stage_id], "reason": "INC-42", "requestedBy": "alice"});
@@ -341,6 +350,7 @@ async fn targets_named_by_arn_work_like_ids() {
     let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
         .await
         .expect("every form resolves");
+    assert_eq!(summary.targets.len(), 3);
     for report in &summary.targets {
         assert_eq!(
             serde_json::to_value(report.outcome).unwrap(),
@@ -354,6 +364,7 @@ async fn targets_named_by_arn_work_like_ids() {
     );
     assert_eq!(stage_state(&w, &api).await.2, Some(0.0));
     let weights = listener_weights(&w, &lat).await;
+    assert_eq!(weights.len(), 2, "{weights:?}");
     assert!(
         weights
             .iter()
