@@ -3,7 +3,6 @@
 
 mod support;
 
-use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
 use aws_sdk_lambda::primitives::Blob;
 use hooks::checks::Verdict;
 use hooks::Phase;
@@ -165,52 +164,6 @@ async fn a_version_that_fails_requests_fails_on_its_error_rate() {
     lenient.assert_reported("Failed");
 }
 
-/// Lambda's per-minute metrics of one version through the alias, as Lambda publishes them, for
-/// the last `minutes` minutes: `Duration` one value a minute, invocations and errors.
-async fn put_periods(w: &World, version: &str, minutes: u64, duration_ms: impl Fn(u64) -> f64) {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-    let cw = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
-    let dims = vec![
-        Dimension::builder()
-            .name("FunctionName")
-            .value("checkout")
-            .build(),
-        Dimension::builder()
-            .name("Resource")
-            .value("checkout:live")
-            .build(),
-        Dimension::builder()
-            .name("ExecutedVersion")
-            .value(version)
-            .build(),
-    ];
-    let now = std::time::SystemTime::now();
-    for minute in 0..minutes {
-        let at = now - std::time::Duration::from_secs(60 * minute + 5);
-        let datum = |name: &str, value: f64, unit: StandardUnit| {
-            MetricDatum::builder()
-                .metric_name(name)
-                .value(value)
-                .unit(unit)
-                .set_dimensions(Some(dims.clone()))
-                .timestamp(at.into())
-                .build()
-        };
-        cw.put_metric_data()
-            .namespace("AWS/Lambda")
-            .metric_data(datum(
-                "Duration",
-                duration_ms(minute),
-                StandardUnit::Milliseconds,
-            ))
-            .metric_data(datum("Invocations", 100.0, StandardUnit::Count))
-            .metric_data(datum("Errors", 0.0, StandardUnit::Count))
-            .send()
-            .await
-            .expect("PutMetricData");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_traffic_compare_judges_cloudwatch_periods() {
     let check = json!({"checks": [{"name": "periods", "kind": "compare", "window": "30m"}]});
@@ -250,21 +203,6 @@ async fn post_traffic_compare_judges_cloudwatch_periods() {
     let short = run(&w, Phase::PostTraffic, &d, &config(check)).await;
     short.assert_reported("Failed");
     assert_eq!(short.summary().checks[0].verdict, Verdict::Inconclusive);
-}
-
-/// `n` invocations of one version, as production traffic would make them.
-async fn invoke_version(w: &World, version: &str, n: usize) {
-    for _ in 0..n {
-        w.clients
-            .lambda
-            .invoke()
-            .function_name("checkout")
-            .qualifier(version)
-            .payload(Blob::new(b"{}".to_vec()))
-            .send()
-            .await
-            .expect("Invoke");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,20 +245,6 @@ async fn logs_compare_error_lines_per_invocation_by_version() {
     let few = run(&w, Phase::PostTraffic, &d, &config(check)).await;
     few.assert_reported("Failed");
     assert_eq!(few.summary().checks[0].verdict, Verdict::Inconclusive);
-}
-
-async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
-    w.clients
-        .lambda
-        .get_function()
-        .function_name(function)
-        .qualifier(qualifier)
-        .send()
-        .await
-        .expect("GetFunction")
-        .configuration
-        .and_then(|c| c.code_sha256)
-        .expect("CodeSha256")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,36 +319,6 @@ async fn artifact_checks_the_exact_bytes_under_deployment() {
     )
     .await;
     other.assert_reported("Failed");
-}
-
-/// A deployment 1 → `target` whose CodeDeploy description is `description`.
-async fn described_deployment(w: &World, target: &str, description: &str) -> String {
-    let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
-        "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
-    let id = w
-        .clients
-        .codedeploy
-        .create_deployment()
-        .application_name("checkout-app")
-        .deployment_group_name("checkout-app-group")
-        .description(description)
-        .revision(
-            RevisionLocation::builder()
-                .revision_type(RevisionLocationType::AppSpecContent)
-                .app_spec_content(
-                    AppSpecContent::builder()
-                        .content(appspec.to_string())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateDeployment")
-        .deployment_id
-        .unwrap();
-    w.emu.set_deployment(&id, json!({"status": "InProgress"}));
-    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,99 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
     }
 }
 
+/// One hook invocation through `cargo lambda invoke`, as CodeDeploy makes it: the summary.
+fn invoke_hook(w: &World, watch: &LambdaWatch, binary: &str, deployment: &str) -> Value {
+    let (file, lifecycle) = match binary {
+        "pre-traffic" => ("hooks/pre-traffic.json", "BeforeAllowTraffic"),
+        _ => ("hooks/post-traffic.json", "AfterAllowTraffic"),
+    };
+    let execution = w.emu.new_hook_execution(deployment, lifecycle);
+    let event_path = std::env::temp_dir().join(format!("{binary}-{execution}.json"));
+    std::fs::write(
+        &event_path,
+        hook_event(file, deployment, &execution).to_string(),
+    )
+    .unwrap();
+    let (ok, out) = watch.invoke_file(binary, &event_path);
+    assert!(ok, "{binary}: {out}");
+    let recorded = w.emu.hook_execution(&execution);
+    assert_eq!(
+        recorded["reports"].as_array().unwrap().len(),
+        1,
+        "{recorded}"
+    );
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+// Issue 11 through the binaries: compare (an interleaved load pre-traffic, CloudWatch periods
+// post-traffic), artifact and logs in one checks set for both hooks, then the bypass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_judge_through_the_binaries() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "1", healthy());
+    behave(&w, "2", healthy());
+    invoke_version(&w, "1", 25).await;
+    invoke_version(&w, "2", 25).await;
+    put_periods(&w, "1", 25, |m| 100.0 + (m % 3) as f64).await;
+    put_periods(&w, "2", 25, |m| 100.0 + ((m + 1) % 3) as f64).await;
+    let built = code_sha256(&w, "checkout", "2").await;
+    let checks = json!({"checks": [
+        {"name": "new-vs-old", "kind": "compare", "requests": 20, "timeout": "60s", "expect": {"status": 200}},
+        {"name": "same-bytes", "kind": "artifact", "fromEnv": "BUILT_SHA256"},
+        {"name": "errors-in-logs", "kind": "logs", "window": "10m"}]});
+    let mut env = w.emu.aws_env();
+    env.push(("HOOK_CHECKS".into(), checks.to_string()));
+    env.push(("BUILT_SHA256".into(), built));
+    let watch = LambdaWatch::start(&env);
+
+    let pre = invoke_hook(&w, &watch, "pre-traffic", &d);
+    assert_eq!(pre["status"], "Succeeded", "{pre}");
+    assert_eq!(
+        pre["checks"][0]["details"]["mode"], "interleaved-load",
+        "{pre}"
+    );
+    w.clients
+        .lambda
+        .update_alias()
+        .function_name("checkout")
+        .name("live")
+        .function_version("2")
+        .send()
+        .await
+        .unwrap();
+    let post = invoke_hook(&w, &watch, "post-traffic", &d);
+    assert_eq!(post["status"], "Succeeded", "{post}");
+    assert_eq!(
+        post["checks"][0]["details"]["mode"], "cloudwatch-periods",
+        "{post}"
+    );
+    let verdicts: Vec<&str> = post["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["passed", "passed", "passed"], "{post}");
+
+    // A broken version 2 with the marker in the deployment's description: bypassed, on the record.
+    behave(&w, "2", json!({"function_error": "Unhandled"}));
+    let hotfix = described_deployment(&w, "2", "INC-9 [shiftguard skip]").await;
+    let skipped = invoke_hook(&w, &watch, "pre-traffic", &hotfix);
+    assert_eq!(skipped["status"], "Succeeded", "{skipped}");
+    assert_eq!(
+        skipped["bypass"]["source"], "deployment-description",
+        "{skipped}"
+    );
+    let outcomes: Vec<String> = watch
+        .emf_documents()
+        .iter()
+        .filter(|d| d.get("Hooks").is_some())
+        .map(|d| d["Outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["succeeded", "succeeded", "bypassed"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configuration_still_reports_failed() {
     let w = world().await;

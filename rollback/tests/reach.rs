@@ -3,7 +3,6 @@
 
 mod support;
 
-use aws_sdk_apigateway::types::DeploymentCanarySettings;
 use rollback::{handle, Deadline, RollbackError};
 use serde_json::{json, Value};
 use shiftguard_testkit::event;
@@ -12,108 +11,6 @@ use support::*;
 const ALARM_EVENT: &str = "rollback/sns-single-metric-alarm.json";
 const EVENTBRIDGE_EVENT: &str = "rollback/eventbridge-alarm-state-change.json";
 const OPERATOR_EVENT: &str = "rollback/operator-rollback.json";
-
-struct Api {
-    id: String,
-    production: String,
-    canary: String,
-}
-
-/// A REST API with stage `prod` on deployment 1 and (with `percent`) a canary deployment 2.
-async fn api(w: &World, percent: Option<f64>) -> Api {
-    let gw = &w.clients.apigateway;
-    let id = gw
-        .create_rest_api()
-        .name("checkout-api")
-        .send()
-        .await
-        .expect("CreateRestApi")
-        .id
-        .unwrap();
-    // AWS refuses to deploy an API without methods: GET / with a mock integration.
-    let root = gw
-        .get_resources()
-        .rest_api_id(&id)
-        .send()
-        .await
-        .expect("GetResources")
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .find(|r| r.path.as_deref() == Some("/"))
-        .and_then(|r| r.id)
-        .expect("the root resource");
-    gw.put_method()
-        .rest_api_id(&id)
-        .resource_id(&root)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("PutMethod");
-    gw.put_integration()
-        .rest_api_id(&id)
-        .resource_id(&root)
-        .http_method("GET")
-        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
-        .send()
-        .await
-        .expect("PutIntegration");
-    let production = gw
-        .create_deployment()
-        .rest_api_id(&id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("CreateDeployment")
-        .id
-        .unwrap();
-    let mut canary = String::new();
-    if let Some(percent) = percent {
-        canary = gw
-            .create_deployment()
-            .rest_api_id(&id)
-            .stage_name("prod")
-            .canary_settings(
-                DeploymentCanarySettings::builder()
-                    .percent_traffic(percent)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("CreateDeployment with a canary")
-            .id
-            .unwrap();
-    }
-    Api {
-        id,
-        production,
-        canary,
-    }
-}
-
-/// (stage deployment, canary deployment, canary percent).
-async fn stage_state(w: &World, api: &Api) -> (Option<String>, Option<String>, Option<f64>) {
-    let s = w
-        .clients
-        .apigateway
-        .get_stage()
-        .rest_api_id(&api.id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("GetStage");
-    let canary = s.canary_settings;
-    (
-        s.deployment_id,
-        canary.as_ref().and_then(|c| c.deployment_id.clone()),
-        canary.map(|c| c.percent_traffic),
-    )
-}
-
-fn stage_target(api: &Api) -> Value {
-    json!({"type": "apigateway-canary", "restApi": api.id, "stage": "prod"})
-}
 
 fn mapped(target: Value) -> Value {
     json!([{"alarms": ["checkout-*"], "targets": [target]}])

@@ -12,10 +12,12 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let w = world().await;
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    // Issue 12: an API Gateway stage canary beside the alias, through the binary.
+    let stage = api(&w, Some(10.0)).await;
     let mut env = w.emu.aws_env();
     env.push((
         "ROLLBACK_TARGETS".into(),
-        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live")]}])
+        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live"), stage_target(&stage)]}])
             .to_string(),
     ));
     let watch = LambdaWatch::start(&env);
@@ -31,6 +33,19 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     assert_eq!(
         alias_state(&w, "checkout", "live").await,
         ("1".to_string(), vec![])
+    );
+    assert_eq!(summary["targets"][1]["outcome"], "restored", "{summary}");
+    assert_eq!(
+        summary["targets"][1]["action"], "restore-stage",
+        "{summary}"
+    );
+    assert_eq!(
+        stage_state(&w, &stage).await,
+        (
+            Some(stage.production.clone()),
+            Some(stage.canary.clone()),
+            Some(0.0)
+        )
     );
 
     let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
@@ -59,7 +74,13 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let outcomes: Vec<&str> = docs.iter().filter_map(|d| d["Outcome"].as_str()).collect();
     assert_eq!(
         outcomes,
-        ["restored", "already-stable", "refused"],
+        [
+            "restored",
+            "restored",
+            "already-stable",
+            "already-stable",
+            "refused"
+        ],
         "{docs:?}"
     );
     assert_eq!(docs[0]["Action"], "restore-alias");

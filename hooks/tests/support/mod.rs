@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
+use aws_sdk_lambda::primitives::Blob;
 use hooks::checks::Executor;
 use hooks::{
     aws_executor_factory, http_client, run_hook, Clients, ExecutorFactory, HookConfig, HookError,
@@ -164,4 +166,109 @@ pub fn panicking_on(w: &World, phase: Phase, name: &'static str) -> ExecutorFact
         }
         Arc::new(Panicky(real(target), name)) as Arc<dyn Executor>
     })
+}
+
+/// Lambda's per-minute metrics of one version through the alias, as Lambda publishes them, for
+/// the last `minutes` minutes: `Duration` one value a minute, invocations and errors.
+pub async fn put_periods(w: &World, version: &str, minutes: u64, duration_ms: impl Fn(u64) -> f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
+    let dims = vec![
+        Dimension::builder()
+            .name("FunctionName")
+            .value("checkout")
+            .build(),
+        Dimension::builder()
+            .name("Resource")
+            .value("checkout:live")
+            .build(),
+        Dimension::builder()
+            .name("ExecutedVersion")
+            .value(version)
+            .build(),
+    ];
+    let now = std::time::SystemTime::now();
+    for minute in 0..minutes {
+        let at = now - std::time::Duration::from_secs(60 * minute + 5);
+        let datum = |name: &str, value: f64, unit: StandardUnit| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .value(value)
+                .unit(unit)
+                .set_dimensions(Some(dims.clone()))
+                .timestamp(at.into())
+                .build()
+        };
+        cw.put_metric_data()
+            .namespace("AWS/Lambda")
+            .metric_data(datum(
+                "Duration",
+                duration_ms(minute),
+                StandardUnit::Milliseconds,
+            ))
+            .metric_data(datum("Invocations", 100.0, StandardUnit::Count))
+            .metric_data(datum("Errors", 0.0, StandardUnit::Count))
+            .send()
+            .await
+            .expect("PutMetricData");
+    }
+}
+
+/// `n` invocations of one version, as production traffic would make them.
+pub async fn invoke_version(w: &World, version: &str, n: usize) {
+    for _ in 0..n {
+        w.clients
+            .lambda
+            .invoke()
+            .function_name("checkout")
+            .qualifier(version)
+            .payload(Blob::new(b"{}".to_vec()))
+            .send()
+            .await
+            .expect("Invoke");
+    }
+}
+
+pub async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
+    w.clients
+        .lambda
+        .get_function()
+        .function_name(function)
+        .qualifier(qualifier)
+        .send()
+        .await
+        .expect("GetFunction")
+        .configuration
+        .and_then(|c| c.code_sha256)
+        .expect("CodeSha256")
+}
+
+/// A deployment 1 → `target` whose CodeDeploy description is `description`.
+pub async fn described_deployment(w: &World, target: &str, description: &str) -> String {
+    let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
+        "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
+    let id = w
+        .clients
+        .codedeploy
+        .create_deployment()
+        .application_name("checkout-app")
+        .deployment_group_name("checkout-app-group")
+        .description(description)
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(appspec.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .unwrap();
+    w.emu.set_deployment(&id, json!({"status": "InProgress"}));
+    id
 }

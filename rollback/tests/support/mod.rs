@@ -1,6 +1,7 @@
 //! Fixtures for rollback's emulator tests: real resources created through the AWS API.
 #![allow(dead_code)]
 
+use aws_sdk_apigateway::types::DeploymentCanarySettings;
 use aws_sdk_vpclattice::types::{
     ForwardAction, HttpMatch, PathMatch, PathMatchType, RuleAction, RuleMatch, TargetGroupType,
     WeightedTargetGroup,
@@ -266,4 +267,106 @@ pub fn writes(emu: &Emulator) -> Vec<String> {
             .any(|w| op.ends_with(w))
         })
         .collect()
+}
+
+pub struct Api {
+    pub id: String,
+    pub production: String,
+    pub canary: String,
+}
+
+/// A REST API with stage `prod` on deployment 1 and (with `percent`) a canary deployment 2.
+pub async fn api(w: &World, percent: Option<f64>) -> Api {
+    let gw = &w.clients.apigateway;
+    let id = gw
+        .create_rest_api()
+        .name("checkout-api")
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .unwrap();
+    // AWS refuses to deploy an API without methods: GET / with a mock integration.
+    let root = gw
+        .get_resources()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .expect("GetResources")
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.path.as_deref() == Some("/"))
+        .and_then(|r| r.id)
+        .expect("the root resource");
+    gw.put_method()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .expect("PutMethod");
+    gw.put_integration()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .send()
+        .await
+        .expect("PutIntegration");
+    let production = gw
+        .create_deployment()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .id
+        .unwrap();
+    let mut canary = String::new();
+    if let Some(percent) = percent {
+        canary = gw
+            .create_deployment()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .canary_settings(
+                DeploymentCanarySettings::builder()
+                    .percent_traffic(percent)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateDeployment with a canary")
+            .id
+            .unwrap();
+    }
+    Api {
+        id,
+        production,
+        canary,
+    }
+}
+
+/// (stage deployment, canary deployment, canary percent).
+pub async fn stage_state(w: &World, api: &Api) -> (Option<String>, Option<String>, Option<f64>) {
+    let s = w
+        .clients
+        .apigateway
+        .get_stage()
+        .rest_api_id(&api.id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("GetStage");
+    let canary = s.canary_settings;
+    (
+        s.deployment_id,
+        canary.as_ref().and_then(|c| c.deployment_id.clone()),
+        canary.map(|c| c.percent_traffic),
+    )
+}
+
+pub fn stage_target(api: &Api) -> Value {
+    json!({"type": "apigateway-canary", "restApi": api.id, "stage": "prod"})
 }
