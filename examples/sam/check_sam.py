@@ -1,22 +1,45 @@
-"""Offline checks of the SAM example: cfn-lint, then aws-sam-translator, then the translated
-template must have the CodeDeploy application, the deployment group (with the alarms and hooks)
-and the alias's CodeDeploy UpdatePolicy. Exits non-zero on any failure."""
+"""Offline checks of the SAM templates: ShiftGuard as a nested application
+(`shiftguard/template.yaml`) and the example that uses it (`template.yaml`).
+
+For each: cfn-lint, then aws-sam-translator (local CodeUris stood in by S3 locations, no IAM
+lookups), then assertions on the translated template. ShiftGuard: its three functions (hooks named
+CodeDeployHook_*, code from the artifact parameters), the rollback wiring (alarm topic subscription,
+reserved concurrency, two retries, on-failure queue), least-privilege IAM with the stage-canary
+statement only when stages are given, the outputs, the Serverless Application Repository metadata.
+The example: exactly one AWS::Serverless::Application (a nested stack of the local template) whose
+outputs feed the DeploymentPreference hooks and the alarms' actions, parameters the nested template
+declares, the CodeDeploy application and deployment group, the stage canary. Both: no circular
+dependency (Ref, GetAtt, Sub and DependsOn anywhere in a resource, UpdatePolicy included, as
+CloudFormation reads them). Exits non-zero on any failure."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
 from samtranslator.model.exceptions import InvalidDocumentException
-from samtranslator.parser.parser import Parser
 from samtranslator.translator.transform import transform
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 TEMPLATE = HERE / "template.yaml"
+NESTED = HERE / "shiftguard" / "template.yaml"
+HOOK_OUTPUTS = {"PreTraffic": "PreTrafficHookName", "PostTraffic": "PostTrafficHookName"}
+NESTED_OUTPUTS = [
+    "PreTrafficHookName", "PreTrafficHookArn", "PostTrafficHookName", "PostTrafficHookArn",
+    "RollbackFunctionName", "RollbackFunctionArn", "AlarmTopicArn", "RollbackFailureQueueArn",
+]
+NESTED_PARAMETERS = [
+    "ArtifactsBucket", "FunctionName", "CodeDeployApplication", "PreTrafficChecks", "PostTrafficChecks",
+    "RollbackTargets", "RollbackStageArns", "DryRun",
+]
+SAR_KEYS = ["Name", "Description", "Author", "SpdxLicenseId", "LicenseUrl", "ReadmeUrl", "Labels", "SemanticVersion", "SourceCodeUrl"]
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -46,52 +69,219 @@ class NoManagedPolicies:
         return {}
 
 
-def main() -> int:
-    # The translator fills pseudo parameters from the session; offline, name a region.
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    failures = []
-    lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
-    if lint.returncode != 0:
-        failures.append(f"cfn-lint:\n{lint.stdout}{lint.stderr}")
-    else:
-        print("cfn-lint: template.yaml passes")
+def load(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=CfnLoader)
 
-    sam = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+def lint(path: Path, failures: list[str]) -> None:
+    name = path.relative_to(HERE)
+    result = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        failures.append(f"cfn-lint {name}:\n{result.stdout}{result.stderr}")
+    else:
+        print(f"cfn-lint: {name} passes")
+
+
+def translate(path: Path, failures: list[str]) -> dict:
+    sam = load(path)
     # Local CodeUris are uploaded by `sam package`; offline, stand in an S3 location.
-    for resource in sam["Resources"].values():
+    for logical_id, resource in sam["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function" and isinstance(resource["Properties"].get("CodeUri"), str):
-            resource["Properties"]["CodeUri"] = "s3://example-bucket/checkout.zip"
+            resource["Properties"]["CodeUri"] = f"s3://example-bucket/{logical_id}.zip"
     try:
-        cfn = transform(sam, {}, NoManagedPolicies())
+        return transform(sam, {}, NoManagedPolicies())
     except InvalidDocumentException as exc:
-        failures.append("aws-sam-translator: " + "; ".join(str(e) for e in exc.causes))
-        cfn = {"Resources": {}}
+        failures.append(f"aws-sam-translator {path.relative_to(HERE)}: " + "; ".join(str(e) for e in exc.causes))
+        return {"Resources": {}, "Outputs": {}}
+
+
+def references(value) -> set[str]:
+    """Logical ids (and parameters) a value names through Ref, GetAtt or Sub."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for v in value:
+            found |= references(v)
+    elif isinstance(value, dict):
+        for key, v in value.items():
+            if key == "Ref" and isinstance(v, str):
+                found.add(v)
+            elif key == "Fn::GetAtt":
+                found.add((v.split(".", 1)[0] if isinstance(v, str) else v[0]))
+            elif key == "Fn::Sub":
+                text, local = (v, {}) if isinstance(v, str) else (v[0], v[1])
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)} - set(local)
+                found |= references(local)
+            else:
+                found |= references(v)
+    return found
+
+
+def cycle(resources: dict) -> list[str] | None:
+    """A circular dependency among the resources, as CloudFormation computes them, or None."""
+    edges = {}
+    for logical_id, resource in resources.items():
+        depends = resource.get("DependsOn", [])
+        depends = [depends] if isinstance(depends, str) else depends
+        named = references({k: v for k, v in resource.items() if k != "DependsOn"}) | set(depends)
+        edges[logical_id] = sorted(named & set(resources))
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in edges:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def statements(role: dict) -> list:
+    return [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+
+
+def report(label: str, checks: list[tuple[str, bool]], failures: list[str]) -> None:
+    for what, ok in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: {what}")
+        if not ok:
+            failures.append(f"{label}: {what}")
+
+
+def check_nested(failures: list[str]) -> dict:
+    lint(NESTED, failures)
+    sam = load(NESTED)
+    cfn = translate(NESTED, failures)
     resources = cfn["Resources"]
     by_type = lambda t: {k: v for k, v in resources.items() if v["Type"] == t}
-    apps = by_type("AWS::CodeDeploy::Application")
+    functions = by_type("AWS::Lambda::Function")
+    roles = by_type("AWS::IAM::Role")
+    sar = sam.get("Metadata", {}).get("AWS::ServerlessRepo::Application", {})
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]
+    name_of = lambda f: json.dumps(f["Properties"].get("FunctionName"))
+    hooks = {k: f for k, f in functions.items() if "CodeDeployHook_" in name_of(f)}
+    rollback = [f for f in functions.values() if "_rollback" in name_of(f)]
+    rollback_role = json.dumps(roles.get("RollbackRole", {}))
+    post_role = roles.get("PostTrafficHookRole", {"Properties": {}})
+    stage_statement = [s for s in statements(roles["RollbackRole"]) if "apigateway:PATCH" in json.dumps(s)] if "RollbackRole" in roles else []
+    alias_write = [s for s in statements(post_role) if "lambda:UpdateAlias" in json.dumps(s)]
+    all_actions = json.dumps([statements(r) for r in roles.values()])
+    report("shiftguard/template.yaml", [
+        ("three functions: two hooks named CodeDeployHook_* and rollback", len(functions) == 3 and len(hooks) == 2 and len(rollback) == 1),
+        ("every function's code comes from the ArtifactsBucket parameter", all(
+            f["Properties"]["Code"].get("S3Bucket") == {"Ref": "ArtifactsBucket"} for f in functions.values())),
+        ("the hooks read HOOK_CHECKS from PreTrafficChecks / PostTrafficChecks", sorted(
+            json.dumps(f["Properties"]["Environment"]["Variables"]["HOOK_CHECKS"]) for f in hooks.values()) == [
+            '{"Ref": "PostTrafficChecks"}', '{"Ref": "PreTrafficChecks"}']),
+        ("rollback reads ROLLBACK_TARGETS and DRY_RUN from the parameters", bool(rollback) and {
+            k: rollback[0]["Properties"]["Environment"]["Variables"].get(k) for k in ("ROLLBACK_TARGETS", "DRY_RUN")} == {
+            "ROLLBACK_TARGETS": {"Ref": "RollbackTargets"}, "DRY_RUN": {"Ref": "DryRun"}}),
+        ("rollback is subscribed to the alarm topic", any(
+            r["Type"] == "AWS::SNS::Subscription" and r["Properties"].get("Protocol") == "lambda"
+            and r["Properties"].get("TopicArn") == {"Ref": "AlarmTopic"} for r in resources.values())),
+        ("rollback has reserved concurrency", bool(rollback) and "ReservedConcurrentExecutions" in rollback[0]["Properties"]),
+        ("rollback retries twice, then the failure queue (SQS managed SSE)", any(
+            c["Properties"].get("MaximumRetryAttempts") == 2
+            and c["Properties"].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": ["RollbackFailures", "Arn"]}
+            for c in by_type("AWS::Lambda::EventInvokeConfig").values())
+            and resources.get("RollbackFailures", {}).get("Properties", {}).get("SqsManagedSseEnabled") is True),
+        ("the alarm topic takes an optional KMS key", "KmsMasterKeyId" in resources.get("AlarmTopic", {}).get("Properties", {})),
+        ("IAM is scoped to the FunctionName and CodeDeployApplication parameters", all(
+            "${FunctionName}" in json.dumps(statements(r)) and "${CodeDeployApplication}" in json.dumps(statements(r)) for r in roles.values())
+            and len(roles) == 3),
+        ("no wildcard actions", '"lambda:*"' not in all_actions and '"codedeploy:*"' not in all_actions and '"apigateway:*"' not in all_actions),
+        ("rollback may GET/PATCH exactly the RollbackStageArns, only when given", len(stage_statement) == 1
+            and stage_statement[0].get("Fn::If", [None])[0] == "HasStages"
+            and stage_statement[0]["Fn::If"][1]["Resource"] == {"Ref": "RollbackStageArns"}),
+        ("the hooks may read the checked function (GetFunctionConfiguration/GetFunction) and post-traffic its logs", all(
+            "lambda:GetFunctionConfiguration" in json.dumps(statements(roles[f"{k}Role"])) and "lambda:GetFunction\"" in json.dumps(statements(roles[f"{k}Role"]))
+            for k in ("PreTrafficHook", "PostTrafficHook") if f"{k}Role" in roles) and "logs:FilterLogEvents" in json.dumps(statements(post_role))),
+        ("post-traffic may write only the StableAlias, only when given", len(alias_write) == 1
+            and alias_write[0].get("Fn::If", [None])[0] == "HasStableAlias"),
+        ("rollback may publish to NotifyTopicArn only when given", "HasNotifyTopic" in rollback_role),
+        ("the parameters", all(p in sam.get("Parameters", {}) for p in NESTED_PARAMETERS)),
+        ("the outputs", all(o in cfn.get("Outputs", {}) for o in NESTED_OUTPUTS)),
+        ("Serverless Application Repository metadata", all(sar.get(k) for k in SAR_KEYS)),
+        ("its license is the project's (Cargo.toml)", sar.get("SpdxLicenseId") == cargo["license"]),
+        ("its SemanticVersion is the project's (Cargo.toml)", sar.get("SemanticVersion") == cargo["version"]),
+        ("LicenseUrl and ReadmeUrl name files beside the template", all(
+            sar.get(k) and (NESTED.parent / sar[k]).is_file() for k in ("LicenseUrl", "ReadmeUrl"))),
+        ("no circular dependency", (c := cycle(resources)) is None or print("  cycle:", " -> ".join(c))),
+    ], failures)
+    return {"sam": sam, "cfn": cfn}
+
+
+def check_example(nested: dict, failures: list[str]) -> None:
+    lint(TEMPLATE, failures)
+    sam = load(TEMPLATE)
+    cfn = translate(TEMPLATE, failures)
+    resources = cfn["Resources"]
+    by_type = lambda t: {k: v for k, v in resources.items() if v["Type"] == t}
+    applications = {k: r for k, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Application"}
+    app_id = next(iter(applications), None)
+    stacks = by_type("AWS::CloudFormation::Stack")
+    stack = stacks.get(app_id, {"Properties": {}})
+    passed = stack["Properties"].get("Parameters", {})
+    nested_parameters = nested["sam"].get("Parameters", {})
+    required = {k for k, p in nested_parameters.items() if "Default" not in p}
+    nested_outputs = nested["cfn"].get("Outputs", {})
     groups = by_type("AWS::CodeDeploy::DeploymentGroup")
     aliases = by_type("AWS::Lambda::Alias")
-    checks = [
-        ("a CodeDeploy application", len(apps) == 1),
+    alarms = by_type("AWS::CloudWatch::Alarm")
+    hooks = [a.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {}) for a in aliases.values()]
+    targets = json.dumps(passed.get("RollbackTargets"))
+    report("template.yaml", [
+        ("exactly one AWS::Serverless::Application", len(applications) == 1),
+        ("it becomes a nested stack of the local ShiftGuard template", len(stacks) == 1
+            and (TEMPLATE.parent / str(stack["Properties"].get("TemplateURL"))).resolve() == NESTED),
+        ("ShiftGuard's functions live only in the nested application", set(by_type("AWS::Lambda::Function")) == {"Checkout"}),
+        ("it passes only parameters ShiftGuard declares, and every required one", set(passed) <= set(nested_parameters) and required <= set(passed)),
+        ("the alias `live` has a CodeDeploy UpdatePolicy whose hooks are the application's outputs", len(aliases) == 1 and all(
+            h.get(f"{'Before' if when == 'PreTraffic' else 'After'}AllowTrafficHook") == {"Fn::GetAtt": [app_id, f"Outputs.{output}"]}
+            and output in nested_outputs for h in hooks for when, output in HOOK_OUTPUTS.items())),
+        ("a CodeDeploy application", len(by_type("AWS::CodeDeploy::Application")) == 1),
         ("a deployment group", len(groups) == 1),
         ("the deployment group has the alarms", any(len(g["Properties"].get("AlarmConfiguration", {}).get("Alarms", [])) == 2 for g in groups.values())),
         ("the deployment group uses the canary config", any("Canary10Percent5Minutes" in json.dumps(g["Properties"].get("DeploymentConfigName")) for g in groups.values())),
-        ("the alias `live` has a CodeDeploy UpdatePolicy with both hooks", any(
-            a.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {}).get("BeforeAllowTrafficHook")
-            and a["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"].get("AfterAllowTrafficHook")
-            for a in aliases.values())),
-        ("rollback is subscribed to the alarm topic", any(
-            r["Type"] == "AWS::SNS::Subscription" and r["Properties"].get("Protocol") == "lambda" for r in resources.values())),
-        ("rollback has reserved concurrency", any(
-            r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("ReservedConcurrentExecutions") == 5 for r in resources.values())),
-        ("rollback has an on-failure destination", bool(by_type("AWS::Lambda::EventInvokeConfig"))),
+        ("the IAM scope is the generated CodeDeploy application", passed.get("CodeDeployApplication") == {"Ref": "ServerlessDeploymentApplication"}),
+        ("the alarms publish to the application's alarm topic", len(alarms) == 2 and all(
+            a["Properties"].get("AlarmActions") == [{"Fn::GetAtt": [app_id, "Outputs.AlarmTopicArn"]}] for a in alarms.values())
+            and "AlarmTopicArn" in nested_outputs),
+        ("rollback's targets name the alarms", all(a["Properties"]["AlarmName"] in targets for a in alarms.values())),
         ("the API stage has a canary", any("CanarySetting" in json.dumps(r.get("Properties", {})) for r in [*by_type("AWS::ApiGateway::Stage").values(), *by_type("AWS::ApiGateway::Deployment").values()])),
-        ("rollback's targets include the stage canary, with the permission to patch it", "apigateway-canary" in json.dumps(by_type("AWS::Lambda::Function")) and "apigateway:PATCH" in json.dumps(by_type("AWS::IAM::Role"))),
-    ]
-    for what, ok in checks:
-        print(f"{'ok  ' if ok else 'FAIL'} translated template: {what}")
-        if not ok:
-            failures.append(what)
+        ("rollback's targets include the stage canary, with its stage ARN for IAM", "apigateway-canary" in targets
+            and "/restapis/${CheckoutApi}/stages/prod" in json.dumps(passed.get("RollbackStageArns"))),
+        ("the checks are valid JSON", all(_json_ok(passed.get(k)) for k in ("PreTrafficChecks", "PostTrafficChecks", "RollbackTargets"))),
+        ("no circular dependency", (c := cycle(resources)) is None or print("  cycle:", " -> ".join(c))),
+    ], failures)
+
+
+def _json_ok(value) -> bool:
+    """A parameter's JSON, with ${...} of a Sub stood in by a placeholder."""
+    text = value.get("Fn::Sub") if isinstance(value, dict) else value
+    if not isinstance(text, str):
+        return False
+    try:
+        json.loads(re.sub(r"\$\{[^}]*\}", "X", text))
+        return True
+    except ValueError:
+        return False
+
+
+def main() -> int:
+    # The translator fills pseudo parameters from the session; offline, name a region.
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    failures: list[str] = []
+    nested = check_nested(failures)
+    check_example(nested, failures)
     if failures:
         print("\n".join(failures))
         return 1
