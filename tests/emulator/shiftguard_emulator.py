@@ -29,7 +29,8 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
 Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
 Its own tests: `make emulator-test` (pytest, `test_*.py` here).
 
-Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0] [--engine] [--time-scale N] [--strict]`. It prints one line,
+Run: `python shiftguard_emulator.py [--host 127.0.0.1] [--port 0] [--engine] [--time-scale N] [--strict] [--seed-sample]`
+(`--seed-sample`: the sample application `sample.py` describes, and how to run each function against it). It prints one line,
 `SHIFTGUARD_EMULATOR_READY http://HOST:PORT`, once it accepts connections.
 """
 
@@ -1567,6 +1568,9 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
         return 200, {"function": function, "version": version}
     if path == "/_shiftguard/codedeploy/stopped":
         return 200, STATE.stopped
+    if path == "/_shiftguard/seed" and method == "GET":
+        # What `--seed-sample` created (ids, environment, commands); {} when not seeded.
+        return 200, sample.SEEDED
     return 404, {"message": f"unknown control path {path}"}
 
 
@@ -1816,7 +1820,10 @@ def main() -> None:
     parser.add_argument("--engine", action="store_true", help="CodeDeploy deployments, alarms and SNS run themselves (also SHIFTGUARD_ENGINE=1)")
     parser.add_argument("--time-scale", type=float, default=None, help="emulated seconds per real second (also SHIFTGUARD_TIME_SCALE)")
     parser.add_argument("--strict", action="store_true", help="off-model answers become HTTP 500 (also SHIFTGUARD_STRICT=1)")
+    parser.add_argument("--seed-sample", action="store_true",
+                        help="create the sample application the events in events/ name, print how to run each function against it (also SHIFTGUARD_SEED=sample)")
     args = parser.parse_args()
+    seed_sample = args.seed_sample or os.environ.get("SHIFTGUARD_SEED", "") == "sample"
     if args.engine:
         engine.SETTINGS.enabled = True
     if args.time_scale is not None:
@@ -1841,6 +1848,20 @@ def main() -> None:
     if engine.SETTINGS.enabled:
         engine.ENGINE.ensure_ticker()
     seed()
+    if seed_sample:
+        # Seeded through the emulator's own API: it has to be serving first. The ready line stays
+        # the first line printed (the tests read it), the instructions follow it.
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+        info = sample.seed(url)
+        print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
+        print(sample.instructions(info), flush=True)
+        try:
+            while serving.is_alive():
+                serving.join(0.5)
+        except KeyboardInterrupt:
+            server.shutdown()
+        return
     print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
     try:
         server.serve_forever()
@@ -1856,6 +1877,7 @@ import cloudwatch_logs  # noqa: E402
 import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402
 import engine  # noqa: E402
+import sample  # noqa: E402
 
 # API Gateway stage canaries (`apigateway.py`): its handlers, and moto answers it patches.
 EXTENDED.update(apigateway.EXTENDED)
