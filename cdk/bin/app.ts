@@ -3,7 +3,7 @@ import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
+import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 
 const app = new App();
 const assetDir = path.resolve(__dirname, '..', '..', app.node.tryGetContext('shiftguard:assetDir') ?? '../target/lambda');
@@ -15,4 +15,5 @@ const architecture = arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Arch
 
 new CanaryExampleStack(app, 'ShiftGuardCanaryExample', { assetDir, architecture });
 new LatticeExampleStack(app, 'ShiftGuardLatticeExample', { assetDir, architecture });
+new ProtectExampleStack(app, 'ShiftGuardProtectExample', { assetDir, architecture });
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

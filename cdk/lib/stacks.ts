@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { ShiftGuard } from './shiftguard';
+import { ProtectedFunction, ShiftGuard } from './index';
 
 export interface ShiftGuardStackProps extends StackProps {
   readonly assetDir: string;
@@ -169,5 +169,36 @@ export class LatticeExampleStack extends Stack {
       }),
     ];
     for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(this.shiftguard.alarmTopic));
+  }
+}
+
+/**
+ * Example: two functions guarded by one ShiftGuard, one `protect` call each (version, alias,
+ * canary deployment group with the hooks, alarms mapped to rollback, hook IAM, dashboard).
+ */
+export class ProtectExampleStack extends Stack {
+  public readonly shiftguard: ShiftGuard;
+  public readonly cart: ProtectedFunction;
+  public readonly pricing: ProtectedFunction;
+
+  constructor(scope: Construct, id: string, props: ShiftGuardStackProps) {
+    super(scope, id, props);
+    this.shiftguard = new ShiftGuard(this, 'ShiftGuard', {
+      assetDir: props.assetDir,
+      architecture: props.architecture,
+      hookNamePrefix: 'CodeDeployHook_shop',
+    });
+    this.cart = this.shiftguard.protect(sampleFunction(this, 'cart', props), {
+      alias: 'live',
+      preTraffic: PRE_CHECKS,
+      postTraffic: POST_CHECKS,
+      alarms: { errorRate: 0.01, p99Ms: 800 },
+    });
+    this.pricing = this.shiftguard.protect(sampleFunction(this, 'pricing', props), {
+      alias: 'live',
+      deploymentConfig: codedeploy.LambdaDeploymentConfig.LINEAR_10PERCENT_EVERY_1MINUTE,
+      preTraffic: PRE_CHECKS,
+      postTraffic: POST_CHECKS,
+    });
   }
 }

@@ -5,8 +5,8 @@ import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ShiftGuard, stageOf } from '../lib/shiftguard';
-import { CanaryExampleStack, LatticeExampleStack } from '../lib/stacks';
+import { ShiftGuard, stageOf } from '../lib/index';
+import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 
 // Tests synthesize against small stand-in zips; `make build` makes the real ones.
 const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
@@ -24,6 +24,7 @@ function synth<T extends Stack>(make: (app: App) => T): { stack: T; template: Te
 
 const canary = synth((app) => new CanaryExampleStack(app, 'Canary', { assetDir, architecture: lambda.Architecture.X86_64 }));
 const lattice = synth((app) => new LatticeExampleStack(app, 'Lattice', { assetDir, architecture: lambda.Architecture.ARM_64 }));
+const protectExample = synth((app) => new ProtectExampleStack(app, 'Protect', { assetDir, architecture: lambda.Architecture.X86_64 }));
 // An API Gateway stage canary as a typed target (issue 12).
 const stageCanary = synth((app) => {
   const stack = new Stack(app, 'StageCanary', { env: { account: '123456789012', region: 'us-east-1' } });
@@ -189,11 +190,135 @@ describe('the VPC Lattice example', () => {
 });
 
 describe('cdk-nag AwsSolutions', () => {
-  test.each([['canary', canary], ['lattice', lattice], ['stage canary', stageCanary]])('%s: no unsuppressed findings', (_name, { stack }) => {
+  test.each([['canary', canary], ['lattice', lattice], ['stage canary', stageCanary], ['protect', protectExample]])('%s: no unsuppressed findings', (_name, { stack }) => {
     const findings = [
       ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
       ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
     ].map((f) => `${f.id}: ${JSON.stringify(f.entry.data).slice(0, 160)}`);
     expect(findings).toEqual([]);
+  });
+});
+
+describe('protect(fn): one call per function', () => {
+  const { template } = protectExample;
+  const rollbackEnv = () => {
+    const fns = template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'shop_rollback' } });
+    return (Object.values(fns)[0] as any).Properties.Environment.Variables;
+  };
+  const resolved = (v: unknown) => JSON.stringify(v);
+  // Alarms are named by Ref (the alarm's name); these are the logical ids of cart's and pricing's.
+  const alarmRefs = (fn: string) => ['canary-error-rate', 'canary-p99', 'error-rate', 'p99'].map((suffix) => {
+    const found = Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: `${fn}-live-${suffix}` } }));
+    expect(found).toHaveLength(1);
+    return { Ref: found[0] };
+  });
+
+  test('a version alarm watches the new version: ExecutedVersion and Resource = fn:alias', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cart-live-canary-p99',
+      Threshold: 800,
+      Dimensions: Match.arrayWith([
+        { Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^cartCurrentVersion'), 'Version'] } },
+        { Name: 'Resource', Value: { 'Fn::Join': ['', [{ Ref: Match.stringLikeRegexp('^cart') }, ':live']] } },
+      ]),
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('ShiftGuardalarms') }],
+    });
+    // The error rate is Errors / Invocations of the same version.
+    const rate = Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: 'cart-live-canary-error-rate' } }))[0] as any;
+    expect(rate.Properties.Threshold).toBe(0.01);
+    const metrics = rate.Properties.Metrics;
+    expect(metrics.find((m: any) => m.Expression).Expression).toBe('versionErrors / versionInvocations');
+    for (const name of ['Errors', 'Invocations']) {
+      const dims = metrics.find((m: any) => m.MetricStat?.Metric.MetricName === name).MetricStat.Metric.Dimensions.map((d: any) => d.Name);
+      expect(dims.sort()).toEqual(['ExecutedVersion', 'FunctionName', 'Resource']);
+    }
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'cart-live-error-rate' });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'cart-live-p99', Dimensions: Match.not(Match.arrayWith([Match.objectLike({ Name: 'ExecutedVersion' })])) });
+  });
+
+  test('the deployment group has the four alarms, both hooks and the canary config', () => {
+    const groups = template.findResources('AWS::CodeDeploy::DeploymentGroup');
+    expect(Object.keys(groups)).toHaveLength(2);
+    template.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', {
+      DeploymentConfigName: 'CodeDeployDefault.LambdaCanary10Percent5Minutes',
+      AlarmConfiguration: { Enabled: true, Alarms: alarmRefs('cart').map((Name) => ({ Name })) },
+      AutoRollbackConfiguration: { Enabled: true, Events: Match.arrayWith(['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_ALARM']) },
+    });
+    template.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', { DeploymentConfigName: 'CodeDeployDefault.LambdaLinear10PercentEvery1Minute' });
+    const aliases = Object.values(template.findResources('AWS::Lambda::Alias')) as any[];
+    expect(aliases).toHaveLength(2);
+    for (const alias of aliases) {
+      expect(alias.Properties.Name).toBe('live');
+      const update = alias.UpdatePolicy.CodeDeployLambdaAliasUpdate;
+      expect(resolved(update.BeforeAllowTrafficHook)).toContain('pretraffic');
+      expect(resolved(update.AfterAllowTrafficHook)).toContain('posttraffic');
+    }
+  });
+
+  test('ROLLBACK_TARGETS (lazy) has both aliases and their alarms by name', () => {
+    const targets = resolved(rollbackEnv().ROLLBACK_TARGETS);
+    for (const fn of ['cart', 'pricing']) {
+      for (const ref of alarmRefs(fn)) expect(targets).toContain(resolved(ref));
+      expect(targets).toMatch(new RegExp(`\\\\"function\\\\":\\\\"",\\{"Ref":"${fn}[0-9A-F]+"\\},"\\\\",\\\\"alias\\\\":\\\\"live`));
+    }
+    expect(targets).toContain('lambda-alias');
+    expect(targets).toContain('deploymentGroup');
+  });
+
+  test('the hooks run one merged check set; a clashing check name is refused', () => {
+    const hooks = template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'CodeDeployHook_shop_pre_traffic' } });
+    const checks = JSON.parse((Object.values(hooks)[0] as any).Properties.Environment.Variables.HOOK_CHECKS);
+    expect(checks.checks.map((c: any) => c.name)).toEqual(['health', 'burst']);
+    const stack = new Stack(new App(), 'Clash');
+    const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64 });
+    const fn = new lambda.Function(stack, 'f', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>1') });
+    const g = new lambda.Function(stack, 'g', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>2') });
+    sg.protect(fn, { preTraffic: { checks: [{ name: 'smoke', kind: 'invoke' }] } });
+    expect(() => sg.protect(g, { preTraffic: { checks: [{ name: 'smoke', kind: 'invoke', retries: 2 }] } })).toThrow(/smoke.*twice/);
+  });
+
+  test('a protected function without post-traffic checks fails synthesis, naming the hook', () => {
+    const app = new App();
+    const stack = new Stack(app, 'NoChecks');
+    const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64 });
+    const fn = new lambda.Function(stack, 'f', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>1') });
+    const p = sg.protect(fn, { preTraffic: { checks: [{ name: 'smoke', kind: 'invoke' }] } });
+    expect(p.alarms).toHaveLength(4);
+    expect(() => app.synth()).toThrow(/post-traffic hook, which has no checks/);
+  });
+
+  test('the hooks may invoke, read and report for each protected function, and nothing else', () => {
+    const statements = policyStatements(template, 'pretrafficrole');
+    for (const fn of ['cart', 'pricing']) {
+      const ref = new RegExp(`"Ref":"${fn}[0-9A-F]+"\\},":\\*"`);
+      const invoke = statements.filter((s) => s.Action === 'lambda:InvokeFunction').map(resolved);
+      expect(invoke.some((r) => ref.test(r))).toBe(true);
+      const read = statements.filter((s) => resolved(s.Action) === resolved(['lambda:GetFunctionConfiguration', 'lambda:GetFunction'])).map(resolved);
+      expect(read.some((r) => ref.test(r))).toBe(true);
+      const logs = statements.filter((s) => s.Action === 'logs:FilterLogEvents').map(resolved);
+      expect(logs.some((r) => new RegExp(`log-group:/aws/lambda/",\\{"Ref":"${fn}[0-9A-F]+"\\},":\\*"`).test(r))).toBe(true);
+      const report = statements.filter((s) => resolved(s.Action).includes('PutLifecycleEventHookExecutionStatus')).map(resolved);
+      expect(report.some((r) => new RegExp(`deploymentgroup:",\\{"Ref":"ShiftGuardapplication[0-9A-F]+"\\},"/",\\{"Ref":"ShiftGuardprotect${fn}livedeploymentgroup`).test(r))).toBe(true);
+    }
+    for (const s of statements) expect(resolved(s.Resource)).not.toBe('"*"');
+  });
+
+  test('rollback may update exactly the protected aliases and stop only their deployment groups', () => {
+    const statements = policyStatements(template, 'rollbackrole');
+    const update = statements.filter((s) => resolved(s.Action).includes('lambda:UpdateAlias')).map((s) => resolved(s.Resource));
+    expect(update).toHaveLength(2);
+    for (const r of update) expect(r).toContain(':live"');
+    const stop = statements.filter((s) => resolved(s.Action).includes('codedeploy:StopDeployment')).map((s) => resolved(s.Resource));
+    expect(stop).toHaveLength(2);
+    for (const r of stop) expect(r).toContain('deploymentgroup');
+  });
+
+  test('a dashboard per function: canary metrics and ShiftGuard decision metrics', () => {
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard')) as any[];
+    expect(dashboards).toHaveLength(2);
+    const body = resolved(dashboards[0].Properties.DashboardBody);
+    for (const want of ['ExecutedVersion', '\\"ShiftGuard\\",\\"Hooks\\"', 'CheckVerdicts', 'RollbackActions', 'AlarmToRestored', 'Phase', 'Outcome']) {
+      expect(body).toContain(want);
+    }
   });
 });

@@ -1,0 +1,19 @@
+/** ShiftGuard as a CDK construct library: `import { ShiftGuard } from 'shiftguard-cdk'`. */
+export {
+  ShiftGuard,
+  stageOf,
+} from './shiftguard';
+export type {
+  ShiftGuardProps,
+  ProtectOptions,
+  ProtectAlarms,
+  ProtectedFunction,
+  HookCheck,
+  HookChecks,
+  CheckedFunction,
+  RollbackMapping,
+  RollbackTarget,
+  LambdaAliasTarget,
+  LatticeListenerTarget,
+  ApiGatewayCanaryTarget,
+} from './shiftguard';
