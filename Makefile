@@ -16,12 +16,13 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback clean
+.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback byhand clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: VPC Lattice)"
 	@echo "make test      - install what the tests need, then run every test"
-	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves)"
+	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves; SAMPLE=1: seed the sample application and print the by-hand commands)"
+	@echo "make byhand    - README 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
@@ -55,6 +56,7 @@ test: $(STAMP)
 	$(PYTHON) tests/demo/demo.py --scenario alias
 	$(PYTHON) tests/demo/demo.py --scenario lattice
 	$(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm
+	$(PYTHON) tests/byhand/run.py
 	$(MAKE) cdk-test sam-test
 	$(MAKE) emulator-test
 
@@ -73,6 +75,11 @@ cdk-test: $(STAMP) cdk/node_modules/.installed
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- target/cdk.out/*.template.json
 
 # The emulator's own suite (engine, alarms, SNS, bindings, fidelity), strict model conformance on.
+# README "Running it by hand", exactly as `make emulator SAMPLE=1` prints it: the seeded emulator,
+# cargo lambda watch with the printed environment, every printed invoke; asserts the results.
+byhand: $(STAMP)
+	$(PYTHON) tests/byhand/run.py
+
 emulator-test: $(STAMP)
 	cd tests/emulator && ../../$(PYTHON) -m pytest -q -p no:cacheprovider
 
@@ -81,7 +88,7 @@ sam-test: $(STAMP)
 
 emulator: $(STAMP)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
-	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT) $(if $(ENGINE),--engine) $(if $(TIME_SCALE),--time-scale $(TIME_SCALE))
+	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT) $(if $(ENGINE),--engine) $(if $(TIME_SCALE),--time-scale $(TIME_SCALE)) $(if $(SAMPLE),--seed-sample)
 
 # Release zips in target/lambda/<function>/bootstrap.zip. arm64 needs the aarch64-unknown-linux-gnu
 # Rust target (rustup target add aarch64-unknown-linux-gnu).
