@@ -276,22 +276,9 @@ async fn burst_thresholds() {
 }
 
 async fn put_invocations(w: &World, version: &str, invocations: f64, errors: f64) {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
     let cw = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
-    let dims = vec![
-        Dimension::builder()
-            .name("FunctionName")
-            .value("checkout")
-            .build(),
-        Dimension::builder()
-            .name("Resource")
-            .value("checkout:live")
-            .build(),
-        Dimension::builder()
-            .name("ExecutedVersion")
-            .value(version)
-            .build(),
-    ];
+    let dims = version_dimensions(version);
     let datum = |name: &str, value: f64| {
         MetricDatum::builder()
             .metric_name(name)

@@ -414,3 +414,32 @@ async fn the_skip_marker_bypasses_required_checks_on_the_record() {
         "the stable pointer stays on the last checked version"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_marker_never_applies_to_codedeploys_rollback_deployment() {
+    // CodeDeploy's rollback deployment is never blocked anyway: its checks run and are reported as
+    // advisory. The marker must not hide them (no bypass on the record, every check run).
+    let w = world().await;
+    deployment(&w, 2, "2").await;
+    behave(&w, "1", json!({"function_error": "Unhandled"}));
+    let rollback =
+        described_deployment(&w, "1", "[shiftguard skip] copied from the original").await;
+    w.emu
+        .set_deployment(&rollback, json!({"creator": "codeDeployRollback"}));
+    let r = run(
+        &w,
+        Phase::PreTraffic,
+        &rollback,
+        &config(json!({"checks": [{"name": "smoke", "kind": "invoke"}]})),
+    )
+    .await;
+    r.assert_reported("Succeeded");
+    let s = r.summary();
+    assert!(s.bypass.is_none(), "{:?}", s.bypass);
+    assert_eq!(s.checks.len(), 1, "the required check ran");
+    assert!(
+        s.reason.as_deref().unwrap_or_default().contains("advisory"),
+        "{:?}",
+        s.reason
+    );
+}

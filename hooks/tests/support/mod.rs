@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
 use aws_sdk_lambda::primitives::Blob;
 use hooks::checks::Executor;
 use hooks::{
@@ -170,23 +169,23 @@ pub fn panicking_on(w: &World, phase: Phase, name: &'static str) -> ExecutorFact
 
 /// Lambda's per-minute metrics of one version through the alias, as Lambda publishes them, for
 /// the last `minutes` minutes: `Duration` one value a minute, invocations and errors.
+/// The dimensions Lambda publishes a version's metrics under when it runs through `checkout:live`.
+pub fn version_dimensions(version: &str) -> Vec<aws_sdk_cloudwatch::types::Dimension> {
+    use aws_sdk_cloudwatch::types::Dimension;
+    [
+        ("FunctionName", "checkout"),
+        ("Resource", "checkout:live"),
+        ("ExecutedVersion", version),
+    ]
+    .iter()
+    .map(|(name, value)| Dimension::builder().name(*name).value(*value).build())
+    .collect()
+}
+
 pub async fn put_periods(w: &World, version: &str, minutes: u64, duration_ms: impl Fn(u64) -> f64) {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
     let cw = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
-    let dims = vec![
-        Dimension::builder()
-            .name("FunctionName")
-            .value("checkout")
-            .build(),
-        Dimension::builder()
-            .name("Resource")
-            .value("checkout:live")
-            .build(),
-        Dimension::builder()
-            .name("ExecutedVersion")
-            .value(version)
-            .build(),
-    ];
+    let dims = version_dimensions(version);
     let now = std::time::SystemTime::now();
     for minute in 0..minutes {
         let at = now - std::time::Duration::from_secs(60 * minute + 5);
@@ -247,28 +246,14 @@ pub async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
 pub async fn described_deployment(w: &World, target: &str, description: &str) -> String {
     let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
         "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
-    let id = w
-        .clients
-        .codedeploy
-        .create_deployment()
-        .application_name("checkout-app")
-        .deployment_group_name("checkout-app-group")
-        .description(description)
-        .revision(
-            RevisionLocation::builder()
-                .revision_type(RevisionLocationType::AppSpecContent)
-                .app_spec_content(
-                    AppSpecContent::builder()
-                        .content(appspec.to_string())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateDeployment")
-        .deployment_id
-        .unwrap();
+    let id = fixtures::create_described_lambda_deployment(
+        &w.clients.codedeploy,
+        "checkout-app",
+        "checkout-app-group",
+        &appspec,
+        Some(description),
+    )
+    .await;
     w.emu.set_deployment(&id, json!({"status": "InProgress"}));
     id
 }

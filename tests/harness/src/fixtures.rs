@@ -151,10 +151,23 @@ pub async fn create_lambda_deployment(
     group: &str,
     appspec: &serde_json::Value,
 ) -> String {
+    create_described_lambda_deployment(codedeploy, app, group, appspec, None).await
+}
+
+/// [`create_lambda_deployment`] with the deployment's `description` (where people write, e.g.,
+/// the `[shiftguard skip]` bypass).
+pub async fn create_described_lambda_deployment(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    app: &str,
+    group: &str,
+    appspec: &serde_json::Value,
+    description: Option<&str>,
+) -> String {
     codedeploy
         .create_deployment()
         .application_name(app)
         .deployment_group_name(group)
+        .set_description(description.map(str::to_string))
         .revision(
             RevisionLocation::builder()
                 .revision_type(RevisionLocationType::AppSpecContent)
