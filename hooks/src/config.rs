@@ -51,6 +51,38 @@ pub struct CheckSet {
     pub checks: Vec<Check>,
 }
 
+impl CheckSet {
+    /// The checks that run for a deployment of `function`. None applying is an error, never an
+    /// empty pass: a hook that checks nothing for a function would let every version through.
+    pub fn for_function(&self, function: &str) -> Result<CheckSet, String> {
+        let checks: Vec<Check> = self
+            .checks
+            .iter()
+            .filter(|c| c.applies_to(function))
+            .cloned()
+            .collect();
+        if checks.is_empty() {
+            let mut named: Vec<&str> = self
+                .checks
+                .iter()
+                .flat_map(|c| c.functions.iter().flatten())
+                .map(|f| shiftguard_common::codedeploy::function_name(f))
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            return Err(format!(
+                "no check applies to function {}: every configured check names other functions in `functions` ({}); add a check for it (or one without `functions`)",
+                shiftguard_common::codedeploy::function_name(function),
+                named.join(", ")
+            ));
+        }
+        Ok(CheckSet {
+            concurrency: self.concurrency,
+            checks,
+        })
+    }
+}
+
 fn default_concurrency() -> usize {
     4
 }
@@ -75,6 +107,22 @@ pub struct Check {
     /// Advisory checks (`false`) are reported but never fail the deployment.
     #[serde(default = "yes")]
     pub required: bool,
+    /// The functions (names or ARNs) whose deployments this check runs for; every function when
+    /// absent. One hook serves every function a team protects, so each function's own checks
+    /// carry its name (the CDK construct's `protect` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<Vec<String>>,
+}
+
+impl Check {
+    /// Whether this check runs for a deployment of `function` (a name or an ARN).
+    pub fn applies_to(&self, function: &str) -> bool {
+        let name = shiftguard_common::codedeploy::function_name(function);
+        self.functions.as_ref().is_none_or(|fs| {
+            fs.iter()
+                .any(|f| shiftguard_common::codedeploy::function_name(f) == name)
+        })
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -701,14 +749,25 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
     if set.concurrency == 0 {
         return Err("concurrency: must be at least 1".into());
     }
-    let mut names = std::collections::HashSet::new();
     for (i, check) in set.checks.iter().enumerate() {
         let at = format!("checks[{i}] ({:?})", check.name);
         if check.name.trim().is_empty() {
             return Err(format!("checks[{i}].name: is blank"));
         }
-        if !names.insert(check.name.as_str()) {
-            return Err(format!("{at}.name: is used by another check"));
+        if let Some(functions) = &check.functions {
+            if functions.is_empty() {
+                return Err(format!("{at}.functions: is empty: name at least one function, or leave the field out to run the check for every function"));
+            }
+            if let Some(j) = functions.iter().position(|f| f.trim().is_empty()) {
+                return Err(format!(
+                    "{at}.functions[{j}]: is blank: expected a function name or ARN"
+                ));
+            }
+        }
+        if set.checks[..i].iter().any(|o| {
+            o.name == check.name && !disjoint(o.functions.as_deref(), check.functions.as_deref())
+        }) {
+            return Err(format!("{at}.name: is used by another check for the same function (a name may repeat only across checks whose `functions` lists do not overlap)"));
         }
         if check.timeout.is_zero() || check.timeout > MAX_CHECK_DURATION {
             return Err(format!(
@@ -737,6 +796,16 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
         validate_kind(&check.kind).map_err(|p| format!("{at}.{p}"))?;
     }
     Ok(set)
+}
+
+/// Whether two checks' `functions` lists name no function in common (an absent list means every
+/// function, so it overlaps everything).
+fn disjoint(a: Option<&[String]>, b: Option<&[String]>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return false;
+    };
+    let name = shiftguard_common::codedeploy::function_name;
+    !a.iter().any(|x| b.iter().any(|y| name(x) == name(y)))
 }
 
 fn check_name_at(value: &serde_json::Value, path: &str) -> String {
@@ -1032,6 +1101,99 @@ mod tests {
         assert!(err.contains("used by another check"), "{err}");
         let err = parse_checks(r#"{"checks":[{"name":"a","kind":"teleport"}]}"#).unwrap_err();
         assert!(err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn checks_run_only_for_the_functions_they_name() {
+        let set = parse_checks(
+            r#"{"checks":[
+                {"name":"smoke","kind":"invoke","functions":["cart"]},
+                {"name":"smoke","kind":"invoke","functions":["arn:aws:lambda:eu-west-1:123456789012:function:pricing:live"]},
+                {"name":"shared","kind":"invoke"},
+                {"name":"cart-only","kind":"invoke","functions":["cart","basket"]}
+            ]}"#,
+        )
+        .unwrap();
+        let names = |f: &str| -> Vec<(String, Option<Vec<String>>)> {
+            set.for_function(f)
+                .unwrap()
+                .checks
+                .into_iter()
+                .map(|c| (c.name, c.functions))
+                .collect()
+        };
+        // Table: the deployed function (name or ARN) → the checks that run.
+        let cart = names("cart");
+        assert_eq!(cart.len(), 3, "{cart:?}");
+        assert_eq!(cart[0].1.as_deref(), Some(&["cart".to_string()][..]));
+        assert_eq!(
+            names("arn:aws:lambda:eu-west-1:123456789012:function:cart").len(),
+            3
+        );
+        let pricing = names("pricing");
+        assert_eq!(
+            pricing.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+            ["smoke", "shared"]
+        );
+        assert_eq!(names("basket").len(), 2);
+        assert_eq!(
+            names("other").len(),
+            1,
+            "only the check without `functions`"
+        );
+
+        let only_named = parse_checks(
+            r#"{"concurrency":2,"checks":[{"name":"smoke","kind":"invoke","functions":["cart","pricing"]}]}"#,
+        )
+        .unwrap();
+        let err = only_named.for_function("orders").unwrap_err();
+        assert!(
+            err.contains("no check applies to function orders") && err.contains("cart, pricing"),
+            "{err}"
+        );
+        assert_eq!(only_named.for_function("pricing").unwrap().concurrency, 2);
+    }
+
+    #[test]
+    fn a_check_name_repeats_only_across_disjoint_functions() {
+        for (checks, ok) in [
+            (
+                r#"{"name":"a","kind":"invoke","functions":["x"]},{"name":"a","kind":"invoke","functions":["y"]}"#,
+                true,
+            ),
+            (
+                r#"{"name":"a","kind":"invoke","functions":["x"]},{"name":"a","kind":"invoke","functions":["y","x"]}"#,
+                false,
+            ),
+            (
+                r#"{"name":"a","kind":"invoke","functions":["x"]},{"name":"a","kind":"invoke","functions":["arn:aws:lambda:us-east-1:123456789012:function:x"]}"#,
+                false,
+            ),
+            (
+                r#"{"name":"a","kind":"invoke"},{"name":"a","kind":"invoke","functions":["y"]}"#,
+                false,
+            ),
+            (
+                r#"{"name":"a","kind":"invoke","functions":["y"]},{"name":"a","kind":"invoke"}"#,
+                false,
+            ),
+        ] {
+            let result = parse_checks(&format!(r#"{{"checks":[{checks}]}}"#));
+            assert_eq!(result.is_ok(), ok, "{checks}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.contains("checks[1]") && e.contains("name"), "{e}");
+            }
+        }
+        let err = parse_checks(r#"{"checks":[{"name":"a","kind":"invoke","functions":[]}]}"#)
+            .unwrap_err();
+        assert!(
+            err.contains("checks[0] (\"a\").functions: is empty"),
+            "{err}"
+        );
+        let err =
+            parse_checks(r#"{"checks":[{"name":"a","kind":"invoke","functions":["x"," "]}]}"#)
+                .unwrap_err();
+        assert!(err.contains("functions[1]: is blank"), "{err}");
     }
 
     #[test]

@@ -513,20 +513,42 @@ async fn evaluate(
     if rollback {
         info!(deployment_id = %deployment_id, phase = ?phase, "this is CodeDeploy's rollback deployment: checking the version it restores, advisory only (a rollback is never blocked)");
     }
+    // One hook serves every protected function: only this function's checks run.
+    let for_function = match cfg.checks.for_function(&target.function) {
+        Ok(checks) => checks,
+        // CodeDeploy's rollback is never blocked; its checks are advisory anyway.
+        Err(why) if rollback => {
+            warn!(deployment_id = %deployment_id, function = %target.function, reason = %why, "no check applies to the function CodeDeploy is rolling back; nothing to run");
+            config::CheckSet {
+                concurrency: cfg.checks.concurrency,
+                checks: Vec::new(),
+            }
+        }
+        Err(why) => {
+            error!(deployment_id = %deployment_id, function = %target.function, reason = %why, outcome = "no-applicable-checks", "no check applies to the deployed function");
+            return Evaluation {
+                succeeded: false,
+                reason: Some(why),
+                target: Some(target),
+                checks: Vec::new(),
+                bypass: None,
+            };
+        }
+    };
     // A rollback deployment is never blocked anyway: the bypass is for releases.
     let bypass = if cfg.allow_skip && !rollback {
         bypass_requested(&clients, &target).await
     } else {
         None
     };
-    let mut checks = cfg.checks.clone();
+    let mut checks = for_function.clone();
     if let Some(b) = &bypass {
         let _ = bypassed.set(b.clone());
         checks.checks.retain(|c| !c.required);
         warn!(
             deployment_id = %deployment_id, phase = ?phase, action = "bypass", source = b.source,
             description = %b.description, version = %b.version, deployment_creator = ?b.deployment_creator,
-            skipped_required_checks = cfg.checks.checks.len() - checks.checks.len(),
+            skipped_required_checks = for_function.checks.len() - checks.checks.len(),
             outcome = "bypassed",
             "EMERGENCY BYPASS: [shiftguard skip] asked for; required checks are not run and Succeeded is reported"
         );

@@ -695,3 +695,43 @@ async fn checks_run_concurrently_within_the_bound() {
         );
     }
 }
+
+/// One hook serves several protected functions: a deployment of `checkout` runs checkout's checks
+/// (and the shared ones), never pricing's; a function no check names is Failed, not passed.
+#[tokio::test]
+async fn each_function_gets_only_its_own_checks_and_none_is_not_a_pass() {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "2", healthy());
+    let checks = json!({"checks": [
+        {"name": "smoke", "kind": "invoke", "functions": ["checkout"], "payload": {"path": "/health"},
+         "expect": {"status": 200, "json": {"/body/status": "ok"}}, "timeout": "2s"},
+        // Would fail against checkout (it answers "ok"): must not run for checkout's deployment.
+        {"name": "smoke", "kind": "invoke", "functions": ["arn:aws:lambda:us-east-1:123456789012:function:pricing"],
+         "expect": {"status": 200, "json": {"/body/status": "priced"}}, "timeout": "2s"},
+        {"name": "shared", "kind": "invoke", "expect": {"status": 200}, "timeout": "2s"}
+    ]});
+
+    let run1 = run(&w, Phase::PreTraffic, &d, &config(checks)).await;
+    run1.assert_reported("Succeeded");
+    let ran: Vec<&str> = run1
+        .summary()
+        .checks
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(ran, ["smoke", "shared"]);
+    assert_eq!(run1.summary().checks[0].details["executedVersion"], "2");
+
+    let pricing_only = json!({"checks": [
+        {"name": "smoke", "kind": "invoke", "functions": ["pricing"], "expect": {"status": 200}, "timeout": "2s"}
+    ]});
+    let run2 = run(&w, Phase::PreTraffic, &d, &config(pricing_only)).await;
+    run2.assert_reported("Failed");
+    let reason = run2.summary().reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("no check applies to function checkout"),
+        "{reason}"
+    );
+    assert!(run2.summary().checks.is_empty());
+}
