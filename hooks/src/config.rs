@@ -507,39 +507,7 @@ impl HookConfig {
             }
         };
         let mut checks = parse_checks(&text).map_err(|p| EnvError::new(var, p))?;
-        for check in checks.checks.iter_mut() {
-            let CheckKind::Artifact(a) = &mut check.kind else {
-                continue;
-            };
-            let Some(name) = a.from_env.clone() else {
-                continue;
-            };
-            let value = env::non_empty(vars, &name).ok_or_else(|| {
-                EnvError::new(
-                    &name,
-                    format!("is not set, and artifact check {:?} in {var} takes the expected artifact from it", check.name),
-                )
-            })?;
-            crate::artifact::Expected::parse(&value).map_err(|problem| {
-                EnvError::new(
-                    &name,
-                    format!("(artifact check {:?}) {problem}", check.name),
-                )
-            })?;
-            a.from_env_value = Some(value);
-        }
-        let mut secrets = Vec::new();
-        for (check, secret) in referenced_secrets(&checks) {
-            match env::non_empty(vars, &secret) {
-                Some(value) => secrets.push((secret, value)),
-                None => {
-                    return Err(EnvError::new(
-                        &secret,
-                        format!("is not set, and check {check:?} in {var} takes a secret from it"),
-                    ))
-                }
-            }
-        }
+        let redactor = bind_environment(&mut checks, vars, var)?;
         let env_target = match env::non_empty(vars, "TARGET_FUNCTION") {
             None => None,
             Some(function) => {
@@ -583,10 +551,54 @@ impl HookConfig {
             env_target,
             stable_alias: env::non_empty(vars, STABLE_ALIAS_VAR),
             prune_keep,
-            redactor: crate::redact::Redactor::new(secrets),
+            redactor,
             allow_skip: env::bool_var(vars, ALLOW_SKIP_VAR, true)?,
         })
     }
+}
+
+/// Reads what a check set takes from the environment — artifact `fromEnv` values and the secrets
+/// of `secretHeaders`/`signing` — and returns the redactor for those secrets. `var` names where the
+/// checks came from, for the error. (The hooks call it at start-up; `shift` for a plan's checks.)
+pub fn bind_environment(
+    checks: &mut CheckSet,
+    vars: &(impl Vars + ?Sized),
+    var: &str,
+) -> Result<crate::redact::Redactor, EnvError> {
+    for check in checks.checks.iter_mut() {
+        let CheckKind::Artifact(a) = &mut check.kind else {
+            continue;
+        };
+        let Some(name) = a.from_env.clone() else {
+            continue;
+        };
+        let value = env::non_empty(vars, &name).ok_or_else(|| {
+            EnvError::new(
+                &name,
+                format!("is not set, and artifact check {:?} in {var} takes the expected artifact from it", check.name),
+            )
+        })?;
+        crate::artifact::Expected::parse(&value).map_err(|problem| {
+            EnvError::new(
+                &name,
+                format!("(artifact check {:?}) {problem}", check.name),
+            )
+        })?;
+        a.from_env_value = Some(value);
+    }
+    let mut secrets = Vec::new();
+    for (check, secret) in referenced_secrets(&checks) {
+        match env::non_empty(vars, &secret) {
+            Some(value) => secrets.push((secret, value)),
+            None => {
+                return Err(EnvError::new(
+                    &secret,
+                    format!("is not set, and check {check:?} in {var} takes a secret from it"),
+                ))
+            }
+        }
+    }
+    Ok(crate::redact::Redactor::new(secrets))
 }
 
 impl HookConfig {

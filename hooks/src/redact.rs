@@ -31,6 +31,11 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// One redactor for the secrets of several.
+    pub fn merged(all: &[Redactor]) -> Self {
+        Redactor::new(all.iter().flat_map(|r| r.secrets.iter().cloned()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }

@@ -40,13 +40,13 @@ fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Latti
 
 /// Where a weighted forward lives: the listener's default action or a listener rule.
 #[derive(Debug, Clone, PartialEq)]
-enum Place {
+pub(crate) enum Place {
     Default,
     Rule(String),
 }
 
 impl Place {
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Place::Default => "default".into(),
             Place::Rule(id) => id.clone(),
@@ -55,18 +55,18 @@ impl Place {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Forward {
-    place: Place,
-    groups: Vec<(String, i32)>,
+pub(crate) struct Forward {
+    pub(crate) place: Place,
+    pub(crate) groups: Vec<(String, i32)>,
 }
 
 /// Ids and ARNs name the same group: compare the last path segment.
-fn same_resource(a: &str, b: &str) -> bool {
+pub(crate) fn same_resource(a: &str, b: &str) -> bool {
     a.rsplit('/').next() == b.rsplit('/').next()
 }
 
 impl Forward {
-    fn has(&self, production: &str) -> bool {
+    pub(crate) fn has(&self, production: &str) -> bool {
         self.groups
             .iter()
             .any(|(g, _)| same_resource(g, production))
@@ -137,7 +137,7 @@ fn to_action(groups: &[(String, i32)]) -> Result<RuleAction, LatticeError> {
     Ok(RuleAction::Forward(forward))
 }
 
-fn describe(forwards: &[Forward]) -> Value {
+pub(crate) fn describe(forwards: &[Forward]) -> Value {
     Value::Array(
         forwards
             .iter()
@@ -152,7 +152,7 @@ fn describe(forwards: &[Forward]) -> Value {
 }
 
 /// Every weighted forward on the listener: its default action and each non-default rule.
-async fn read_forwards(
+pub(crate) async fn read_forwards(
     clients: &Clients,
     t: &LatticeListenerTarget,
 ) -> Result<Vec<Forward>, LatticeError> {
@@ -231,8 +231,24 @@ async fn write(
     t: &LatticeListenerTarget,
     forward: &Forward,
 ) -> Result<(), LatticeError> {
-    let action = to_action(&forward.restored(&t.production_target_group))?;
-    match &forward.place {
+    write_groups(
+        clients,
+        t,
+        &forward.place,
+        &forward.restored(&t.production_target_group),
+    )
+    .await
+}
+
+/// Writes one weighted forward (the listener's default action or a rule) with these weights.
+pub(crate) async fn write_groups(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+    place: &Place,
+    groups: &[(String, i32)],
+) -> Result<(), LatticeError> {
+    let action = to_action(groups)?;
+    match place {
         Place::Default => {
             clients
                 .lattice

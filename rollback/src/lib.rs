@@ -14,6 +14,7 @@ pub mod lattice;
 pub mod operator;
 pub mod plan;
 pub mod report;
+pub mod shift;
 
 use std::time::Duration;
 

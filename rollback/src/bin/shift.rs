@@ -1,0 +1,37 @@
+//! The `shift` Lambda function: one step of a progressive rollout per invocation. Configuration
+//! and clients once, then the runtime loop.
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use rollback::shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
+use rollback::Deadline;
+use shiftguard_common::RawEvent;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::prefer_ca_bundle();
+    shiftguard_common::init_logging();
+    // A bad configuration answers every invocation with the same error (see rollback's main).
+    let config = ShiftConfig::from_env().inspect_err(|e| {
+        tracing::error!(variable = %e.variable, error = %e, "invalid configuration");
+    });
+    let clients = ShiftClients::new(&shiftguard_common::aws_config().await);
+    let (clients, config) = (&clients, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
+        let config = config
+            .as_ref()
+            .map_err(|e| ShiftError::InvalidPlan(format!("invalid configuration: {e}")))?;
+        let payload = match event.payload {
+            RawEvent::Json(v) => v,
+            RawEvent::Invalid(e) => {
+                return Err(ShiftError::InvalidPlan(format!("the event is not JSON: {e}")).into())
+            }
+        };
+        let deadline = Deadline::from_epoch_ms(event.context.deadline);
+        let summary = handle_shift(clients, config, &payload, deadline).await?;
+        serde_json::to_value(summary).map_err(|e| Diagnostic {
+            error_type: "Shift.Internal".into(),
+            error_message: format!("the summary could not be serialised: {e}"),
+        })
+    }))
+    .await
+}

@@ -1,0 +1,1430 @@
+//! `shift`: progressive rollouts where CodeDeploy cannot go — a VPC Lattice listener's weighted
+//! forward, or a Lambda alias on a custom plan (10% → 25% → 50% → 100% with checks between).
+//!
+//! One invocation is one step. It reads where the rollout stands (the traffic, the marker tag the
+//! rollout keeps on its target, the plan's alarms), [`plan::decide`]s, carries the decision out
+//! and answers when to come back. A Step Functions state machine (wait → step → choice) drives it;
+//! re-running a step is harmless. Aborts restore production through rollback's own code
+//! ([`crate::lattice::roll_back`], [`crate::alias::roll_back`]).
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::types::AliasRoutingConfiguration;
+use hooks::config::CheckSet;
+use hooks::discovery::{DeploymentTarget, Source};
+use hooks::runner::CheckResult;
+use hooks::Phase;
+use serde::Serialize;
+use serde_json::{json, Value};
+use shiftguard_common::env::{self, EnvError};
+use shiftguard_common::{error_text, Deadline};
+use tracing::{error, info, warn};
+
+use crate::config::{LambdaAliasTarget, LatticeListenerTarget};
+use crate::lattice::{read_forwards, same_resource, write_groups, Forward};
+use crate::report::TargetReport;
+use plan::{Decision, Facts, Marker, Plan, RolloutTarget, Status, Traffic, MARKER_KEY};
+
+/// The clients `shift` uses: rollback's (to move and restore traffic) and the hooks' (to check).
+#[derive(Clone)]
+pub struct ShiftClients {
+    pub rollback: crate::Clients,
+    pub hooks: hooks::Clients,
+    pub http: hooks::HttpClient,
+}
+
+impl ShiftClients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            rollback: crate::Clients::new(sdk),
+            hooks: hooks::Clients::new(sdk),
+            http: hooks::HttpClient::default(),
+        }
+    }
+}
+
+/// `shift`'s environment, read once at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftConfig {
+    /// Promotions and aborts are published here, like rollback's summaries.
+    pub notify_topic_arn: Option<String>,
+    /// Aborts of alias rollouts go through rollback's alias path, which may wait this long for a
+    /// CodeDeploy rollback (there is none for a `shift` rollout; kept for the shared code).
+    pub codedeploy_wait_ms: u64,
+    /// The environment as read at start-up, for the secrets and artifacts a plan's checks name.
+    pub environment: BTreeMap<String, String>,
+}
+
+impl ShiftConfig {
+    pub fn from_env() -> Result<Self, EnvError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_vars(&vars[..])
+    }
+
+    pub fn from_vars(vars: &[(String, String)]) -> Result<Self, EnvError> {
+        let as_str: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let notify = env::non_empty(&as_str[..], crate::config::NOTIFY_VAR);
+        if let Some(arn) = &notify {
+            if !arn.starts_with("arn:") || !arn.contains(":sns:") {
+                return Err(EnvError::new(
+                    crate::config::NOTIFY_VAR,
+                    format!("expected an SNS topic ARN, got {arn:?}"),
+                ));
+            }
+        }
+        Ok(ShiftConfig {
+            notify_topic_arn: notify,
+            codedeploy_wait_ms: 0,
+            environment: vars.iter().cloned().collect(),
+        })
+    }
+}
+
+/// Why an invocation failed; [`ShiftError::error_type`] is Lambda's `errorType`, which the state
+/// machine's Retry/Catch match on.
+#[derive(Debug, thiserror::Error)]
+pub enum ShiftError {
+    #[error("invalid rollout, nothing was moved: {0}")]
+    InvalidPlan(String),
+    #[error("refused, nothing was moved: {reason}")]
+    Refused { reason: String },
+    #[error("{message} (nothing is lost: run the step again; summary: {summary})")]
+    Aws { message: String, summary: String },
+    #[error("the abort could not restore production: {message} (summary: {summary})")]
+    RestoreFailed { message: String, summary: String },
+    #[error("the summary could not be published to {topic}: {message} (summary: {summary})")]
+    Notify {
+        topic: String,
+        message: String,
+        summary: String,
+    },
+}
+
+impl ShiftError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ShiftError::InvalidPlan(_) => "Shift.InvalidPlan",
+            ShiftError::Refused { .. } => "Shift.Refused",
+            ShiftError::Aws { .. } => "Shift.AwsError",
+            ShiftError::RestoreFailed { .. } => "Shift.RestoreFailed",
+            ShiftError::Notify { .. } => "Shift.NotifyFailed",
+        }
+    }
+}
+
+impl From<ShiftError> for lambda_runtime::Diagnostic {
+    fn from(e: ShiftError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Checks before passed and step 1's weights are written.
+    Started,
+    /// A bake's checks passed and the next step's weights are written.
+    Advanced,
+    /// A move a crash interrupted was written again.
+    Resumed,
+    /// Still baking: nothing written.
+    Baking,
+    Promoted,
+    Aborted,
+    /// The rollout had already ended: nothing written.
+    Finished,
+}
+
+/// The record of one step: returned (the state machine's Choice reads `status` and
+/// `waitSeconds`), logged, and published on promotion or abort.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepSummary {
+    pub rollout: String,
+    pub target: String,
+    /// `in-progress`, `promoted` or `aborted`.
+    pub status: &'static str,
+    pub action: Action,
+    pub step: usize,
+    pub steps: usize,
+    /// The canary's share of traffic after this step, percent.
+    pub canary_weight: u8,
+    /// When to come back (in progress only): whole seconds for Step Functions, and exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarms_in_alarm: Vec<String>,
+    /// Traffic as read at the start of the step, and as written.
+    pub before: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    /// The abort's restore, in rollback's own report form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<TargetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<String>,
+}
+
+/// Kept for the summary and the notification at the end of a step.
+const RESERVE: Duration = Duration::from_millis(2000);
+
+/// Handles one `{"shiftguard": "shift", "rollout": {...}}` event.
+pub async fn handle_shift(
+    clients: &ShiftClients,
+    config: &ShiftConfig,
+    event: &Value,
+    deadline: Deadline,
+) -> Result<StepSummary, ShiftError> {
+    let mut plan = plan::parse_plan(event).map_err(ShiftError::InvalidPlan)?;
+    let env_pairs: Vec<(&str, &str)> = config
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut redactors = Vec::new();
+    for (field, set) in [
+        ("rollout.checks.before", plan.checks_before.as_mut()),
+        ("rollout.checks.after", plan.checks_after.as_mut()),
+    ] {
+        if let Some(set) = set {
+            redactors.push(
+                hooks::config::bind_environment(set, &env_pairs[..], field)
+                    .map_err(|e| ShiftError::InvalidPlan(e.to_string()))?,
+            );
+        }
+    }
+    let redactor = hooks::redact::Redactor::merged(&redactors);
+    let work = Deadline(deadline.less(RESERVE));
+    let target = TargetIo::new(clients, &plan);
+
+    let read = target.read(&plan).await?;
+    let (alarming, missing) = alarms_in_alarm(clients, &plan.alarms)
+        .await
+        .map_err(|message| aws_error(message, &plan, &read))?;
+    let ours = matches!(&read.marker, Some(Ok(m)) if m.id == plan.id);
+    if !missing.is_empty() && !ours {
+        return Err(ShiftError::InvalidPlan(format!(
+            "rollout.alarms: {} do(es) not exist: a rollout is watched by its alarms",
+            missing.join(", ")
+        )));
+    }
+    let mut in_alarm = alarming;
+    in_alarm.extend(
+        missing
+            .iter()
+            .map(|m| format!("{m} (deleted: the rollout is no longer watched)")),
+    );
+    let facts = Facts {
+        now_ms: shiftguard_common::emf::now_ms(),
+        marker: read.marker.clone(),
+        traffic: read.traffic.clone(),
+        alarms_in_alarm: in_alarm.clone(),
+    };
+    let decision = plan::decide(&plan, &facts);
+    info!(rollout = %plan.id, target = %plan.target.id(), decision = ?decision, traffic = ?read.traffic, alarms_in_alarm = ?in_alarm, "rollout step decided");
+    let marker = match &read.marker {
+        Some(Ok(m)) if m.id == plan.id => Some(m.clone()),
+        _ => None,
+    };
+    let mut summary = StepSummary {
+        rollout: plan.id.clone(),
+        target: plan.target.id(),
+        status: "in-progress",
+        action: Action::Baking,
+        step: marker.as_ref().map_or(0, |m| m.step),
+        steps: plan.steps.len(),
+        canary_weight: match read.traffic {
+            Traffic::Canary(w) => w,
+            Traffic::Unexpected(_) => 0,
+        },
+        wait_seconds: None,
+        wait_ms: None,
+        reason: None,
+        checks: Vec::new(),
+        alarms_in_alarm: in_alarm,
+        before: read.describe.clone(),
+        after: None,
+        restore: None,
+        promotion: None,
+        notification: None,
+    };
+    let stable = marker
+        .as_ref()
+        .and_then(|m| m.stable.clone())
+        .or_else(|| read.stable.clone());
+    let ctx = Ctx {
+        clients,
+        config,
+        plan: &plan,
+        target: &target,
+        read: &read,
+        stable,
+        redactor: &redactor,
+        work,
+    };
+    let result = ctx.carry_out(decision, &mut summary).await;
+    let result = match result {
+        Ok(()) => Ok(()),
+        Err(Failure::Aws(message)) => Err(ShiftError::Aws {
+            message,
+            summary: to_json(&summary),
+        }),
+        Err(Failure::Refused(reason)) => Err(ShiftError::Refused { reason }),
+        Err(Failure::Invalid(reason)) => Err(ShiftError::InvalidPlan(reason)),
+        Err(Failure::Restore(message)) => Err(ShiftError::RestoreFailed {
+            message,
+            summary: to_json(&summary),
+        }),
+    };
+    if let Err(e) = &result {
+        error!(rollout = %plan.id, target = %summary.target, error_type = e.error_type(), error = %e, outcome = "failed", "rollout step failed");
+        shiftguard_common::emf::emit(&[metrics_document(&summary, Some(e.error_type()))]);
+        return result.map(|_| summary);
+    }
+    shiftguard_common::emf::emit(&[metrics_document(&summary, None)]);
+    if summary.status != "in-progress" && summary.action != Action::Finished {
+        if let Some(topic) = &config.notify_topic_arn {
+            let published = deadline
+                .within(
+                    Duration::from_millis(200),
+                    publish(clients, topic, &summary),
+                )
+                .await
+                .unwrap_or_else(|late| Err(format!("did not answer in time ({late})")));
+            match published {
+                Ok(id) => summary.notification = Some(format!("published to {topic} as {id}")),
+                Err(message) => {
+                    error!(topic = %topic, error = %message, outcome = "failed", "could not publish the rollout summary");
+                    return Err(ShiftError::Notify {
+                        topic: topic.clone(),
+                        message,
+                        summary: to_json(&summary),
+                    });
+                }
+            }
+        }
+    }
+    info!(rollout = %plan.id, target = %summary.target, action = ?summary.action, status = summary.status, step = summary.step, canary_weight = summary.canary_weight, summary = %to_json(&summary), "rollout step");
+    Ok(summary)
+}
+
+fn aws_error(message: String, plan: &Plan, read: &Read) -> ShiftError {
+    ShiftError::Aws {
+        message,
+        summary: json!({"rollout": plan.id, "target": plan.target.id(), "before": read.describe})
+            .to_string(),
+    }
+}
+
+fn to_json(summary: &StepSummary) -> String {
+    serde_json::to_string(summary).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// `RolloutSteps` (Count) by Action, and by Target and Action; the error type when a step failed.
+pub fn metrics_document(summary: &StepSummary, error_type: Option<&str>) -> Value {
+    let action = match error_type {
+        Some(_) => "failed".to_string(),
+        None => serde_json::to_value(summary.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    };
+    shiftguard_common::emf::document(
+        shiftguard_common::emf::now_ms(),
+        &[("Target", &summary.target), ("Action", &action)],
+        &[&["Action"], &["Target", "Action"]],
+        &[
+            shiftguard_common::emf::Measure {
+                name: "RolloutSteps",
+                unit: "Count",
+                value: 1.0,
+            },
+            shiftguard_common::emf::Measure {
+                name: "CanaryWeight",
+                unit: "Percent",
+                value: f64::from(summary.canary_weight),
+            },
+        ],
+        &[
+            ("Rollout", json!(summary.rollout)),
+            ("Step", json!(summary.step)),
+            ("Status", json!(summary.status)),
+            ("Reason", json!(summary.reason)),
+            ("ErrorType", json!(error_type)),
+        ],
+    )
+}
+
+async fn publish(
+    clients: &ShiftClients,
+    topic: &str,
+    summary: &StepSummary,
+) -> Result<String, String> {
+    let mut subject = format!(
+        "ShiftGuard rollout {}: {} at step {}/{}{}",
+        summary.rollout,
+        summary.status,
+        summary.step,
+        summary.steps,
+        summary
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
+    subject.truncate(100);
+    clients
+        .rollback
+        .sns
+        .publish()
+        .topic_arn(topic)
+        .subject(subject)
+        .message(serde_json::to_string_pretty(summary).unwrap_or_default())
+        .send()
+        .await
+        .map(|o| o.message_id.unwrap_or_default())
+        .map_err(|e| error_text(&e))
+}
+
+/// The plan's alarms in ALARM, and those that do not exist. Metric and composite alarms, every
+/// page.
+async fn alarms_in_alarm(
+    clients: &ShiftClients,
+    names: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+    if names.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut found: BTreeMap<String, bool> = BTreeMap::new();
+    for chunk in names.chunks(100) {
+        let mut token = None;
+        loop {
+            let out = clients
+                .hooks
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("DescribeAlarms failed: {}", error_text(&e)))?;
+            for a in out.metric_alarms() {
+                if let Some(n) = &a.alarm_name {
+                    found.insert(n.clone(), a.state_value == Some(StateValue::Alarm));
+                }
+            }
+            for a in out.composite_alarms() {
+                if let Some(n) = &a.alarm_name {
+                    found.insert(n.clone(), a.state_value == Some(StateValue::Alarm));
+                }
+            }
+            token = out.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let alarming = names
+        .iter()
+        .filter(|n| found.get(*n) == Some(&true))
+        .cloned()
+        .collect();
+    let missing = names
+        .iter()
+        .filter(|n| !found.contains_key(*n))
+        .cloned()
+        .collect();
+    Ok((alarming, missing))
+}
+
+// ---- the target ------------------------------------------------------------------------------
+
+/// What was read from the target.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub marker: Option<Result<Marker, String>>,
+    pub traffic: Traffic,
+    pub describe: Value,
+    /// Where the marker tag lives (listener ARN, function ARN) and its key.
+    tag_resource: String,
+    tag_key: String,
+    /// Alias rollouts: the alias's version when nothing is split (the stable version).
+    stable: Option<String>,
+    revision_id: Option<String>,
+}
+
+struct TargetIo<'a> {
+    clients: &'a ShiftClients,
+    target: RolloutTarget,
+}
+
+enum Failure {
+    Aws(String),
+    Refused(String),
+    Invalid(String),
+    Restore(String),
+}
+
+impl<'a> TargetIo<'a> {
+    fn new(clients: &'a ShiftClients, plan: &Plan) -> Self {
+        TargetIo {
+            clients,
+            target: plan.target.clone(),
+        }
+    }
+
+    fn lattice(&self) -> Option<LatticeListenerTarget> {
+        match &self.target {
+            RolloutTarget::LatticeListener {
+                service,
+                listener,
+                production_target_group,
+                ..
+            } => Some(LatticeListenerTarget {
+                service: service.clone(),
+                listener: listener.clone(),
+                production_target_group: production_target_group.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    async fn read(&self, plan: &Plan) -> Result<Read, ShiftError> {
+        let invalid = ShiftError::InvalidPlan;
+        let aws = |m: String| ShiftError::Aws {
+            message: m,
+            summary: json!({"rollout": plan.id, "target": plan.target.id()}).to_string(),
+        };
+        match &self.target {
+            RolloutTarget::LatticeListener {
+                service,
+                listener,
+                production_target_group,
+                canary_target_group,
+            } => {
+                let lattice = &self.clients.rollback.lattice;
+                let got = lattice
+                    .get_listener()
+                    .service_identifier(service)
+                    .listener_identifier(listener)
+                    .send()
+                    .await;
+                let got = match got {
+                    Ok(g) => g,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        return Err(invalid(format!("rollout.target.listener: {listener} of service {service} does not exist ({})", error_text(&e))))
+                    }
+                    Err(e) => return Err(aws(format!("GetListener failed: {}", error_text(&e)))),
+                };
+                let arn = got.arn.clone().unwrap_or_default();
+                let lt = self.lattice().expect("lattice target");
+                let forwards = read_forwards(&self.clients.rollback, &lt)
+                    .await
+                    .map_err(|e| aws(e.to_string()))?;
+                let ours: Vec<&Forward> = forwards
+                    .iter()
+                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
+                    .collect();
+                if ours.is_empty() {
+                    return Err(invalid(format!(
+                        "rollout.target: no weighted forward of listener {listener} (default action or rule) names both the production target group {production_target_group} and the canary target group {canary_target_group}; add the canary group to the forward with weight 0"
+                    )));
+                }
+                let traffic = lattice_traffic(&ours, production_target_group, canary_target_group);
+                let tags = lattice
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws(format!("ListTagsForResource failed: {}", error_text(&e))))?;
+                let marker = tags
+                    .tags
+                    .unwrap_or_default()
+                    .get(MARKER_KEY)
+                    .map(|raw| Marker::decode(raw).ok_or_else(|| raw.clone()));
+                Ok(Read {
+                    marker,
+                    traffic,
+                    describe: crate::lattice::describe(&forwards),
+                    tag_resource: arn,
+                    tag_key: MARKER_KEY.into(),
+                    stable: None,
+                    revision_id: None,
+                })
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                alias,
+                new_version,
+                stable_version,
+                ..
+            } => {
+                let got = self
+                    .clients
+                    .rollback
+                    .lambda
+                    .get_alias()
+                    .function_name(function)
+                    .name(alias)
+                    .send()
+                    .await;
+                let got = match got {
+                    Ok(g) => g,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        return Err(invalid(format!("rollout.target: alias {alias} of function {function} does not exist ({})", error_text(&e))))
+                    }
+                    Err(e) => return Err(aws(format!("GetAlias failed: {}", error_text(&e)))),
+                };
+                let version = got.function_version.clone().unwrap_or_default();
+                let weights: BTreeMap<String, f64> = got
+                    .routing_config
+                    .clone()
+                    .and_then(|r| r.additional_version_weights)
+                    .map(|w| w.into_iter().collect())
+                    .unwrap_or_default();
+                let alias_arn = got.alias_arn.clone().unwrap_or_default();
+                let function_arn = alias_arn
+                    .rsplit_once(':')
+                    .map(|(f, _)| f.to_string())
+                    .unwrap_or_default();
+                let tag_key = format!("{MARKER_KEY}:{alias}");
+                let tags = self
+                    .clients
+                    .rollback
+                    .lambda
+                    .list_tags()
+                    .resource(&function_arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws(format!("ListTags failed: {}", error_text(&e))))?;
+                let marker = tags
+                    .tags
+                    .unwrap_or_default()
+                    .get(&tag_key)
+                    .map(|raw| Marker::decode(raw).ok_or_else(|| raw.clone()));
+                let ours_stable = match &marker {
+                    Some(Ok(m)) if m.id == plan.id => m.stable.clone(),
+                    _ => None,
+                };
+                let stable = ours_stable
+                    .or_else(|| stable_version.clone())
+                    .unwrap_or_else(|| version.clone());
+                let traffic = alias_traffic(&version, &weights, &stable, new_version);
+                Ok(Read {
+                    marker,
+                    traffic,
+                    describe: json!({"version": version, "weights": weights}),
+                    tag_resource: function_arn,
+                    tag_key,
+                    stable: Some(stable),
+                    revision_id: got.revision_id,
+                })
+            }
+        }
+    }
+
+    async fn write_marker(&self, read: &Read, marker: &Marker) -> Result<(), Failure> {
+        let value = marker.encode();
+        let result = match &self.target {
+            RolloutTarget::LatticeListener { .. } => self
+                .clients
+                .rollback
+                .lattice
+                .tag_resource()
+                .resource_arn(&read.tag_resource)
+                .tags(&read.tag_key, &value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("TagResource failed: {}", error_text(&e))),
+            RolloutTarget::LambdaAlias { .. } => self
+                .clients
+                .rollback
+                .lambda
+                .tag_resource()
+                .resource(&read.tag_resource)
+                .tags(&read.tag_key, &value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("TagResource failed: {}", error_text(&e))),
+        };
+        info!(rollout = %marker.id, step = marker.step, status = ?marker.status, marker = %value, "marker written");
+        result.map_err(Failure::Aws)
+    }
+}
+
+/// The canary's share across the forwards that name both groups; anything else that takes
+/// traffic, or forwards that disagree, is unexpected.
+fn lattice_traffic(forwards: &[&Forward], production: &str, canary: &str) -> Traffic {
+    let mut shares = Vec::new();
+    for f in forwards {
+        let (mut p, mut c, mut other) = (0i64, 0i64, Vec::new());
+        for (g, w) in &f.groups {
+            if same_resource(g, production) {
+                p += i64::from(*w);
+            } else if same_resource(g, canary) {
+                c += i64::from(*w);
+            } else if *w > 0 {
+                other.push(format!("{g} ({w})"));
+            }
+        }
+        if !other.is_empty() {
+            return Traffic::Unexpected(format!(
+                "forward {} also sends traffic to {}",
+                f.place.name(),
+                other.join(", ")
+            ));
+        }
+        if p + c == 0 {
+            return Traffic::Unexpected(format!("forward {} sends no traffic", f.place.name()));
+        }
+        shares.push(((c * 100) as f64 / (p + c) as f64).round() as u8);
+    }
+    shares.dedup();
+    match shares.as_slice() {
+        [one] => Traffic::Canary(*one),
+        _ => Traffic::Unexpected(format!("the forwards disagree: canary shares {shares:?}%")),
+    }
+}
+
+fn alias_traffic(
+    version: &str,
+    weights: &BTreeMap<String, f64>,
+    stable: &str,
+    new: &str,
+) -> Traffic {
+    let others: Vec<&String> = weights
+        .iter()
+        .filter(|(v, w)| v.as_str() != new && **w > 0.0)
+        .map(|(v, _)| v)
+        .collect();
+    if !others.is_empty() {
+        return Traffic::Unexpected(format!("the alias also routes to version(s) {others:?}"));
+    }
+    let new_weight = weights.get(new).copied().unwrap_or(0.0);
+    if version == stable {
+        Traffic::Canary((new_weight * 100.0).round().clamp(0.0, 100.0) as u8)
+    } else if version == new {
+        Traffic::Canary(100)
+    } else {
+        Traffic::Unexpected(format!(
+            "the alias is on version {version}, neither the stable version {stable} nor the new version {new}"
+        ))
+    }
+}
+
+// ---- carrying a decision out -----------------------------------------------------------------
+
+struct Ctx<'a> {
+    clients: &'a ShiftClients,
+    config: &'a ShiftConfig,
+    plan: &'a Plan,
+    target: &'a TargetIo<'a>,
+    read: &'a Read,
+    stable: Option<String>,
+    redactor: &'a hooks::redact::Redactor,
+    work: Deadline,
+}
+
+impl Ctx<'_> {
+    fn marker(&self, step: usize, status: Status) -> Marker {
+        Marker {
+            id: self.plan.id.clone(),
+            step,
+            weight: self.weight(step),
+            at_ms: shiftguard_common::emf::now_ms(),
+            status,
+            stable: match self.plan.target {
+                RolloutTarget::LambdaAlias { .. } => self.stable.clone(),
+                _ => None,
+            },
+        }
+    }
+
+    fn weight(&self, step: usize) -> u8 {
+        if step == 0 {
+            0
+        } else {
+            self.plan.steps[step - 1].weight
+        }
+    }
+
+    async fn carry_out(&self, decision: Decision, s: &mut StepSummary) -> Result<(), Failure> {
+        match decision {
+            Decision::Refuse(why) => Err(Failure::Refused(why)),
+            Decision::Finished(status) => {
+                s.action = Action::Finished;
+                s.status = if status == Status::Promoted {
+                    "promoted"
+                } else {
+                    "aborted"
+                };
+                s.reason = Some(format!(
+                    "the rollout already ended ({}); nothing was written",
+                    s.status
+                ));
+                Ok(())
+            }
+            Decision::Wait { step, ms } => {
+                s.action = Action::Baking;
+                s.step = step;
+                set_wait(s, ms);
+                Ok(())
+            }
+            Decision::Abort { reason, restore } => self.abort(reason, restore, s).await,
+            Decision::Promote => self.promote(s).await,
+            Decision::Start => {
+                self.check_start().await?;
+                if let Some(set) = &self.plan.checks_before {
+                    s.checks = self.run_checks(set, Phase::PreTraffic).await;
+                    if let Some(why) = failed(&s.checks) {
+                        return self
+                            .abort(
+                                format!("checks before the first step failed: {why}"),
+                                false,
+                                s,
+                            )
+                            .await;
+                    }
+                }
+                if let Some(why) = self.alarms_now().await? {
+                    return self.abort(why, false, s).await;
+                }
+                self.move_to(1, s).await?;
+                s.action = Action::Started;
+                Ok(())
+            }
+            Decision::Move { step } => {
+                self.move_to(step, s).await?;
+                s.action = Action::Resumed;
+                Ok(())
+            }
+            Decision::Judge { step } => {
+                s.step = step;
+                if let Some(set) = &self.plan.checks_after {
+                    s.checks = self.run_checks(set, Phase::PostTraffic).await;
+                    if let Some(why) = failed(&s.checks) {
+                        return self
+                            .abort(
+                                format!(
+                                    "checks after step {step} ({}%) failed: {why}",
+                                    self.weight(step)
+                                ),
+                                true,
+                                s,
+                            )
+                            .await;
+                    }
+                }
+                // The checks took time: the alarms are read again before anything moves forward.
+                if let Some(why) = self.alarms_now().await? {
+                    return self.abort(why, true, s).await;
+                }
+                match plan::after_judgement(self.plan, step) {
+                    Decision::Move { step } => {
+                        self.move_to(step, s).await?;
+                        s.action = Action::Advanced;
+                        Ok(())
+                    }
+                    _ => {
+                        self.write(&self.marker(step, Status::Promoting)).await?;
+                        self.promote(s).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(&self, marker: &Marker) -> Result<(), Failure> {
+        self.target.write_marker(self.read, marker).await
+    }
+
+    /// Before anything moves: the new version / the canary's targets exist.
+    async fn check_start(&self) -> Result<(), Failure> {
+        match &self.plan.target {
+            RolloutTarget::LambdaAlias {
+                function,
+                new_version,
+                ..
+            } => {
+                let stable = self.stable.clone().unwrap_or_default();
+                if stable == *new_version {
+                    return Err(Failure::Invalid(format!("rollout.target.newVersion: the alias is already on version {new_version}: nothing to roll out")));
+                }
+                match self
+                    .clients
+                    .rollback
+                    .lambda
+                    .get_function_configuration()
+                    .function_name(function)
+                    .qualifier(new_version)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        Err(Failure::Invalid(format!("rollout.target.newVersion: version {new_version} of {function} does not exist")))
+                    }
+                    Err(e) => Err(Failure::Aws(format!("GetFunctionConfiguration failed: {}", error_text(&e)))),
+                }
+            }
+            RolloutTarget::LatticeListener {
+                canary_target_group,
+                ..
+            } => {
+                let targets = self.list_targets(canary_target_group).await?;
+                if targets.is_empty() {
+                    return Err(Failure::Invalid(format!("rollout.target.canaryTargetGroup: {canary_target_group} has no registered targets: there is nothing to shift traffic to")));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn alarms_now(&self) -> Result<Option<String>, Failure> {
+        let (alarming, missing) = alarms_in_alarm(self.clients, &self.plan.alarms)
+            .await
+            .map_err(Failure::Aws)?;
+        let mut all = alarming;
+        all.extend(missing.into_iter().map(|m| format!("{m} (deleted)")));
+        Ok((!all.is_empty()).then(|| format!("alarm(s) in ALARM: {}", all.join(", "))))
+    }
+
+    async fn run_checks(&self, set: &CheckSet, phase: Phase) -> Vec<CheckResult> {
+        let target = self.check_target();
+        let executor = hooks::aws_executor_factory(
+            self.clients.hooks.clone(),
+            self.clients.http.clone(),
+            phase,
+        )(target);
+        match self
+            .work
+            .within(Duration::ZERO, hooks::runner::run_checks(executor, set, self.redactor))
+            .await
+        {
+            Ok(results) => results,
+            Err(late) => vec![CheckResult {
+                name: "deadline".into(),
+                kind: "watchdog",
+                required: true,
+                verdict: hooks::checks::Verdict::Failed,
+                passed: false,
+                attempts: 0,
+                latency_ms: 0,
+                reason: Some(format!(
+                    "the checks did not finish before the invocation's deadline ({late}); give the function a longer timeout or the checks shorter ones"
+                )),
+                details: Value::Null,
+            }],
+        }
+    }
+
+    fn check_target(&self) -> DeploymentTarget {
+        let (function, alias, current, target) =
+            match (&self.plan.target, &self.plan.check_function) {
+                (
+                    RolloutTarget::LambdaAlias {
+                        function,
+                        alias,
+                        new_version,
+                        ..
+                    },
+                    _,
+                ) => (
+                    function.clone(),
+                    Some(alias.clone()),
+                    self.stable.clone(),
+                    new_version.clone(),
+                ),
+                (_, Some(f)) => (
+                    f.function.clone(),
+                    f.alias.clone(),
+                    f.current_version.clone(),
+                    f.version.clone(),
+                ),
+                (_, None) => (String::new(), None, None, String::new()),
+            };
+        DeploymentTarget {
+            function,
+            alias,
+            current_version: current,
+            target_version: target,
+            source: Source::Environment,
+            is_rollback: Some(false),
+            deployment_description: None,
+            deployment_creator: None,
+        }
+    }
+
+    /// Marker `moving` → the step's weights → read back → marker `baking`.
+    async fn move_to(&self, step: usize, s: &mut StepSummary) -> Result<(), Failure> {
+        let weight = self.weight(step);
+        self.write(&self.marker(step, Status::Moving)).await?;
+        let after = self.write_weights(weight).await?;
+        self.write(&self.marker(step, Status::Baking)).await?;
+        s.step = step;
+        s.canary_weight = weight;
+        s.after = Some(after);
+        set_wait(s, self.plan.steps[step - 1].bake.as_millis() as u64);
+        info!(rollout = %self.plan.id, target = %s.target, step, canary_weight = weight, action = "shift", outcome = "written", "traffic moved");
+        Ok(())
+    }
+
+    /// Writes the canary's share and verifies it by reading back. Returns what was read back.
+    async fn write_weights(&self, weight: u8) -> Result<Value, Failure> {
+        match &self.plan.target {
+            RolloutTarget::LatticeListener {
+                production_target_group,
+                canary_target_group,
+                ..
+            } => {
+                let lt = self.target.lattice().expect("lattice target");
+                let forwards = read_forwards(&self.clients.rollback, &lt)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                for f in forwards
+                    .iter()
+                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
+                {
+                    let groups: Vec<(String, i32)> = f
+                        .groups
+                        .iter()
+                        .map(|(g, w)| {
+                            let w = if same_resource(g, canary_target_group) {
+                                i32::from(weight)
+                            } else if same_resource(g, production_target_group) {
+                                100 - i32::from(weight)
+                            } else {
+                                *w
+                            };
+                            (g.clone(), w)
+                        })
+                        .collect();
+                    write_groups(&self.clients.rollback, &lt, &f.place, &groups)
+                        .await
+                        .map_err(|e| Failure::Aws(e.to_string()))?;
+                }
+                let back = read_forwards(&self.clients.rollback, &lt)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                let ours: Vec<&Forward> = back
+                    .iter()
+                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
+                    .collect();
+                match lattice_traffic(&ours, production_target_group, canary_target_group) {
+                    Traffic::Canary(w) if w == weight => Ok(crate::lattice::describe(&back)),
+                    other => Err(Failure::Aws(format!(
+                        "verification failed: wrote {weight}% to the canary, read back {other:?}"
+                    ))),
+                }
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                alias,
+                new_version,
+                ..
+            } => {
+                let stable = self.stable.clone().unwrap_or_default();
+                let lambda = &self.clients.rollback.lambda;
+                let current = lambda
+                    .get_alias()
+                    .function_name(function)
+                    .name(alias)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::Aws(format!("GetAlias failed: {}", error_text(&e))))?;
+                let mut update = lambda
+                    .update_alias()
+                    .function_name(function)
+                    .name(alias)
+                    .set_revision_id(
+                        current
+                            .revision_id
+                            .clone()
+                            .or(self.read.revision_id.clone()),
+                    );
+                update = if weight >= 100 {
+                    update
+                        .function_version(new_version)
+                        .routing_config(AliasRoutingConfiguration::builder().build())
+                } else {
+                    update.function_version(&stable).routing_config(
+                        AliasRoutingConfiguration::builder()
+                            .additional_version_weights(new_version, f64::from(weight) / 100.0)
+                            .build(),
+                    )
+                };
+                update
+                    .send()
+                    .await
+                    .map_err(|e| Failure::Aws(format!("UpdateAlias failed: {}", error_text(&e))))?;
+                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                match alias_traffic(&back.version, &back.weights, &stable, new_version) {
+                    Traffic::Canary(w) if w == weight => Ok(json!({"version": back.version, "weights": back.weights})),
+                    other => Err(Failure::Aws(format!("verification failed: wrote {weight}% to version {new_version}, read back {other:?}"))),
+                }
+            }
+        }
+    }
+
+    async fn list_targets(&self, group: &str) -> Result<Vec<(String, Option<i32>)>, Failure> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .clients
+                .rollback
+                .lattice
+                .list_targets()
+                .target_group_identifier(group)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    Failure::Aws(format!("ListTargets({group}) failed: {}", error_text(&e)))
+                })?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|t| t.id.map(|id| (id, t.port))),
+            );
+            token = page.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                out.sort();
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Lattice: the production group takes the canary's targets, then production gets all
+    /// traffic back (rollback's restore, which verifies). Alias: the alias is already all on
+    /// the new version (the last step); the stable pointer moves.
+    async fn promote(&self, s: &mut StepSummary) -> Result<(), Failure> {
+        s.step = self.plan.steps.len();
+        match &self.plan.target {
+            RolloutTarget::LatticeListener {
+                production_target_group,
+                canary_target_group,
+                ..
+            } => {
+                let canary = self.list_targets(canary_target_group).await?;
+                if canary.is_empty() {
+                    return Err(Failure::Refused(format!("promotion stopped: the canary target group {canary_target_group} has no targets now; production keeps its own")));
+                }
+                let production = self.list_targets(production_target_group).await?;
+                let stale: Vec<&(String, Option<i32>)> =
+                    production.iter().filter(|t| !canary.contains(t)).collect();
+                let missing: Vec<&(String, Option<i32>)> =
+                    canary.iter().filter(|t| !production.contains(t)).collect();
+                let lattice = &self.clients.rollback.lattice;
+                let to_target = |(id, port): &&(String, Option<i32>)| {
+                    aws_sdk_vpclattice::types::Target::builder()
+                        .id(id)
+                        .set_port(*port)
+                        .build()
+                        .map_err(|e| Failure::Aws(e.to_string()))
+                };
+                // Production has no traffic now (the canary has 100%): its targets can change.
+                // Deregister first: a Lambda target group holds one target.
+                if !stale.is_empty() {
+                    lattice
+                        .deregister_targets()
+                        .target_group_identifier(production_target_group)
+                        .set_targets(Some(
+                            stale.iter().map(to_target).collect::<Result<Vec<_>, _>>()?,
+                        ))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e)))
+                        })?;
+                }
+                if !missing.is_empty() {
+                    lattice
+                        .register_targets()
+                        .target_group_identifier(production_target_group)
+                        .set_targets(Some(
+                            missing
+                                .iter()
+                                .map(to_target)
+                                .collect::<Result<Vec<_>, _>>()?,
+                        ))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            Failure::Aws(format!("RegisterTargets failed: {}", error_text(&e)))
+                        })?;
+                }
+                let now = self.list_targets(production_target_group).await?;
+                if now != canary {
+                    return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
+                }
+                let mut report = TargetReport::new(
+                    self.plan.target.id(),
+                    vec![format!("rollout:{}", self.plan.id)],
+                );
+                crate::lattice::roll_back(
+                    &self.clients.rollback,
+                    &self.target.lattice().expect("lattice"),
+                    false,
+                    &mut report,
+                )
+                .await;
+                if report.failed() {
+                    return Err(Failure::Aws(format!(
+                        "promotion: production's weights were not restored: {}",
+                        report.error.clone().unwrap_or_default()
+                    )));
+                }
+                s.after = report.after.clone();
+                s.promotion = Some(json!({
+                    "productionTargets": canary.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
+                    "deregistered": stale.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
+                }));
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                alias,
+                new_version,
+                stable_alias,
+                ..
+            } => {
+                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                if !back.all_on(new_version) {
+                    return Err(Failure::Refused(format!("promotion stopped: alias {alias} is not all on version {new_version} ({:?}): something changed it", back)));
+                }
+                let mut promotion = json!({"alias": alias, "version": new_version});
+                if let Some(pointer) = stable_alias {
+                    let lambda = &self.clients.rollback.lambda;
+                    match lambda
+                        .update_alias()
+                        .function_name(function)
+                        .name(pointer)
+                        .function_version(new_version)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                        {
+                            lambda
+                                .create_alias()
+                                .function_name(function)
+                                .name(pointer)
+                                .function_version(new_version)
+                                .description("ShiftGuard: the last version a rollout promoted")
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    Failure::Aws(format!(
+                                        "CreateAlias({pointer}) failed: {}",
+                                        error_text(&e)
+                                    ))
+                                })?;
+                        }
+                        Err(e) => {
+                            return Err(Failure::Aws(format!(
+                                "UpdateAlias({pointer}) failed: {}",
+                                error_text(&e)
+                            )))
+                        }
+                    }
+                    promotion["stableAlias"] = json!(pointer);
+                }
+                s.after = Some(json!({"version": back.version, "weights": back.weights}));
+                s.promotion = Some(promotion);
+            }
+        }
+        self.write(&self.marker(self.plan.steps.len(), Status::Promoted))
+            .await?;
+        s.action = Action::Promoted;
+        s.status = "promoted";
+        s.canary_weight = 0;
+        info!(rollout = %self.plan.id, target = %s.target, action = "promote", outcome = "promoted", "rollout promoted");
+        Ok(())
+    }
+
+    /// Production back to 100% through rollback's own restore, then the marker `aborted`.
+    async fn abort(
+        &self,
+        reason: String,
+        restore: bool,
+        s: &mut StepSummary,
+    ) -> Result<(), Failure> {
+        warn!(rollout = %self.plan.id, target = %s.target, reason = %reason, restore, action = "abort", "aborting the rollout");
+        s.reason = Some(reason);
+        let step = s.step;
+        if restore {
+            self.write(&self.marker(step, Status::Aborting)).await?;
+            let mut report = TargetReport::new(
+                self.plan.target.id(),
+                vec![format!("rollout:{}", self.plan.id)],
+            );
+            match &self.plan.target {
+                RolloutTarget::LatticeListener { .. } => {
+                    crate::lattice::roll_back(
+                        &self.clients.rollback,
+                        &self.target.lattice().expect("lattice"),
+                        false,
+                        &mut report,
+                    )
+                    .await;
+                }
+                RolloutTarget::LambdaAlias {
+                    function, alias, ..
+                } => {
+                    let Some(stable) = self.stable.clone() else {
+                        return Err(Failure::Restore("the stable version is not known".into()));
+                    };
+                    let t = LambdaAliasTarget {
+                        function: function.clone(),
+                        alias: alias.clone(),
+                        stable_version: Some(stable),
+                        stable_alias: None,
+                        code_deploy: None,
+                    };
+                    let run = crate::alias::Run {
+                        dry_run: false,
+                        codedeploy_wait: Duration::from_millis(self.config.codedeploy_wait_ms),
+                        deadline: self.work,
+                        alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
+                    };
+                    crate::alias::roll_back(&self.clients.rollback, &t, run, &mut report).await;
+                }
+            }
+            let failed = report.failed();
+            s.after = report.after.clone();
+            s.restore = Some(report);
+            if failed {
+                let why = s
+                    .restore
+                    .as_ref()
+                    .and_then(|r| r.error.clone())
+                    .unwrap_or_default();
+                return Err(Failure::Restore(why));
+            }
+        }
+        self.write(&self.marker(step, Status::Aborted)).await?;
+        s.action = Action::Aborted;
+        s.status = "aborted";
+        s.canary_weight = 0;
+        s.wait_ms = None;
+        s.wait_seconds = None;
+        Ok(())
+    }
+}
+
+fn set_wait(s: &mut StepSummary, ms: u64) {
+    s.wait_ms = Some(ms);
+    s.wait_seconds = Some(ms.div_ceil(1000));
+}
+
+fn failed(results: &[CheckResult]) -> Option<String> {
+    match hooks::runner::verdict(results) {
+        (true, _) => None,
+        (false, why) => Some(why.unwrap_or_else(|| "a required check failed".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(groups: &[(&str, i32)]) -> Forward {
+        Forward {
+            place: crate::lattice::Place::Default,
+            groups: groups.iter().map(|(g, w)| (g.to_string(), *w)).collect(),
+        }
+    }
+
+    #[test]
+    fn traffic_as_read_from_a_listener() {
+        let t = |fs: &[Forward]| lattice_traffic(&fs.iter().collect::<Vec<_>>(), "tg-p", "tg-c");
+        assert_eq!(t(&[fwd(&[("tg-p", 100), ("tg-c", 0)])]), Traffic::Canary(0));
+        assert_eq!(
+            t(&[fwd(&[("tg-p", 90), ("tg-c", 10)])]),
+            Traffic::Canary(10)
+        );
+        assert_eq!(
+            t(&[fwd(&[("tg-p", 0), ("tg-c", 100)])]),
+            Traffic::Canary(100)
+        );
+        // Weights are relative: 9/1 is 10%.
+        assert_eq!(t(&[fwd(&[("tg-p", 9), ("tg-c", 1)])]), Traffic::Canary(10));
+        assert!(matches!(
+            t(&[
+                fwd(&[("tg-p", 90), ("tg-c", 10)]),
+                fwd(&[("tg-p", 100), ("tg-c", 0)])
+            ]),
+            Traffic::Unexpected(_)
+        ));
+        assert!(matches!(
+            t(&[fwd(&[("tg-p", 90), ("tg-c", 0), ("tg-x", 10)])]),
+            Traffic::Unexpected(_)
+        ));
+        assert!(matches!(
+            t(&[fwd(&[("tg-p", 0), ("tg-c", 0)])]),
+            Traffic::Unexpected(_)
+        ));
+    }
+
+    #[test]
+    fn traffic_as_read_from_an_alias() {
+        let w = |pairs: &[(&str, f64)]| {
+            pairs
+                .iter()
+                .map(|(v, w)| (v.to_string(), *w))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(alias_traffic("1", &w(&[]), "1", "2"), Traffic::Canary(0));
+        assert_eq!(
+            alias_traffic("1", &w(&[("2", 0.25)]), "1", "2"),
+            Traffic::Canary(25)
+        );
+        assert_eq!(alias_traffic("2", &w(&[]), "1", "2"), Traffic::Canary(100));
+        assert!(matches!(
+            alias_traffic("1", &w(&[("3", 0.1)]), "1", "2"),
+            Traffic::Unexpected(_)
+        ));
+        assert!(matches!(
+            alias_traffic("3", &w(&[]), "1", "2"),
+            Traffic::Unexpected(_)
+        ));
+    }
+}

@@ -1,0 +1,1009 @@
+//! The pure half of a progressive rollout: the plan a user writes (parsed and validated before
+//! anything moves), the marker the rollout keeps on its target, and [`decide`] — what one
+//! invocation does, as a function of what it read.
+
+use std::time::Duration;
+
+use hooks::config::{CheckKind, CheckSet};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The longest bake one step may ask for (Step Functions waits up to a year; a rollout that bakes
+/// longer than a week per step is almost certainly a typo).
+pub const MAX_BAKE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Tag key of the marker (suffixed with `:ALIAS` on a function, which may carry several aliases).
+pub const MARKER_KEY: &str = "shiftguard:rollout";
+
+/// A validated rollout plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub id: String,
+    pub target: RolloutTarget,
+    pub steps: Vec<StepSpec>,
+    /// Run against the new version before any traffic moves (pre-traffic style: the exact version).
+    pub checks_before: Option<CheckSet>,
+    /// Run after each step's bake (post-traffic style: through the alias / the endpoint).
+    pub checks_after: Option<CheckSet>,
+    /// The function (and versions) the checks look at, for a Lattice target.
+    pub check_function: Option<CheckFunction>,
+    /// CloudWatch alarm names: any in ALARM stops the rollout.
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutTarget {
+    LatticeListener {
+        service: String,
+        listener: String,
+        production_target_group: String,
+        canary_target_group: String,
+    },
+    LambdaAlias {
+        function: String,
+        alias: String,
+        new_version: String,
+        /// When given, must be the version the alias is on when the rollout starts.
+        stable_version: Option<String>,
+        /// Moved to the new version on promotion (rollback's `stableAlias`).
+        stable_alias: Option<String>,
+    },
+}
+
+impl RolloutTarget {
+    /// The name rollback and the summaries use for the same target.
+    pub fn id(&self) -> String {
+        match self {
+            RolloutTarget::LatticeListener {
+                service, listener, ..
+            } => format!("lattice-listener:{service}/{listener}"),
+            RolloutTarget::LambdaAlias {
+                function, alias, ..
+            } => format!("lambda-alias:{function}:{alias}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepSpec {
+    /// The canary's share of traffic, percent.
+    pub weight: u8,
+    pub bake: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckFunction {
+    pub function: String,
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// The version behind the canary target group.
+    pub version: String,
+    /// The version behind production (for `compare` checks).
+    #[serde(default)]
+    pub current_version: Option<String>,
+}
+
+// ---- the event as written --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawEvent {
+    shiftguard: String,
+    rollout: RawPlan,
+    /// The previous step's answer, where a Step Functions state machine keeps it; not read.
+    #[serde(default)]
+    #[allow(dead_code)]
+    last: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawPlan {
+    id: String,
+    target: RawTarget,
+    steps: Vec<RawStep>,
+    #[serde(default)]
+    checks: Option<RawChecks>,
+    #[serde(default)]
+    check_function: Option<CheckFunction>,
+    #[serde(default)]
+    alarms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum RawTarget {
+    #[serde(rename_all = "camelCase")]
+    LatticeListener {
+        service: String,
+        listener: String,
+        production_target_group: String,
+        canary_target_group: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    LambdaAlias {
+        function: String,
+        alias: String,
+        new_version: String,
+        #[serde(default)]
+        stable_version: Option<String>,
+        #[serde(default)]
+        stable_alias: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    weight: i64,
+    #[serde(default)]
+    bake: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChecks {
+    #[serde(default)]
+    before: Option<Value>,
+    #[serde(default)]
+    after: Option<Value>,
+}
+
+/// Whether an event asks for a rollout step (`"shiftguard": "shift"`).
+pub fn is_shift_event(event: &Value) -> bool {
+    event.get("shiftguard").and_then(Value::as_str) == Some("shift")
+}
+
+/// Parses and validates the event: every error names the field and what was expected.
+pub fn parse_plan(event: &Value) -> Result<Plan, String> {
+    let raw: RawEvent = serde_path_to_error::deserialize(event).map_err(|e| {
+        let path = e.path().to_string();
+        format!("{path}: {}", e.into_inner())
+    })?;
+    if raw.shiftguard != "shift" {
+        return Err(format!(
+            "shiftguard: expected \"shift\", got {:?}",
+            raw.shiftguard
+        ));
+    }
+    let r = raw.rollout;
+    if r.id.is_empty()
+        || r.id.len() > 64
+        || !r
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(format!(
+            "rollout.id: expected 1-64 letters, digits, '.', '_' or '-', got {:?}",
+            r.id
+        ));
+    }
+    let blank = |v: &str, field: &str| -> Result<(), String> {
+        if v.trim().is_empty() {
+            Err(format!("rollout.target.{field}: is blank"))
+        } else {
+            Ok(())
+        }
+    };
+    let target = match r.target {
+        RawTarget::LatticeListener {
+            service,
+            listener,
+            production_target_group,
+            canary_target_group,
+        } => {
+            blank(&service, "service")?;
+            blank(&listener, "listener")?;
+            blank(&production_target_group, "productionTargetGroup")?;
+            blank(&canary_target_group, "canaryTargetGroup")?;
+            if crate::lattice::same_resource(&production_target_group, &canary_target_group) {
+                return Err("rollout.target.canaryTargetGroup: is the production target group; a rollout moves traffic between two groups".into());
+            }
+            RolloutTarget::LatticeListener {
+                service,
+                listener,
+                production_target_group,
+                canary_target_group,
+            }
+        }
+        RawTarget::LambdaAlias {
+            function,
+            alias,
+            new_version,
+            stable_version,
+            stable_alias,
+        } => {
+            blank(&function, "function")?;
+            blank(&alias, "alias")?;
+            if !crate::config::is_version_number(&new_version) {
+                return Err(format!(
+                    "rollout.target.newVersion: expected a published version number, got {new_version:?}"
+                ));
+            }
+            if let Some(v) = &stable_version {
+                if !crate::config::is_version_number(v) {
+                    return Err(format!(
+                        "rollout.target.stableVersion: expected a published version number, got {v:?}"
+                    ));
+                }
+                if *v == new_version {
+                    return Err("rollout.target.stableVersion: is the new version".into());
+                }
+            }
+            if stable_alias.as_deref() == Some(alias.as_str()) {
+                return Err("rollout.target.stableAlias: is the alias being shifted".into());
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                alias,
+                new_version,
+                stable_version,
+                stable_alias,
+            }
+        }
+    };
+    if r.steps.is_empty() {
+        return Err("rollout.steps: is empty: expected steps such as [{\"weight\":10,\"bake\":\"5m\"},{\"weight\":100}]".into());
+    }
+    let mut steps = Vec::with_capacity(r.steps.len());
+    let mut previous = 0;
+    for (i, s) in r.steps.iter().enumerate() {
+        if !(1..=100).contains(&s.weight) || s.weight <= previous {
+            return Err(format!(
+                "rollout.steps[{i}].weight: expected a percentage from 1 to 100, larger than the step before ({previous}), got {}",
+                s.weight
+            ));
+        }
+        previous = s.weight;
+        let bake = match &s.bake {
+            None => Duration::ZERO,
+            Some(v) => parse_bake(v).ok_or_else(|| {
+                format!("rollout.steps[{i}].bake: expected a duration such as \"5m\", \"90s\", \"1h\" or milliseconds (at most 7 days), got {v}")
+            })?,
+        };
+        steps.push(StepSpec {
+            weight: s.weight as u8,
+            bake,
+        });
+    }
+    if previous != 100 {
+        return Err(format!(
+            "rollout.steps[{}].weight: the last step must be 100 (the whole of traffic on the new version before promotion), got {previous}",
+            steps.len() - 1
+        ));
+    }
+    let mut alarms = Vec::new();
+    for (i, a) in r.alarms.into_iter().enumerate() {
+        if a.trim().is_empty() || a.len() > 255 {
+            return Err(format!(
+                "rollout.alarms[{i}]: expected an alarm name (1-255 characters)"
+            ));
+        }
+        if !alarms.contains(&a) {
+            alarms.push(a);
+        }
+    }
+    let (before, after) = match r.checks {
+        Some(c) => (c.before, c.after),
+        None => (None, None),
+    };
+    let parse = |v: Option<Value>, field: &str| -> Result<Option<CheckSet>, String> {
+        v.map(|v| {
+            hooks::config::parse_checks(&v.to_string())
+                .map_err(|e| format!("rollout.checks.{field}.{e}"))
+        })
+        .transpose()
+    };
+    let checks_before = parse(before, "before")?;
+    let checks_after = parse(after, "after")?;
+    if let RolloutTarget::LatticeListener { .. } = &target {
+        if r.check_function.is_none() {
+            for (field, set) in [("before", &checks_before), ("after", &checks_after)] {
+                for (i, c) in set.iter().flat_map(|s| s.checks.iter()).enumerate() {
+                    if needs_function(&c.kind) {
+                        return Err(format!(
+                            "rollout.checks.{field}.checks[{i}] ({:?}): a {} check looks at a Lambda function: give rollout.checkFunction {{function, version, currentVersion}} for a lattice target, or use http checks",
+                            c.name,
+                            hooks::runner::kind_name(&c.kind)
+                        ));
+                    }
+                }
+            }
+        }
+    } else if r.check_function.is_some() {
+        return Err("rollout.checkFunction: only for a lattice-listener target (an alias rollout checks the alias's own function)".into());
+    }
+    if let Some(f) = &r.check_function {
+        if f.function.trim().is_empty() || !crate::config::is_version_number(&f.version) {
+            return Err("rollout.checkFunction: expected {function, version (a version number), currentVersion?, alias?}".into());
+        }
+    }
+    Ok(Plan {
+        id: r.id,
+        target,
+        steps,
+        checks_before,
+        checks_after,
+        check_function: r.check_function,
+        alarms,
+    })
+}
+
+fn needs_function(kind: &CheckKind) -> bool {
+    match kind {
+        CheckKind::Http(_) => false,
+        CheckKind::Burst(b) => matches!(b.target, hooks::config::BurstTarget::Invoke(_)),
+        _ => true,
+    }
+}
+
+/// `"5m"`, `"90s"`, `"1h"`, `"500ms"` or a number of milliseconds.
+pub fn parse_bake(v: &Value) -> Option<Duration> {
+    let d = match v {
+        Value::Number(n) => Duration::from_millis(n.as_u64()?),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit())?;
+            let (n, unit) = s.split_at(split);
+            let n: u64 = n.parse().ok()?;
+            match unit {
+                "ms" => Duration::from_millis(n),
+                "s" => Duration::from_secs(n),
+                "m" => Duration::from_secs(n.checked_mul(60)?),
+                "h" => Duration::from_secs(n.checked_mul(3600)?),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    (d <= MAX_BAKE).then_some(d)
+}
+
+// ---- the marker ------------------------------------------------------------------------------
+
+/// Where a rollout stands, kept as a tag on its target (the Lattice listener, or the function for
+/// an alias) so that the state lives in AWS: a re-run, a new execution or a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub id: String,
+    /// 1-based step; 0 before the first.
+    pub step: usize,
+    /// The canary weight this step sets.
+    pub weight: u8,
+    /// When the status was written (ms since the epoch): a bake counts from here.
+    pub at_ms: i64,
+    pub status: Status,
+    /// Alias rollouts: the version production is on (what an abort restores).
+    pub stable: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// About to write this step's weights (a crash here is resumed by writing them again).
+    Moving,
+    /// This step's weights are written and verified; baking since `at`.
+    Baking,
+    /// Final checks passed; making the new version production.
+    Promoting,
+    Promoted,
+    /// Restoring production (resumed by restoring again).
+    Aborting,
+    Aborted,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Moving => "moving",
+            Status::Baking => "baking",
+            Status::Promoting => "promoting",
+            Status::Promoted => "promoted",
+            Status::Aborting => "aborting",
+            Status::Aborted => "aborted",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "moving" => Status::Moving,
+            "baking" => Status::Baking,
+            "promoting" => Status::Promoting,
+            "promoted" => Status::Promoted,
+            "aborting" => Status::Aborting,
+            "aborted" => Status::Aborted,
+            _ => return None,
+        })
+    }
+    pub fn finished(self) -> bool {
+        matches!(self, Status::Promoted | Status::Aborted)
+    }
+}
+
+impl Marker {
+    /// A tag value: space-separated `key=value` pairs (the characters AWS tag values allow).
+    pub fn encode(&self) -> String {
+        let mut s = format!(
+            "id={} step={} weight={} at={} status={}",
+            self.id,
+            self.step,
+            self.weight,
+            self.at_ms,
+            self.status.as_str()
+        );
+        if let Some(v) = &self.stable {
+            s.push_str(&format!(" stable={v}"));
+        }
+        s
+    }
+
+    /// `None` when the tag is not a marker this version of ShiftGuard wrote.
+    pub fn decode(raw: &str) -> Option<Marker> {
+        let mut m = Marker {
+            id: String::new(),
+            step: 0,
+            weight: 0,
+            at_ms: 0,
+            status: Status::Moving,
+            stable: None,
+        };
+        let (mut id, mut status) = (false, false);
+        for pair in raw.split_whitespace() {
+            let (k, v) = pair.split_once('=')?;
+            match k {
+                "id" => {
+                    m.id = v.to_string();
+                    id = !v.is_empty();
+                }
+                "step" => m.step = v.parse().ok()?,
+                "weight" => m.weight = v.parse().ok().filter(|w| *w <= 100)?,
+                "at" => m.at_ms = v.parse().ok()?,
+                "status" => {
+                    m.status = Status::parse(v)?;
+                    status = true;
+                }
+                "stable" => m.stable = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        (id && status).then_some(m)
+    }
+}
+
+// ---- the decision ----------------------------------------------------------------------------
+
+/// Where traffic is, as read from the target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Traffic {
+    /// The canary's share, percent, consistent across every forward.
+    Canary(u8),
+    /// Not a state a rollout can be in (forwards disagree, another version on the alias…).
+    Unexpected(String),
+}
+
+/// What one invocation read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub now_ms: i64,
+    /// The marker on the target, if any (`Err` holds an unreadable tag's text).
+    pub marker: Option<Result<Marker, String>>,
+    pub traffic: Traffic,
+    /// The plan's alarms that are in ALARM now.
+    pub alarms_in_alarm: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing of this rollout yet: run the checks before, then move to step 1.
+    Start,
+    /// Write this step's weights (again, if a crash interrupted the move).
+    Move { step: usize },
+    /// Baking: come back later.
+    Wait { step: usize, ms: u64 },
+    /// The bake is over: run the checks after it, then move on or promote.
+    Judge { step: usize },
+    /// Make the new version production (again, if a crash interrupted it).
+    Promote,
+    /// Stop the rollout. `restore`: traffic must be put back on production first.
+    Abort { reason: String, restore: bool },
+    /// The rollout already ended: report it again, write nothing.
+    Finished(Status),
+    /// Cannot run: nothing is touched and the invocation fails with this.
+    Refuse(String),
+}
+
+fn alarms_text(alarms: &[String]) -> String {
+    alarms.join(", ")
+}
+
+/// What this invocation does. Pure: the I/O layer read `facts`; it carries the decision out.
+pub fn decide(plan: &Plan, facts: &Facts) -> Decision {
+    let ours = match &facts.marker {
+        Some(Ok(m)) if m.id == plan.id => Some(m),
+        Some(Ok(m)) if !m.status.finished() => {
+            return Decision::Refuse(format!(
+                "rollout {:?} is {} at step {} on this target: one rollout at a time (wait for it, or abort it)",
+                m.id,
+                m.status.as_str(),
+                m.step
+            ))
+        }
+        Some(Err(raw)) => {
+            return Decision::Refuse(format!(
+                "the target's {MARKER_KEY} tag is not a marker ShiftGuard wrote ({raw:?}): refusing to guess where a rollout stands"
+            ))
+        }
+        _ => None,
+    };
+    let Some(m) = ours else {
+        return match &facts.traffic {
+            Traffic::Canary(0) if !facts.alarms_in_alarm.is_empty() => Decision::Abort {
+                reason: format!(
+                    "alarm(s) in ALARM before the rollout started: {}; no traffic was moved",
+                    alarms_text(&facts.alarms_in_alarm)
+                ),
+                restore: false,
+            },
+            Traffic::Canary(0) => Decision::Start,
+            Traffic::Canary(w) => Decision::Refuse(format!(
+                "the canary already has {w}% of traffic and no rollout of this id is recorded on the target: refusing to start from a split (put production back to 100% first)"
+            )),
+            Traffic::Unexpected(why) => Decision::Refuse(format!(
+                "refusing to start: {why}"
+            )),
+        };
+    };
+    let weight_of = |step: usize| -> u8 {
+        if step == 0 {
+            0
+        } else {
+            plan.steps.get(step - 1).map_or(100, |s| s.weight)
+        }
+    };
+    if m.step > plan.steps.len() {
+        return Decision::Refuse(format!(
+            "the marker says step {} but the plan has {} steps: the plan changed during the rollout",
+            m.step,
+            plan.steps.len()
+        ));
+    }
+    let alarming = !facts.alarms_in_alarm.is_empty();
+    let alarm_abort = || Decision::Abort {
+        reason: format!(
+            "alarm(s) in ALARM during step {}: {}",
+            m.step,
+            alarms_text(&facts.alarms_in_alarm)
+        ),
+        restore: true,
+    };
+    match m.status {
+        Status::Promoted | Status::Aborted => Decision::Finished(m.status),
+        Status::Aborting => Decision::Abort {
+            reason: "resuming an abort that did not finish".into(),
+            restore: true,
+        },
+        // The last bake's checks passed and the canary has all traffic: promotion only re-points
+        // production at what already serves, so it is finished even if an alarm fired since
+        // (rollback, subscribed to that alarm, acts on the listener by itself).
+        Status::Promoting => Decision::Promote,
+        Status::Moving => {
+            let (from, to) = (weight_of(m.step.saturating_sub(1)), weight_of(m.step));
+            match &facts.traffic {
+                _ if alarming => alarm_abort(),
+                Traffic::Canary(w) if *w == from || *w == to => Decision::Move { step: m.step },
+                Traffic::Canary(0) => Decision::Abort {
+                    reason: format!("production was restored outside the rollout (a rollback or a person) while step {} was being written", m.step),
+                    restore: false,
+                },
+                Traffic::Canary(w) => Decision::Abort {
+                    reason: format!("traffic changed outside the rollout: the canary has {w}%, expected {from}% or {to}%"),
+                    restore: true,
+                },
+                Traffic::Unexpected(why) => Decision::Abort {
+                    reason: format!("traffic changed outside the rollout: {why}"),
+                    restore: true,
+                },
+            }
+        }
+        Status::Baking => {
+            let expected = weight_of(m.step);
+            match &facts.traffic {
+                Traffic::Canary(0) => {
+                    return Decision::Abort {
+                        reason: format!(
+                            "production was restored outside the rollout (a rollback or a person) during step {} ({expected}%)",
+                            m.step
+                        ),
+                        restore: false,
+                    }
+                }
+                Traffic::Canary(w) if *w != expected => {
+                    return Decision::Abort {
+                        reason: format!("traffic changed outside the rollout: the canary has {w}%, step {} set {expected}%", m.step),
+                        restore: true,
+                    }
+                }
+                Traffic::Unexpected(why) => {
+                    return Decision::Abort {
+                        reason: format!("traffic changed outside the rollout: {why}"),
+                        restore: true,
+                    }
+                }
+                Traffic::Canary(_) => {}
+            }
+            if alarming {
+                return alarm_abort();
+            }
+            let bake = plan
+                .steps
+                .get(m.step.saturating_sub(1))
+                .map_or(Duration::ZERO, |s| s.bake);
+            let done_at = m.at_ms.saturating_add(bake.as_millis() as i64);
+            if facts.now_ms < done_at {
+                Decision::Wait {
+                    step: m.step,
+                    ms: (done_at - facts.now_ms) as u64,
+                }
+            } else {
+                Decision::Judge { step: m.step }
+            }
+        }
+    }
+}
+
+/// After the checks of a bake passed: the next step, or promotion after the last.
+pub fn after_judgement(plan: &Plan, step: usize) -> Decision {
+    if step >= plan.steps.len() {
+        Decision::Promote
+    } else {
+        Decision::Move { step: step + 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(target: Value, steps: Value) -> Value {
+        json!({"shiftguard": "shift", "rollout": {"id": "r1", "target": target, "steps": steps, "alarms": ["a"]}})
+    }
+    fn lattice() -> Value {
+        json!({"type": "lattice-listener", "service": "svc-1", "listener": "listener-1",
+               "productionTargetGroup": "tg-prod", "canaryTargetGroup": "tg-canary"})
+    }
+    fn plan() -> Plan {
+        parse_plan(&event(
+            lattice(),
+            json!([{"weight": 10, "bake": "5m"}, {"weight": 50, "bake": "5m"}, {"weight": 100, "bake": "1m"}]),
+        ))
+        .unwrap()
+    }
+    fn marker(step: usize, status: Status, at_ms: i64) -> Option<Result<Marker, String>> {
+        let weight = [0, 10, 50, 100][step];
+        Some(Ok(Marker {
+            id: "r1".into(),
+            step,
+            weight,
+            at_ms,
+            status,
+            stable: None,
+        }))
+    }
+    fn facts(
+        marker: Option<Result<Marker, String>>,
+        canary: u8,
+        alarms: &[&str],
+        now_ms: i64,
+    ) -> Facts {
+        Facts {
+            now_ms,
+            marker,
+            traffic: Traffic::Canary(canary),
+            alarms_in_alarm: alarms.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn plans_are_validated_naming_the_field() {
+        for (steps, field) in [
+            (json!([]), "rollout.steps"),
+            (
+                json!([{"weight": 10}, {"weight": 10}, {"weight": 100}]),
+                "rollout.steps[1].weight",
+            ),
+            (
+                json!([{"weight": 50}, {"weight": 25}, {"weight": 100}]),
+                "rollout.steps[1].weight",
+            ),
+            (
+                json!([{"weight": 0}, {"weight": 100}]),
+                "rollout.steps[0].weight",
+            ),
+            (
+                json!([{"weight": 10}, {"weight": 101}]),
+                "rollout.steps[1].weight",
+            ),
+            (
+                json!([{"weight": 10}, {"weight": 50}]),
+                "rollout.steps[1].weight: the last step must be 100",
+            ),
+            (
+                json!([{"weight": 10, "bake": "5 minutes"}, {"weight": 100}]),
+                "rollout.steps[0].bake",
+            ),
+            (
+                json!([{"weight": 10, "bake": "8000h"}, {"weight": 100}]),
+                "rollout.steps[0].bake",
+            ),
+            (json!([{"weight": 10, "bak": "5m"}, {"weight": 100}]), "bak"),
+        ] {
+            let err = parse_plan(&event(lattice(), steps.clone())).unwrap_err();
+            assert!(err.contains(field), "{steps}: {err}");
+        }
+        let mut same = lattice();
+        same["canaryTargetGroup"] =
+            json!("arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-prod");
+        let err = parse_plan(&event(same, json!([{"weight": 100}]))).unwrap_err();
+        assert!(err.contains("rollout.target.canaryTargetGroup"), "{err}");
+        let alias = json!({"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "$LATEST"});
+        let err = parse_plan(&event(alias, json!([{"weight": 100}]))).unwrap_err();
+        assert!(err.contains("rollout.target.newVersion"), "{err}");
+        let mut bad_id = event(lattice(), json!([{"weight": 100}]));
+        bad_id["rollout"]["id"] = json!("has space");
+        assert!(parse_plan(&bad_id).unwrap_err().contains("rollout.id"));
+        // Checks are the hooks' own, validated by the hooks' parser, with the path in front.
+        let mut checks = event(lattice(), json!([{"weight": 100}]));
+        checks["rollout"]["checks"] = json!({"after": {"checks": [{"name": "h", "kind": "http", "url": "https://x", "expect": {"stauts": 200}}]}});
+        let err = parse_plan(&checks).unwrap_err();
+        assert!(
+            err.contains("rollout.checks.after.") && err.contains("stauts"),
+            "{err}"
+        );
+        // A lattice rollout's invoke check needs a function to invoke.
+        checks["rollout"]["checks"] =
+            json!({"before": {"checks": [{"name": "smoke", "kind": "invoke"}]}});
+        let err = parse_plan(&checks).unwrap_err();
+        assert!(
+            err.contains("rollout.checks.before.checks[0]") && err.contains("checkFunction"),
+            "{err}"
+        );
+        checks["rollout"]["checkFunction"] =
+            json!({"function": "orders", "version": "2", "currentVersion": "1"});
+        assert!(parse_plan(&checks).is_ok());
+        let mut wrong = event(lattice(), json!([{"weight": 100}]));
+        wrong["shiftguard"] = json!("rollback");
+        assert!(parse_plan(&wrong).unwrap_err().contains("shiftguard"));
+    }
+
+    #[test]
+    fn bakes_parse_in_every_unit() {
+        for (v, ms) in [
+            (json!("500ms"), 500),
+            (json!("90s"), 90_000),
+            (json!("5m"), 300_000),
+            (json!("1h"), 3_600_000),
+            (json!(250), 250),
+        ] {
+            assert_eq!(parse_bake(&v), Some(Duration::from_millis(ms)), "{v}");
+        }
+        for v in [
+            json!("5"),
+            json!("-1s"),
+            json!("1d"),
+            json!(""),
+            json!(1.5),
+            json!("99999999999999999999h"),
+        ] {
+            assert_eq!(parse_bake(&v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn markers_round_trip_and_foreign_tags_do_not_parse() {
+        let m = Marker {
+            id: "orders-v2.1_a".into(),
+            step: 3,
+            weight: 50,
+            at_ms: 1_795_337_270_554,
+            status: Status::Baking,
+            stable: Some("7".into()),
+        };
+        assert_eq!(Marker::decode(&m.encode()), Some(m.clone()));
+        assert!(m.encode().len() <= 256);
+        for raw in [
+            "",
+            "hello",
+            "id=x step=a status=baking",
+            "id=x status=flying",
+            "step=1 status=baking",
+            "id=x step=1 weight=200 status=baking",
+        ] {
+            assert_eq!(Marker::decode(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn what_one_invocation_does() {
+        let p = plan();
+        let min = 60_000;
+        let t0 = 1_000_000;
+        let other = Some(Ok(Marker {
+            id: "r0".into(),
+            step: 2,
+            weight: 50,
+            at_ms: 0,
+            status: Status::Baking,
+            stable: None,
+        }));
+        let other_done = Some(Ok(Marker {
+            id: "r0".into(),
+            step: 3,
+            weight: 100,
+            at_ms: 0,
+            status: Status::Promoted,
+            stable: None,
+        }));
+        use Decision::*;
+        let cases: Vec<(&str, Facts, Decision)> = vec![
+            ("fresh target", facts(None, 0, &[], t0), Start),
+            (
+                "after an earlier rollout finished",
+                facts(other_done.clone(), 0, &[], t0),
+                Start,
+            ),
+            (
+                "another rollout in progress",
+                facts(other, 0, &[], t0),
+                Refuse(String::new()),
+            ),
+            (
+                "unreadable marker",
+                facts(Some(Err("junk".into())), 0, &[], t0),
+                Refuse(String::new()),
+            ),
+            (
+                "already split, no marker",
+                facts(None, 10, &[], t0),
+                Refuse(String::new()),
+            ),
+            (
+                "alarm at start: abort, nothing to restore",
+                facts(None, 0, &["a"], t0),
+                Abort {
+                    reason: String::new(),
+                    restore: false,
+                },
+            ),
+            (
+                "crash while moving to step 1, weights not written",
+                facts(marker(1, Status::Moving, t0), 0, &[], t0),
+                Move { step: 1 },
+            ),
+            (
+                "crash while moving to step 2, weights written",
+                facts(marker(2, Status::Moving, t0), 50, &[], t0),
+                Move { step: 2 },
+            ),
+            (
+                "moving, but an alarm",
+                facts(marker(2, Status::Moving, t0), 10, &["a"], t0),
+                Abort {
+                    reason: String::new(),
+                    restore: true,
+                },
+            ),
+            (
+                "moving, production restored by someone",
+                facts(marker(2, Status::Moving, t0), 0, &[], t0),
+                Abort {
+                    reason: String::new(),
+                    restore: false,
+                },
+            ),
+            (
+                "baking, early",
+                facts(marker(1, Status::Baking, t0), 10, &[], t0 + min),
+                Wait {
+                    step: 1,
+                    ms: 4 * min as u64,
+                },
+            ),
+            (
+                "baking, done",
+                facts(marker(1, Status::Baking, t0), 10, &[], t0 + 5 * min),
+                Judge { step: 1 },
+            ),
+            (
+                "baking, alarm",
+                facts(marker(1, Status::Baking, t0), 10, &["a"], t0 + min),
+                Abort {
+                    reason: String::new(),
+                    restore: true,
+                },
+            ),
+            (
+                "baking, rollback restored production",
+                facts(marker(2, Status::Baking, t0), 0, &["a"], t0 + min),
+                Abort {
+                    reason: String::new(),
+                    restore: false,
+                },
+            ),
+            (
+                "baking, a person moved the weights",
+                facts(marker(2, Status::Baking, t0), 30, &[], t0 + min),
+                Abort {
+                    reason: String::new(),
+                    restore: true,
+                },
+            ),
+            (
+                "last step baked",
+                facts(marker(3, Status::Baking, t0), 100, &[], t0 + min),
+                Judge { step: 3 },
+            ),
+            (
+                "crash while promoting",
+                facts(marker(3, Status::Promoting, t0), 0, &[], t0),
+                Promote,
+            ),
+            (
+                "crash while aborting",
+                facts(marker(2, Status::Aborting, t0), 50, &[], t0),
+                Abort {
+                    reason: String::new(),
+                    restore: true,
+                },
+            ),
+            (
+                "re-run after promotion",
+                facts(marker(3, Status::Promoted, t0), 0, &["a"], t0),
+                Finished(Status::Promoted),
+            ),
+            (
+                "re-run after abort",
+                facts(marker(2, Status::Aborted, t0), 0, &[], t0),
+                Finished(Status::Aborted),
+            ),
+        ];
+        for (name, f, want) in cases {
+            let got = decide(&p, &f);
+            let same = match (&got, &want) {
+                (Refuse(_), Refuse(_)) => true,
+                (Abort { restore: a, reason }, Abort { restore: b, .. }) => {
+                    a == b && !reason.is_empty()
+                }
+                _ => got == want,
+            };
+            assert!(same, "{name}: got {got:?}, want {want:?}");
+        }
+        let unexpected = Facts {
+            traffic: Traffic::Unexpected("forwards disagree".into()),
+            ..facts(marker(1, Status::Baking, t0), 0, &[], t0)
+        };
+        assert!(matches!(
+            decide(&p, &unexpected),
+            Abort { restore: true, .. }
+        ));
+        assert_eq!(after_judgement(&p, 1), Move { step: 2 });
+        assert_eq!(after_judgement(&p, 3), Promote);
+    }
+
+    proptest::proptest! {
+        /// An alarm in ALARM never lets a rollout start, move, keep baking or judge.
+        #[test]
+        fn an_alarm_never_moves_traffic_forward(
+            step in 0usize..4, status in 0usize..6, canary in 0u8..=100, now in 0i64..10_000_000,
+            at in 0i64..10_000_000, has_marker: bool,
+        ) {
+            let status = [Status::Moving, Status::Baking, Status::Promoting, Status::Promoted, Status::Aborting, Status::Aborted][status];
+            let m = has_marker.then(|| Ok(Marker { id: "r1".into(), step, weight: canary, at_ms: at, status, stable: None }));
+            let d = decide(&plan(), &facts(m, canary, &["a"], now));
+            proptest::prop_assert!(
+                !matches!(d, Decision::Start | Decision::Move { .. } | Decision::Wait { .. } | Decision::Judge { .. }),
+                "{d:?}"
+            );
+        }
+    }
+}
