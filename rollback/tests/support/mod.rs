@@ -262,6 +262,10 @@ pub fn writes(emu: &Emulator) -> Vec<String> {
                 "BatchUpdateRule",
                 "Publish",
                 "UpdateStage",
+                "TagResource",
+                "RegisterTargets",
+                "DeregisterTargets",
+                "CreateAlias",
             ]
             .iter()
             .any(|w| op.ends_with(w))

@@ -1,0 +1,444 @@
+//! `shift` against the emulator, time compressed (bakes of a few hundred milliseconds): a good
+//! version promoted through every step, a version failing a check at step 2, an alarm during a
+//! bake, a concurrent rollback, re-runs of a step, and plans refused before anything moves.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use rollback::shift::plan::{Marker, Status, MARKER_KEY};
+use rollback::shift::{handle_shift, Action, ShiftClients, ShiftConfig, ShiftError, StepSummary};
+use rollback::Deadline;
+use serde_json::{json, Value};
+use support::*;
+
+const ALARM: &str = "orders-canary-5xx";
+
+struct Shift {
+    w: World,
+    shift: ShiftClients,
+}
+
+async fn shift_world() -> Shift {
+    let w = world().await;
+    let shift = ShiftClients::new(&w.emu.sdk_config().await);
+    Shift { w, shift }
+}
+
+async fn step(s: &Shift, event: &Value) -> Result<StepSummary, ShiftError> {
+    let config = ShiftConfig::from_vars(&[]).unwrap();
+    handle_shift(&s.shift, &config, event, Deadline::after(Duration::from_secs(60))).await
+}
+
+/// Runs steps until the rollout ends, waiting as told; returns every step's summary.
+async fn drive(s: &Shift, event: &Value) -> Vec<StepSummary> {
+    let mut all = Vec::new();
+    loop {
+        let summary = step(s, event).await.expect("a step");
+        let (status, wait) = (summary.status, summary.wait_ms.unwrap_or(0));
+        all.push(summary);
+        if status != "in-progress" {
+            return all;
+        }
+        assert!(all.len() < 20, "a rollout of three steps that does not end");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+async fn alarm(s: &Shift, name: &str) {
+    s.shift
+        .hooks
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/VpcLattice")
+        .metric_name("HTTPCode_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+async fn set_alarm(s: &Shift, name: &str, state: StateValue) {
+    s.shift
+        .hooks
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}
+
+async fn version_arn(s: &Shift, function: &str, version: &str) -> String {
+    s.w.clients
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration")
+        .function_arn
+        .unwrap()
+}
+
+async fn register(s: &Shift, group: &str, arn: &str) {
+    s.w.clients
+        .lattice
+        .register_targets()
+        .target_group_identifier(group)
+        .targets(
+            aws_sdk_vpclattice::types::Target::builder()
+                .id(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("RegisterTargets");
+}
+
+async fn targets(s: &Shift, group: &str) -> Vec<String> {
+    s.w.clients
+        .lattice
+        .list_targets()
+        .target_group_identifier(group)
+        .send()
+        .await
+        .expect("ListTargets")
+        .items
+        .into_iter()
+        .filter_map(|t| t.id)
+        .collect()
+}
+
+/// `orders` versions 1 (behind production) and 2 (behind the canary group), the listener at
+/// production 100 / canary 0, and the alarm in OK.
+async fn lattice_world() -> (Shift, Lattice) {
+    let s = shift_world().await;
+    let lat = lattice(&s.w, (100, 0)).await;
+    function(&s.w, "orders", 2).await;
+    let (v1, v2) = (
+        version_arn(&s, "orders", "1").await,
+        version_arn(&s, "orders", "2").await,
+    );
+    register(&s, &lat.production, &v1).await;
+    register(&s, &lat.canary, &v2).await;
+    alarm(&s, ALARM).await;
+    set_alarm(&s, ALARM, StateValue::Ok).await;
+    (s, lat)
+}
+
+fn lattice_plan(lat: &Lattice, id: &str) -> Value {
+    json!({"shiftguard": "shift", "rollout": {
+        "id": id,
+        "target": {"type": "lattice-listener", "service": lat.service, "listener": lat.listener,
+                   "productionTargetGroup": lat.production, "canaryTargetGroup": lat.canary},
+        "steps": [{"weight": 10, "bake": "300ms"}, {"weight": 50, "bake": "300ms"}, {"weight": 100, "bake": "300ms"}],
+        "alarms": [ALARM],
+    }})
+}
+
+fn canary_share(weights: &[(String, i32)], lat: &Lattice) -> i32 {
+    let get = |g: &str| weights.iter().find(|(n, _)| n == g).map_or(0, |(_, w)| *w);
+    let (p, c) = (get(&lat.production), get(&lat.canary));
+    c * 100 / (p + c)
+}
+
+async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
+    let arn = s
+        .w
+        .clients
+        .lattice
+        .get_listener()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let tags = s
+        .w
+        .clients
+        .lattice
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags
+        .unwrap_or_default();
+    tags.get(MARKER_KEY).and_then(|t| Marker::decode(t))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_version_is_promoted_through_every_step_and_production_points_at_it() {
+    let (s, lat) = lattice_world().await;
+    let mut plan = lattice_plan(&lat, "orders-v2");
+    s.w.emu.control(
+        "POST",
+        "/_shiftguard/lambda/behaviour",
+        Some(&json!({"function": "orders", "version": "2", "response": {"statusCode": 200}})),
+    );
+    plan["rollout"]["checkFunction"] = json!({"function": "orders", "version": "2", "currentVersion": "1"});
+    plan["rollout"]["checks"] = json!({"before": {"checks": [
+        {"name": "smoke", "kind": "invoke", "expect": {"status": 200}, "timeout": "2s"}]}});
+
+    let steps = drive(&s, &plan).await;
+
+    let actions: Vec<(Action, usize, u8)> = steps.iter().map(|x| (x.action, x.step, x.canary_weight)).collect();
+    // Baking steps may appear when the machine is slow; the moves are exactly these, in order.
+    let moves: Vec<&(Action, usize, u8)> = actions.iter().filter(|a| a.0 != Action::Baking).collect();
+    assert_eq!(
+        moves,
+        [
+            &(Action::Started, 1, 10),
+            &(Action::Advanced, 2, 50),
+            &(Action::Advanced, 3, 100),
+            &(Action::Promoted, 3, 0)
+        ],
+        "{actions:?}"
+    );
+    assert_eq!(steps[0].checks.len(), 1, "the check before the first step ran");
+    assert_eq!(steps[0].checks[0].details["executedVersion"], "2");
+    assert_eq!(steps[0].wait_ms, Some(300));
+    // Production now serves the new version, with all traffic; the canary group keeps it too.
+    let weights = listener_weights(&s.w, &lat).await;
+    assert_eq!(canary_share(&weights, &lat), 0, "{weights:?}");
+    let v2 = version_arn(&s, "orders", "2").await;
+    assert_eq!(targets(&s, &lat.production).await, [v2.clone()]);
+    assert_eq!(targets(&s, &lat.canary).await, [v2]);
+    let marker = listener_marker(&s, &lat).await.expect("marker");
+    assert_eq!((marker.id.as_str(), marker.status, marker.step), ("orders-v2", Status::Promoted, 3));
+
+    // Re-running the last step (Step Functions retried it, a person ran it) writes nothing.
+    s.w.emu.reset_calls();
+    let again = step(&s, &plan).await.unwrap();
+    assert_eq!((again.action, again.status), (Action::Finished, "promoted"));
+    assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_during_a_bake_aborts_and_restores_production() {
+    let (s, lat) = lattice_world().await;
+    let plan = lattice_plan(&lat, "orders-v2");
+    let first = step(&s, &plan).await.unwrap();
+    assert_eq!((first.action, first.canary_weight), (Action::Started, 10));
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
+
+    set_alarm(&s, ALARM, StateValue::Alarm).await;
+    let aborted = step(&s, &plan).await.unwrap();
+    assert_eq!((aborted.action, aborted.status), (Action::Aborted, "aborted"));
+    let reason = aborted.reason.clone().unwrap();
+    assert!(reason.contains(ALARM) && reason.contains("step 1"), "{reason}");
+    let restore = aborted.restore.as_ref().expect("restored through rollback's code");
+    assert_eq!(serde_json::to_value(restore.outcome).unwrap(), "restored");
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+    assert_eq!(listener_marker(&s, &lat).await.unwrap().status, Status::Aborted);
+    // Production keeps its own targets: nothing was promoted.
+    assert_eq!(targets(&s, &lat.production).await, [version_arn(&s, "orders", "1").await]);
+
+    // The alarm clears; the aborted rollout stays aborted (a new rollout needs a new id).
+    set_alarm(&s, ALARM, StateValue::Ok).await;
+    s.w.emu.reset_calls();
+    let again = step(&s, &plan).await.unwrap();
+    assert_eq!((again.action, again.status), (Action::Finished, "aborted"));
+    assert!(writes(&s.w.emu).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_rollback_aborts_the_rollout_and_is_never_undone() {
+    let (s, lat) = lattice_world().await;
+    let plan = lattice_plan(&lat, "orders-v2");
+    step(&s, &plan).await.unwrap();
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
+
+    // The alarm fires and rollback (subscribed to it) restores production first; the alarm
+    // returns to OK before the rollout's next step.
+    let config = config(json!([{"alarms": [ALARM], "targets": [lattice_target(&lat)]}]));
+    let mut event = shiftguard_testkit::event("rollback/sns-lattice-alarm.json");
+    let message = event["Records"][0]["Sns"]["Message"].as_str().unwrap().to_string();
+    let mut message: Value = serde_json::from_str(&message).unwrap();
+    message["StateChangeTime"] = json!(chrono_now());
+    event["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+    let summary = rollback::handle(&s.w.clients, &config, &event, Deadline::after(Duration::from_secs(30)))
+        .await
+        .expect("rollback");
+    assert_eq!(serde_json::to_value(summary.targets[0].outcome).unwrap(), "restored");
+
+    s.w.emu.reset_calls();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let next = step(&s, &plan).await.unwrap();
+    assert_eq!((next.action, next.status), (Action::Aborted, "aborted"));
+    assert!(next.reason.as_deref().unwrap().contains("restored outside the rollout"), "{:?}", next.reason);
+    assert!(next.restore.is_none(), "production was already restored: nothing to restore");
+    let w = writes(&s.w.emu);
+    assert!(
+        w.iter().all(|op| op.ends_with("TagResource")),
+        "only the marker is written, never the weights: {w:?}"
+    );
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+}
+
+fn chrono_now() -> String {
+    // The notification's time format: 2026-11-21T14:57:14.419+0000.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) — H. Hinnant's civil_from_days.
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
+    let (s, lat) = lattice_world().await;
+    let plan = lattice_plan(&lat, "orders-v2");
+    step(&s, &plan).await.unwrap();
+
+    // The same step again at once (a Lambda retry): still baking, nothing written.
+    s.w.emu.reset_calls();
+    let again = step(&s, &plan).await.unwrap();
+    assert_eq!((again.action, again.step, again.canary_weight), (Action::Baking, 1, 10));
+    assert!(again.wait_ms.unwrap() <= 300);
+    assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
+
+    // A crash after the marker said "moving to step 2" but before the weights were written.
+    let arn = s.w.clients.lattice.get_listener().service_identifier(&lat.service)
+        .listener_identifier(&lat.listener).send().await.unwrap().arn.unwrap();
+    let moving = Marker { id: "orders-v2".into(), step: 2, weight: 50, at_ms: 0, status: Status::Moving, stable: None };
+    s.w.clients.lattice.tag_resource().resource_arn(&arn).tags(MARKER_KEY, moving.encode()).send().await.unwrap();
+    let resumed = step(&s, &plan).await.unwrap();
+    assert_eq!((resumed.action, resumed.step, resumed.canary_weight), (Action::Resumed, 2, 50));
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 50);
+    assert_eq!(listener_marker(&s, &lat).await.unwrap().status, Status::Baking);
+
+    // Another rollout on the same listener while this one runs: refused, nothing touched.
+    s.w.emu.reset_calls();
+    let other = step(&s, &lattice_plan(&lat, "orders-v3")).await.unwrap_err();
+    assert_eq!(other.error_type(), "Shift.Refused");
+    assert!(other.to_string().contains("orders-v2"), "{other}");
+    assert!(writes(&s.w.emu).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plans_are_refused_before_anything_moves() {
+    let (s, lat) = lattice_world().await;
+    s.w.emu.reset_calls();
+    let mut not_increasing = lattice_plan(&lat, "r1");
+    not_increasing["rollout"]["steps"] = json!([{"weight": 50}, {"weight": 25}, {"weight": 100}]);
+    let e = step(&s, &not_increasing).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    assert!(e.to_string().contains("rollout.steps[1].weight"), "{e}");
+    assert!(s.w.emu.calls().is_empty(), "no AWS call for a plan that does not parse");
+
+    let mut not_in_listener = lattice_plan(&lat, "r1");
+    not_in_listener["rollout"]["target"]["canaryTargetGroup"] = json!(lat.other);
+    let e = step(&s, &not_in_listener).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    assert!(e.to_string().contains(&lat.other), "{e}");
+
+    let mut no_alarm = lattice_plan(&lat, "r1");
+    no_alarm["rollout"]["alarms"] = json!(["no-such-alarm"]);
+    let e = step(&s, &no_alarm).await.unwrap_err();
+    assert!(e.to_string().contains("rollout.alarms") && e.to_string().contains("no-such-alarm"), "{e}");
+
+    function(&s.w, "checkout", 2).await;
+    alias(&s.w, "checkout", "live", "1", &[]).await;
+    let missing_version = json!({"shiftguard": "shift", "rollout": {"id": "r1",
+        "target": {"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "9"},
+        "steps": [{"weight": 100}]}});
+    let e = step(&s, &missing_version).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    assert!(e.to_string().contains("version 9"), "{e}");
+    assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_version_failing_a_check_at_step_2_is_aborted_with_production_restored() {
+    let s = shift_world().await;
+    function(&s.w, "checkout", 2).await;
+    alias(&s.w, "checkout", "live", "1", &[]).await;
+    let behave = |version: &str, response: Value| {
+        let mut body = response;
+        body["function"] = json!("checkout");
+        body["version"] = json!(version);
+        s.w.emu.control("POST", "/_shiftguard/lambda/behaviour", Some(&body));
+    };
+    behave("1", json!({"response": {"statusCode": 200}}));
+    behave("2", json!({"response": {"statusCode": 200}}));
+    let plan = json!({"shiftguard": "shift", "rollout": {"id": "checkout-v2",
+        "target": {"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "2", "stableAlias": "blue"},
+        "steps": [{"weight": 10, "bake": "200ms"}, {"weight": 50, "bake": "200ms"}, {"weight": 100, "bake": "200ms"}],
+        // Through the alias, as callers see it: 20 requests reach version 2 at 50% with
+        // near certainty (all 20 on version 1: one in a million).
+        "checks": {"after": {"checks": [{"name": "load", "kind": "burst", "requests": 20, "concurrency": 4,
+            "target": {"invoke": {"expect": {"status": 200}}}, "maxFailureRate": 0.01, "timeout": "10s"}]}}}});
+
+    let first = step(&s, &plan).await.unwrap();
+    assert_eq!((first.action, first.canary_weight), (Action::Started, 10));
+    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![("2".to_string(), 0.1)]));
+    tokio::time::sleep(Duration::from_millis(220)).await;
+    let second = step(&s, &plan).await.unwrap();
+    assert_eq!((second.action, second.step, second.canary_weight), (Action::Advanced, 2, 50), "{second:?}");
+    assert_eq!(second.checks[0].verdict, hooks::checks::Verdict::Passed);
+
+    // Version 2 starts failing during step 2.
+    behave("2", json!({"function_error": "Unhandled", "response": {"errorMessage": "boom"}}));
+    tokio::time::sleep(Duration::from_millis(220)).await;
+    let third = step(&s, &plan).await.unwrap();
+    assert_eq!((third.action, third.status, third.step), (Action::Aborted, "aborted", 2), "{third:?}");
+    assert!(third.reason.as_deref().unwrap().contains("checks after step 2 (50%) failed"), "{:?}", third.reason);
+    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![]));
+    let restore = third.restore.as_ref().unwrap();
+    assert_eq!(serde_json::to_value(restore.outcome).unwrap(), "restored");
+    // Never promoted: the stable pointer was not created.
+    let blue = s.w.clients.lambda.get_alias().function_name("checkout").name("blue").send().await;
+    assert!(blue.is_err(), "{blue:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_rollout_ends_on_the_new_version_with_the_stable_pointer_moved() {
+    let s = shift_world().await;
+    function(&s.w, "checkout", 3).await;
+    alias(&s.w, "checkout", "live", "2", &[]).await;
+    alias(&s.w, "checkout", "blue", "2", &[]).await;
+    let plan = json!({"shiftguard": "shift", "rollout": {"id": "checkout-v3",
+        "target": {"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "3", "stableAlias": "blue"},
+        "steps": [{"weight": 25, "bake": "100ms"}, {"weight": 100, "bake": "100ms"}]}});
+    let steps = drive(&s, &plan).await;
+    let last = steps.last().unwrap();
+    assert_eq!((last.action, last.status), (Action::Promoted, "promoted"), "{steps:?}");
+    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("3".to_string(), vec![]));
+    assert_eq!(alias_state(&s.w, "checkout", "blue").await.0, "3");
+}
