@@ -372,8 +372,10 @@ async fn bad_plans_are_refused_before_anything_moves() {
     let e = step(&s, &no_alarm).await.unwrap_err();
     assert!(e.to_string().contains("rollout.alarms") && e.to_string().contains("no-such-alarm"), "{e}");
 
+    assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     function(&s.w, "checkout", 2).await;
     alias(&s.w, "checkout", "live", "1", &[]).await;
+    s.w.emu.reset_calls();
     let missing_version = json!({"shiftguard": "shift", "rollout": {"id": "r1",
         "target": {"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "9"},
         "steps": [{"weight": 100}]}});
