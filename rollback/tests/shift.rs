@@ -28,7 +28,13 @@ async fn shift_world() -> Shift {
 
 async fn step(s: &Shift, event: &Value) -> Result<StepSummary, ShiftError> {
     let config = ShiftConfig::from_vars(&[]).unwrap();
-    handle_shift(&s.shift, &config, event, Deadline::after(Duration::from_secs(60))).await
+    handle_shift(
+        &s.shift,
+        &config,
+        event,
+        Deadline::after(Duration::from_secs(60)),
+    )
+    .await
 }
 
 /// Runs steps until the rollout ends, waiting as told; returns every step's summary.
@@ -154,29 +160,27 @@ fn canary_share(weights: &[(String, i32)], lat: &Lattice) -> i32 {
 }
 
 async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
-    let arn = s
-        .w
-        .clients
-        .lattice
-        .get_listener()
-        .service_identifier(&lat.service)
-        .listener_identifier(&lat.listener)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    let tags = s
-        .w
-        .clients
-        .lattice
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .expect("ListTagsForResource")
-        .tags
-        .unwrap_or_default();
+    let arn =
+        s.w.clients
+            .lattice
+            .get_listener()
+            .service_identifier(&lat.service)
+            .listener_identifier(&lat.listener)
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap();
+    let tags =
+        s.w.clients
+            .lattice
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .expect("ListTagsForResource")
+            .tags
+            .unwrap_or_default();
     tags.get(MARKER_KEY).and_then(|t| Marker::decode(t))
 }
 
@@ -189,15 +193,20 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
         "/_shiftguard/lambda/behaviour",
         Some(&json!({"function": "orders", "version": "2", "response": {"statusCode": 200}})),
     );
-    plan["rollout"]["checkFunction"] = json!({"function": "orders", "version": "2", "currentVersion": "1"});
+    plan["rollout"]["checkFunction"] =
+        json!({"function": "orders", "version": "2", "currentVersion": "1"});
     plan["rollout"]["checks"] = json!({"before": {"checks": [
         {"name": "smoke", "kind": "invoke", "expect": {"status": 200}, "timeout": "2s"}]}});
 
     let steps = drive(&s, &plan).await;
 
-    let actions: Vec<(Action, usize, u8)> = steps.iter().map(|x| (x.action, x.step, x.canary_weight)).collect();
+    let actions: Vec<(Action, usize, u8)> = steps
+        .iter()
+        .map(|x| (x.action, x.step, x.canary_weight))
+        .collect();
     // Baking steps may appear when the machine is slow; the moves are exactly these, in order.
-    let moves: Vec<&(Action, usize, u8)> = actions.iter().filter(|a| a.0 != Action::Baking).collect();
+    let moves: Vec<&(Action, usize, u8)> =
+        actions.iter().filter(|a| a.0 != Action::Baking).collect();
     assert_eq!(
         moves,
         [
@@ -208,7 +217,11 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
         ],
         "{actions:?}"
     );
-    assert_eq!(steps[0].checks.len(), 1, "the check before the first step ran");
+    assert_eq!(
+        steps[0].checks.len(),
+        1,
+        "the check before the first step ran"
+    );
     assert_eq!(steps[0].checks[0].details["executedVersion"], "2");
     assert_eq!(steps[0].wait_ms, Some(300));
     // Production now serves the new version, with all traffic; the canary group keeps it too.
@@ -218,7 +231,10 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
     assert_eq!(targets(&s, &lat.production).await, [v2.clone()]);
     assert_eq!(targets(&s, &lat.canary).await, [v2]);
     let marker = listener_marker(&s, &lat).await.expect("marker");
-    assert_eq!((marker.id.as_str(), marker.status, marker.step), ("orders-v2", Status::Promoted, 3));
+    assert_eq!(
+        (marker.id.as_str(), marker.status, marker.step),
+        ("orders-v2", Status::Promoted, 3)
+    );
 
     // Re-running the last step (Step Functions retried it, a person ran it) writes nothing.
     s.w.emu.reset_calls();
@@ -237,15 +253,30 @@ async fn an_alarm_during_a_bake_aborts_and_restores_production() {
 
     set_alarm(&s, ALARM, StateValue::Alarm).await;
     let aborted = step(&s, &plan).await.unwrap();
-    assert_eq!((aborted.action, aborted.status), (Action::Aborted, "aborted"));
+    assert_eq!(
+        (aborted.action, aborted.status),
+        (Action::Aborted, "aborted")
+    );
     let reason = aborted.reason.clone().unwrap();
-    assert!(reason.contains(ALARM) && reason.contains("step 1"), "{reason}");
-    let restore = aborted.restore.as_ref().expect("restored through rollback's code");
+    assert!(
+        reason.contains(ALARM) && reason.contains("step 1"),
+        "{reason}"
+    );
+    let restore = aborted
+        .restore
+        .as_ref()
+        .expect("restored through rollback's code");
     assert_eq!(serde_json::to_value(restore.outcome).unwrap(), "restored");
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
-    assert_eq!(listener_marker(&s, &lat).await.unwrap().status, Status::Aborted);
+    assert_eq!(
+        listener_marker(&s, &lat).await.unwrap().status,
+        Status::Aborted
+    );
     // Production keeps its own targets: nothing was promoted.
-    assert_eq!(targets(&s, &lat.production).await, [version_arn(&s, "orders", "1").await]);
+    assert_eq!(
+        targets(&s, &lat.production).await,
+        [version_arn(&s, "orders", "1").await]
+    );
 
     // The alarm clears; the aborted rollout stays aborted (a new rollout needs a new id).
     set_alarm(&s, ALARM, StateValue::Ok).await;
@@ -266,21 +297,42 @@ async fn a_concurrent_rollback_aborts_the_rollout_and_is_never_undone() {
     // returns to OK before the rollout's next step.
     let config = config(json!([{"alarms": [ALARM], "targets": [lattice_target(&lat)]}]));
     let mut event = shiftguard_testkit::event("rollback/sns-lattice-alarm.json");
-    let message = event["Records"][0]["Sns"]["Message"].as_str().unwrap().to_string();
+    let message = event["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut message: Value = serde_json::from_str(&message).unwrap();
     message["StateChangeTime"] = json!(chrono_now());
     event["Records"][0]["Sns"]["Message"] = json!(message.to_string());
-    let summary = rollback::handle(&s.w.clients, &config, &event, Deadline::after(Duration::from_secs(30)))
-        .await
-        .expect("rollback");
-    assert_eq!(serde_json::to_value(summary.targets[0].outcome).unwrap(), "restored");
+    let summary = rollback::handle(
+        &s.w.clients,
+        &config,
+        &event,
+        Deadline::after(Duration::from_secs(30)),
+    )
+    .await
+    .expect("rollback");
+    assert_eq!(
+        serde_json::to_value(summary.targets[0].outcome).unwrap(),
+        "restored"
+    );
 
     s.w.emu.reset_calls();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let next = step(&s, &plan).await.unwrap();
     assert_eq!((next.action, next.status), (Action::Aborted, "aborted"));
-    assert!(next.reason.as_deref().unwrap().contains("restored outside the rollout"), "{:?}", next.reason);
-    assert!(next.restore.is_none(), "production was already restored: nothing to restore");
+    assert!(
+        next.reason
+            .as_deref()
+            .unwrap()
+            .contains("restored outside the rollout"),
+        "{:?}",
+        next.reason
+    );
+    assert!(
+        next.restore.is_none(),
+        "production was already restored: nothing to restore"
+    );
     let w = writes(&s.w.emu);
     assert!(
         w.iter().all(|op| op.ends_with("TagResource")),
@@ -328,23 +380,57 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
     // The same step again at once (a Lambda retry): still baking, nothing written.
     s.w.emu.reset_calls();
     let again = step(&s, &plan).await.unwrap();
-    assert_eq!((again.action, again.step, again.canary_weight), (Action::Baking, 1, 10));
+    assert_eq!(
+        (again.action, again.step, again.canary_weight),
+        (Action::Baking, 1, 10)
+    );
     assert!(again.wait_ms.unwrap() <= 300);
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
 
     // A crash after the marker said "moving to step 2" but before the weights were written.
-    let arn = s.w.clients.lattice.get_listener().service_identifier(&lat.service)
-        .listener_identifier(&lat.listener).send().await.unwrap().arn.unwrap();
-    let moving = Marker { id: "orders-v2".into(), step: 2, weight: 50, at_ms: 0, status: Status::Moving, stable: None };
-    s.w.clients.lattice.tag_resource().resource_arn(&arn).tags(MARKER_KEY, moving.encode()).send().await.unwrap();
+    let arn =
+        s.w.clients
+            .lattice
+            .get_listener()
+            .service_identifier(&lat.service)
+            .listener_identifier(&lat.listener)
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap();
+    let moving = Marker {
+        id: "orders-v2".into(),
+        step: 2,
+        weight: 50,
+        at_ms: 0,
+        status: Status::Moving,
+        stable: None,
+    };
+    s.w.clients
+        .lattice
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(MARKER_KEY, moving.encode())
+        .send()
+        .await
+        .unwrap();
     let resumed = step(&s, &plan).await.unwrap();
-    assert_eq!((resumed.action, resumed.step, resumed.canary_weight), (Action::Resumed, 2, 50));
+    assert_eq!(
+        (resumed.action, resumed.step, resumed.canary_weight),
+        (Action::Resumed, 2, 50)
+    );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 50);
-    assert_eq!(listener_marker(&s, &lat).await.unwrap().status, Status::Baking);
+    assert_eq!(
+        listener_marker(&s, &lat).await.unwrap().status,
+        Status::Baking
+    );
 
     // Another rollout on the same listener while this one runs: refused, nothing touched.
     s.w.emu.reset_calls();
-    let other = step(&s, &lattice_plan(&lat, "orders-v3")).await.unwrap_err();
+    let other = step(&s, &lattice_plan(&lat, "orders-v3"))
+        .await
+        .unwrap_err();
     assert_eq!(other.error_type(), "Shift.Refused");
     assert!(other.to_string().contains("orders-v2"), "{other}");
     assert!(writes(&s.w.emu).is_empty());
@@ -359,7 +445,10 @@ async fn bad_plans_are_refused_before_anything_moves() {
     let e = step(&s, &not_increasing).await.unwrap_err();
     assert_eq!(e.error_type(), "Shift.InvalidPlan");
     assert!(e.to_string().contains("rollout.steps[1].weight"), "{e}");
-    assert!(s.w.emu.calls().is_empty(), "no AWS call for a plan that does not parse");
+    assert!(
+        s.w.emu.calls().is_empty(),
+        "no AWS call for a plan that does not parse"
+    );
 
     let mut not_in_listener = lattice_plan(&lat, "r1");
     not_in_listener["rollout"]["target"]["canaryTargetGroup"] = json!(lat.other);
@@ -370,7 +459,10 @@ async fn bad_plans_are_refused_before_anything_moves() {
     let mut no_alarm = lattice_plan(&lat, "r1");
     no_alarm["rollout"]["alarms"] = json!(["no-such-alarm"]);
     let e = step(&s, &no_alarm).await.unwrap_err();
-    assert!(e.to_string().contains("rollout.alarms") && e.to_string().contains("no-such-alarm"), "{e}");
+    assert!(
+        e.to_string().contains("rollout.alarms") && e.to_string().contains("no-such-alarm"),
+        "{e}"
+    );
 
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     function(&s.w, "checkout", 2).await;
@@ -395,7 +487,8 @@ async fn an_alias_version_failing_a_check_at_step_2_is_aborted_with_production_r
         let mut body = response;
         body["function"] = json!("checkout");
         body["version"] = json!(version);
-        s.w.emu.control("POST", "/_shiftguard/lambda/behaviour", Some(&body));
+        s.w.emu
+            .control("POST", "/_shiftguard/lambda/behaviour", Some(&body));
     };
     behave("1", json!({"response": {"statusCode": 200}}));
     behave("2", json!({"response": {"statusCode": 200}}));
@@ -409,23 +502,55 @@ async fn an_alias_version_failing_a_check_at_step_2_is_aborted_with_production_r
 
     let first = step(&s, &plan).await.unwrap();
     assert_eq!((first.action, first.canary_weight), (Action::Started, 10));
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![("2".to_string(), 0.1)]));
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![("2".to_string(), 0.1)])
+    );
     tokio::time::sleep(Duration::from_millis(220)).await;
     let second = step(&s, &plan).await.unwrap();
-    assert_eq!((second.action, second.step, second.canary_weight), (Action::Advanced, 2, 50), "{second:?}");
+    assert_eq!(
+        (second.action, second.step, second.canary_weight),
+        (Action::Advanced, 2, 50),
+        "{second:?}"
+    );
     assert_eq!(second.checks[0].verdict, hooks::checks::Verdict::Passed);
 
     // Version 2 starts failing during step 2.
-    behave("2", json!({"function_error": "Unhandled", "response": {"errorMessage": "boom"}}));
+    behave(
+        "2",
+        json!({"function_error": "Unhandled", "response": {"errorMessage": "boom"}}),
+    );
     tokio::time::sleep(Duration::from_millis(220)).await;
     let third = step(&s, &plan).await.unwrap();
-    assert_eq!((third.action, third.status, third.step), (Action::Aborted, "aborted", 2), "{third:?}");
-    assert!(third.reason.as_deref().unwrap().contains("checks after step 2 (50%) failed"), "{:?}", third.reason);
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![]));
+    assert_eq!(
+        (third.action, third.status, third.step),
+        (Action::Aborted, "aborted", 2),
+        "{third:?}"
+    );
+    assert!(
+        third
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("checks after step 2 (50%) failed"),
+        "{:?}",
+        third.reason
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
     let restore = third.restore.as_ref().unwrap();
     assert_eq!(serde_json::to_value(restore.outcome).unwrap(), "restored");
     // Never promoted: the stable pointer was not created.
-    let blue = s.w.clients.lambda.get_alias().function_name("checkout").name("blue").send().await;
+    let blue =
+        s.w.clients
+            .lambda
+            .get_alias()
+            .function_name("checkout")
+            .name("blue")
+            .send()
+            .await;
     assert!(blue.is_err(), "{blue:?}");
 }
 
@@ -440,7 +565,14 @@ async fn an_alias_rollout_ends_on_the_new_version_with_the_stable_pointer_moved(
         "steps": [{"weight": 25, "bake": "100ms"}, {"weight": 100, "bake": "100ms"}]}});
     let steps = drive(&s, &plan).await;
     let last = steps.last().unwrap();
-    assert_eq!((last.action, last.status), (Action::Promoted, "promoted"), "{steps:?}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("3".to_string(), vec![]));
+    assert_eq!(
+        (last.action, last.status),
+        (Action::Promoted, "promoted"),
+        "{steps:?}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("3".to_string(), vec![])
+    );
     assert_eq!(alias_state(&s.w, "checkout", "blue").await.0, "3");
 }
