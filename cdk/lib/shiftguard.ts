@@ -77,8 +77,19 @@ export interface CheckedFunction {
 
 /** One hook check (see the README's "Checks"); the hooks validate every field at start-up. */
 export interface HookCheck {
+  /**
+   * Unique per function: a name may repeat only across checks whose `functions` do not overlap,
+   * and a check without `functions` shares its name with no other check.
+   */
   readonly name: string;
   readonly kind: string;
+  /**
+   * The functions (names or ARNs; an ARN's name part is compared) whose deployments this check
+   * runs for; absent: every function the hook guards. `protect(fn, …)` sets it to `[fn.functionName]`
+   * on the checks it is given (and refuses checks that already have it); checks given to the
+   * ShiftGuard constructor or to `addChecks` without `functions` are kept as written.
+   */
+  readonly functions?: string[];
   readonly [field: string]: unknown;
 }
 
@@ -131,12 +142,16 @@ export interface ProtectOptions {
   /** Default `LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES`. */
   readonly deploymentConfig?: codedeploy.ILambdaDeploymentConfig;
   /**
-   * Checks the pre-traffic hook runs. The hooks run ONE check set for every function they guard:
-   * checks given here are added to the ShiftGuard's set (names must be unique; the same check
-   * given twice is kept once) and run against every protected function's deployments.
+   * Checks the pre-traffic hook runs for THIS function's deployments. The hooks hold one check set
+   * for every function they guard; each check given here is added to it with
+   * `functions: [fn.functionName]`, so it runs only when this function is deployed. Another
+   * function's `protect` may use the same check names. A check given here must not have
+   * `functions` of its own (an error): checks for several functions belong in the ShiftGuard's
+   * `preTrafficChecks` or `addChecks`. The ShiftGuard's own checks without `functions` run for this
+   * function too.
    */
   readonly preTraffic?: HookChecks;
-  /** Checks the post-traffic hook runs (shared like `preTraffic`). */
+  /** Checks the post-traffic hook runs for this function's deployments (scoped like `preTraffic`). */
   readonly postTraffic?: HookChecks;
   readonly alarms?: ProtectAlarms;
   /** More alarms that stop the deployment and roll this alias back (an `Alarm` also gets the alarm topic as an action). */
@@ -189,6 +204,15 @@ function suppress(scope: Construct, rules: NagRule[]): void {
   }
 }
 
+/** A `functions` list the hooks accept: at least one name or ARN, none blank. */
+function validFunctions(what: string, functions: unknown): void {
+  if (!Array.isArray(functions) || functions.length === 0) {
+    throw new Error(`${what}: expected at least one function name or ARN (leave \`functions\` out to run the check for every function)`);
+  }
+  const blank = functions.findIndex((f) => typeof f !== 'string' || (!Token.isUnresolved(f) && f.trim() === ''));
+  if (blank >= 0) throw new Error(`${what}[${blank}]: expected a function name or ARN, got ${JSON.stringify(functions[blank])}`);
+}
+
 const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); listener rules as listener/rule/* (rule ids are assigned by Lattice); cloudwatch:GetMetricData and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
 
 /**
@@ -207,7 +231,8 @@ export class ShiftGuard extends Construct {
   private readonly checks: Partial<Record<'pre-traffic' | 'post-traffic', { concurrency?: number; checks: HookCheck[] }>> = {};
   private application?: codedeploy.LambdaApplication;
   private metricsGranted = false;
-  private protectedCount = 0;
+  /** Every function `protect` was called for: its name (usually a token string) and construct path. */
+  private readonly protectedFunctions: { name: string; path: string }[] = [];
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -259,15 +284,24 @@ export class ShiftGuard extends Construct {
     for (const c of props.checkedFunctions ?? []) this.addCheckedFunction(c);
     for (const m of props.rollbackTargets ?? []) this.addRollbackMapping(m);
     // Hooks that guard deployments need checks: they refuse to start without HOOK_CHECKS.
-    // protect() puts both hooks on its deployment group, so both need checks.
+    // protect() puts both hooks on its deployment group, so both need checks, and checks that
+    // apply to each protected function: a hook with none for the deployed function reports Failed.
     this.node.addValidation({
       validate: () => {
-        const phases: ('pre-traffic' | 'post-traffic')[] = this.protectedCount > 0 ? ['pre-traffic', 'post-traffic'] : [];
+        const phases: ('pre-traffic' | 'post-traffic')[] = this.protectedFunctions.length > 0 ? ['pre-traffic', 'post-traffic'] : [];
         if (this.checked.length > 0 && phases.length === 0 && !this.checks['pre-traffic'] && !this.checks['post-traffic']) {
           return ['ShiftGuard: checkedFunctions are given but no checks (preTrafficChecks/postTrafficChecks)'];
         }
-        return phases.filter((p) => !this.checks[p]).map((p) =>
-          `ShiftGuard: protected functions are deployed through the ${p} hook, which has no checks: give ${p === 'pre-traffic' ? 'preTraffic' : 'postTraffic'} to protect() (or ${p === 'pre-traffic' ? 'preTrafficChecks' : 'postTrafficChecks'} to ShiftGuard)`);
+        const option = (p: string) => p === 'pre-traffic' ? 'preTraffic' : 'postTraffic';
+        return phases.flatMap((p) => {
+          const set = this.checks[p];
+          if (!set) {
+            return [`ShiftGuard: protected functions are deployed through the ${p} hook, which has no checks: give ${option(p)} to protect() (or ${option(p)}Checks to ShiftGuard)`];
+          }
+          return this.protectedFunctions
+            .filter((f) => !set.checks.some((c) => c.functions === undefined || c.functions.includes(f.name)))
+            .map((f) => `ShiftGuard: ${f.path} is deployed through the ${p} hook, but none of its checks applies to it (the others name other functions), so every deployment of it would fail: give ${option(p)} to its protect() call (or ${option(p)}Checks without functions to ShiftGuard)`);
+        });
       },
     });
 
@@ -307,30 +341,72 @@ export class ShiftGuard extends Construct {
   }
 
   /**
-   * Adds checks to a hook's check set. The hooks run one set for every function they guard, so
-   * checks from several `protect` calls are merged: a name may appear once (the identical check
-   * given again is kept once), concurrency is the largest asked for.
+   * Adds checks to a hook's check set. The hooks hold one set for every function they guard, so
+   * checks from the constructor and from every `protect` call are merged into it:
+   *
+   * - With `functions` (what `protect(fn)` passes: `[fn.functionName]`), every check of `set` gets
+   *   `functions: functions` and runs only for deployments of those functions; a check that already
+   *   has `functions` is refused rather than overridden (a silently replaced scope would run checks
+   *   for functions their author did not name). Without it, checks are kept as written: no
+   *   `functions` means every function.
+   * - A name may repeat only across checks whose `functions` do not overlap (the hooks refuse
+   *   anything else at start-up). Function names are usually tokens here, so they are compared by
+   *   their token strings: the same `fn.functionName` is the same function.
+   * - A check without `functions` runs for every function, so no other check may share its name.
+   * - The identical check given again (same settings, same `functions`) is kept once.
+   * - `concurrency` is the largest asked for.
    */
-  public addChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks): void {
+  public addChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions?: string[]): void {
+    this.commitChecks(phase, set, this.planChecks(phase, set, functions));
+  }
+
+  /** The entries `set` adds to a phase's checks (none already kept); throws, adding nothing, on a conflict. */
+  private planChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions?: string[]): HookCheck[] {
+    if (functions !== undefined) validFunctions(`ShiftGuard ${phase} checks: functions`, functions);
+    const adding: HookCheck[] = [];
+    for (const check of set.checks) {
+      const what = `ShiftGuard ${phase} check '${check.name}'`;
+      let entry = check;
+      if (functions !== undefined) {
+        if (check.functions !== undefined) {
+          throw new Error(`${what} already has \`functions\`; protect(fn) scopes the checks it is given to fn itself (functions: [fn.functionName]) and does not override a check's own. Give checks for other or several functions to the ShiftGuard's ${phase === 'pre-traffic' ? 'preTrafficChecks' : 'postTrafficChecks'} or to addChecks(phase, set) without its functions argument`);
+        }
+        entry = { ...check, functions: [...functions] };
+      } else if (check.functions !== undefined) {
+        validFunctions(`${what}: functions`, check.functions);
+      }
+      const existing = this.checks[phase]?.checks ?? [];
+      const kept = [...existing, ...adding].filter((o) => o.name === check.name);
+      if (kept.some((o) => JSON.stringify(o) === JSON.stringify(entry))) continue;
+      for (const other of kept) {
+        if (other.functions === undefined || entry.functions === undefined) {
+          throw new Error(`${what}: a check without \`functions\` runs for every function, so its name cannot be shared with another check (the hooks refuse a name used twice for the same function); rename one of them`);
+        }
+        if (other.functions.some((f) => entry.functions!.includes(f))) {
+          throw new Error(`${what} is given twice for the same function with different settings; a check name may repeat only across checks for different functions`);
+        }
+      }
+      adding.push(entry);
+    }
+    return adding;
+  }
+
+  private commitChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, adding: HookCheck[]): void {
     const hook = phase === 'pre-traffic' ? this.preTraffic : this.postTraffic;
     let current = this.checks[phase];
     if (!current) {
       current = { checks: [] };
       this.checks[phase] = current;
       const checks = current;
+      // JSON.stringify keeps a token (fn.functionName) as its string; CDK then renders the string
+      // as an Fn::Join around the Ref (the test reads the synthesized HOOK_CHECKS back).
       hook.addEnvironment('HOOK_CHECKS', Lazy.string({
         produce: () => JSON.stringify(checks.concurrency === undefined ? { checks: checks.checks } : { concurrency: checks.concurrency, checks: checks.checks }),
       }));
       hook.addEnvironment('HOOK_DEADLINE_MARGIN', '5s');
     }
     if (set.concurrency !== undefined) current.concurrency = Math.max(current.concurrency ?? 0, set.concurrency);
-    for (const check of set.checks) {
-      const same = current.checks.find((c) => c.name === check.name);
-      if (!same) current.checks.push(check);
-      else if (JSON.stringify(same) !== JSON.stringify(check)) {
-        throw new Error(`ShiftGuard ${phase} check '${check.name}' is given twice with different settings; the hooks run one check set for every protected function, so check names must be unique`);
-      }
-    }
+    current.checks.push(...adding);
   }
 
   /** Lets the hooks check a function's deployments: report to its group, invoke it, read its versions and logs. */
@@ -421,12 +497,18 @@ export class ShiftGuard extends Construct {
    */
   public protect(fn: lambda.Function, options: ProtectOptions = {}): ProtectedFunction {
     const aliasName = options.alias ?? 'live';
-    this.protectedCount += 1;
+    const functionName = fn.functionName;
+    // This call's checks run only for this function (a check with its own `functions` is refused).
+    // Both phases are checked before either is added, and before anything is created.
+    const pre = options.preTraffic && this.planChecks('pre-traffic', options.preTraffic, [functionName]);
+    const post = options.postTraffic && this.planChecks('post-traffic', options.postTraffic, [functionName]);
+    if (options.preTraffic && pre) this.commitChecks('pre-traffic', options.preTraffic, pre);
+    if (options.postTraffic && post) this.commitChecks('post-traffic', options.postTraffic, post);
+    this.protectedFunctions.push({ name: functionName, path: fn.node.path });
     const scope = new Construct(this, `protect-${fn.node.id}-${aliasName}`);
     const version = fn.currentVersion;
     const alias = new lambda.Alias(scope, 'alias', { aliasName, version });
     const application = options.application ?? (this.application ??= new codedeploy.LambdaApplication(this, 'application'));
-    const functionName = fn.functionName;
 
     // Alarms: the version being deployed (ExecutedVersion under the alias) and the alias as a whole.
     const a = options.alarms ?? {};
@@ -485,8 +567,6 @@ export class ShiftGuard extends Construct {
       autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: true },
     });
 
-    if (options.preTraffic) this.addChecks('pre-traffic', options.preTraffic);
-    if (options.postTraffic) this.addChecks('post-traffic', options.postTraffic);
     this.addCheckedFunction({
       functionName, alias: aliasName, application: application.applicationName,
       deploymentGroup: deploymentGroup.deploymentGroupName, logGroupName: options.logGroupName,

@@ -64,6 +64,11 @@ process.stdout.write(JSON.stringify(app.synth().getStackByName('Tiny').template)
     type: 'lambda-alias', function: expect.stringMatching(/^Ref:api/), alias: 'live',
     codeDeploy: { application: expect.stringMatching(/^Ref:ShiftGuardapplication/), deploymentGroup: expect.stringMatching(/^Ref:.*deploymentgroup/) },
   }]);
+  // The protect() call's checks run only for api's deployments: functions: [api's name] (a Ref).
+  const hook = resources.find((r) => r.Properties?.FunctionName === 'CodeDeployHook_shiftguard_pre_traffic');
+  const checkParts: unknown[] = hook.Properties.Environment.Variables.HOOK_CHECKS['Fn::Join'][1];
+  const checks = JSON.parse(checkParts.map((p: any) => typeof p === 'string' ? p : `Ref:${p.Ref}`).join(''));
+  expect(checks.checks).toEqual([expect.objectContaining({ name: 'smoke', functions: [expect.stringMatching(/^Ref:api[0-9A-F]{8}$/)] })]);
   const alarms = Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === 'AWS::CloudWatch::Alarm');
   expect(alarms.map(([, r]: [string, any]) => r.Properties.AlarmName).sort()).toEqual(['api-live-canary-error-rate', 'api-live-canary-p99', 'api-live-error-rate', 'api-live-p99']);
   expect([...mappings[0].alarms].sort()).toEqual(alarms.map(([id]) => `Ref:${id}`).sort());

@@ -265,16 +265,15 @@ describe('protect(fn): one call per function', () => {
     expect(targets).toContain('deploymentGroup');
   });
 
-  test('the hooks run one merged check set; a clashing check name is refused', () => {
+  test('the hooks run one check set in which each protect() call\'s checks name its function', () => {
     const hooks = template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'CodeDeployHook_shop_pre_traffic' } });
-    const checks = JSON.parse((Object.values(hooks)[0] as any).Properties.Environment.Variables.HOOK_CHECKS);
-    expect(checks.checks.map((c: any) => c.name)).toEqual(['health', 'burst']);
-    const stack = new Stack(new App(), 'Clash');
-    const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64 });
-    const fn = new lambda.Function(stack, 'f', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>1') });
-    const g = new lambda.Function(stack, 'g', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>2') });
-    sg.protect(fn, { preTraffic: { checks: [{ name: 'smoke', kind: 'invoke' }] } });
-    expect(() => sg.protect(g, { preTraffic: { checks: [{ name: 'smoke', kind: 'invoke', retries: 2 }] } })).toThrow(/smoke.*twice/);
+    // HOOK_CHECKS is JSON joined around the functions' Refs: put them back in as text and read it.
+    const joined = (Object.values(hooks)[0] as any).Properties.Environment.Variables.HOOK_CHECKS['Fn::Join'];
+    const checks = JSON.parse(joined[1].map((p: any) => typeof p === 'string' ? p : `Ref:${p.Ref}`).join(''));
+    expect(checks.checks.map((c: any) => [c.name, ...c.functions.map((f: string) => f.replace(/[0-9A-F]{8}$/, ''))])).toEqual([
+      ['health', 'Ref:cart'], ['burst', 'Ref:cart'], ['health', 'Ref:pricing'], ['burst', 'Ref:pricing'],
+    ]);
+    expect(checks.concurrency).toBe(4);
   });
 
   test('a protected function without post-traffic checks fails synthesis, naming the hook', () => {
