@@ -27,7 +27,15 @@ async fn shift_world() -> Shift {
 }
 
 async fn step(s: &Shift, event: &Value) -> Result<StepSummary, ShiftError> {
-    let config = ShiftConfig::from_vars(&[]).unwrap();
+    step_with(s, event, &[]).await
+}
+
+async fn step_with(
+    s: &Shift,
+    event: &Value,
+    vars: &[(String, String)],
+) -> Result<StepSummary, ShiftError> {
+    let config = ShiftConfig::from_vars(vars).unwrap();
     handle_shift(
         &s.shift,
         &config,
@@ -252,7 +260,31 @@ async fn an_alarm_during_a_bake_aborts_and_restores_production() {
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
 
     set_alarm(&s, ALARM, StateValue::Alarm).await;
-    let aborted = step(&s, &plan).await.unwrap();
+    let topic =
+        s.w.clients
+            .sns
+            .create_topic()
+            .name("shiftguard-rollouts")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+    s.w.emu.reset_calls();
+    let aborted = step_with(&s, &plan, &[("NOTIFY_TOPIC_ARN".into(), topic.clone())])
+        .await
+        .unwrap();
+    // Recorded like rollback's: the summary published to the topic.
+    assert!(
+        aborted
+            .notification
+            .as_deref()
+            .unwrap_or("")
+            .contains(&topic),
+        "{:?}",
+        aborted.notification
+    );
+    assert_eq!(s.w.emu.count("sns", "Publish"), 1);
     assert_eq!(
         (aborted.action, aborted.status),
         (Action::Aborted, "aborted")
