@@ -24,7 +24,9 @@ moto serves every operation it implements unchanged. This WSGI layer sits in fro
 * CloudWatch GetMetricData per period as documented, over JSON and CBOR (`cloudwatch_metrics.py`);
 * API Gateway REST API stage canaries (`canarySettings` on CreateDeployment, CreateStage, GetStage,
   UpdateStage's canary patch paths) and operation names for every API Gateway request
-  (`apigateway.py`).
+  (`apigateway.py`);
+* VPC Lattice RegisterTargets / DeregisterTargets / ListTargets (one target per LAMBDA target group,
+  target statuses), Lattice tags on any resource ARN, Lambda tag limits (`lattice.py`).
 
 Which of these behaviours AWS documents and which are our guesses: `MODELLED.md` beside this file.
 Its own tests: `make emulator-test` (pytest, `test_*.py` here).
@@ -174,6 +176,10 @@ def lattice_arns_to_ids(environ: dict) -> None:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
     raw_path, _, raw_query = raw.partition("?")
     if "arn%3a" not in raw_path.lower() and "arn:" not in raw_path:
+        return
+    if raw_path.startswith("/tags/"):
+        # TagResource / UntagResource / ListTagsForResource: the ARN is the resource's name, kept
+        # whole (`lattice.py`).
         return
     segments = []
     for segment in raw_path.split("/"):
@@ -1052,22 +1058,6 @@ def lattice_batch_update_rule(region: str, params: dict, req: dict) -> tuple[int
     return 200, {"successful": successful, "unsuccessful": unsuccessful}
 
 
-def lattice_register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    backend = lattice_backend(region)
-    tg = backend.target_groups.get(params["tg"].rsplit("/", 1)[-1])
-    if tg is None:
-        raise AwsError(404, "ResourceNotFoundException", f"Target group {params['tg']} not found", {"resourceId": params["tg"], "resourceType": "TARGET_GROUP"})
-    targets = req.get("targets")
-    if not isinstance(targets, list) or not 1 <= len(targets) <= 100:
-        raise AwsError(400, "ValidationException", "targets must hold 1 to 100 targets", {"reason": "fieldValidationFailed"})
-    registered = getattr(tg, "shiftguard_targets", [])
-    for t in targets:
-        if t not in registered:
-            registered.append(t)
-    tg.shiftguard_targets = registered
-    return 200, {"successful": targets, "unsuccessful": []}
-
-
 # ---------------------------------------------------------------------------------------------
 # Lambda: Invoke with function behaviour set by tests (moto without Docker only echoes)
 # ---------------------------------------------------------------------------------------------
@@ -1440,7 +1430,6 @@ EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, dict]]] =
     ("vpc-lattice", "GetRule"): lattice_get_rule,
     ("vpc-lattice", "UpdateRule"): lattice_update_rule,
     ("vpc-lattice", "BatchUpdateRule"): lattice_batch_update_rule,
-    ("vpc-lattice", "RegisterTargets"): lattice_register_targets,
 }
 
 
@@ -1475,7 +1464,7 @@ def checked_rollback_info(value: Any) -> dict:
 def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
     if path == "/_shiftguard/health":
         return 200, {"ok": True}
-    for module in (engine, alarms, conformance):
+    for module in (engine, alarms, conformance, lattice):
         handled = module.control(method, path, body, query)
         if handled is not None:
             return handled
@@ -1765,13 +1754,14 @@ class ShiftGuardEmulator:
 
     @staticmethod
     def _reply(start_response: Callable, status: int, headers: dict, body: Any) -> list[bytes]:
-        data = json.dumps(body, default=str).encode()
+        # No body at all (a 204 such as Lambda's TagResource) when the handler answers None.
+        data = b"" if body is None else json.dumps(body, default=str).encode()
         reason = REASONS.get(status, "Status")
         start_response(f"{status} {reason}", list(headers.items()) + [("Content-Length", str(len(data)))])
         return [data]
 
 
-REASONS = {200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}
+REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 # moto's answers the extension patches: checked strictly like the extension's own.
@@ -1877,11 +1867,15 @@ import cloudwatch_logs  # noqa: E402
 import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402
 import engine  # noqa: E402
+import lattice  # noqa: E402
 import sample  # noqa: E402
 
 # API Gateway stage canaries (`apigateway.py`): its handlers, and moto answers it patches.
 EXTENDED.update(apigateway.EXTENDED)
 PATCHED |= apigateway.PATCHED
+# VPC Lattice targets and tags, Lambda tag checks (`lattice.py`).
+EXTENDED.update(lattice.EXTENDED)
+lattice.install()
 
 if __name__ == "__main__":
     sys.exit(main())
