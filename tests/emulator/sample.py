@@ -17,7 +17,9 @@ events/…` works against the emulator as it comes:
 * VPC Lattice service `orders` (`svc-0orders0000000000`), target groups `orders-production`
   (`tg-0production000000`) and `orders-canary` (`tg-0canary0000000000`), listener `orders-https`
   (`listener-0orders0000000000`) forwarding 90/10 (the ids are fixed so that the printed
-  `ROLLBACK_TARGETS` is the same every time).
+  `ROLLBACK_TARGETS` is the same every time). Both target groups are LAMBDA groups holding one
+  target each: `checkout` version 1 (production) and version 2 (canary), by qualified function ARN
+  (the sample has no function of its own behind `orders`: the canary's versions stand in).
 
 The deployment is the extension's manual kind (the engine does not run it, even with `--engine`):
 nothing moves until a function acts on it. `instructions()` is the text printed on start: the
@@ -182,6 +184,11 @@ def seed(url: str) -> dict:
     _with_lattice_id(SERVICE_ID, lambda: vl.create_service(name="orders"))
     _with_lattice_id(PRODUCTION_TG, lambda: vl.create_target_group(name="orders-production", type="LAMBDA"))
     _with_lattice_id(CANARY_TG, lambda: vl.create_target_group(name="orders-canary", type="LAMBDA"))
+    # One target per LAMBDA group (all a Lambda target group can hold): the versions the alias splits.
+    function_arn = lam.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
+    lattice_targets = {PRODUCTION_TG: f"{function_arn}:1", CANARY_TG: f"{function_arn}:2"}
+    for tg, target in lattice_targets.items():
+        assert not vl.register_targets(targetGroupIdentifier=tg, targets=[{"id": target}])["unsuccessful"]
     forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": PRODUCTION_TG, "weight": 90},
                                             {"targetGroupIdentifier": CANARY_TG, "weight": 10}]}}
     _with_lattice_id(LISTENER_ID, lambda: vl.create_listener(serviceIdentifier=SERVICE_ID, name="orders-https", protocol="HTTPS",
@@ -199,7 +206,8 @@ def seed(url: str) -> dict:
         "hookExecutions": {"BeforeAllowTraffic": pre["LifecycleEventHookExecutionId"],
                            "AfterAllowTraffic": post["LifecycleEventHookExecutionId"]},
         "topicArn": topic, "alarms": [ALARM, LATTICE_ALARM],
-        "lattice": {"service": SERVICE_ID, "listener": LISTENER_ID, "production": PRODUCTION_TG, "canary": CANARY_TG},
+        "lattice": {"service": SERVICE_ID, "listener": LISTENER_ID, "production": PRODUCTION_TG, "canary": CANARY_TG,
+                    "targets": lattice_targets},
         "events": dict(EVENTS),
         "env": environment(url),
         "commands": commands(url),
@@ -255,6 +263,7 @@ def instructions(info: dict) -> str:
         f"    AfterAllowTraffic {info['hookExecutions']['AfterAllowTraffic'][:24]}… (events/hooks/post-traffic.json)",
         f"  cloudwatch alarms {ALARM}, {LATTICE_ALARM} -> sns {TOPIC}",
         f"  vpc-lattice service {SERVICE_ID}, listener {LISTENER_ID}: {PRODUCTION_TG} 90 / {CANARY_TG} 10",
+        f"    targets: {PRODUCTION_TG} -> {info['lattice']['targets'][PRODUCTION_TG]}, {CANARY_TG} -> {info['lattice']['targets'][CANARY_TG]}",
         "",
         BEGIN,
         "# Terminal 2, at the repository root: the three functions behind a local Lambda Runtime API (port 9000)",
