@@ -587,7 +587,7 @@ pub fn bind_environment(
         a.from_env_value = Some(value);
     }
     let mut secrets = Vec::new();
-    for (check, secret) in referenced_secrets(&checks) {
+    for (check, secret) in referenced_secrets(checks) {
         match env::non_empty(vars, &secret) {
             Some(value) => secrets.push((secret, value)),
             None => {

@@ -236,7 +236,10 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
     let weights = listener_weights(&s.w, &lat).await;
     assert_eq!(canary_share(&weights, &lat), 0, "{weights:?}");
     let v2 = version_arn(&s, "orders", "2").await;
-    assert_eq!(targets(&s, &lat.production).await, [v2.clone()]);
+    assert_eq!(
+        targets(&s, &lat.production).await,
+        std::slice::from_ref(&v2)
+    );
     assert_eq!(targets(&s, &lat.canary).await, [v2]);
     let marker = listener_marker(&s, &lat).await.expect("marker");
     assert_eq!(

@@ -47,7 +47,7 @@ impl ShiftClients {
 }
 
 /// `shift`'s environment, read once at start-up.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ShiftConfig {
     /// Promotions and aborts are published here, like rollback's summaries.
     pub notify_topic_arn: Option<String>,
@@ -56,6 +56,17 @@ pub struct ShiftConfig {
     pub codedeploy_wait_ms: u64,
     /// The environment as read at start-up, for the secrets and artifacts a plan's checks name.
     pub environment: BTreeMap<String, String>,
+}
+
+// The environment holds credentials and the checks' secrets: a debug dump shows names only.
+impl std::fmt::Debug for ShiftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShiftConfig")
+            .field("notify_topic_arn", &self.notify_topic_arn)
+            .field("codedeploy_wait_ms", &self.codedeploy_wait_ms)
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ShiftConfig {
@@ -1402,6 +1413,64 @@ mod tests {
             t(&[fwd(&[("tg-p", 0), ("tg-c", 0)])]),
             Traffic::Unexpected(_)
         ));
+    }
+
+    #[test]
+    fn the_config_never_prints_a_value_and_checks_the_topic() {
+        let vars = vec![
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "s3cr3t".to_string()),
+            (
+                "NOTIFY_TOPIC_ARN".to_string(),
+                "arn:aws:sns:us-east-1:123456789012:t".to_string(),
+            ),
+        ];
+        let c = ShiftConfig::from_vars(&vars).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("AWS_SECRET_ACCESS_KEY"),
+            "{shown}"
+        );
+        let bad = vec![("NOTIFY_TOPIC_ARN".to_string(), "my-topic".to_string())];
+        assert_eq!(
+            ShiftConfig::from_vars(&bad).unwrap_err().variable,
+            "NOTIFY_TOPIC_ARN"
+        );
+    }
+
+    #[test]
+    fn step_metrics_are_valid_emf() {
+        let summary = StepSummary {
+            rollout: "orders-v2".into(),
+            target: "lattice-listener:svc-1/listener-1".into(),
+            status: "in-progress",
+            action: Action::Advanced,
+            step: 2,
+            steps: 4,
+            canary_weight: 25,
+            wait_seconds: Some(300),
+            wait_ms: Some(300_000),
+            reason: None,
+            checks: Vec::new(),
+            alarms_in_alarm: Vec::new(),
+            before: Value::Null,
+            after: None,
+            restore: None,
+            promotion: None,
+            notification: None,
+        };
+        for error in [None, Some("Shift.AwsError")] {
+            let doc = metrics_document(&summary, error);
+            shiftguard_common::emf::validate(&doc).unwrap();
+            assert_eq!(
+                doc["Action"],
+                if error.is_some() {
+                    "failed"
+                } else {
+                    "advanced"
+                }
+            );
+            assert_eq!(doc["CanaryWeight"], 25.0);
+        }
     }
 
     #[test]
