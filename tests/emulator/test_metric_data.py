@@ -201,3 +201,30 @@ def test_gzip_compressed_put_metric_data(emulator, cbor_cw, tmp_path):
     gzipping.put_metric_data(Namespace="AWS/Lambda", MetricData=[{"MetricName": "Invocations", "Dimensions": dims, "Timestamp": now - timedelta(minutes=3), "Value": 7.0, "Unit": "Count"}])
     out = cbor_cw.get_metric_data(MetricDataQueries=[query(0, "AWS/Lambda", "Invocations", dims, "Sum")], StartTime=now - timedelta(minutes=10), EndTime=now)
     assert out["MetricDataResults"][0]["Values"] == [7.0]
+
+
+def test_alarms_over_cbor_put_set_and_describe(cbor_cw):
+    """What `shift` and the Rust tests send: PutMetricAlarm, SetAlarmState and DescribeAlarms over
+    CBOR. DescribeAlarms lists metric alarms only unless AlarmTypes asks for composites (documented
+    default); unknown names are left out; StateUpdatedTimestamp is a CBOR timestamp."""
+    name = unique("cbor-alarm")
+    cbor_cw.put_metric_alarm(AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                             Period=60, EvaluationPeriods=1, Threshold=1.0,
+                             ComparisonOperator="GreaterThanOrEqualToThreshold",
+                             Dimensions=[{"Name": "FunctionName", "Value": "checkout"}])
+    cbor_cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    out = cbor_cw.describe_alarms(AlarmNames=[name, unique("missing")], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    assert [a["AlarmName"] for a in out["MetricAlarms"]] == [name]
+    alarm = out["MetricAlarms"][0]
+    assert (alarm["StateValue"], alarm["MetricName"], alarm["Dimensions"]) == ("ALARM", "Errors", [{"Name": "FunctionName", "Value": "checkout"}])
+    assert isinstance(alarm["StateUpdatedTimestamp"], datetime)
+    assert out["CompositeAlarms"] == []
+    # Updating the alarm keeps its state (PutMetricAlarm API reference).
+    cbor_cw.put_metric_alarm(AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                             Period=60, EvaluationPeriods=2, Threshold=1.0,
+                             ComparisonOperator="GreaterThanOrEqualToThreshold")
+    again = cbor_cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+    assert (again["StateValue"], again["EvaluationPeriods"]) == ("ALARM", 2)
+    with pytest.raises(cbor_cw.exceptions.ClientError) as err:
+        cbor_cw.set_alarm_state(AlarmName=unique("nope"), StateValue="OK", StateReason="x")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFound"
