@@ -130,6 +130,7 @@ async fn targets(s: &Shift, group: &str) -> Vec<String> {
         .expect("ListTargets")
         .items
         .into_iter()
+        .filter(|t| t.status != Some(aws_sdk_vpclattice::types::TargetStatus::Draining))
         .filter_map(|t| t.id)
         .collect()
 }
@@ -195,6 +196,12 @@ async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_through_every_step_and_production_points_at_it() {
     let (s, lat) = lattice_world().await;
+    // As on AWS, a deregistered target stays listed (DRAINING) for a while after promotion.
+    s.w.emu.control(
+        "POST",
+        "/_shiftguard/lattice/draining",
+        Some(&json!({"seconds": 600})),
+    );
     let mut plan = lattice_plan(&lat, "orders-v2");
     s.w.emu.control(
         "POST",

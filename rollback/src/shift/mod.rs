@@ -1126,9 +1126,12 @@ impl Ctx<'_> {
                 .map_err(|e| {
                     Failure::Aws(format!("ListTargets({group}) failed: {}", error_text(&e)))
                 })?;
+            // A deregistered target stays listed as DRAINING for the group's deregistration delay
+            // (5 minutes by default): it is on its way out, not one of the group's targets.
             out.extend(
                 page.items
                     .into_iter()
+                    .filter(|t| t.status != Some(aws_sdk_vpclattice::types::TargetStatus::Draining))
                     .filter_map(|t| t.id.map(|id| (id, t.port))),
             );
             token = page.next_token.filter(|t| !t.is_empty());
