@@ -16,10 +16,10 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback byhand clean
+.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
 
 help:
-	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: VPC Lattice)"
+	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
 	@echo "make test      - install what the tests need, then run every test"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves; SAMPLE=1: seed the sample application and print the by-hand commands)"
 	@echo "make byhand    - README 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
@@ -30,6 +30,7 @@ help:
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
 	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' BY=you - an operator's rollback, now, through a running 'cargo lambda watch'"
+	@echo "make rollout PLAN=events/shift/lattice-rollout.json [SPEED=60] [ID=orders-v2b] - a progressive rollout (shift), one step per invocation, against 'make emulator SAMPLE=1'"
 
 # The project's Python tools (moto server, cargo-lambda), pinned in tests/requirements.txt.
 $(STAMP): tests/requirements.txt
@@ -44,7 +45,8 @@ venv: $(STAMP)
 SCENARIO ?= alias
 
 # A whole canary deployment with the real binaries, run by the emulator's engine (SCENARIO=lattice: a
-# VPC Lattice listener; SCENARIO=codedeploy-alarm: CodeDeploy's own alarm rollback beside ShiftGuard's).
+# VPC Lattice listener rolled out by shift, driven by tests/demo/rollout.py; SCENARIO=codedeploy-alarm:
+# CodeDeploy's own alarm rollback beside ShiftGuard's).
 demo: $(STAMP)
 	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
 
@@ -120,6 +122,14 @@ rollback: $(STAMP)
 	@test -n "$$BY" || { echo "BY is required: who asks (an operator rollback is on the record)"; exit 2; }
 	$(PYTHON) -c 'import datetime,json,os; print(json.dumps({"shiftguard":"rollback","targets":os.environ["TARGET"].split(","),"reason":os.environ["REASON"],"requestedBy":os.environ["BY"],"requestedAt":datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}))' > $(VENV)/operator-rollback.json
 	$(VENV)/bin/cargo-lambda lambda invoke rollback --invoke-port $(WATCH_PORT) --data-file $(VENV)/operator-rollback.json
+
+# A progressive rollout, driven locally: tests/demo/rollout.py plays the Step Functions state machine
+# (shift, wait, shift...) against the emulator on EMULATOR_PORT, through the running 'cargo lambda
+# watch' on WATCH_PORT, or a watch of its own when none answers there. SPEED=60 divides every bake
+# by 60 (a rehearsal); ID gives the rollout a new id (an id is used once). Exit 0 promoted, 2 aborted.
+rollout: $(STAMP)
+	@test -n "$(PLAN)" || { echo "PLAN is required, e.g. make rollout PLAN=events/shift/lattice-rollout.json SPEED=60"; exit 2; }
+	$(PYTHON) tests/demo/rollout.py $(PLAN) --endpoint http://127.0.0.1:$(WATCH_PORT) --emulator http://127.0.0.1:$(EMULATOR_PORT) $(if $(SPEED),--speed $(SPEED)) $(if $(ID),--id $(ID))
 
 clean:
 	cargo clean

@@ -7,7 +7,10 @@ invocation metrics, publishes the alarm notification to SNS, and SNS delivers it
 function. Everything ShiftGuard does is done by the shipped `pre-traffic`, `post-traffic` and
 `rollback` binaries, each behind its own `cargo lambda watch` (the Lambda Runtime API), bound to
 the emulator's Lambda functions. The driver's only part in the story is what real callers do:
-it sends the sample application's traffic through the alias, all the time.
+it sends the sample application's traffic through the alias, all the time. In the lattice
+scenario the `shift` binary rolls out instead of CodeDeploy, and `tests/demo/rollout.py` plays the
+Step Functions state machine that drives it (one invocation per step, a wait between steps), and
+the driver publishes the canary's 5xx metric as Lattice would.
 
 Every step is shown and checked from what the emulator recorded (hook executions, invocations,
 alarm transitions, SNS deliveries, GetDeployment, the call log). Exits non-zero if any step's
@@ -17,7 +20,8 @@ Usage: demo.py [--scenario alias|codedeploy-alarm|lattice]
   alias             v2 stopped by pre-traffic; v3 rolled back by ShiftGuard on its alarm; v4 promoted
   codedeploy-alarm  the deployment group watches the same alarm and rolls back itself, while
                     ShiftGuard's rollback receives it through SNS: the two must agree, not fight
-  lattice           a VPC Lattice weighted listener (no CodeDeploy): alarm -> SNS -> rollback
+  lattice           a VPC Lattice listener, rolled out by `shift` (no CodeDeploy): v2 aborted at 10%
+                    (alarm -> SNS -> rollback restores production), v3 promoted through every step
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ VENV_BIN = Path(sys.executable).parent
 ROLE = "arn:aws:iam::123456789012:role/shiftguard-lambda-role"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-BINARIES = ("pre-traffic", "post-traffic", "rollback")
+BINARIES = ("pre-traffic", "post-traffic", "rollback", "shift")
 APP = "checkout"
 ALARM = "checkout-canary-errors"
 TOPIC = "shiftguard-alarms"
@@ -211,7 +215,7 @@ def deploy_function(em: Emulator, name: str, server: Functions) -> str:
 
 
 def build() -> None:
-    step("Building the three functions (debug; the first build takes a few minutes on a cold machine)")
+    step("Building the functions (debug; the first build takes a few minutes on a cold machine)")
     cmd = ["cargo", "build"] + [a for b in BINARIES for a in ("--bin", b)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     compiled = 0
@@ -801,57 +805,122 @@ def codedeploy_alarm_scenario(em: Emulator) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenario: lattice (no CodeDeploy: the engine's part is the alarm and SNS)
+# Scenario: lattice (no CodeDeploy: `shift` rolls out, the engine's part is the alarm and SNS)
 # ---------------------------------------------------------------------------------------------
+
+ORDERS = "orders"
+LATTICE_ALARM = "orders-canary-5xx"
+# The rollouts' steps: a first bake long enough for the alarm to fire and rollback to act (the alarm's
+# 60 s period is 1 s here), then short ones.
+ROLLOUT_STEPS = [{"weight": 10, "bake": "4s"}, {"weight": 50, "bake": "2s"}, {"weight": 100, "bake": "2s"}]
 
 
 def lattice_scenario(em: Emulator) -> None:
-    step("1. A VPC Lattice service `orders`: listener forwards 90% production, 10% canary")
+    sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+    import rollout  # tests/demo/rollout.py: the local stand-in for the Step Functions state machine
+
+    step("1. A VPC Lattice service `orders`: production (v1) takes 100%, the canary group (v2) 0%")
     engine_banner(em.engine_on())
-    vl, cw, sns = em.client("vpc-lattice"), em.client("cloudwatch"), em.client("sns")
+    vl, cw, sns, lam = em.client("vpc-lattice"), em.client("cloudwatch"), em.client("sns"), em.client("lambda")
+    # The functions behind the target groups (never run: the emulator serves no Lattice traffic).
+    lam.create_function(FunctionName=ORDERS, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap",
+                        Code={"ZipFile": zip_of("orders v1")}, Publish=True)
+    arn = {"1": lam.get_function(FunctionName=ORDERS)["Configuration"]["FunctionArn"] + ":1"}
+
+    def publish_orders(version: str) -> None:
+        lam.update_function_code(FunctionName=ORDERS, ZipFile=zip_of(f"orders v{version}"))
+        arn[version] = lam.publish_version(FunctionName=ORDERS)["FunctionArn"]
+        assert arn[version].endswith(f":{version}"), arn[version]
+
+    publish_orders("2")
     svc = vl.create_service(name="orders")["id"]
     prod = vl.create_target_group(name="orders-production", type="LAMBDA")["id"]
     canary = vl.create_target_group(name="orders-canary", type="LAMBDA")["id"]
-    forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": prod, "weight": 90}, {"targetGroupIdentifier": canary, "weight": 10}]}}
-    listener = vl.create_listener(serviceIdentifier=svc, name="orders-https", protocol="HTTPS", defaultAction=forward)["id"]
-    rule = vl.create_rule(serviceIdentifier=svc, listenerIdentifier=listener, name="api-v2", priority=10,
+    vl.register_targets(targetGroupIdentifier=prod, targets=[{"id": arn["1"]}])
+    vl.register_targets(targetGroupIdentifier=canary, targets=[{"id": arn["2"]}])
+    forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": prod, "weight": 100}, {"targetGroupIdentifier": canary, "weight": 0}]}}
+    listener = vl.create_listener(serviceIdentifier=svc, name="orders-https", protocol="HTTPS", defaultAction=forward)
+    rule = vl.create_rule(serviceIdentifier=svc, listenerIdentifier=listener["id"], name="api-v2", priority=10,
                           match={"httpMatch": {"pathMatch": {"match": {"prefix": "/v2"}}}}, action=forward)["id"]
 
-    def groups() -> list[dict]:
-        d = vl.get_listener(serviceIdentifier=svc, listenerIdentifier=listener)["defaultAction"]["forward"]["targetGroups"]
-        r = vl.get_rule(serviceIdentifier=svc, listenerIdentifier=listener, ruleIdentifier=rule)["action"]["forward"]["targetGroups"]
+    def groups() -> list[list[dict]]:
+        d = vl.get_listener(serviceIdentifier=svc, listenerIdentifier=listener["id"])["defaultAction"]["forward"]["targetGroups"]
+        r = vl.get_rule(serviceIdentifier=svc, listenerIdentifier=listener["id"], ruleIdentifier=rule)["action"]["forward"]["targetGroups"]
         return [d, r]
 
     def weights() -> str:
-        d, r = groups()
         fmt = lambda gs: "/".join(str(g["weight"]) for g in gs)
+        d, r = groups()
         return f"default {fmt(d)}, rule /v2 {fmt(r)} (production/canary)"
 
+    def all_on_production() -> bool:
+        return all((g["weight"] > 0) == (g["targetGroupIdentifier"] == prod) for fwd in groups() for g in fwd)
+
+    def targets(group: str) -> list[str]:
+        return sorted(t["id"] for t in vl.list_targets(targetGroupIdentifier=group)["items"])
+
+    def version_of(target_arn: str) -> str:
+        return "v" + target_arn.rsplit(":", 1)[-1]
+
+    def marker() -> str:
+        return vl.list_tags_for_resource(resourceArn=listener["arn"])["tags"].get("shiftguard:rollout", "(none)")
+
+    def plan(rollout_id: str) -> dict:
+        return {"shiftguard": "shift", "rollout": {
+            "id": rollout_id, "alarms": [LATTICE_ALARM], "steps": ROLLOUT_STEPS,
+            "target": {"type": "lattice-listener", "service": svc, "listener": listener["id"],
+                       "productionTargetGroup": prod, "canaryTargetGroup": canary}}}
+
     say(weights())
-    alarm_name = "orders-canary-5xx"
+    say(f"production {prod} -> {ORDERS} {version_of(targets(prod)[0])}; canary {canary} -> {ORDERS} {version_of(targets(canary)[0])} (a broken build)")
     topic = sns.create_topic(Name=TOPIC)["TopicArn"]
-    targets = [{"alarms": [alarm_name], "targets": [{"type": "lattice-listener", "service": svc,
-                                                     "listener": listener, "productionTargetGroup": prod}]}]
-    server = Functions(em, "rollback", {"ROLLBACK_TARGETS": json.dumps(targets)}, "lattice")
+    rollback_targets = [{"alarms": [LATTICE_ALARM], "targets": [{"type": "lattice-listener", "service": svc,
+                                                                 "listener": listener["id"], "productionTargetGroup": prod}]}]
+    server = Functions(em, "rollback", {"ROLLBACK_TARGETS": json.dumps(rollback_targets)}, "lattice")
+    shift = None
     try:
+        # shift runs behind its own watch, invoked directly by the driver (as Step Functions would).
+        shift = Functions(em, "shift", {}, "shift")
         rollback_arn = deploy_function(em, ROLLBACK_FN, server)
         sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=rollback_arn)
-        cw.put_metric_alarm(AlarmName=alarm_name, Namespace="AWS/VpcLattice", MetricName="HTTPCode_5XX_Count",
+        cw.put_metric_alarm(AlarmName=LATTICE_ALARM, Namespace="AWS/VpcLattice", MetricName="HTTPCode_5XX_Count",
                             Statistic="Sum", Dimensions=[{"Name": "TargetGroup", "Value": canary}], Period=60,
                             EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanOrEqualToThreshold",
                             TreatMissingData="notBreaching", AlarmActions=[topic], OKActions=[topic])
-        say(f"alarm {alarm_name} (5xx >= 5 a minute on the canary target group) notifies SNS topic {TOPIC}; rollback is subscribed")
-        ok_notification_ignored(em, alarm_name)
+        say(f"alarm {LATTICE_ALARM} (5xx >= 5 a minute on the canary target group) notifies SNS topic {TOPIC}; rollback is subscribed")
+        ok_notification_ignored(em, LATTICE_ALARM)
+        say("rollout plan: " + " -> ".join(f"{s['weight']}% (bake {s['bake']})" for s in ROLLOUT_STEPS)
+            + f", watched by {LATTICE_ALARM}; tests/demo/rollout.py drives shift, one invocation per step")
 
-        step("2. The canary target group starts answering 5xx: the alarm fires, rollback restores production")
+        step("2. Rollout orders-v2: at 10% the canary answers 5xx, the alarm fires, rollback restores production")
         wall0 = time.time()
+        answers: list[dict] = []
+        outcome: dict = {}
+
+        def show(answer: dict) -> None:
+            answers.append(answer)
+            say(f"shift: {rollout.line(answer)}")
+
+        def drive_v2() -> None:
+            try:
+                outcome["final"] = rollout.drive(shift.endpoint, plan("orders-v2"), show=show)
+            except Exception as exc:  # reported by the main thread
+                outcome["error"] = exc
+
+        driver = threading.Thread(target=drive_v2, name="rollout-orders-v2", daemon=True)
+        driver.start()
+        wait_for(lambda: answers or "error" in outcome, "shift's first step")
+        if "error" in outcome:
+            raise StepTimeout(f"shift's first step failed: {outcome['error']}")
+        expect("shift started the rollout: 10% to the canary", answers[0]["action"] == "started" and answers[0]["canaryWeight"] == 10, rollout.line(answers[0]))
+        say(weights())
         # The emulator serves no Lattice traffic: the driver publishes the metric Lattice would.
         cw.put_metric_data(Namespace="AWS/VpcLattice", MetricData=[
             {"MetricName": "HTTPCode_5XX_Count", "Value": 12, "Unit": "Count", "Dimensions": [{"Name": "TargetGroup", "Value": canary}]}])
         say("canary target group: 12 responses with 5xx in the last minute (AWS/VpcLattice, as Lattice publishes it)")
-        alarm = alarm_transition(em, alarm_name, "ALARM", wall0)
-        say(f"alarm {alarm_name}: {alarm['oldState']} -> ALARM ({alarm['by']}): {alarm['reason'][:90]}")
-        deliveries = wait_for(lambda: alarm_deliveries(em, alarm_name, wall0), "SNS to deliver the alarm")
+        alarm = alarm_transition(em, LATTICE_ALARM, "ALARM", wall0)
+        say(f"alarm {LATTICE_ALARM}: {alarm['oldState']} -> ALARM ({alarm['by']}): {alarm['reason'][:90]}")
+        deliveries = wait_for(lambda: alarm_deliveries(em, LATTICE_ALARM, wall0), "SNS to deliver the alarm")
         say(f"SNS delivered the notification to {deliveries[0]['function'].split(':')[-1]}")
         inv = wait_for(lambda: rollback_invocations(em, deliveries[0]["time"]), "the rollback binary to finish")[0]
         report = rollback_report(inv)
@@ -859,10 +928,20 @@ def lattice_scenario(em: Emulator) -> None:
         restored = not inv["functionError"] and report.get("outcome") == "restored"
         expect("rollback restored the listener", restored, "" if restored else inv["response"][:300])
         say(weights())
-        d, r = groups()
-        all_prod = all((g["weight"] > 0) == (g["targetGroupIdentifier"] == prod) for g in d + r)
-        expect("every weighted forward sends 100% to production", all_prod)
+        expect("every weighted forward sends 100% to production", all_on_production())
         say(f"alarm to restored traffic: {inv['end'] - deliveries[0]['changed']:.2f}s (CloudWatch -> SNS -> rollback)")
+        driver.join(WAIT)
+        if driver.is_alive() or "error" in outcome:
+            raise StepTimeout(f"the rollout orders-v2 did not end: {outcome.get('error', 'still running')}")
+        final = outcome["final"]
+        expect("the rollout's next step saw production restored and ended aborted at step 1 (10%)",
+               final["status"] == "aborted" and final["step"] == 1 and "production was restored outside the rollout" in (final.get("reason") or ""),
+               rollout.line(final))
+        writes = [c for c in em.calls("vpc-lattice", "UpdateListener") + em.calls("vpc-lattice", "UpdateRule") if c["time"] > inv["end"]]
+        expect("shift's abort wrote no weight: rollback had restored production (call log)",
+               final.get("restore") is None and not writes, f"{len(writes)} writes" if writes else "")
+        expect("the marker on the listener says aborted at step 1", "status=aborted" in marker() and "step=1" in marker(), marker())
+        expect("every weighted forward still sends 100% to production", all_on_production(), weights())
 
         step("3. The same notification again (SNS may deliver twice)")
         message = deliveries[0]["event"]["Records"][0]["Sns"]
@@ -870,13 +949,56 @@ def lattice_scenario(em: Emulator) -> None:
         sns.publish(TopicArn=topic, Message=message["Message"], Subject=message["Subject"])
         say("the driver publishes the identical notification to the topic again; SNS delivers it to rollback")
         inv = wait_for(lambda: rollback_invocations(em, again), "the second rollback invocation")[0]
-        outcome = rollback_report(inv).get("outcome") if not inv["functionError"] else inv["response"][:300]
-        say(f"rollback: {outcome}")
-        expect("a duplicate changes nothing", outcome == "already-stable")
+        outcome_again = rollback_report(inv).get("outcome") if not inv["functionError"] else inv["response"][:300]
+        say(f"rollback: {outcome_again}")
+        expect("a duplicate changes nothing", outcome_again == "already-stable")
         writes = [c for c in em.calls("vpc-lattice", "UpdateListener") + em.calls("vpc-lattice", "UpdateRule") if c["time"] >= again]
         expect("no Lattice write for the duplicate (call log)", not writes, f"{len(writes)} writes" if writes else "")
+
+        step("4. Version 3 fixes it: a new rollout, orders-v3, promotes it through every step")
+        publish_orders("3")
+        vl.deregister_targets(targetGroupIdentifier=canary, targets=[{"id": arn["2"]}])
+        vl.register_targets(targetGroupIdentifier=canary, targets=[{"id": arn["3"]}])
+        say(f"canary {canary}: DeregisterTargets {ORDERS} v2, RegisterTargets {ORDERS} v3 (a Lambda target group holds one target)")
+        expect("the canary group holds v3 only", targets(canary) == [arn["3"]], ", ".join(targets(canary)))
+        # No new 5xx: the alarm's next evaluation finds no data (notBreaching) and goes back to OK.
+        ok = alarm_transition(em, LATTICE_ALARM, "OK", alarm["time"])
+        inv = wait_for(lambda: rollback_invocations(em, ok["time"], "OK"), f"the OK notification of {LATTICE_ALARM} to reach rollback")[0]
+        say(f"alarm {LATTICE_ALARM}: {ok['oldState']} -> OK ({ok['by']}: no 5xx since); SNS delivered the OK notification to rollback")
+        expect("rollback ignores the OK notification and touches nothing",
+               not inv["functionError"] and not (summary_of(inv) or {}).get("targets") and all_on_production())
+        again = rollout.invoke(shift.endpoint, plan("orders-v2"))
+        say(f"orders-v2 again: {rollout.line(again)}")
+        expect("a rollout id is used once: orders-v2 only answers finished, nothing written",
+               again["action"] == "finished" and again["status"] == "aborted" and all_on_production())
+        answers.clear()
+        wall3 = time.time()
+        final = rollout.drive(shift.endpoint, plan("orders-v3"), show=show)
+        seen = [a["canaryWeight"] for a in answers if a["status"] == "in-progress"]
+        expect("shift moved the canary through every step: 10% -> 50% -> 100%", seen == [10, 50, 100], " -> ".join(f"{w}%" for w in seen))
+        expect("the rollout orders-v3 ended promoted", final["status"] == "promoted" and final["action"] == "promoted", rollout.line(final))
+        d, r = groups()
+        final_weights = [{g["targetGroupIdentifier"]: g["weight"] for g in fwd} for fwd in (d, r)]
+        say(weights())
+        expect("every weighted forward is back on production 100 / canary 0",
+               all(w == {prod: 100, canary: 0} for w in final_weights), weights())
+        expect("the production target group now holds v3", targets(prod) == [arn["3"]], ", ".join(targets(prod)))
+        expect("the marker on the listener says promoted", "id=orders-v3" in marker() and "status=promoted" in marker(), marker())
+        fired = [t for t in em.transitions(LATTICE_ALARM) if t["time"] >= wall3]
+        expect(f"{LATTICE_ALARM} stayed OK during orders-v3", not fired, " -> ".join(t["newState"] for t in fired))
+
+        step("Final state")
+        rows = [("listener", weights()),
+                (f"production {prod}", ", ".join(version_of(t) for t in targets(prod))),
+                (f"canary {canary}", ", ".join(version_of(t) for t in targets(canary))),
+                ("tag shiftguard:rollout", marker())]
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"    {name.ljust(width)}  {value}")
     finally:
         server.stop()
+        if shift is not None:
+            shift.stop()
 
 
 SCENARIOS = {"alias": alias_scenario, "codedeploy-alarm": codedeploy_alarm_scenario, "lattice": lattice_scenario}
