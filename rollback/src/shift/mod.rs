@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::config::{LambdaAliasTarget, LatticeListenerTarget};
 use crate::lattice::{read_forwards, same_resource, write_groups, Forward};
 use crate::report::TargetReport;
-use plan::{Decision, Facts, Marker, Plan, RolloutTarget, Status, Traffic, MARKER_KEY};
+use plan::{Decision, Facts, Marker, Plan, RolloutTarget, Status, Traffic, Why, MARKER_KEY};
 
 /// The clients `shift` uses: rollback's (to move and restore traffic) and the hooks' (to check).
 #[derive(Clone)]
@@ -194,6 +194,12 @@ pub struct StepSummary {
 
 /// Kept for the summary and the notification at the end of a step.
 const RESERVE: Duration = Duration::from_millis(2000);
+/// Kept after the checks for the alarms' second read, the marker writes, the weights and their
+/// read-back: a step that runs out of time halfway through the forwards is resumed, but better
+/// not to.
+const MOVE_RESERVE: Duration = Duration::from_secs(8);
+/// The environment variables a plan's checks may read (comma-separated names).
+pub const ALLOWED_SECRETS_VAR: &str = "SHIFT_ALLOWED_SECRETS";
 
 /// Handles one `{"shiftguard": "shift", "rollout": {...}}` event.
 pub async fn handle_shift(
@@ -203,25 +209,7 @@ pub async fn handle_shift(
     deadline: Deadline,
 ) -> Result<StepSummary, ShiftError> {
     let mut plan = plan::parse_plan(event).map_err(ShiftError::InvalidPlan)?;
-    let env_pairs: Vec<(&str, &str)> = config
-        .environment
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut redactors = Vec::new();
-    for (field, set) in [
-        ("rollout.checks.before", plan.checks_before.as_mut()),
-        ("rollout.checks.after", plan.checks_after.as_mut()),
-    ] {
-        if let Some(set) = set {
-            redactors.push(
-                hooks::config::bind_environment(set, &env_pairs[..], field)
-                    .map_err(|e| ShiftError::InvalidPlan(e.to_string()))?,
-            );
-        }
-    }
-    let redactor = hooks::redact::Redactor::merged(&redactors);
-    let work = Deadline(deadline.less(RESERVE));
+    let redactor = bind_checks(&mut plan, config)?;
     let target = TargetIo::new(clients, &plan);
 
     let read = target.read(&plan).await?;
@@ -262,7 +250,7 @@ pub async fn handle_shift(
         steps: plan.steps.len(),
         canary_weight: match read.traffic {
             Traffic::Canary(w) => w,
-            Traffic::Unexpected(_) => 0,
+            _ => 0,
         },
         wait_seconds: None,
         wait_ms: None,
@@ -287,7 +275,11 @@ pub async fn handle_shift(
         read: &read,
         stable,
         redactor: &redactor,
-        work,
+        // The checks end in time for the move, the marker writes and the summary after them.
+        checks_deadline: Deadline(deadline.less(RESERVE + MOVE_RESERVE)),
+        work: Deadline(deadline.less(RESERVE)),
+        marker: marker.clone(),
+        written: std::sync::Mutex::new(None),
     };
     let result = ctx.carry_out(decision, &mut summary).await;
     let result = match result {
@@ -302,37 +294,124 @@ pub async fn handle_shift(
             message,
             summary: to_json(&summary),
         }),
+        Err(Failure::Changed(traffic)) => Err(ShiftError::Aws {
+            message: format!(
+                "traffic changed while this step ran: {}",
+                plan::describe_traffic(&traffic)
+            ),
+            summary: to_json(&summary),
+        }),
     };
     if let Err(e) = &result {
         error!(rollout = %plan.id, target = %summary.target, error_type = e.error_type(), error = %e, outcome = "failed", "rollout step failed");
         shiftguard_common::emf::emit(&[metrics_document(&summary, Some(e.error_type()))]);
-        return result.map(|_| summary);
-    }
-    shiftguard_common::emf::emit(&[metrics_document(&summary, None)]);
-    if summary.status != "in-progress" && summary.action != Action::Finished {
-        if let Some(topic) = &config.notify_topic_arn {
-            let published = deadline
+        if let (ShiftError::RestoreFailed { .. }, Some(topic)) = (e, &config.notify_topic_arn) {
+            // An abort that could not restore production is what a person must hear about first;
+            // best effort: the invocation fails (and is retried) either way.
+            summary.reason = Some(format!("{e}"));
+            if let Err(message) = deadline
                 .within(
-                    Duration::from_millis(200),
+                    Duration::from_millis(100),
                     publish(clients, topic, &summary),
                 )
                 .await
-                .unwrap_or_else(|late| Err(format!("did not answer in time ({late})")));
-            match published {
-                Ok(id) => summary.notification = Some(format!("published to {topic} as {id}")),
-                Err(message) => {
-                    error!(topic = %topic, error = %message, outcome = "failed", "could not publish the rollout summary");
-                    return Err(ShiftError::Notify {
-                        topic: topic.clone(),
-                        message,
-                        summary: to_json(&summary),
-                    });
+                .unwrap_or_else(|late| Err(late.to_string()))
+            {
+                error!(topic = %topic, error = %message, "could not publish the failed abort either");
+            }
+        }
+        return result.map(|_| summary);
+    }
+    shiftguard_common::emf::emit(&[metrics_document(&summary, None)]);
+    let ended = summary.status != "in-progress";
+    let already_notified =
+        matches!(&summary.action, Action::Finished) && marker.as_ref().is_some_and(|m| m.notified);
+    if let (true, false, Some(topic)) = (ended, already_notified, &config.notify_topic_arn) {
+        let published = deadline
+            .within(
+                Duration::from_millis(200),
+                publish(clients, topic, &summary),
+            )
+            .await
+            .unwrap_or_else(|late| Err(format!("did not answer in time ({late})")));
+        match published {
+            Ok(id) => {
+                summary.notification = Some(format!("published to {topic} as {id}"));
+                // Remembered on the target, so that a re-run publishes nothing twice — and a
+                // re-run after a failed publication publishes what was missed.
+                let done = ctx
+                    .written
+                    .lock()
+                    .ok()
+                    .and_then(|w| w.clone())
+                    .or_else(|| marker.clone());
+                let Some(done) = done else {
+                    info!(rollout = %plan.id, "rollout step");
+                    return Ok(summary);
+                };
+                let notified = Marker {
+                    notified: true,
+                    ..done
+                };
+                if let Err(Failure::Aws(message)) = ctx.write(&notified).await {
+                    warn!(rollout = %plan.id, error = %message, "published, but could not record it on the marker: a re-run would publish again");
                 }
+            }
+            Err(message) => {
+                error!(topic = %topic, error = %message, outcome = "failed", "could not publish the rollout summary");
+                return Err(ShiftError::Notify {
+                    topic: topic.clone(),
+                    message,
+                    summary: to_json(&summary),
+                });
             }
         }
     }
     info!(rollout = %plan.id, target = %summary.target, action = ?summary.action, status = summary.status, step = summary.step, canary_weight = summary.canary_weight, summary = %to_json(&summary), "rollout step");
     Ok(summary)
+}
+
+/// Binds the plan's checks to the environment: only variables `SHIFT_ALLOWED_SECRETS` lists may
+/// be read (the plan comes with the event: without the allow-list, a plan could send the
+/// function's own credentials to any URL), never `AWS_*`.
+fn bind_checks(
+    plan: &mut Plan,
+    config: &ShiftConfig,
+) -> Result<hooks::redact::Redactor, ShiftError> {
+    let allowed: Vec<&str> = config
+        .environment
+        .get(ALLOWED_SECRETS_VAR)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let env_pairs: Vec<(&str, &str)> = config
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut redactors = Vec::new();
+    for (field, set) in [
+        ("rollout.checks.before", plan.checks_before.as_mut()),
+        ("rollout.checks.after", plan.checks_after.as_mut()),
+    ] {
+        let Some(set) = set else { continue };
+        for (check, var) in hooks::config::environment_read_by(set) {
+            if var.starts_with("AWS_") || !allowed.contains(&var.as_str()) {
+                return Err(ShiftError::InvalidPlan(format!(
+                    "{field}: check {check:?} reads environment variable {var}, which {ALLOWED_SECRETS_VAR} does not list (a plan arrives with the event, so only variables the function's owner allows may be read; AWS_* never)"
+                )));
+            }
+        }
+        redactors.push(
+            hooks::config::bind_environment(set, &env_pairs[..], field)
+                .map_err(|e| ShiftError::InvalidPlan(e.to_string()))?,
+        );
+    }
+    Ok(hooks::redact::Redactor::merged(&redactors))
 }
 
 fn aws_error(message: String, plan: &Plan, read: &Read) -> ShiftError {
@@ -481,7 +560,6 @@ pub struct Read {
     tag_key: String,
     /// Alias rollouts: the alias's version when nothing is split (the stable version).
     stable: Option<String>,
-    revision_id: Option<String>,
 }
 
 struct TargetIo<'a> {
@@ -494,6 +572,8 @@ enum Failure {
     Refused(String),
     Invalid(String),
     Restore(String),
+    /// Traffic is not where this step expected it (read just before a write).
+    Changed(Traffic),
 }
 
 impl<'a> TargetIo<'a> {
@@ -583,7 +663,6 @@ impl<'a> TargetIo<'a> {
                     tag_resource: arn,
                     tag_key: MARKER_KEY.into(),
                     stable: None,
-                    revision_id: None,
                 })
             }
             RolloutTarget::LambdaAlias {
@@ -654,7 +733,6 @@ impl<'a> TargetIo<'a> {
                     tag_resource: function_arn,
                     tag_key,
                     stable: Some(stable),
-                    revision_id: got.revision_id,
                 })
             }
         }
@@ -691,8 +769,9 @@ impl<'a> TargetIo<'a> {
     }
 }
 
-/// The canary's share across the forwards that name both groups; anything else that takes
-/// traffic, or forwards that disagree, is unexpected.
+/// The canary's share across the forwards that name both groups, exactly: a share that is not a
+/// whole percent, or a third group with traffic, is unexpected; forwards with different whole
+/// shares are a split (a move that stopped halfway).
 fn lattice_traffic(forwards: &[&Forward], production: &str, canary: &str) -> Traffic {
     let mut shares = Vec::new();
     for f in forwards {
@@ -716,12 +795,21 @@ fn lattice_traffic(forwards: &[&Forward], production: &str, canary: &str) -> Tra
         if p + c == 0 {
             return Traffic::Unexpected(format!("forward {} sends no traffic", f.place.name()));
         }
-        shares.push(((c * 100) as f64 / (p + c) as f64).round() as u8);
+        if (c * 100) % (p + c) != 0 {
+            return Traffic::Unexpected(format!(
+                "forward {} gives the canary {c}/{} of traffic, not a whole percent: not a weight a rollout writes",
+                f.place.name(),
+                p + c
+            ));
+        }
+        shares.push((c * 100 / (p + c)) as u8);
     }
-    shares.dedup();
-    match shares.as_slice() {
+    let mut distinct = shares.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    match distinct.as_slice() {
         [one] => Traffic::Canary(*one),
-        _ => Traffic::Unexpected(format!("the forwards disagree: canary shares {shares:?}%")),
+        _ => Traffic::Split(shares),
     }
 }
 
@@ -740,10 +828,20 @@ fn alias_traffic(
         return Traffic::Unexpected(format!("the alias also routes to version(s) {others:?}"));
     }
     let new_weight = weights.get(new).copied().unwrap_or(0.0);
+    let percent = new_weight * 100.0;
+    if (percent - percent.round()).abs() > 1e-6 || !(0.0..=100.0).contains(&percent) {
+        return Traffic::Unexpected(format!(
+            "the alias gives version {new} a weight of {new_weight}, not a whole percent: not a weight a rollout writes"
+        ));
+    }
     if version == stable {
-        Traffic::Canary((new_weight * 100.0).round().clamp(0.0, 100.0) as u8)
+        Traffic::Canary(percent.round() as u8)
     } else if version == new {
         Traffic::Canary(100)
+    } else if new_weight == 0.0 {
+        Traffic::Elsewhere(format!(
+            "the alias is all on version {version}, not the stable version {stable} the rollout started from"
+        ))
     } else {
         Traffic::Unexpected(format!(
             "the alias is on version {version}, neither the stable version {stable} nor the new version {new}"
@@ -761,7 +859,12 @@ struct Ctx<'a> {
     read: &'a Read,
     stable: Option<String>,
     redactor: &'a hooks::redact::Redactor,
+    checks_deadline: Deadline,
     work: Deadline,
+    /// This rollout's marker as read at the start of the step.
+    marker: Option<Marker>,
+    /// The last marker this step wrote.
+    written: std::sync::Mutex<Option<Marker>>,
 }
 
 impl Ctx<'_> {
@@ -776,6 +879,8 @@ impl Ctx<'_> {
                 RolloutTarget::LambdaAlias { .. } => self.stable.clone(),
                 _ => None,
             },
+            why: None,
+            notified: false,
         }
     }
 
@@ -787,11 +892,38 @@ impl Ctx<'_> {
         }
     }
 
+    async fn write(&self, marker: &Marker) -> Result<(), Failure> {
+        self.target.write_marker(self.read, marker).await?;
+        if let Ok(mut w) = self.written.lock() {
+            *w = Some(marker.clone());
+        }
+        Ok(())
+    }
+
     async fn carry_out(&self, decision: Decision, s: &mut StepSummary) -> Result<(), Failure> {
+        match self.carry_out_once(decision, s).await {
+            // Traffic moved under the step (a rollback while the checks ran): never written over.
+            Err(Failure::Changed(traffic)) => match plan::changed_outside(
+                &traffic,
+                &format!("while step {} was being written", s.step),
+            ) {
+                Decision::Abort {
+                    reason,
+                    why,
+                    restore,
+                } => self.abort(reason, why, restore, s).await,
+                _ => unreachable!("changed_outside always aborts"),
+            },
+            other => other,
+        }
+    }
+
+    async fn carry_out_once(&self, decision: Decision, s: &mut StepSummary) -> Result<(), Failure> {
         match decision {
             Decision::Refuse(why) => Err(Failure::Refused(why)),
-            Decision::Finished(status) => {
+            Decision::Finished { status, .. } => {
                 s.action = Action::Finished;
+                s.step = self.marker.as_ref().map_or(0, |m| m.step);
                 s.status = if status == Status::Promoted {
                     "promoted"
                 } else {
@@ -809,16 +941,25 @@ impl Ctx<'_> {
                 set_wait(s, ms);
                 Ok(())
             }
-            Decision::Abort { reason, restore } => self.abort(reason, restore, s).await,
+            Decision::Abort {
+                reason,
+                why,
+                restore,
+            } => self.abort(reason, why, restore, s).await,
             Decision::Promote => self.promote(s).await,
             Decision::Start => {
                 self.check_start().await?;
+                // Recorded before the checks: a re-run while they run (or after a crash) is this
+                // rollout's, at step 0 — nothing moved.
+                self.write(&self.marker(0, Status::Baking)).await?;
+                s.step = 0;
                 if let Some(set) = &self.plan.checks_before {
                     s.checks = self.run_checks(set, Phase::PreTraffic).await;
                     if let Some(why) = failed(&s.checks) {
                         return self
                             .abort(
                                 format!("checks before the first step failed: {why}"),
+                                Why::Checks,
                                 false,
                                 s,
                             )
@@ -826,14 +967,15 @@ impl Ctx<'_> {
                     }
                 }
                 if let Some(why) = self.alarms_now().await? {
-                    return self.abort(why, false, s).await;
+                    return self.abort(why, Why::Alarm, false, s).await;
                 }
-                self.move_to(1, s).await?;
+                self.move_to(1, &[0], s).await?;
                 s.action = Action::Started;
                 Ok(())
             }
             Decision::Move { step } => {
-                self.move_to(step, s).await?;
+                self.move_to(step, &[self.weight(step - 1), self.weight(step)], s)
+                    .await?;
                 s.action = Action::Resumed;
                 Ok(())
             }
@@ -848,19 +990,21 @@ impl Ctx<'_> {
                                     "checks after step {step} ({}%) failed: {why}",
                                     self.weight(step)
                                 ),
+                                Why::Checks,
                                 true,
                                 s,
                             )
                             .await;
                     }
                 }
-                // The checks took time: the alarms are read again before anything moves forward.
+                // The checks took time: the alarms are read again before anything moves forward
+                // (and the traffic, inside the move).
                 if let Some(why) = self.alarms_now().await? {
-                    return self.abort(why, true, s).await;
+                    return self.abort(why, Why::Alarm, true, s).await;
                 }
                 match plan::after_judgement(self.plan, step) {
                     Decision::Move { step } => {
-                        self.move_to(step, s).await?;
+                        self.move_to(step, &[self.weight(step - 1)], s).await?;
                         s.action = Action::Advanced;
                         Ok(())
                     }
@@ -873,11 +1017,8 @@ impl Ctx<'_> {
         }
     }
 
-    async fn write(&self, marker: &Marker) -> Result<(), Failure> {
-        self.target.write_marker(self.read, marker).await
-    }
-
-    /// Before anything moves: the new version / the canary's targets exist.
+    /// Before anything moves: the new version / the target groups' targets exist, and Lambda will
+    /// accept the weighted alias.
     async fn check_start(&self) -> Result<(), Failure> {
         match &self.plan.target {
             RolloutTarget::LambdaAlias {
@@ -889,33 +1030,53 @@ impl Ctx<'_> {
                 if stable == *new_version {
                     return Err(Failure::Invalid(format!("rollout.target.newVersion: the alias is already on version {new_version}: nothing to roll out")));
                 }
-                match self
-                    .clients
-                    .rollback
-                    .lambda
-                    .get_function_configuration()
-                    .function_name(function)
-                    .qualifier(new_version)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                let read = |version: String| async move {
+                    match self
+                        .clients
+                        .rollback
+                        .lambda
+                        .get_function_configuration()
+                        .function_name(function)
+                        .qualifier(&version)
+                        .send()
+                        .await
                     {
-                        Err(Failure::Invalid(format!("rollout.target.newVersion: version {new_version} of {function} does not exist")))
+                        Ok(c) => Ok(c),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                        {
+                            Err(Failure::Invalid(format!("rollout.target.newVersion: version {version} of {function} does not exist")))
+                        }
+                        Err(e) => Err(Failure::Aws(format!("GetFunctionConfiguration failed: {}", error_text(&e)))),
                     }
-                    Err(e) => Err(Failure::Aws(format!("GetFunctionConfiguration failed: {}", error_text(&e)))),
+                };
+                let new = read(new_version.clone()).await?;
+                let old = read(stable.clone()).await?;
+                // Lambda's rules for a weighted alias (Lambda developer guide): both versions
+                // with the same execution role and the same dead-letter queue configuration.
+                if new.role != old.role {
+                    return Err(Failure::Invalid(format!("rollout.target.newVersion: version {new_version} has execution role {:?}, version {stable} {:?}: Lambda routes an alias between versions with the same role only", new.role, old.role)));
                 }
+                if new.dead_letter_config != old.dead_letter_config {
+                    return Err(Failure::Invalid(format!("rollout.target.newVersion: versions {stable} and {new_version} have different dead-letter queue configurations: Lambda routes an alias between versions with the same one only")));
+                }
+                Ok(())
             }
             RolloutTarget::LatticeListener {
+                production_target_group,
                 canary_target_group,
                 ..
             } => {
-                let targets = self.list_targets(canary_target_group).await?;
-                if targets.is_empty() {
-                    return Err(Failure::Invalid(format!("rollout.target.canaryTargetGroup: {canary_target_group} has no registered targets: there is nothing to shift traffic to")));
+                for (field, group) in [
+                    ("canaryTargetGroup", canary_target_group),
+                    ("productionTargetGroup", production_target_group),
+                ] {
+                    if self.list_targets(group).await?.is_empty() {
+                        return Err(Failure::Invalid(format!(
+                            "rollout.target.{field}: {group} has no registered targets"
+                        )));
+                    }
                 }
                 Ok(())
             }
@@ -939,7 +1100,7 @@ impl Ctx<'_> {
             phase,
         )(target);
         match self
-            .work
+            .checks_deadline
             .within(Duration::ZERO, hooks::runner::run_checks(executor, set, self.redactor))
             .await
         {
@@ -953,7 +1114,7 @@ impl Ctx<'_> {
                 attempts: 0,
                 latency_ms: 0,
                 reason: Some(format!(
-                    "the checks did not finish before the invocation's deadline ({late}); give the function a longer timeout or the checks shorter ones"
+                    "the checks did not finish in time to move traffic before the invocation's deadline ({late}); give the function a longer timeout or the checks shorter ones"
                 )),
                 details: Value::Null,
             }],
@@ -997,11 +1158,24 @@ impl Ctx<'_> {
         }
     }
 
-    /// Marker `moving` → the step's weights → read back → marker `baking`.
-    async fn move_to(&self, step: usize, s: &mut StepSummary) -> Result<(), Failure> {
+    /// Marker `moving` → the step's weights (only from one of `from`) → read back → marker
+    /// `baking`. A write that failed with traffic untouched puts step 1's marker back to step 0,
+    /// so that the retry can tell it from a rollback's restore.
+    async fn move_to(&self, step: usize, from: &[u8], s: &mut StepSummary) -> Result<(), Failure> {
         let weight = self.weight(step);
         self.write(&self.marker(step, Status::Moving)).await?;
-        let after = self.write_weights(weight).await?;
+        let mut allowed = from.to_vec();
+        allowed.push(weight);
+        let after = match self.write_weights(weight, &allowed).await {
+            Ok(after) => after,
+            Err(Failure::Aws(message)) if step == 1 => {
+                if let Ok(Traffic::Canary(0)) = self.read_traffic().await {
+                    self.write(&self.marker(0, Status::Baking)).await?;
+                }
+                return Err(Failure::Aws(message));
+            }
+            Err(e) => return Err(e),
+        };
         self.write(&self.marker(step, Status::Baking)).await?;
         s.step = step;
         s.canary_weight = weight;
@@ -1011,8 +1185,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Writes the canary's share and verifies it by reading back. Returns what was read back.
-    async fn write_weights(&self, weight: u8) -> Result<Value, Failure> {
+    /// Where traffic is now.
+    async fn read_traffic(&self) -> Result<Traffic, Failure> {
         match &self.plan.target {
             RolloutTarget::LatticeListener {
                 production_target_group,
@@ -1023,27 +1197,59 @@ impl Ctx<'_> {
                 let forwards = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
-                for f in forwards
+                let ours: Vec<&Forward> = forwards
                     .iter()
                     .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
-                {
-                    let groups: Vec<(String, i32)> = f
-                        .groups
-                        .iter()
-                        .map(|(g, w)| {
-                            let w = if same_resource(g, canary_target_group) {
-                                i32::from(weight)
-                            } else if same_resource(g, production_target_group) {
-                                100 - i32::from(weight)
-                            } else {
-                                *w
-                            };
-                            (g.clone(), w)
-                        })
-                        .collect();
-                    write_groups(&self.clients.rollback, &lt, &f.place, &groups)
-                        .await
-                        .map_err(|e| Failure::Aws(e.to_string()))?;
+                    .collect();
+                Ok(lattice_traffic(
+                    &ours,
+                    production_target_group,
+                    canary_target_group,
+                ))
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                alias,
+                new_version,
+                ..
+            } => {
+                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                Ok(alias_traffic(
+                    &back.version,
+                    &back.weights,
+                    &self.stable.clone().unwrap_or_default(),
+                    new_version,
+                ))
+            }
+        }
+    }
+
+    /// Writes the canary's share — only if traffic is still on one of `allowed` (read just
+    /// before: a rollback that restored production while the checks ran is never written over)
+    /// — and verifies it by reading back. Returns what was read back.
+    async fn write_weights(&self, weight: u8, allowed: &[u8]) -> Result<Value, Failure> {
+        match &self.plan.target {
+            RolloutTarget::LatticeListener {
+                production_target_group,
+                canary_target_group,
+                ..
+            } => {
+                let lt = self.target.lattice().expect("lattice target");
+                let forwards = read_forwards(&self.clients.rollback, &lt)
+                    .await
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                let ours: Vec<&Forward> = forwards
+                    .iter()
+                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
+                    .collect();
+                let now = lattice_traffic(&ours, production_target_group, canary_target_group);
+                if !now.within(allowed) {
+                    return Err(Failure::Changed(now));
+                }
+                for f in ours {
+                    self.write_forward(f, weight).await?;
                 }
                 let back = read_forwards(&self.clients.rollback, &lt)
                     .await
@@ -1055,7 +1261,8 @@ impl Ctx<'_> {
                 match lattice_traffic(&ours, production_target_group, canary_target_group) {
                     Traffic::Canary(w) if w == weight => Ok(crate::lattice::describe(&back)),
                     other => Err(Failure::Aws(format!(
-                        "verification failed: wrote {weight}% to the canary, read back {other:?}"
+                        "verification failed: wrote {weight}% to the canary, read back {}",
+                        plan::describe_traffic(&other)
                     ))),
                 }
             }
@@ -1067,23 +1274,19 @@ impl Ctx<'_> {
             } => {
                 let stable = self.stable.clone().unwrap_or_default();
                 let lambda = &self.clients.rollback.lambda;
-                let current = lambda
-                    .get_alias()
-                    .function_name(function)
-                    .name(alias)
-                    .send()
+                let current = crate::alias::read_alias(&self.clients.rollback, function, alias)
                     .await
-                    .map_err(|e| Failure::Aws(format!("GetAlias failed: {}", error_text(&e))))?;
+                    .map_err(|e| Failure::Aws(e.to_string()))?;
+                let now = alias_traffic(&current.version, &current.weights, &stable, new_version);
+                if !now.within(allowed) {
+                    return Err(Failure::Changed(now));
+                }
+                // The RevisionId of that read: a write in between makes Lambda refuse this one.
                 let mut update = lambda
                     .update_alias()
                     .function_name(function)
                     .name(alias)
-                    .set_revision_id(
-                        current
-                            .revision_id
-                            .clone()
-                            .or(self.read.revision_id.clone()),
-                    );
+                    .set_revision_id(current.revision_id.clone());
                 update = if weight >= 100 {
                     update
                         .function_version(new_version)
@@ -1095,19 +1298,61 @@ impl Ctx<'_> {
                             .build(),
                     )
                 };
-                update
-                    .send()
-                    .await
-                    .map_err(|e| Failure::Aws(format!("UpdateAlias failed: {}", error_text(&e))))?;
+                match update.send().await {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_precondition_failed_exception()) =>
+                    {
+                        let now = self.read_traffic().await?;
+                        return Err(Failure::Changed(now));
+                    }
+                    Err(e) => {
+                        return Err(Failure::Aws(format!(
+                            "UpdateAlias failed: {}",
+                            error_text(&e)
+                        )))
+                    }
+                }
                 let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 match alias_traffic(&back.version, &back.weights, &stable, new_version) {
                     Traffic::Canary(w) if w == weight => Ok(json!({"version": back.version, "weights": back.weights})),
-                    other => Err(Failure::Aws(format!("verification failed: wrote {weight}% to version {new_version}, read back {other:?}"))),
+                    other => Err(Failure::Aws(format!("verification failed: wrote {weight}% to version {new_version}, read back {}", plan::describe_traffic(&other)))),
                 }
             }
         }
+    }
+
+    /// One forward that names both groups: production (100 − w), canary w, others as they are.
+    async fn write_forward(&self, f: &Forward, weight: u8) -> Result<(), Failure> {
+        let RolloutTarget::LatticeListener {
+            production_target_group,
+            canary_target_group,
+            ..
+        } = &self.plan.target
+        else {
+            return Ok(());
+        };
+        let groups: Vec<(String, i32)> = f
+            .groups
+            .iter()
+            .map(|(g, w)| {
+                let w = if same_resource(g, canary_target_group) {
+                    i32::from(weight)
+                } else if same_resource(g, production_target_group) {
+                    100 - i32::from(weight)
+                } else {
+                    *w
+                };
+                (g.clone(), w)
+            })
+            .collect();
+        let lt = self.target.lattice().expect("lattice target");
+        write_groups(&self.clients.rollback, &lt, &f.place, &groups)
+            .await
+            .map_err(|e| Failure::Aws(e.to_string()))
     }
 
     async fn list_targets(&self, group: &str) -> Result<Vec<(String, Option<i32>)>, Failure> {
@@ -1143,10 +1388,13 @@ impl Ctx<'_> {
     }
 
     /// Lattice: the production group takes the canary's targets, then production gets all
-    /// traffic back (rollback's restore, which verifies). Alias: the alias is already all on
-    /// the new version (the last step); the stable pointer moves.
+    /// traffic back. Alias: the alias is already all on the new version (the last step); the
+    /// stable pointer moves. Traffic is read first: promotion goes on only while the canary has
+    /// it all (or, after a crash, when it already finished but for the marker); anything else is
+    /// an abort — a rollback during promotion is never undone.
     async fn promote(&self, s: &mut StepSummary) -> Result<(), Failure> {
         s.step = self.plan.steps.len();
+        let traffic = self.read_traffic().await?;
         match &self.plan.target {
             RolloutTarget::LatticeListener {
                 production_target_group,
@@ -1154,10 +1402,23 @@ impl Ctx<'_> {
                 ..
             } => {
                 let canary = self.list_targets(canary_target_group).await?;
-                if canary.is_empty() {
-                    return Err(Failure::Refused(format!("promotion stopped: the canary target group {canary_target_group} has no targets now; production keeps its own")));
-                }
                 let production = self.list_targets(production_target_group).await?;
+                let done =
+                    traffic == Traffic::Canary(0) && !canary.is_empty() && production == canary;
+                if traffic != Traffic::Canary(100) && !done {
+                    let Decision::Abort {
+                        reason, restore, ..
+                    } = plan::changed_outside(&traffic, "during promotion")
+                    else {
+                        unreachable!("changed_outside always aborts")
+                    };
+                    return self.abort(reason, Why::Promotion, restore, s).await;
+                }
+                if canary.is_empty() {
+                    return self
+                        .abort(format!("the canary target group {canary_target_group} has no targets at promotion: production keeps its own"), Why::Promotion, true, s)
+                        .await;
+                }
                 let stale: Vec<&(String, Option<i32>)> =
                     production.iter().filter(|t| !canary.contains(t)).collect();
                 let missing: Vec<&(String, Option<i32>)> =
@@ -1170,9 +1431,23 @@ impl Ctx<'_> {
                         .build()
                         .map_err(|e| Failure::Aws(e.to_string()))
                 };
-                // Production has no traffic now (the canary has 100%): its targets can change.
-                // Deregister first: a Lambda target group holds one target.
-                if !stale.is_empty() {
+                // Production has no traffic now (the canary has 100%), so its targets can change.
+                // A Lambda target group holds one target: deregister first there; elsewhere
+                // register first, so that the group is never empty.
+                let lambda_group = lattice
+                    .get_target_group()
+                    .target_group_identifier(production_target_group)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e)))
+                    })?
+                    .r#type
+                    == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
+                let deregister = || async {
+                    if stale.is_empty() {
+                        return Ok(());
+                    }
                     lattice
                         .deregister_targets()
                         .target_group_identifier(production_target_group)
@@ -1181,12 +1456,16 @@ impl Ctx<'_> {
                         ))
                         .send()
                         .await
+                        .map(|_| ())
                         .map_err(|e| {
                             Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e)))
-                        })?;
-                }
-                if !missing.is_empty() {
-                    lattice
+                        })
+                };
+                let register = || async {
+                    if missing.is_empty() {
+                        return Ok(());
+                    }
+                    let out = lattice
                         .register_targets()
                         .target_group_identifier(production_target_group)
                         .set_targets(Some(
@@ -1200,29 +1479,31 @@ impl Ctx<'_> {
                         .map_err(|e| {
                             Failure::Aws(format!("RegisterTargets failed: {}", error_text(&e)))
                         })?;
+                    match out.unsuccessful.as_deref() {
+                        Some([first, ..]) => Err(Failure::Aws(format!(
+                            "RegisterTargets refused {}: {} {}",
+                            first.id.as_deref().unwrap_or("?"),
+                            first.failure_code.as_deref().unwrap_or(""),
+                            first.failure_message.as_deref().unwrap_or("")
+                        ))),
+                        _ => Ok(()),
+                    }
+                };
+                if lambda_group {
+                    deregister().await?;
+                    register().await?;
+                } else {
+                    register().await?;
+                    deregister().await?;
                 }
                 let now = self.list_targets(production_target_group).await?;
                 if now != canary {
                     return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
                 }
-                let mut report = TargetReport::new(
-                    self.plan.target.id(),
-                    vec![format!("rollout:{}", self.plan.id)],
-                );
-                crate::lattice::roll_back(
-                    &self.clients.rollback,
-                    &self.target.lattice().expect("lattice"),
-                    false,
-                    &mut report,
-                )
-                .await;
-                if report.failed() {
-                    return Err(Failure::Aws(format!(
-                        "promotion: production's weights were not restored: {}",
-                        report.error.clone().unwrap_or_default()
-                    )));
-                }
-                s.after = report.after.clone();
+                // Production back to all traffic, in the forwards this rollout moved (from 100%
+                // canary only: anything else changed under the promotion).
+                let after = self.write_weights(0, &[100, 0]).await?;
+                s.after = Some(after);
                 s.promotion = Some(json!({
                     "productionTargets": canary.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
                     "deregistered": stale.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
@@ -1235,20 +1516,25 @@ impl Ctx<'_> {
                 stable_alias,
                 ..
             } => {
-                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
-                    .await
-                    .map_err(|e| Failure::Aws(e.to_string()))?;
-                if !back.all_on(new_version) {
-                    return Err(Failure::Refused(format!("promotion stopped: alias {alias} is not all on version {new_version} ({:?}): something changed it", back)));
+                if traffic != Traffic::Canary(100) {
+                    let Decision::Abort {
+                        reason, restore, ..
+                    } = plan::changed_outside(&traffic, "during promotion")
+                    else {
+                        unreachable!("changed_outside always aborts")
+                    };
+                    return self.abort(reason, Why::Promotion, restore, s).await;
                 }
                 let mut promotion = json!({"alias": alias, "version": new_version});
                 if let Some(pointer) = stable_alias {
                     let lambda = &self.clients.rollback.lambda;
+                    // No weights on the pointer: it names one version.
                     match lambda
                         .update_alias()
                         .function_name(function)
                         .name(pointer)
                         .function_version(new_version)
+                        .routing_config(AliasRoutingConfiguration::builder().build())
                         .send()
                         .await
                     {
@@ -1279,9 +1565,17 @@ impl Ctx<'_> {
                             )))
                         }
                     }
+                    let back = crate::alias::read_alias(&self.clients.rollback, function, pointer)
+                        .await
+                        .map_err(|e| Failure::Aws(e.to_string()))?;
+                    if !back.all_on(new_version) {
+                        return Err(Failure::Aws(format!(
+                            "verification failed: the stable pointer {pointer} reads {back:?}"
+                        )));
+                    }
                     promotion["stableAlias"] = json!(pointer);
                 }
-                s.after = Some(json!({"version": back.version, "weights": back.weights}));
+                s.after = Some(json!({"version": new_version, "weights": {}}));
                 s.promotion = Some(promotion);
             }
         }
@@ -1290,22 +1584,29 @@ impl Ctx<'_> {
         s.action = Action::Promoted;
         s.status = "promoted";
         s.canary_weight = 0;
+        s.wait_ms = None;
+        s.wait_seconds = None;
         info!(rollout = %self.plan.id, target = %s.target, action = "promote", outcome = "promoted", "rollout promoted");
         Ok(())
     }
 
-    /// Production back to 100% through rollback's own restore, then the marker `aborted`.
+    /// Production back to 100% through rollback's own restore, verified, then marker `aborted`.
     async fn abort(
         &self,
         reason: String,
+        why: Why,
         restore: bool,
         s: &mut StepSummary,
     ) -> Result<(), Failure> {
-        warn!(rollout = %self.plan.id, target = %s.target, reason = %reason, restore, action = "abort", "aborting the rollout");
+        warn!(rollout = %self.plan.id, target = %s.target, reason = %reason, why = why.code(), restore, action = "abort", "aborting the rollout");
         s.reason = Some(reason);
         let step = s.step;
+        let with_why = |status| Marker {
+            why: Some(why.code().into()),
+            ..self.marker(step, status)
+        };
         if restore {
-            self.write(&self.marker(step, Status::Aborting)).await?;
+            self.write(&with_why(Status::Aborting)).await?;
             let mut report = TargetReport::new(
                 self.plan.target.id(),
                 vec![format!("rollout:{}", self.plan.id)],
@@ -1329,7 +1630,7 @@ impl Ctx<'_> {
                     let t = LambdaAliasTarget {
                         function: function.clone(),
                         alias: alias.clone(),
-                        stable_version: Some(stable),
+                        stable_version: Some(stable.clone()),
                         stable_alias: None,
                         code_deploy: None,
                     };
@@ -1340,6 +1641,18 @@ impl Ctx<'_> {
                         alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
                     };
                     crate::alias::roll_back(&self.clients.rollback, &t, run, &mut report).await;
+                    // Rollback's alias path may leave the alias to a CodeDeploy deployment in
+                    // flight: the abort is complete only when the alias is all on stable.
+                    if !report.failed() {
+                        let back =
+                            crate::alias::read_alias(&self.clients.rollback, function, alias)
+                                .await
+                                .map_err(|e| Failure::Restore(e.to_string()))?;
+                        if !back.all_on(&stable) {
+                            report.outcome = crate::report::Outcome::Failed;
+                            report.error = Some(format!("after the restore the alias reads {back:?}, not all on version {stable}"));
+                        }
+                    }
                 }
             }
             let failed = report.failed();
@@ -1354,7 +1667,7 @@ impl Ctx<'_> {
                 return Err(Failure::Restore(why));
             }
         }
-        self.write(&self.marker(step, Status::Aborted)).await?;
+        self.write(&with_why(Status::Aborted)).await?;
         s.action = Action::Aborted;
         s.status = "aborted";
         s.canary_weight = 0;
@@ -1388,34 +1701,20 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn traffic_as_read_from_a_listener() {
         let t = |fs: &[Forward]| lattice_traffic(&fs.iter().collect::<Vec<_>>(), "tg-p", "tg-c");
         assert_eq!(t(&[fwd(&[("tg-p", 100), ("tg-c", 0)])]), Traffic::Canary(0));
-        assert_eq!(
-            t(&[fwd(&[("tg-p", 90), ("tg-c", 10)])]),
-            Traffic::Canary(10)
-        );
-        assert_eq!(
-            t(&[fwd(&[("tg-p", 0), ("tg-c", 100)])]),
-            Traffic::Canary(100)
-        );
-        // Weights are relative: 9/1 is 10%.
+        assert_eq!(t(&[fwd(&[("tg-p", 90), ("tg-c", 10)])]), Traffic::Canary(10));
+        assert_eq!(t(&[fwd(&[("tg-p", 0), ("tg-c", 100)])]), Traffic::Canary(100));
+        // Weights are relative: 9/1 is 10%; 67/33 is 33%.
         assert_eq!(t(&[fwd(&[("tg-p", 9), ("tg-c", 1)])]), Traffic::Canary(10));
-        assert!(matches!(
-            t(&[
-                fwd(&[("tg-p", 90), ("tg-c", 10)]),
-                fwd(&[("tg-p", 100), ("tg-c", 0)])
-            ]),
-            Traffic::Unexpected(_)
-        ));
-        assert!(matches!(
-            t(&[fwd(&[("tg-p", 90), ("tg-c", 0), ("tg-x", 10)])]),
-            Traffic::Unexpected(_)
-        ));
-        assert!(matches!(
-            t(&[fwd(&[("tg-p", 0), ("tg-c", 0)])]),
-            Traffic::Unexpected(_)
-        ));
+        assert_eq!(t(&[fwd(&[("tg-p", 67), ("tg-c", 33)])]), Traffic::Canary(33));
+        // 999/1 is 0.1%: not "no traffic", and not a weight a rollout writes.
+        assert!(matches!(t(&[fwd(&[("tg-p", 999), ("tg-c", 1)])]), Traffic::Unexpected(_)));
+        assert_eq!(t(&[fwd(&[("tg-p", 90), ("tg-c", 10)]), fwd(&[("tg-p", 100), ("tg-c", 0)])]), Traffic::Split(vec![10, 0]));
+        assert!(matches!(t(&[fwd(&[("tg-p", 90), ("tg-c", 0), ("tg-x", 10)])]), Traffic::Unexpected(_)));
+        assert!(matches!(t(&[fwd(&[("tg-p", 0), ("tg-c", 0)])]), Traffic::Unexpected(_)));
     }
 
     #[test]
@@ -1477,26 +1776,16 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn traffic_as_read_from_an_alias() {
-        let w = |pairs: &[(&str, f64)]| {
-            pairs
-                .iter()
-                .map(|(v, w)| (v.to_string(), *w))
-                .collect::<BTreeMap<_, _>>()
-        };
+        let w = |pairs: &[(&str, f64)]| pairs.iter().map(|(v, w)| (v.to_string(), *w)).collect::<BTreeMap<_, _>>();
         assert_eq!(alias_traffic("1", &w(&[]), "1", "2"), Traffic::Canary(0));
-        assert_eq!(
-            alias_traffic("1", &w(&[("2", 0.25)]), "1", "2"),
-            Traffic::Canary(25)
-        );
+        assert_eq!(alias_traffic("1", &w(&[("2", 0.25)]), "1", "2"), Traffic::Canary(25));
         assert_eq!(alias_traffic("2", &w(&[]), "1", "2"), Traffic::Canary(100));
-        assert!(matches!(
-            alias_traffic("1", &w(&[("3", 0.1)]), "1", "2"),
-            Traffic::Unexpected(_)
-        ));
-        assert!(matches!(
-            alias_traffic("3", &w(&[]), "1", "2"),
-            Traffic::Unexpected(_)
-        ));
+        assert!(matches!(alias_traffic("1", &w(&[("3", 0.1)]), "1", "2"), Traffic::Unexpected(_)));
+        assert!(matches!(alias_traffic("1", &w(&[("2", 0.001)]), "1", "2"), Traffic::Unexpected(_)));
+        // Someone put the alias all on another version: restored their way, not ours to undo.
+        assert!(matches!(alias_traffic("3", &w(&[]), "1", "2"), Traffic::Elsewhere(_)));
+        assert!(matches!(alias_traffic("3", &w(&[("2", 0.1)]), "1", "2"), Traffic::Unexpected(_)));
     }
 }

@@ -216,6 +216,14 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
         } => {
             blank(&function, "function")?;
             blank(&alias, "alias")?;
+            // The marker's tag key is `shiftguard:rollout:ALIAS`, at most 128 characters.
+            if alias.len() > 128 - MARKER_KEY.len() - 1 {
+                return Err(format!(
+                    "rollout.target.alias: at most {} characters (the rollout's marker tag key names it), got {}",
+                    128 - MARKER_KEY.len() - 1,
+                    alias.len()
+                ));
+            }
             if !crate::config::is_version_number(&new_version) {
                 return Err(format!(
                     "rollout.target.newVersion: expected a published version number, got {new_version:?}"
@@ -376,6 +384,38 @@ pub struct Marker {
     pub status: Status,
     /// Alias rollouts: the version production is on (what an abort restores).
     pub stable: Option<String>,
+    /// Why an abort began ([`Why`] code), so that a resumed abort still says why.
+    pub why: Option<String>,
+    /// The ended rollout's summary reached `NOTIFY_TOPIC_ARN` (a re-run publishes it otherwise).
+    pub notified: bool,
+}
+
+/// Why a rollout is aborted: a short code kept in the marker (tag-safe characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// An alarm of the plan is in ALARM (or was deleted).
+    Alarm,
+    /// A check failed.
+    Checks,
+    /// Traffic changed outside the rollout (a rollback, a person).
+    Outside,
+    /// A write of step 1 was interrupted and production has all traffic: indistinguishable from a
+    /// rollback's restore, so never written again.
+    Interrupted,
+    /// Promotion found the target changed.
+    Promotion,
+}
+
+impl Why {
+    pub fn code(self) -> &'static str {
+        match self {
+            Why::Alarm => "alarm",
+            Why::Checks => "checks",
+            Why::Outside => "outside",
+            Why::Interrupted => "interrupted",
+            Why::Promotion => "promotion",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -434,6 +474,12 @@ impl Marker {
         if let Some(v) = &self.stable {
             s.push_str(&format!(" stable={v}"));
         }
+        if let Some(w) = &self.why {
+            s.push_str(&format!(" why={w}"));
+        }
+        if self.notified {
+            s.push_str(" notified=1");
+        }
         s
     }
 
@@ -446,6 +492,8 @@ impl Marker {
             at_ms: 0,
             status: Status::Moving,
             stable: None,
+            why: None,
+            notified: false,
         };
         let (mut id, mut status) = (false, false);
         for pair in raw.split_whitespace() {
@@ -463,6 +511,8 @@ impl Marker {
                     status = true;
                 }
                 "stable" => m.stable = Some(v.to_string()),
+                "why" => m.why = Some(v.to_string()),
+                "notified" => m.notified = v == "1",
                 _ => {}
             }
         }
@@ -475,10 +525,27 @@ impl Marker {
 /// Where traffic is, as read from the target.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Traffic {
-    /// The canary's share, percent, consistent across every forward.
+    /// The canary's share, a whole percent, the same in every forward.
     Canary(u8),
-    /// Not a state a rollout can be in (forwards disagree, another version on the alias…).
+    /// Forwards with different whole shares (a move that stopped halfway).
+    Split(Vec<u8>),
+    /// The canary has no traffic, but production is not what the rollout knows (an alias put on
+    /// another version): someone restored it their way.
+    Elsewhere(String),
+    /// Not a state a rollout can be in (a third group with traffic, a share that is not a whole
+    /// percent, another version on the alias…).
     Unexpected(String),
+}
+
+impl Traffic {
+    /// Whether every share is one of `allowed`.
+    pub fn within(&self, allowed: &[u8]) -> bool {
+        match self {
+            Traffic::Canary(w) => allowed.contains(w),
+            Traffic::Split(ws) => ws.iter().all(|w| allowed.contains(w)),
+            _ => false,
+        }
+    }
 }
 
 /// What one invocation read.
@@ -494,26 +561,70 @@ pub struct Facts {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Nothing of this rollout yet: run the checks before, then move to step 1.
+    /// Nothing of this rollout moved yet: run the checks before, then move to step 1.
     Start,
-    /// Write this step's weights (again, if a crash interrupted the move).
+    /// Write this step's weights again (a move that did not finish); traffic is on one of the
+    /// two steps' weights.
     Move { step: usize },
     /// Baking: come back later.
     Wait { step: usize, ms: u64 },
     /// The bake is over: run the checks after it, then move on or promote.
     Judge { step: usize },
-    /// Make the new version production (again, if a crash interrupted it).
+    /// Make the new version production (the carrying out reads traffic first).
     Promote,
     /// Stop the rollout. `restore`: traffic must be put back on production first.
-    Abort { reason: String, restore: bool },
-    /// The rollout already ended: report it again, write nothing.
-    Finished(Status),
+    Abort {
+        reason: String,
+        why: Why,
+        restore: bool,
+    },
+    /// The rollout already ended: report it again, write nothing (but publish a summary that
+    /// never reached the topic).
+    Finished { status: Status, notified: bool },
     /// Cannot run: nothing is touched and the invocation fails with this.
     Refuse(String),
 }
 
 fn alarms_text(alarms: &[String]) -> String {
     alarms.join(", ")
+}
+
+/// The abort for traffic that is not where the rollout put it: when production already has
+/// everything (restored by rollback or a person) nothing is written; otherwise production is
+/// restored.
+pub fn changed_outside(traffic: &Traffic, during: &str) -> Decision {
+    match traffic {
+        Traffic::Canary(0) => Decision::Abort {
+            reason: format!(
+                "production was restored outside the rollout (a rollback or a person) {during}"
+            ),
+            why: Why::Outside,
+            restore: false,
+        },
+        Traffic::Elsewhere(what) => Decision::Abort {
+            reason: format!(
+                "production was restored outside the rollout {during}: {what}; left as it is"
+            ),
+            why: Why::Outside,
+            restore: false,
+        },
+        other => Decision::Abort {
+            reason: format!(
+                "traffic changed outside the rollout {during}: {}",
+                describe_traffic(other)
+            ),
+            why: Why::Outside,
+            restore: true,
+        },
+    }
+}
+
+pub fn describe_traffic(t: &Traffic) -> String {
+    match t {
+        Traffic::Canary(w) => format!("the canary has {w}%"),
+        Traffic::Split(ws) => format!("the forwards give the canary {ws:?}%"),
+        Traffic::Elsewhere(w) | Traffic::Unexpected(w) => w.clone(),
+    }
 }
 
 /// What this invocation does. Pure: the I/O layer read `facts`; it carries the decision out.
@@ -535,23 +646,26 @@ pub fn decide(plan: &Plan, facts: &Facts) -> Decision {
         }
         _ => None,
     };
+    let alarming = !facts.alarms_in_alarm.is_empty();
+    let start = |during: &str| {
+        match &facts.traffic {
+        Traffic::Canary(0) if alarming => Decision::Abort {
+            reason: format!(
+                "alarm(s) in ALARM {during}: {}; no traffic was moved",
+                alarms_text(&facts.alarms_in_alarm)
+            ),
+            why: Why::Alarm,
+            restore: false,
+        },
+        Traffic::Canary(0) => Decision::Start,
+        other => Decision::Refuse(format!(
+            "{}, and no step of this rollout is recorded on the target: refusing to start from there (put production back to 100% first)",
+            describe_traffic(other)
+        )),
+    }
+    };
     let Some(m) = ours else {
-        return match &facts.traffic {
-            Traffic::Canary(0) if !facts.alarms_in_alarm.is_empty() => Decision::Abort {
-                reason: format!(
-                    "alarm(s) in ALARM before the rollout started: {}; no traffic was moved",
-                    alarms_text(&facts.alarms_in_alarm)
-                ),
-                restore: false,
-            },
-            Traffic::Canary(0) => Decision::Start,
-            Traffic::Canary(w) => Decision::Refuse(format!(
-                "the canary already has {w}% of traffic and no rollout of this id is recorded on the target: refusing to start from a split (put production back to 100% first)"
-            )),
-            Traffic::Unexpected(why) => Decision::Refuse(format!(
-                "refusing to start: {why}"
-            )),
-        };
+        return start("before the rollout started");
     };
     let weight_of = |step: usize| -> u8 {
         if step == 0 {
@@ -567,76 +681,71 @@ pub fn decide(plan: &Plan, facts: &Facts) -> Decision {
             plan.steps.len()
         ));
     }
-    let alarming = !facts.alarms_in_alarm.is_empty();
     let alarm_abort = || Decision::Abort {
         reason: format!(
             "alarm(s) in ALARM during step {}: {}",
             m.step,
             alarms_text(&facts.alarms_in_alarm)
         ),
+        why: Why::Alarm,
         restore: true,
     };
+    let during = format!("during step {} ({}%)", m.step, weight_of(m.step));
     match m.status {
-        Status::Promoted | Status::Aborted => Decision::Finished(m.status),
+        Status::Promoted | Status::Aborted => Decision::Finished {
+            status: m.status,
+            notified: m.notified,
+        },
         Status::Aborting => Decision::Abort {
-            reason: "resuming an abort that did not finish".into(),
+            reason: format!(
+                "resuming an abort that did not finish (begun for: {})",
+                m.why.as_deref().unwrap_or("unknown")
+            ),
+            why: match m.why.as_deref() {
+                Some("alarm") => Why::Alarm,
+                Some("checks") => Why::Checks,
+                Some("interrupted") => Why::Interrupted,
+                Some("promotion") => Why::Promotion,
+                _ => Why::Outside,
+            },
             restore: true,
         },
-        // The last bake's checks passed and the canary has all traffic: promotion only re-points
-        // production at what already serves, so it is finished even if an alarm fired since
-        // (rollback, subscribed to that alarm, acts on the listener by itself).
+        // The last bake's checks passed: promotion reads traffic itself before touching anything
+        // and aborts if the canary no longer has it all.
         Status::Promoting => Decision::Promote,
+        // Started, checks before not yet passed: nothing moved (step 0).
+        Status::Baking if m.step == 0 => start("before the first step"),
         Status::Moving => {
             let (from, to) = (weight_of(m.step.saturating_sub(1)), weight_of(m.step));
-            match &facts.traffic {
-                _ if alarming => alarm_abort(),
-                Traffic::Canary(w) if *w == from || *w == to => Decision::Move { step: m.step },
-                Traffic::Canary(0) => Decision::Abort {
-                    reason: format!("production was restored outside the rollout (a rollback or a person) while step {} was being written", m.step),
+            if alarming {
+                return alarm_abort();
+            }
+            if m.step == 1 && facts.traffic == Traffic::Canary(0) {
+                // Either the write never landed, or it did and a rollback restored production
+                // before this run: the two cannot be told apart, and writing again could undo a
+                // rollback. (A write that failed cleanly put the marker back to step 0.)
+                return Decision::Abort {
+                    reason: "the write of step 1 was interrupted and production has all traffic: that cannot be told apart from a rollback's restore, so it is not written again; start a new rollout (a new id)".into(),
+                    why: Why::Interrupted,
                     restore: false,
-                },
-                Traffic::Canary(w) => Decision::Abort {
-                    reason: format!("traffic changed outside the rollout: the canary has {w}%, expected {from}% or {to}%"),
-                    restore: true,
-                },
-                Traffic::Unexpected(why) => Decision::Abort {
-                    reason: format!("traffic changed outside the rollout: {why}"),
-                    restore: true,
-                },
+                };
+            }
+            if facts.traffic.within(&[from, to]) {
+                Decision::Move { step: m.step }
+            } else {
+                changed_outside(&facts.traffic, &during)
             }
         }
         Status::Baking => {
-            let expected = weight_of(m.step);
-            match &facts.traffic {
-                Traffic::Canary(0) => {
-                    return Decision::Abort {
-                        reason: format!(
-                            "production was restored outside the rollout (a rollback or a person) during step {} ({expected}%)",
-                            m.step
-                        ),
-                        restore: false,
-                    }
-                }
-                Traffic::Canary(w) if *w != expected => {
-                    return Decision::Abort {
-                        reason: format!("traffic changed outside the rollout: the canary has {w}%, step {} set {expected}%", m.step),
-                        restore: true,
-                    }
-                }
-                Traffic::Unexpected(why) => {
-                    return Decision::Abort {
-                        reason: format!("traffic changed outside the rollout: {why}"),
-                        restore: true,
-                    }
-                }
-                Traffic::Canary(_) => {}
+            if facts.traffic != Traffic::Canary(weight_of(m.step)) {
+                return changed_outside(&facts.traffic, &during);
             }
             if alarming {
                 return alarm_abort();
             }
             let bake = plan
                 .steps
-                .get(m.step.saturating_sub(1))
+                .get(m.step - 1)
                 .map_or(Duration::ZERO, |s| s.bake);
             let done_at = m.at_ms.saturating_add(bake.as_millis() as i64);
             if facts.now_ms < done_at {
@@ -688,6 +797,8 @@ mod tests {
             at_ms,
             status,
             stable: None,
+            why: None,
+            notified: false,
         }))
     }
     fn facts(
@@ -808,6 +919,8 @@ mod tests {
             at_ms: 1_795_337_270_554,
             status: Status::Baking,
             stable: Some("7".into()),
+            why: Some("alarm".into()),
+            notified: true,
         };
         assert_eq!(Marker::decode(&m.encode()), Some(m.clone()));
         assert!(m.encode().len() <= 256);
@@ -824,168 +937,57 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn what_one_invocation_does() {
         let p = plan();
         let min = 60_000;
         let t0 = 1_000_000;
-        let other = Some(Ok(Marker {
-            id: "r0".into(),
-            step: 2,
-            weight: 50,
-            at_ms: 0,
-            status: Status::Baking,
-            stable: None,
-        }));
-        let other_done = Some(Ok(Marker {
-            id: "r0".into(),
-            step: 3,
-            weight: 100,
-            at_ms: 0,
-            status: Status::Promoted,
-            stable: None,
-        }));
+        let m = |id: &str, step, status| Some(Ok(Marker { id: id.into(), step, weight: 0, at_ms: 0, status, stable: None, why: None, notified: false }));
         use Decision::*;
+        let abort = |restore| Abort { reason: String::new(), why: Why::Outside, restore };
+        let split = |ws: &[u8]| Facts { traffic: Traffic::Split(ws.to_vec()), ..facts(marker(2, Status::Moving, t0), 0, &[], t0) };
+        let elsewhere = |status| Facts { traffic: Traffic::Elsewhere("the alias is all on version 7".into()), ..facts(marker(2, status, t0), 0, &[], t0) };
         let cases: Vec<(&str, Facts, Decision)> = vec![
             ("fresh target", facts(None, 0, &[], t0), Start),
-            (
-                "after an earlier rollout finished",
-                facts(other_done.clone(), 0, &[], t0),
-                Start,
-            ),
-            (
-                "another rollout in progress",
-                facts(other, 0, &[], t0),
-                Refuse(String::new()),
-            ),
-            (
-                "unreadable marker",
-                facts(Some(Err("junk".into())), 0, &[], t0),
-                Refuse(String::new()),
-            ),
-            (
-                "already split, no marker",
-                facts(None, 10, &[], t0),
-                Refuse(String::new()),
-            ),
-            (
-                "alarm at start: abort, nothing to restore",
-                facts(None, 0, &["a"], t0),
-                Abort {
-                    reason: String::new(),
-                    restore: false,
-                },
-            ),
-            (
-                "crash while moving to step 1, weights not written",
-                facts(marker(1, Status::Moving, t0), 0, &[], t0),
-                Move { step: 1 },
-            ),
-            (
-                "crash while moving to step 2, weights written",
-                facts(marker(2, Status::Moving, t0), 50, &[], t0),
-                Move { step: 2 },
-            ),
-            (
-                "moving, but an alarm",
-                facts(marker(2, Status::Moving, t0), 10, &["a"], t0),
-                Abort {
-                    reason: String::new(),
-                    restore: true,
-                },
-            ),
-            (
-                "moving, production restored by someone",
-                facts(marker(2, Status::Moving, t0), 0, &[], t0),
-                Abort {
-                    reason: String::new(),
-                    restore: false,
-                },
-            ),
-            (
-                "baking, early",
-                facts(marker(1, Status::Baking, t0), 10, &[], t0 + min),
-                Wait {
-                    step: 1,
-                    ms: 4 * min as u64,
-                },
-            ),
-            (
-                "baking, done",
-                facts(marker(1, Status::Baking, t0), 10, &[], t0 + 5 * min),
-                Judge { step: 1 },
-            ),
-            (
-                "baking, alarm",
-                facts(marker(1, Status::Baking, t0), 10, &["a"], t0 + min),
-                Abort {
-                    reason: String::new(),
-                    restore: true,
-                },
-            ),
-            (
-                "baking, rollback restored production",
-                facts(marker(2, Status::Baking, t0), 0, &["a"], t0 + min),
-                Abort {
-                    reason: String::new(),
-                    restore: false,
-                },
-            ),
-            (
-                "baking, a person moved the weights",
-                facts(marker(2, Status::Baking, t0), 30, &[], t0 + min),
-                Abort {
-                    reason: String::new(),
-                    restore: true,
-                },
-            ),
-            (
-                "last step baked",
-                facts(marker(3, Status::Baking, t0), 100, &[], t0 + min),
-                Judge { step: 3 },
-            ),
-            (
-                "crash while promoting",
-                facts(marker(3, Status::Promoting, t0), 0, &[], t0),
-                Promote,
-            ),
-            (
-                "crash while aborting",
-                facts(marker(2, Status::Aborting, t0), 50, &[], t0),
-                Abort {
-                    reason: String::new(),
-                    restore: true,
-                },
-            ),
-            (
-                "re-run after promotion",
-                facts(marker(3, Status::Promoted, t0), 0, &["a"], t0),
-                Finished(Status::Promoted),
-            ),
-            (
-                "re-run after abort",
-                facts(marker(2, Status::Aborted, t0), 0, &[], t0),
-                Finished(Status::Aborted),
-            ),
+            ("after an earlier rollout finished", facts(m("r0", 3, Status::Promoted), 0, &[], t0), Start),
+            ("another rollout in progress", facts(m("r0", 2, Status::Baking), 0, &[], t0), Refuse(String::new())),
+            ("unreadable marker", facts(Some(Err("junk".into())), 0, &[], t0), Refuse(String::new())),
+            ("already split, no marker", facts(None, 10, &[], t0), Refuse(String::new())),
+            ("alarm at start: abort, nothing to restore", facts(None, 0, &["a"], t0), abort(false)),
+            ("started, the checks before did not finish: start again", facts(marker(0, Status::Baking, t0), 0, &[], t0), Start),
+            ("step 1 interrupted, production has everything: never written again", facts(marker(1, Status::Moving, t0), 0, &[], t0), abort(false)),
+            ("step 1 interrupted after the write", facts(marker(1, Status::Moving, t0), 10, &[], t0), Move { step: 1 }),
+            ("crash while moving to step 2, weights not written", facts(marker(2, Status::Moving, t0), 10, &[], t0), Move { step: 2 }),
+            ("crash while moving to step 2, weights written", facts(marker(2, Status::Moving, t0), 50, &[], t0), Move { step: 2 }),
+            ("crash halfway through the forwards of step 2", split(&[10, 50]), Move { step: 2 }),
+            ("forwards at shares no step set", split(&[10, 30]), abort(true)),
+            ("moving, but an alarm", facts(marker(2, Status::Moving, t0), 10, &["a"], t0), abort(true)),
+            ("moving, production restored by someone", facts(marker(2, Status::Moving, t0), 0, &[], t0), abort(false)),
+            ("baking, early", facts(marker(1, Status::Baking, t0), 10, &[], t0 + min), Wait { step: 1, ms: 4 * min as u64 }),
+            ("baking, done", facts(marker(1, Status::Baking, t0), 10, &[], t0 + 5 * min), Judge { step: 1 }),
+            ("baking, alarm", facts(marker(1, Status::Baking, t0), 10, &["a"], t0 + min), abort(true)),
+            ("baking, rollback restored production", facts(marker(2, Status::Baking, t0), 0, &["a"], t0 + min), abort(false)),
+            ("baking, the alias was put on another version", elsewhere(Status::Baking), abort(false)),
+            ("baking, a person moved the weights", facts(marker(2, Status::Baking, t0), 30, &[], t0 + min), abort(true)),
+            ("last step baked", facts(marker(3, Status::Baking, t0), 100, &[], t0 + min), Judge { step: 3 }),
+            ("crash while promoting: promotion reads traffic itself", facts(marker(3, Status::Promoting, t0), 0, &[], t0), Promote),
+            ("crash while aborting", facts(marker(2, Status::Aborting, t0), 50, &[], t0), abort(true)),
+            ("re-run after promotion", facts(marker(3, Status::Promoted, t0), 0, &["a"], t0), Finished { status: Status::Promoted, notified: false }),
+            ("re-run after abort", facts(marker(2, Status::Aborted, t0), 0, &[], t0), Finished { status: Status::Aborted, notified: false }),
         ];
         for (name, f, want) in cases {
             let got = decide(&p, &f);
             let same = match (&got, &want) {
                 (Refuse(_), Refuse(_)) => true,
-                (Abort { restore: a, reason }, Abort { restore: b, .. }) => {
-                    a == b && !reason.is_empty()
-                }
+                (Abort { restore: a, reason, .. }, Abort { restore: b, .. }) => a == b && !reason.is_empty(),
                 _ => got == want,
             };
             assert!(same, "{name}: got {got:?}, want {want:?}");
         }
-        let unexpected = Facts {
-            traffic: Traffic::Unexpected("forwards disagree".into()),
-            ..facts(marker(1, Status::Baking, t0), 0, &[], t0)
-        };
-        assert!(matches!(
-            decide(&p, &unexpected),
-            Abort { restore: true, .. }
-        ));
+        let unexpected = Facts { traffic: Traffic::Unexpected("a third group has traffic".into()), ..facts(marker(1, Status::Baking, t0), 0, &[], t0) };
+        assert!(matches!(decide(&p, &unexpected), Abort { restore: true, .. }));
+        let resumed = Facts { marker: Some(Ok(Marker { why: Some("checks".into()), ..marker(2, Status::Aborting, t0).unwrap().unwrap() })), ..facts(None, 50, &[], t0) };
+        assert!(matches!(decide(&p, &resumed), Abort { why: Why::Checks, ref reason, .. } if reason.contains("checks")));
         assert_eq!(after_judgement(&p, 1), Move { step: 2 });
         assert_eq!(after_judgement(&p, 3), Promote);
     }
@@ -998,7 +1000,7 @@ mod tests {
             at in 0i64..10_000_000, has_marker: bool,
         ) {
             let status = [Status::Moving, Status::Baking, Status::Promoting, Status::Promoted, Status::Aborting, Status::Aborted][status];
-            let m = has_marker.then(|| Ok(Marker { id: "r1".into(), step, weight: canary, at_ms: at, status, stable: None }));
+            let m = has_marker.then(|| Ok(Marker { id: "r1".into(), step, weight: canary, at_ms: at, status, stable: None, why: None, notified: false }));
             let d = decide(&plan(), &facts(m, canary, &["a"], now));
             proptest::prop_assert!(
                 !matches!(d, Decision::Start | Decision::Move { .. } | Decision::Wait { .. } | Decision::Judge { .. }),
