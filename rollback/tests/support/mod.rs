@@ -265,7 +265,6 @@ pub fn writes(emu: &Emulator) -> Vec<String> {
                 "TagResource",
                 "RegisterTargets",
                 "DeregisterTargets",
-                "CreateAlias",
             ]
             .iter()
             .any(|w| op.ends_with(w))
