@@ -17,3 +17,20 @@ export type {
   LatticeListenerTarget,
   ApiGatewayCanaryTarget,
 } from './shiftguard';
+export {
+  Rollout,
+  rolloutPlan,
+  RETRYABLE_ERRORS,
+  REFUSED_ERRORS,
+} from './rollout';
+export type {
+  RolloutProps,
+  RolloutConstructProps,
+  RolloutPlan,
+  RolloutStep,
+  RolloutTarget,
+  LatticeRolloutTarget,
+  AliasRolloutTarget,
+  RolloutChecks,
+  RolloutCheckFunction,
+} from './rollout';

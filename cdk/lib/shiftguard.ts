@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { CfnResource, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -12,6 +12,8 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { suppress } from './nag';
+import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 
 /** A Lambda alias rollback may put back on its stable version (see ROLLBACK_TARGETS). */
 export interface LambdaAliasTarget {
@@ -120,6 +122,8 @@ export interface ShiftGuardProps {
   readonly rollbackReservedConcurrency?: number;
   readonly logRetention?: logs.RetentionDays;
   readonly dryRun?: boolean;
+  /** Timeout of the `shift` function (progressive rollouts: one step, with its checks, per invocation). Default 5 minutes. */
+  readonly shiftTimeout?: Duration;
 }
 
 /** The alarms `protect` creates, on the new version and on the alias. */
@@ -188,22 +192,6 @@ export interface ProtectedFunction {
   readonly dashboard?: cloudwatch.Dashboard;
 }
 
-interface NagRule { readonly id: string; readonly reason: string }
-
-/**
- * cdk-nag suppressions without a runtime dependency on cdk-nag: the `cdk_nag` metadata
- * `NagSuppressions.addResourceSuppressions(scope, rules, true)` writes (ASCII reasons only).
- */
-function suppress(scope: Construct, rules: NagRule[]): void {
-  for (const child of scope.node.findAll()) {
-    const resource = child.node.defaultChild ?? child;
-    if (!(resource instanceof CfnResource)) continue;
-    const existing: object[] = resource.getMetadata('cdk_nag')?.rules_to_suppress ?? [];
-    const all = [...existing, ...rules.map((r) => ({ reason: r.reason, id: r.id }))].map((r) => JSON.stringify(r));
-    resource.addMetadata('cdk_nag', { rules_to_suppress: [...new Set(all)].map((r) => JSON.parse(r)) });
-  }
-}
-
 /** A `functions` list the hooks accept: at least one name or ARN, none blank. */
 function validFunctions(what: string, functions: unknown): void {
   if (!Array.isArray(functions) || functions.length === 0) {
@@ -215,9 +203,12 @@ function validFunctions(what: string, functions: unknown): void {
 
 const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); listener rules as listener/rule/* (rule ids are assigned by Lattice); cloudwatch:GetMetricData and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
 
+const SHIFT_IAM5_REASON = 'shift (progressive rollouts): the listener\'s rules as listener/ID/rule/* (rule ids are assigned by Lattice); the rolled-out or checked function\'s versions as function:NAME:* (known only at deploy time); its log group\'s streams (log-group:NAME:*); cloudwatch:GetMetricData and codedeploy:ListDeployments without a deployment group cannot be scoped; CodeDeploy reads of the deployments that may shift the alias (deploymentgroup:*, read only).';
+
 /**
- * The three ShiftGuard functions, least-privilege: every statement names the functions, aliases,
- * listeners and deployment groups it needs, except the few actions AWS cannot scope.
+ * The ShiftGuard functions, least-privilege: every statement names the functions, aliases,
+ * listeners and deployment groups it needs, except the few actions AWS cannot scope. The hooks and
+ * rollback always; `shift` and a state machine per rollout with `rollout()`.
  */
 export class ShiftGuard extends Construct {
   public readonly preTraffic: lambda.Function;
@@ -231,50 +222,33 @@ export class ShiftGuard extends Construct {
   private readonly checks: Partial<Record<'pre-traffic' | 'post-traffic', { concurrency?: number; checks: HookCheck[] }>> = {};
   private application?: codedeploy.LambdaApplication;
   private metricsGranted = false;
+  private rolloutMetricsGranted = false;
   /** Every function `protect` was called for: its name (usually a token string) and construct path. */
   private readonly protectedFunctions: { name: string; path: string }[] = [];
+  private readonly assetDir: string;
+  private readonly architecture: lambda.Architecture;
+  private readonly retention: logs.RetentionDays;
+  /** `hookNamePrefix` without `CodeDeployHook_`: rollback's and shift's names start with it. */
+  private readonly namePrefix: string;
+  private readonly shiftTimeout: Duration;
+  private shiftFunction?: lambda.Function;
+  /** What rollouts put in shift's environment, by variable (one value each). */
+  private readonly shiftEnvironment: Record<string, string> = {};
+  private readonly rollouts: Record<string, Rollout> = {};
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
-    const architecture = props.architecture ?? lambda.Architecture.ARM_64;
     const prefix = props.hookNamePrefix ?? 'CodeDeployHook_shiftguard';
-    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
-
-    const fn = (name: string, binary: string, environment: Record<string, string>, timeout: Duration, memory: number) => {
-      const logGroup = new logs.LogGroup(this, `${binary}-logs`, {
-        logGroupName: `/aws/lambda/${name}`,
-        retention,
-        removalPolicy: RemovalPolicy.DESTROY,
-      });
-      // Our own role: the managed AWSLambdaBasicExecutionRole grants logs on every log group.
-      const role = new iam.Role(this, `${binary}-role`, {
-        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: `ShiftGuard ${binary}`,
-      });
-      role.addToPolicy(new iam.PolicyStatement({
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [`${logGroup.logGroupArn}`],
-      }));
-      const f = new lambda.Function(this, binary, {
-        functionName: name,
-        runtime: lambda.Runtime.PROVIDED_AL2023,
-        architecture,
-        handler: 'bootstrap',
-        code: lambda.Code.fromAsset(path.join(props.assetDir, binary, 'bootstrap.zip')),
-        memorySize: memory,
-        timeout,
-        role,
-        logGroup,
-        loggingFormat: lambda.LoggingFormat.JSON,
-        environment,
-        description: `ShiftGuard ${binary}`,
-      });
-      return f;
-    };
+    this.assetDir = props.assetDir;
+    this.architecture = props.architecture ?? lambda.Architecture.ARM_64;
+    this.retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.namePrefix = prefix.replace(/^CodeDeployHook_/, '');
+    this.shiftTimeout = props.shiftTimeout ?? Duration.minutes(5);
+    const fn = this.makeFunction.bind(this);
 
     this.preTraffic = fn(`${prefix}_pre_traffic`, 'pre-traffic', {}, Duration.minutes(5), 256);
     this.postTraffic = fn(`${prefix}_post_traffic`, 'post-traffic', {}, Duration.minutes(5), 256);
-    this.rollback = fn(`${prefix.replace(/^CodeDeployHook_/, '')}_rollback`, 'rollback', {
+    this.rollback = fn(`${this.namePrefix}_rollback`, 'rollback', {
       // Lazy: mappings added after construction (protect, addRollbackMapping) are included.
       ROLLBACK_TARGETS: Lazy.string({ produce: () => JSON.stringify(this.mappings) }),
       DRY_RUN: String(props.dryRun ?? false),
@@ -338,6 +312,144 @@ export class ShiftGuard extends Construct {
       { id: 'AwsSolutions-IAM5', reason: IAM5_REASON },
       { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the on-failure destination of the rollback function; a dead-letter queue for it would only move the same messages again.' },
     ]);
+  }
+
+  private makeFunction(name: string, binary: string, environment: Record<string, string>, timeout: Duration, memory: number): lambda.Function {
+    const logGroup = new logs.LogGroup(this, `${binary}-logs`, {
+      logGroupName: `/aws/lambda/${name}`,
+      retention: this.retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // Our own role: the managed AWSLambdaBasicExecutionRole grants logs on every log group.
+    const role = new iam.Role(this, `${binary}-role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `ShiftGuard ${binary}`,
+    });
+    role.addToPolicy(new iam.PolicyStatement({
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [`${logGroup.logGroupArn}`],
+    }));
+    return new lambda.Function(this, binary, {
+      functionName: name,
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: this.architecture,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(path.join(this.assetDir, binary, 'bootstrap.zip')),
+      memorySize: memory,
+      timeout,
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      environment,
+      description: `ShiftGuard ${binary}`,
+    });
+  }
+
+  /** The `shift` function (progressive rollouts), once the first `rollout()` created it. */
+  public get shift(): lambda.Function | undefined {
+    return this.shiftFunction;
+  }
+
+  private ensureShift(): lambda.Function {
+    if (!this.shiftFunction) {
+      this.shiftFunction = this.makeFunction(`${this.namePrefix}_shift`, 'shift', {}, this.shiftTimeout, 256);
+    }
+    return this.shiftFunction;
+  }
+
+  /**
+   * A progressive rollout of one target (a VPC Lattice listener's weights, or a Lambda alias):
+   * creates the `shift` function (once per ShiftGuard) and a Step Functions state machine for this
+   * rollout, and lets `shift` act on exactly this target (and read exactly these alarms, invoke the
+   * checked function, publish to the topic). One rollout per execution; the rollout's id is the
+   * execution's name. See `Rollout`.
+   */
+  public rollout(id: string, props: RolloutProps): Rollout {
+    if (this.rollouts[id]) throw new Error(`ShiftGuard rollout '${id}': already defined; one rollout() call per id`);
+    const plan = rolloutPlan(props);
+    // Both are checked before anything is created: shift is shared, one value per variable.
+    const env: Record<string, string> = { ...(props.environment ?? {}) };
+    if (props.notificationTopic) env.NOTIFY_TOPIC_ARN = props.notificationTopic.topicArn;
+    for (const [k, v] of Object.entries(env)) {
+      if (k in this.shiftEnvironment && this.shiftEnvironment[k] !== v) {
+        throw new Error(k === 'NOTIFY_TOPIC_ARN'
+          ? `ShiftGuard rollout '${id}': notificationTopic differs from another rollout's; the ShiftGuard's one shift function publishes to one topic`
+          : `ShiftGuard rollout '${id}': environment ${k} is already set to another value by another rollout (shift is shared by every rollout of this ShiftGuard)`);
+      }
+    }
+    const shift = this.ensureShift();
+    for (const [k, v] of Object.entries(env)) {
+      if (!(k in this.shiftEnvironment)) shift.addEnvironment(k, v);
+      this.shiftEnvironment[k] = v;
+    }
+    this.grantRollout(shift, plan, props);
+    const rollout = new Rollout(this, `rollout-${id}`, {
+      ...props,
+      logRetention: props.logRetention ?? this.retention,
+      shift,
+    });
+    this.rollouts[id] = rollout;
+    return rollout;
+  }
+
+  /** What `shift` needs for this plan's target, alarms, checks and topic, and nothing else. */
+  private grantRollout(shift: lambda.Function, plan: RolloutPlan, props: RolloutProps): void {
+    const stack = Stack.of(this);
+    const arn = (service: string, resource: string) => `arn:${stack.partition}:${service}:${stack.region}:${stack.account}:${resource}`;
+    const fnArn = (name: string) => name.startsWith('arn:') ? name.replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1') : arn('lambda', `function:${name}`);
+    const statement = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
+      shift.addToRolePolicy(new iam.PolicyStatement({ actions, resources, conditions }));
+    // The marker tag: `shiftguard:rollout` on a listener, `shiftguard:rollout:ALIAS` on a function.
+    const markerOnly = { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:rollout', 'shiftguard:rollout:*'] } };
+    const t = plan.target;
+    let checked: string | undefined;
+    if (t.type === 'lattice-listener') {
+      const serviceId = t.service.startsWith('arn:') ? t.service.replace(/^.*:service\//, '') : t.service;
+      const serviceArn = t.service.startsWith('arn:') ? t.service : arn('vpc-lattice', `service/${t.service}`);
+      const listenerArn = t.listener.startsWith('arn:') ? t.listener : arn('vpc-lattice', `service/${serviceId}/listener/${t.listener}`);
+      const group = (g: string) => g.startsWith('arn:') ? g : arn('vpc-lattice', `targetgroup/${g}`);
+      // Read and write the weighted forwards (default action and rules), read and write the marker.
+      statement(['vpc-lattice:GetListener', 'vpc-lattice:ListRules', 'vpc-lattice:GetRule', 'vpc-lattice:UpdateListener', 'vpc-lattice:UpdateRule', 'vpc-lattice:ListTagsForResource'],
+        [serviceArn, listenerArn, `${listenerArn}/rule/*`]);
+      statement(['vpc-lattice:TagResource'], [listenerArn], markerOnly);
+      // Start: the canary group has targets; promotion: production takes the canary's targets.
+      statement(['vpc-lattice:ListTargets'], [group(t.canaryTargetGroup), group(t.productionTargetGroup)]);
+      statement(['vpc-lattice:RegisterTargets', 'vpc-lattice:DeregisterTargets'], [group(t.productionTargetGroup)]);
+      checked = plan.checkFunction?.function;
+    } else {
+      const f = fnArn(t.function);
+      const aliases = [`${f}:${t.alias}`, ...(t.stableAlias ? [`${f}:${t.stableAlias}`] : [])];
+      statement(['lambda:GetAlias', 'lambda:UpdateAlias'], [f, ...aliases]);
+      // Promotion creates the stable pointer alias when it is missing.
+      if (t.stableAlias) statement(['lambda:CreateAlias'], [f, `${f}:${t.stableAlias}`]);
+      // The new version exists (start), the stable one exists (abort, through rollback's alias path).
+      statement(['lambda:GetFunctionConfiguration'], [`${f}:*`]);
+      statement(['lambda:ListTags'], [f]);
+      statement(['lambda:TagResource'], [f], markerOnly);
+      // Rollback's alias path looks for CodeDeploy deployments shifting the alias before it restores
+      // it (read only: a rollout never stops a deployment). ListDeployments without a group is unscoped.
+      statement(['codedeploy:ListDeployments'], ['*']);
+      statement(['codedeploy:BatchGetDeployments', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget'], [arn('codedeploy', 'deploymentgroup:*')]);
+      checked = t.function;
+    }
+    // DescribeAlarms on exactly the plan's alarms.
+    statement(['cloudwatch:DescribeAlarms'], props.alarms.map((a) => typeof a === 'string' ? arn('cloudwatch', `alarm:${a}`) : a.alarmArn));
+    if (plan.checks) {
+      if (checked) {
+        // The checks invoke the function (its versions and aliases), read its code hash and its logs.
+        const f = fnArn(checked);
+        const name = f.replace(/^.*:function:/, '');
+        statement(['lambda:InvokeFunction', 'lambda:GetFunction', 'lambda:GetFunctionConfiguration'], [f, `${f}:*`]);
+        statement(['logs:FilterLogEvents'], [arn('logs', `log-group:/aws/lambda/${name}:*`)]);
+      }
+      if (!this.rolloutMetricsGranted) {
+        this.rolloutMetricsGranted = true;
+        statement(['cloudwatch:GetMetricData'], ['*']);
+      }
+    }
+    props.notificationTopic?.grantPublish(shift);
+    // The role and its policy only: the hooks' and rollback's suppressions have their own reasons.
+    if (shift.role) suppress(shift.role, [{ id: 'AwsSolutions-IAM5', reason: SHIFT_IAM5_REASON }]);
   }
 
   /**

@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { ProtectedFunction, ShiftGuard } from './index';
+import { ProtectedFunction, Rollout, ShiftGuard } from './index';
 
 export interface ShiftGuardStackProps extends StackProps {
   readonly assetDir: string;
@@ -113,9 +113,15 @@ export class CanaryExampleStack extends Stack {
   }
 }
 
-/** Example: a VPC Lattice service whose listener sends 10% to a canary target group. */
+/**
+ * Example: a VPC Lattice service `orders` with production and canary target groups (the listener
+ * starts all on production, the canary group in the forward at weight 0), rollback mapped to the
+ * canary's alarms, and a progressive rollout of the canary: 10% → 25% → 50% → 100%, five minutes
+ * each, the new version's health checked before any traffic moves.
+ */
 export class LatticeExampleStack extends Stack {
   public readonly shiftguard: ShiftGuard;
+  public readonly rollout: Rollout;
 
   constructor(scope: Construct, id: string, props: ShiftGuardStackProps) {
     super(scope, id, props);
@@ -139,8 +145,9 @@ export class LatticeExampleStack extends Stack {
     const listener = new vpclattice.CfnListener(this, 'listener', {
       serviceIdentifier: service.attrId, name: 'orders-https', protocol: 'HTTPS', port: 443,
       defaultAction: { forward: { targetGroups: [
-        { targetGroupIdentifier: productionGroup.attrId, weight: 90 },
-        { targetGroupIdentifier: canaryGroup.attrId, weight: 10 },
+        // A rollout starts from 100/0 (it refuses to start from a split no rollout recorded).
+        { targetGroupIdentifier: productionGroup.attrId, weight: 100 },
+        { targetGroupIdentifier: canaryGroup.attrId, weight: 0 },
       ] } },
     });
 
@@ -169,6 +176,20 @@ export class LatticeExampleStack extends Stack {
       }),
     ];
     for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(this.shiftguard.alarmTopic));
+
+    // Start it: aws stepfunctions start-execution --state-machine-arn <the stack's output> --name orders-v2
+    this.rollout = this.shiftguard.rollout('orders', {
+      target: {
+        type: 'lattice-listener', service: service.attrId, listener: listener.attrId,
+        productionTargetGroup: productionGroup.attrId, canaryTargetGroup: canaryGroup.attrId,
+      },
+      steps: [10, 25, 50, 100].map((weight) => ({ weight, bake: Duration.minutes(5) })),
+      alarms,
+      // The function behind the canary group, for checks that invoke it.
+      checkFunction: { function: app.functionName, version: canary.version, currentVersion: production.version },
+      checks: { before: { checks: [{ name: 'health', kind: 'invoke', payload: { httpMethod: 'GET', path: '/health' }, expect: { status: 200 }, timeout: '5s' }] } },
+      stateMachineName: 'orders-rollout',
+    });
   }
 }
 

@@ -8,14 +8,15 @@ import * as path from 'path';
 const root = path.resolve(__dirname, '..', '..'); // cdk/ (tests run from dist/test)
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-test('npm pack → offline install into a fresh CDK app → synth with protect()', () => {
+test('npm pack → offline install into a fresh CDK app → synth with protect() and rollout()', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-pack-'));
   const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
   // dist/ is already built by `tsc` (jest runs the compiled tests); no prepack rebuild here.
   const packed = JSON.parse(execFileSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, env, encoding: 'utf8' }));
   const tarball = path.join(work, packed[0].filename);
   const files: string[] = packed[0].files.map((f: { path: string }) => f.path);
-  expect(files).toEqual(expect.arrayContaining(['package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/shiftguard.js', 'dist/lib/shiftguard.d.ts']));
+  expect(files).toEqual(expect.arrayContaining(['package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/shiftguard.js', 'dist/lib/shiftguard.d.ts',
+    'dist/lib/rollout.js', 'dist/lib/rollout.d.ts', 'dist/lib/nag.js', 'dist/lib/nag.d.ts']));
   expect(files.filter((f) => f.startsWith('dist/test') || f.startsWith('dist/bin') || f.includes('stacks'))).toEqual([]);
 
   const app = path.join(work, 'app');
@@ -27,7 +28,7 @@ test('npm pack → offline install into a fresh CDK app → synth with protect()
     fs.symlinkSync(path.join(root, 'node_modules', peer), path.join(app, 'node_modules', peer), 'dir');
   }
   const assets = path.join(app, 'zips');
-  for (const bin of ['pre-traffic', 'post-traffic', 'rollback']) {
+  for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
     fs.mkdirSync(path.join(assets, bin), { recursive: true });
     fs.writeFileSync(path.join(assets, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
   }
@@ -49,12 +50,23 @@ guard.protect(api, {
   postTraffic: { checks: [{ name: 'alias-smoke', kind: 'invoke', expect: { status: 200 } }] },
   alarms: { errorRate: 0.01, p99Ms: 800 },
 });
+guard.rollout('api', {
+  target: { type: 'lambda-alias', function: 'api', alias: 'live' },
+  steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
+  alarms: ['api-live-error-rate'],
+});
 process.stdout.write(JSON.stringify(app.synth().getStackByName('Tiny').template));
 `);
   const template = JSON.parse(execFileSync(process.execPath, ['app.js'], { cwd: app, encoding: 'utf8' }));
   const resources = Object.values(template.Resources) as any[];
   const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function').map((r) => r.Properties.FunctionName);
-  expect(functions.sort()).toEqual(['CodeDeployHook_shiftguard_post_traffic', 'CodeDeployHook_shiftguard_pre_traffic', 'api', 'shiftguard_rollback']);
+  expect(functions.sort()).toEqual(['CodeDeployHook_shiftguard_post_traffic', 'CodeDeployHook_shiftguard_pre_traffic', 'api', 'shiftguard_rollback', 'shiftguard_shift']);
+  // rollout(): a state machine that invokes shift, with the plan as its defaults.
+  const machines = resources.filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
+  expect(machines).toHaveLength(1);
+  const definition = JSON.parse(machines[0].Properties.DefinitionString['Fn::Join'][1].map((p: any) => typeof p === 'string' ? p : '<ref>').join(''));
+  expect(definition.States.Defaults.Result.target).toEqual({ type: 'lambda-alias', function: 'api', alias: 'live' });
+  expect(definition.States.Bake.SecondsPath).toBe('$.last.waitSeconds');
   const rollback = resources.find((r) => r.Properties?.FunctionName === 'shiftguard_rollback');
   // ROLLBACK_TARGETS is JSON joined around Refs: put the Refs back in as text and read it.
   const parts: unknown[] = rollback.Properties.Environment.Variables.ROLLBACK_TARGETS['Fn::Join'][1];

@@ -10,7 +10,7 @@ import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '..
 
 // Tests synthesize against small stand-in zips; `make build` makes the real ones.
 const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback']) {
+for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
   fs.mkdirSync(path.join(assetDir, bin));
   fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
 }
@@ -98,7 +98,9 @@ describe('least privilege', () => {
   });
 
   test('no statement has Resource "*" except the actions AWS cannot scope', () => {
-    const unscopable = new Set(['cloudwatch:GetMetricData']);
+    // Step Functions' log delivery (the rollout state machine) cannot be scoped either.
+    const unscopable = new Set(['cloudwatch:GetMetricData', 'logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery',
+      'logs:DeleteLogDelivery', 'logs:ListLogDeliveries', 'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups']);
     for (const { template } of [canary, lattice]) {
       for (const policy of Object.values(template.findResources('AWS::IAM::Policy')) as any[]) {
         for (const s of policy.Properties.PolicyDocument.Statement) {
@@ -175,9 +177,9 @@ describe('the canary-deployed application example', () => {
 });
 
 describe('the VPC Lattice example', () => {
-  test('a listener forwarding 90/10 and alarms on the canary target group', () => {
+  test('a listener all on production, the canary group in it at weight 0, alarms on the canary target group', () => {
     lattice.template.hasResourceProperties('AWS::VpcLattice::Listener', {
-      DefaultAction: { Forward: { TargetGroups: [Match.objectLike({ Weight: 90 }), Match.objectLike({ Weight: 10 })] } },
+      DefaultAction: { Forward: { TargetGroups: [Match.objectLike({ Weight: 100 }), Match.objectLike({ Weight: 0 })] } },
     });
     lattice.template.resourceCountIs('AWS::VpcLattice::TargetGroup', 2);
     for (const name of ['orders-canary-5xx', 'orders-canary-latency']) {
@@ -186,6 +188,37 @@ describe('the VPC Lattice example', () => {
     const fns = lattice.template.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'orders_rollback' } });
     const targets = JSON.parse(JSON.stringify((Object.values(fns)[0] as any).Properties.Environment.Variables.ROLLBACK_TARGETS));
     expect(JSON.stringify(targets)).toContain('lattice-listener');
+  });
+
+  test('a rollout of orders: the state machine, shift, the plan naming the listener, both groups, the alarms and the check function', () => {
+    lattice.template.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'orders_shift', Runtime: 'provided.al2023', Architectures: ['arm64'] });
+    const machines = lattice.template.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineName: 'orders-rollout' } });
+    expect(Object.keys(machines)).toHaveLength(1);
+    // A construct's logical id: its id, with CDK's hash when it is not a top-level L1 resource.
+    const id = (name: string) => Object.keys(lattice.template.toJSON().Resources).find((k) => new RegExp(`^${name}([0-9A-F]{8})?$`).test(k))!;
+    // The plan (the Defaults state's Result) with every id a Fn::GetAtt / Ref: put them back in as text and read it.
+    const parts: unknown[] = (Object.values(machines)[0] as any).Properties.DefinitionString['Fn::Join'][1];
+    const definition = JSON.parse(parts.map((p: any) => typeof p === 'string' ? p : p.Ref ? `<${p.Ref}>` : `<${p['Fn::GetAtt'].join('.')}>`).join(''));
+    expect(definition.States.Defaults.Result).toEqual({
+      target: {
+        type: 'lattice-listener', service: `<${id('service')}.Id>`, listener: `<${id('listener')}.Id>`,
+        productionTargetGroup: `<${id('production')}.Id>`, canaryTargetGroup: `<${id('canary')}.Id>`,
+      },
+      steps: [10, 25, 50, 100].map((weight) => ({ weight, bake: '5m' })),
+      alarms: [`<${id('canary5xx')}>`, `<${id('canarylatency')}>`],
+      checks: { before: { checks: [expect.objectContaining({ name: 'health', kind: 'invoke' })] } },
+      checkFunction: { function: `<${id('orders')}>`, version: `<${id('ordersCurrentVersion[0-9A-F]{8}[0-9a-f]{32}')}.Version>`, currentVersion: `<${id('productionversion')}.Version>` },
+    });
+    expect(Object.keys(lattice.template.findOutputs('*', { Value: { Ref: Object.keys(machines)[0] } }))).toHaveLength(1);
+    // shift may move this listener's weights and the production group's targets, and invoke orders' versions.
+    const statements = policyStatements(lattice.template, 'ShiftGuardshiftrole');
+    const update = statements.find((s) => JSON.stringify(s.Action).includes('vpc-lattice:UpdateListener'));
+    expect(JSON.stringify(update.Resource)).toContain(`/listener/",{"Fn::GetAtt":["${id('listener')}","Id"]}`);
+    const register = statements.find((s) => JSON.stringify(s.Action).includes('vpc-lattice:RegisterTargets'));
+    expect(JSON.stringify(register.Resource)).toContain(`targetgroup/",{"Fn::GetAtt":["${id('production')}","Id"]}`);
+    expect(JSON.stringify(register.Resource)).not.toContain(id('canary'));
+    const invoke = statements.find((s) => JSON.stringify(s.Action).includes('lambda:InvokeFunction'));
+    expect(JSON.stringify(invoke.Resource)).toContain(`function:",{"Ref":"${id('orders')}"},":*"`);
   });
 });
 
