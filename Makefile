@@ -69,7 +69,7 @@ cdk/node_modules/.installed: cdk/package-lock.json
 # Jest + cdk-nag on the synthesized stacks, then `cdk synth` offline and cfn-lint on its output.
 # Stand-in zips: the templates do not depend on the code.
 cdk-test: $(STAMP) cdk/node_modules/.installed
-	$(PYTHON) -c "import os; [os.makedirs(f'$(CDK_TEST_ASSETS)/{b}', exist_ok=True) or open(f'$(CDK_TEST_ASSETS)/{b}/bootstrap.zip','wb').write(bytes.fromhex('504b0506' + '00'*18)) for b in ('pre-traffic','post-traffic','rollback')]"
+	$(PYTHON) -c "import os; [os.makedirs(f'$(CDK_TEST_ASSETS)/{b}', exist_ok=True) or open(f'$(CDK_TEST_ASSETS)/{b}/bootstrap.zip','wb').write(bytes.fromhex('504b0506' + '00'*18)) for b in ('pre-traffic','post-traffic','rollback','shift')]"
 	cd cdk && npx tsc && npx jest
 	cd cdk && npx cdk synth --quiet --no-notices -c shiftguard:assetDir=../$(CDK_TEST_ASSETS) -c shiftguard:architecture=x86_64 -o ../target/cdk.out
 	# W3005: CDK's explicit DependsOn from a function to its role's policy is deliberate (the policy

@@ -352,7 +352,13 @@ export class ShiftGuard extends Construct {
 
   private ensureShift(): lambda.Function {
     if (!this.shiftFunction) {
-      this.shiftFunction = this.makeFunction(`${this.namePrefix}_shift`, 'shift', {}, this.shiftTimeout, 256);
+      // shift reads only the variables SHIFT_ALLOWED_SECRETS lists for a plan's checks (a plan
+      // arrives with the execution's input): the rollouts' `environment` names, nothing else.
+      this.shiftFunction = this.makeFunction(`${this.namePrefix}_shift`, 'shift', {
+        SHIFT_ALLOWED_SECRETS: Lazy.string({
+          produce: () => Object.keys(this.shiftEnvironment).filter((k) => k !== 'NOTIFY_TOPIC_ARN').sort().join(','),
+        }),
+      }, this.shiftTimeout, 256);
     }
     return this.shiftFunction;
   }
@@ -369,6 +375,11 @@ export class ShiftGuard extends Construct {
     const plan = rolloutPlan(props);
     // Both are checked before anything is created: shift is shared, one value per variable.
     const env: Record<string, string> = { ...(props.environment ?? {}) };
+    for (const k of Object.keys(env)) {
+      if (k.startsWith('AWS_') || k === 'SHIFT_ALLOWED_SECRETS' || k === 'NOTIFY_TOPIC_ARN') {
+        throw new Error(`ShiftGuard rollout '${id}': environment ${k}: not a variable a plan's checks may read (AWS_* are Lambda's and never readable by a plan; NOTIFY_TOPIC_ARN is notificationTopic)`);
+      }
+    }
     if (props.notificationTopic) env.NOTIFY_TOPIC_ARN = props.notificationTopic.topicArn;
     for (const [k, v] of Object.entries(env)) {
       if (k in this.shiftEnvironment && this.shiftEnvironment[k] !== v) {

@@ -424,6 +424,8 @@ describe('the shift function and the state machines', () => {
     expect(fn).toMatchObject({ Runtime: 'provided.al2023', Handler: 'bootstrap', Architectures: ['x86_64'], Timeout: 300, LoggingConfig: { LogFormat: 'JSON' } });
     expect(text(fn.Environment.Variables.NOTIFY_TOPIC_ARN)).toBe(topicArn);
     expect(fn.Environment.Variables.PARTNER_TOKEN).toBe('from-the-test');
+    // A plan's checks may read exactly the rollouts' variables (shift refuses any other).
+    expect(fn.Environment.Variables.SHIFT_ALLOWED_SECRETS).toBe('PARTNER_TOKEN');
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 2);
     template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: '/aws/lambda/shop_shift', RetentionInDays: 30 });
   });
@@ -612,6 +614,9 @@ describe('the plan is validated at synth, naming the field', () => {
     expect(() => sg.rollout('c', { ...base, notificationTopic: new sns.Topic(stack, 't2', { enforceSSL: true }) })).toThrow(/notificationTopic differs from another rollout's/);
     expect(() => sg.rollout('a', base)).toThrow(/'a': already defined/);
     sg.rollout('d', { ...base, environment: { TOKEN: 'one' } });
+    for (const reserved of ['AWS_SECRET_ACCESS_KEY', 'SHIFT_ALLOWED_SECRETS', 'NOTIFY_TOPIC_ARN']) {
+      expect(() => sg.rollout(`e-${reserved.length}`, { ...base, environment: { [reserved]: 'x' } })).toThrow(new RegExp(`environment ${reserved}: not a variable`));
+    }
     expect(Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'shop_shift' } })).not.toEqual({});
     Template.fromStack(stack).resourceCountIs('AWS::StepFunctions::StateMachine', 2);
   });
