@@ -168,29 +168,43 @@ fn canary_share(weights: &[(String, i32)], lat: &Lattice) -> i32 {
     c * 100 / (p + c)
 }
 
+async fn listener_arn(s: &Shift, lat: &Lattice) -> String {
+    s.w.clients
+        .lattice
+        .get_listener()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .send()
+        .await
+        .expect("GetListener")
+        .arn
+        .unwrap()
+}
+
 async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
-    let arn =
-        s.w.clients
-            .lattice
-            .get_listener()
-            .service_identifier(&lat.service)
-            .listener_identifier(&lat.listener)
-            .send()
-            .await
-            .unwrap()
-            .arn
-            .unwrap();
     let tags =
         s.w.clients
             .lattice
             .list_tags_for_resource()
-            .resource_arn(&arn)
+            .resource_arn(listener_arn(s, lat).await)
             .send()
             .await
             .expect("ListTagsForResource")
             .tags
             .unwrap_or_default();
     tags.get(MARKER_KEY).and_then(|t| Marker::decode(t))
+}
+
+/// The marker a crash (or a person) left on the listener.
+async fn set_marker(s: &Shift, lat: &Lattice, marker: &Marker) {
+    s.w.clients
+        .lattice
+        .tag_resource()
+        .resource_arn(listener_arn(s, lat).await)
+        .tags(MARKER_KEY, marker.encode())
+        .send()
+        .await
+        .expect("TagResource");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,17 +445,6 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
 
     // A crash after the marker said "moving to step 2" but before the weights were written.
-    let arn =
-        s.w.clients
-            .lattice
-            .get_listener()
-            .service_identifier(&lat.service)
-            .listener_identifier(&lat.listener)
-            .send()
-            .await
-            .unwrap()
-            .arn
-            .unwrap();
     let moving = Marker {
         id: "orders-v2".into(),
         step: 2,
@@ -452,14 +455,7 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
         why: None,
         notified: false,
     };
-    s.w.clients
-        .lattice
-        .tag_resource()
-        .resource_arn(&arn)
-        .tags(MARKER_KEY, moving.encode())
-        .send()
-        .await
-        .unwrap();
+    set_marker(&s, &lat, &moving).await;
     let resumed = step(&s, &plan).await.unwrap();
     assert_eq!(
         (resumed.action, resumed.step, resumed.canary_weight),
@@ -700,17 +696,6 @@ async fn a_rollback_during_the_checks_is_never_written_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
     let (s, lat) = lattice_world().await;
-    let arn =
-        s.w.clients
-            .lattice
-            .get_listener()
-            .service_identifier(&lat.service)
-            .listener_identifier(&lat.listener)
-            .send()
-            .await
-            .unwrap()
-            .arn
-            .unwrap();
     let promoting = Marker {
         id: "orders-v2".into(),
         step: 3,
@@ -721,14 +706,7 @@ async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
         why: None,
         notified: false,
     };
-    s.w.clients
-        .lattice
-        .tag_resource()
-        .resource_arn(&arn)
-        .tags(MARKER_KEY, promoting.encode())
-        .send()
-        .await
-        .unwrap();
+    set_marker(&s, &lat, &promoting).await;
     s.w.emu.reset_calls();
 
     let resumed = step(&s, &lattice_plan(&lat, "orders-v2")).await.unwrap();
@@ -798,4 +776,28 @@ async fn a_plan_reads_only_the_secrets_it_is_allowed() {
         step_with(&s, &plan, &ok).await.unwrap().action,
         Action::Started
     );
+}
+
+/// Lattice throttles step 1's write past the SDK's retries: the step fails (retried by the state
+/// machine) with the marker put back to step 0, so the retry starts cleanly — it is not mistaken
+/// for a rollback's restore (which would end the rollout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_first_write_is_retried_cleanly() {
+    let (s, lat) = lattice_world().await;
+    let plan = lattice_plan(&lat, "orders-v2");
+    s.w.emu.arm_fault(json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "throttle", "count": 10}));
+    let e = step(&s, &plan).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.AwsError", "{e}");
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+    let marker = listener_marker(&s, &lat).await.unwrap();
+    assert_eq!((marker.step, marker.status), (0, Status::Baking));
+
+    s.w.emu.control("DELETE", "/_shiftguard/faults", None);
+    let retried = step(&s, &plan).await.unwrap();
+    assert_eq!(
+        (retried.action, retried.canary_weight),
+        (Action::Started, 10),
+        "{retried:?}"
+    );
+    assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
 }
