@@ -505,6 +505,23 @@ async fn bad_plans_are_refused_before_anything_moves() {
         "{e}"
     );
 
+    // The checks would judge version 1 while the canary group serves version 2.
+    let mut wrong_version = lattice_plan(&lat, "r1");
+    wrong_version["rollout"]["checkFunction"] = json!({"function": "orders", "version": "1"});
+    let e = step(&s, &wrong_version).await.unwrap_err();
+    assert!(
+        e.to_string().contains("rollout.checkFunction.version")
+            && e.to_string().contains("orders:2"),
+        "{e}"
+    );
+    wrong_version["rollout"]["checkFunction"] = json!({"function": "payments", "version": "4"});
+    let e = step(&s, &wrong_version).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("rollout.checkFunction: version 4 of payments does not exist"),
+        "{e}"
+    );
+
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     function(&s.w, "checkout", 2).await;
     alias(&s.w, "checkout", "live", "1", &[]).await;

@@ -1078,6 +1078,51 @@ impl Ctx<'_> {
                         )));
                     }
                 }
+                // The checks must look at what the canary group serves: a version of the checked
+                // function registered there must be checkFunction's version.
+                if let Some(f) = &self.plan.check_function {
+                    let name = shiftguard_common::codedeploy::function_name(&f.function);
+                    for (id, _) in self.list_targets(canary_target_group).await? {
+                        let parts: Vec<&str> = id.split(':').collect();
+                        if let ["arn", _, "lambda", _, _, "function", fname, qualifier] =
+                            parts.as_slice()
+                        {
+                            if *fname == name
+                                && crate::config::is_version_number(qualifier)
+                                && *qualifier != f.version
+                            {
+                                return Err(Failure::Invalid(format!("rollout.checkFunction.version: {} but the canary target group serves {id}: the checks would judge another version than the one getting traffic", f.version)));
+                            }
+                        }
+                    }
+                    match self
+                        .clients
+                        .rollback
+                        .lambda
+                        .get_function_configuration()
+                        .function_name(&f.function)
+                        .qualifier(&f.version)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                        {
+                            return Err(Failure::Invalid(format!(
+                                "rollout.checkFunction: version {} of {} does not exist",
+                                f.version, f.function
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(Failure::Aws(format!(
+                                "GetFunctionConfiguration failed: {}",
+                                error_text(&e)
+                            )))
+                        }
+                    }
+                }
                 Ok(())
             }
         }
