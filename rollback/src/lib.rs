@@ -4,6 +4,9 @@
 //!
 //! [`handle`] is the whole behaviour as a plain async function of clients, configuration and the
 //! event, so it runs the same under the Lambda runtime and in tests.
+//!
+//! [`shift`] is the `shift` function beside it (progressive rollouts): it moves traffic forward
+//! where rollback puts it back, and aborts through rollback's own restore.
 
 pub mod alias;
 pub mod apigateway;
