@@ -635,10 +635,7 @@ impl<'a> TargetIo<'a> {
                 let forwards = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| aws(e.to_string()))?;
-                let ours: Vec<&Forward> = forwards
-                    .iter()
-                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
-                    .collect();
+                let ours = our_forwards(&forwards, production_target_group, canary_target_group);
                 if ours.is_empty() {
                     return Err(invalid(format!(
                         "rollout.target: no weighted forward of listener {listener} (default action or rule) names both the production target group {production_target_group} and the canary target group {canary_target_group}; add the canary group to the forward with weight 0"
@@ -767,6 +764,14 @@ impl<'a> TargetIo<'a> {
         info!(rollout = %marker.id, step = marker.step, status = ?marker.status, marker = %value, "marker written");
         result.map_err(Failure::Aws)
     }
+}
+
+/// The weighted forwards a rollout moves: those that name both its groups.
+fn our_forwards<'f>(forwards: &'f [Forward], production: &str, canary: &str) -> Vec<&'f Forward> {
+    forwards
+        .iter()
+        .filter(|f| f.has(production) && f.has(canary))
+        .collect()
 }
 
 /// The canary's share across the forwards that name both groups, exactly: a share that is not a
@@ -1068,11 +1073,16 @@ impl Ctx<'_> {
                 canary_target_group,
                 ..
             } => {
-                for (field, group) in [
-                    ("canaryTargetGroup", canary_target_group),
-                    ("productionTargetGroup", production_target_group),
+                let canary = self.list_targets(canary_target_group).await?;
+                for (field, group, empty) in [
+                    ("canaryTargetGroup", canary_target_group, canary.is_empty()),
+                    (
+                        "productionTargetGroup",
+                        production_target_group,
+                        self.list_targets(production_target_group).await?.is_empty(),
+                    ),
                 ] {
-                    if self.list_targets(group).await?.is_empty() {
+                    if empty {
                         return Err(Failure::Invalid(format!(
                             "rollout.target.{field}: {group} has no registered targets"
                         )));
@@ -1082,7 +1092,7 @@ impl Ctx<'_> {
                 // function registered there must be checkFunction's version.
                 if let Some(f) = &self.plan.check_function {
                     let name = shiftguard_common::codedeploy::function_name(&f.function);
-                    for (id, _) in self.list_targets(canary_target_group).await? {
+                    for (id, _) in &canary {
                         let parts: Vec<&str> = id.split(':').collect();
                         if let ["arn", _, "lambda", _, _, "function", fname, qualifier] =
                             parts.as_slice()
@@ -1242,10 +1252,7 @@ impl Ctx<'_> {
                 let forwards = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
-                let ours: Vec<&Forward> = forwards
-                    .iter()
-                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
-                    .collect();
+                let ours = our_forwards(&forwards, production_target_group, canary_target_group);
                 Ok(lattice_traffic(
                     &ours,
                     production_target_group,
@@ -1285,10 +1292,7 @@ impl Ctx<'_> {
                 let forwards = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
-                let ours: Vec<&Forward> = forwards
-                    .iter()
-                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
-                    .collect();
+                let ours = our_forwards(&forwards, production_target_group, canary_target_group);
                 let now = lattice_traffic(&ours, production_target_group, canary_target_group);
                 if !now.within(allowed) {
                     return Err(Failure::Changed(now));
@@ -1299,10 +1303,7 @@ impl Ctx<'_> {
                 let back = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
-                let ours: Vec<&Forward> = back
-                    .iter()
-                    .filter(|f| f.has(production_target_group) && f.has(canary_target_group))
-                    .collect();
+                let ours = our_forwards(&back, production_target_group, canary_target_group);
                 match lattice_traffic(&ours, production_target_group, canary_target_group) {
                     Traffic::Canary(w) if w == weight => Ok(crate::lattice::describe(&back)),
                     other => Err(Failure::Aws(format!(
