@@ -532,6 +532,17 @@ async fn bad_plans_are_refused_before_anything_moves() {
     let e = step(&s, &missing_version).await.unwrap_err();
     assert_eq!(e.error_type(), "Shift.InvalidPlan");
     assert!(e.to_string().contains("version 9"), "{e}");
+    // The alias is not created yet (its stack has not deployed): refused, nothing tagged.
+    let mut no_alias = missing_version.clone();
+    no_alias["rollout"]["target"]["alias"] = json!("canary-live");
+    no_alias["rollout"]["target"]["newVersion"] = json!("2");
+    let e = step(&s, &no_alias).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    assert!(
+        e.to_string()
+            .contains("alias canary-live of function checkout does not exist"),
+        "{e}"
+    );
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
 }
