@@ -40,13 +40,13 @@ fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Latti
 
 /// Where a weighted forward lives: the listener's default action or a listener rule.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Place {
+pub enum Place {
     Default,
     Rule(String),
 }
 
 impl Place {
-    pub(crate) fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
             Place::Default => "default".into(),
             Place::Rule(id) => id.clone(),
@@ -55,18 +55,18 @@ impl Place {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Forward {
-    pub(crate) place: Place,
-    pub(crate) groups: Vec<(String, i32)>,
+pub struct Forward {
+    pub place: Place,
+    pub groups: Vec<(String, i32)>,
 }
 
 /// Ids and ARNs name the same group: compare the last path segment.
-pub(crate) fn same_resource(a: &str, b: &str) -> bool {
+pub fn same_resource(a: &str, b: &str) -> bool {
     a.rsplit('/').next() == b.rsplit('/').next()
 }
 
 impl Forward {
-    pub(crate) fn has(&self, production: &str) -> bool {
+    pub fn has(&self, production: &str) -> bool {
         self.groups
             .iter()
             .any(|(g, _)| same_resource(g, production))
@@ -137,7 +137,7 @@ fn to_action(groups: &[(String, i32)]) -> Result<RuleAction, LatticeError> {
     Ok(RuleAction::Forward(forward))
 }
 
-pub(crate) fn describe(forwards: &[Forward]) -> Value {
+pub fn describe(forwards: &[Forward]) -> Value {
     Value::Array(
         forwards
             .iter()
@@ -152,7 +152,7 @@ pub(crate) fn describe(forwards: &[Forward]) -> Value {
 }
 
 /// Every weighted forward on the listener: its default action and each non-default rule.
-pub(crate) async fn read_forwards(
+pub async fn read_forwards(
     clients: &Clients,
     t: &LatticeListenerTarget,
 ) -> Result<Vec<Forward>, LatticeError> {
@@ -241,7 +241,7 @@ async fn write(
 }
 
 /// Writes one weighted forward (the listener's default action or a rule) with these weights.
-pub(crate) async fn write_groups(
+pub async fn write_groups(
     clients: &Clients,
     t: &LatticeListenerTarget,
     place: &Place,

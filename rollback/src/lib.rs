@@ -5,8 +5,8 @@
 //! [`handle`] is the whole behaviour as a plain async function of clients, configuration and the
 //! event, so it runs the same under the Lambda runtime and in tests.
 //!
-//! [`shift`] is the `shift` function beside it (progressive rollouts): it moves traffic forward
-//! where rollback puts it back, and aborts through rollback's own restore.
+//! The `shift` crate beside it (`rollback/shift`, progressive rollouts) moves traffic forward
+//! where rollback puts it back; both read production through [`truth`].
 
 pub mod alias;
 pub mod apigateway;
@@ -17,7 +17,6 @@ pub mod lattice;
 pub mod operator;
 pub mod plan;
 pub mod report;
-pub mod shift;
 
 use std::time::Duration;
 

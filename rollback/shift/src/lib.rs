@@ -5,7 +5,7 @@
 //! rollout keeps on its target, the plan's alarms), [`plan::decide`]s, carries the decision out
 //! and answers when to come back. A Step Functions state machine (wait → step → choice) drives it;
 //! re-running a step is harmless. Aborts restore production through rollback's own code
-//! ([`crate::lattice::roll_back`], [`crate::alias::roll_back`]).
+//! ([`rollback::lattice::roll_back`], [`rollback::alias::roll_back`]).
 
 pub mod plan;
 
@@ -23,15 +23,15 @@ use shiftguard_common::env::{self, EnvError};
 use shiftguard_common::{error_text, Deadline};
 use tracing::{error, info, warn};
 
-use crate::config::{LambdaAliasTarget, LatticeListenerTarget};
-use crate::lattice::{read_forwards, same_resource, write_groups, Forward};
-use crate::report::TargetReport;
+use rollback::config::{LambdaAliasTarget, LatticeListenerTarget};
+use rollback::lattice::{read_forwards, same_resource, write_groups, Forward};
+use rollback::report::TargetReport;
 use plan::{Decision, Facts, Marker, Plan, RolloutTarget, Status, Traffic, Why, MARKER_KEY};
 
 /// The clients `shift` uses: rollback's (to move and restore traffic) and the hooks' (to check).
 #[derive(Clone)]
 pub struct ShiftClients {
-    pub rollback: crate::Clients,
+    pub rollback: rollback::Clients,
     pub hooks: hooks::Clients,
     pub http: hooks::HttpClient,
 }
@@ -39,7 +39,7 @@ pub struct ShiftClients {
 impl ShiftClients {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
-            rollback: crate::Clients::new(sdk),
+            rollback: rollback::Clients::new(sdk),
             hooks: hooks::Clients::new(sdk),
             http: hooks::HttpClient::default(),
         }
@@ -78,11 +78,11 @@ impl ShiftConfig {
     pub fn from_vars(vars: &[(String, String)]) -> Result<Self, EnvError> {
         let as_str: Vec<(&str, &str)> =
             vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let notify = env::non_empty(&as_str[..], crate::config::NOTIFY_VAR);
+        let notify = env::non_empty(&as_str[..], rollback::config::NOTIFY_VAR);
         if let Some(arn) = &notify {
             if !arn.starts_with("arn:") || !arn.contains(":sns:") {
                 return Err(EnvError::new(
-                    crate::config::NOTIFY_VAR,
+                    rollback::config::NOTIFY_VAR,
                     format!("expected an SNS topic ARN, got {arn:?}"),
                 ));
             }
@@ -656,7 +656,7 @@ impl<'a> TargetIo<'a> {
                 Ok(Read {
                     marker,
                     traffic,
-                    describe: crate::lattice::describe(&forwards),
+                    describe: rollback::lattice::describe(&forwards),
                     tag_resource: arn,
                     tag_key: MARKER_KEY.into(),
                     stable: None,
@@ -1098,7 +1098,7 @@ impl Ctx<'_> {
                             parts.as_slice()
                         {
                             if *fname == name
-                                && crate::config::is_version_number(qualifier)
+                                && rollback::config::is_version_number(qualifier)
                                 && *qualifier != f.version
                             {
                                 return Err(Failure::Invalid(format!("rollout.checkFunction.version: {} but the canary target group serves {id}: the checks would judge another version than the one getting traffic", f.version)));
@@ -1265,7 +1265,7 @@ impl Ctx<'_> {
                 new_version,
                 ..
             } => {
-                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                let back = rollback::alias::read_alias(&self.clients.rollback, function, alias)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 Ok(alias_traffic(
@@ -1305,7 +1305,7 @@ impl Ctx<'_> {
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 let ours = our_forwards(&back, production_target_group, canary_target_group);
                 match lattice_traffic(&ours, production_target_group, canary_target_group) {
-                    Traffic::Canary(w) if w == weight => Ok(crate::lattice::describe(&back)),
+                    Traffic::Canary(w) if w == weight => Ok(rollback::lattice::describe(&back)),
                     other => Err(Failure::Aws(format!(
                         "verification failed: wrote {weight}% to the canary, read back {}",
                         plan::describe_traffic(&other)
@@ -1320,7 +1320,7 @@ impl Ctx<'_> {
             } => {
                 let stable = self.stable.clone().unwrap_or_default();
                 let lambda = &self.clients.rollback.lambda;
-                let current = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                let current = rollback::alias::read_alias(&self.clients.rollback, function, alias)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 let now = alias_traffic(&current.version, &current.weights, &stable, new_version);
@@ -1360,7 +1360,7 @@ impl Ctx<'_> {
                         )))
                     }
                 }
-                let back = crate::alias::read_alias(&self.clients.rollback, function, alias)
+                let back = rollback::alias::read_alias(&self.clients.rollback, function, alias)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 match alias_traffic(&back.version, &back.weights, &stable, new_version) {
@@ -1611,7 +1611,7 @@ impl Ctx<'_> {
                             )))
                         }
                     }
-                    let back = crate::alias::read_alias(&self.clients.rollback, function, pointer)
+                    let back = rollback::alias::read_alias(&self.clients.rollback, function, pointer)
                         .await
                         .map_err(|e| Failure::Aws(e.to_string()))?;
                     if !back.all_on(new_version) {
@@ -1659,7 +1659,7 @@ impl Ctx<'_> {
             );
             match &self.plan.target {
                 RolloutTarget::LatticeListener { .. } => {
-                    crate::lattice::roll_back(
+                    rollback::lattice::roll_back(
                         &self.clients.rollback,
                         &self.target.lattice().expect("lattice"),
                         false,
@@ -1680,22 +1680,22 @@ impl Ctx<'_> {
                         stable_alias: None,
                         code_deploy: None,
                     };
-                    let run = crate::alias::Run {
+                    let run = rollback::alias::Run {
                         dry_run: false,
                         codedeploy_wait: Duration::from_millis(self.config.codedeploy_wait_ms),
                         deadline: self.work,
                         alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
                     };
-                    crate::alias::roll_back(&self.clients.rollback, &t, run, &mut report).await;
+                    rollback::alias::roll_back(&self.clients.rollback, &t, run, &mut report).await;
                     // Rollback's alias path may leave the alias to a CodeDeploy deployment in
                     // flight: the abort is complete only when the alias is all on stable.
                     if !report.failed() {
                         let back =
-                            crate::alias::read_alias(&self.clients.rollback, function, alias)
+                            rollback::alias::read_alias(&self.clients.rollback, function, alias)
                                 .await
                                 .map_err(|e| Failure::Restore(e.to_string()))?;
                         if !back.all_on(&stable) {
-                            report.outcome = crate::report::Outcome::Failed;
+                            report.outcome = rollback::report::Outcome::Failed;
                             report.error = Some(format!("after the restore the alias reads {back:?}, not all on version {stable}"));
                         }
                     }
@@ -1741,7 +1741,7 @@ mod tests {
 
     fn fwd(groups: &[(&str, i32)]) -> Forward {
         Forward {
-            place: crate::lattice::Place::Default,
+            place: rollback::lattice::Place::Default,
             groups: groups.iter().map(|(g, w)| (g.to_string(), *w)).collect(),
         }
     }

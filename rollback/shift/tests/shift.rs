@@ -2,13 +2,14 @@
 //! version promoted through every step, a version failing a check at step 2, an alarm during a
 //! bake, a concurrent rollback, re-runs of a step, and plans refused before anything moves.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
-use rollback::shift::plan::{Marker, Status, MARKER_KEY};
-use rollback::shift::{handle_shift, Action, ShiftClients, ShiftConfig, ShiftError, StepSummary};
+use shift::plan::{Marker, Status, MARKER_KEY};
+use shift::{handle_shift, Action, ShiftClients, ShiftConfig, ShiftError, StepSummary};
 use rollback::Deadline;
 use serde_json::{json, Value};
 use support::*;

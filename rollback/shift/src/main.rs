@@ -2,7 +2,7 @@
 //! and clients once, then the runtime loop.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use rollback::shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
+use shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
 use rollback::Deadline;
 use shiftguard_common::RawEvent;
 

@@ -197,7 +197,7 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
             blank(&listener, "listener")?;
             blank(&production_target_group, "productionTargetGroup")?;
             blank(&canary_target_group, "canaryTargetGroup")?;
-            if crate::lattice::same_resource(&production_target_group, &canary_target_group) {
+            if rollback::lattice::same_resource(&production_target_group, &canary_target_group) {
                 return Err("rollout.target.canaryTargetGroup: is the production target group; a rollout moves traffic between two groups".into());
             }
             RolloutTarget::LatticeListener {
@@ -224,13 +224,13 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
                     alias.len()
                 ));
             }
-            if !crate::config::is_version_number(&new_version) {
+            if !rollback::config::is_version_number(&new_version) {
                 return Err(format!(
                     "rollout.target.newVersion: expected a published version number, got {new_version:?}"
                 ));
             }
             if let Some(v) = &stable_version {
-                if !crate::config::is_version_number(v) {
+                if !rollback::config::is_version_number(v) {
                     return Err(format!(
                         "rollout.target.stableVersion: expected a published version number, got {v:?}"
                     ));
@@ -323,7 +323,7 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
         return Err("rollout.checkFunction: only for a lattice-listener target (an alias rollout checks the alias's own function)".into());
     }
     if let Some(f) = &r.check_function {
-        if f.function.trim().is_empty() || !crate::config::is_version_number(&f.version) {
+        if f.function.trim().is_empty() || !rollback::config::is_version_number(&f.version) {
             return Err("rollout.checkFunction: expected {function, version (a version number), currentVersion?, alias?}".into());
         }
     }
