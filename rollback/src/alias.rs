@@ -12,8 +12,9 @@ use shiftguard_common::{error_text, Deadline};
 use tracing::{info, warn};
 
 use crate::config::{is_version_number, LambdaAliasTarget};
-use crate::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
+use crate::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Stable, Step};
 use crate::report::{Action, Outcome, TargetReport};
+use crate::truth::{record_key, unqualified_function_arn, Intent, TagFacts, Tagged};
 use crate::Clients;
 
 /// How many times a write that lost a `RevisionId` race is re-read and retried.
@@ -65,6 +66,9 @@ pub struct AliasState {
     pub weights: BTreeMap<String, f64>,
     #[serde(skip)]
     pub revision_id: Option<String>,
+    /// The alias's ARN, as Lambda answered it.
+    #[serde(skip)]
+    pub arn: Option<String>,
 }
 
 impl AliasState {
@@ -91,10 +95,11 @@ impl AliasState {
                 .map(|w| w.into_iter().collect())
                 .unwrap_or_default(),
             revision_id,
+            arn: None,
         }
     }
 
-    fn summary(&self) -> serde_json::Value {
+    pub fn summary(&self) -> serde_json::Value {
         json!({ "version": self.version, "weights": self.weights })
     }
 }
@@ -112,11 +117,9 @@ pub async fn read_alias(
         .send()
         .await
         .map_err(aws("GetAlias"))?;
-    Ok(AliasState::from_api(
-        out.function_version,
-        out.routing_config,
-        out.revision_id,
-    ))
+    let mut state = AliasState::from_api(out.function_version, out.routing_config, out.revision_id);
+    state.arn = out.alias_arn;
+    Ok(state)
 }
 
 async fn read_pointer(clients: &Clients, function: &str, pointer: Option<&str>) -> PointerRead {
@@ -178,14 +181,17 @@ pub struct Run {
     pub alarm_time_ms: Option<i64>,
 }
 
-/// Rolls one alias back. Never returns an error: failures are in the report.
+/// Rolls one alias back. Never returns an error: failures are in the report. `intent`: the
+/// restore record to leave on the function before the restoring write (rollback's own runs;
+/// `shift`'s aborts leave none).
 pub async fn roll_back(
     clients: &Clients,
     target: &LambdaAliasTarget,
     run_: Run,
+    intent: Option<&Intent>,
     report: &mut TargetReport,
 ) {
-    if let Err(e) = run(clients, target, run_, report).await {
+    if let Err(e) = run(clients, target, run_, intent, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
     }
@@ -208,10 +214,21 @@ struct Inputs {
     deployments: Result<Vec<InFlight>, String>,
     existing: BTreeSet<String>,
     notes: Vec<String>,
+    /// The rollout marker and restore record on the function.
+    tags: TagFacts,
+    /// Where the tags live (for the final record).
+    tagged: Option<Tagged>,
+    /// Set when the tags could not be read or the record not written: retried.
+    retry: Option<String>,
 }
 
 impl Inputs {
-    fn decide(&self, target: &LambdaAliasTarget, alarm_time_ms: Option<i64>) -> Plan {
+    fn decide(
+        &self,
+        target: &LambdaAliasTarget,
+        alarm_time_ms: Option<i64>,
+        remembered: Option<&Stable>,
+    ) -> Plan {
         plan_alias(&AliasFacts {
             alias: &self.alias,
             configured_stable: target.stable_version.as_deref(),
@@ -220,8 +237,52 @@ impl Inputs {
             deployments: self.deployments.as_deref().map_err(String::as_str),
             alarm_time_ms,
             existing: &self.existing,
+            rollout: self.tags.rollout(),
+            remembered,
         })
     }
+}
+
+/// The function's ShiftGuard tags, and (round 1 of rollback's own runs) the intent record written
+/// beside them.
+struct TagsRead {
+    facts: TagFacts,
+    problems: Vec<String>,
+}
+
+async fn read_tags_and_record(
+    clients: &Clients,
+    tagged: &Tagged,
+    alias: &str,
+    intent: Option<&Intent>,
+) -> TagsRead {
+    let record = async {
+        match intent {
+            Some(i) => Some(
+                tagged
+                    .tag(clients, &record_key(Some(alias)), &i.record(None).encode())
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (tags, recorded) = tokio::join!(tagged.read(clients), record);
+    let mut problems = Vec::new();
+    let facts = match tags {
+        Ok(t) => TagFacts::from_tags(&t, Some(alias)),
+        Err(e) => {
+            problems.push(format!(
+                "the rollout marker could not be read ({e}): decided without it"
+            ));
+            TagFacts::default()
+        }
+    };
+    if let Some(Err(e)) = recorded {
+        problems.push(format!(
+            "the restore record could not be written ({e}): a rollout may not see this restore"
+        ));
+    }
+    TagsRead { facts, problems }
 }
 
 /// Time kept for a direct restore when a CodeDeploy call is slow (at most half of what is left).
@@ -238,7 +299,28 @@ async fn read_inputs(
     clients: &Clients,
     target: &LambdaAliasTarget,
     deadline: Deadline,
+    intent: Option<&Intent>,
 ) -> Result<Inputs, AliasError> {
+    // The function's ARN named without a call (from this function's own ARN), so that the tags are
+    // read — and the intent record written — in parallel with the alias: no extra round trip
+    // before the restoring write.
+    let named = clients
+        .home
+        .get()
+        .map(|h| h.function_arn(&target.function))
+        .or_else(|| {
+            target
+                .function
+                .starts_with("arn:")
+                .then(|| unqualified_function_arn(&target.function))
+        })
+        .map(Tagged::Function);
+    let tags_first = async {
+        match &named {
+            Some(t) => Some(read_tags_and_record(clients, t, &target.alias, intent).await),
+            None => None,
+        }
+    };
     let group = target
         .code_deploy
         .as_ref()
@@ -249,7 +331,7 @@ async fn read_inputs(
         &target.function,
         &target.alias,
     );
-    let (alias, pointer, deployments, configured_exists) = tokio::join!(
+    let (alias, pointer, deployments, configured_exists, tags_first) = tokio::join!(
         read_alias(clients, &target.function, &target.alias),
         read_pointer(clients, &target.function, target.stable_alias.as_deref()),
         deadline.within(restore_reserve(deadline), lookup),
@@ -259,8 +341,31 @@ async fn read_inputs(
                 None => None,
             }
         },
+        tags_first,
     );
     let alias = alias?;
+    // The ARN Lambda answered wins over the one named: read again (one more round trip) only when
+    // the two differ or none could be named.
+    let answered = alias
+        .arn
+        .as_deref()
+        .map(unqualified_function_arn)
+        .map(Tagged::Function);
+    let (tagged, tags) = match (tags_first, named, answered) {
+        (Some(read), Some(n), Some(a)) if n == a => (Some(n), read),
+        (Some(read), Some(n), None) => (Some(n), read),
+        (_, _, Some(a)) => {
+            let read = read_tags_and_record(clients, &a, &target.alias, intent).await;
+            (Some(a), read)
+        }
+        (_, _, None) => (
+            None,
+            TagsRead {
+                facts: TagFacts::default(),
+                problems: vec!["the function's ARN is not known: its rollout marker was not read and no restore record was left".into()],
+            },
+        ),
+    };
     let deployments: Result<Vec<InFlight>, String> = match deployments {
         Ok(Ok(found)) => Ok(found.iter().map(in_flight).collect()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -313,12 +418,17 @@ async fn read_inputs(
             Err(e) => notes.push(format!("could not tell whether version {v} exists: {e}")),
         }
     }
+    let retry = (!tags.problems.is_empty()).then(|| tags.problems.join("; "));
+    notes.extend(tags.problems);
     Ok(Inputs {
         alias,
         pointer,
         deployments,
         existing,
         notes,
+        tags: tags.facts,
+        tagged,
+        retry,
     })
 }
 
@@ -337,21 +447,48 @@ async fn run(
     clients: &Clients,
     target: &LambdaAliasTarget,
     run_: Run,
+    intent: Option<&Intent>,
     report: &mut TargetReport,
 ) -> Result<(), AliasError> {
     let mut earlier: Vec<String> = Vec::new();
+    // What the first read decided: knowledge a lost race must not erase.
+    let mut remembered: Option<Stable> = None;
     for round in 1..=DECISION_ROUNDS {
-        let inputs = read_inputs(clients, target, run_.deadline).await?;
+        // The intent record is left once, in parallel with the first read.
+        let round_intent = if round == 1 { intent } else { None };
+        let inputs = read_inputs(clients, target, run_.deadline, round_intent).await?;
         if round == 1 {
             report.before = Some(inputs.alias.summary());
         }
-        let plan = inputs.decide(target, run_.alarm_time_ms);
+        let plan = inputs.decide(target, run_.alarm_time_ms, remembered.as_ref());
+        if remembered.is_none() && !matches!(plan.step, Step::AlreadyStable | Step::Refuse) {
+            remembered = plan.stable.clone();
+        }
         let mut notes = earlier.clone();
         notes.extend(inputs.notes.iter().cloned());
         record(report, &plan, notes);
+        if let Some(why) = &inputs.retry {
+            report.add_incomplete(why.clone());
+        }
         info!(target = %report.target, round, step = ?plan.step, stable = ?plan.stable, reason = %plan.reason, "decided");
+        let tagged = inputs.tagged.clone();
         match carry_out(clients, target, run_, inputs.alias, plan, report).await? {
-            Carried::Done => return Ok(()),
+            Carried::Done => {
+                // The record, now with the production restored (after the restore: off the
+                // critical path).
+                if let (Some(i), Some(t), Some(stable)) = (intent, tagged, report.stable.clone()) {
+                    if matches!(
+                        report.outcome,
+                        Outcome::Restored | Outcome::RestoredByCodeDeploy | Outcome::AlreadyStable
+                    ) {
+                        let rec = i.record(Some(stable.version));
+                        if let Err(e) = t.tag(clients, &record_key(Some(&target.alias)), &rec.encode()).await {
+                            report.notes.push(format!("the restore record could not be completed: {e}"));
+                        }
+                    }
+                }
+                return Ok(());
+            }
             Carried::Again(why) => {
                 info!(target = %report.target, round, why = %why, "reading everything again and deciding again");
                 earlier.push(format!("round {round}: {why}; decided again"));
@@ -378,6 +515,12 @@ async fn carry_out(
         Step::LeaveAlone { deployment_id } => {
             report.outcome = Outcome::LeftAlone;
             report.deployment_id = Some(deployment_id);
+            report.after = Some(alias.summary());
+            Ok(Carried::Done)
+        }
+        Step::LeaveRolloutAlone { rollout } => {
+            report.outcome = Outcome::LeftAlone;
+            report.detail = Some(format!("rollout {rollout} began after the alarm"));
             report.after = Some(alias.summary());
             Ok(Carried::Done)
         }
@@ -742,6 +885,7 @@ mod tests {
             version: "3".into(),
             weights: BTreeMap::new(),
             revision_id: None,
+            arn: None,
         };
         assert!(a.all_on("3"));
         a.weights.insert("4".into(), 0.0);

@@ -39,6 +39,37 @@ pub enum CanaryStep {
     AlreadyStable(&'static str),
     /// Send the canary 0% (it had this much).
     SendNothingToCanary { percent: f64 },
+    /// The canary runs on the stage's own deployment (a promotion by copying the canary's
+    /// deployment id, say): the stage serves that deployment whatever the canary's share, and
+    /// which deployment was production before is not on the stage. Nothing rollback can write
+    /// helps; a person must redeploy the previous deployment.
+    CanaryIsProduction { deployment: Option<String> },
+    /// The stage was updated after the alarm changed state: what it serves now may not be what
+    /// the alarm is about. Nothing is written.
+    ChangedAfterAlarm { updated_ms: i64, alarm_ms: i64 },
+}
+
+/// What to do with a stage for an alarm (or request) at `alarm_ms`. Pure.
+pub fn plan_stage_for(stage: &StageRead, alarm_ms: Option<i64>) -> CanaryStep {
+    if let Some(c) = &stage.canary {
+        if c.deployment_id.is_some() && c.deployment_id == stage.deployment_id {
+            return CanaryStep::CanaryIsProduction {
+                deployment: stage.deployment_id.clone(),
+            };
+        }
+    }
+    let step = plan_stage(stage);
+    if let (CanaryStep::SendNothingToCanary { .. }, Some(updated), Some(alarm)) =
+        (&step, stage.last_updated_ms, alarm_ms)
+    {
+        if updated > alarm.saturating_add(crate::plan::STALE_AFTER_MS) {
+            return CanaryStep::ChangedAfterAlarm {
+                updated_ms: updated,
+                alarm_ms: alarm,
+            };
+        }
+    }
+    step
 }
 
 pub fn plan_stage(stage: &StageRead) -> CanaryStep {
@@ -61,7 +92,15 @@ pub fn plan_stage(stage: &StageRead) -> CanaryStep {
 /// on the stage's own deployment): rollback must not claim it restored anything, nor write again.
 pub fn verify(before: &StageRead, after: &StageRead) -> Result<bool, String> {
     let canary_of = |s: &StageRead| s.canary.as_ref().map(|c| c.deployment_id.clone());
-    if after.deployment_id != before.deployment_id || canary_of(after) != canary_of(before) {
+    let on_own = |s: &StageRead| {
+        s.canary
+            .as_ref()
+            .is_some_and(|c| c.deployment_id.is_some() && c.deployment_id == s.deployment_id)
+    };
+    if after.deployment_id != before.deployment_id
+        || canary_of(after) != canary_of(before)
+        || on_own(after)
+    {
         return Err(format!(
             "the stage changed while rollback worked on it (promoted, redeployed or its canary removed?): before {}, now {}; a person must decide",
             before.describe(),
@@ -98,6 +137,8 @@ pub enum StageError {
     NotVerified(usize, String),
     #[error("{0}")]
     Changed(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
@@ -146,7 +187,28 @@ async fn run(
     let (api, stage) = target.ids();
     let before = read(clients, &api, &stage).await?;
     report.before = Some(before.describe());
-    match plan_stage(&before) {
+    match plan_stage_for(&before, alarm_time_ms) {
+        CanaryStep::CanaryIsProduction { deployment } => {
+            report.after = report.before.clone();
+            let why = format!(
+                "the stage's canary runs on the stage's own deployment {deployment:?}: the stage serves it to all traffic whatever the canary's share, and the deployment that was production before is not on the stage; nothing rollback can write helps — redeploy the previous deployment to the stage"
+            );
+            report.decision = Some(why.clone());
+            return Err(StageError::Refused(why));
+        }
+        CanaryStep::ChangedAfterAlarm {
+            updated_ms,
+            alarm_ms,
+        } => {
+            report.action = Action::None;
+            report.outcome = Outcome::LeftAlone;
+            report.after = report.before.clone();
+            report.decision = Some(format!(
+                "the stage was updated {} ms after the alarm changed state: what it serves now may not be what the alarm is about, so nothing is written; check the stage",
+                updated_ms - alarm_ms
+            ));
+            return Ok(());
+        }
         CanaryStep::AlreadyStable(why) => {
             report.action = Action::None;
             report.outcome = Outcome::AlreadyStable;
@@ -247,6 +309,37 @@ mod tests {
         assert!(matches!(
             plan_stage(&stage(Some(f64::NAN))),
             CanaryStep::SendNothingToCanary { .. }
+        ));
+    }
+
+    #[test]
+    fn a_canary_on_the_stages_own_deployment_or_a_stage_changed_after_the_alarm_is_left() {
+        let promoted = StageRead {
+            deployment_id: Some("canary1".into()),
+            ..stage(Some(10.0))
+        };
+        assert_eq!(
+            plan_stage_for(&promoted, None),
+            CanaryStep::CanaryIsProduction {
+                deployment: Some("canary1".into())
+            }
+        );
+        let changed = StageRead {
+            last_updated_ms: Some(10_000),
+            ..stage(Some(10.0))
+        };
+        assert!(matches!(
+            plan_stage_for(&changed, Some(5_000)),
+            CanaryStep::ChangedAfterAlarm { .. }
+        ));
+        assert_eq!(
+            plan_stage_for(&changed, Some(9_000)),
+            CanaryStep::SendNothingToCanary { percent: 10.0 },
+            "within the clocks' tolerance"
+        );
+        assert!(matches!(
+            plan_stage_for(&stage(Some(0.0)), Some(0)),
+            CanaryStep::AlreadyStable(_)
         ));
     }
 

@@ -10,6 +10,7 @@ use tracing::info;
 
 use crate::config::LatticeListenerTarget;
 use crate::report::{Action, Outcome, TargetReport};
+use crate::truth::{record_key, Intent, Tagged};
 use crate::Clients;
 
 const CYCLES: usize = 3;
@@ -156,6 +157,14 @@ pub async fn read_forwards(
     clients: &Clients,
     t: &LatticeListenerTarget,
 ) -> Result<Vec<Forward>, LatticeError> {
+    read_listener(clients, t).await.map(|(forwards, _)| forwards)
+}
+
+/// The listener's weighted forwards and its ARN (as Lattice answered it).
+pub async fn read_listener(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+) -> Result<(Vec<Forward>, Option<String>), LatticeError> {
     let (listener, rule_ids) = tokio::join!(
         clients
             .lattice
@@ -166,6 +175,7 @@ pub async fn read_forwards(
         list_rule_ids(clients, t),
     );
     let listener = listener.map_err(aws("GetListener"))?;
+    let arn = listener.arn.clone();
     let rule_ids = rule_ids?;
     let mut forwards = Vec::new();
     if let Some(groups) = forward_of(listener.default_action.as_ref()) {
@@ -193,7 +203,7 @@ pub async fn read_forwards(
             });
         }
     }
-    Ok(forwards)
+    Ok((forwards, arn))
 }
 
 async fn list_rule_ids(
@@ -276,16 +286,36 @@ pub async fn write_groups(
     Ok(())
 }
 
-/// Rolls one listener back. Never returns an error: failures are in the report.
+/// Rolls one listener back. Never returns an error: failures are in the report. `intent`: the
+/// restore record left on the listener before the restoring write (rollback's own runs).
 pub async fn roll_back(
     clients: &Clients,
     target: &LatticeListenerTarget,
     dry_run: bool,
+    intent: Option<&Intent>,
     report: &mut TargetReport,
 ) {
-    if let Err(e) = run(clients, target, dry_run, report).await {
+    if let Err(e) = run(clients, target, dry_run, intent, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
+    }
+}
+
+/// Leaves the restore record on the listener; a failure is retried (the invocation fails) so
+/// that a rollout cannot miss this restore for long.
+async fn leave_record(
+    clients: &Clients,
+    tagged: &Tagged,
+    record: &crate::truth::RestoreRecord,
+    report: &mut TargetReport,
+) {
+    if let Err(e) = tagged
+        .tag(clients, &record_key(None), &record.encode())
+        .await
+    {
+        report.add_incomplete(format!(
+            "the restore record could not be written ({e}): a rollout may not see this restore"
+        ));
     }
 }
 
@@ -315,20 +345,64 @@ async fn run(
     clients: &Clients,
     t: &LatticeListenerTarget,
     dry_run: bool,
+    intent: Option<&Intent>,
     report: &mut TargetReport,
 ) -> Result<(), LatticeError> {
     let production = &t.production_target_group;
-    let mut forwards = read_forwards(clients, t).await?;
+    // The listener's ARN named without a call, so that the intent record is written in parallel
+    // with the first read and lands before the restoring write.
+    let named = clients
+        .home
+        .get()
+        .map(|h| Tagged::Listener(h.listener_arn(&t.service, &t.listener)));
+    let mut early_report = TargetReport::new(String::new(), Vec::new());
+    let (read, ()) = tokio::join!(read_listener(clients, t), async {
+        if let (Some(i), Some(tagged)) = (intent, &named) {
+            leave_record(clients, tagged, &i.record(None), &mut early_report).await;
+        }
+    });
+    let (mut forwards, arn) = read?;
+    let answered = arn.map(Tagged::Listener);
+    let tagged = match (named, answered) {
+        (Some(n), Some(a)) if n == a => Some(n),
+        (_, Some(a)) => {
+            // Named wrongly or not at all: the record goes on the ARN Lattice answered, before
+            // anything is written (one more round trip).
+            if let Some(i) = intent {
+                leave_record(clients, &a, &i.record(None), report).await;
+            }
+            Some(a)
+        }
+        (n, None) => n,
+    };
+    if let Some(why) = early_report.incomplete {
+        report.add_incomplete(why);
+    }
     report.before = Some(describe(&forwards));
+    let result = restore(clients, t, dry_run, report, &mut forwards).await;
+    if let (Ok(()), Some(i), Some(tagged)) = (&result, intent, &tagged) {
+        leave_record(clients, tagged, &i.record(Some(production.clone())), report).await;
+    }
+    result
+}
+
+async fn restore(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+    dry_run: bool,
+    report: &mut TargetReport,
+    forwards: &mut Vec<Forward>,
+) -> Result<(), LatticeError> {
+    let production = &t.production_target_group;
     // Read, write what must change, read back: the read after the last write is judged too.
     let mut cycles = 0;
     loop {
-        let to_fix = match next(&forwards, production) {
+        let to_fix = match next(forwards, production) {
             Next::NoProductionForward => {
                 return Err(LatticeError::NoProductionForward(production.clone()))
             }
             Next::Done => {
-                report.after = Some(describe(&forwards));
+                report.after = Some(describe(forwards));
                 if report.action == Action::None {
                     report.outcome = Outcome::AlreadyStable;
                     report.detail = Some(
@@ -380,7 +454,7 @@ async fn run(
         let writes = futures::future::join_all(to_fix.iter().map(|f| write(clients, t, f))).await;
         writes.into_iter().collect::<Result<Vec<()>, _>>()?;
         info!(target = %report.target, cycle = cycles, action = "restore-listener", "wrote production-only weights; reading back");
-        forwards = read_forwards(clients, t).await?;
+        *forwards = read_forwards(clients, t).await?;
     }
 }
 

@@ -17,6 +17,7 @@ pub mod lattice;
 pub mod operator;
 pub mod plan;
 pub mod report;
+pub mod truth;
 
 use std::time::Duration;
 
@@ -38,11 +39,24 @@ pub struct Clients {
     pub lattice: aws_sdk_vpclattice::Client,
     pub sns: aws_sdk_sns::Client,
     pub apigateway: aws_sdk_apigateway::Client,
+    /// Where this function runs, from its own ARN (the first invocation's context): names a
+    /// target's ARN without a call.
+    pub home: std::sync::OnceLock<truth::Home>,
 }
 
 impl Clients {
+    /// Learns where this function runs from the ARN an invocation was made with (once).
+    pub fn learn_home(&self, invoked_function_arn: &str) {
+        if self.home.get().is_none() {
+            if let Some(home) = truth::Home::from_function_arn(invoked_function_arn) {
+                let _ = self.home.set(home);
+            }
+        }
+    }
+
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
+            home: std::sync::OnceLock::new(),
             lambda: aws_sdk_lambda::Client::new(sdk),
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
             lattice: aws_sdk_vpclattice::Client::new(sdk),
@@ -282,6 +296,13 @@ pub async fn handle(
         .collect();
     futures::future::join_all(routing.work.iter().zip(reports.iter_mut()).map(
         |(w, report)| async move {
+            // The restore record rollback leaves before it writes (never in a dry run).
+            let intent = (!config.dry_run).then(|| truth::Intent {
+                alarm_ms: w
+                    .alarm_time_ms
+                    .unwrap_or_else(shiftguard_common::emf::now_ms),
+                by: w.alarms.join(","),
+            });
             let work = async {
                 match w.target {
                     Target::LambdaAlias(t) => {
@@ -291,10 +312,11 @@ pub async fn handle(
                             deadline: work_deadline,
                             alarm_time_ms: w.alarm_time_ms,
                         };
-                        alias::roll_back(clients, t, run, report).await
+                        alias::roll_back(clients, t, run, intent.as_ref(), report).await
                     }
                     Target::LatticeListener(t) => {
-                        lattice::roll_back(clients, t, config.dry_run, report).await
+                        lattice::roll_back(clients, t, config.dry_run, intent.as_ref(), report)
+                            .await
                     }
                     Target::ApigatewayCanary(t) => {
                         apigateway::roll_back(clients, t, config.dry_run, w.alarm_time_ms, report)

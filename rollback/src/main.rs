@@ -27,6 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 return Err(RollbackError::BadEvent(EventError::NotJson(e)).into())
             }
         };
+        clients.learn_home(&event.context.invoked_function_arn);
         let deadline = Deadline::from_epoch_ms(event.context.deadline);
         let summary = handle(clients, config, &payload, deadline).await?;
         serde_json::to_value(summary).map_err(|e| Diagnostic {

@@ -16,9 +16,13 @@
 //!    the two never fight. A `stableVersion` or pointer that disagrees is reported in the notes.
 //! 3. Only deployments created after the alarm changed state are in flight → leave them alone:
 //!    the alarm is not about them (a late retry of an old alarm).
-//! 4. No deployment → write the stable version: configured `stableVersion`, else the pointer
-//!    alias, else the older of the alias's two versions; nothing when the alias serves one
-//!    version and nothing says it is the wrong one.
+//! 4. No deployment → write the stable version, from the best fact there is: a rollout's marker
+//!    (the production `shift` started from; after a promotion, within an hour of it, the
+//!    production before it), else configured `stableVersion`, else the pointer alias, else what
+//!    this invocation's first read decided (a writer that won a `RevisionId` race never erases
+//!    it), else the older of the alias's two versions; nothing when the alias serves one version
+//!    and nothing says it is the wrong one. A rollout that began after the alarm changed state is
+//!    left alone, like a deployment.
 //!
 //! A missing pointer alias is "no information" (fall through); an unreadable one, or a CodeDeploy
 //! lookup that failed, falls through too but marks the invocation for retry. No plan ever writes
@@ -30,6 +34,7 @@ use serde::Serialize;
 
 use crate::alias::AliasState;
 use crate::config::is_version_number;
+use crate::truth::{Marker, Status, PROMOTED_WATCH_MS};
 
 /// What reading the stable-pointer alias gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +72,11 @@ pub struct AliasFacts<'a> {
     pub alarm_time_ms: Option<i64>,
     /// Versions known to exist besides those the alias names (the pointer's, any checked).
     pub existing: &'a BTreeSet<String>,
+    /// The rollout marker `shift` keeps on this alias, if any.
+    pub rollout: Option<&'a Marker>,
+    /// The stable version an earlier round of this invocation decided on, from its first read:
+    /// a writer that wins a `RevisionId` race does not erase what the alarm was about.
+    pub remembered: Option<&'a Stable>,
 }
 
 /// Where the stable version came from.
@@ -81,6 +91,10 @@ pub enum StableSource {
     CodeDeploy,
     /// The older of the alias's two versions.
     OlderOfTwo,
+    /// The production a rollout (`shift`) started from, from its marker.
+    Rollout,
+    /// What this invocation's first read decided, before another writer changed the alias.
+    FirstRead,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,6 +127,8 @@ pub enum Step {
     },
     /// The deployment in flight was created after the alarm fired: not what the alarm is about.
     LeaveAlone { deployment_id: String },
+    /// The rollout on the alias began after the alarm fired: not what the alarm is about.
+    LeaveRolloutAlone { rollout: String },
     /// No safe action: the reason says why.
     Refuse,
 }
@@ -394,7 +410,59 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
         );
     }
 
-    // 4. No deployment: the alias alone.
+    // 4. No deployment: the alias alone. A rollout's marker is the best fact there is.
+    let from_rollout = match f.rollout {
+        Some(m) if !m.status.finished() => {
+            if let (Some(alarm), Some(start)) = (f.alarm_time_ms, m.start_ms) {
+                if start > alarm.saturating_add(STALE_AFTER_MS) {
+                    return plan(
+                        Step::LeaveRolloutAlone {
+                            rollout: m.id.clone(),
+                        },
+                        explicit,
+                        format!(
+                            "rollout {} began at {}, after the alarm changed state at {}: the alarm is not about it, so it is left alone",
+                            m.id,
+                            time_text(Some(start)),
+                            time_text(f.alarm_time_ms)
+                        ),
+                        notes,
+                    );
+                }
+            }
+            m.stable.clone()
+        }
+        // A late alarm after a promotion still puts the previous production back, for an hour.
+        Some(m) if m.status == Status::Promoted => match f.alarm_time_ms {
+            Some(alarm)
+                if alarm >= m.at_ms.saturating_sub(STALE_AFTER_MS)
+                    && alarm <= m.at_ms.saturating_add(PROMOTED_WATCH_MS) =>
+            {
+                m.stable.clone().or_else(|| m.prev.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+    .map(|version| Stable {
+        version,
+        source: StableSource::Rollout,
+    });
+    if let (Some(r), Some(e)) = (&from_rollout, &explicit) {
+        if r.version != e.version {
+            notes.push(format!(
+                "the rollout's production is version {} but the {:?} stable version is {}: the rollout's marker is the fresher fact",
+                r.version, e.source, e.version
+            ));
+        }
+    }
+    let remembered = f.remembered.filter(|_| from_rollout.is_none() && explicit.is_none());
+    let explicit = from_rollout.or(explicit).or_else(|| {
+        remembered.map(|r| Stable {
+            version: r.version.clone(),
+            source: StableSource::FirstRead,
+        })
+    });
     let stable = match (explicit, inferred) {
         (Some(s), _) => s,
         (None, Ok(Some(v))) => Stable {
@@ -470,6 +538,7 @@ mod tests {
                 .map(|(v, w)| (v.to_string(), *w))
                 .collect::<BTreeMap<_, _>>(),
             revision_id: None,
+            arn: None,
         }
     }
 
@@ -506,6 +575,8 @@ mod tests {
             deployments,
             alarm_time_ms: c.alarm_ms,
             existing: &existing,
+            rollout: None,
+            remembered: None,
         })
     }
 
@@ -771,6 +842,77 @@ mod tests {
             assert_eq!(plan.step, c.want, "{}: {plan:#?}", c.name);
             assert_eq!(plan.retry.is_some(), c.want_retry, "{}: {plan:#?}", c.name);
         }
+    }
+
+    fn rollout(status: Status, stable: &str, start: i64, at: i64) -> Marker {
+        Marker {
+            id: "r1".into(),
+            step: 2,
+            weight: 100,
+            at_ms: at,
+            status,
+            stable: Some(stable.into()),
+            why: None,
+            notified: false,
+            start_ms: Some(start),
+            prev: None,
+        }
+    }
+
+    fn decide_with(
+        alias: AliasState,
+        alarm_ms: Option<i64>,
+        rollout: Option<&Marker>,
+        remembered: Option<&Stable>,
+        existing: &[&str],
+    ) -> Plan {
+        let existing: BTreeSet<String> = existing.iter().map(|s| s.to_string()).collect();
+        plan_alias(&AliasFacts {
+            alias: &alias,
+            configured_stable: None,
+            pointer_name: None,
+            pointer: &PointerRead::NotConfigured,
+            deployments: Ok(&[]),
+            alarm_time_ms: alarm_ms,
+            existing: &existing,
+            rollout,
+            remembered,
+        })
+    }
+
+    #[test]
+    fn a_rollouts_marker_and_the_first_read_are_better_facts_than_inference() {
+        // Issue 19 [1]: the rollout's last step put everything on the new version.
+        let at_100 = rollout(Status::Baking, "1", 1_000, 5_000);
+        let plan = decide_with(alias("2", &[]), Some(6_000), Some(&at_100), None, &["1", "2"]);
+        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
+        assert_eq!(plan.stable.unwrap().source, StableSource::Rollout);
+        // [2]: rolling out an older version number: the marker, never "older of two".
+        let older = rollout(Status::Baking, "7", 1_000, 5_000);
+        let plan = decide_with(alias("7", &[("5", 0.1)]), Some(6_000), Some(&older), None, &["5", "7"]);
+        assert_eq!(plan.step, Step::Restore { version: "7".into() }, "{plan:#?}");
+        let plan = decide_with(alias("7", &[("5", 0.1)]), Some(6_000), None, None, &["5", "7"]);
+        assert_eq!(plan.step, Step::Restore { version: "5".into() }, "without the marker: the bug");
+        let plan = decide_with(alias("5", &[]), Some(6_000), Some(&older), None, &["5", "7"]);
+        assert_eq!(plan.step, Step::Restore { version: "7".into() }, "{plan:#?}");
+        // A rollout that began after the alarm is not what the alarm is about.
+        let later = rollout(Status::Baking, "1", 60_000, 61_000);
+        let plan = decide_with(alias("1", &[("2", 0.1)]), Some(6_000), Some(&later), None, &["1", "2"]);
+        assert_eq!(plan.step, Step::LeaveRolloutAlone { rollout: "r1".into() });
+        // Promoted: within the hour the previous production comes back; later, nothing says so.
+        let promoted = rollout(Status::Promoted, "1", 1_000, 5_000);
+        let plan = decide_with(alias("2", &[]), Some(6_000), Some(&promoted), None, &["1", "2"]);
+        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
+        let plan = decide_with(alias("2", &[]), Some(5_000 + PROMOTED_WATCH_MS + 1), Some(&promoted), None, &["1", "2"]);
+        assert_eq!(plan.step, Step::AlreadyStable, "{plan:#?}");
+        // [3]: a writer won the RevisionId race and put the canary at 100%: the first read's
+        // decision survives the re-decision.
+        let first = Stable { version: "1".into(), source: StableSource::OlderOfTwo };
+        let plan = decide_with(alias("2", &[]), Some(6_000), None, Some(&first), &["1", "2"]);
+        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
+        assert_eq!(plan.stable.unwrap().source, StableSource::FirstRead);
+        let plan = decide_with(alias("2", &[]), Some(6_000), None, None, &["1", "2"]);
+        assert_eq!(plan.step, Step::AlreadyStable, "without it: the bug");
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn alias_state() -> impl Strategy<Value = AliasState> {
                 .collect::<BTreeMap<_, _>>(),
             version,
             revision_id: None,
+            arn: None,
         })
 }
 
@@ -109,6 +110,8 @@ fn decide(f: &Facts) -> Plan {
         deployments: f.deployments.as_deref().map_err(String::as_str),
         alarm_time_ms: f.alarm_ms,
         existing: &f.existing,
+        rollout: None,
+        remembered: None,
     })
 }
 
@@ -193,6 +196,7 @@ proptest! {
                     "writes the alias directly while CodeDeploy shifts it: {plan:#?}"
                 );
             }
+            Step::LeaveRolloutAlone { .. } => prop_assert!(false, "no rollout marker was read: {plan:#?}"),
             Step::AlreadyStable | Step::Refuse => {}
         }
         // Stale deployments alone: nothing is written or stopped.
