@@ -5,7 +5,7 @@ mod support;
 
 use rollback::{handle, Deadline, RollbackError};
 use serde_json::{json, Value};
-use shiftguard_testkit::event;
+use shiftguard_testkit::{event, fresh_event};
 use support::*;
 
 const ALARM_EVENT: &str = "rollback/sns-single-metric-alarm.json";
@@ -23,7 +23,7 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
     assert_eq!(stage_state(&w, &api).await.2, Some(10.0));
     let cfg = config(mapped(stage_target(&api)));
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
+    let summary = handle(&w.clients, &cfg, &fresh_event(ALARM_EVENT), Deadline::default())
         .await
         .expect("rolled back");
     let report = &summary.targets[0];
@@ -59,7 +59,7 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
     let again = handle(
         &w.clients,
         &cfg,
-        &event(EVENTBRIDGE_EVENT),
+        &fresh_event(EVENTBRIDGE_EVENT),
         Deadline::default(),
     )
     .await
@@ -82,7 +82,7 @@ async fn a_stage_without_a_canary_is_already_stable_and_a_dry_run_writes_nothing
     let summary = handle(
         &w.clients,
         &config(mapped(stage_target(&plain))),
-        &event(ALARM_EVENT),
+        &fresh_event(ALARM_EVENT),
         Deadline::default(),
     )
     .await
@@ -99,7 +99,7 @@ async fn a_stage_without_a_canary_is_already_stable_and_a_dry_run_writes_nothing
     let summary = handle(
         &w.clients,
         &config_with(mapped(stage_target(&api)), &[("DRY_RUN", "true")]),
-        &event(ALARM_EVENT),
+        &fresh_event(ALARM_EVENT),
         Deadline::default(),
     )
     .await
@@ -124,7 +124,7 @@ async fn a_throttled_update_is_retried() {
     let summary = handle(
         &w.clients,
         &config(mapped(stage_target(&api))),
-        &event(ALARM_EVENT),
+        &fresh_event(ALARM_EVENT),
         Deadline::default(),
     )
     .await
@@ -244,7 +244,7 @@ async fn targets_named_by_arn_work_like_ids() {
          "productionTargetGroup": lattice_arn("targetgroup", &lat.production)},
     ]);
     let cfg = config(json!([{"alarms": ["checkout-*"], "targets": targets}]));
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
+    let summary = handle(&w.clients, &cfg, &fresh_event(ALARM_EVENT), Deadline::default())
         .await
         .expect("every form resolves");
     assert_eq!(summary.targets.len(), 3);

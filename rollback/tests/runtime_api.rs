@@ -22,7 +22,10 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     ));
     let watch = LambdaWatch::start(&env);
 
-    let (ok, out) = watch.invoke("rollback", "rollback/sns-single-metric-alarm.json");
+    // The sample alarm as if it fired now (a stage changed after an alarm is left alone).
+    let fresh = std::env::temp_dir().join(format!("shiftguard-fresh-{}.json", std::process::id()));
+    std::fs::write(&fresh, shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string()).unwrap();
+    let (ok, out) = watch.invoke_file("rollback", &fresh);
     assert!(ok, "{out}");
     let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");

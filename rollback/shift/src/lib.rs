@@ -26,7 +26,8 @@ use tracing::{error, info, warn};
 use rollback::config::{LambdaAliasTarget, LatticeListenerTarget};
 use rollback::lattice::{read_forwards, same_resource, write_groups, Forward};
 use rollback::report::TargetReport;
-use plan::{Decision, Facts, Marker, Plan, RolloutTarget, Status, Traffic, Why, MARKER_KEY};
+use plan::{Decision, Facts, Marker, Plan, RestoreRecord, RolloutTarget, Status, Traffic, Why};
+use rollback::truth::{TagFacts, Tagged};
 
 /// The clients `shift` uses: rollback's (to move and restore traffic) and the hooks' (to check).
 #[derive(Clone)]
@@ -56,6 +57,9 @@ pub struct ShiftConfig {
     pub codedeploy_wait_ms: u64,
     /// The environment as read at start-up, for the secrets and artifacts a plan's checks name.
     pub environment: BTreeMap<String, String>,
+    /// How long a starting rollout waits between its claim and reading it back
+    /// (`SHIFT_CLAIM_SETTLE_MS`, default 1000): longer than a tag write takes.
+    pub claim_settle: Duration,
 }
 
 // The environment holds credentials and the checks' secrets: a debug dump shows names only.
@@ -64,6 +68,7 @@ impl std::fmt::Debug for ShiftConfig {
         f.debug_struct("ShiftConfig")
             .field("notify_topic_arn", &self.notify_topic_arn)
             .field("codedeploy_wait_ms", &self.codedeploy_wait_ms)
+            .field("claim_settle", &self.claim_settle)
             .field("environment", &self.environment.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -87,10 +92,23 @@ impl ShiftConfig {
                 ));
             }
         }
+        let claim_settle = match env::non_empty(&as_str[..], CLAIM_SETTLE_VAR) {
+            None => Duration::from_millis(1000),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=10_000).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(EnvError::new(
+                        CLAIM_SETTLE_VAR,
+                        format!("expected milliseconds from 10 to 10000, got {v:?}"),
+                    ))
+                }
+            },
+        };
         Ok(ShiftConfig {
             notify_topic_arn: notify,
             codedeploy_wait_ms: 0,
             environment: vars.iter().cloned().collect(),
+            claim_settle,
         })
     }
 }
@@ -200,6 +218,7 @@ const RESERVE: Duration = Duration::from_millis(2000);
 const MOVE_RESERVE: Duration = Duration::from_secs(8);
 /// The environment variables a plan's checks may read (comma-separated names).
 pub const ALLOWED_SECRETS_VAR: &str = "SHIFT_ALLOWED_SECRETS";
+pub const CLAIM_SETTLE_VAR: &str = "SHIFT_CLAIM_SETTLE_MS";
 
 /// Handles one `{"shiftguard": "shift", "rollout": {...}}` event.
 pub async fn handle_shift(
@@ -234,6 +253,7 @@ pub async fn handle_shift(
         marker: read.marker.clone(),
         traffic: read.traffic.clone(),
         alarms_in_alarm: in_alarm.clone(),
+        restored: read.record.clone(),
     };
     let decision = plan::decide(&plan, &facts);
     info!(rollout = %plan.id, target = %plan.target.id(), decision = ?decision, traffic = ?read.traffic, alarms_in_alarm = ?in_alarm, "rollout step decided");
@@ -278,6 +298,11 @@ pub async fn handle_shift(
         // The checks end in time for the move, the marker writes and the summary after them.
         checks_deadline: Deadline(deadline.less(RESERVE + MOVE_RESERVE)),
         work: Deadline(deadline.less(RESERVE)),
+        start_ms: marker
+            .as_ref()
+            .and_then(|m| m.start_ms)
+            .unwrap_or_else(shiftguard_common::emf::now_ms),
+        prev: std::sync::Mutex::new(marker.as_ref().and_then(|m| m.prev.clone())),
         marker: marker.clone(),
         written: std::sync::Mutex::new(None),
     };
@@ -292,6 +317,14 @@ pub async fn handle_shift(
         Err(Failure::Invalid(reason)) => Err(ShiftError::InvalidPlan(reason)),
         Err(Failure::Restore(message)) => Err(ShiftError::RestoreFailed {
             message,
+            summary: to_json(&summary),
+        }),
+        Err(Failure::WriteFailed(message)) => Err(ShiftError::Aws {
+            message,
+            summary: to_json(&summary),
+        }),
+        Err(Failure::RolledBack(why)) => Err(ShiftError::Aws {
+            message: format!("rolled back while this step ran: {why}"),
             summary: to_json(&summary),
         }),
         Err(Failure::Changed(traffic)) => Err(ShiftError::Aws {
@@ -553,6 +586,8 @@ async fn alarms_in_alarm(
 #[derive(Debug, Clone)]
 pub struct Read {
     pub marker: Option<Result<Marker, String>>,
+    /// The last restore record rollback left on the target.
+    pub record: Option<RestoreRecord>,
     pub traffic: Traffic,
     pub describe: Value,
     /// Where the marker tag lives (listener ARN, function ARN) and its key.
@@ -572,8 +607,12 @@ enum Failure {
     Refused(String),
     Invalid(String),
     Restore(String),
-    /// Traffic is not where this step expected it (read just before a write).
+    /// Traffic is not where this step expected it (read just before a write, or read back).
     Changed(Traffic),
+    /// The write call itself failed (nothing says it landed).
+    WriteFailed(String),
+    /// Rollback restored production since this rollout began (its restore record says so).
+    RolledBack(String),
 }
 
 impl<'a> TargetIo<'a> {
@@ -648,17 +687,14 @@ impl<'a> TargetIo<'a> {
                     .send()
                     .await
                     .map_err(|e| aws(format!("ListTagsForResource failed: {}", error_text(&e))))?;
-                let marker = tags
-                    .tags
-                    .unwrap_or_default()
-                    .get(MARKER_KEY)
-                    .map(|raw| Marker::decode(raw).ok_or_else(|| raw.clone()));
+                let facts = TagFacts::from_tags(&tags.tags.unwrap_or_default(), None);
                 Ok(Read {
-                    marker,
+                    marker: facts.marker,
+                    record: facts.record,
                     traffic,
                     describe: rollback::lattice::describe(&forwards),
                     tag_resource: arn,
-                    tag_key: MARKER_KEY.into(),
+                    tag_key: rollback::truth::marker_key(None),
                     stable: None,
                 })
             }
@@ -700,7 +736,7 @@ impl<'a> TargetIo<'a> {
                     .rsplit_once(':')
                     .map(|(f, _)| f.to_string())
                     .unwrap_or_default();
-                let tag_key = format!("{MARKER_KEY}:{alias}");
+                let tag_key = rollback::truth::marker_key(Some(alias));
                 let tags = self
                     .clients
                     .rollback
@@ -710,11 +746,8 @@ impl<'a> TargetIo<'a> {
                     .send()
                     .await
                     .map_err(|e| aws(format!("ListTags failed: {}", error_text(&e))))?;
-                let marker = tags
-                    .tags
-                    .unwrap_or_default()
-                    .get(&tag_key)
-                    .map(|raw| Marker::decode(raw).ok_or_else(|| raw.clone()));
+                let facts = TagFacts::from_tags(&tags.tags.unwrap_or_default(), Some(alias));
+                let marker = facts.marker;
                 let ours_stable = match &marker {
                     Some(Ok(m)) if m.id == plan.id => m.stable.clone(),
                     _ => None,
@@ -725,6 +758,7 @@ impl<'a> TargetIo<'a> {
                 let traffic = alias_traffic(&version, &weights, &stable, new_version);
                 Ok(Read {
                     marker,
+                    record: facts.record,
                     traffic,
                     describe: json!({"version": version, "weights": weights}),
                     tag_resource: function_arn,
@@ -866,6 +900,10 @@ struct Ctx<'a> {
     redactor: &'a hooks::redact::Redactor,
     checks_deadline: Deadline,
     work: Deadline,
+    /// When this rollout claimed the target (its marker's `start`; now, for a rollout starting).
+    start_ms: i64,
+    /// Lattice promotions through an alias: the version it was on before (kept in the marker).
+    prev: std::sync::Mutex<Option<String>>,
     /// This rollout's marker as read at the start of the step.
     marker: Option<Marker>,
     /// The last marker this step wrote.
@@ -886,6 +924,53 @@ impl Ctx<'_> {
             },
             why: None,
             notified: false,
+            start_ms: Some(self.start_ms),
+            prev: self.prev.lock().ok().and_then(|p| p.clone()),
+        }
+    }
+
+    /// Where the marker and the record live.
+    fn tagged(&self) -> Tagged {
+        match self.plan.target {
+            RolloutTarget::LatticeListener { .. } => Tagged::Listener(self.read.tag_resource.clone()),
+            RolloutTarget::LambdaAlias { .. } => Tagged::Function(self.read.tag_resource.clone()),
+        }
+    }
+
+    fn alias_name(&self) -> Option<&str> {
+        match &self.plan.target {
+            RolloutTarget::LambdaAlias { alias, .. } => Some(alias.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Reads the target's tags again: a restore record newer than this rollout's start ends it
+    /// (`Failure::RolledBack`); so does a marker that is no longer this rollout's (another
+    /// claimed the target). Called after each of this rollout's writes and around promotion.
+    async fn still_ours(&self) -> Result<(), Failure> {
+        let tags = self
+            .tagged()
+            .read(&self.clients.rollback)
+            .await
+            .map_err(Failure::Aws)?;
+        let facts = TagFacts::from_tags(&tags, self.alias_name());
+        let me = self.marker(0, Status::Baking);
+        if let Some(r) = facts.record.as_ref().filter(|r| r.ends(&me)) {
+            return Err(Failure::RolledBack(format!(
+                "rollback restored production (by {}, at {}) after this rollout began",
+                r.by, r.at_ms
+            )));
+        }
+        match facts.rollout() {
+            Some(m) if m.id == self.plan.id => Ok(()),
+            Some(m) => Err(Failure::Refused(format!(
+                "rollout {:?} has claimed the target: this rollout ({}) writes nothing more",
+                m.id, self.plan.id
+            ))),
+            None => Err(Failure::Refused(format!(
+                "the rollout marker of {} is gone from the target: writing nothing more",
+                self.plan.id
+            ))),
         }
     }
 
@@ -907,6 +992,8 @@ impl Ctx<'_> {
 
     async fn carry_out(&self, decision: Decision, s: &mut StepSummary) -> Result<(), Failure> {
         match self.carry_out_once(decision, s).await {
+            // Rollback acted while this step ran: whatever this step wrote does not survive it.
+            Err(Failure::RolledBack(why)) => self.abort(why, Why::Rollback, true, s).await,
             // Traffic moved under the step (a rollback while the checks ran): never written over.
             Err(Failure::Changed(traffic)) => match plan::changed_outside(
                 &traffic,
@@ -957,6 +1044,11 @@ impl Ctx<'_> {
                 // Recorded before the checks: a re-run while they run (or after a crash) is this
                 // rollout's, at step 0 — nothing moved.
                 self.write(&self.marker(0, Status::Baking)).await?;
+                // Claim, then verify: tags have no conditional write, so two executions that both
+                // found the target free both write a claim; after a pause longer than a tag write
+                // takes, only the last claim is on the target, and the other writes nothing.
+                tokio::time::sleep(self.config.claim_settle).await;
+                self.still_ours().await?;
                 s.step = 0;
                 if let Some(set) = &self.plan.checks_before {
                     s.checks = self.run_checks(set, Phase::PreTraffic).await;
@@ -1002,8 +1094,9 @@ impl Ctx<'_> {
                             .await;
                     }
                 }
-                // The checks took time: the alarms are read again before anything moves forward
-                // (and the traffic, inside the move).
+                // The checks took time: the alarms and the restore record are read again before
+                // anything moves forward (and the traffic, inside the move).
+                self.still_ours().await?;
                 if let Some(why) = self.alarms_now().await? {
                     return self.abort(why, Why::Alarm, true, s).await;
                 }
@@ -1085,6 +1178,28 @@ impl Ctx<'_> {
                     if empty {
                         return Err(Failure::Invalid(format!(
                             "rollout.target.{field}: {group} has no registered targets"
+                        )));
+                    }
+                }
+                // A Lambda target group holds one target: promotion can only keep production
+                // whole by moving an alias production's group serves (checked before anything
+                // moves, not at promotion).
+                let lambda_group = self
+                    .clients
+                    .rollback
+                    .lattice
+                    .get_target_group()
+                    .target_group_identifier(production_target_group)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e))))?
+                    .r#type
+                    == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
+                if lambda_group {
+                    let production = self.list_targets(production_target_group).await?;
+                    if let Err(why) = lambda_promotion(&production, &canary) {
+                        return Err(Failure::Invalid(format!(
+                            "rollout.target.productionTargetGroup: {why}"
                         )));
                     }
                 }
@@ -1223,14 +1338,25 @@ impl Ctx<'_> {
         allowed.push(weight);
         let after = match self.write_weights(weight, &allowed).await {
             Ok(after) => after,
-            Err(Failure::Aws(message)) if step == 1 => {
-                if let Ok(Traffic::Canary(0)) = self.read_traffic().await {
-                    self.write(&self.marker(0, Status::Baking)).await?;
+            // Only a write call that failed may send step 1 back to step 0 (nothing says it
+            // landed, and production has everything): a read-back that disagrees is someone
+            // else's write, and aborts.
+            Err(Failure::WriteFailed(message)) => {
+                if step == 1 {
+                    if let Ok(Traffic::Canary(0)) = self.read_traffic().await {
+                        self.write(&self.marker(0, Status::Baking)).await?;
+                    }
                 }
                 return Err(Failure::Aws(message));
             }
             Err(e) => return Err(e),
         };
+        // The write may have landed after a rollback's restore (a slow or retried call): the
+        // restore record says so, and the alarms are read again.
+        self.still_ours().await?;
+        if let Some(why) = self.alarms_now().await? {
+            return self.abort(why, Why::Alarm, true, s).await;
+        }
         self.write(&self.marker(step, Status::Baking)).await?;
         s.step = step;
         s.canary_weight = weight;
@@ -1300,16 +1426,14 @@ impl Ctx<'_> {
                 for f in ours {
                     self.write_forward(f, weight).await?;
                 }
+                // Read back: weights that are not what was written are another writer's.
                 let back = read_forwards(&self.clients.rollback, &lt)
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 let ours = our_forwards(&back, production_target_group, canary_target_group);
                 match lattice_traffic(&ours, production_target_group, canary_target_group) {
                     Traffic::Canary(w) if w == weight => Ok(rollback::lattice::describe(&back)),
-                    other => Err(Failure::Aws(format!(
-                        "verification failed: wrote {weight}% to the canary, read back {}",
-                        plan::describe_traffic(&other)
-                    ))),
+                    other => Err(Failure::Changed(other)),
                 }
             }
             RolloutTarget::LambdaAlias {
@@ -1354,7 +1478,7 @@ impl Ctx<'_> {
                         return Err(Failure::Changed(now));
                     }
                     Err(e) => {
-                        return Err(Failure::Aws(format!(
+                        return Err(Failure::WriteFailed(format!(
                             "UpdateAlias failed: {}",
                             error_text(&e)
                         )))
@@ -1365,7 +1489,7 @@ impl Ctx<'_> {
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 match alias_traffic(&back.version, &back.weights, &stable, new_version) {
                     Traffic::Canary(w) if w == weight => Ok(json!({"version": back.version, "weights": back.weights})),
-                    other => Err(Failure::Aws(format!("verification failed: wrote {weight}% to version {new_version}, read back {}", plan::describe_traffic(&other)))),
+                    other => Err(Failure::Changed(other)),
                 }
             }
         }
@@ -1398,7 +1522,7 @@ impl Ctx<'_> {
         let lt = self.target.lattice().expect("lattice target");
         write_groups(&self.clients.rollback, &lt, &f.place, &groups)
             .await
-            .map_err(|e| Failure::Aws(e.to_string()))
+            .map_err(|e| Failure::WriteFailed(e.to_string()))
     }
 
     async fn list_targets(&self, group: &str) -> Result<Vec<(String, Option<i32>)>, Failure> {
@@ -1433,14 +1557,21 @@ impl Ctx<'_> {
         }
     }
 
-    /// Lattice: the production group takes the canary's targets, then production gets all
-    /// traffic back. Alias: the alias is already all on the new version (the last step); the
-    /// stable pointer moves. Traffic is read first: promotion goes on only while the canary has
-    /// it all (or, after a crash, when it already finished but for the marker); anything else is
-    /// an abort — a rollback during promotion is never undone.
+    /// Lattice: production takes what the canary serves — a Lambda target group (one target) by
+    /// moving the production group's alias to the canary's version (the group is never empty),
+    /// other groups by registering the canary's targets before deregistering the old ones — then
+    /// production gets all traffic back. Alias: the alias is already all on the new version (the
+    /// last step); the stable pointer moves. Traffic, alarms and the restore record are read
+    /// first and after every promotion action: promotion goes on only while the canary has it
+    /// all and nothing restored production since the rollout began; otherwise it is undone
+    /// (the production alias or pointer back on `prev`) and the rollout aborts.
     async fn promote(&self, s: &mut StepSummary) -> Result<(), Failure> {
         s.step = self.plan.steps.len();
         let traffic = self.read_traffic().await?;
+        self.still_ours().await?;
+        if let Some(why) = self.alarms_now().await? {
+            return self.abort(why, Why::Alarm, true, s).await;
+        }
         match &self.plan.target {
             RolloutTarget::LatticeListener {
                 production_target_group,
@@ -1449,37 +1580,7 @@ impl Ctx<'_> {
             } => {
                 let canary = self.list_targets(canary_target_group).await?;
                 let production = self.list_targets(production_target_group).await?;
-                let done =
-                    traffic == Traffic::Canary(0) && !canary.is_empty() && production == canary;
-                if traffic != Traffic::Canary(100) && !done {
-                    let Decision::Abort {
-                        reason, restore, ..
-                    } = plan::changed_outside(&traffic, "during promotion")
-                    else {
-                        unreachable!("changed_outside always aborts")
-                    };
-                    return self.abort(reason, Why::Promotion, restore, s).await;
-                }
-                if canary.is_empty() {
-                    return self
-                        .abort(format!("the canary target group {canary_target_group} has no targets at promotion: production keeps its own"), Why::Promotion, true, s)
-                        .await;
-                }
-                let stale: Vec<&(String, Option<i32>)> =
-                    production.iter().filter(|t| !canary.contains(t)).collect();
-                let missing: Vec<&(String, Option<i32>)> =
-                    canary.iter().filter(|t| !production.contains(t)).collect();
                 let lattice = &self.clients.rollback.lattice;
-                let to_target = |(id, port): &&(String, Option<i32>)| {
-                    aws_sdk_vpclattice::types::Target::builder()
-                        .id(id)
-                        .set_port(*port)
-                        .build()
-                        .map_err(|e| Failure::Aws(e.to_string()))
-                };
-                // Production has no traffic now (the canary has 100%), so its targets can change.
-                // A Lambda target group holds one target: deregister first there; elsewhere
-                // register first, so that the group is never empty.
                 let lambda_group = lattice
                     .get_target_group()
                     .target_group_identifier(production_target_group)
@@ -1490,70 +1591,78 @@ impl Ctx<'_> {
                     })?
                     .r#type
                     == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
-                let deregister = || async {
-                    if stale.is_empty() {
-                        return Ok(());
-                    }
-                    lattice
-                        .deregister_targets()
-                        .target_group_identifier(production_target_group)
-                        .set_targets(Some(
-                            stale.iter().map(to_target).collect::<Result<Vec<_>, _>>()?,
-                        ))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e)))
-                        })
-                };
-                let register = || async {
-                    if missing.is_empty() {
-                        return Ok(());
-                    }
-                    let out = lattice
-                        .register_targets()
-                        .target_group_identifier(production_target_group)
-                        .set_targets(Some(
-                            missing
-                                .iter()
-                                .map(to_target)
-                                .collect::<Result<Vec<_>, _>>()?,
-                        ))
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            Failure::Aws(format!("RegisterTargets failed: {}", error_text(&e)))
-                        })?;
-                    match out.unsuccessful.as_deref() {
-                        Some([first, ..]) => Err(Failure::Aws(format!(
-                            "RegisterTargets refused {}: {} {}",
-                            first.id.as_deref().unwrap_or("?"),
-                            first.failure_code.as_deref().unwrap_or(""),
-                            first.failure_message.as_deref().unwrap_or("")
-                        ))),
-                        _ => Ok(()),
-                    }
-                };
                 if lambda_group {
-                    deregister().await?;
-                    register().await?;
+                    let (function, alias, version) = match lambda_promotion(&production, &canary) {
+                        Ok(p) => p,
+                        Err(why) => return self.abort(why, Why::Promotion, true, s).await,
+                    };
+                    let current =
+                        rollback::alias::read_alias(&self.clients.rollback, &function, &alias)
+                            .await
+                            .map_err(|e| Failure::Aws(e.to_string()))?;
+                    let done = traffic == Traffic::Canary(0) && current.all_on(&version);
+                    if traffic != Traffic::Canary(100) && !done {
+                        return self.abort_changed(&traffic, s).await;
+                    }
+                    if !current.all_on(&version) {
+                        let prev = self
+                            .prev
+                            .lock()
+                            .ok()
+                            .and_then(|p| p.clone())
+                            .unwrap_or_else(|| current.version.clone());
+                        if let Ok(mut p) = self.prev.lock() {
+                            *p = Some(prev.clone());
+                        }
+                        // `prev` is on the target before the alias moves: a crash, an alarm or a
+                        // rollback from here on puts the alias back.
+                        self.write(&self.marker(s.step, Status::Promoting)).await?;
+                        self.move_alias(&function, &alias, &version, &current).await?;
+                        self.still_ours().await?;
+                    }
+                    let after = self.write_weights(0, &[100, 0]).await?;
+                    self.still_ours().await?;
+                    s.after = Some(after);
+                    s.promotion = Some(json!({
+                        "productionAlias": format!("{function}:{alias}"),
+                        "version": version,
+                        "previous": self.prev.lock().ok().and_then(|p| p.clone()),
+                    }));
                 } else {
-                    register().await?;
-                    deregister().await?;
+                    let done =
+                        traffic == Traffic::Canary(0) && !canary.is_empty() && production == canary;
+                    if traffic != Traffic::Canary(100) && !done {
+                        return self.abort_changed(&traffic, s).await;
+                    }
+                    if canary.is_empty() {
+                        return self
+                            .abort(format!("the canary target group {canary_target_group} has no targets at promotion: production keeps its own"), Why::Promotion, true, s)
+                            .await;
+                    }
+                    let stale: Vec<&(String, Option<i32>)> =
+                        production.iter().filter(|t| !canary.contains(t)).collect();
+                    let missing: Vec<&(String, Option<i32>)> =
+                        canary.iter().filter(|t| !production.contains(t)).collect();
+                    // Production has no traffic now (the canary has 100%): register first, then
+                    // deregister, so that the group is never empty; the record is read between.
+                    self.change_targets(production_target_group, &missing, true)
+                        .await?;
+                    self.still_ours().await?;
+                    self.change_targets(production_target_group, &stale, false)
+                        .await?;
+                    self.still_ours().await?;
+                    let now = self.list_targets(production_target_group).await?;
+                    if now != canary {
+                        return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
+                    }
+                    let after = self.write_weights(0, &[100, 0]).await?;
+                    self.still_ours().await?;
+                    s.after = Some(after);
+                    s.promotion = Some(json!({
+                        "productionTargets": canary.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
+                        "deregistered": stale.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
+                    }));
                 }
-                let now = self.list_targets(production_target_group).await?;
-                if now != canary {
-                    return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
-                }
-                // Production back to all traffic, in the forwards this rollout moved (from 100%
-                // canary only: anything else changed under the promotion).
-                let after = self.write_weights(0, &[100, 0]).await?;
-                s.after = Some(after);
-                s.promotion = Some(json!({
-                    "productionTargets": canary.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
-                    "deregistered": stale.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
-                }));
             }
             RolloutTarget::LambdaAlias {
                 function,
@@ -1563,62 +1672,12 @@ impl Ctx<'_> {
                 ..
             } => {
                 if traffic != Traffic::Canary(100) {
-                    let Decision::Abort {
-                        reason, restore, ..
-                    } = plan::changed_outside(&traffic, "during promotion")
-                    else {
-                        unreachable!("changed_outside always aborts")
-                    };
-                    return self.abort(reason, Why::Promotion, restore, s).await;
+                    return self.abort_changed(&traffic, s).await;
                 }
                 let mut promotion = json!({"alias": alias, "version": new_version});
                 if let Some(pointer) = stable_alias {
-                    let lambda = &self.clients.rollback.lambda;
-                    // No weights on the pointer: it names one version.
-                    match lambda
-                        .update_alias()
-                        .function_name(function)
-                        .name(pointer)
-                        .function_version(new_version)
-                        .routing_config(AliasRoutingConfiguration::builder().build())
-                        .send()
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                        {
-                            lambda
-                                .create_alias()
-                                .function_name(function)
-                                .name(pointer)
-                                .function_version(new_version)
-                                .description("ShiftGuard: the last version a rollout promoted")
-                                .send()
-                                .await
-                                .map_err(|e| {
-                                    Failure::Aws(format!(
-                                        "CreateAlias({pointer}) failed: {}",
-                                        error_text(&e)
-                                    ))
-                                })?;
-                        }
-                        Err(e) => {
-                            return Err(Failure::Aws(format!(
-                                "UpdateAlias({pointer}) failed: {}",
-                                error_text(&e)
-                            )))
-                        }
-                    }
-                    let back = rollback::alias::read_alias(&self.clients.rollback, function, pointer)
-                        .await
-                        .map_err(|e| Failure::Aws(e.to_string()))?;
-                    if !back.all_on(new_version) {
-                        return Err(Failure::Aws(format!(
-                            "verification failed: the stable pointer {pointer} reads {back:?}"
-                        )));
-                    }
+                    self.point(function, pointer, new_version).await?;
+                    self.still_ours().await?;
                     promotion["stableAlias"] = json!(pointer);
                 }
                 s.after = Some(json!({"version": new_version, "weights": {}}));
@@ -1634,6 +1693,208 @@ impl Ctx<'_> {
         s.wait_seconds = None;
         info!(rollout = %self.plan.id, target = %s.target, action = "promote", outcome = "promoted", "rollout promoted");
         Ok(())
+    }
+
+    async fn abort_changed(&self, traffic: &Traffic, s: &mut StepSummary) -> Result<(), Failure> {
+        let Decision::Abort {
+            reason, restore, ..
+        } = plan::changed_outside(traffic, "during promotion")
+        else {
+            unreachable!("changed_outside always aborts")
+        };
+        self.abort(reason, Why::Promotion, restore, s).await
+    }
+
+    /// Registers (or deregisters) targets of a production group that is not a Lambda one.
+    async fn change_targets(
+        &self,
+        group: &str,
+        targets: &[&(String, Option<i32>)],
+        register: bool,
+    ) -> Result<(), Failure> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let lattice = &self.clients.rollback.lattice;
+        let built = targets
+            .iter()
+            .map(|(id, port)| {
+                aws_sdk_vpclattice::types::Target::builder()
+                    .id(id)
+                    .set_port(*port)
+                    .build()
+                    .map_err(|e| Failure::Aws(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let unsuccessful = if register {
+            lattice
+                .register_targets()
+                .target_group_identifier(group)
+                .set_targets(Some(built))
+                .send()
+                .await
+                .map_err(|e| Failure::Aws(format!("RegisterTargets failed: {}", error_text(&e))))?
+                .unsuccessful
+        } else {
+            lattice
+                .deregister_targets()
+                .target_group_identifier(group)
+                .set_targets(Some(built))
+                .send()
+                .await
+                .map_err(|e| {
+                    Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e)))
+                })?
+                .unsuccessful
+        };
+        match unsuccessful.as_deref() {
+            Some([first, ..]) => Err(Failure::Aws(format!(
+                "{} refused {}: {} {}",
+                if register { "RegisterTargets" } else { "DeregisterTargets" },
+                first.id.as_deref().unwrap_or("?"),
+                first.failure_code.as_deref().unwrap_or(""),
+                first.failure_message.as_deref().unwrap_or("")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a Lambda alias to `version` (no weights) from the state read (`RevisionId`: a write
+    /// in between makes Lambda refuse this one), then reads it back.
+    async fn move_alias(
+        &self,
+        function: &str,
+        alias: &str,
+        version: &str,
+        read: &rollback::alias::AliasState,
+    ) -> Result<(), Failure> {
+        let lambda = &self.clients.rollback.lambda;
+        lambda
+            .update_alias()
+            .function_name(function)
+            .name(alias)
+            .function_version(version)
+            .routing_config(AliasRoutingConfiguration::builder().build())
+            .set_revision_id(read.revision_id.clone())
+            .send()
+            .await
+            .map_err(|e| Failure::Aws(format!("UpdateAlias({alias}) failed: {}", error_text(&e))))?;
+        let back = rollback::alias::read_alias(&self.clients.rollback, function, alias)
+            .await
+            .map_err(|e| Failure::Aws(e.to_string()))?;
+        if !back.all_on(version) {
+            return Err(Failure::Aws(format!(
+                "verification failed: alias {alias} reads {back:?}, not all on version {version}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Points the stable pointer alias at `version` (created when missing), verified.
+    async fn point(&self, function: &str, pointer: &str, version: &str) -> Result<(), Failure> {
+        let lambda = &self.clients.rollback.lambda;
+        // No weights on the pointer: it names one version.
+        match lambda
+            .update_alias()
+            .function_name(function)
+            .name(pointer)
+            .function_version(version)
+            .routing_config(AliasRoutingConfiguration::builder().build())
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                lambda
+                    .create_alias()
+                    .function_name(function)
+                    .name(pointer)
+                    .function_version(version)
+                    .description("ShiftGuard: the last version a rollout promoted")
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Failure::Aws(format!("CreateAlias({pointer}) failed: {}", error_text(&e)))
+                    })?;
+            }
+            Err(e) => {
+                return Err(Failure::Aws(format!(
+                    "UpdateAlias({pointer}) failed: {}",
+                    error_text(&e)
+                )))
+            }
+        }
+        let back = rollback::alias::read_alias(&self.clients.rollback, function, pointer)
+            .await
+            .map_err(|e| Failure::Aws(e.to_string()))?;
+        if !back.all_on(version) {
+            return Err(Failure::Aws(format!(
+                "verification failed: the stable pointer {pointer} reads {back:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Before an abort restores production: a promotion that moved production (the production
+    /// group's alias, the stable pointer) is moved back to what production was, so that
+    /// restoring production never restores the new version.
+    async fn undo_promotion(&self) -> Result<(), Failure> {
+        let promoting = self.marker.as_ref().is_some_and(|m| m.status == Status::Promoting)
+            || self
+                .written
+                .lock()
+                .ok()
+                .and_then(|w| w.as_ref().map(|m| m.status == Status::Promoting))
+                .unwrap_or(false);
+        if !promoting {
+            return Ok(());
+        }
+        match &self.plan.target {
+            RolloutTarget::LatticeListener {
+                production_target_group,
+                ..
+            } => {
+                let Some(prev) = self.prev.lock().ok().and_then(|p| p.clone()) else {
+                    return Ok(());
+                };
+                let production = self.list_targets(production_target_group).await?;
+                let Some((function, alias)) = production.first().and_then(|(id, _)| alias_target(id)) else {
+                    return Ok(());
+                };
+                let now = rollback::alias::read_alias(&self.clients.rollback, &function, &alias)
+                    .await
+                    .map_err(|e| Failure::Restore(e.to_string()))?;
+                if !now.all_on(&prev) {
+                    warn!(rollout = %self.plan.id, alias = %alias, version = %prev, action = "undo-promotion", "putting the production alias back");
+                    self.move_alias(&function, &alias, &prev, &now)
+                        .await
+                        .map_err(|e| match e {
+                            Failure::Aws(m) => Failure::Restore(m),
+                            other => other,
+                        })?;
+                }
+                Ok(())
+            }
+            RolloutTarget::LambdaAlias {
+                function,
+                stable_alias: Some(pointer),
+                ..
+            } => {
+                let Some(stable) = self.stable.clone() else {
+                    return Ok(());
+                };
+                self.point(function, pointer, &stable)
+                    .await
+                    .map_err(|e| match e {
+                        Failure::Aws(m) => Failure::Restore(m),
+                        other => other,
+                    })
+            }
+            RolloutTarget::LambdaAlias { .. } => Ok(()),
+        }
     }
 
     /// Production back to 100% through rollback's own restore, verified, then marker `aborted`.
@@ -1652,6 +1913,7 @@ impl Ctx<'_> {
             ..self.marker(step, status)
         };
         if restore {
+            self.undo_promotion().await?;
             self.write(&with_why(Status::Aborting)).await?;
             let mut report = TargetReport::new(
                 self.plan.target.id(),
@@ -1663,6 +1925,7 @@ impl Ctx<'_> {
                         &self.clients.rollback,
                         &self.target.lattice().expect("lattice"),
                         false,
+                        None,
                         &mut report,
                     )
                     .await;
@@ -1686,7 +1949,7 @@ impl Ctx<'_> {
                         deadline: self.work,
                         alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
                     };
-                    rollback::alias::roll_back(&self.clients.rollback, &t, run, &mut report).await;
+                    rollback::alias::roll_back(&self.clients.rollback, &t, run, None, &mut report).await;
                     // Rollback's alias path may leave the alias to a CodeDeploy deployment in
                     // flight: the abort is complete only when the alias is all on stable.
                     if !report.failed() {
@@ -1723,9 +1986,50 @@ impl Ctx<'_> {
     }
 }
 
+/// The longest the state machine waits before calling again: during a long bake each return
+/// re-reads the alarms and the restore record, so an alarm acts within a minute even where
+/// rollback is not subscribed to it.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// `(function, alias)` of an alias-qualified function ARN (`…:function:NAME:ALIAS`).
+fn alias_target(id: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = id.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, qualifier]
+            if !rollback::config::is_version_number(qualifier) && *qualifier != "$LATEST" =>
+        {
+            Some((name.to_string(), qualifier.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// A Lambda target group's promotion: `(function, alias, version)` — production's one target an
+/// alias of the function whose version the canary's one target is. Pure; `Err` says why not.
+fn lambda_promotion(
+    production: &[(String, Option<i32>)],
+    canary: &[(String, Option<i32>)],
+) -> Result<(String, String, String), String> {
+    let ([(prod, _)], [(can, _)]) = (production, canary) else {
+        return Err(format!("a Lambda target group holds one target: production has {}, the canary {}", production.len(), canary.len()));
+    };
+    let Some((function, alias)) = alias_target(prod) else {
+        return Err(format!("the production target group's target {prod} is not an alias-qualified function (arn:…:function:NAME:ALIAS): promotion moves that alias to the canary's version, so that production is never without a target; register an alias in the production group"));
+    };
+    let parts: Vec<&str> = can.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, v]
+            if *name == function && rollback::config::is_version_number(v) =>
+        {
+            Ok((function, alias, v.to_string()))
+        }
+        _ => Err(format!("the canary target group's target {can} is not a published version of {function} (arn:…:function:{function}:VERSION)")),
+    }
+}
+
 fn set_wait(s: &mut StepSummary, ms: u64) {
     s.wait_ms = Some(ms);
-    s.wait_seconds = Some(ms.div_ceil(1000));
+    s.wait_seconds = Some(ms.div_ceil(1000).min(MAX_WAIT_SECONDS));
 }
 
 fn failed(results: &[CheckResult]) -> Option<String> {

@@ -11,8 +11,6 @@ use serde_json::Value;
 /// The longest bake one step may ask for (Step Functions waits up to a year; a rollout that bakes
 /// longer than a week per step is almost certainly a typo).
 pub const MAX_BAKE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Tag key of the marker (suffixed with `:ALIAS` on a function, which may carry several aliases).
-pub const MARKER_KEY: &str = "shiftguard:rollout";
 
 /// A validated rollout plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +92,81 @@ struct RawEvent {
     #[serde(default)]
     #[allow(dead_code)]
     last: Option<Value>,
+    /// What the caller who started the rollout gave (the execution input's `rollout`), beside the
+    /// plan the construct wrote: only [`INPUT_MAY_SET`] is taken from it.
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// What a rollout's input may set: the release, never where traffic goes, what is checked, where
+/// a check sends a secret, or which alarms watch it.
+pub const INPUT_MAY_SET: [&str; 4] = [
+    "id",
+    "target.newVersion",
+    "checkFunction.version",
+    "checkFunction.currentVersion",
+];
+
+/// Applies the caller's input to the construct's plan. Pure; every refusal names the field.
+fn apply_input(plan: &mut RawPlan, input: &Value) -> Result<(), String> {
+    let Value::Object(given) = input else {
+        return Err(format!("input: expected an object, got {input}"));
+    };
+    let text = |v: &Value, field: &str| -> Result<String, String> {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("input.{field}: expected a string, got {v}"))
+    };
+    let refuse = |field: &str| {
+        Err(format!(
+            "input.{field}: a rollout's input may set only {} (the rest of the plan comes from the construct, so that starting one rollout cannot move another target, change its checks or send a secret elsewhere)",
+            INPUT_MAY_SET.join(", ")
+        ))
+    };
+    for (key, value) in given {
+        match key.as_str() {
+            "id" => {
+                if text(value, "id")? != plan.id {
+                    return Err(format!(
+                        "input.id: {value} is not the rollout's id {:?} (the execution's name)",
+                        plan.id
+                    ));
+                }
+            }
+            "target" => {
+                let Value::Object(t) = value else {
+                    return refuse("target");
+                };
+                for (k, v) in t {
+                    match (k.as_str(), &mut plan.target) {
+                        ("newVersion", RawTarget::LambdaAlias { new_version, .. }) => {
+                            *new_version = text(v, "target.newVersion")?;
+                        }
+                        _ => return refuse(&format!("target.{k}")),
+                    }
+                }
+            }
+            "checkFunction" => {
+                let Value::Object(f) = value else {
+                    return refuse("checkFunction");
+                };
+                let Some(cf) = plan.check_function.as_mut() else {
+                    return Err("input.checkFunction: the rollout's plan has no checkFunction to set versions of".into());
+                };
+                for (k, v) in f {
+                    match k.as_str() {
+                        "version" => cf.version = text(v, "checkFunction.version")?,
+                        "currentVersion" => {
+                            cf.current_version = Some(text(v, "checkFunction.currentVersion")?)
+                        }
+                        _ => return refuse(&format!("checkFunction.{k}")),
+                    }
+                }
+            }
+            other => return refuse(other),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -166,7 +239,10 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
             raw.shiftguard
         ));
     }
-    let r = raw.rollout;
+    let mut r = raw.rollout;
+    if let Some(input) = &raw.input {
+        apply_input(&mut r, input)?;
+    }
     if r.id.is_empty()
         || r.id.len() > 64
         || !r
@@ -368,27 +444,9 @@ pub fn parse_bake(v: &Value) -> Option<Duration> {
     (d <= MAX_BAKE).then_some(d)
 }
 
-// ---- the marker ------------------------------------------------------------------------------
+// ---- the marker (rollback::truth) -----------------------------------------------------------
 
-/// Where a rollout stands, kept as a tag on its target (the Lattice listener, or the function for
-/// an alias) so that the state lives in AWS: a re-run, a new execution or a person reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marker {
-    pub id: String,
-    /// 1-based step; 0 before the first.
-    pub step: usize,
-    /// The canary weight this step sets.
-    pub weight: u8,
-    /// When the status was written (ms since the epoch): a bake counts from here.
-    pub at_ms: i64,
-    pub status: Status,
-    /// Alias rollouts: the version production is on (what an abort restores).
-    pub stable: Option<String>,
-    /// Why an abort began ([`Why`] code), so that a resumed abort still says why.
-    pub why: Option<String>,
-    /// The ended rollout's summary reached `NOTIFY_TOPIC_ARN` (a re-run publishes it otherwise).
-    pub notified: bool,
-}
+pub use rollback::truth::{Marker, RestoreRecord, Status, MARKER_KEY};
 
 /// Why a rollout is aborted: a short code kept in the marker (tag-safe characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,6 +462,8 @@ pub enum Why {
     Interrupted,
     /// Promotion found the target changed.
     Promotion,
+    /// Rollback (an alarm or an operator) restored production during the rollout.
+    Rollback,
 }
 
 impl Why {
@@ -414,109 +474,8 @@ impl Why {
             Why::Outside => "outside",
             Why::Interrupted => "interrupted",
             Why::Promotion => "promotion",
+            Why::Rollback => "rollback",
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// About to write this step's weights (a crash here is resumed by writing them again).
-    Moving,
-    /// This step's weights are written and verified; baking since `at`.
-    Baking,
-    /// Final checks passed; making the new version production.
-    Promoting,
-    Promoted,
-    /// Restoring production (resumed by restoring again).
-    Aborting,
-    Aborted,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Moving => "moving",
-            Status::Baking => "baking",
-            Status::Promoting => "promoting",
-            Status::Promoted => "promoted",
-            Status::Aborting => "aborting",
-            Status::Aborted => "aborted",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "moving" => Status::Moving,
-            "baking" => Status::Baking,
-            "promoting" => Status::Promoting,
-            "promoted" => Status::Promoted,
-            "aborting" => Status::Aborting,
-            "aborted" => Status::Aborted,
-            _ => return None,
-        })
-    }
-    pub fn finished(self) -> bool {
-        matches!(self, Status::Promoted | Status::Aborted)
-    }
-}
-
-impl Marker {
-    /// A tag value: space-separated `key=value` pairs (the characters AWS tag values allow).
-    pub fn encode(&self) -> String {
-        let mut s = format!(
-            "id={} step={} weight={} at={} status={}",
-            self.id,
-            self.step,
-            self.weight,
-            self.at_ms,
-            self.status.as_str()
-        );
-        if let Some(v) = &self.stable {
-            s.push_str(&format!(" stable={v}"));
-        }
-        if let Some(w) = &self.why {
-            s.push_str(&format!(" why={w}"));
-        }
-        if self.notified {
-            s.push_str(" notified=1");
-        }
-        s
-    }
-
-    /// `None` when the tag is not a marker this version of ShiftGuard wrote.
-    pub fn decode(raw: &str) -> Option<Marker> {
-        let mut m = Marker {
-            id: String::new(),
-            step: 0,
-            weight: 0,
-            at_ms: 0,
-            status: Status::Moving,
-            stable: None,
-            why: None,
-            notified: false,
-        };
-        let (mut id, mut status) = (false, false);
-        for pair in raw.split_whitespace() {
-            let (k, v) = pair.split_once('=')?;
-            match k {
-                "id" => {
-                    m.id = v.to_string();
-                    id = !v.is_empty();
-                }
-                "step" => m.step = v.parse().ok()?,
-                "weight" => m.weight = v.parse().ok().filter(|w| *w <= 100)?,
-                "at" => m.at_ms = v.parse().ok()?,
-                "status" => {
-                    m.status = Status::parse(v)?;
-                    status = true;
-                }
-                "stable" => m.stable = Some(v.to_string()),
-                "why" => m.why = Some(v.to_string()),
-                "notified" => m.notified = v == "1",
-                _ => {}
-            }
-        }
-        (id && status).then_some(m)
     }
 }
 
@@ -557,6 +516,8 @@ pub struct Facts {
     pub traffic: Traffic,
     /// The plan's alarms that are in ALARM now.
     pub alarms_in_alarm: Vec<String>,
+    /// The last restore record rollback left on the target.
+    pub restored: Option<RestoreRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -691,6 +652,20 @@ pub fn decide(plan: &Plan, facts: &Facts) -> Decision {
         restore: true,
     };
     let during = format!("during step {} ({}%)", m.step, weight_of(m.step));
+    // A restore by rollback since the rollout began ends it, whatever the marker says: its writes
+    // never survive a rollback (traffic goes back to production if anything is elsewhere).
+    if let Some(r) = facts.restored.as_ref().filter(|r| r.ends(m)) {
+        if !m.status.finished() && m.status != Status::Aborting {
+            return Decision::Abort {
+                reason: format!(
+                    "rollback restored production {during} (by {}, at {})",
+                    r.by, r.at_ms
+                ),
+                why: Why::Rollback,
+                restore: facts.traffic != Traffic::Canary(0),
+            };
+        }
+    }
     match m.status {
         Status::Promoted | Status::Aborted => Decision::Finished {
             status: m.status,
@@ -706,12 +681,16 @@ pub fn decide(plan: &Plan, facts: &Facts) -> Decision {
                 Some("checks") => Why::Checks,
                 Some("interrupted") => Why::Interrupted,
                 Some("promotion") => Why::Promotion,
+                Some("rollback") => Why::Rollback,
                 _ => Why::Outside,
             },
             restore: true,
         },
         // The last bake's checks passed: promotion reads traffic itself before touching anything
         // and aborts if the canary no longer has it all.
+        // Never while an alarm is in ALARM: production (still the old version, or put back
+        // from `prev`) is restored instead.
+        Status::Promoting if alarming => alarm_abort(),
         Status::Promoting => Decision::Promote,
         // Started, checks before not yet passed: nothing moved (step 0).
         Status::Baking if m.step == 0 => start("before the first step"),
@@ -799,6 +778,8 @@ mod tests {
             stable: None,
             why: None,
             notified: false,
+            start_ms: Some(at_ms - 1),
+            prev: None,
         }))
     }
     fn facts(
@@ -812,7 +793,42 @@ mod tests {
             marker,
             traffic: Traffic::Canary(canary),
             alarms_in_alarm: alarms.iter().map(|a| a.to_string()).collect(),
+            restored: None,
         }
+    }
+
+    #[test]
+    fn the_input_sets_only_the_release() {
+        let alias = json!({"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "2"});
+        let with = |input: Value| {
+            let mut e = event(alias.clone(), json!([{"weight": 100}]));
+            e["input"] = input;
+            parse_plan(&e)
+        };
+        let p = with(json!({"target": {"newVersion": "5"}, "id": "r1"})).unwrap();
+        assert!(matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5"));
+        assert!(with(json!({})).is_ok());
+        for (input, field) in [
+            (json!({"target": {"function": "other"}}), "input.target.function"),
+            (json!({"target": {"type": "lattice-listener"}}), "input.target.type"),
+            (json!({"alarms": []}), "input.alarms"),
+            (json!({"checks": {"after": {"checks": []}}}), "input.checks"),
+            (json!({"steps": [{"weight": 100}]}), "input.steps"),
+            (json!({"id": "someone-else"}), "input.id"),
+            (json!({"checkFunction": {"version": "3"}}), "input.checkFunction"),
+            (json!({"target": {"newVersion": 5}}), "input.target.newVersion"),
+            (json!("r2"), "input"),
+        ] {
+            let e = with(input.clone()).unwrap_err();
+            assert!(e.starts_with(field), "{input}: {e}");
+        }
+        let mut e = event(lattice(), json!([{"weight": 100}]));
+        e["rollout"]["checkFunction"] = json!({"function": "orders", "version": "2"});
+        e["input"] = json!({"checkFunction": {"version": "3", "currentVersion": "2"}});
+        let p = parse_plan(&e).unwrap();
+        assert_eq!(p.check_function.unwrap().version, "3");
+        e["input"] = json!({"checkFunction": {"function": "other"}});
+        assert!(parse_plan(&e).unwrap_err().starts_with("input.checkFunction.function"));
     }
 
     #[test]
@@ -921,6 +937,8 @@ mod tests {
             stable: Some("7".into()),
             why: Some("alarm".into()),
             notified: true,
+            start_ms: Some(1_795_337_000_000),
+            prev: Some("12".into()),
         };
         assert_eq!(Marker::decode(&m.encode()), Some(m.clone()));
         assert!(m.encode().len() <= 256);
@@ -942,7 +960,7 @@ mod tests {
         let p = plan();
         let min = 60_000;
         let t0 = 1_000_000;
-        let m = |id: &str, step, status| Some(Ok(Marker { id: id.into(), step, weight: 0, at_ms: 0, status, stable: None, why: None, notified: false }));
+        let m = |id: &str, step, status| Some(Ok(Marker { id: id.into(), step, weight: 0, at_ms: 0, status, stable: None, why: None, notified: false, start_ms: None, prev: None }));
         use Decision::*;
         let abort = |restore| Abort { reason: String::new(), why: Why::Outside, restore };
         let split = |ws: &[u8]| Facts { traffic: Traffic::Split(ws.to_vec()), ..facts(marker(2, Status::Moving, t0), 0, &[], t0) };
@@ -971,6 +989,7 @@ mod tests {
             ("baking, a person moved the weights", facts(marker(2, Status::Baking, t0), 30, &[], t0 + min), abort(true)),
             ("last step baked", facts(marker(3, Status::Baking, t0), 100, &[], t0 + min), Judge { step: 3 }),
             ("crash while promoting: promotion reads traffic itself", facts(marker(3, Status::Promoting, t0), 0, &[], t0), Promote),
+            ("promoting, but an alarm: never completes, production restored", facts(marker(3, Status::Promoting, t0), 100, &["a"], t0), abort(true)),
             ("crash while aborting", facts(marker(2, Status::Aborting, t0), 50, &[], t0), abort(true)),
             ("re-run after promotion", facts(marker(3, Status::Promoted, t0), 0, &["a"], t0), Finished { status: Status::Promoted, notified: false }),
             ("re-run after abort", facts(marker(2, Status::Aborted, t0), 0, &[], t0), Finished { status: Status::Aborted, notified: false }),
@@ -990,6 +1009,16 @@ mod tests {
         assert!(matches!(decide(&p, &resumed), Abort { why: Why::Checks, ref reason, .. } if reason.contains("checks")));
         assert_eq!(after_judgement(&p, 1), Move { step: 2 });
         assert_eq!(after_judgement(&p, 3), Promote);
+        // Issue 19 [4]: a restore by rollback since the rollout began ends it, alarm or not.
+        let rec = |at_ms, alarm_ms| RestoreRecord { at_ms, alarm_ms, by: "operator:alice".into(), production: None };
+        let restored = |status, canary, r| Facts { restored: Some(r), ..facts(marker(2, status, t0), canary, &[], t0 + min) };
+        assert!(matches!(decide(&p, &restored(Status::Baking, 50, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, restore: true, .. }));
+        assert!(matches!(decide(&p, &restored(Status::Baking, 0, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, restore: false, .. }));
+        assert!(matches!(decide(&p, &restored(Status::Promoting, 100, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, restore: true, .. }));
+        assert!(matches!(decide(&p, &restored(Status::Moving, 10, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, .. }));
+        // A restore before the rollout began, or for an alarm older than it, is not about it.
+        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 - 100, t0 - 200))), Judge { step: 2 });
+        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 + 10, t0 - 60_000))), Judge { step: 2 });
     }
 
     proptest::proptest! {
@@ -1000,10 +1029,10 @@ mod tests {
             at in 0i64..10_000_000, has_marker: bool,
         ) {
             let status = [Status::Moving, Status::Baking, Status::Promoting, Status::Promoted, Status::Aborting, Status::Aborted][status];
-            let m = has_marker.then(|| Ok(Marker { id: "r1".into(), step, weight: canary, at_ms: at, status, stable: None, why: None, notified: false }));
+            let m = has_marker.then(|| Ok(Marker { id: "r1".into(), step, weight: canary, at_ms: at, status, stable: None, why: None, notified: false, start_ms: None, prev: None }));
             let d = decide(&plan(), &facts(m, canary, &["a"], now));
             proptest::prop_assert!(
-                !matches!(d, Decision::Start | Decision::Move { .. } | Decision::Wait { .. } | Decision::Judge { .. }),
+                !matches!(d, Decision::Start | Decision::Move { .. } | Decision::Wait { .. } | Decision::Judge { .. } | Decision::Promote),
                 "{d:?}"
             );
         }

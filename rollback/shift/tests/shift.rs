@@ -146,11 +146,21 @@ async fn lattice_world() -> (Shift, Lattice) {
         version_arn(&s, "orders", "1").await,
         version_arn(&s, "orders", "2").await,
     );
-    register(&s, &lat.production, &v1).await;
+    // A Lambda target group holds one target: production's is the alias `live` (on version 1),
+    // which promotion moves, so that production is never without a target.
+    alias(&s.w, "orders", "live", "1", &[]).await;
+    let _ = v1;
+    register(&s, &lat.production, &live_arn(&s).await).await;
     register(&s, &lat.canary, &v2).await;
     alarm(&s, ALARM).await;
     set_alarm(&s, ALARM, StateValue::Ok).await;
     (s, lat)
+}
+
+/// The alias-qualified ARN production's target group holds (`orders:live`).
+async fn live_arn(s: &Shift) -> String {
+    let v1 = version_arn(s, "orders", "1").await;
+    format!("{}:live", v1.rsplit_once(':').unwrap().0)
 }
 
 fn lattice_plan(lat: &Lattice, id: &str) -> Value {
@@ -258,9 +268,11 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
     let weights = listener_weights(&s.w, &lat).await;
     assert_eq!(canary_share(&weights, &lat), 0, "{weights:?}");
     let v2 = version_arn(&s, "orders", "2").await;
+    assert_eq!(targets(&s, &lat.production).await, [live_arn(&s).await]);
     assert_eq!(
-        targets(&s, &lat.production).await,
-        std::slice::from_ref(&v2)
+        alias_state(&s.w, "orders", "live").await,
+        ("2".to_string(), vec![]),
+        "production's alias moved to the new version"
     );
     assert_eq!(targets(&s, &lat.canary).await, [v2]);
     let marker = listener_marker(&s, &lat).await.expect("marker");
@@ -331,8 +343,11 @@ async fn an_alarm_during_a_bake_aborts_and_restores_production() {
     );
     // Production keeps its own targets: nothing was promoted.
     assert_eq!(
-        targets(&s, &lat.production).await,
-        [version_arn(&s, "orders", "1").await]
+        (
+            targets(&s, &lat.production).await,
+            alias_state(&s.w, "orders", "live").await.0
+        ),
+        (vec![live_arn(&s).await], "1".to_string())
     );
 
     // The alarm clears; the aborted rollout stays aborted (a new rollout needs a new id).
@@ -455,6 +470,8 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
         stable: None,
         why: None,
         notified: false,
+        start_ms: None,
+        prev: None,
     };
     set_marker(&s, &lat, &moving).await;
     let resumed = step(&s, &plan).await.unwrap();
@@ -734,6 +751,8 @@ async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
         stable: None,
         why: None,
         notified: false,
+        start_ms: None,
+        prev: None,
     };
     set_marker(&s, &lat, &promoting).await;
     s.w.emu.reset_calls();
@@ -755,8 +774,11 @@ async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
     );
     assert_eq!(writes(&s.w.emu), ["vpc-lattice:TagResource"]);
     assert_eq!(
-        targets(&s, &lat.production).await,
-        [version_arn(&s, "orders", "1").await]
+        (
+            targets(&s, &lat.production).await,
+            alias_state(&s.w, "orders", "live").await.0
+        ),
+        (vec![live_arn(&s).await], "1".to_string())
     );
     let marker = listener_marker(&s, &lat).await.unwrap();
     assert_eq!(

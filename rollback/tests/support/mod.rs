@@ -243,9 +243,13 @@ pub fn lattice_target(lat: &Lattice) -> Value {
 }
 
 /// Mutating AWS calls the emulator received (what a test that expects "nothing touched" checks).
+/// The writes the emulator received, `service:Operation`, in order — except rollback's restore
+/// records (`shiftguard:restored` tags: see [`records`]), which say what rollback did, not where
+/// traffic goes.
 pub fn writes(emu: &Emulator) -> Vec<String> {
     emu.calls()
         .iter()
+        .filter(|c| !is_record(c))
         .map(|c| {
             format!(
                 "{}:{}",
@@ -270,6 +274,18 @@ pub fn writes(emu: &Emulator) -> Vec<String> {
             .any(|w| op.ends_with(w))
         })
         .collect()
+}
+
+fn is_record(call: &Value) -> bool {
+    call["operation"] == "TagResource"
+        && call["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("shiftguard:restored"))
+}
+
+/// How many restore records (`shiftguard:restored…` tags) rollback wrote.
+pub fn records(emu: &Emulator) -> usize {
+    emu.calls().iter().filter(|c| is_record(c)).count()
 }
 
 pub struct Api {

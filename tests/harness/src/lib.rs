@@ -35,6 +35,38 @@ pub fn event(relative: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// Now, as alarm notifications write it (`2026-11-21T14:57:14.419+0000`), and as ISO 8601
+/// (`2026-11-21T14:57:14.419Z`).
+pub fn now_texts() -> (String, String) {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let millis = DateTime::from_millis(now.as_millis() as i64);
+    let iso = millis.fmt(Format::DateTime).expect("format");
+    // Whole seconds print without a fraction: the notifications always carry milliseconds.
+    let iso = if iso.contains('.') { iso } else { iso.replace('Z', ".000Z") };
+    (iso.replace('Z', "+0000"), iso)
+}
+
+/// A sample event from `events/` as if its alarm changed state just now: the sample alarm's
+/// times (2026-11-21T14:57:1…) become the current time, in the same format. Rules about an
+/// alarm's age (a rollout or stage changed after the alarm is not what it is about) then see a
+/// fresh alarm, as production does.
+pub fn fresh_event(relative: &str) -> Value {
+    let text = event(relative).to_string();
+    let (notification, iso) = now_texts();
+    let mut out = text;
+    for old in ["2026-11-21T14:57:14.419+0000", "2026-11-21T14:57:15.002+0000"] {
+        out = out.replace(old, &notification);
+    }
+    for old in ["2026-11-21T14:57:14.419Z", "2026-11-21T14:57:14.465Z"] {
+        out = out.replace(old, &iso);
+    }
+    out = out.replace("2026-11-21T14:57:14Z", &format!("{}Z", &iso[..19]));
+    serde_json::from_str(&out).expect("still JSON")
+}
+
 /// The Python that has moto installed: `SHIFTGUARD_PYTHON`, else the project's `.venv`.
 pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("SHIFTGUARD_PYTHON") {
