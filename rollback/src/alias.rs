@@ -300,6 +300,7 @@ async fn read_inputs(
     target: &LambdaAliasTarget,
     deadline: Deadline,
     intent: Option<&Intent>,
+    remembered: Option<&Stable>,
 ) -> Result<Inputs, AliasError> {
     // The function's ARN named without a call (from this function's own ARN), so that the tags are
     // read — and the intent record written — in parallel with the alias: no extra round trip
@@ -388,7 +389,9 @@ async fn read_inputs(
         )),
         _ => {}
     }
-    // The versions CodeDeploy would have us write, when the alias does not already name them.
+    // The versions CodeDeploy, a rollout's marker or the first read would have us write, when
+    // the alias does not already name them (one more round trip, only then).
+    let rollout = tags.facts.rollout();
     let mut unknown: Vec<String> = deployments
         .iter()
         .flatten()
@@ -399,6 +402,9 @@ async fn read_inputs(
                 d.current_version.clone()
             }
         })
+        .chain(rollout.and_then(|m| m.stable.clone()))
+        .chain(rollout.and_then(|m| m.prev.clone()))
+        .chain(remembered.map(|r| r.version.clone()))
         .filter(|v| is_version_number(v) && !existing.contains(v))
         .collect();
     unknown.sort();
@@ -456,7 +462,8 @@ async fn run(
     for round in 1..=DECISION_ROUNDS {
         // The intent record is left once, in parallel with the first read.
         let round_intent = if round == 1 { intent } else { None };
-        let inputs = read_inputs(clients, target, run_.deadline, round_intent).await?;
+        let inputs =
+            read_inputs(clients, target, run_.deadline, round_intent, remembered.as_ref()).await?;
         if round == 1 {
             report.before = Some(inputs.alias.summary());
         }

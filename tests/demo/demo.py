@@ -836,7 +836,11 @@ def lattice_scenario(em: Emulator) -> None:
     svc = vl.create_service(name="orders")["id"]
     prod = vl.create_target_group(name="orders-production", type="LAMBDA")["id"]
     canary = vl.create_target_group(name="orders-canary", type="LAMBDA")["id"]
-    vl.register_targets(targetGroupIdentifier=prod, targets=[{"id": arn["1"]}])
+    # A Lambda target group holds one target: production's is the alias `live` (on v1), which
+    # promotion moves to the canary's version, so that production is never without a target.
+    lam.create_alias(FunctionName=ORDERS, Name="live", FunctionVersion="1")
+    live = arn["1"].rsplit(":", 1)[0] + ":live"
+    vl.register_targets(targetGroupIdentifier=prod, targets=[{"id": live}])
     vl.register_targets(targetGroupIdentifier=canary, targets=[{"id": arn["2"]}])
     forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": prod, "weight": 100}, {"targetGroupIdentifier": canary, "weight": 0}]}}
     listener = vl.create_listener(serviceIdentifier=svc, name="orders-https", protocol="HTTPS", defaultAction=forward)
@@ -860,7 +864,10 @@ def lattice_scenario(em: Emulator) -> None:
         return sorted(t["id"] for t in vl.list_targets(targetGroupIdentifier=group)["items"])
 
     def version_of(target_arn: str) -> str:
-        return "v" + target_arn.rsplit(":", 1)[-1]
+        qualifier = target_arn.rsplit(":", 1)[-1]
+        if qualifier.isdigit():
+            return "v" + qualifier
+        return f"{qualifier} -> v" + lam.get_alias(FunctionName=ORDERS, Name=qualifier)["FunctionVersion"]
 
     def marker() -> str:
         return vl.list_tags_for_resource(resourceArn=listener["arn"])["tags"].get("shiftguard:rollout", "(none)")
@@ -982,7 +989,9 @@ def lattice_scenario(em: Emulator) -> None:
         say(weights())
         expect("every weighted forward is back on production 100 / canary 0",
                all(w == {prod: 100, canary: 0} for w in final_weights), weights())
-        expect("the production target group now holds v3", targets(prod) == [arn["3"]], ", ".join(targets(prod)))
+        expect("the production target group's alias live now points at v3",
+               targets(prod) == [live] and lam.get_alias(FunctionName=ORDERS, Name="live")["FunctionVersion"] == "3",
+               ", ".join(version_of(t) for t in targets(prod)))
         expect("the marker on the listener says promoted", "id=orders-v3" in marker() and "status=promoted" in marker(), marker())
         fired = [t for t in em.transitions(LATTICE_ALARM) if t["time"] >= wall3]
         expect(f"{LATTICE_ALARM} stayed OK during orders-v3", not fired, " -> ".join(t["newState"] for t in fired))

@@ -186,7 +186,10 @@ def seed(url: str) -> dict:
     _with_lattice_id(CANARY_TG, lambda: vl.create_target_group(name="orders-canary", type="LAMBDA"))
     # One target per LAMBDA group (all a Lambda target group can hold): the versions the alias splits.
     function_arn = lam.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
-    lattice_targets = {PRODUCTION_TG: f"{function_arn}:1", CANARY_TG: f"{function_arn}:2"}
+    # Production's target is an alias on version 1 (what a rollout's promotion moves, so that the
+    # group is never empty); the canary's is version 2.
+    lam.create_alias(FunctionName=FUNCTION, Name="lattice-production", FunctionVersion="1")
+    lattice_targets = {PRODUCTION_TG: f"{function_arn}:lattice-production", CANARY_TG: f"{function_arn}:2"}
     for tg, target in lattice_targets.items():
         assert not vl.register_targets(targetGroupIdentifier=tg, targets=[{"id": target}])["unsuccessful"]
     forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": PRODUCTION_TG, "weight": 90},

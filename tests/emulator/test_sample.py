@@ -105,12 +105,12 @@ def test_alarms_topic_and_lattice(seeded: Emulator) -> None:
 
 
 def test_lattice_target_groups_hold_the_checkout_versions(seeded: Emulator) -> None:
-    """Production holds checkout version 1, canary version 2 (one target each, all a LAMBDA target
+    """Production holds the alias lattice-production (on checkout version 1), canary version 2 (one target each, all a LAMBDA target
     group can hold); the listener forwards to both, so neither is UNUSED, and Lambda targets are
     not health-checked."""
     vl = seeded.client("vpc-lattice")
     function = "arn:aws:lambda:us-east-1:123456789012:function:checkout"
-    expected = {"tg-0production000000": f"{function}:1", "tg-0canary0000000000": f"{function}:2"}
+    expected = {"tg-0production000000": f"{function}:lattice-production", "tg-0canary0000000000": f"{function}:2"}
     for tg, target in expected.items():
         assert vl.get_target_group(targetGroupIdentifier=tg)["type"] == "LAMBDA"
         assert vl.list_targets(targetGroupIdentifier=tg)["items"] == [
@@ -118,7 +118,7 @@ def test_lattice_target_groups_hold_the_checkout_versions(seeded: Emulator) -> N
     with pytest.raises(vl.exceptions.ValidationException):
         vl.register_targets(targetGroupIdentifier="tg-0canary0000000000", targets=[{"id": f"{function}:1"}])
     assert seeded.control("GET", "/_shiftguard/seed")["lattice"]["targets"] == expected
-    assert f"    targets: tg-0production000000 -> {function}:1, tg-0canary0000000000 -> {function}:2" in seeded.printed
+    assert f"    targets: tg-0production000000 -> {function}:lattice-production, tg-0canary0000000000 -> {function}:2" in seeded.printed
 
 
 def test_printed_commands(seeded: Emulator) -> None:

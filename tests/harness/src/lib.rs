@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod runtime;
 
 use serde_json::{json, Value};
 
