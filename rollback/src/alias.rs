@@ -12,7 +12,7 @@ use shiftguard_common::{error_text, Deadline};
 use tracing::{info, warn};
 
 use crate::config::{is_version_number, LambdaAliasTarget};
-use crate::plan::{plan_alias, AliasFacts, InFlight, Plan, PointerRead, Stable, Step};
+use crate::plan::{plan_alias, AliasFacts, FirstRead, InFlight, Plan, PointerRead, Step};
 use crate::report::{Action, Outcome, TargetReport};
 use crate::truth::{record_key, unqualified_function_arn, Intent, TagFacts, Tagged};
 use crate::Clients;
@@ -80,6 +80,16 @@ impl AliasState {
     /// Every version the alias names.
     pub fn versions(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.version).chain(self.weights.keys())
+    }
+
+    /// The versions that get traffic (the primary, and additional ones with a weight).
+    pub fn serving(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.version).chain(
+            self.weights
+                .iter()
+                .filter(|(_, w)| **w > 0.0)
+                .map(|(v, _)| v),
+        )
     }
 
     /// From what GetAlias and UpdateAlias both return.
@@ -227,7 +237,7 @@ impl Inputs {
         &self,
         target: &LambdaAliasTarget,
         alarm_time_ms: Option<i64>,
-        remembered: Option<&Stable>,
+        remembered: Option<&FirstRead>,
     ) -> Plan {
         plan_alias(&AliasFacts {
             alias: &self.alias,
@@ -300,7 +310,7 @@ async fn read_inputs(
     target: &LambdaAliasTarget,
     deadline: Deadline,
     intent: Option<&Intent>,
-    remembered: Option<&Stable>,
+    remembered: Option<&FirstRead>,
 ) -> Result<Inputs, AliasError> {
     // The function's ARN named without a call (from this function's own ARN), so that the tags are
     // read — and the intent record written — in parallel with the alias: no extra round trip
@@ -404,7 +414,7 @@ async fn read_inputs(
         })
         .chain(rollout.and_then(|m| m.stable.clone()))
         .chain(rollout.and_then(|m| m.prev.clone()))
-        .chain(remembered.map(|r| r.version.clone()))
+        .chain(remembered.map(|r| r.stable.version.clone()))
         .filter(|v| is_version_number(v) && !existing.contains(v))
         .collect();
     unknown.sort();
@@ -458,18 +468,27 @@ async fn run(
 ) -> Result<(), AliasError> {
     let mut earlier: Vec<String> = Vec::new();
     // What the first read decided: knowledge a lost race must not erase.
-    let mut remembered: Option<Stable> = None;
+    let mut remembered: Option<FirstRead> = None;
     for round in 1..=DECISION_ROUNDS {
         // The intent record is left once, in parallel with the first read.
         let round_intent = if round == 1 { intent } else { None };
-        let inputs =
-            read_inputs(clients, target, run_.deadline, round_intent, remembered.as_ref()).await?;
+        let inputs = read_inputs(
+            clients,
+            target,
+            run_.deadline,
+            round_intent,
+            remembered.as_ref(),
+        )
+        .await?;
         if round == 1 {
             report.before = Some(inputs.alias.summary());
         }
         let plan = inputs.decide(target, run_.alarm_time_ms, remembered.as_ref());
         if remembered.is_none() && !matches!(plan.step, Step::AlreadyStable | Step::Refuse) {
-            remembered = plan.stable.clone();
+            remembered = plan
+                .stable
+                .as_ref()
+                .map(|s| FirstRead::of(&inputs.alias, s));
         }
         let mut notes = earlier.clone();
         notes.extend(inputs.notes.iter().cloned());
@@ -489,8 +508,13 @@ async fn run(
                         Outcome::Restored | Outcome::RestoredByCodeDeploy | Outcome::AlreadyStable
                     ) {
                         let rec = i.record(Some(stable.version));
-                        if let Err(e) = t.tag(clients, &record_key(Some(&target.alias)), &rec.encode()).await {
-                            report.notes.push(format!("the restore record could not be completed: {e}"));
+                        if let Err(e) = t
+                            .tag(clients, &record_key(Some(&target.alias)), &rec.encode())
+                            .await
+                        {
+                            report
+                                .notes
+                                .push(format!("the restore record could not be completed: {e}"));
                         }
                     }
                 }

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::config::LatticeListenerTarget;
 use crate::report::{Action, Outcome, TargetReport};
-use crate::truth::{record_key, Intent, Tagged};
+use crate::truth::{production_before, record_key, Intent, TagFacts, Tagged};
 use crate::Clients;
 
 const CYCLES: usize = 3;
@@ -157,7 +157,9 @@ pub async fn read_forwards(
     clients: &Clients,
     t: &LatticeListenerTarget,
 ) -> Result<Vec<Forward>, LatticeError> {
-    read_listener(clients, t).await.map(|(forwards, _)| forwards)
+    read_listener(clients, t)
+        .await
+        .map(|(forwards, _)| forwards)
 }
 
 /// The listener's weighted forwards and its ARN (as Lattice answered it).
@@ -356,25 +358,51 @@ async fn run(
         .get()
         .map(|h| Tagged::Listener(h.listener_arn(&t.service, &t.listener)));
     let mut early_report = TargetReport::new(String::new(), Vec::new());
-    let (read, ()) = tokio::join!(read_listener(clients, t), async {
-        if let (Some(i), Some(tagged)) = (intent, &named) {
-            leave_record(clients, tagged, &i.record(None), &mut early_report).await;
+    // Rollback's own runs read the rollout marker too: a promotion it must put back.
+    let read_tags = |tagged: Option<Tagged>| async move {
+        match (intent, tagged) {
+            (Some(_), Some(t)) => Some(t.read(clients).await),
+            _ => None,
         }
-    });
+    };
+    let (read, tags, ()) =
+        tokio::join!(read_listener(clients, t), read_tags(named.clone()), async {
+            if let (Some(i), Some(tagged)) = (intent, &named) {
+                leave_record(clients, tagged, &i.record(None), &mut early_report).await;
+            }
+        });
     let (mut forwards, arn) = read?;
     let answered = arn.map(Tagged::Listener);
-    let tagged = match (named, answered) {
-        (Some(n), Some(a)) if n == a => Some(n),
+    let (tagged, tags) = match (named, answered) {
+        (Some(n), Some(a)) if n == a => (Some(n), tags),
         (_, Some(a)) => {
             // Named wrongly or not at all: the record goes on the ARN Lattice answered, before
             // anything is written (one more round trip).
             if let Some(i) = intent {
                 leave_record(clients, &a, &i.record(None), report).await;
             }
-            Some(a)
+            let tags = read_tags(Some(a.clone())).await;
+            (Some(a), tags)
         }
-        (n, None) => n,
+        (n, None) => (n, tags),
     };
+    match tags {
+        Some(Ok(tags)) => {
+            let facts = TagFacts::from_tags(&tags, None);
+            if let Some(prev) = facts
+                .rollout()
+                .and_then(|m| production_before(m, intent.map(|i| i.alarm_ms)))
+            {
+                if !dry_run {
+                    put_production_alias_back(clients, t, prev, report).await?;
+                }
+            }
+        }
+        Some(Err(e)) => report.add_incomplete(format!(
+            "the listener's rollout marker could not be read ({e}): a promotion in progress would not be put back"
+        )),
+        None => {}
+    }
     if let Some(why) = early_report.incomplete {
         report.add_incomplete(why);
     }
@@ -384,6 +412,88 @@ async fn run(
         leave_record(clients, tagged, &i.record(Some(production.clone())), report).await;
     }
     result
+}
+
+/// A rollout's promotion moved the production group's alias (a Lambda target group holds one
+/// target: an alias, so that it is never empty): put it back on the version production was on,
+/// before production gets all traffic back.
+async fn put_production_alias_back(
+    clients: &Clients,
+    t: &LatticeListenerTarget,
+    prev: &str,
+    report: &mut TargetReport,
+) -> Result<(), LatticeError> {
+    let targets = clients
+        .lattice
+        .list_targets()
+        .target_group_identifier(&t.production_target_group)
+        .send()
+        .await
+        .map_err(aws("ListTargets"))?
+        .items;
+    let alias = targets
+        .iter()
+        .filter_map(|x| x.id.as_deref())
+        .find_map(|id| {
+            let parts: Vec<&str> = id.split(':').collect();
+            match parts.as_slice() {
+                ["arn", _, "lambda", _, _, "function", name, q]
+                    if !crate::config::is_version_number(q) && *q != "$LATEST" =>
+                {
+                    Some((name.to_string(), q.to_string()))
+                }
+                _ => None,
+            }
+        });
+    let Some((function, alias)) = alias else {
+        return Ok(());
+    };
+    let now = crate::alias::read_alias(clients, &function, &alias)
+        .await
+        .map_err(|e| LatticeError::Aws {
+            operation: "GetAlias",
+            message: e.to_string(),
+        })?;
+    if now.all_on(prev) {
+        return Ok(());
+    }
+    let mut update = clients
+        .lambda
+        .update_alias()
+        .function_name(&function)
+        .name(&alias)
+        .function_version(prev)
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(Default::default()))
+                .build(),
+        );
+    if let Some(rev) = &now.revision_id {
+        update = update.revision_id(rev);
+    }
+    update.send().await.map_err(aws("UpdateAlias"))?;
+    let back = crate::alias::read_alias(clients, &function, &alias)
+        .await
+        .map_err(|e| LatticeError::Aws {
+            operation: "GetAlias",
+            message: e.to_string(),
+        })?;
+    if !back.all_on(prev) {
+        return Err(LatticeError::NotVerified(
+            1,
+            format!(
+                "production alias {function}:{alias} reads {}",
+                back.summary()
+            ),
+        ));
+    }
+    report.action = Action::RestoreListener;
+    report.notes.push(format!(
+        "a rollout's promotion had moved production's alias {function}:{alias} to version {}: put back on version {prev}",
+        now.version
+    ));
+    info!(target = %report.target, alias = %alias, version = %prev, action = "restore-production-alias", "production alias put back");
+    Ok(())
 }
 
 async fn restore(

@@ -74,9 +74,29 @@ pub struct AliasFacts<'a> {
     pub existing: &'a BTreeSet<String>,
     /// The rollout marker `shift` keeps on this alias, if any.
     pub rollout: Option<&'a Marker>,
-    /// The stable version an earlier round of this invocation decided on, from its first read:
-    /// a writer that wins a `RevisionId` race does not erase what the alarm was about.
-    pub remembered: Option<&'a Stable>,
+    /// What an earlier round of this invocation decided from its first read: a writer that wins
+    /// a `RevisionId` race does not erase what the alarm was about.
+    pub remembered: Option<&'a FirstRead>,
+}
+
+/// The first read's stable version, and the versions it saw beside it (what the alarm is about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstRead {
+    pub stable: Stable,
+    pub canaries: Vec<String>,
+}
+
+impl FirstRead {
+    pub fn of(alias: &AliasState, stable: &Stable) -> FirstRead {
+        FirstRead {
+            stable: stable.clone(),
+            canaries: alias
+                .serving()
+                .filter(|v| **v != stable.version)
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// Where the stable version came from.
@@ -456,10 +476,17 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
             ));
         }
     }
-    let remembered = f.remembered.filter(|_| from_rollout.is_none() && explicit.is_none());
+    // What the first read knew counts while the alias still serves a version the alarm was
+    // about; a writer that moved it to other versions altogether (a new deployment) is decided
+    // from the new state.
+    let remembered = f.remembered.filter(|r| {
+        from_rollout.is_none()
+            && explicit.is_none()
+            && f.alias.serving().any(|v| r.canaries.contains(v))
+    });
     let explicit = from_rollout.or(explicit).or_else(|| {
         remembered.map(|r| Stable {
-            version: r.version.clone(),
+            version: r.stable.version.clone(),
             source: StableSource::FirstRead,
         })
     });
@@ -863,7 +890,7 @@ mod tests {
         alias: AliasState,
         alarm_ms: Option<i64>,
         rollout: Option<&Marker>,
-        remembered: Option<&Stable>,
+        remembered: Option<&FirstRead>,
         existing: &[&str],
     ) -> Plan {
         let existing: BTreeSet<String> = existing.iter().map(|s| s.to_string()).collect();
@@ -884,35 +911,145 @@ mod tests {
     fn a_rollouts_marker_and_the_first_read_are_better_facts_than_inference() {
         // Issue 19 [1]: the rollout's last step put everything on the new version.
         let at_100 = rollout(Status::Baking, "1", 1_000, 5_000);
-        let plan = decide_with(alias("2", &[]), Some(6_000), Some(&at_100), None, &["1", "2"]);
-        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
+        let plan = decide_with(
+            alias("2", &[]),
+            Some(6_000),
+            Some(&at_100),
+            None,
+            &["1", "2"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "1".into()
+            },
+            "{plan:#?}"
+        );
         assert_eq!(plan.stable.unwrap().source, StableSource::Rollout);
         // [2]: rolling out an older version number: the marker, never "older of two".
         let older = rollout(Status::Baking, "7", 1_000, 5_000);
-        let plan = decide_with(alias("7", &[("5", 0.1)]), Some(6_000), Some(&older), None, &["5", "7"]);
-        assert_eq!(plan.step, Step::Restore { version: "7".into() }, "{plan:#?}");
-        let plan = decide_with(alias("7", &[("5", 0.1)]), Some(6_000), None, None, &["5", "7"]);
-        assert_eq!(plan.step, Step::Restore { version: "5".into() }, "without the marker: the bug");
-        let plan = decide_with(alias("5", &[]), Some(6_000), Some(&older), None, &["5", "7"]);
-        assert_eq!(plan.step, Step::Restore { version: "7".into() }, "{plan:#?}");
+        let plan = decide_with(
+            alias("7", &[("5", 0.1)]),
+            Some(6_000),
+            Some(&older),
+            None,
+            &["5", "7"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "7".into()
+            },
+            "{plan:#?}"
+        );
+        let plan = decide_with(
+            alias("7", &[("5", 0.1)]),
+            Some(6_000),
+            None,
+            None,
+            &["5", "7"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "5".into()
+            },
+            "without the marker: the bug"
+        );
+        let plan = decide_with(
+            alias("5", &[]),
+            Some(6_000),
+            Some(&older),
+            None,
+            &["5", "7"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "7".into()
+            },
+            "{plan:#?}"
+        );
         // A rollout that began after the alarm is not what the alarm is about.
         let later = rollout(Status::Baking, "1", 60_000, 61_000);
-        let plan = decide_with(alias("1", &[("2", 0.1)]), Some(6_000), Some(&later), None, &["1", "2"]);
-        assert_eq!(plan.step, Step::LeaveRolloutAlone { rollout: "r1".into() });
+        let plan = decide_with(
+            alias("1", &[("2", 0.1)]),
+            Some(6_000),
+            Some(&later),
+            None,
+            &["1", "2"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::LeaveRolloutAlone {
+                rollout: "r1".into()
+            }
+        );
         // Promoted: within the hour the previous production comes back; later, nothing says so.
         let promoted = rollout(Status::Promoted, "1", 1_000, 5_000);
-        let plan = decide_with(alias("2", &[]), Some(6_000), Some(&promoted), None, &["1", "2"]);
-        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
-        let plan = decide_with(alias("2", &[]), Some(5_000 + PROMOTED_WATCH_MS + 1), Some(&promoted), None, &["1", "2"]);
+        let plan = decide_with(
+            alias("2", &[]),
+            Some(6_000),
+            Some(&promoted),
+            None,
+            &["1", "2"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "1".into()
+            },
+            "{plan:#?}"
+        );
+        let plan = decide_with(
+            alias("2", &[]),
+            Some(5_000 + PROMOTED_WATCH_MS + 1),
+            Some(&promoted),
+            None,
+            &["1", "2"],
+        );
         assert_eq!(plan.step, Step::AlreadyStable, "{plan:#?}");
         // [3]: a writer won the RevisionId race and put the canary at 100%: the first read's
         // decision survives the re-decision.
-        let first = Stable { version: "1".into(), source: StableSource::OlderOfTwo };
-        let plan = decide_with(alias("2", &[]), Some(6_000), None, Some(&first), &["1", "2"]);
-        assert_eq!(plan.step, Step::Restore { version: "1".into() }, "{plan:#?}");
+        let first = FirstRead::of(
+            &alias("1", &[("2", 0.1)]),
+            &Stable {
+                version: "1".into(),
+                source: StableSource::OlderOfTwo,
+            },
+        );
+        let plan = decide_with(
+            alias("2", &[]),
+            Some(6_000),
+            None,
+            Some(&first),
+            &["1", "2"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "1".into()
+            },
+            "{plan:#?}"
+        );
         assert_eq!(plan.stable.unwrap().source, StableSource::FirstRead);
         let plan = decide_with(alias("2", &[]), Some(6_000), None, None, &["1", "2"]);
         assert_eq!(plan.step, Step::AlreadyStable, "without it: the bug");
+        // Moved to other versions altogether (a new deployment, 3 -> 4): decided anew.
+        let plan = decide_with(
+            alias("3", &[("4", 0.2)]),
+            Some(6_000),
+            None,
+            Some(&first),
+            &["1", "2", "3", "4"],
+        );
+        assert_eq!(
+            plan.step,
+            Step::Restore {
+                version: "3".into()
+            },
+            "{plan:#?}"
+        );
     }
 
     #[test]

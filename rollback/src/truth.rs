@@ -192,6 +192,23 @@ impl Marker {
     }
 }
 
+/// The production a rollback must put back when a rollout's promotion moved it (a Lattice
+/// production group's alias): during the promotion, and after it for an alarm (or request) that
+/// is not older than the promotion, within [`PROMOTED_WATCH_MS`]. Pure.
+pub fn production_before(rollout: &Marker, alarm_ms: Option<i64>) -> Option<&str> {
+    let prev = rollout.prev.as_deref()?;
+    match rollout.status {
+        Status::Promoting => Some(prev),
+        Status::Promoted => {
+            let alarm = alarm_ms?;
+            (alarm >= rollout.at_ms.saturating_sub(STALE_AFTER_MS)
+                && alarm <= rollout.at_ms.saturating_add(PROMOTED_WATCH_MS))
+            .then_some(prev)
+        }
+        _ => None,
+    }
+}
+
 // ---- the restore record ------------------------------------------------------------------------
 
 /// What rollback leaves on a target it acts on.
@@ -466,15 +483,18 @@ mod tests {
 
     #[test]
     fn a_record_ends_only_the_rollouts_it_is_about() {
-        let rollout = Marker::decode("id=r1 step=1 weight=10 at=5000 status=baking start=1000")
-            .unwrap();
+        let rollout =
+            Marker::decode("id=r1 step=1 weight=10 at=5000 status=baking start=1000").unwrap();
         let rec = |at_ms, alarm_ms| RestoreRecord {
             at_ms,
             alarm_ms,
             by: "a".into(),
             production: None,
         };
-        assert!(rec(1500, 1200).ends(&rollout), "restored during the rollout");
+        assert!(
+            rec(1500, 1200).ends(&rollout),
+            "restored during the rollout"
+        );
         assert!(!rec(900, 800).ends(&rollout), "restored before it began");
         assert!(
             !rec(9000, -5000).ends(&rollout),
@@ -497,10 +517,37 @@ mod tests {
     }
 
     #[test]
+    fn a_promotion_is_put_back_while_it_runs_and_for_an_hour_after() {
+        let m = |status: &str| {
+            Marker::decode(&format!(
+                "id=r1 step=3 weight=100 at=10000 status={status} start=1000 prev=4"
+            ))
+            .unwrap()
+        };
+        assert_eq!(production_before(&m("promoting"), None), Some("4"));
+        assert_eq!(production_before(&m("promoted"), Some(10_500)), Some("4"));
+        assert_eq!(
+            production_before(&m("promoted"), Some(9_000)),
+            Some("4"),
+            "clock tolerance"
+        );
+        assert_eq!(
+            production_before(&m("promoted"), Some(5_000)),
+            None,
+            "an alarm from before the promotion"
+        );
+        assert_eq!(
+            production_before(&m("promoted"), Some(10_000 + PROMOTED_WATCH_MS + 1)),
+            None
+        );
+        assert_eq!(production_before(&m("promoted"), None), None);
+        assert_eq!(production_before(&m("baking"), Some(10_500)), None);
+    }
+
+    #[test]
     fn arns_come_from_the_functions_own() {
-        let home =
-            Home::from_function_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:rb")
-                .unwrap();
+        let home = Home::from_function_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:rb")
+            .unwrap();
         assert_eq!(
             home.function_arn("orders"),
             "arn:aws-cn:lambda:cn-north-1:123456789012:function:orders"

@@ -23,9 +23,14 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
     assert_eq!(stage_state(&w, &api).await.2, Some(10.0));
     let cfg = config(mapped(stage_target(&api)));
 
-    let summary = handle(&w.clients, &cfg, &fresh_event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rolled back");
+    let summary = handle(
+        &w.clients,
+        &cfg,
+        &fresh_event(ALARM_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("rolled back");
     let report = &summary.targets[0];
     assert_eq!(
         serde_json::to_value(report.outcome).unwrap(),
@@ -244,9 +249,14 @@ async fn targets_named_by_arn_work_like_ids() {
          "productionTargetGroup": lattice_arn("targetgroup", &lat.production)},
     ]);
     let cfg = config(json!([{"alarms": ["checkout-*"], "targets": targets}]));
-    let summary = handle(&w.clients, &cfg, &fresh_event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("every form resolves");
+    let summary = handle(
+        &w.clients,
+        &cfg,
+        &fresh_event(ALARM_EVENT),
+        Deadline::default(),
+    )
+    .await
+    .expect("every form resolves");
     assert_eq!(summary.targets.len(), 3);
     for report in &summary.targets {
         assert_eq!(

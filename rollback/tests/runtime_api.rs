@@ -24,7 +24,11 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
 
     // The sample alarm as if it fired now (a stage changed after an alarm is left alone).
     let fresh = std::env::temp_dir().join(format!("shiftguard-fresh-{}.json", std::process::id()));
-    std::fs::write(&fresh, shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string()).unwrap();
+    std::fs::write(
+        &fresh,
+        shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string(),
+    )
+    .unwrap();
     let (ok, out) = watch.invoke_file("rollback", &fresh);
     assert!(ok, "{out}");
     let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));

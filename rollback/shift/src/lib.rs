@@ -23,10 +23,10 @@ use shiftguard_common::env::{self, EnvError};
 use shiftguard_common::{error_text, Deadline};
 use tracing::{error, info, warn};
 
+use plan::{Decision, Facts, Marker, Plan, RestoreRecord, RolloutTarget, Status, Traffic, Why};
 use rollback::config::{LambdaAliasTarget, LatticeListenerTarget};
 use rollback::lattice::{read_forwards, same_resource, write_groups, Forward};
 use rollback::report::TargetReport;
-use plan::{Decision, Facts, Marker, Plan, RestoreRecord, RolloutTarget, Status, Traffic, Why};
 use rollback::truth::{TagFacts, Tagged};
 
 /// The clients `shift` uses: rollback's (to move and restore traffic) and the hooks' (to check).
@@ -323,6 +323,10 @@ pub async fn handle_shift(
             message,
             summary: to_json(&summary),
         }),
+        Err(Failure::Alarmed(why)) => Err(ShiftError::Aws {
+            message: format!("an alarm went into ALARM while this step ran: {why}"),
+            summary: to_json(&summary),
+        }),
         Err(Failure::RolledBack(why)) => Err(ShiftError::Aws {
             message: format!("rolled back while this step ran: {why}"),
             summary: to_json(&summary),
@@ -613,6 +617,8 @@ enum Failure {
     WriteFailed(String),
     /// Rollback restored production since this rollout began (its restore record says so).
     RolledBack(String),
+    /// An alarm of the plan is in ALARM (read after a write or a promotion action).
+    Alarmed(String),
 }
 
 impl<'a> TargetIo<'a> {
@@ -932,7 +938,9 @@ impl Ctx<'_> {
     /// Where the marker and the record live.
     fn tagged(&self) -> Tagged {
         match self.plan.target {
-            RolloutTarget::LatticeListener { .. } => Tagged::Listener(self.read.tag_resource.clone()),
+            RolloutTarget::LatticeListener { .. } => {
+                Tagged::Listener(self.read.tag_resource.clone())
+            }
             RolloutTarget::LambdaAlias { .. } => Tagged::Function(self.read.tag_resource.clone()),
         }
     }
@@ -994,6 +1002,7 @@ impl Ctx<'_> {
         match self.carry_out_once(decision, s).await {
             // Rollback acted while this step ran: whatever this step wrote does not survive it.
             Err(Failure::RolledBack(why)) => self.abort(why, Why::Rollback, true, s).await,
+            Err(Failure::Alarmed(why)) => self.abort(why, Why::Alarm, true, s).await,
             // Traffic moved under the step (a rollback while the checks ran): never written over.
             Err(Failure::Changed(traffic)) => match plan::changed_outside(
                 &traffic,
@@ -1192,7 +1201,9 @@ impl Ctx<'_> {
                     .target_group_identifier(production_target_group)
                     .send()
                     .await
-                    .map_err(|e| Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e))))?
+                    .map_err(|e| {
+                        Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e)))
+                    })?
                     .r#type
                     == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
                 if lambda_group {
@@ -1250,6 +1261,15 @@ impl Ctx<'_> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// After each write and promotion action: the restore record, the marker and the alarms.
+    async fn watch(&self) -> Result<(), Failure> {
+        self.still_ours().await?;
+        match self.alarms_now().await? {
+            Some(why) => Err(Failure::Alarmed(why)),
+            None => Ok(()),
         }
     }
 
@@ -1353,10 +1373,7 @@ impl Ctx<'_> {
         };
         // The write may have landed after a rollback's restore (a slow or retried call): the
         // restore record says so, and the alarms are read again.
-        self.still_ours().await?;
-        if let Some(why) = self.alarms_now().await? {
-            return self.abort(why, Why::Alarm, true, s).await;
-        }
+        self.watch().await?;
         self.write(&self.marker(step, Status::Baking)).await?;
         s.step = step;
         s.canary_weight = weight;
@@ -1488,7 +1505,9 @@ impl Ctx<'_> {
                     .await
                     .map_err(|e| Failure::Aws(e.to_string()))?;
                 match alias_traffic(&back.version, &back.weights, &stable, new_version) {
-                    Traffic::Canary(w) if w == weight => Ok(json!({"version": back.version, "weights": back.weights})),
+                    Traffic::Canary(w) if w == weight => {
+                        Ok(json!({"version": back.version, "weights": back.weights}))
+                    }
                     other => Err(Failure::Changed(other)),
                 }
             }
@@ -1568,7 +1587,7 @@ impl Ctx<'_> {
     async fn promote(&self, s: &mut StepSummary) -> Result<(), Failure> {
         s.step = self.plan.steps.len();
         let traffic = self.read_traffic().await?;
-        self.still_ours().await?;
+        self.watch().await?;
         if let Some(why) = self.alarms_now().await? {
             return self.abort(why, Why::Alarm, true, s).await;
         }
@@ -1617,11 +1636,12 @@ impl Ctx<'_> {
                         // `prev` is on the target before the alias moves: a crash, an alarm or a
                         // rollback from here on puts the alias back.
                         self.write(&self.marker(s.step, Status::Promoting)).await?;
-                        self.move_alias(&function, &alias, &version, &current).await?;
-                        self.still_ours().await?;
+                        self.move_alias(&function, &alias, &version, &current)
+                            .await?;
+                        self.watch().await?;
                     }
                     let after = self.write_weights(0, &[100, 0]).await?;
-                    self.still_ours().await?;
+                    self.watch().await?;
                     s.after = Some(after);
                     s.promotion = Some(json!({
                         "productionAlias": format!("{function}:{alias}"),
@@ -1647,16 +1667,16 @@ impl Ctx<'_> {
                     // deregister, so that the group is never empty; the record is read between.
                     self.change_targets(production_target_group, &missing, true)
                         .await?;
-                    self.still_ours().await?;
+                    self.watch().await?;
                     self.change_targets(production_target_group, &stale, false)
                         .await?;
-                    self.still_ours().await?;
+                    self.watch().await?;
                     let now = self.list_targets(production_target_group).await?;
                     if now != canary {
                         return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
                     }
                     let after = self.write_weights(0, &[100, 0]).await?;
-                    self.still_ours().await?;
+                    self.watch().await?;
                     s.after = Some(after);
                     s.promotion = Some(json!({
                         "productionTargets": canary.iter().map(|(id, port)| json!({"id": id, "port": port})).collect::<Vec<_>>(),
@@ -1677,7 +1697,7 @@ impl Ctx<'_> {
                 let mut promotion = json!({"alias": alias, "version": new_version});
                 if let Some(pointer) = stable_alias {
                     self.point(function, pointer, new_version).await?;
-                    self.still_ours().await?;
+                    self.watch().await?;
                     promotion["stableAlias"] = json!(pointer);
                 }
                 s.after = Some(json!({"version": new_version, "weights": {}}));
@@ -1742,15 +1762,17 @@ impl Ctx<'_> {
                 .set_targets(Some(built))
                 .send()
                 .await
-                .map_err(|e| {
-                    Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e)))
-                })?
+                .map_err(|e| Failure::Aws(format!("DeregisterTargets failed: {}", error_text(&e))))?
                 .unsuccessful
         };
         match unsuccessful.as_deref() {
             Some([first, ..]) => Err(Failure::Aws(format!(
                 "{} refused {}: {} {}",
-                if register { "RegisterTargets" } else { "DeregisterTargets" },
+                if register {
+                    "RegisterTargets"
+                } else {
+                    "DeregisterTargets"
+                },
                 first.id.as_deref().unwrap_or("?"),
                 first.failure_code.as_deref().unwrap_or(""),
                 first.failure_message.as_deref().unwrap_or("")
@@ -1778,7 +1800,9 @@ impl Ctx<'_> {
             .set_revision_id(read.revision_id.clone())
             .send()
             .await
-            .map_err(|e| Failure::Aws(format!("UpdateAlias({alias}) failed: {}", error_text(&e))))?;
+            .map_err(|e| {
+                Failure::Aws(format!("UpdateAlias({alias}) failed: {}", error_text(&e)))
+            })?;
         let back = rollback::alias::read_alias(&self.clients.rollback, function, alias)
             .await
             .map_err(|e| Failure::Aws(e.to_string()))?;
@@ -1842,7 +1866,10 @@ impl Ctx<'_> {
     /// group's alias, the stable pointer) is moved back to what production was, so that
     /// restoring production never restores the new version.
     async fn undo_promotion(&self) -> Result<(), Failure> {
-        let promoting = self.marker.as_ref().is_some_and(|m| m.status == Status::Promoting)
+        let promoting = self
+            .marker
+            .as_ref()
+            .is_some_and(|m| m.status == Status::Promoting)
             || self
                 .written
                 .lock()
@@ -1861,7 +1888,9 @@ impl Ctx<'_> {
                     return Ok(());
                 };
                 let production = self.list_targets(production_target_group).await?;
-                let Some((function, alias)) = production.first().and_then(|(id, _)| alias_target(id)) else {
+                let Some((function, alias)) =
+                    production.first().and_then(|(id, _)| alias_target(id))
+                else {
                     return Ok(());
                 };
                 let now = rollback::alias::read_alias(&self.clients.rollback, &function, &alias)
@@ -1949,7 +1978,8 @@ impl Ctx<'_> {
                         deadline: self.work,
                         alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
                     };
-                    rollback::alias::roll_back(&self.clients.rollback, &t, run, None, &mut report).await;
+                    rollback::alias::roll_back(&self.clients.rollback, &t, run, None, &mut report)
+                        .await;
                     // Rollback's alias path may leave the alias to a CodeDeploy deployment in
                     // flight: the abort is complete only when the alias is all on stable.
                     if !report.failed() {
@@ -2011,7 +2041,11 @@ fn lambda_promotion(
     canary: &[(String, Option<i32>)],
 ) -> Result<(String, String, String), String> {
     let ([(prod, _)], [(can, _)]) = (production, canary) else {
-        return Err(format!("a Lambda target group holds one target: production has {}, the canary {}", production.len(), canary.len()));
+        return Err(format!(
+            "a Lambda target group holds one target: production has {}, the canary {}",
+            production.len(),
+            canary.len()
+        ));
     };
     let Some((function, alias)) = alias_target(prod) else {
         return Err(format!("the production target group's target {prod} is not an alias-qualified function (arn:…:function:NAME:ALIAS): promotion moves that alias to the canary's version, so that production is never without a target; register an alias in the production group"));

@@ -2,8 +2,8 @@
 //! and clients once, then the runtime loop.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
 use rollback::Deadline;
+use shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
 use shiftguard_common::RawEvent;
 
 #[tokio::main(flavor = "current_thread")]

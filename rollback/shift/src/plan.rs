@@ -806,17 +806,31 @@ mod tests {
             parse_plan(&e)
         };
         let p = with(json!({"target": {"newVersion": "5"}, "id": "r1"})).unwrap();
-        assert!(matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5"));
+        assert!(
+            matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5")
+        );
         assert!(with(json!({})).is_ok());
         for (input, field) in [
-            (json!({"target": {"function": "other"}}), "input.target.function"),
-            (json!({"target": {"type": "lattice-listener"}}), "input.target.type"),
+            (
+                json!({"target": {"function": "other"}}),
+                "input.target.function",
+            ),
+            (
+                json!({"target": {"type": "lattice-listener"}}),
+                "input.target.type",
+            ),
             (json!({"alarms": []}), "input.alarms"),
             (json!({"checks": {"after": {"checks": []}}}), "input.checks"),
             (json!({"steps": [{"weight": 100}]}), "input.steps"),
             (json!({"id": "someone-else"}), "input.id"),
-            (json!({"checkFunction": {"version": "3"}}), "input.checkFunction"),
-            (json!({"target": {"newVersion": 5}}), "input.target.newVersion"),
+            (
+                json!({"checkFunction": {"version": "3"}}),
+                "input.checkFunction",
+            ),
+            (
+                json!({"target": {"newVersion": 5}}),
+                "input.target.newVersion",
+            ),
             (json!("r2"), "input"),
         ] {
             let e = with(input.clone()).unwrap_err();
@@ -828,7 +842,9 @@ mod tests {
         let p = parse_plan(&e).unwrap();
         assert_eq!(p.check_function.unwrap().version, "3");
         e["input"] = json!({"checkFunction": {"function": "other"}});
-        assert!(parse_plan(&e).unwrap_err().starts_with("input.checkFunction.function"));
+        assert!(parse_plan(&e)
+            .unwrap_err()
+            .starts_with("input.checkFunction.function"));
     }
 
     #[test]
@@ -1017,8 +1033,8 @@ mod tests {
         assert!(matches!(decide(&p, &restored(Status::Promoting, 100, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, restore: true, .. }));
         assert!(matches!(decide(&p, &restored(Status::Moving, 10, rec(t0 + 10, t0 + 5))), Abort { why: Why::Rollback, .. }));
         // A restore before the rollout began, or for an alarm older than it, is not about it.
-        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 - 100, t0 - 200))), Judge { step: 2 });
-        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 + 10, t0 - 60_000))), Judge { step: 2 });
+        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 - 100, t0 - 200))), Wait { step: 2, ms: 4 * min as u64 });
+        assert_eq!(decide(&p, &restored(Status::Baking, 50, rec(t0 + 10, t0 - 60_000))), Wait { step: 2, ms: 4 * min as u64 });
     }
 
     proptest::proptest! {

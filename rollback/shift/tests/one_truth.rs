@@ -4,9 +4,9 @@
 //! emulator, with the faults that open the windows on AWS: a write delayed in flight, a writer
 //! winning a `RevisionId` race, a write overwritten right after it lands, two executions at once.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +37,12 @@ fn shift_fn(w: &World) -> Arc<Function> {
     Arc::new(Function::start(
         &binary(
             "shift",
-            &["rollback/shift/src", "rollback/src", "hooks/src", "common/src"],
+            &[
+                "rollback/shift/src",
+                "rollback/src",
+                "hooks/src",
+                "common/src",
+            ],
         ),
         "shiftguard-shift",
         &env,
@@ -119,25 +124,57 @@ async fn s1_an_alarm_at_the_100_percent_step_restores_the_rollouts_production() 
         "2",
         json!([{"weight": 10, "bake": "200ms"}, {"weight": 100, "bake": "1h"}]),
     );
-    assert_eq!(ok(invoke(&sh, plan.clone()).await, "step 1")["action"], "started");
+    assert_eq!(
+        ok(invoke(&sh, plan.clone()).await, "step 1")["action"],
+        "started"
+    );
     tokio::time::sleep(Duration::from_millis(250)).await;
     let second = ok(invoke(&sh, plan.clone()).await, "step 2");
-    assert_eq!((&second["action"], &second["canaryWeight"]), (&json!("advanced"), &json!(100)));
-    // A one-hour bake: the state machine comes back within a minute to watch it.
-    assert_eq!(second["waitSeconds"], 60, "{second}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("2".to_string(), vec![]));
+    assert_eq!(
+        (&second["action"], &second["canaryWeight"]),
+        (&json!("advanced"), &json!(100))
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("2".to_string(), vec![])
+    );
 
-    let summary = ok(invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await, "rollback");
+    let summary = ok(
+        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
+        "rollback",
+    );
     let report = &summary["targets"][0];
     assert_eq!(report["outcome"], "restored", "{summary}");
-    assert_eq!(report["stable"], json!({"version": "1", "source": "rollout"}), "{summary}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![]));
+    assert_eq!(
+        report["stable"],
+        json!({"version": "1", "source": "rollout"}),
+        "{summary}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
 
     // shift's next look ends the rollout, writing no traffic.
     let third = ok(invoke(&sh, plan).await, "step after the rollback");
-    assert_eq!((&third["action"], &third["status"]), (&json!("aborted"), &json!("aborted")), "{third}");
-    assert!(third["reason"].as_str().unwrap().contains("rollback restored production"), "{third}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![]));
+    assert_eq!(
+        (&third["action"], &third["status"]),
+        (&json!("aborted"), &json!("aborted")),
+        "{third}"
+    );
+    assert!(
+        third["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollback restored production"),
+        "{third}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+    // The one-hour bake: the state machine came back within a minute to watch it.
+    assert_eq!(second["waitSeconds"], 60, "{second}");
 }
 
 /// [2] Rolling out an older version number (`live` = 7, rolling out 5: `[7, {5: 0.1}]`): "the
@@ -146,15 +183,26 @@ async fn s1_an_alarm_at_the_100_percent_step_restores_the_rollouts_production() 
 async fn s2_rolling_out_an_older_version_number_restores_the_newer_production() {
     let s = alias_world(7, "7").await;
     let (rb, sh) = (rollback_fn(&s.w, alias_targets()), shift_fn(&s.w));
-    let plan = alias_plan("checkout-back-to-5", "5", json!([{"weight": 10, "bake": "1h"}, {"weight": 100}]));
+    let plan = alias_plan(
+        "checkout-back-to-5",
+        "5",
+        json!([{"weight": 10, "bake": "1h"}, {"weight": 100}]),
+    );
     assert_eq!(ok(invoke(&sh, plan).await, "step 1")["action"], "started");
     assert_eq!(
         alias_state(&s.w, "checkout", "live").await,
         ("7".to_string(), vec![("5".to_string(), 0.1)])
     );
-    let summary = ok(invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await, "rollback");
+    let summary = ok(
+        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
+        "rollback",
+    );
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("7".to_string(), vec![]), "{summary}");
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("7".to_string(), vec![]),
+        "{summary}"
+    );
 }
 
 /// [3] Rollback loses a `RevisionId` race to a writer that puts the canary at 100%
@@ -166,13 +214,25 @@ async fn s3_a_lost_revision_race_keeps_what_the_first_read_knew() {
     function(&s.w, "checkout", 2).await;
     alias(&s.w, "checkout", "live", "1", &[("2", 0.1)]).await;
     let rb = rollback_fn(&s.w, alias_targets());
-    s.w.emu.arm_fault(json!({"service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
-        "function_version": "2", "routing_config": {"AdditionalVersionWeights": {}}}));
-    let summary = ok(invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await, "rollback");
+    s.w.emu.arm_fault(
+        json!({"service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
+        "function_version": "2", "routing_config": {"AdditionalVersionWeights": {}}}),
+    );
+    let summary = ok(
+        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
+        "rollback",
+    );
     let report = &summary["targets"][0];
     assert_eq!(report["outcome"], "restored", "{summary}");
-    assert_eq!(report["stable"], json!({"version": "1", "source": "first-read"}), "{summary}");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![]));
+    assert_eq!(
+        report["stable"],
+        json!({"version": "1", "source": "first-read"}),
+        "{summary}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
 }
 
 /// [4] Lattice: shift's weight write is in flight (slow) while rollback restores. Rollback read
@@ -184,7 +244,10 @@ async fn s4_a_weight_write_landing_after_a_rollback_does_not_survive_it() {
     let (s, lat) = lattice_world().await;
     let (rb, sh) = (rollback_fn(&s.w, lattice_targets(&lat)), shift_fn(&s.w));
     let plan = lattice_plan(&lat, "orders-v2");
-    assert_eq!(ok(invoke(&sh, plan.clone()).await, "step 1")["action"], "started");
+    assert_eq!(
+        ok(invoke(&sh, plan.clone()).await, "step 1")["action"],
+        "started"
+    );
     tokio::time::sleep(Duration::from_millis(350)).await;
 
     let since = now_secs();
@@ -194,18 +257,32 @@ async fn s4_a_weight_write_landing_after_a_rollback_does_not_survive_it() {
         async move { invoke(&sh, plan).await }
     });
     arrived(&s.w, "vpc-lattice", "UpdateListener", since).await;
-    let summary = ok(invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await, "rollback");
+    let summary = ok(
+        invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await,
+        "rollback",
+    );
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
-    assert_eq!(records(&s.w.emu), 2, "the intent record before the write, completed after");
 
     let step = ok(moving.await.unwrap(), "the step whose write was in flight");
-    assert_eq!((&step["action"], &step["status"]), (&json!("aborted"), &json!("aborted")), "{step}");
+    assert_eq!(
+        (&step["action"], &step["status"]),
+        (&json!("aborted"), &json!("aborted")),
+        "{step}"
+    );
     assert_eq!(step["restore"]["outcome"], "restored", "{step}");
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+    assert_eq!(
+        records(&s.w.emu),
+        2,
+        "the intent record before the write, completed after"
+    );
 
     // The alarm back in OK changes nothing: the rollout is over, never promoted.
     let again = ok(invoke(&sh, plan).await, "a later step");
-    assert_eq!((&again["action"], &again["status"]), (&json!("finished"), &json!("aborted")));
+    assert_eq!(
+        (&again["action"], &again["status"]),
+        (&json!("finished"), &json!("aborted"))
+    );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
 }
 
@@ -218,7 +295,8 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
     let (s, lat) = lattice_world().await;
     let (rb, sh) = (rollback_fn(&s.w, lattice_targets(&lat)), shift_fn(&s.w));
     let mut plan = lattice_plan(&lat, "orders-v2");
-    plan["rollout"]["steps"] = json!([{"weight": 10, "bake": "200ms"}, {"weight": 100, "bake": "200ms"}]);
+    plan["rollout"]["steps"] =
+        json!([{"weight": 10, "bake": "200ms"}, {"weight": 100, "bake": "200ms"}]);
     for _ in 0..2 {
         let a = ok(invoke(&sh, plan.clone()).await, "a step");
         assert_eq!(a["status"], "in-progress", "{a}");
@@ -233,12 +311,23 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
         async move { invoke(&sh, plan).await }
     });
     arrived(&s.w, "lambda", "UpdateAlias", since).await;
-    assert_eq!(targets(&s, &lat.production).await, [live_arn(&s).await], "never empty");
-    let summary = ok(invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await, "rollback");
+    assert_eq!(
+        targets(&s, &lat.production).await,
+        [live_arn(&s).await],
+        "never empty"
+    );
+    let summary = ok(
+        invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await,
+        "rollback",
+    );
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
 
     let step = ok(promoting.await.unwrap(), "the promoting step");
-    assert_eq!((&step["action"], &step["status"]), (&json!("aborted"), &json!("aborted")), "{step}");
+    assert_eq!(
+        (&step["action"], &step["status"]),
+        (&json!("aborted"), &json!("aborted")),
+        "{step}"
+    );
     assert_eq!(
         alias_state(&s.w, "orders", "live").await,
         ("1".to_string(), vec![]),
@@ -247,18 +336,43 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
     assert_eq!(targets(&s, &lat.production).await, [live_arn(&s).await]);
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
     let marker = listener_marker(&s, &lat).await.unwrap();
-    assert_eq!((marker.status, marker.prev.as_deref()), (shift::plan::Status::Aborted, Some("1")));
+    assert_eq!(
+        (marker.status, marker.prev.as_deref()),
+        (shift::plan::Status::Aborted, Some("1"))
+    );
 
     // A production group holding a version (not an alias) is refused before anything moves.
     let (s2, lat2) = lattice_world().await;
-    s2.w.clients.lattice.deregister_targets().target_group_identifier(&lat2.production)
-        .targets(aws_sdk_vpclattice::types::Target::builder().id(live_arn(&s2).await).build().unwrap())
-        .send().await.unwrap();
-    register(&s2, &lat2.production, &version_arn(&s2, "orders", "1").await).await;
+    s2.w.clients
+        .lattice
+        .deregister_targets()
+        .target_group_identifier(&lat2.production)
+        .targets(
+            aws_sdk_vpclattice::types::Target::builder()
+                .id(live_arn(&s2).await)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    register(
+        &s2,
+        &lat2.production,
+        &version_arn(&s2, "orders", "1").await,
+    )
+    .await;
     let sh2 = shift_fn(&s2.w);
-    let refused = invoke(&sh2, lattice_plan(&lat2, "orders-v2")).await.unwrap_err();
+    let refused = invoke(&sh2, lattice_plan(&lat2, "orders-v2"))
+        .await
+        .unwrap_err();
     assert_eq!(refused.error_type, "Shift.InvalidPlan", "{refused:?}");
-    assert!(refused.error_message.contains("rollout.target.productionTargetGroup"), "{refused:?}");
+    assert!(
+        refused
+            .error_message
+            .contains("rollout.target.productionTargetGroup"),
+        "{refused:?}"
+    );
 }
 
 /// [6] Step 1's read-back disagrees (another writer put the listener back right after the
@@ -269,12 +383,22 @@ async fn s6_a_step_1_read_back_that_disagrees_aborts_and_is_never_written_again(
     let (s, lat) = lattice_world().await;
     let sh = shift_fn(&s.w);
     let plan = lattice_plan(&lat, "orders-v2");
-    s.w.emu.arm_fault(json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "overwritten"}));
+    s.w.emu.arm_fault(
+        json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "overwritten"}),
+    );
     let first = ok(invoke(&sh, plan.clone()).await, "step 1");
-    assert_eq!((&first["action"], &first["status"]), (&json!("aborted"), &json!("aborted")), "{first}");
+    assert_eq!(
+        (&first["action"], &first["status"]),
+        (&json!("aborted"), &json!("aborted")),
+        "{first}"
+    );
     let retry = ok(invoke(&sh, plan).await, "the state machine's retry");
     assert_eq!(retry["action"], "finished", "{retry}");
-    assert_eq!(s.w.emu.count("vpc-lattice", "UpdateListener"), 1, "written once, never again");
+    assert_eq!(
+        s.w.emu.count("vpc-lattice", "UpdateListener"),
+        1,
+        "written once, never again"
+    );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
 }
 
@@ -289,14 +413,24 @@ async fn s7_two_executions_on_one_target_never_both_start() {
         invoke(&a, lattice_plan(&lat, "orders-v2-a")),
         invoke(&b, lattice_plan(&lat, "orders-v2-b"))
     );
-    let started: Vec<&Answer> = [&ra, &rb].into_iter().filter(|r| matches!(r, Ok(v) if v["action"] == "started")).collect();
+    let started: Vec<&Answer> = [&ra, &rb]
+        .into_iter()
+        .filter(|r| matches!(r, Ok(v) if v["action"] == "started"))
+        .collect();
     assert_eq!(started.len(), 1, "exactly one starts: {ra:?} / {rb:?}");
     let loser = if ra.is_ok() { &rb } else { &ra };
     let refused = loser.as_ref().unwrap_err();
     assert_eq!(refused.error_type, "Shift.Refused", "{refused:?}");
-    let winner = started[0].as_ref().unwrap()["rollout"].as_str().unwrap().to_string();
+    let winner = started[0].as_ref().unwrap()["rollout"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(listener_marker(&s, &lat).await.unwrap().id, winner);
-    assert_eq!(s.w.emu.count("vpc-lattice", "UpdateListener"), 1, "only the winner moved traffic");
+    assert_eq!(
+        s.w.emu.count("vpc-lattice", "UpdateListener"),
+        1,
+        "only the winner moved traffic"
+    );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
 }
 
@@ -307,17 +441,43 @@ async fn s7_two_executions_on_one_target_never_both_start() {
 async fn s8_a_stage_serving_its_canarys_deployment_is_never_called_restored() {
     let s = shift_world().await;
     let stage = api(&s.w, Some(10.0)).await;
-    s.w.clients.apigateway.update_stage().rest_api_id(&stage.id).stage_name("prod")
-        .patch_operations(aws_sdk_apigateway::types::PatchOperation::builder()
-            .op(aws_sdk_apigateway::types::Op::Replace).path("/deploymentId").value(&stage.canary).build())
-        .send().await.expect("UpdateStage");
-    let rb = rollback_fn(&s.w, json!([{"alarms": [ALIAS_ALARM], "targets": [stage_target(&stage)]}]));
+    s.w.clients
+        .apigateway
+        .update_stage()
+        .rest_api_id(&stage.id)
+        .stage_name("prod")
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/deploymentId")
+                .value(&stage.canary)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateStage");
+    let rb = rollback_fn(
+        &s.w,
+        json!([{"alarms": [ALIAS_ALARM], "targets": [stage_target(&stage)]}]),
+    );
     s.w.emu.reset_calls();
-    let failed = invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await.unwrap_err();
+    let failed = invoke(&rb, fresh_event(ALIAS_ALARM_EVENT))
+        .await
+        .unwrap_err();
     assert_eq!(failed.error_type, "Rollback.TargetsFailed", "{failed:?}");
-    assert!(failed.error_message.contains("stage's own deployment"), "{failed:?}");
-    assert!(!failed.error_message.contains("\"outcome\":\"restored\""), "{failed:?}");
-    assert_eq!(s.w.emu.count("apigateway", "UpdateStage"), 0, "nothing written");
+    assert!(
+        failed.error_message.contains("stage's own deployment"),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.error_message.contains("\"outcome\":\"restored\""),
+        "{failed:?}"
+    );
+    assert_eq!(
+        s.w.emu.count("apigateway", "UpdateStage"),
+        0,
+        "nothing written"
+    );
 }
 
 /// [9] A rollout's execution input could replace any plan key: starting rollout A could move
@@ -329,24 +489,40 @@ async fn s9_a_rollouts_input_sets_only_the_release() {
     let sh = shift_fn(&s.w);
     s.w.emu.reset_calls();
     for (input, field) in [
-        (json!({"target": {"listener": "listener-of-rollout-b"}}), "input.target.listener"),
-        (json!({"checks": {"after": {"checks": [{"name": "x", "kind": "http", "url": "http://example.org/"}]}}}), "input.checks"),
+        (
+            json!({"target": {"listener": "listener-of-rollout-b"}}),
+            "input.target.listener",
+        ),
+        (
+            json!({"checks": {"after": {"checks": [{"name": "x", "kind": "http", "url": "http://example.org/"}]}}}),
+            "input.checks",
+        ),
         (json!({"alarms": []}), "input.alarms"),
     ] {
         let mut event = lattice_plan(&lat, "orders-v2");
         event["input"] = input;
         let refused = invoke(&sh, event).await.unwrap_err();
         assert_eq!(refused.error_type, "Shift.InvalidPlan", "{refused:?}");
-        assert!(refused.error_message.contains(field), "{field}: {refused:?}");
+        assert!(
+            refused.error_message.contains(field),
+            "{field}: {refused:?}"
+        );
     }
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     // The release itself may be given: an alias rollout's new version.
     function(&s.w, "checkout", 3).await;
     alias(&s.w, "checkout", "live", "1", &[]).await;
     alarm(&s, ALIAS_ALARM).await;
-    let mut event = alias_plan("checkout-v3", "2", json!([{"weight": 10, "bake": "1h"}, {"weight": 100}]));
+    let mut event = alias_plan(
+        "checkout-v3",
+        "2",
+        json!([{"weight": 10, "bake": "1h"}, {"weight": 100}]),
+    );
     event["input"] = json!({"target": {"newVersion": "3"}});
     let started = ok(invoke(&sh, event).await, "a rollout of the version given");
     assert_eq!(started["action"], "started");
-    assert_eq!(alias_state(&s.w, "checkout", "live").await, ("1".to_string(), vec![("3".to_string(), 0.1)]));
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![("3".to_string(), 0.1)])
+    );
 }

@@ -2,18 +2,18 @@
 //! version promoted through every step, a version failing a check at step 2, an alarm during a
 //! bake, a concurrent rollback, re-runs of a step, and plans refused before anything moves.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
-mod common;
 
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::StateValue;
-use shift::plan::{Marker, Status};
-use shift::{handle_shift, Action, ShiftConfig};
+use common::*;
 use rollback::Deadline;
 use serde_json::{json, Value};
-use common::*;
+use shift::plan::{Marker, Status};
+use shift::{handle_shift, Action, ShiftConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_through_every_step_and_production_points_at_it() {

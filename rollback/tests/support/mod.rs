@@ -18,6 +18,8 @@ pub struct World {
 pub async fn world() -> World {
     let emu = Emulator::start();
     let clients = Clients::new(&emu.sdk_config().await);
+    // As the binary learns it from its invocation: the emulator's account and region.
+    clients.learn_home("arn:aws:lambda:us-east-1:123456789012:function:shiftguard-rollback");
     World { emu, clients }
 }
 

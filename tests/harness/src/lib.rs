@@ -46,7 +46,11 @@ pub fn now_texts() -> (String, String) {
     let millis = DateTime::from_millis(now.as_millis() as i64);
     let iso = millis.fmt(Format::DateTime).expect("format");
     // Whole seconds print without a fraction: the notifications always carry milliseconds.
-    let iso = if iso.contains('.') { iso } else { iso.replace('Z', ".000Z") };
+    let iso = if iso.contains('.') {
+        iso
+    } else {
+        iso.replace('Z', ".000Z")
+    };
     (iso.replace('Z', "+0000"), iso)
 }
 
@@ -58,7 +62,10 @@ pub fn fresh_event(relative: &str) -> Value {
     let text = event(relative).to_string();
     let (notification, iso) = now_texts();
     let mut out = text;
-    for old in ["2026-11-21T14:57:14.419+0000", "2026-11-21T14:57:15.002+0000"] {
+    for old in [
+        "2026-11-21T14:57:14.419+0000",
+        "2026-11-21T14:57:15.002+0000",
+    ] {
         out = out.replace(old, &notification);
     }
     for old in ["2026-11-21T14:57:14.419Z", "2026-11-21T14:57:14.465Z"] {

@@ -53,13 +53,15 @@ pub struct Function {
 
 /// A workspace binary built beside the running test (`target/debug/NAME`). `cargo test
 /// --workspace` builds every binary of the packages under test; a binary older than its crate's
-/// sources would test old code, so that is refused.
+/// sources would test old code, so that is refused. `SHIFTGUARD_BIN_DIR` names another build's
+/// directory instead (e.g. an older commit's, to watch a test fail on the code it fixes).
 pub fn binary(name: &str, sources: &[&str]) -> PathBuf {
+    // Another build's binaries (an older commit's, to see a test fail on the code it fixes).
+    if let Some(dir) = std::env::var_os("SHIFTGUARD_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
     let path = dir.join(name);
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
@@ -88,7 +90,9 @@ fn newest_source(dir: &Path) -> SystemTime {
             let t = if p.is_dir() {
                 newest_source(&p)
             } else if p.extension().is_some_and(|x| x == "rs") {
-                e.metadata().and_then(|m| m.modified()).unwrap_or(UNIX_EPOCH)
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(UNIX_EPOCH)
             } else {
                 UNIX_EPOCH
             };
@@ -253,8 +257,14 @@ fn serve(stream: TcpStream, shared: &Shared, arn: &str) {
                         ("Content-Type".into(), "application/json".into()),
                         ("Lambda-Runtime-Aws-Request-Id".into(), id),
                         ("Lambda-Runtime-Deadline-Ms".into(), deadline.to_string()),
-                        ("Lambda-Runtime-Invoked-Function-Arn".into(), arn.to_string()),
-                        ("Lambda-Runtime-Trace-Id".into(), "Root=1-00000000-000000000000000000000000".into()),
+                        (
+                            "Lambda-Runtime-Invoked-Function-Arn".into(),
+                            arn.to_string(),
+                        ),
+                        (
+                            "Lambda-Runtime-Trace-Id".into(),
+                            "Root=1-00000000-000000000000000000000000".into(),
+                        ),
                     ],
                     body.as_bytes(),
                 )

@@ -215,4 +215,3 @@ pub async fn set_marker(s: &Shift, lat: &Lattice, marker: &Marker) {
         .await
         .expect("TagResource");
 }
-
