@@ -102,7 +102,9 @@ def line(answer: dict) -> str:
     if answer.get("restore"):
         text += f"  production: {answer['restore'].get('outcome')}"
     promotion = answer.get("promotion") or {}
-    if promotion.get("productionTargets"):
+    if promotion.get("productionAlias"):
+        text += f"  production alias {promotion['productionAlias']} now on version {promotion['version']} (was {promotion.get('previous')})"
+    elif promotion.get("productionTargets"):
         text += f"  production target group now holds {', '.join(t['id'] for t in promotion['productionTargets'])}"
     elif promotion.get("version"):
         text += f"  {promotion['alias']} on version {promotion['version']}" + (f", {promotion['stableAlias']} moved to it" if promotion.get("stableAlias") else "")

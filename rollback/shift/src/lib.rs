@@ -1114,10 +1114,16 @@ impl Ctx<'_> {
     }
 
     async fn carry_out(&self, decision: Decision, s: &mut StepSummary) -> Result<(), Failure> {
-        match self.carry_out_once(decision, s).await {
+        // Boxed: promotion, its checks and an abort through rollback's restore make a large
+        // future, kept off the stack of whatever thread polls it.
+        match Box::pin(self.carry_out_once(decision, s)).await {
             // Rollback acted while this step ran: whatever this step wrote does not survive it.
-            Err(Failure::RolledBack(why)) => self.abort(why, Why::Rollback, true, s).await,
-            Err(Failure::Alarmed(why)) => self.abort(why, Why::Alarm, true, s).await,
+            Err(Failure::RolledBack(why)) => {
+                // Production already whole (rollback's restore): nothing to restore again.
+                let restore = !matches!(self.read_traffic().await, Ok(Traffic::Canary(0)));
+                Box::pin(self.abort(why, Why::Rollback, restore, s)).await
+            }
+            Err(Failure::Alarmed(why)) => Box::pin(self.abort(why, Why::Alarm, true, s)).await,
             // Traffic moved under the step (a rollback while the checks ran): never written over.
             Err(Failure::Changed(traffic)) => match plan::changed_outside(
                 &traffic,
@@ -1162,7 +1168,7 @@ impl Ctx<'_> {
                 why,
                 restore,
             } => self.abort(reason, why, restore, s).await,
-            Decision::Promote => self.promote(s).await,
+            Decision::Promote => Box::pin(self.promote(s)).await,
             Decision::Start => {
                 self.check_start().await?;
                 // Recorded before the checks: a re-run while they run (or after a crash) is this
@@ -1232,7 +1238,7 @@ impl Ctx<'_> {
                     }
                     _ => {
                         self.write(&self.marker(step, Status::Promoting)).await?;
-                        self.promote(s).await
+                        Box::pin(self.promote(s)).await
                     }
                 }
             }
@@ -2056,8 +2062,9 @@ impl Ctx<'_> {
             why: Some(why.code().into()),
             ..self.marker(step, status)
         };
+        // A promotion that moved production is put back whether or not weights need restoring.
+        self.undo_promotion().await?;
         if restore {
-            self.undo_promotion().await?;
             self.write(&with_why(Status::Aborting)).await?;
             let mut report = TargetReport::new(
                 self.plan.target.id(),
@@ -2065,13 +2072,13 @@ impl Ctx<'_> {
             );
             match &self.plan.target {
                 RolloutTarget::LatticeListener { .. } => {
-                    rollback::lattice::roll_back(
+                    Box::pin(rollback::lattice::roll_back(
                         &self.clients.rollback,
                         &self.target.lattice().expect("lattice"),
                         false,
                         None,
                         &mut report,
-                    )
+                    ))
                     .await;
                 }
                 RolloutTarget::LambdaAlias {
@@ -2093,8 +2100,14 @@ impl Ctx<'_> {
                         deadline: self.work,
                         alarm_time_ms: Some(shiftguard_common::emf::now_ms()),
                     };
-                    rollback::alias::roll_back(&self.clients.rollback, &t, run, None, &mut report)
-                        .await;
+                    Box::pin(rollback::alias::roll_back(
+                        &self.clients.rollback,
+                        &t,
+                        run,
+                        None,
+                        &mut report,
+                    ))
+                    .await;
                     // Rollback's alias path may leave the alias to a CodeDeploy deployment in
                     // flight: the abort is complete only when the alias is all on stable.
                     if !report.failed() {
@@ -2218,11 +2231,20 @@ mod tests {
 
     #[test]
     fn secrets_go_only_to_their_origin_over_https() {
-        assert_eq!(origin_of("https://Orders.example.com:8443/health?x=1").as_deref(), Some("https://orders.example.com:8443"));
+        assert_eq!(
+            origin_of("https://Orders.example.com:8443/health?x=1").as_deref(),
+            Some("https://orders.example.com:8443")
+        );
         assert_eq!(origin_of("https://user@evil.example/"), None);
         assert_eq!(origin_of("ftp://x"), None);
-        assert!(is_loopback("http://127.0.0.1:8080") && is_loopback("http://localhost:1") && is_loopback("http://[::1]:9"));
-        assert!(!is_loopback("http://127example.com") || origin_of("http://127example.com").is_some());
+        assert!(
+            is_loopback("http://127.0.0.1:8080")
+                && is_loopback("http://localhost:1")
+                && is_loopback("http://[::1]:9")
+        );
+        assert!(
+            !is_loopback("http://127example.com") || origin_of("http://127example.com").is_some()
+        );
         let plan_with = |url: &str| {
             plan::parse_plan(&json!({"shiftguard": "shift", "rollout": {"id": "r1",
                 "target": {"type": "lambda-alias", "function": "f", "alias": "live", "newVersion": "2"},
@@ -2241,12 +2263,30 @@ mod tests {
         let ok = config("ORDERS_TOKEN@https://orders.example.com");
         assert!(bind_checks(&mut plan_with("https://orders.example.com/health"), &ok).is_ok());
         for (url, allowed, why) in [
-            ("https://evil.example/steal", "ORDERS_TOKEN@https://orders.example.com", "allows it only to https://orders.example.com"),
-            ("http://orders.example.com/health", "ORDERS_TOKEN@http://orders.example.com", "over plain http"),
-            ("https://orders.example.com/health", "ORDERS_TOKEN", "allows it only to no origin"),
-            ("https://orders.example.com/health", "OTHER@https://orders.example.com", "does not list"),
+            (
+                "https://evil.example/steal",
+                "ORDERS_TOKEN@https://orders.example.com",
+                "allows it only to https://orders.example.com",
+            ),
+            (
+                "http://orders.example.com/health",
+                "ORDERS_TOKEN@http://orders.example.com",
+                "over plain http",
+            ),
+            (
+                "https://orders.example.com/health",
+                "ORDERS_TOKEN",
+                "allows it only to no origin",
+            ),
+            (
+                "https://orders.example.com/health",
+                "OTHER@https://orders.example.com",
+                "does not list",
+            ),
         ] {
-            let e = bind_checks(&mut plan_with(url), &config(allowed)).unwrap_err().to_string();
+            let e = bind_checks(&mut plan_with(url), &config(allowed))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(why), "{url} / {allowed}: {e}");
             assert!(!e.contains("s3cr3t"), "{e}");
         }

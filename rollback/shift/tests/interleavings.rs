@@ -280,7 +280,7 @@ fn run(plan: &Plan, w: &mut World, p: &mut Proc, alarm_ms: &mut i64) {
                 .marker
                 .as_ref()
                 .is_some_and(|m| m.status == Status::Promoting);
-            if restore && promoting {
+            if promoting {
                 w.alias_on_new = false;
             }
             if restore {

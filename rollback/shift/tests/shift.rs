@@ -190,11 +190,12 @@ async fn a_concurrent_rollback_aborts_the_rollout_and_is_never_undone() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let next = step(&s, &plan).await.unwrap();
     assert_eq!((next.action, next.status), (Action::Aborted, "aborted"));
+    // Rollback's restore record says who restored production (before it, traffic alone did).
     assert!(
         next.reason
             .as_deref()
             .unwrap()
-            .contains("restored outside the rollout"),
+            .contains("rollback restored production"),
         "{:?}",
         next.reason
     );
@@ -522,7 +523,7 @@ async fn a_rollback_during_the_checks_is_never_written_over() {
             .reason
             .as_deref()
             .unwrap()
-            .contains("restored outside the rollout"),
+            .contains("rollback restored production"),
         "{:?}",
         judged.reason
     );
@@ -615,9 +616,23 @@ async fn a_plan_reads_only_the_secrets_it_is_allowed() {
         "{e}"
     );
     assert!(s.w.emu.calls().is_empty(), "refused before any AWS call");
-    // Allowed and set: the plan runs.
-    let ok = [
+    // Listed by name only: a secret is sent only to the origin it is listed with.
+    let named = [
         vars[1].clone(),
+        ("PARTNER_TOKEN".to_string(), "t0ken".to_string()),
+    ];
+    let e = step_with(&s, &plan, &named).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("PARTNER_TOKEN@https://attacker.example"),
+        "{e}"
+    );
+    // Allowed for that origin and set: the plan runs.
+    let ok = [
+        (
+            "SHIFT_ALLOWED_SECRETS".to_string(),
+            "PARTNER_TOKEN@https://attacker.example".to_string(),
+        ),
         ("PARTNER_TOKEN".to_string(), "t0ken".to_string()),
     ];
     assert_eq!(
