@@ -941,8 +941,8 @@ def lattice_scenario(em: Emulator) -> None:
         if driver.is_alive() or "error" in outcome:
             raise StepTimeout(f"the rollout orders-v2 did not end: {outcome.get('error', 'still running')}")
         final = outcome["final"]
-        expect("the rollout's next step saw production restored and ended aborted at step 1 (10%)",
-               final["status"] == "aborted" and final["step"] == 1 and "production was restored outside the rollout" in (final.get("reason") or ""),
+        expect("the rollout's next step read rollback's restore record and ended aborted at step 1 (10%)",
+               final["status"] == "aborted" and final["step"] == 1 and "rollback restored production" in (final.get("reason") or ""),
                rollout.line(final))
         writes = [c for c in em.calls("vpc-lattice", "UpdateListener") + em.calls("vpc-lattice", "UpdateRule") if c["time"] > inv["end"]]
         expect("shift's abort wrote no weight: rollback had restored production (call log)",
