@@ -27,6 +27,7 @@ export type {
   RolloutProps,
   RolloutConstructProps,
   RolloutPlan,
+  RolloutPlanTarget,
   RolloutStep,
   RolloutTarget,
   LatticeRolloutTarget,

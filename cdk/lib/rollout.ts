@@ -1,7 +1,7 @@
 // Progressive rollouts on AWS: a Step Functions state machine that drives the `shift` function
 // (one invocation = one step; it answers when to come back) until the rollout is promoted or
 // aborted. The plan's types mirror the JSON `shift` reads (events/shift/*.json).
-import { CfnOutput, Duration, Names, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Names, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -32,6 +32,20 @@ export interface LatticeRolloutTarget {
   readonly productionTargetGroup: string;
   /** Target group id or ARN: the new version, in the forward with weight 0 before the rollout starts. */
   readonly canaryTargetGroup: string;
+  /**
+   * For target groups of type LAMBDA (a Lambda target group holds one target): the alias
+   * registered (as an alias-qualified function ARN, `arn:…:function:NAME:ALIAS`) in the production
+   * target group; the canary target group then holds a published version of the same function.
+   * Promotion moves this alias to the version the canary target group serves, so production is
+   * never empty (`shift` refuses to start a rollout whose LAMBDA production group holds anything
+   * else). It is not part of the plan: `shift` reads the alias from the production group's target.
+   * Given here, it lets `shift` read and move exactly this alias (`lambda:GetAlias`,
+   * `lambda:UpdateAlias`) and read the function's versions, and lets rollback put the alias back
+   * (`prev` in the listener's marker) when it restores this listener after or during a promotion
+   * (rollback's mapping of the same listener and production target group, in the same ShiftGuard).
+   * Leave it out for other target group types.
+   */
+  readonly productionAlias?: lambda.IAlias;
 }
 
 /** A Lambda alias shifted from its stable version to `newVersion`. */
@@ -41,8 +55,8 @@ export interface AliasRolloutTarget {
   readonly function: string;
   readonly alias: string;
   /**
-   * The published version to roll out. Usually not known at synth: leave it out and give the
-   * target (the whole `target`, with `newVersion`) in the execution input.
+   * The published version to roll out. Usually not known at synth: leave it out and give it in the
+   * execution input, `{"rollout": {"target": {"newVersion": "7"}}}`.
    */
   readonly newVersion?: string;
   /** When given, the version the alias must be on when the rollout starts. */
@@ -96,9 +110,12 @@ export interface RolloutProps {
   readonly output?: boolean;
 }
 
+/** A rollout's target as the plan names it (what `shift` reads): a Lattice target's `productionAlias` is the construct's only. */
+export type RolloutPlanTarget = Omit<LatticeRolloutTarget, 'productionAlias'> | AliasRolloutTarget;
+
 /** The plan as `shift` reads it, without `id` (the execution's name). */
 export interface RolloutPlan {
-  readonly target: RolloutTarget;
+  readonly target: RolloutPlanTarget;
   readonly steps: { readonly weight: number; readonly bake?: string }[];
   readonly alarms: string[];
   readonly checks?: RolloutChecks;
@@ -143,6 +160,26 @@ function bakeText(field: string, bake: Duration | string | undefined): string | 
   return `${ms}ms`;
 }
 
+/**
+ * A Standard execution's history holds at most 25,000 events. During a bake `shift` comes back at
+ * least every minute (`waitSeconds` <= 60), and each return costs 9 events (Step: entered,
+ * scheduled, started, succeeded, exited; Status and Bake: entered, exited). A rollout whose bakes
+ * would need more than 80 % of the limit (the rest for retries) gets a synth warning: an
+ * execution that reaches the limit fails.
+ */
+const HISTORY_EVENTS = 25_000;
+const EVENTS_PER_RETURN = 9;
+const RETURN_MS = 60_000;
+
+/** The history events a plan's bakes need, about. */
+function historyEvents(plan: Pick<RolloutPlan, 'steps'>): number {
+  const returns = plan.steps.reduce((n, s) => {
+    const m = s.bake === undefined ? undefined : /^(\d+)(ms|s|m|h)$/.exec(s.bake);
+    return n + 1 + (m ? Math.ceil((Number(m[1]) * UNITS[m[2]]) / RETURN_MS) : 0);
+  }, 0);
+  return 10 + returns * EVENTS_PER_RETURN;
+}
+
 const blank = (v: string) => !Token.isUnresolved(v) && v.trim() === '';
 const literal = (v: string | undefined): v is string => v !== undefined && !Token.isUnresolved(v);
 const VERSION = /^[0-9]+$/;
@@ -183,6 +220,19 @@ export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alar
     const id = (v: string) => v.replace(/^arn:.*\//, '');
     if (literal(t.productionTargetGroup) && literal(t.canaryTargetGroup) && id(t.productionTargetGroup) === id(t.canaryTargetGroup)) {
       throw new Error('rollout.target.canaryTargetGroup: is the production target group; a rollout moves traffic between two groups');
+    }
+    const a = t.productionAlias;
+    if (a !== undefined) {
+      if (a === null || typeof a !== 'object' || typeof a.aliasName !== 'string' || blank(a.aliasName) || typeof a.version?.lambda?.functionArn !== 'string') {
+        throw new Error('rollout.target.productionAlias: expected a lambda.IAlias (the alias registered in the production target group)');
+      }
+      // The canary group serves a version of the alias's function: the checks look at that function.
+      const cf = props.checkFunction;
+      const fnName = (v: string) => v.replace(/^arn:[^:]*:lambda:[^:]*:[^:]*:function:/, '').split(':')[0];
+      const aliasFunction = a.version.lambda.functionName;
+      if (cf && literal(cf.function) && literal(aliasFunction) && fnName(cf.function) !== fnName(aliasFunction)) {
+        throw new Error(`rollout.checkFunction.function: ${cf.function} is not the function of target.productionAlias (${aliasFunction}); promotion moves that alias to the version the canary group serves, so the checks look at that function`);
+      }
     }
   } else if (t.type === 'lambda-alias') {
     for (const f of ['function', 'alias'] as const) {
@@ -246,8 +296,12 @@ export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alar
       });
     }
   }
+  // The plan names the target as `shift` reads it; `productionAlias` stays with the construct (IAM).
+  const target: RolloutPlanTarget = t.type === 'lattice-listener'
+    ? { type: t.type, service: t.service, listener: t.listener, productionTargetGroup: t.productionTargetGroup, canaryTargetGroup: t.canaryTargetGroup }
+    : { ...t };
   return {
-    target: { ...t },
+    target,
     steps,
     alarms,
     ...(checks ? { checks } : {}),
@@ -261,14 +315,21 @@ export interface RolloutConstructProps extends RolloutProps {
 }
 
 /**
- * A Step Functions state machine that runs one rollout per execution: the plan (the execution
- * input's `rollout` over this construct's plan, with `id` = the execution's name), then Step
- * (invoke `shift`) → Status → Bake (wait `waitSeconds`) → Step … until `promoted` (Succeed) or
- * `aborted` (Fail `Rollout.Aborted`). Create it with `ShiftGuard.rollout(id, props)`.
+ * A Step Functions state machine that runs one rollout per execution: the event `shift` reads is
+ * this construct's plan, never overwritten, with `id` = the execution's name, and beside it, as
+ * `input`, the execution input's `rollout` object (`{}` when there is none); then Step (invoke
+ * `shift`) → Status → Bake (wait `waitSeconds`, at most a minute: `shift` re-reads the alarms and
+ * the restore record at every return) → Step … until `promoted` (Succeed) or `aborted` (Fail
+ * `Rollout.Aborted`). Create it with `ShiftGuard.rollout(id, props)`.
  *
  * Start a rollout: `aws stepfunctions start-execution --state-machine-arn ARN --name ROLLOUT_ID
- * [--input file://plan.json]`, where plan.json is `{"shiftguard":"shift","rollout":{…}}` (every key
- * of `rollout` given replaces this construct's; none: the construct's plan as it is).
+ * [--input file://input.json]`, where input.json is `{"rollout":{…}}` and the `rollout` object may
+ * give only the release: `id` (which must be the execution's name), `target.newVersion` (a
+ * lambda-alias target), `checkFunction.version` and `checkFunction.currentVersion`, e.g.
+ * `{"rollout":{"target":{"newVersion":"7"}}}`. Anything else (another target, steps, alarms,
+ * checks, …) fails the execution with `Shift.InvalidPlan`, nothing moved: permission to start a
+ * rollout never moves another target, changes its checks or alarms, or sends a secret elsewhere.
+ * No input (or no `rollout` in it): the construct's plan as it is.
  */
 export class Rollout extends Construct {
   public readonly stateMachine: sfn.StateMachine;
@@ -281,9 +342,15 @@ export class Rollout extends Construct {
   constructor(scope: Construct, id: string, props: RolloutConstructProps) {
     super(scope, id);
     this.plan = rolloutPlan(props);
+    const events = historyEvents(this.plan);
+    if (events > 0.8 * HISTORY_EVENTS) {
+      Annotations.of(this).addWarningV2('shiftguard:rolloutHistory', `the steps bake long enough that one execution needs about ${events} history events of Step Functions' ${HISTORY_EVENTS} (shift comes back at least every minute, ${EVENTS_PER_RETURN} events each): an execution that reaches the limit fails. Keep the bakes under about ${Math.floor((0.8 * HISTORY_EVENTS) / EVENTS_PER_RETURN / 60)} hours in all, or split the rollout in two.`);
+    }
 
-    // 1. The plan: the input's `rollout` (or none) over the construct's, `id` from the execution's
-    // name (unique per state machine, kept by a redrive: the marker on the target is this rollout's).
+    // 1. The event: the construct's plan with `id` from the execution's name (unique per state
+    // machine, kept by a redrive: the marker on the target is this rollout's), and the input's
+    // `rollout` (or {}) beside it as `input`, never merged into the plan: `shift` takes only the
+    // release from it (target.newVersion, checkFunction.version/currentVersion) and refuses the rest.
     const planGiven = new sfn.Choice(this, 'Plan given?');
     const emptyPlan = new sfn.Pass(this, 'Empty plan', { result: sfn.Result.fromObject({}), resultPath: '$.rollout' });
     // Result is literal JSON: nothing in the plan is read as a path.
@@ -295,11 +362,13 @@ export class Rollout extends Construct {
         name: { id: sfn.JsonPath.executionName },
       },
     });
-    // The event `shift` reads: nothing else (it refuses unknown fields).
+    // The event `shift` reads: nothing else (it refuses unknown fields). The plan has no `id`, so
+    // the merge only adds it.
     const plan = new sfn.Pass(this, 'Plan', {
       parameters: {
         shiftguard: 'shift',
-        rollout: sfn.JsonPath.jsonMerge(sfn.JsonPath.jsonMerge(sfn.JsonPath.objectAt('$.defaults'), sfn.JsonPath.objectAt('$.given')), sfn.JsonPath.objectAt('$.name')),
+        rollout: sfn.JsonPath.jsonMerge(sfn.JsonPath.objectAt('$.defaults'), sfn.JsonPath.objectAt('$.name')),
+        input: sfn.JsonPath.objectAt('$.given'),
       },
     });
 

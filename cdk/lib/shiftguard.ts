@@ -15,7 +15,11 @@ import { Construct } from 'constructs';
 import { suppress } from './nag';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 
-/** A Lambda alias rollback may put back on its stable version (see ROLLBACK_TARGETS). */
+/**
+ * A Lambda alias rollback may put back on its stable version (see ROLLBACK_TARGETS). Rollback also
+ * reads the function's tags (the rollout marker `shiftguard:rollout:ALIAS`) and leaves its restore
+ * record `shiftguard:restored:ALIAS` on the function (the unqualified function ARN).
+ */
 export interface LambdaAliasTarget {
   readonly type: 'lambda-alias';
   readonly function: string;
@@ -25,7 +29,15 @@ export interface LambdaAliasTarget {
   readonly codeDeploy?: { readonly application: string; readonly deploymentGroup: string };
 }
 
-/** A VPC Lattice listener rollback may put back on its production target group. */
+/**
+ * A VPC Lattice listener rollback may put back on its production target group. Rollback also reads
+ * the listener's tags (the rollout marker `shiftguard:rollout`) and leaves its restore record
+ * `shiftguard:restored` on the listener. When a rollout of this ShiftGuard promotes the same
+ * listener and production target group through a `productionAlias`, rollback may also put that
+ * alias back (the marker's `prev`): it gets `vpc-lattice:ListTargets` on the production group and
+ * `lambda:GetAlias`/`lambda:UpdateAlias` on the alias, nothing else, and ROLLBACK_TARGETS gains
+ * nothing (rollback reads the alias from the production group's target).
+ */
 export interface LatticeListenerTarget {
   readonly type: 'lattice-listener';
   readonly service: string;
@@ -100,6 +112,39 @@ export interface HookChecks {
   /** Checks at once (the hooks' default is 4). */
   readonly concurrency?: number;
   readonly checks: HookCheck[];
+}
+
+/**
+ * Every (variable, origin) a rollout's checks send a secret to: `secretHeaders` values and
+ * `signing` keys of http checks and http bursts, with the origin of the check's URL. Throws, naming
+ * the check, for a URL whose origin is not known at synth (a token) or that is plain http beyond
+ * loopback: `shift` sends a secret only to the origin it is allowed for, over https.
+ */
+export function sentSecrets(rollout: string, plan: { checks?: { before?: { checks: HookCheck[] }; after?: { checks: HookCheck[] } } }): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [phase, set] of Object.entries(plan.checks ?? {})) {
+    (set?.checks ?? []).forEach((c: HookCheck, i: number) => {
+      const http = (c.kind === 'http' ? c : c.kind === 'burst' ? (c.target as { http?: Record<string, unknown> } | undefined)?.http : undefined) as
+        { url?: unknown; secretHeaders?: Record<string, string>; signing?: { apiKeyEnv?: string; secretEnv?: string } } | undefined;
+      if (!http) return;
+      const vars = [...Object.values(http.secretHeaders ?? {}), http.signing?.apiKeyEnv, http.signing?.secretEnv]
+        .filter((v): v is string => typeof v === 'string');
+      if (vars.length === 0) return;
+      const field = `ShiftGuard rollout '${rollout}': checks.${phase}.checks[${i}] ('${c.name}')`;
+      const url = typeof http.url === 'string' ? http.url : '';
+      const m = /^(https?):\/\/([^/?#@]+)(?:[/?#]|$)/i.exec(url);
+      if (!m || Token.isUnresolved(url)) {
+        throw new Error(`${field}: url: a check that sends a secret needs a literal http(s) URL (its origin is the only one the secret may go to), got ${JSON.stringify(url)}`);
+      }
+      const origin = `${m[1].toLowerCase()}://${m[2].toLowerCase()}`;
+      const loopback = /^(127\.|localhost|\[::1\])/.test(m[2].toLowerCase());
+      if (m[1].toLowerCase() !== 'https' && !loopback) {
+        throw new Error(`${field}: url: a secret goes over https only (loopback aside), got ${origin}`);
+      }
+      for (const v of vars) out.push([v, origin]);
+    });
+  }
+  return out;
 }
 
 export interface ShiftGuardProps {
@@ -234,7 +279,13 @@ export class ShiftGuard extends Construct {
   private shiftFunction?: lambda.Function;
   /** What rollouts put in shift's environment, by variable (one value each). */
   private readonly shiftEnvironment: Record<string, string> = {};
+  /** Where the rollouts' checks send each variable: the origins SHIFT_ALLOWED_SECRETS allows it. */
+  private readonly secretOrigins: Record<string, Set<string>> = {};
   private readonly rollouts: Record<string, Rollout> = {};
+  /** Rollback's Lattice targets and the rollouts' production aliases, matched by listener and production group (see grantPutBack). */
+  private readonly rollbackListeners: { key: string; group: string }[] = [];
+  private readonly productionAliases: { key: string; alias: lambda.IAlias }[] = [];
+  private readonly putBackGranted = new Set<string>();
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -345,6 +396,44 @@ export class ShiftGuard extends Construct {
     });
   }
 
+  /**
+   * A Lattice listener's ARN (given as an ARN, or built from the service's and the listener's ids,
+   * as rollback and `shift` name it: `service/SERVICE_ID/listener/LISTENER_ID`) and a target
+   * group's ARN (given, or `targetgroup/ID`).
+   */
+  private lattice(service: string, listener: string): { listenerArn: string; groupArn: (g: string) => string } {
+    const stack = Stack.of(this);
+    const arn = (resource: string) => `arn:${stack.partition}:vpc-lattice:${stack.region}:${stack.account}:${resource}`;
+    const serviceId = service.startsWith('arn:') ? service.replace(/^.*\//, '') : service;
+    return {
+      listenerArn: listener.startsWith('arn:') ? listener : arn(`service/${serviceId}/listener/${listener}`),
+      groupArn: (g: string) => g.startsWith('arn:') ? g : arn(`targetgroup/${g}`),
+    };
+  }
+
+  /** Listener and production target group, in one form whichever way (ids or ARNs) they were given. */
+  private latticeKey(service: string, listener: string, productionTargetGroup: string): string {
+    return `${this.lattice(service, listener).listenerArn} ${productionTargetGroup.startsWith('arn:') ? productionTargetGroup.replace(/^.*\//, '') : productionTargetGroup}`;
+  }
+
+  /**
+   * Rollback puts back the production alias a rollout's Lattice promotion moved (the marker's
+   * `prev`): it lists the production group's targets and moves the alias registered there. Granted
+   * for each rollback target whose listener and production group a rollout of this ShiftGuard
+   * promotes through a `productionAlias`, in whichever order the two were added.
+   */
+  private grantPutBack(): void {
+    for (const l of this.rollbackListeners) {
+      for (const p of this.productionAliases) {
+        const once = `${l.key} ${p.alias.functionArn}`;
+        if (l.key !== p.key || this.putBackGranted.has(once)) continue;
+        this.putBackGranted.add(once);
+        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['vpc-lattice:ListTargets'], resources: [l.group] }));
+        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [p.alias.functionArn] }));
+      }
+    }
+  }
+
   /** The `shift` function (progressive rollouts), once the first `rollout()` created it. */
   public get shift(): lambda.Function | undefined {
     return this.shiftFunction;
@@ -352,11 +441,19 @@ export class ShiftGuard extends Construct {
 
   private ensureShift(): lambda.Function {
     if (!this.shiftFunction) {
-      // shift reads only the variables SHIFT_ALLOWED_SECRETS lists for a plan's checks (a plan
-      // arrives with the execution's input): the rollouts' `environment` names, nothing else.
+      // shift reads only the variables SHIFT_ALLOWED_SECRETS lists for a plan's checks: the
+      // rollouts' `environment` names, nothing else — and a variable a check sends (secretHeaders,
+      // signing) only to the origin of that check's URL (`NAME@https://host`), as shift enforces.
       this.shiftFunction = this.makeFunction(`${this.namePrefix}_shift`, 'shift', {
         SHIFT_ALLOWED_SECRETS: Lazy.string({
-          produce: () => Object.keys(this.shiftEnvironment).filter((k) => k !== 'NOTIFY_TOPIC_ARN').sort().join(','),
+          produce: () => Object.keys(this.shiftEnvironment)
+            .filter((k) => k !== 'NOTIFY_TOPIC_ARN')
+            .sort()
+            .flatMap((k) => {
+              const origins = [...(this.secretOrigins[k] ?? [])].sort();
+              return origins.length ? origins.map((o) => `${k}@${o}`) : [k];
+            })
+            .join(','),
         }),
       }, this.shiftTimeout, 256);
     }
@@ -388,6 +485,9 @@ export class ShiftGuard extends Construct {
           : `ShiftGuard rollout '${id}': environment ${k} is already set to another value by another rollout (shift is shared by every rollout of this ShiftGuard)`);
       }
     }
+    for (const [variable, origin] of sentSecrets(id, plan)) {
+      (this.secretOrigins[variable] ??= new Set()).add(origin);
+    }
     const shift = this.ensureShift();
     for (const [k, v] of Object.entries(env)) {
       if (!(k in this.shiftEnvironment)) shift.addEnvironment(k, v);
@@ -415,18 +515,32 @@ export class ShiftGuard extends Construct {
     const t = plan.target;
     let checked: string | undefined;
     if (t.type === 'lattice-listener') {
-      const serviceId = t.service.startsWith('arn:') ? t.service.replace(/^.*:service\//, '') : t.service;
       const serviceArn = t.service.startsWith('arn:') ? t.service : arn('vpc-lattice', `service/${t.service}`);
-      const listenerArn = t.listener.startsWith('arn:') ? t.listener : arn('vpc-lattice', `service/${serviceId}/listener/${t.listener}`);
-      const group = (g: string) => g.startsWith('arn:') ? g : arn('vpc-lattice', `targetgroup/${g}`);
-      // Read and write the weighted forwards (default action and rules), read and write the marker.
+      const { listenerArn, groupArn: group } = this.lattice(t.service, t.listener);
+      // Read and write the weighted forwards (default action and rules), read and write the marker;
+      // read rollback's restore record (ListTagsForResource).
       statement(['vpc-lattice:GetListener', 'vpc-lattice:ListRules', 'vpc-lattice:GetRule', 'vpc-lattice:UpdateListener', 'vpc-lattice:UpdateRule', 'vpc-lattice:ListTagsForResource'],
         [serviceArn, listenerArn, `${listenerArn}/rule/*`]);
       statement(['vpc-lattice:TagResource'], [listenerArn], markerOnly);
-      // Start: the canary group has targets; promotion: production takes the canary's targets.
-      statement(['vpc-lattice:ListTargets'], [group(t.canaryTargetGroup), group(t.productionTargetGroup)]);
+      // Start: both groups have targets, and whether production is a LAMBDA group (GetTargetGroup,
+      // at start and at promotion); promotion: production takes the canary's targets.
+      statement(['vpc-lattice:ListTargets', 'vpc-lattice:GetTargetGroup'], [group(t.canaryTargetGroup), group(t.productionTargetGroup)]);
       statement(['vpc-lattice:RegisterTargets', 'vpc-lattice:DeregisterTargets'], [group(t.productionTargetGroup)]);
       checked = plan.checkFunction?.function;
+      // Start reads checkFunction's version (it must exist); the checks' statement below covers it.
+      const versionReads = new Set<string>();
+      const cf = plan.checkFunction;
+      if (cf && !plan.checks) versionReads.add(`${fnArn(cf.function)}:*`);
+      // A LAMBDA production group: promotion moves its alias (read, moved, read back; put back on
+      // abort) to the canary's version.
+      const pa = props.target.type === 'lattice-listener' ? props.target.productionAlias : undefined;
+      if (pa) {
+        statement(['lambda:GetAlias', 'lambda:UpdateAlias'], [pa.functionArn]);
+        if (!(cf && cf.function === pa.version.lambda.functionName)) versionReads.add(`${pa.version.lambda.functionArn}:*`);
+        this.productionAliases.push({ key: this.latticeKey(t.service, t.listener, t.productionTargetGroup), alias: pa });
+        this.grantPutBack();
+      }
+      if (versionReads.size > 0) statement(['lambda:GetFunctionConfiguration'], [...versionReads]);
     } else {
       const f = fnArn(t.function);
       const aliases = [`${f}:${t.alias}`, ...(t.stableAlias ? [`${f}:${t.stableAlias}`] : [])];
@@ -435,6 +549,7 @@ export class ShiftGuard extends Construct {
       if (t.stableAlias) statement(['lambda:CreateAlias'], [f, `${f}:${t.stableAlias}`]);
       // The new version exists (start), the stable one exists (abort, through rollback's alias path).
       statement(['lambda:GetFunctionConfiguration'], [`${f}:*`]);
+      // The marker, and rollback's restore record (`shiftguard:restored:ALIAS`), read only.
       statement(['lambda:ListTags'], [f]);
       statement(['lambda:TagResource'], [f], markerOnly);
       // Rollback's alias path looks for CodeDeploy deployments shifting the alias before it restores
@@ -571,6 +686,8 @@ export class ShiftGuard extends Construct {
     const aliases = targets.filter((t): t is LambdaAliasTarget => t.type === 'lambda-alias');
     const listeners = targets.filter((t): t is LatticeListenerTarget => t.type === 'lattice-listener');
     const fnArn = (name: string) => name.startsWith('arn:') ? name : `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${name}`;
+    // Lambda tags functions, not aliases or versions: the unqualified ARN.
+    const unqualified = (name: string) => fnArn(name).replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1');
     if (aliases.length > 0) {
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
         actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
@@ -582,6 +699,15 @@ export class ShiftGuard extends Construct {
         actions: ['lambda:GetFunctionConfiguration'],
         resources: aliases.map((a) => `${fnArn(a.function)}:*`),
       }));
+      // The rollout marker (`shiftguard:rollout:ALIAS`) and the restore record, read; the restore
+      // record (`shiftguard:restored:ALIAS`) written, and no other tag key.
+      const functions = [...new Set(aliases.map((a) => unqualified(a.function)))];
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:ListTags'], resources: functions }));
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['lambda:TagResource'],
+        resources: functions,
+        conditions: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored:*'] } },
+      }));
       // ListDeployments without an application cannot be scoped; with one it is the group's ARN.
       const groups = aliases.filter((a) => a.codeDeploy).map((a) => `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:${a.codeDeploy!.application}/${a.codeDeploy!.deploymentGroup}`);
       const everyAliasHasAGroup = groups.length === aliases.length;
@@ -591,13 +717,23 @@ export class ShiftGuard extends Construct {
       }));
     }
     if (listeners.length > 0) {
+      const listenerArns = [...new Set(listeners.map((l) => this.lattice(l.service, l.listener).listenerArn))];
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
         actions: ['vpc-lattice:GetListener', 'vpc-lattice:UpdateListener', 'vpc-lattice:ListRules', 'vpc-lattice:GetRule', 'vpc-lattice:UpdateRule'],
-        resources: listeners.flatMap((l) => {
-          const listenerArn = l.listener.startsWith('arn:') ? l.listener : `arn:${stack.partition}:vpc-lattice:${stack.region}:${stack.account}:service/${l.service}/listener/${l.listener}`;
-          return [listenerArn, `${listenerArn}/rule/*`];
-        }),
+        resources: listenerArns.flatMap((a) => [a, `${a}/rule/*`]),
       }));
+      // The rollout marker (`shiftguard:rollout`) and the restore record, read; the restore record
+      // (`shiftguard:restored`) written, and no other tag key.
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['vpc-lattice:ListTagsForResource'], resources: listenerArns }));
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['vpc-lattice:TagResource'],
+        resources: listenerArns,
+        conditions: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored'] } },
+      }));
+      for (const l of listeners) {
+        this.rollbackListeners.push({ key: this.latticeKey(l.service, l.listener, l.productionTargetGroup), group: this.lattice(l.service, l.listener).groupArn(l.productionTargetGroup) });
+      }
+      this.grantPutBack();
     }
     const stages = targets.filter((t): t is ApiGatewayCanaryTarget => t.type === 'apigateway-canary');
     if (stages.length > 0) {

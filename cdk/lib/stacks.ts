@@ -114,10 +114,12 @@ export class CanaryExampleStack extends Stack {
 }
 
 /**
- * Example: a VPC Lattice service `orders` with production and canary target groups (the listener
- * starts all on production, the canary group in the forward at weight 0), rollback mapped to the
- * canary's alarms, and a progressive rollout of the canary: 10% → 25% → 50% → 100%, five minutes
- * each, the new version's health checked before any traffic moves.
+ * Example: a VPC Lattice service `orders` with production and canary target groups of type LAMBDA
+ * (the listener starts all on production, the canary group in the forward at weight 0), rollback
+ * mapped to the canary's alarms, and a progressive rollout of the canary: 10% → 25% → 50% → 100%,
+ * five minutes each, the new version's health checked before any traffic moves. A Lambda target
+ * group holds one target, so production serves the alias `live` (on the production version) and
+ * the canary group the new version; promotion moves `live` to the new version (`productionAlias`).
  */
 export class LatticeExampleStack extends Stack {
   public readonly shiftguard: ShiftGuard;
@@ -132,15 +134,19 @@ export class LatticeExampleStack extends Stack {
     const network = new vpclattice.CfnServiceNetwork(this, 'network', { name: 'orders-network', authType: 'AWS_IAM' });
     const service = new vpclattice.CfnService(this, 'service', { name: 'orders', authType: 'AWS_IAM' });
     new vpclattice.CfnServiceNetworkServiceAssociation(this, 'association', { serviceNetworkIdentifier: network.attrId, serviceIdentifier: service.attrId });
-    const targetGroup = (name: string, version: lambda.IVersion) => {
-      version.addPermission(`${name}-lattice`, { principal: new iam.ServicePrincipal('vpc-lattice.amazonaws.com') });
+    // Production's target is an alias (arn:…:function:orders:live), never a version: promotion moves
+    // it to the canary's version, so the group is never empty. CloudFormation creates it on the
+    // production version; promotions move it after that.
+    const live = new lambda.Alias(this, 'live', { aliasName: 'live', version: production });
+    const targetGroup = (name: string, target: lambda.IFunction) => {
+      target.addPermission(`${name}-lattice`, { principal: new iam.ServicePrincipal('vpc-lattice.amazonaws.com') });
       return new vpclattice.CfnTargetGroup(this, name, {
         name: `orders-${name}`, type: 'LAMBDA',
         config: { lambdaEventStructureVersion: 'V2' },
-        targets: [{ id: version.functionArn }],
+        targets: [{ id: target.functionArn }],
       });
     };
-    const productionGroup = targetGroup('production', production);
+    const productionGroup = targetGroup('production', live);
     const canaryGroup = targetGroup('canary', canary);
     const listener = new vpclattice.CfnListener(this, 'listener', {
       serviceIdentifier: service.attrId, name: 'orders-https', protocol: 'HTTPS', port: 443,
@@ -182,6 +188,8 @@ export class LatticeExampleStack extends Stack {
       target: {
         type: 'lattice-listener', service: service.attrId, listener: listener.attrId,
         productionTargetGroup: productionGroup.attrId, canaryTargetGroup: canaryGroup.attrId,
+        // The alias production's group serves: promotion moves it to the canary's version.
+        productionAlias: live,
       },
       steps: [10, 25, 50, 100].map((weight) => ({ weight, bake: Duration.minutes(5) })),
       alarms,

@@ -272,6 +272,60 @@ const answer = (status: string, extra: object = {}) => ({ status, action: 'bakin
 /** Answers in turn; the last one again once they run out. */
 const script = (...answers: Answer[]) => (_e: any, call: number) => answers[Math.min(call, answers.length - 1)];
 
+/** What a rollout's input may set (shift's INPUT_MAY_SET). */
+const MAY_SET = 'id, target.newVersion, checkFunction.version, checkFunction.currentVersion';
+type Read = { plan: any } | { errorType: 'Shift.InvalidPlan'; errorMessage: string };
+
+/**
+ * An event read as `shift` reads it (rollback/shift/src/plan.rs, parse_plan): exactly `shiftguard`,
+ * `rollout` (the plan) and optionally `input` and `last`; the input applied to the plan field by
+ * field, the release only; anything else refused with Shift.InvalidPlan naming the field.
+ */
+function readEvent(event: any): Read {
+  const refuse = (errorMessage: string): Read => ({ errorType: 'Shift.InvalidPlan', errorMessage });
+  const unknown = Object.keys(event).filter((k) => !['shiftguard', 'rollout', 'input', 'last'].includes(k));
+  if (unknown.length > 0) return refuse(`${unknown[0]}: unknown field`);
+  if (event.shiftguard !== 'shift') return refuse('shiftguard: expected "shift"');
+  const plan = JSON.parse(JSON.stringify(event.rollout));
+  const input = event.input ?? null;
+  if (input === null) return { plan };
+  if (typeof input !== 'object' || Array.isArray(input)) return refuse(`input: expected an object, got ${JSON.stringify(input)}`);
+  const only = (field: string) => refuse(`input.${field}: a rollout's input may set only ${MAY_SET}`);
+  for (const [k, v] of Object.entries<any>(input)) {
+    if (k === 'id') {
+      if (v !== plan.id) return refuse(`input.id: ${JSON.stringify(v)} is not the rollout's id ${JSON.stringify(plan.id)} (the execution's name)`);
+    } else if (k === 'target' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [tk, tv] of Object.entries(v)) {
+        if (tk !== 'newVersion' || plan.target.type !== 'lambda-alias') return only(`target.${tk}`);
+        if (typeof tv !== 'string') return refuse(`input.target.newVersion: expected a string, got ${JSON.stringify(tv)}`);
+        plan.target.newVersion = tv;
+      }
+    } else if (k === 'checkFunction' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      if (!plan.checkFunction) return refuse('input.checkFunction: the rollout\'s plan has no checkFunction to set versions of');
+      for (const [ck, cv] of Object.entries(v)) {
+        if (ck !== 'version' && ck !== 'currentVersion') return only(`checkFunction.${ck}`);
+        if (typeof cv !== 'string') return refuse(`input.checkFunction.${ck}: expected a string, got ${JSON.stringify(cv)}`);
+        plan.checkFunction[ck] = cv;
+      }
+    } else {
+      return only(k);
+    }
+  }
+  return { plan };
+}
+
+/** Like `script`, but each event is first read as shift reads it: what it refuses is answered with its error. */
+const shiftReading = (...answers: Answer[]) => (event: any, call: number): Answer => {
+  const read = readEvent(event);
+  return 'errorType' in read ? read : answers[Math.min(call, answers.length - 1)];
+};
+/** The plan shift would run for an event. */
+const planOf = (event: any) => {
+  const read = readEvent(event);
+  if ('errorType' in read) throw new Error(`${read.errorType}: ${read.errorMessage}`);
+  return read.plan;
+};
+
 describe('the state machine: Step → Status → Bake → Step until promoted or aborted', () => {
   const def = definition(orders);
   const plan = rolloutPlan({ target: LATTICE, steps: STEPS, alarms: ['orders-canary-5xx', 'orders-canary-latency'] });
@@ -334,40 +388,68 @@ describe('the state machine: Step → Status → Bake → Step until promoted or
   });
 
   test('an execution without input runs the construct\'s plan, its id the execution\'s name, until promoted', () => {
-    const run = execute(def, 'orders-v2', {}, script(
-      answer('in-progress', { action: 'started', waitSeconds: 300, waitMs: 299_500 }),
-      answer('in-progress', { action: 'advanced', step: 2, waitSeconds: 90 }),
+    const started = answer('in-progress', { action: 'started', waitSeconds: 60, waitMs: 299_500 });
+    const run = execute(def, 'orders-v2', {}, shiftReading(
+      started,
+      answer('in-progress', { action: 'advanced', step: 2, waitSeconds: 60, waitMs: 90_000 }),
       answer('promoted', { action: 'promoted', step: 4 }),
     ));
-    expect(run).toMatchObject({ status: 'SUCCEEDED', state: 'Promoted', waits: [300, 90] });
+    expect(run).toMatchObject({ status: 'SUCCEEDED', state: 'Promoted', waits: [60, 60] });
     expect(run.events).toHaveLength(3);
-    // Exactly the event shift reads (it refuses unknown fields): shiftguard, rollout, and then last.
-    expect(run.events[0]).toEqual({ shiftguard: 'shift', rollout: { ...plan, id: 'orders-v2' } });
+    // Exactly the event shift reads (it refuses unknown fields): shiftguard, rollout, input, and then last.
+    expect(run.events[0]).toEqual({ shiftguard: 'shift', rollout: { ...plan, id: 'orders-v2' }, input: {} });
     expect(run.events[0].rollout.steps).toEqual([{ weight: 10, bake: '5m' }, { weight: 25, bake: '90s' }, { weight: 50, bake: '1500ms' }, { weight: 100 }]);
-    expect(run.events[1]).toEqual({ shiftguard: 'shift', rollout: run.events[0].rollout, last: answer('in-progress', { action: 'started', waitSeconds: 300, waitMs: 299_500 }) });
-    expect(Object.keys(run.events[2]).sort()).toEqual(['last', 'rollout', 'shiftguard']);
+    expect(run.events[1]).toEqual({ shiftguard: 'shift', rollout: run.events[0].rollout, input: {}, last: started });
+    expect(Object.keys(run.events[2]).sort()).toEqual(['input', 'last', 'rollout', 'shiftguard']);
+    expect(planOf(run.events[2])).toEqual({ ...plan, id: 'orders-v2' });
   });
 
-  test('the input\'s rollout replaces the plan key by key; an id in it is replaced by the execution\'s name', () => {
-    const input = {
-      shiftguard: 'shift',
-      rollout: { id: 'not-this', steps: [{ weight: 50, bake: '1m' }, { weight: 100 }], checkFunction: { function: 'orders', version: '7' } },
-      somethingElse: true,
-    };
-    const run = execute(def, 'orders-v7', input, script(answer('promoted')));
-    expect(run.status).toBe('SUCCEEDED');
-    expect(run.events[0]).toEqual({
-      shiftguard: 'shift',
-      rollout: { ...plan, steps: input.rollout.steps, checkFunction: input.rollout.checkFunction, id: 'orders-v7' },
+  test('a bake longer than a minute: shift comes back every minute, each time with the same plan and input and its last answer', () => {
+    // A 5-minute bake: shift answers waitSeconds 60 (at most; waitMs keeps the exact bake) and re-reads the alarms at each return.
+    const baking = (waitMs: number) => answer('in-progress', { action: 'baking', waitSeconds: Math.min(60, Math.ceil(waitMs / 1000)), waitMs });
+    const answers = [answer('in-progress', { action: 'started', waitSeconds: 60, waitMs: 300_000 }), baking(240_000), baking(180_000), baking(120_000), baking(60_000), answer('promoted')];
+    const run = execute(def, 'orders-v2', { rollout: {} }, shiftReading(...answers));
+    expect(run).toMatchObject({ status: 'SUCCEEDED', waits: [60, 60, 60, 60, 60] });
+    run.events.forEach((e, i) => {
+      expect(e).toEqual({ shiftguard: 'shift', rollout: { ...plan, id: 'orders-v2' }, input: {}, ...(i > 0 ? { last: answers[i - 1] } : {}) });
     });
+  });
+
+  test('the input\'s rollout travels beside the plan as `input`; shift takes the release from it', () => {
+    const { stack, sg } = setup();
+    const withFunction = sg.rollout('orders', { target: LATTICE, steps: STEPS, alarms: ['orders-canary-5xx'], checkFunction: { function: 'orders', version: '1', currentVersion: '0' } });
+    const machine = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(withFunction.stateMachine.node.defaultChild as any)];
+    const given = { id: 'orders-v7', checkFunction: { version: '7', currentVersion: '6' } };
+    const run = execute(JSON.parse(text(machine.Properties.DefinitionString)), 'orders-v7', { shiftguard: 'shift', rollout: given, somethingElse: true }, shiftReading(answer('promoted')));
+    expect(run.status).toBe('SUCCEEDED');
+    // The construct's plan as it is, id from the execution's name; the caller's object apart; nothing else.
+    expect(run.events[0]).toEqual({ shiftguard: 'shift', rollout: { ...withFunction.plan, id: 'orders-v7' }, input: given });
+    expect(planOf(run.events[0]).checkFunction).toEqual({ function: 'orders', version: '7', currentVersion: '6' });
+  });
+
+  test.each([
+    ['target.type', { target: { type: 'lambda-alias', function: 'checkout', alias: 'live', newVersion: '9' } }, /^input\.target\.type: a rollout's input may set only/],
+    ['target (another listener)', { target: { listener: 'listener-of-another-rollout' } }, /^input\.target\.listener/],
+    ['alarms', { alarms: [] }, /^input\.alarms/],
+    ['checks', { checks: { after: { checks: [{ name: 'x', kind: 'http', url: 'https://example.org/', secretHeaders: { Authorization: 'PARTNER_TOKEN' } }] } } }, /^input\.checks/],
+    ['steps', { steps: [{ weight: 100 }] }, /^input\.steps/],
+    ['an id that is not the execution\'s name', { id: 'someone-else' }, /^input\.id/],
+    ['a checkFunction the plan has not', { checkFunction: { version: '3' } }, /^input\.checkFunction: the rollout's plan has no checkFunction/],
+    ['not an object', 'orders-v9', /^input: expected an object/],
+  ])('%s in the input never reaches `rollout`: it arrives only under `input`, and the execution fails with Shift.InvalidPlan', (_what, given, message) => {
+    const run = execute(def, 'orders-v9', { rollout: given }, shiftReading(answer('promoted')));
+    expect(run.events).toHaveLength(1);
+    expect(run.events[0].rollout).toEqual({ ...plan, id: 'orders-v9' });
+    expect(run.events[0].input).toEqual(given);
+    expect(run).toMatchObject({ status: 'FAILED', state: 'Refused', error: 'Shift.InvalidPlan', cause: expect.stringMatching(message) });
   });
 
   test('an abort fails the execution with Rollout.Aborted and shift\'s reason', () => {
     const run = execute(def, 'orders-v3', {}, script(
-      answer('in-progress', { waitSeconds: 300 }),
+      answer('in-progress', { waitSeconds: 60 }),
       answer('aborted', { action: 'aborted', reason: 'alarm(s) in ALARM during step 1: orders-canary-5xx' }),
     ));
-    expect(run).toMatchObject({ status: 'FAILED', state: 'Aborted', error: 'Rollout.Aborted', cause: 'alarm(s) in ALARM during step 1: orders-canary-5xx', waits: [300] });
+    expect(run).toMatchObject({ status: 'FAILED', state: 'Aborted', error: 'Rollout.Aborted', cause: 'alarm(s) in ALARM during step 1: orders-canary-5xx', waits: [60] });
   });
 
   test.each(REFUSED_ERRORS)('%s is not retried: the execution fails in Refused with shift\'s errorType and message', (errorType) => {
@@ -403,15 +485,17 @@ describe('the state machine: Step → Status → Bake → Step until promoted or
     expect(run).toMatchObject({ status: 'FAILED', state: 'Unexpected answer', error: 'Rollout.UnexpectedAnswer' });
   });
 
-  test('the alias rollout\'s plan: the alarm by its name (a Ref), the checks as written, the state machine named', () => {
-    const run = execute(definition(checkout), 'checkout-v2', { rollout: { target: { type: 'lambda-alias', function: 'checkout', alias: 'live', newVersion: '2', stableAlias: 'blue' } } }, script(answer('promoted')));
-    expect(run.events[0].rollout).toEqual({
-      id: 'checkout-v2',
-      target: { type: 'lambda-alias', function: 'checkout', alias: 'live', newVersion: '2', stableAlias: 'blue' },
+  test('the alias rollout\'s plan: the alarm by its name (a Ref), the checks as written, the state machine named; the new version from the input', () => {
+    const run = execute(definition(checkout), 'checkout-v2', { rollout: { target: { newVersion: '2' } } }, shiftReading(answer('promoted')));
+    expect(run.status).toBe('SUCCEEDED');
+    const construct = {
+      target: { type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue' },
       steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
       alarms: [apiAlarmName],
       checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 }, secretHeaders: { Authorization: 'PARTNER_TOKEN' } }] } },
-    });
+    };
+    expect(run.events[0]).toEqual({ shiftguard: 'shift', rollout: { id: 'checkout-v2', ...construct }, input: { target: { newVersion: '2' } } });
+    expect(planOf(run.events[0])).toEqual({ id: 'checkout-v2', ...construct, target: { ...construct.target, newVersion: '2' } });
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: 'checkout-rollout' });
   });
 });
@@ -490,10 +574,12 @@ describe('least privilege: shift may act on the rollouts\' targets, alarms and t
     const tag = shiftStatements().filter((s) => s.actions.includes('vpc-lattice:TagResource'));
     expect(tag).toEqual([{ actions: ['vpc-lattice:TagResource'], resources: [listener], condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:rollout', 'shiftguard:rollout:*'] } } }]);
     expect(allowed('vpc-lattice:ListTargets')).toEqual([group(LATTICE.canaryTargetGroup), group(LATTICE.productionTargetGroup)]);
+    // Whether production is a LAMBDA group: read at start and at promotion, on both groups.
+    expect(allowed('vpc-lattice:GetTargetGroup')).toEqual([group(LATTICE.canaryTargetGroup), group(LATTICE.productionTargetGroup)]);
     expect(allowed('vpc-lattice:RegisterTargets')).toEqual([group(LATTICE.productionTargetGroup)]);
     expect(allowed('vpc-lattice:DeregisterTargets')).toEqual([group(LATTICE.productionTargetGroup)]);
     const lattice = shiftStatements().flatMap((s) => s.actions).filter((a) => a.startsWith('vpc-lattice:'));
-    expect([...new Set(lattice)].sort()).toEqual(['vpc-lattice:DeregisterTargets', 'vpc-lattice:GetListener', 'vpc-lattice:GetRule', 'vpc-lattice:ListRules', 'vpc-lattice:ListTagsForResource', 'vpc-lattice:ListTargets', 'vpc-lattice:RegisterTargets', 'vpc-lattice:TagResource', 'vpc-lattice:UpdateListener', 'vpc-lattice:UpdateRule']);
+    expect([...new Set(lattice)].sort()).toEqual(['vpc-lattice:DeregisterTargets', 'vpc-lattice:GetListener', 'vpc-lattice:GetRule', 'vpc-lattice:GetTargetGroup', 'vpc-lattice:ListRules', 'vpc-lattice:ListTagsForResource', 'vpc-lattice:ListTargets', 'vpc-lattice:RegisterTargets', 'vpc-lattice:TagResource', 'vpc-lattice:UpdateListener', 'vpc-lattice:UpdateRule']);
   });
 
   test('alias: the alias and the pointer, the marker tag only, the versions; checks on the function; the topic', () => {
@@ -536,6 +622,116 @@ describe('least privilege: shift may act on the rollouts\' targets, alarms and t
       .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === role));
     const actions = policies.flatMap((p) => p.Properties.PolicyDocument.Statement).flatMap((s: any) => [s.Action].flat());
     expect(actions.filter((a: string) => /^(lambda|codedeploy|sns|kms):|GetMetricData|FilterLogEvents/.test(a))).toEqual([]);
+  });
+});
+
+/** A function's role's statements in `stack`, each with its resources as text. */
+function roleStatements(stack: Stack, fn: lambda.IFunction): { actions: string[]; resources: string[]; condition?: any }[] {
+  const role = stack.getLogicalId(fn.role!.node.defaultChild as any);
+  return Object.values(Template.fromStack(stack).toJSON().Resources as Record<string, any>)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === role))
+    .flatMap((r) => r.Properties.PolicyDocument.Statement)
+    .map((s: any) => ({ actions: [s.Action].flat(), resources: [s.Resource].flat().map(text), condition: s.Condition }));
+}
+const allowedIn = (statements: { actions: string[]; resources: string[] }[], action: string) =>
+  statements.filter((s) => s.actions.includes(action)).flatMap((s) => s.resources).sort();
+
+describe('a Lattice rollout whose LAMBDA production group serves an alias (productionAlias)', () => {
+  const fnArn = 'arn:aws:lambda:eu-west-1:123456789012:function:orders';
+  const group = (g: string) => arn('vpc-lattice', `targetgroup/${g}`);
+  const live = (stack: Stack) => lambda.Alias.fromAliasAttributes(stack, 'live', {
+    aliasName: 'live', aliasVersion: lambda.Version.fromVersionArn(stack, 'production-version', `${fnArn}:3`),
+  });
+  const MAPPING = { alarms: ['orders-canary-5xx'], targets: [{ type: 'lattice-listener' as const, service: LATTICE.service, listener: LATTICE.listener, productionTargetGroup: LATTICE.productionTargetGroup }] };
+
+  test('shift may read and move exactly that alias and read the function\'s versions; the plan does not name it', () => {
+    let r!: Rollout;
+    const { stack, sg } = setup((s, g) => { r = g.rollout('orders', { target: { ...LATTICE, productionAlias: live(s) }, steps: [{ weight: 100 }], alarms: ['a'] }); });
+    const statements = roleStatements(stack, sg.shift!);
+    expect(statements.filter((x) => x.actions.includes('lambda:UpdateAlias'))).toEqual([{ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [`${fnArn}:live`], condition: undefined }]);
+    expect(allowedIn(statements, 'lambda:GetFunctionConfiguration')).toEqual([`${fnArn}:*`]);
+    const lambdaActions = statements.flatMap((x) => x.actions).filter((a) => a.startsWith('lambda:'));
+    expect(lambdaActions.sort()).toEqual(['lambda:GetAlias', 'lambda:GetFunctionConfiguration', 'lambda:UpdateAlias']);
+    expect(r.plan.target).toEqual(LATTICE);
+    const machine = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(r.stateMachine.node.defaultChild as any)];
+    expect(JSON.parse(text(machine.Properties.DefinitionString)).States.Defaults.Result.target).toEqual(LATTICE);
+  });
+
+  test('checkFunction without checks: shift may read its versions (start checks the version exists); with the alias\'s function, once', () => {
+    const { stack, sg } = setup((s, g) => {
+      g.rollout('orders', { target: { ...LATTICE, productionAlias: live(s) }, steps: [{ weight: 100 }], alarms: ['a'], checkFunction: { function: fnArn, version: '4', currentVersion: '3' } });
+    });
+    expect(allowedIn(roleStatements(stack, sg.shift!), 'lambda:GetFunctionConfiguration')).toEqual([`${fnArn}:*`]);
+    const other = setup((_s, g) => { g.rollout('orders', { target: LATTICE, steps: [{ weight: 100 }], alarms: ['a'], checkFunction: { function: 'orders', version: '4' } }); });
+    expect(allowedIn(roleStatements(other.stack, other.sg.shift!), 'lambda:GetFunctionConfiguration')).toEqual([`${arn('lambda', 'function:orders')}:*`]);
+    expect(allowedIn(roleStatements(other.stack, other.sg.shift!), 'lambda:InvokeFunction')).toEqual([]);
+  });
+
+  test.each(['rollout first', 'mapping first'])('rollback may put the alias back (%s): ListTargets on production, GetAlias/UpdateAlias on the alias, nothing more', (order) => {
+    const { stack, sg } = setup((s, g) => {
+      if (order === 'mapping first') g.addRollbackMapping(MAPPING);
+      g.rollout('orders', { target: { ...LATTICE, productionAlias: live(s) }, steps: [{ weight: 100 }], alarms: ['a'] });
+      if (order === 'rollout first') g.addRollbackMapping(MAPPING);
+      // Another listener's mapping gets nothing of it.
+      g.addRollbackMapping({ alarms: ['b'], targets: [{ type: 'lattice-listener', service: LATTICE.service, listener: 'listener-0other00000000000', productionTargetGroup: LATTICE.productionTargetGroup }] });
+    });
+    const statements = roleStatements(stack, sg.rollback);
+    expect(statements.filter((x) => x.actions.includes('vpc-lattice:ListTargets'))).toEqual([{ actions: ['vpc-lattice:ListTargets'], resources: [group(LATTICE.productionTargetGroup)], condition: undefined }]);
+    expect(statements.filter((x) => x.actions.includes('lambda:UpdateAlias'))).toEqual([{ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [`${fnArn}:live`], condition: undefined }]);
+    expect(allowedIn(statements, 'vpc-lattice:RegisterTargets')).toEqual([]);
+    expect(allowedIn(statements, 'lambda:GetFunctionConfiguration')).toEqual([]);
+    // ROLLBACK_TARGETS gains nothing: rollback reads the alias from the production group's target.
+    const fns = Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'shop_rollback' } });
+    expect(JSON.parse((Object.values(fns)[0] as any).Properties.Environment.Variables.ROLLBACK_TARGETS)[0]).toEqual(MAPPING);
+  });
+
+  test('without productionAlias, rollback has no ListTargets and no alias permissions', () => {
+    const { stack, sg } = setup((_s, g) => { g.rollout('orders', { target: LATTICE, steps: [{ weight: 100 }], alarms: ['a'] }); g.addRollbackMapping(MAPPING); });
+    const actions = roleStatements(stack, sg.rollback).flatMap((x) => x.actions);
+    expect(actions.filter((a) => a === 'vpc-lattice:ListTargets' || a.startsWith('lambda:'))).toEqual([]);
+  });
+
+  test('a checkFunction of another function than the alias\'s is refused at synth, naming the field', () => {
+    const { stack } = setup();
+    const productionAlias = live(stack);
+    expect(() => rolloutPlan({ target: { ...LATTICE, productionAlias }, steps: [{ weight: 100 }], alarms: ['a'], checkFunction: { function: 'payments', version: '2' } }))
+      .toThrow(/^rollout\.checkFunction\.function: payments is not the function of target\.productionAlias \(orders\)/);
+    expect(() => rolloutPlan({ target: { ...LATTICE, productionAlias }, steps: [{ weight: 100 }], alarms: ['a'], checkFunction: { function: `${fnArn}:4`, version: '4' } })).not.toThrow();
+    expect(() => rolloutPlan({ target: { ...LATTICE, productionAlias }, steps: [{ weight: 100 }], alarms: ['a'], checkFunction: { function: 'orders', version: '4' } })).not.toThrow();
+  });
+});
+
+describe('rollback\'s tags: the marker read, only the restore record written', () => {
+  const fn = arn('lambda', 'function:checkout');
+  test('lambda-alias: ListTags on the function, TagResource on it for shiftguard:restored:* only (qualified ARNs named unqualified)', () => {
+    const { stack, sg } = setup((_s, g) => g.addRollbackMapping({ alarms: ['a'], targets: [
+      { type: 'lambda-alias', function: 'checkout', alias: 'live' },
+      { type: 'lambda-alias', function: 'checkout', alias: 'beta' },
+      { type: 'lambda-alias', function: 'arn:aws:lambda:eu-west-1:123456789012:function:pricing:live', alias: 'live' },
+    ] }));
+    const statements = roleStatements(stack, sg.rollback);
+    const pricing = 'arn:aws:lambda:eu-west-1:123456789012:function:pricing';
+    expect(statements.filter((x) => x.actions.includes('lambda:ListTags'))).toEqual([{ actions: ['lambda:ListTags'], resources: [fn, pricing], condition: undefined }]);
+    expect(statements.filter((x) => x.actions.includes('lambda:TagResource'))).toEqual([{
+      actions: ['lambda:TagResource'], resources: [fn, pricing],
+      condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored:*'] } },
+    }]);
+    expect(allowedIn(statements, 'lambda:UntagResource')).toEqual([]);
+  });
+
+  test.each([
+    ['ids', { service: LATTICE.service, listener: LATTICE.listener }, arn('vpc-lattice', `service/${LATTICE.service}/listener/${LATTICE.listener}`)],
+    ['a service ARN and a listener id', { service: `arn:aws:vpc-lattice:eu-west-1:123456789012:service/${LATTICE.service}`, listener: LATTICE.listener }, arn('vpc-lattice', `service/${LATTICE.service}/listener/${LATTICE.listener}`)],
+    ['ARNs', { service: `arn:aws:vpc-lattice:eu-west-1:123456789012:service/${LATTICE.service}`, listener: `arn:aws:vpc-lattice:eu-west-1:123456789012:service/${LATTICE.service}/listener/${LATTICE.listener}` }, `arn:aws:vpc-lattice:eu-west-1:123456789012:service/${LATTICE.service}/listener/${LATTICE.listener}`],
+  ])('lattice-listener given by %s: ListTagsForResource and TagResource (shiftguard:restored only) on the listener', (_how, ids, listener) => {
+    const { stack, sg } = setup((_s, g) => g.addRollbackMapping({ alarms: ['a'], targets: [{ type: 'lattice-listener', ...ids, productionTargetGroup: LATTICE.productionTargetGroup }] }));
+    const statements = roleStatements(stack, sg.rollback);
+    expect(statements.filter((x) => x.actions.includes('vpc-lattice:ListTagsForResource'))).toEqual([{ actions: ['vpc-lattice:ListTagsForResource'], resources: [listener], condition: undefined }]);
+    expect(statements.filter((x) => x.actions.includes('vpc-lattice:TagResource'))).toEqual([{
+      actions: ['vpc-lattice:TagResource'], resources: [listener],
+      condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored'] } },
+    }]);
+    expect(allowedIn(statements, 'vpc-lattice:UpdateListener')).toEqual([listener, `${listener}/rule/*`]);
   });
 });
 
@@ -619,6 +815,36 @@ describe('the plan is validated at synth, naming the field', () => {
     }
     expect(Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'shop_shift' } })).not.toEqual({});
     Template.fromStack(stack).resourceCountIs('AWS::StepFunctions::StateMachine', 2);
+  });
+
+  test('bakes too long for one execution\'s history (shift comes back every minute) are a synth warning', () => {
+    const warnings = (steps: RolloutProps['steps']) => {
+      const { stack } = setup((_s, g) => { g.rollout('long', { ...base, steps }); });
+      return Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('shiftguard:rolloutHistory')).map((w) => String(w.entry.data));
+    };
+    expect(warnings([{ weight: 10, bake: Duration.hours(24) }, { weight: 100, bake: Duration.hours(12) }])).toEqual([]);
+    expect(warnings([{ weight: 10, bake: Duration.days(7) }, { weight: 100 }])).toEqual([expect.stringMatching(/about 90\d{3} history events of Step Functions' 25000 .* under about 37 hours/)]);
+  });
+
+  test('a secret a check sends is allowed to that check\'s origin only, over https (what shift enforces)', () => {
+    const withCheck = (url: unknown) => {
+      const { stack } = setup((_s, g) => {
+        g.rollout('partner', {
+          ...base, environment: { PARTNER_TOKEN: 't', ARTIFACT: 'sha' },
+          checks: { after: { checks: [
+            { name: 'partner', kind: 'http', url, secretHeaders: { Authorization: 'PARTNER_TOKEN' } },
+            { name: 'load', kind: 'burst', requests: 5, target: { http: { url: 'https://Partner.example.com:8443/x', signing: { apiKeyEnv: 'PARTNER_TOKEN', secretEnv: 'PARTNER_TOKEN' } } } },
+          ] } },
+        });
+      });
+      return Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'shop_shift' } });
+    };
+    const fn = Object.values(withCheck('https://partner.example.com/health'))[0] as any;
+    expect(fn.Properties.Environment.Variables.SHIFT_ALLOWED_SECRETS)
+      .toBe('ARTIFACT,PARTNER_TOKEN@https://partner.example.com,PARTNER_TOKEN@https://partner.example.com:8443');
+    expect(() => withCheck('http://partner.example.com/health')).toThrow(/checks\.after\.checks\[0\] \('partner'\): url: a secret goes over https only/);
+    expect(() => withCheck('https://user@partner.example.com/')).toThrow(/needs a literal http\(s\) URL/);
+    expect(Object.keys(withCheck('http://127.0.0.1:8080/health'))).toHaveLength(1);
   });
 
   test('a ShiftGuard without rollouts has no shift function', () => {

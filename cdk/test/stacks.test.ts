@@ -122,6 +122,31 @@ describe('least privilege', () => {
     expect(JSON.stringify(report.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
   });
 
+  test('rollback reads the function\'s tags and may write only its restore record (shiftguard:restored:*) on it', () => {
+    const statements = policyStatements(canary.template, 'rollbackrole');
+    const fn = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':lambda:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':function:checkout']] };
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('lambda:ListTags'))).toEqual([{ Action: 'lambda:ListTags', Effect: 'Allow', Resource: fn }]);
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('lambda:TagResource'))).toEqual([{
+      Action: 'lambda:TagResource', Effect: 'Allow', Resource: fn,
+      Condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored:*'] } },
+    }]);
+    // protect(): the same for each protected function, by its name (a Ref).
+    const protectedTags = policyStatements(protectExample.template, 'rollbackrole').filter((s) => s.Action === 'lambda:TagResource');
+    expect(protectedTags.map((s) => JSON.stringify(s.Resource).match(/"Ref":"(cart|pricing)[0-9A-F]+"/)?.[1]).sort()).toEqual(['cart', 'pricing']);
+    for (const s of protectedTags) expect(s.Condition).toEqual({ 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored:*'] } });
+  });
+
+  test('rollback reads the Lattice listener\'s tags and may write only its restore record (shiftguard:restored) on it', () => {
+    const statements = policyStatements(lattice.template, 'rollbackrole');
+    const listener = statements.find((s) => JSON.stringify(s.Action).includes('vpc-lattice:UpdateListener')).Resource[0];
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('vpc-lattice:ListTagsForResource'))).toEqual([{ Action: 'vpc-lattice:ListTagsForResource', Effect: 'Allow', Resource: listener }]);
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('vpc-lattice:TagResource'))).toEqual([{
+      Action: 'vpc-lattice:TagResource', Effect: 'Allow', Resource: listener,
+      Condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored'] } },
+    }]);
+    expect(JSON.stringify(listener)).toMatch(/":service\/",\{"Fn::GetAtt":\["service","Id"\]\},"\/listener\/",\{"Fn::GetAtt":\["listener","Id"\]\}\]\]\}$/);
+  });
+
   test('rollback may update only the Lattice listener and its rules', () => {
     const statements = policyStatements(lattice.template, 'rollbackrole');
     const l = statements.find((s) => JSON.stringify(s.Action).includes('vpc-lattice:UpdateListener'));
@@ -219,6 +244,26 @@ describe('the VPC Lattice example', () => {
     expect(JSON.stringify(register.Resource)).not.toContain(id('canary'));
     const invoke = statements.find((s) => JSON.stringify(s.Action).includes('lambda:InvokeFunction'));
     expect(JSON.stringify(invoke.Resource)).toContain(`function:",{"Ref":"${id('orders')}"},":*"`);
+  });
+
+  test('production\'s LAMBDA group serves the alias live (never a version); the rollout promotes through it', () => {
+    const resources = lattice.template.toJSON().Resources as Record<string, any>;
+    const id = (name: string) => Object.keys(resources).find((k) => new RegExp(`^${name}([0-9A-F]{8})?$`).test(k))!;
+    const live = id('live');
+    expect(resources[live]).toMatchObject({ Type: 'AWS::Lambda::Alias', Properties: { Name: 'live', FunctionName: { Ref: id('orders') }, FunctionVersion: { 'Fn::GetAtt': [id('productionversion'), 'Version'] } } });
+    // An alias-qualified target in production, a published version in the canary group: what shift's promotion needs.
+    expect(resources[id('production')].Properties).toMatchObject({ Type: 'LAMBDA', Targets: [{ Id: { Ref: live } }] });
+    expect(resources[id('canary')].Properties.Targets).toEqual([{ Id: { Ref: expect.stringMatching(/^ordersCurrentVersion/) } }]);
+    lattice.template.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: { Ref: live }, Principal: 'vpc-lattice.amazonaws.com', Action: 'lambda:InvokeFunction' });
+    const group = (g: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':vpc-lattice:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':targetgroup/', { 'Fn::GetAtt': [g, 'Id'] }]] });
+    // shift: the alias, read and moved; both groups' type (GetTargetGroup) and targets.
+    const shift = policyStatements(lattice.template, 'ShiftGuardshiftrole');
+    expect(shift.filter((s) => JSON.stringify(s.Action).includes('lambda:UpdateAlias'))).toEqual([{ Action: ['lambda:GetAlias', 'lambda:UpdateAlias'], Effect: 'Allow', Resource: { Ref: live } }]);
+    expect(shift.filter((s) => JSON.stringify(s.Action).includes('vpc-lattice:GetTargetGroup'))).toEqual([{ Action: ['vpc-lattice:ListTargets', 'vpc-lattice:GetTargetGroup'], Effect: 'Allow', Resource: [group(id('canary')), group(id('production'))] }]);
+    // rollback (mapped to the same listener and production group): the alias back on `prev`.
+    const rollback = policyStatements(lattice.template, 'rollbackrole');
+    expect(rollback.filter((s) => JSON.stringify(s.Action).includes('lambda:'))).toEqual([{ Action: ['lambda:GetAlias', 'lambda:UpdateAlias'], Effect: 'Allow', Resource: { Ref: live } }]);
+    expect(rollback.filter((s) => JSON.stringify(s.Action).includes('vpc-lattice:ListTargets'))).toEqual([{ Action: 'vpc-lattice:ListTargets', Effect: 'Allow', Resource: group(id('production')) }]);
   });
 });
 

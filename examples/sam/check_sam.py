@@ -5,7 +5,8 @@ For each: cfn-lint, then aws-sam-translator (local CodeUris stood in by S3 locat
 lookups), then assertions on the translated template. ShiftGuard: its three functions (hooks named
 CodeDeployHook_*, code from the artifact parameters), the rollback wiring (alarm topic subscription,
 reserved concurrency, two retries, on-failure queue), least-privilege IAM with the stage-canary
-statement only when stages are given, the outputs, the Serverless Application Repository metadata.
+statement only when stages are given and rollback's tag statements (ListTags; TagResource for the
+restore record's key only), the outputs, the Serverless Application Repository metadata.
 The example: exactly one AWS::Serverless::Application (a nested stack of the local template) whose
 outputs feed the DeploymentPreference hooks and the alarms' actions, parameters the nested template
 declares, the CodeDeploy application and deployment group, the stage canary. Both: no circular
@@ -173,6 +174,11 @@ def check_nested(failures: list[str]) -> dict:
     post_role = roles.get("PostTrafficHookRole", {"Properties": {}})
     stage_statement = [s for s in statements(roles["RollbackRole"]) if "apigateway:PATCH" in json.dumps(s)] if "RollbackRole" in roles else []
     alias_write = [s for s in statements(post_role) if "lambda:UpdateAlias" in json.dumps(s)]
+    rollback_statements = statements(roles["RollbackRole"]) if "RollbackRole" in roles else []
+    function_arn = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"}
+    tag_reads = [s for s in rollback_statements if "lambda:ListTags" in json.dumps(s.get("Action"))]
+    tag_writes = [s for s in rollback_statements if "TagResource" in json.dumps(s.get("Action"))]
+    lattice_actions = [a for s in rollback_statements for a in ([s.get("Action")] if isinstance(s.get("Action"), str) else s.get("Action") or []) if str(a).startswith("vpc-lattice:")]
     all_actions = json.dumps([statements(r) for r in roles.values()])
     report("shiftguard/template.yaml", [
         ("three functions: two hooks named CodeDeployHook_* and rollback", len(functions) == 3 and len(hooks) == 2 and len(rollback) == 1),
@@ -207,6 +213,12 @@ def check_nested(failures: list[str]) -> dict:
         ("post-traffic may write only the StableAlias, only when given", len(alias_write) == 1
             and alias_write[0].get("Fn::If", [None])[0] == "HasStableAlias"),
         ("rollback may publish to NotifyTopicArn only when given", "HasNotifyTopic" in rollback_role),
+        ("rollback may read the function's tags (the rollout marker, its restore record): ListTags on the unqualified FunctionName", tag_reads == [
+            {"Effect": "Allow", "Action": "lambda:ListTags", "Resource": function_arn}]),
+        ("rollback may write only its restore record: TagResource on FunctionName, aws:TagKeys shiftguard:restored:* only", tag_writes == [
+            {"Effect": "Allow", "Action": "lambda:TagResource", "Resource": function_arn,
+             "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["shiftguard:restored:*"]}}}]),
+        ("rollback has no VPC Lattice permissions (no Lattice target is parameterised), hence no Lattice tag statements", lattice_actions == []),
         ("the parameters", all(p in sam.get("Parameters", {}) for p in NESTED_PARAMETERS)),
         ("the outputs", all(o in cfn.get("Outputs", {}) for o in NESTED_OUTPUTS)),
         ("Serverless Application Repository metadata", all(sar.get(k) for k in SAR_KEYS)),

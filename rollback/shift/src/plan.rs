@@ -197,6 +197,9 @@ enum RawTarget {
     LambdaAlias {
         function: String,
         alias: String,
+        /// Usually the release the execution's input gives (`input.target.newVersion`): absent
+        /// from the construct's plan, refused below when still absent.
+        #[serde(default)]
         new_version: String,
         #[serde(default)]
         stable_version: Option<String>,
@@ -806,6 +809,11 @@ mod tests {
             parse_plan(&e)
         };
         let p = with(json!({"target": {"newVersion": "5"}, "id": "r1"})).unwrap();
+        // The construct's plan has no newVersion: the input gives it; without it, a clear error.
+        let mut bare = event(json!({"type": "lambda-alias", "function": "checkout", "alias": "live"}), json!([{"weight": 100}]));
+        assert!(parse_plan(&bare).unwrap_err().starts_with("rollout.target.newVersion"));
+        bare["input"] = json!({"target": {"newVersion": "3"}});
+        assert!(matches!(parse_plan(&bare).unwrap().target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "3"));
         assert!(
             matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5")
         );
