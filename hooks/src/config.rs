@@ -675,6 +675,15 @@ pub fn environment_read_by(set: &CheckSet) -> Vec<(String, String)> {
 }
 
 fn referenced_secrets(set: &CheckSet) -> Vec<(String, String)> {
+    sent_secrets(set)
+        .into_iter()
+        .map(|(check, var, _)| (check, var))
+        .collect()
+}
+
+/// Every (check, variable, URL) where a check sends a variable's value over HTTP: secret headers
+/// and signing keys of http checks and http bursts.
+pub fn sent_secrets(set: &CheckSet) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for check in &set.checks {
         let http = match &check.kind {
@@ -686,15 +695,15 @@ fn referenced_secrets(set: &CheckSet) -> Vec<(String, String)> {
             _ => None,
         };
         if let Some(h) = http {
-            out.extend(
-                h.secret_headers
-                    .values()
-                    .map(|v| (check.name.clone(), v.clone())),
-            );
+            let mut vars: Vec<&String> = h.secret_headers.values().collect();
             if let Some(s) = &h.signing {
-                out.push((check.name.clone(), s.api_key_env.clone()));
-                out.push((check.name.clone(), s.secret_env.clone()));
+                vars.push(&s.api_key_env);
+                vars.push(&s.secret_env);
             }
+            out.extend(
+                vars.into_iter()
+                    .map(|v| (check.name.clone(), v.clone(), h.url.clone())),
+            );
         }
     }
     out

@@ -810,10 +810,17 @@ mod tests {
         };
         let p = with(json!({"target": {"newVersion": "5"}, "id": "r1"})).unwrap();
         // The construct's plan has no newVersion: the input gives it; without it, a clear error.
-        let mut bare = event(json!({"type": "lambda-alias", "function": "checkout", "alias": "live"}), json!([{"weight": 100}]));
-        assert!(parse_plan(&bare).unwrap_err().starts_with("rollout.target.newVersion"));
+        let mut bare = event(
+            json!({"type": "lambda-alias", "function": "checkout", "alias": "live"}),
+            json!([{"weight": 100}]),
+        );
+        assert!(parse_plan(&bare)
+            .unwrap_err()
+            .starts_with("rollout.target.newVersion"));
         bare["input"] = json!({"target": {"newVersion": "3"}});
-        assert!(matches!(parse_plan(&bare).unwrap().target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "3"));
+        assert!(
+            matches!(parse_plan(&bare).unwrap().target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "3")
+        );
         assert!(
             matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5")
         );
