@@ -20,31 +20,90 @@ pub use deadline::{Deadline, OutOfTime};
 ///
 /// Retries are the SDK's standard mode with short backoffs: a Lambda function has seconds, not
 /// minutes, and a throttled call should be retried inside the same invocation.
+///
+/// Built from what Lambda puts in the environment — credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), `AWS_REGION` and, locally, `AWS_ENDPOINT_URL` —
+/// and nothing else: the SDK's default chain (profiles, SSO, web identity through STS, IMDS) is
+/// never reached on Lambda, and not linking it keeps it out of the zip and off the start-up path.
+/// Outside Lambda, export credentials as environment variables (`cargo lambda watch` does).
 pub async fn aws_config() -> SdkConfig {
-    aws_config_loader().load().await
+    sdk_config_from(&|name| std::env::var(name).ok())
 }
 
-/// The loader behind [`aws_config`], for callers that add settings (tests point it at the
-/// emulator).
-pub fn aws_config_loader() -> aws_config::ConfigLoader {
-    let http_client = aws_smithy_http_client::Builder::new()
+#[cfg(test)]
+mod sdk_config_tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_gives_region_endpoint_and_credentials() {
+        let env = |name: &str| match name {
+            "AWS_REGION" => Some("eu-west-1".to_string()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5005".to_string()),
+            _ => None,
+        };
+        let c = sdk_config_from(&env);
+        assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:5005"));
+        assert!(c.credentials_provider().is_some() && c.sleep_impl().is_some() && c.time_source().is_some());
+        let fallback = |name: &str| (name == "AWS_DEFAULT_REGION").then(|| "us-west-2".to_string());
+        assert_eq!(sdk_config_from(&fallback).region().map(|r| r.as_ref()), Some("us-west-2"));
+        assert_eq!(sdk_config_from(&|_| Some(" ".into())).endpoint_url(), None);
+    }
+}
+
+/// [`aws_config`] with the environment given (testable).
+pub fn sdk_config_from(var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        );
+    let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    if let Some(region) = non_empty("AWS_REGION").or_else(|| non_empty("AWS_DEFAULT_REGION")) {
+        builder = builder.region(aws_config::Region::new(region));
+    }
+    if let Some(url) = non_empty("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
+}
+
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+        .build_https()
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_secs(2))
+}
+
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(20))
+        .build()
+}
+
+/// The SDK's default loader with the same client, retry and timeout settings, for callers that
+/// add settings (tests point it at the emulator with fixed credentials). Not used by the
+/// functions: see [`aws_config`].
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(5)
-                .with_initial_backoff(Duration::from_millis(100))
-                .with_max_backoff(Duration::from_secs(2)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        )
+        .http_client(http_client())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
 }
 
 /// Points TLS root loading at the system's single CA bundle file when nothing else is configured.
