@@ -170,6 +170,7 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
     pub(crate) async fn alias_read_traffic(&self) -> Result<Traffic, Failure> {
         let RolloutTarget::LambdaAlias {
             function,
@@ -190,6 +191,7 @@ impl Ctx<'_> {
             new_version,
         ))
     }
+
     pub(crate) async fn alias_write_weights(
         &self,
         weight: u8,
@@ -256,6 +258,7 @@ impl Ctx<'_> {
             other => Err(Failure::Changed(other)),
         }
     }
+
     pub(crate) async fn alias_promote(
         &self,
         traffic: Traffic,
@@ -332,6 +335,7 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
     /// The abort's restore of production, through rollback's own code (no restore record: this is
     /// the rollout's own abort).
     pub(crate) async fn alias_restore(&self, report: &mut TargetReport) -> Result<(), Failure> {

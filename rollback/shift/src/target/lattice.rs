@@ -207,7 +207,13 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
     pub(crate) async fn lattice_read_traffic(&self) -> Result<Traffic, Failure> {
+        self.lattice_now().await.map(|(_, traffic)| traffic)
+    }
+
+    /// The listener's forwards as they are now, and the canary's share across those it moves.
+    async fn lattice_now(&self) -> Result<(Vec<Forward>, Traffic), Failure> {
         let RolloutTarget::LatticeListener {
             production_target_group,
             canary_target_group,
@@ -216,17 +222,17 @@ impl Ctx<'_> {
         else {
             unreachable!("a lattice rollout")
         };
-        let lt = spec(self.plan);
-        let forwards = read_forwards(&self.clients.rollback, &lt)
+        let forwards = read_forwards(&self.clients.rollback, &spec(self.plan))
             .await
             .map_err(|e| Failure::Aws(e.to_string()))?;
-        let ours = our_forwards(&forwards, production_target_group, canary_target_group);
-        Ok(lattice_traffic(
-            &ours,
+        let traffic = lattice_traffic(
+            &our_forwards(&forwards, production_target_group, canary_target_group),
             production_target_group,
             canary_target_group,
-        ))
+        );
+        Ok((forwards, traffic))
     }
+
     pub(crate) async fn lattice_write_weights(
         &self,
         weight: u8,
@@ -240,28 +246,20 @@ impl Ctx<'_> {
         else {
             unreachable!("a lattice rollout")
         };
-        let lt = spec(self.plan);
-        let forwards = read_forwards(&self.clients.rollback, &lt)
-            .await
-            .map_err(|e| Failure::Aws(e.to_string()))?;
-        let ours = our_forwards(&forwards, production_target_group, canary_target_group);
-        let now = lattice_traffic(&ours, production_target_group, canary_target_group);
+        let (forwards, now) = self.lattice_now().await?;
         if !now.within(allowed) {
             return Err(Failure::Changed(now));
         }
-        for f in ours {
+        for f in our_forwards(&forwards, production_target_group, canary_target_group) {
             self.write_forward(f, weight).await?;
         }
         // Read back: weights that are not what was written are another writer's.
-        let back = read_forwards(&self.clients.rollback, &lt)
-            .await
-            .map_err(|e| Failure::Aws(e.to_string()))?;
-        let ours = our_forwards(&back, production_target_group, canary_target_group);
-        match lattice_traffic(&ours, production_target_group, canary_target_group) {
-            Traffic::Canary(w) if w == weight => Ok(rollback::lattice::describe(&back)),
-            other => Err(Failure::Changed(other)),
+        match self.lattice_now().await? {
+            (back, Traffic::Canary(w)) if w == weight => Ok(rollback::lattice::describe(&back)),
+            (_, other) => Err(Failure::Changed(other)),
         }
     }
+
     /// One forward that names both groups: production (100 − w), canary w, others as they are.
     async fn write_forward(&self, f: &Forward, weight: u8) -> Result<(), Failure> {
         let RolloutTarget::LatticeListener {
@@ -291,6 +289,7 @@ impl Ctx<'_> {
             .await
             .map_err(|e| Failure::WriteFailed(e.to_string()))
     }
+
     pub(crate) async fn list_targets(
         &self,
         group: &str,
@@ -325,6 +324,7 @@ impl Ctx<'_> {
             }
         }
     }
+
     pub(crate) async fn lattice_promote(
         &self,
         traffic: Traffic,
@@ -478,6 +478,7 @@ impl Ctx<'_> {
             _ => Ok(()),
         }
     }
+
     /// Moves a Lambda alias to `version` (no weights) from the state read (`RevisionId`: a write
     /// in between makes Lambda refuse this one), then reads it back.
     async fn move_alias(
@@ -510,6 +511,7 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
     /// The abort's restore of production, through rollback's own code (no restore record: this is
     /// the rollout's own abort).
     pub(crate) async fn lattice_restore(&self, report: &mut TargetReport) -> Result<(), Failure> {
