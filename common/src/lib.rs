@@ -44,9 +44,16 @@ mod sdk_config_tests {
         let c = sdk_config_from(&env);
         assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:5005"));
-        assert!(c.credentials_provider().is_some() && c.sleep_impl().is_some() && c.time_source().is_some());
+        assert!(
+            c.credentials_provider().is_some()
+                && c.sleep_impl().is_some()
+                && c.time_source().is_some()
+        );
         let fallback = |name: &str| (name == "AWS_DEFAULT_REGION").then(|| "us-west-2".to_string());
-        assert_eq!(sdk_config_from(&fallback).region().map(|r| r.as_ref()), Some("us-west-2"));
+        assert_eq!(
+            sdk_config_from(&fallback).region().map(|r| r.as_ref()),
+            Some("us-west-2")
+        );
         assert_eq!(sdk_config_from(&|_| Some(" ".into())).endpoint_url(), None);
     }
 }
