@@ -72,9 +72,28 @@ fn hook_summaries(w: &World, deployment_id: &str) -> Vec<Value> {
         })
         .filter_map(|i| match &i["response"] {
             Value::String(s) => serde_json::from_str(s).ok(),
+            Value::Null => None,
             other => Some(other.clone()),
         })
         .collect()
+}
+
+/// The summaries of `count` finished hook invocations for a deployment. A hook reports to
+/// CodeDeploy *before* it tidies up and returns, so a finished deployment does not mean its hooks
+/// have answered: wait for the very thing asserted — each invocation's answer (bounded).
+async fn answered_hooks(w: &World, deployment_id: &str, count: usize) -> Vec<Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let summaries = hook_summaries(w, deployment_id);
+        if summaries.len() >= count {
+            return summaries;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{count} hook invocations of {deployment_id} did not answer within 60 s: {summaries:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +161,7 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
     let release = deploy(&w, "1", "2").await;
     let done = finished(&w, &release).await;
     assert_eq!(done["status"], "Succeeded", "{done}");
-    let summaries = hook_summaries(&w, &release);
+    let summaries = answered_hooks(&w, &release, 2).await;
     assert_eq!(
         summaries
             .iter()
@@ -170,7 +189,7 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
     let rolled_back = finished(&w, &rollback_id).await;
     assert_eq!(rolled_back["status"], "Succeeded", "{rolled_back}");
     assert_eq!(rolled_back["creator"], "codeDeployRollback");
-    let summaries = hook_summaries(&w, &rollback_id);
+    let summaries = answered_hooks(&w, &rollback_id, 2).await;
     assert_eq!(summaries.len(), 2, "{summaries:#?}");
     for s in &summaries {
         assert_eq!(s["status"], "Succeeded", "{s}");

@@ -1850,6 +1850,31 @@ def seed() -> None:
     )
 
 
+def exit_on_signals() -> None:
+    """SIGTERM and SIGINT end the process at once (nothing is worth flushing; no request thread,
+    ticker or hook invocation in flight may hold it), and so does its parent's death: it was seen
+    to outlive a `kill` for minutes — the kill of the process that had started it."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        print(f"shiftguard emulator: signal {signum}, exiting", file=sys.stderr, flush=True)
+        os._exit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    # The emulator dies with whatever started it (`make emulator`, a test process killed by a
+    # timeout, the demo): an orphan would keep its port and CI's output pipe open. Linux only.
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        if libc.prctl(1, int(signal.SIGTERM)) == 0 and os.getppid() != parent:  # PR_SET_PDEATHSIG
+            os._exit(0)  # the parent was already gone
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -1870,6 +1895,7 @@ def main() -> None:
 
     app = ShiftGuardEmulator(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    exit_on_signals()
     url = f"http://{args.host}:{server.port}"
     # Lambda without Docker: Invoke echoes the payload (or a canned response) instead of running code.
     from moto.core.models import default_user_config
