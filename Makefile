@@ -16,11 +16,12 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
+.PHONY: help venv demo test test-stress emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
 	@echo "make test      - install what the tests need, then run every test"
+	@echo "make test-stress [ROUNDS=5] [LOAD=2] - the timing-sensitive suites (engine, sequences, demos, emulator) repeatedly with the CPU loaded; exit 0 only if every round passed"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves; SAMPLE=1: seed the sample application and print the by-hand commands)"
 	@echo "make byhand    - README 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
@@ -61,6 +62,11 @@ test: $(STAMP)
 	$(PYTHON) tests/byhand/run.py
 	$(MAKE) cdk-test sam-test
 	$(MAKE) emulator-test
+
+# The timing-sensitive suites, ROUNDS times, with LOAD busy processes on the CPU (tests/stress.py).
+# Not part of `make test`: a flake found here is a defect to fix, never a retry.
+test-stress: $(STAMP)
+	$(PYTHON) tests/stress.py --rounds $(or $(ROUNDS),5) --load $(or $(LOAD),2)
 
 cdk/node_modules/.installed: cdk/package-lock.json
 	cd cdk && npm ci --no-audit --no-fund --loglevel=error
