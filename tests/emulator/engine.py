@@ -253,7 +253,7 @@ def invoke(region: str, function: str, qualifier: str | None, payload: bytes, so
     return {"functionError": error, "payload": body, "executedVersion": version, "via": record["via"], "requestId": request_id, "logStreamName": logged["logStreamName"], "logMessages": logged["messages"]}
 
 
-def invoke_async(region: str, function: str, qualifier: str | None, payload: bytes, source: str) -> None:
+def invoke_async(region: str, function: str, qualifier: str | None, payload: bytes, source: str) -> str:
     """InvocationType=Event: queued, run in the background; a function error is retried twice,
     1 and 2 minutes later (Lambda's default for asynchronous invocation), scaled. The retries keep
     the event's request id (a guess: what Lambda is seen doing, not documented)."""
@@ -272,6 +272,7 @@ def invoke_async(region: str, function: str, qualifier: str | None, payload: byt
                 return
 
     threading.Thread(target=attempt, daemon=True, name=f"invoke-{function}").start()
+    return request_id
 
 
 def function_exists(region: str, function: str) -> bool:

@@ -106,7 +106,9 @@ def throttling_error(service: str) -> AwsError:
             429,
             "TooManyRequestsException",
             "Rate exceeded",
-            {"Reason": "CallerRateLimitExceeded", "retryAfterSeconds": "1"},
+            {"Reason": "CallerRateLimitExceeded"},
+            # `retryAfterSeconds` is bound to the Retry-After header in Lambda's model.
+            headers={"Retry-After": "1"},
         )
     if service == "codedeploy":
         return AwsError(400, "ThrottlingException", "Rate exceeded")
@@ -1131,10 +1133,27 @@ def invoke_target(region: str, params: dict, query: dict) -> tuple[str, str | No
     return engine.split_function(params["fn"], (query.get("Qualifier") or [None])[0])
 
 
-def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict, log_type: str | None = None) -> tuple[int, dict, bytes] | None:
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+def lambda_invoke(region: str, params: dict, req_body: bytes, query: dict, log_type: str | None = None,
+                  invocation_type: str | None = None) -> tuple[int, dict, bytes] | None:
     """Invoke for functions with a binding (a real process) or a canned behaviour; others go on to
-    moto (which echoes), with `X-Amz-Executed-Version` added on the way back."""
+    moto (which echoes), with `X-Amz-Executed-Version` added on the way back. `Event` answers 202
+    with no payload and runs the function in the background (Lambda's retries: twice, 1 and 2
+    minutes later, scaled); `DryRun` answers 204 once the function exists (Lambda developer guide,
+    Invoke), for every function."""
     fn_name, qualifier = invoke_target(region, params, query)
+    kind = invocation_type or "RequestResponse"
+    if kind not in INVOCATION_TYPES:
+        raise AwsError(400, "InvalidParameterValueException", f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+    if kind != "RequestResponse":
+        if not engine.function_exists(region, f"{fn_name}:{qualifier}" if qualifier else fn_name):
+            raise AwsError(404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{fn_name}" + (f":{qualifier}" if qualifier else ""))
+        if kind == "DryRun":
+            return 204, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
+        request_id = engine.invoke_async(region, fn_name, qualifier, req_body, "Invoke")
+        return 202, {"x-amzn-RequestId": request_id}, b""
     bound = any(b["function"] == fn_name for b in engine.BINDINGS)
     if not bound and not any(f == fn_name for f, _ in BEHAVIOURS):
         return None
@@ -1679,7 +1698,10 @@ class ShiftGuardEmulator:
         code = int(status_line.split()[0])
         if service == "lambda" and operation == "GetAlias" and code == 201:
             status_line = "200 OK"  # moto answers 201; GetAlias is a 200
-        if service == "lambda" and operation == "Invoke" and code < 300 and not any(k.lower() == "x-amz-executed-version" for k, _ in headers):
+        # The extension's Event (202) and DryRun (204) answers ran nothing here: the engine runs an
+        # event in the background and writes its log lines itself.
+        answered_here = code in (202, 204) and getattr(self._local, "extension", False)
+        if service == "lambda" and operation == "Invoke" and code < 300 and not answered_here and not any(k.lower() == "x-amz-executed-version" for k, _ in headers):
             # Lambda reports the version that ran on every Invoke (moto never does).
             try:
                 fn_name, qualifier = invoke_target(region, params, parse_qs(environ.get("QUERY_STRING", "")))
@@ -1762,11 +1784,12 @@ class ShiftGuardEmulator:
                 start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
                 return [data]
             if service == "lambda" and operation == "Invoke":
-                handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")), environ.get("HTTP_X_AMZ_LOG_TYPE"))
+                handled = lambda_invoke(region, params, body, parse_qs(environ.get("QUERY_STRING", "")), environ.get("HTTP_X_AMZ_LOG_TYPE"),
+                                        environ.get("HTTP_X_AMZ_INVOCATION_TYPE"))
                 if handled is not None:
                     self._local.extension = True
                     status, headers, data = handled
-                    start_response(f"{status} OK", list(headers.items()) + [("Content-Length", str(len(data)))])
+                    start_response(f"{status} {REASONS.get(status, 'OK')}", list(headers.items()) + [("Content-Length", str(len(data)))])
                     return [data]
             if service == "codedeploy" and operation in CODEDEPLOY_OPS:
                 self._local.extension = True

@@ -298,3 +298,74 @@ def test_strict_mode_turns_an_off_model_answer_into_a_500_naming_the_member(emul
     # Recorded mismatches are cleared so the autouse check passes: this one was on purpose.
     emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}", {"status": "Stopped"})
     emulator.control("DELETE", "/_shiftguard/conformance")
+
+
+# ---- Lambda Invoke: invocation types and throttling (issue 20) ------------------------------
+
+
+def _invocations(emulator, fn):
+    return emulator.control("GET", f"/_shiftguard/lambda/invocations?function={fn}")
+
+
+def _wait_for(condition, seconds=10.0):
+    import time
+
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("the condition never held")
+
+
+def test_an_event_invocation_answers_202_empty_and_runs_in_the_background(emulator, clients):
+    """Lambda developer guide, asynchronous invocation: 202, no payload; the function runs later."""
+    fn = unique("event")
+    v1, _ = make_function(clients.lam, fn)
+    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"ok": True}, "delay_ms": 300})
+    out = clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="Event", Payload=b'{"n": 1}')
+    assert status_of(out) == 202
+    assert out["Payload"].read() == b""
+    assert "FunctionError" not in out
+    # Answered before the function finished (it takes 300 ms), then it ran.
+    assert _invocations(emulator, fn) == []
+    ran = _wait_for(lambda: _invocations(emulator, fn))
+    assert json.loads(ran[0]["payload"]) == {"n": 1}
+
+
+def test_an_event_invocation_that_errors_is_retried_twice(emulator, clients, engine):
+    """Asynchronous invocation: a function error is retried twice (1 and 2 minutes later; the
+    engine's time scale compresses the waits)."""
+    fn = unique("retried")
+    v1, _ = make_function(clients.lam, fn)
+    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "function_error": "Unhandled", "response": {"errorMessage": "no"}})
+    assert status_of(clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="Event", Payload=b"{}")) == 202
+    attempts = _wait_for(lambda: (lambda i: i if len(i) == 3 else None)(_invocations(emulator, fn)), seconds=15)
+    assert [a["functionError"] for a in attempts] == ["Unhandled"] * 3
+
+
+def test_a_dry_run_answers_204_and_runs_nothing(emulator, clients):
+    fn = unique("dry")
+    v1, _ = make_function(clients.lam, fn)
+    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"ok": True}})
+    out = clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="DryRun")
+    assert status_of(out) == 204
+    assert _invocations(emulator, fn) == []
+    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
+        clients.lam.invoke(FunctionName=unique("missing"), InvocationType="DryRun")
+
+
+def test_a_throttled_invoke_carries_retry_after(emulator, clients):
+    """Lambda's TooManyRequestsException carries a Retry-After header (seconds)."""
+    fn = unique("throttled")
+    make_function(clients.lam, fn)
+    # Every attempt the client makes is throttled; what is left is cleared for the tests after.
+    emulator.control("POST", "/_shiftguard/faults", {"service": "lambda", "operation": "Invoke", "kind": "throttle", "count": 10})
+    try:
+        with pytest.raises(clients.lam.exceptions.TooManyRequestsException) as raised:
+            clients.lam.invoke(FunctionName=fn, Payload=b"{}")
+    finally:
+        emulator.control("DELETE", "/_shiftguard/faults")
+    headers = raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert int(headers["retry-after"]) >= 1
