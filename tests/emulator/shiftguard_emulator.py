@@ -535,6 +535,10 @@ def cd_get_application_revision(region: str, req: dict) -> dict:
     name = req.get("applicationName")
     if not name:
         raise AwsError(400, "ApplicationNameRequiredException", "The minimum number of required application names was not specified.")
+    # ApplicationName: 1 to 100 characters (the model's constraint); beyond it, the documented
+    # InvalidApplicationNameException rather than "does not exist".
+    if not isinstance(name, str) or len(name) > 100:
+        raise AwsError(400, "InvalidApplicationNameException", "The application name was specified in an invalid format.")
     if name not in backend.applications:
         raise AwsError(400, "ApplicationDoesNotExistException", f"The application {name} does not exist with the user or AWS account.")
     revision = req.get("revision")
@@ -880,6 +884,13 @@ def _validate_action(region: str, action: Any, field: str) -> None:
     if not isinstance(groups, list) or not 1 <= len(groups) <= 10:
         raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups must hold 1 to 10 target groups", {"reason": "fieldValidationFailed"})
     backend = lattice_backend(region)
+    # WeightedTargetGroup.weight is "only required if you specify multiple target groups for a
+    # forward action" (VPC Lattice API reference): several groups, every one weighted.
+    if len(groups) > 1:
+        unweighted = [i for i, g in enumerate(groups) if g.get("weight") is None]
+        if unweighted:
+            raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups[{unweighted[0]}].weight is required when a forward names several target groups",
+                           {"reason": "fieldValidationFailed", "fieldList": [{"name": f"{field}.forward.targetGroups[{unweighted[0]}].weight", "message": "required with several target groups"}]})
     for i, group in enumerate(groups):
         weight = group.get("weight")
         if weight is not None and (not isinstance(weight, int) or not 0 <= weight <= 999):

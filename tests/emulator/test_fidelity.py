@@ -369,3 +369,28 @@ def test_a_throttled_invoke_carries_retry_after(emulator, clients):
         emulator.control("DELETE", "/_shiftguard/faults")
     headers = raised.value.response["ResponseMetadata"]["HTTPHeaders"]
     assert int(headers["retry-after"]) >= 1
+
+
+# ---- More documented refusals (issue 20) ------------------------------------------------------
+
+
+def test_a_forward_to_several_groups_needs_every_weight(clients, listener):
+    """WeightedTargetGroup.weight: required when a forward names several target groups."""
+    lattice = clients.lattice
+    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    groups = [listener["tg1"]["id"], listener["tg2"]["id"]]
+    with pytest.raises(lattice.exceptions.ValidationException) as raised:
+        lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [
+            {"targetGroupIdentifier": groups[0], "weight": 90}, {"targetGroupIdentifier": groups[1]}]}})
+    assert "targetGroups[1].weight" in str(raised.value)
+    # One group alone needs no weight; several with weights are fine.
+    lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": groups[0]}]}})
+    lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [
+        {"targetGroupIdentifier": groups[0], "weight": 90}, {"targetGroupIdentifier": groups[1], "weight": 10}]}})
+
+
+def test_an_application_name_beyond_the_model_is_invalid_not_missing(clients):
+    with pytest.raises(clients.cd.exceptions.InvalidApplicationNameException):
+        clients.cd.get_application_revision(applicationName="a" * 101, revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}"}})
+    with pytest.raises(clients.cd.exceptions.ApplicationDoesNotExistException):
+        clients.cd.get_application_revision(applicationName=unique("nope"), revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}"}})
