@@ -1249,7 +1249,14 @@ def cloudwatch_cbor(region: str, operation: str, body: bytes) -> tuple[int, dict
     headers = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"}
 
     def reply(status: int, payload: dict) -> tuple[int, dict, bytes]:
-        return status, headers, cbor2.dumps(payload, datetime_as_timestamp=True, timezone=timezone.utc)
+        out = dict(headers)
+        if status >= 400:
+            # CloudWatch is awsQueryCompatible: over JSON and CBOR its errors also carry the query
+            # protocol's code and fault in `x-amzn-query-error` (`Code;Sender`), which SDKs read
+            # for the error code (the Rust SDK: aws_query_compatible_errors).
+            code = str(payload.get("__type", "")).rsplit("#", 1)[-1]
+            out["x-amzn-query-error"] = f"{code};{'Sender' if status < 500 else 'Receiver'}"
+        return status, out, cbor2.dumps(payload, datetime_as_timestamp=True, timezone=timezone.utc)
 
     try:
         req = _naive_utc(cbor2.loads(body)) if body else {}

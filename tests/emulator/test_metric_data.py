@@ -228,3 +228,12 @@ def test_alarms_over_cbor_put_set_and_describe(cbor_cw):
     with pytest.raises(cbor_cw.exceptions.ClientError) as err:
         cbor_cw.set_alarm_state(AlarmName=unique("nope"), StateValue="OK", StateReason="x")
     assert err.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def test_errors_over_cbor_carry_the_query_compatible_code(cbor_cw):
+    """CloudWatch is awsQueryCompatible: an error over CBOR carries `x-amzn-query-error:
+    Code;Sender` beside its `__type`, which the SDKs read for the error code."""
+    with pytest.raises(cbor_cw.exceptions.ResourceNotFound) as raised:
+        cbor_cw.set_alarm_state(AlarmName="no-such-alarm", StateValue="ALARM", StateReason="test")
+    headers = raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["x-amzn-query-error"] == "ResourceNotFound;Sender"
