@@ -1,0 +1,201 @@
+"""Identity-based IAM policy evaluation, as the IAM User Guide documents it ("Policy evaluation
+logic", "IAM JSON policy elements: Condition operators"), for the emulator to authorize calls.
+
+moto's own authorization cannot serve here (it sees only the calls that reach moto, authorizes
+every resource as "*", knows `StringEquals` only, and treats `NotResource` as permitting): see
+MODELLED.md. This module is pure: `evaluate(policies, action, resources, context)` → a `Decision`.
+
+Rules implemented:
+- An explicit `Deny` in any statement that applies wins; otherwise an `Allow` that applies
+  allows; otherwise the call is implicitly denied.
+- `Action` / `NotAction`: case-insensitive, `*` and `?` wildcards. `Resource` / `NotResource`:
+  case-sensitive wildcards; every resource of the request must be allowed.
+- `Condition`: every operator block and every key in it must hold (AND); the values listed for a
+  key are alternatives (OR). Operators: String(Not)Equals[IgnoreCase], String(Not)Like,
+  Arn(Not)Equals, Arn(Not)Like, Bool, Null, Numeric*; the `IfExists` suffix; the `ForAllValues:`
+  and `ForAnyValue:` set qualifiers. A key missing from the request: a positive operator fails, a
+  negated one holds (the guide: "...the condition returns true" for negated operators when the key
+  is absent — documented for StringNotEquals and friends), `IfExists` holds, `ForAllValues` holds,
+  `ForAnyValue` fails.
+- Not modelled (none of ShiftGuard's policies use them): policy variables (`${aws:username}`),
+  `Principal` (resource-based policies), permission boundaries, SCPs, session policies. Where the
+  guide is silent on a detail it is said so next to the code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    #: "allowed", "explicit-deny" or "implicit-deny".
+    reason: str
+    #: The statement that decided (the Deny, or the first Allow), for the call log and reports.
+    statement: dict | None = None
+    #: The resource that was not allowed (for the AccessDenied message), if any.
+    resource: str | None = None
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _glob(pattern: str, text: str, case_sensitive: bool) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = 0 if case_sensitive else re.IGNORECASE
+    return re.fullmatch(regex, text, flags | re.DOTALL) is not None
+
+
+def _action_matches(patterns: Iterable[str], action: str) -> bool:
+    return any(_glob(p, action, case_sensitive=False) for p in patterns)
+
+
+def _resource_matches(patterns: Iterable[str], resource: str) -> bool:
+    return any(p == "*" or _glob(p, resource, case_sensitive=True) for p in patterns)
+
+
+def _arn_like(pattern: str, arn: str) -> bool:
+    # ArnLike compares the six colon-separated parts of an ARN one by one (wildcards inside a part
+    # do not cross a colon); the resource part keeps its own colons.
+    p_parts, a_parts = pattern.split(":", 5), arn.split(":", 5)
+    if len(p_parts) != 6 or len(a_parts) != 6:
+        return _glob(pattern, arn, case_sensitive=True)
+    return all(_glob(p, a, case_sensitive=True) for p, a in zip(p_parts, a_parts))
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# operator -> (test of one request value against one policy value, negated?)
+_OPERATORS = {
+    "StringEquals": (lambda r, p: r == p, False),
+    "StringNotEquals": (lambda r, p: r == p, True),
+    "StringEqualsIgnoreCase": (lambda r, p: r.lower() == p.lower(), False),
+    "StringNotEqualsIgnoreCase": (lambda r, p: r.lower() == p.lower(), True),
+    "StringLike": (lambda r, p: _glob(p, r, case_sensitive=True), False),
+    "StringNotLike": (lambda r, p: _glob(p, r, case_sensitive=True), True),
+    "ArnEquals": (lambda r, p: r == p, False),
+    "ArnNotEquals": (lambda r, p: r == p, True),
+    "ArnLike": (lambda r, p: _arn_like(p, r), False),
+    "ArnNotLike": (lambda r, p: _arn_like(p, r), True),
+    "Bool": (lambda r, p: str(r).lower() == str(p).lower(), False),
+    "NumericEquals": (lambda r, p: _number(r) is not None and _number(r) == _number(p), False),
+    "NumericNotEquals": (lambda r, p: _number(r) is not None and _number(r) == _number(p), True),
+    "NumericLessThan": (lambda r, p: None not in (_number(r), _number(p)) and _number(r) < _number(p), False),
+    "NumericLessThanEquals": (lambda r, p: None not in (_number(r), _number(p)) and _number(r) <= _number(p), False),
+    "NumericGreaterThan": (lambda r, p: None not in (_number(r), _number(p)) and _number(r) > _number(p), False),
+    "NumericGreaterThanEquals": (lambda r, p: None not in (_number(r), _number(p)) and _number(r) >= _number(p), False),
+}
+
+
+class UnsupportedCondition(ValueError):
+    """A condition operator this evaluator does not know: refused loudly, never guessed."""
+
+
+def _condition_holds(operator: str, key: str, policy_values: list, context: dict) -> bool:
+    qualifier = None
+    if ":" in operator and operator.split(":", 1)[0] in ("ForAllValues", "ForAnyValue"):
+        qualifier, operator = operator.split(":", 1)
+    if_exists = operator.endswith("IfExists")
+    if if_exists:
+        operator = operator[: -len("IfExists")]
+    # Condition keys are case-insensitive (the guide: "Condition key names are not case-sensitive").
+    present = next((k for k in context if k.lower() == key.lower()), None)
+    request = _as_list(context[present]) if present is not None else None
+    if operator == "Null":
+        # Null: true when the key is absent (policy value "true") or present ("false").
+        want_absent = str(policy_values[0]).lower() == "true" if policy_values else True
+        return (request is None or request == []) == want_absent
+    if operator not in _OPERATORS:
+        raise UnsupportedCondition(f"condition operator {operator!r} is not modelled by the emulator")
+    test, negated = _OPERATORS[operator]
+    values = [str(v) for v in policy_values]
+
+    def one(r: Any) -> bool:
+        matched = any(test(str(r), p) for p in values)
+        return not matched if negated else matched
+
+    if qualifier == "ForAllValues":
+        # Every request value matches: vacuously true for a missing or empty key.
+        return all(one(r) for r in request or [])
+    if qualifier == "ForAnyValue":
+        return any(one(r) for r in request or [])
+    if request is None or request == []:
+        return if_exists or negated
+    # A single-valued key given as a list (the guide warns against it) is read as "any value".
+    return any(one(r) for r in request)
+
+
+def _conditions_hold(condition: dict | None, context: dict) -> bool:
+    for operator, keys in (condition or {}).items():
+        for key, values in keys.items():
+            if not _condition_holds(operator, key, _as_list(values), context):
+                return False
+    return True
+
+
+def _applies(statement: dict, action: str, resource: str, context: dict) -> bool:
+    if "Action" in statement:
+        if not _action_matches(_as_list(statement["Action"]), action):
+            return False
+    elif "NotAction" in statement:
+        if _action_matches(_as_list(statement["NotAction"]), action):
+            return False
+    else:
+        return False
+    if "Resource" in statement:
+        if not _resource_matches(_as_list(statement["Resource"]), resource):
+            return False
+    elif "NotResource" in statement:
+        if _resource_matches(_as_list(statement["NotResource"]), resource):
+            return False
+    else:
+        return False  # an identity-based statement names Resource or NotResource
+    return _conditions_hold(statement.get("Condition"), context)
+
+
+def statements(policies: Iterable[dict]) -> list[dict]:
+    """Every statement of policy documents (`{"Version", "Statement": [...] | {...}}`)."""
+    out: list[dict] = []
+    for policy in policies:
+        out.extend(_as_list(policy.get("Statement")))
+    return out
+
+
+def evaluate(policies: Iterable[dict], action: str, resources: list[str], context: dict | None = None) -> Decision:
+    """Whether identity policies allow `action` on every one of `resources` with the request
+    context (`aws:TagKeys`, `aws:RequestTag/K`, `aws:ResourceTag/K`, …)."""
+    context = context or {}
+    all_statements = statements(policies)
+    first_allow: dict | None = None
+    for resource in resources or ["*"]:
+        allow = None
+        for s in all_statements:
+            if not _applies(s, action, resource, context):
+                continue
+            if s.get("Effect") == "Deny":
+                return Decision(False, "explicit-deny", s, resource)
+            if s.get("Effect") == "Allow" and allow is None:
+                allow = s
+        if allow is None:
+            return Decision(False, "implicit-deny", None, resource)
+        first_allow = first_allow or allow
+    return Decision(True, "allowed", first_allow)
+
+
+def denied_message(principal_arn: str, action: str, decision: Decision) -> str:
+    """The AccessDenied message AWS writes for identity-based policies."""
+    resource = decision.resource or "*"
+    if decision.reason == "explicit-deny":
+        return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} with an explicit deny in an identity-based policy"
+    return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action"
