@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -691,8 +691,13 @@ export class ShiftGuard extends Construct {
     if (aliases.length > 0) {
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
         actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
-        resources: aliases.flatMap((a) => [fnArn(a.function), `${fnArn(a.function)}:${a.alias}`, ...(a.stableAlias ? [`${fnArn(a.function)}:${a.stableAlias}`] : [])]),
+        resources: aliases.flatMap((a) => [fnArn(a.function), `${fnArn(a.function)}:${a.alias}`]),
       }));
+      // The stable pointer is only read by rollback (post-traffic and shift move it).
+      const pointers = aliases.filter((a) => a.stableAlias).map((a) => `${fnArn(a.function)}:${a.stableAlias}`);
+      if (pointers.length > 0) {
+        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetAlias'], resources: pointers }));
+      }
       // Before writing a version the alias does not already name (a pinned stableVersion, the
       // version CodeDeploy restores), rollback checks that it exists.
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
@@ -711,10 +716,22 @@ export class ShiftGuard extends Construct {
       // ListDeployments without an application cannot be scoped; with one it is the group's ARN.
       const groups = aliases.filter((a) => a.codeDeploy).map((a) => `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:${a.codeDeploy!.application}/${a.codeDeploy!.deploymentGroup}`);
       const everyAliasHasAGroup = groups.length === aliases.length;
+      // Without a group, rollback searches the region's deployments: listing and describing them
+      // cannot be scoped, but reading targets and stopping can — to this account's and region's
+      // deployment groups, never '*'. A warning says how to scope it to the group.
+      const anyGroup = `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:*`;
       this.rollback.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'],
+        actions: ['codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments'],
         resources: everyAliasHasAGroup ? groups : ['*'],
       }));
+      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'],
+        resources: everyAliasHasAGroup ? groups : [...groups, anyGroup],
+      }));
+      for (const a of aliases.filter((x) => !x.codeDeploy)) {
+        Annotations.of(this).addWarningV2('shiftguard:rollbackWithoutGroup',
+          `rollback target lambda-alias ${a.function}:${a.alias} names no codeDeploy group: rollback may stop a deployment of any deployment group in this account and region; give codeDeploy {application, deploymentGroup} to scope it`);
+      }
     }
     if (listeners.length > 0) {
       const listenerArns = [...new Set(listeners.map((l) => this.lattice(l.service, l.listener).listenerArn))];

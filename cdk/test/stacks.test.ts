@@ -92,7 +92,8 @@ describe('least privilege', () => {
     const cd = statements.find((s) => JSON.stringify(s.Action).includes('codedeploy:StopDeployment'));
     expect(JSON.stringify(cd.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
     // Rollback reads deployments' creator and rollbackInfo, and checks a version exists before writing it.
-    expect(JSON.stringify(cd.Action)).toContain('codedeploy:BatchGetDeployments');
+    const describe_ = statements.find((s) => JSON.stringify(s.Action).includes('codedeploy:BatchGetDeployments'));
+    expect(JSON.stringify(describe_.Resource)).toContain(':deploymentgroup:checkout/checkout-live');
     const versions = statements.find((s) => JSON.stringify(s.Action).includes('lambda:GetFunctionConfiguration'));
     expect(JSON.stringify(versions.Resource)).toContain(':function:checkout:*');
   });
@@ -378,6 +379,27 @@ describe('protect(fn): one call per function', () => {
       expect(report.some((r) => new RegExp(`deploymentgroup:",\\{"Ref":"ShiftGuardapplication[0-9A-F]+"\\},"/",\\{"Ref":"ShiftGuardprotect${fn}livedeploymentgroup`).test(r))).toBe(true);
     }
     for (const s of statements) expect(resolved(s.Resource)).not.toBe('"*"');
+  });
+
+  test('rollback only reads a stable pointer, and stops deployments in groups, never "*"', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Pointers', { env: { account: '123456789012', region: 'us-east-1' } });
+    const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64 });
+    sg.addRollbackMapping({ alarms: ['a'], targets: [
+      { type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue', codeDeploy: { application: 'app', deploymentGroup: 'dg' } },
+      { type: 'lambda-alias', function: 'pay', alias: 'live' },
+    ] });
+    const statements = policyStatements(Template.fromStack(stack), 'rollbackrole');
+    const updates = statements.filter((s) => resolved(s.Action).includes('lambda:UpdateAlias')).map((s) => resolved(s.Resource));
+    for (const r of updates) expect(r).not.toContain(':blue');
+    const reads = statements.filter((s) => resolved(s.Action) === '"lambda:GetAlias"').map((s) => resolved(s.Resource));
+    expect(reads.join()).toContain('function:checkout:blue');
+    const stop = statements.filter((s) => resolved(s.Action).includes('codedeploy:StopDeployment'));
+    expect(stop).toHaveLength(1);
+    expect(resolved(stop[0].Resource)).not.toContain('"*"');
+    expect(resolved(stop[0].Resource)).toContain('deploymentgroup:app/dg');
+    expect(resolved(stop[0].Resource)).toContain('deploymentgroup:*');
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('pay:live names no codeDeploy group'))).toHaveLength(1);
   });
 
   test('rollback may update exactly the protected aliases and stop only their deployment groups', () => {
