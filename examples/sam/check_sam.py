@@ -213,6 +213,9 @@ def check_nested(failures: list[str]) -> dict:
         ("post-traffic may write only the StableAlias, only when given", len(alias_write) == 1
             and alias_write[0].get("Fn::If", [None])[0] == "HasStableAlias"),
         ("rollback may publish to NotifyTopicArn only when given", "HasNotifyTopic" in rollback_role),
+        ("rollback only reads the StableAlias (GetAlias), never updates it", not any(
+            "UpdateAlias" in json.dumps(s) and "${StableAlias}" in json.dumps(s) for s in rollback_statements)
+            and any("${StableAlias}" in json.dumps(s) and "lambda:GetAlias" in json.dumps(s) for s in rollback_statements)),
         ("rollback may read the function's tags (the rollout marker, its restore record): ListTags on the unqualified FunctionName", tag_reads == [
             {"Effect": "Allow", "Action": "lambda:ListTags", "Resource": function_arn}]),
         ("rollback may write only its restore record: TagResource on FunctionName, aws:TagKeys shiftguard:restored:* only", tag_writes == [
