@@ -199,3 +199,148 @@ def denied_message(principal_arn: str, action: str, decision: Decision) -> str:
     if decision.reason == "explicit-deny":
         return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} with an explicit deny in an identity-based policy"
     return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action"
+
+
+# ---- Authorizing requests (off unless enabled: POST /_shiftguard/iam {"enforce": true}) ---------
+
+import json as _json
+import threading as _threading
+from urllib.parse import parse_qs as _parse_qs, unquote as _unquote
+
+#: `enforce`: authorize callers whose access key belongs to an IAM user or an assumed role;
+#: `strict`: refuse callers with unknown keys too (otherwise they keep full access).
+SETTINGS = {"enforce": False, "strict": False}
+_LOCK = _threading.Lock()
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/")
+
+
+@dataclass(frozen=True)
+class Principal:
+    arn: str
+    policies: tuple
+
+
+def _documents(entity: Any) -> list[dict]:
+    docs = []
+    for text in getattr(entity, "policies", {}).values():
+        docs.append(_json.loads(text) if isinstance(text, str) else text)
+    for managed in getattr(entity, "managed_policies", {}).values():
+        for version in getattr(managed, "versions", []) or []:
+            if getattr(version, "is_default", False):
+                doc = version.document
+                docs.append(_json.loads(doc) if isinstance(doc, str) else doc)
+    return docs
+
+
+def principal_of(access_key_id: str, account: str) -> Principal | None:
+    """The IAM user or assumed role an access key belongs to (moto's IAM and STS state)."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    iam = iam_backends[account]["global"]
+    for user in iam.users.values():
+        if any(k.access_key_id == access_key_id for k in user.access_keys):
+            docs = _documents(user)
+            for group in iam.groups.values():
+                if user in getattr(group, "users", []):
+                    docs += _documents(group)
+            return Principal(user.arn, tuple(docs))
+    assumed = sts_backends[account]["global"].get_assumed_role_from_access_key(access_key_id)
+    if assumed is not None:
+        role = next((r for r in iam.roles.values() if r.arn == assumed.role_arn), None)
+        docs = _documents(role) if role is not None else []
+        return Principal(assumed.arn, tuple(docs))
+    return None
+
+
+def _lambda_arn(region: str, account: str, fn: str, qualifier: str | None = None) -> str:
+    fn = _unquote(fn)
+    if fn.startswith("arn:"):
+        return fn if qualifier is None else f"{fn}:{qualifier}"
+    name, _, q = fn.partition(":")
+    q = qualifier or q or None
+    return f"arn:aws:lambda:{region}:{account}:function:{name}" + (f":{q}" if q else "")
+
+
+def request_of(service: str, region: str, account: str, operation: str, params: dict, body: bytes, path: str, query: dict,
+               group_of_deployment: Any = None) -> tuple[str, list[str], dict]:
+    """(IAM action, resource ARNs, request context) of a call: the Service Authorization
+    Reference's action names and resource types for the operations ShiftGuard's functions call;
+    any other operation is `service:Operation` on `*`."""
+    req: dict = {}
+    if body and service in ("codedeploy", "logs", "monitoring") and not params.get("cbor"):
+        try:
+            req = _json.loads(body)
+        except ValueError:
+            req = {}
+    context: dict = {}
+    if service == "lambda":
+        fn = params.get("fn")
+        qualifier = (query.get("Qualifier") or [None])[0]
+        if operation in ("GetAlias", "UpdateAlias", "DeleteAlias") and fn:
+            return f"lambda:{operation}", [_lambda_arn(region, account, fn, _unquote(params["alias"]))], context
+        if operation == "Invoke" and fn:
+            return "lambda:InvokeFunction", [_lambda_arn(region, account, fn, qualifier)], context
+        if operation in ("GetFunctionConfiguration", "GetFunction", "DeleteFunction") and fn:
+            return f"lambda:{operation}", [_lambda_arn(region, account, fn, qualifier)], context
+        if fn:
+            return f"lambda:{operation}", [_lambda_arn(region, account, fn)], context
+        if path.startswith("/2017-03-31/tags/"):
+            arn = _unquote(path[len("/2017-03-31/tags/"):])
+            if operation == "TagResource" or operation.startswith("POST"):
+                keys = list((_json.loads(body or b"{}").get("Tags") or {}).keys())
+                return "lambda:TagResource", [arn], {"aws:TagKeys": keys}
+            if operation == "UntagResource" or operation.startswith("DELETE"):
+                return "lambda:UntagResource", [arn], {"aws:TagKeys": query.get("tagKeys", [])}
+            return "lambda:ListTags", [arn], context
+        return f"lambda:{operation}", ["*"], context
+    if service == "vpc-lattice":
+        base = f"arn:aws:vpc-lattice:{region}:{account}:"
+        if "rule" in params:
+            return f"vpc-lattice:{operation}", [f"{base}service/{params['svc']}/listener/{params['lis']}/rule/{params['rule']}"], context
+        if "lis" in params:
+            return f"vpc-lattice:{operation}", [f"{base}service/{params['svc']}/listener/{params['lis']}"], context
+        if "tg" in params:
+            return f"vpc-lattice:{operation}", [f"{base}targetgroup/{params['tg']}"], context
+        if path.startswith("/tags/"):
+            arn = _unquote(path[len("/tags/"):])
+            if operation.startswith("POST") or operation == "TagResource":
+                keys = list((_json.loads(body or b"{}").get("tags") or {}).keys())
+                return "vpc-lattice:TagResource", [arn], {"aws:TagKeys": keys}
+            if operation.startswith("DELETE") or operation == "UntagResource":
+                return "vpc-lattice:UntagResource", [arn], {"aws:TagKeys": query.get("tagKeys", [])}
+            return "vpc-lattice:ListTagsForResource", [arn], context
+        return f"vpc-lattice:{operation}", ["*"], context
+    if service == "codedeploy":
+        def group(app: str, name: str) -> str:
+            return f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{app}/{name}"
+        if operation == "ListDeployments" and req.get("applicationName") and req.get("deploymentGroupName"):
+            return "codedeploy:ListDeployments", [group(req["applicationName"], req["deploymentGroupName"])], context
+        ids = req.get("deploymentIds") or ([req["deploymentId"]] if req.get("deploymentId") else [])
+        if ids and group_of_deployment is not None:
+            groups = [g for g in (group_of_deployment(region, d) for d in ids) if g]
+            if groups:
+                return f"codedeploy:{operation}", [group(*g) for g in groups], context
+        if operation == "GetApplicationRevision" and req.get("applicationName"):
+            return "codedeploy:GetApplicationRevision", [f"arn:aws:codedeploy:{region}:{account}:application:{req['applicationName']}"], context
+        return f"codedeploy:{operation}", ["*"], context
+    if service == "monitoring":
+        if operation == "DescribeAlarms":
+            names = req.get("AlarmNames") or []
+            return "cloudwatch:DescribeAlarms", [f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}" for n in names] or [f"arn:aws:cloudwatch:{region}:{account}:alarm:*"], context
+        return f"cloudwatch:{operation}", ["*"], context
+    if service == "sns" and operation == "Publish":
+        form = _parse_qs(body.decode("utf-8", "replace")) if body else {}
+        topic = (form.get("TopicArn") or form.get("TargetArn") or ["*"])[0]
+        return "sns:Publish", [topic], context
+    if service == "apigateway":
+        verb = {"GetStage": "GET", "UpdateStage": "PATCH"}.get(operation)
+        if verb and params.get("restapi_id") and params.get("stage_name"):
+            return f"apigateway:{verb}", [f"arn:aws:apigateway:{region}::/restapis/{params['restapi_id']}/stages/{params['stage_name']}"], context
+        return f"apigateway:{operation}", ["*"], context
+    return f"{service}:{operation}", ["*"], context
+
+
+def access_key_of(environ: dict) -> str | None:
+    found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else None

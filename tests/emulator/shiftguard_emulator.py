@@ -1552,6 +1552,14 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
         handled = module.control(method, path, body, query)
         if handled is not None:
             return handled
+    if path == "/_shiftguard/iam":
+        if method == "POST":
+            for key in ("enforce", "strict"):
+                if key in body:
+                    if not isinstance(body[key], bool):
+                        raise ValueError(f"{key}: expected true or false")
+                    iam.SETTINGS[key] = body[key]
+        return 200, dict(iam.SETTINGS)
     if path == "/_shiftguard/faults":
         if method == "POST":
             specs = body if isinstance(body, list) else [body]
@@ -1652,6 +1660,51 @@ def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _deployment_group_of(region: str, deployment_id: str) -> tuple[str, str] | None:
+    deployment = codedeploy_backend(region).deployments.get(deployment_id)
+    return (deployment.application_name, deployment.deployment_group_name) if deployment is not None else None
+
+
+def access_denied(service: str, message: str) -> AwsError:
+    """AccessDenied as each service answers it (see MODELLED.md, IAM): Lambda, VPC Lattice and API
+    Gateway 403 AccessDeniedException; CodeDeploy and CloudWatch Logs (awsJson1_1) 400
+    AccessDeniedException; CloudWatch 403 AccessDenied (with the query-compatible header); SNS
+    (query protocol) 403 AuthorizationError."""
+    if service in ("codedeploy", "logs"):
+        return AwsError(400, "AccessDeniedException", message)
+    if service == "monitoring":
+        return AwsError(403, "AccessDenied", message, headers={"x-amzn-query-error": "AccessDenied;Sender"})
+    if service == "sns":
+        return AwsError(403, "AuthorizationError", message)
+    return AwsError(403, "AccessDeniedException", message)
+
+
+def authorize(environ: dict, body: bytes, service: str, region: str, operation: str, params: dict, call: dict) -> AwsError | None:
+    """IAM, when enforced (`POST /_shiftguard/iam`): the caller's access key → an IAM user or an
+    assumed role (moto's IAM and STS state) → its identity policies, evaluated by `iam.evaluate`
+    for the call's action and resources. Unknown keys keep full access unless strict. IAM and STS
+    themselves are never authorized (tests set principals up through them)."""
+    if not iam.SETTINGS["enforce"] or service in ("iam", "sts", "unknown"):
+        return None
+    key = iam.access_key_of(environ)
+    principal = iam.principal_of(key, DEFAULT_ACCOUNT) if key else None
+    if principal is None:
+        if iam.SETTINGS["strict"]:
+            call["iam"] = {"principal": None, "decision": "unknown-key"}
+            return AwsError(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        return None
+    action, resources, context = iam.request_of(service, region, DEFAULT_ACCOUNT, operation, params, body, environ.get("PATH_INFO", "/"),
+                                                parse_qs(environ.get("QUERY_STRING", "")), group_of_deployment=_deployment_group_of)
+    try:
+        decision = iam.evaluate(principal.policies, action, resources, context)
+    except iam.UnsupportedCondition as exc:
+        return AwsError(500, "ShiftGuardEmulatorError", str(exc))
+    call["iam"] = {"principal": principal.arn, "action": action, "resources": resources, "decision": decision.reason}
+    if decision.allowed:
+        return None
+    return access_denied(service, iam.denied_message(principal.arn, action, decision))
+
+
 class ShiftGuardEmulator:
     def __init__(self, moto_app: Callable) -> None:
         self.moto_app = moto_app
@@ -1696,6 +1749,17 @@ class ShiftGuardEmulator:
         }
         with LOCK:
             CALLS.append(call)
+        denied = authorize(environ, body, service, region, operation, params, call)
+        if denied is not None:
+            status, headers, out = error_response(service, denied)
+            if service == "sns":
+                xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{denied.code}</Code><Message>{denied.message}</Message></Error>"
+                       f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+                start_response(f"{status} Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
+                call["end"] = time.time()
+                return [xml]
+            call["end"] = time.time()
+            return self._reply(start_response, status, headers, out)
         # The response is materialised so that `end` is when it was ready: round trips on a
         # critical path are calls that do not overlap.
         captured: dict = {}
@@ -1849,7 +1913,7 @@ class ShiftGuardEmulator:
         return [data]
 
 
-REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}
+REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 # moto's answers the extension patches: checked strictly like the extension's own.
@@ -1981,6 +2045,7 @@ import cloudwatch_logs  # noqa: E402
 import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402
 import engine  # noqa: E402
+import iam  # noqa: E402
 import lattice  # noqa: E402
 import sample  # noqa: E402
 
