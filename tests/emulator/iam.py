@@ -268,10 +268,17 @@ def request_of(service: str, region: str, account: str, operation: str, params: 
     Reference's action names and resource types for the operations ShiftGuard's functions call;
     any other operation is `service:Operation` on `*`."""
     req: dict = {}
-    if body and service in ("codedeploy", "logs", "monitoring") and not params.get("cbor"):
+    if body and service in ("codedeploy", "logs", "monitoring"):
         try:
-            req = _json.loads(body)
-        except ValueError:
+            if params.get("cbor"):
+                import cbor2  # the Rust SDK's CloudWatch protocol (smithy-rpc-v2-cbor)
+
+                req = cbor2.loads(body)
+            else:
+                req = _json.loads(body)
+        except Exception:  # an unreadable body is judged on "*" (the service refuses it anyway)
+            req = {}
+        if not isinstance(req, dict):
             req = {}
     context: dict = {}
     if service == "lambda":

@@ -1750,6 +1750,16 @@ class ShiftGuardEmulator:
         with LOCK:
             CALLS.append(call)
         denied = authorize(environ, body, service, region, operation, params, call)
+        if denied is not None and params.get("cbor"):
+            # CloudWatch over smithy-rpc-v2-cbor: the error in CBOR, the query code in its header.
+            import cbor2
+
+            data = cbor2.dumps({"__type": "AccessDeniedException", "message": denied.message})
+            start_response(f"{denied.status} {REASONS.get(denied.status, 'Forbidden')}", [
+                ("smithy-protocol", "rpc-v2-cbor"), ("Content-Type", "application/cbor"),
+                ("x-amzn-query-error", "AccessDenied;Sender"), ("Content-Length", str(len(data)))])
+            call["end"] = time.time()
+            return [data]
         if denied is not None:
             status, headers, out = error_response(service, denied)
             if service == "sns":

@@ -81,3 +81,20 @@ def test_strict_refuses_unknown_keys(emulator, clients, enforced):
     assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
     emulator.control("POST", "/_shiftguard/iam", {"strict": False})
     clients.lam.list_functions()
+
+
+def test_describe_alarms_over_cbor_is_judged_on_the_alarms_named(emulator, enforced, tmp_path):
+    """shift reads its plan's alarms with the Rust SDK, which speaks CBOR to CloudWatch: the
+    alarms in the body are the resources, as the construct grants them."""
+    from test_metric_data import cbor_client
+
+    allowed = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:orders-canary-5xx"
+    _, base = role_client(emulator, "sts", [{"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": allowed}])
+    creds = base._request_signer._credentials
+    cw = cbor_client(emulator, tmp_path)
+    cw._request_signer._credentials = creds
+    cw.describe_alarms(AlarmNames=["orders-canary-5xx"])
+    with pytest.raises(cw.exceptions.ClientError) as denied:
+        cw.describe_alarms(AlarmNames=["someone-elses-alarm"])
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "cloudwatch:DescribeAlarms" in str(denied.value)
