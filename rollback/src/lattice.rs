@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::config::LatticeListenerTarget;
 use crate::report::{Action, Outcome, TargetReport};
-use crate::truth::{production_before, record_key, Intent, TagFacts, Tagged};
+use crate::truth::{began_after, production_before, record_key, Intent, TagFacts, Tagged};
 use crate::Clients;
 
 const CYCLES: usize = 3;
@@ -389,13 +389,22 @@ async fn run(
     match tags {
         Some(Ok(tags)) => {
             let facts = TagFacts::from_tags(&tags, None);
-            if let Some(prev) = facts
-                .rollout()
-                .and_then(|m| production_before(m, intent.map(|i| i.alarm_ms)))
-            {
-                if !dry_run {
-                    put_production_alias_back(clients, t, prev, report).await?;
-                }
+            let alarm_ms = intent.map(|i| i.alarm_ms);
+            if let Some(m) = facts.rollout().filter(|m| began_after(m, alarm_ms)) {
+                // Like a deployment created after the alarm: the alarm is not about this rollout
+                // (a late delivery), and its canary share is not taken away.
+                report.before = Some(describe(&forwards));
+                report.after = report.before.clone();
+                report.outcome = Outcome::LeftAlone;
+                report.decision = Some(format!(
+                    "rollout {} began after the alarm changed state: the alarm is not about it, so the listener is left alone",
+                    m.id
+                ));
+                return Ok(());
+            }
+            // Tags are read only in rollback's own (never dry) runs: `intent` is set.
+            if let Some(prev) = facts.rollout().and_then(|m| production_before(m, alarm_ms)) {
+                put_production_alias_back(clients, t, prev, report).await?;
             }
         }
         Some(Err(e)) => report.add_incomplete(format!(

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::alias::AliasState;
 use crate::config::is_version_number;
-use crate::truth::{Marker, Status, PROMOTED_WATCH_MS};
+use crate::truth::{began_after, Marker, Status, PROMOTED_WATCH_MS};
 
 /// What reading the stable-pointer alias gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,8 +433,7 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
     // 4. No deployment: the alias alone. A rollout's marker is the best fact there is.
     let from_rollout = match f.rollout {
         Some(m) if !m.status.finished() => {
-            if let (Some(alarm), Some(start)) = (f.alarm_time_ms, m.start_ms) {
-                if start > alarm.saturating_add(STALE_AFTER_MS) {
+            if began_after(m, f.alarm_time_ms) {
                     return plan(
                         Step::LeaveRolloutAlone {
                             rollout: m.id.clone(),
@@ -443,12 +442,11 @@ pub fn plan_alias(f: &AliasFacts) -> Plan {
                         format!(
                             "rollout {} began at {}, after the alarm changed state at {}: the alarm is not about it, so it is left alone",
                             m.id,
-                            time_text(Some(start)),
+                            time_text(m.start_ms),
                             time_text(f.alarm_time_ms)
                         ),
                         notes,
                     );
-                }
             }
             m.stable.clone()
         }

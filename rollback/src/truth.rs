@@ -209,6 +209,17 @@ pub fn production_before(rollout: &Marker, alarm_ms: Option<i64>) -> Option<&str
     }
 }
 
+/// Whether an alarm (or request) at `alarm_ms` is older than a rollout still in progress: a late
+/// delivery that is not about it. Pure; the alias decision and the listener's restore share it.
+pub fn began_after(rollout: &Marker, alarm_ms: Option<i64>) -> bool {
+    match (alarm_ms, rollout.start_ms) {
+        (Some(alarm), Some(start)) => {
+            !rollout.status.finished() && start > alarm.saturating_add(STALE_AFTER_MS)
+        }
+        _ => false,
+    }
+}
+
 // ---- the restore record ------------------------------------------------------------------------
 
 /// What rollback leaves on a target it acts on.

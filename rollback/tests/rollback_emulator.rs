@@ -761,3 +761,55 @@ async fn the_summary_is_published_when_a_topic_is_configured() {
         .unwrap_err();
     assert!(matches!(err, RollbackError::Notify { .. }), "{err}");
 }
+
+/// A late delivery (a retry an hour later) of an alarm from before a rollout began is not about
+/// that rollout: on a Lattice listener, as on an alias, it is left alone — the newer rollout's
+/// canary share is not taken away.
+#[tokio::test]
+async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
+    let w = world().await;
+    let lat = lattice(&w, (90, 10)).await;
+    let arn = w
+        .clients
+        .lattice
+        .get_listener()
+        .service_identifier(&lat.service)
+        .listener_identifier(&lat.listener)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let now = shiftguard_common::emf::now_ms();
+    let marker = format!("id=orders-v9 step=1 weight=10 at={now} status=baking start={now}");
+    w.clients
+        .lattice
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("shiftguard:rollout", marker)
+        .send()
+        .await
+        .unwrap();
+    w.emu.reset_calls();
+    let cfg = config(mapping(&["orders-canary-5xx"], vec![lattice_target(&lat)]));
+    // The sample event's alarm changed state on 2026-11-21, long before this rollout began.
+    let summary = handle(
+        &w.clients,
+        &cfg,
+        &event("rollback/sns-lattice-alarm.json"),
+        Deadline::default(),
+    )
+    .await
+    .expect("left alone is not a failure");
+    assert_eq!(
+        summary.targets[0].outcome,
+        Outcome::LeftAlone,
+        "{:?}",
+        summary.targets[0]
+    );
+    assert!(writes(&w.emu).is_empty(), "{:?}", writes(&w.emu));
+    assert_eq!(
+        listener_weights(&w, &lat).await,
+        vec![(lat.production.clone(), 90), (lat.canary.clone(), 10)]
+    );
+}
