@@ -294,10 +294,11 @@ pub async fn roll_back(
     clients: &Clients,
     target: &LatticeListenerTarget,
     dry_run: bool,
+    alarm_ms: Option<i64>,
     intent: Option<&Intent>,
     report: &mut TargetReport,
 ) {
-    if let Err(e) = run(clients, target, dry_run, intent, report).await {
+    if let Err(e) = run(clients, target, dry_run, alarm_ms, intent, report).await {
         report.outcome = Outcome::Failed;
         report.error = Some(e.to_string());
     }
@@ -347,6 +348,7 @@ async fn run(
     clients: &Clients,
     t: &LatticeListenerTarget,
     dry_run: bool,
+    alarm_ms: Option<i64>,
     intent: Option<&Intent>,
     report: &mut TargetReport,
 ) -> Result<(), LatticeError> {
@@ -358,10 +360,12 @@ async fn run(
         .get()
         .map(|h| Tagged::Listener(h.listener_arn(&t.service, &t.listener)));
     let mut early_report = TargetReport::new(String::new(), Vec::new());
-    // Rollback's own runs read the rollout marker too: a promotion it must put back.
+    // Rollback's own runs (dry runs too: the plan must be the real one) read the rollout marker:
+    // a rollout the alarm is not about, a promotion to put back. `shift`'s aborts do not.
+    let consult = intent.is_some() || dry_run;
     let read_tags = |tagged: Option<Tagged>| async move {
-        match (intent, tagged) {
-            (Some(_), Some(t)) => Some(t.read(clients).await),
+        match (consult, tagged) {
+            (true, Some(t)) => Some(t.read(clients).await),
             _ => None,
         }
     };
@@ -389,7 +393,6 @@ async fn run(
     match tags {
         Some(Ok(tags)) => {
             let facts = TagFacts::from_tags(&tags, None);
-            let alarm_ms = intent.map(|i| i.alarm_ms);
             if let Some(m) = facts.rollout().filter(|m| began_after(m, alarm_ms)) {
                 // Like a deployment created after the alarm: the alarm is not about this rollout
                 // (a late delivery), and its canary share is not taken away.
@@ -402,9 +405,12 @@ async fn run(
                 ));
                 return Ok(());
             }
-            // Tags are read only in rollback's own (never dry) runs: `intent` is set.
             if let Some(prev) = facts.rollout().and_then(|m| production_before(m, alarm_ms)) {
-                put_production_alias_back(clients, t, prev, report).await?;
+                if dry_run {
+                    report.notes.push(format!("dry run: would put the production target group's alias back on version {prev} (a rollout's promotion moved it)"));
+                } else {
+                    put_production_alias_back(clients, t, prev, report).await?;
+                }
             }
         }
         Some(Err(e)) => report.add_incomplete(format!(

@@ -315,7 +315,14 @@ pub async fn handle(
                         alias::roll_back(clients, t, run, intent.as_ref(), report).await
                     }
                     Target::LatticeListener(t) => {
-                        lattice::roll_back(clients, t, config.dry_run, intent.as_ref(), report)
+                        lattice::roll_back(
+                            clients,
+                            t,
+                            config.dry_run,
+                            w.alarm_time_ms,
+                            intent.as_ref(),
+                            report,
+                        )
                             .await
                     }
                     Target::ApigatewayCanary(t) => {

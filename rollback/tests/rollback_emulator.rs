@@ -812,4 +812,23 @@ async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
         listener_weights(&w, &lat).await,
         vec![(lat.production.clone(), 90), (lat.canary.clone(), 10)]
     );
+    // A dry run plans what the real run does: left alone, not "planned".
+    let dry = config_with(
+        mapping(&["orders-canary-5xx"], vec![lattice_target(&lat)]),
+        &[("DRY_RUN", "true")],
+    );
+    let summary = handle(
+        &w.clients,
+        &dry,
+        &event("rollback/sns-lattice-alarm.json"),
+        Deadline::default(),
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(
+        summary.targets[0].outcome,
+        Outcome::LeftAlone,
+        "{:?}",
+        summary.targets[0]
+    );
 }

@@ -523,6 +523,7 @@ impl Ctx<'_> {
             &spec(self.plan),
             false,
             None,
+            None,
             report,
         ))
         .await;
