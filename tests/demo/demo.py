@@ -101,6 +101,16 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT, int
         time.sleep(interval)
 
 
+def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Like wait_for, for a condition an expectation then judges: the last value, truthy or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -665,7 +675,14 @@ def alias_scenario(em: Emulator) -> None:
         canary = stack.traffic.between(shifted)
         say(f"requests through live since the shift: {summarize(canary)}")
         say(f"alarm {ALARM}: {alarm['oldState']} -> ALARM ({alarm['by']}): {alarm['reason'][:100]}")
-        expect("the alarm fired on the canary's real errors", alarm["by"] == "evaluation" and any(r[1] == "3" and r[2] for r in canary))
+        # The alarm counts an error when the invocation's metric lands; the caller records the same
+        # request only when its response arrives, and the watch notes the 10% shift only when its own
+        # GetAlias returns (possibly after the first canary requests). So look at every request
+        # through live since the deployment began (none reach version 3 before the shift) and wait,
+        # briefly, for the failed one to be recorded rather than reading once.
+        failed_on_3 = eventually(lambda: [r for r in stack.traffic.between(t0) if r[1] == "3" and r[2]])
+        expect("the alarm fired on the canary's real errors", alarm["by"] == "evaluation" and bool(failed_on_3),
+               f"by {alarm['by']}; failed requests on v3 through live: {len(failed_on_3)}")
         delivery = wait_for(lambda: alarm_deliveries(em, ALARM, wall0), "SNS to deliver the alarm")[0]
         say(f"SNS delivered the notification to {delivery['function'].split(':')[-1]}")
         inv = wait_for(lambda: rollback_invocations(em, delivery["time"]), "the rollback binary to finish")[0]
