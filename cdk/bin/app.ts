@@ -3,6 +3,7 @@ import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { RehearsalStack } from '../lib/rehearsal';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 
 const app = new App();
@@ -16,4 +17,6 @@ const architecture = arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Arch
 new CanaryExampleStack(app, 'ShiftGuardCanaryExample', { assetDir, architecture });
 new LatticeExampleStack(app, 'ShiftGuardLatticeExample', { assetDir, architecture });
 new ProtectExampleStack(app, 'ShiftGuardProtectExample', { assetDir, architecture });
+// The world `make demo` runs in: the demo takes each ShiftGuard function's IAM policy from its template.
+new RehearsalStack(app, 'ShiftGuardRehearsal', { assetDir, architecture });
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

@@ -167,6 +167,14 @@ export interface ShiftGuardProps {
   readonly rollbackReservedConcurrency?: number;
   readonly logRetention?: logs.RetentionDays;
   readonly dryRun?: boolean;
+  /**
+   * Post-traffic moves this alias of the deployed function to the new version after a `Succeeded`
+   * report was accepted (`STABLE_ALIAS`; creating it when missing): the stable pointer a rollback
+   * target's `stableAlias` reads. Post-traffic gets `lambda:GetAlias`, `lambda:UpdateAlias` and
+   * `lambda:CreateAlias` on exactly `function:NAME:<stableAlias>` of each checked function.
+   * Default: none (post-traffic writes no alias).
+   */
+  readonly stableAlias?: string;
   /** Timeout of the `shift` function (progressive rollouts: one step, with its checks, per invocation). Default 5 minutes. */
   readonly shiftTimeout?: Duration;
 }
@@ -286,6 +294,7 @@ export class ShiftGuard extends Construct {
   private readonly rollbackListeners: { key: string; group: string }[] = [];
   private readonly productionAliases: { key: string; alias: lambda.IAlias }[] = [];
   private readonly putBackGranted = new Set<string>();
+  private readonly stableAlias?: string;
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -295,6 +304,10 @@ export class ShiftGuard extends Construct {
     this.retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.namePrefix = prefix.replace(/^CodeDeployHook_/, '');
     this.shiftTimeout = props.shiftTimeout ?? Duration.minutes(5);
+    if (props.stableAlias !== undefined && !Token.isUnresolved(props.stableAlias) && !/^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(props.stableAlias)) {
+      throw new Error(`ShiftGuard stableAlias: expected an alias name (letters, digits, - and _, not only digits), got ${JSON.stringify(props.stableAlias)}`);
+    }
+    this.stableAlias = props.stableAlias;
     const fn = this.makeFunction.bind(this);
 
     this.preTraffic = fn(`${prefix}_pre_traffic`, 'pre-traffic', {}, Duration.minutes(5), 256);
@@ -642,6 +655,7 @@ export class ShiftGuard extends Construct {
         produce: () => JSON.stringify(checks.concurrency === undefined ? { checks: checks.checks } : { concurrency: checks.concurrency, checks: checks.checks }),
       }));
       hook.addEnvironment('HOOK_DEADLINE_MARGIN', '5s');
+      if (phase === 'post-traffic' && this.stableAlias) hook.addEnvironment('STABLE_ALIAS', this.stableAlias);
     }
     if (set.concurrency !== undefined) current.concurrency = Math.max(current.concurrency ?? 0, set.concurrency);
     current.checks.push(...adding);
@@ -670,6 +684,13 @@ export class ShiftGuard extends Construct {
       hook.addToRolePolicy(new iam.PolicyStatement({
         actions: ['logs:FilterLogEvents'],
         resources: [`arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:${logGroup}:*`],
+      }));
+    }
+    if (this.stableAlias) {
+      // Housekeeping after an accepted Succeeded: the stable pointer follows the new version.
+      this.postTraffic.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias'],
+        resources: [`arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}:${this.stableAlias}`],
       }));
     }
     if (!this.metricsGranted) {

@@ -66,6 +66,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 DEFAULT_ACCOUNT = "123456789012"
+#: Where this emulator serves (set once serving): modules that set state up through the API use it.
+SELF_URL = ""
 LOCK = threading.RLock()
 
 
@@ -1548,7 +1550,7 @@ def checked_rollback_info(value: Any) -> dict:
 def control(method: str, path: str, body: dict, query: dict) -> tuple[int, Any]:
     if path == "/_shiftguard/health":
         return 200, {"ok": True}
-    for module in (engine, alarms, conformance, lattice):
+    for module in (engine, alarms, conformance, lattice, stacks):
         handled = module.control(method, path, body, query)
         if handled is not None:
             return handled
@@ -1700,6 +1702,7 @@ def authorize(environ: dict, body: bytes, service: str, region: str, operation: 
     except iam.UnsupportedCondition as exc:
         return AwsError(500, "ShiftGuardEmulatorError", str(exc))
     call["iam"] = {"principal": principal.arn, "action": action, "resources": resources, "decision": decision.reason}
+    stacks.record(principal.arn, action, resources, decision.allowed, decision.statement)
     if decision.allowed:
         return None
     return access_denied(service, iam.denied_message(principal.arn, action, decision))
@@ -2012,6 +2015,8 @@ def main() -> None:
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     exit_on_signals()
     url = f"http://{args.host}:{server.port}"
+    global SELF_URL
+    SELF_URL = url
     # Lambda without Docker: Invoke echoes the payload (or a canned response) instead of running code.
     from moto.core.models import default_user_config
 
@@ -2058,6 +2063,7 @@ import engine  # noqa: E402
 import iam  # noqa: E402
 import lattice  # noqa: E402
 import sample  # noqa: E402
+import stacks  # noqa: E402
 
 # API Gateway stage canaries (`apigateway.py`): its handlers, and moto answers it patches.
 EXTENDED.update(apigateway.EXTENDED)
