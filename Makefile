@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test test-stress emulator emulator-test build synth deploy bench cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
+.PHONY: help venv demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -48,11 +48,11 @@ SCENARIO ?= alias
 # A whole canary deployment with the real binaries, run by the emulator's engine (SCENARIO=lattice: a
 # VPC Lattice listener rolled out by shift, driven by tests/demo/rollout.py; SCENARIO=codedeploy-alarm:
 # CodeDeploy's own alarm rollback beside ShiftGuard's).
-demo: $(STAMP)
+demo: $(STAMP) cdk-synth
 	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
 
 # Every test: Rust, every demo scenario end to end, the CDK app and the SAM example.
-test: $(STAMP)
+test: $(STAMP) cdk-synth
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	cargo test --workspace --locked
@@ -72,12 +72,16 @@ cdk/node_modules/.installed: cdk/package-lock.json
 	cd cdk && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Jest + cdk-nag on the synthesized stacks, then `cdk synth` offline and cfn-lint on its output.
-# Stand-in zips: the templates do not depend on the code.
-cdk-test: $(STAMP) cdk/node_modules/.installed
+# The CDK app synthesized offline into target/cdk.out (stand-in zips: the templates do not depend on
+# the code). The demo, the emulator's tests and the Rust sequences run each binary with the IAM
+# policy these templates give its function (ShiftGuardRehearsal: the demo's world).
+cdk-synth: $(STAMP) cdk/node_modules/.installed
 	$(PYTHON) -c "import os; [os.makedirs(f'$(CDK_TEST_ASSETS)/{b}', exist_ok=True) or open(f'$(CDK_TEST_ASSETS)/{b}/bootstrap.zip','wb').write(bytes.fromhex('504b0506' + '00'*18)) for b in ('pre-traffic','post-traffic','rollback','shift')]"
-	cd cdk && npx tsc && npx jest
-	cd cdk && npx cdk synth --quiet --no-notices -c shiftguard:assetDir=../$(CDK_TEST_ASSETS) -c shiftguard:architecture=x86_64 -o ../target/cdk.out
+	cd cdk && npx tsc && npx cdk synth --quiet --no-notices -c shiftguard:assetDir=../$(CDK_TEST_ASSETS) -c shiftguard:architecture=x86_64 -o ../target/cdk.out
+
+# Jest + cdk-nag on the synthesized stacks, then cfn-lint on the synthesized templates.
+cdk-test: cdk-synth
+	cd cdk && npx jest
 	# W3005: CDK's explicit DependsOn from a function to its role's policy is deliberate (the policy
 	# must exist before the function runs); every other rule applies.
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- target/cdk.out/*.template.json
@@ -88,7 +92,7 @@ cdk-test: $(STAMP) cdk/node_modules/.installed
 byhand: $(STAMP)
 	$(PYTHON) tests/byhand/run.py
 
-emulator-test: $(STAMP)
+emulator-test: $(STAMP) cdk-synth
 	cd tests/emulator && ../../$(PYTHON) -m pytest -q -p no:cacheprovider
 
 sam-test: $(STAMP)

@@ -56,7 +56,11 @@ ALARM = "checkout-canary-errors"
 TOPIC = "shiftguard-alarms"
 PRE_HOOK = "CodeDeployHook_checkout_pre_traffic"
 POST_HOOK = "CodeDeployHook_checkout_post_traffic"
-ROLLBACK_FN = "shiftguard-rollback"
+ROLLBACK_FN = "checkout_rollback"
+SHIFT_FN = "checkout_shift"
+# The demo's world as a CDK app deploys it (cdk/lib/rehearsal.ts), synthesized by `make cdk-synth`:
+# each binary runs with the IAM policy this template gives its function, strict IAM on.
+REHEARSAL = ROOT / "target" / "cdk.out" / "ShiftGuardRehearsal.template.json"
 # Emulated seconds per real second: Canary10Percent5Minutes waits 5 s between its two shifts, the
 # alarm's 60 s period is 1 s, CodeDeploy's one-hour hook timeout is 60 s, Lambda's async retries
 # come 1 s and 2 s after a failure.
@@ -154,11 +158,31 @@ class Emulator:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.url = self.proc.stdout.readline().split()[-1]
+        # Strict IAM: the driver is the operator (it sets the world up and plays the callers); each
+        # ShiftGuard binary runs as its own role from the synthesized template (roles()).
+        self.operator = self.control("POST", "/_shiftguard/iam/operator")
+        self.control("POST", "/_shiftguard/iam", {"enforce": True, "strict": True})
 
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id="demo", aws_secret_access_key="demo",
+                            aws_access_key_id=self.operator["AccessKeyId"], aws_secret_access_key=self.operator["SecretAccessKey"],
                             config=Config(max_pool_connections=20))
+
+    def roles(self, *functions: str) -> dict[str, dict]:
+        """The named functions of the rehearsal stack, their roles made real here: credentials,
+        statements, environment. Resources of the stack this world lacks (the other scenario's)
+        stay unresolved placeholders: a statement about them grants nothing."""
+        if not REHEARSAL.exists():
+            raise SystemExit(f"{REHEARSAL} is missing: run `make cdk-synth` (make demo does)")
+        return self.control("POST", "/_shiftguard/iam/stack", {"templatePath": str(REHEARSAL), "functions": list(functions),
+                                                               "unresolved": "placeholder"})["functions"]
+
+    def role_calls(self) -> list[dict]:
+        """Every call a stack role made, with the emulator's IAM decision."""
+        return [c for c in self.control("GET", "/_shiftguard/calls") if ":assumed-role/" in ((c.get("iam") or {}).get("principal") or "")]
+
+    def denied_calls(self) -> list[dict]:
+        return [c for c in self.control("GET", "/_shiftguard/calls") if (c.get("iam") or {}).get("decision") not in (None, "allowed")]
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -193,13 +217,14 @@ class Emulator:
 class Functions:
     """One binary behind `cargo lambda watch` (the Lambda Runtime API), with its configuration."""
 
-    def __init__(self, emulator: Emulator, binary: str, env: dict[str, str], log_name: str) -> None:
+    def __init__(self, emulator: Emulator, binary: str, env: dict[str, str], log_name: str, role: dict) -> None:
         self.binary = binary
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env_file = Path(tempfile.mkstemp(suffix=".env")[1])
-        base = {"AWS_ENDPOINT_URL": emulator.url, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "demo",
-                "AWS_SECRET_ACCESS_KEY": "demo"}
+        creds = role["credentials"]
+        base = {"AWS_ENDPOINT_URL": emulator.url, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"], "AWS_SESSION_TOKEN": creds["SessionToken"]}
         env_file.write_text("".join(f"{k}='{v}'\n" for k, v in {**base, **env}.items()))
         self.log = Path(tempfile.gettempdir()) / f"shiftguard-demo-{log_name}.log"
         self.proc = subprocess.Popen(
@@ -213,6 +238,16 @@ class Functions:
     def stop(self) -> None:
         kill_tree(self.proc.pid)
         self.proc.wait()
+
+
+def same_as_stack(role: dict, expected: dict) -> None:
+    """The demo's configuration is the rehearsal stack's (cdk/lib/rehearsal.ts): they never drift."""
+    for key, value in expected.items():
+        got = role["environment"].get(key)
+        got = json.loads(got) if isinstance(value, (dict, list)) and got is not None else got
+        if got != value:
+            raise SystemExit(f"{key} of the rehearsal stack differs from the demo's: {json.dumps(got)} != {json.dumps(value)} "
+                             "(cdk/lib/rehearsal.ts and tests/demo/demo.py describe the same world)")
 
 
 def deploy_function(em: Emulator, name: str, server: Functions) -> str:
@@ -565,12 +600,15 @@ class Stack:
         self.watch: AliasWatch | None = None
         self.traffic: Traffic | None = None
         try:
-            for binary, env, log in (
-                ("pre-traffic", {"HOOK_CHECKS": json.dumps(PRE_CHECKS)}, "pre"),
-                ("post-traffic", {"HOOK_CHECKS": json.dumps(POST_CHECKS), "STABLE_ALIAS": "blue"}, "post"),
-                ("rollback", {"ROLLBACK_TARGETS": json.dumps(ROLLBACK_TARGETS), "CODEDEPLOY_ROLLBACK_WAIT": "5s"}, "rollback"),
+            roles = em.roles(PRE_HOOK, POST_HOOK, ROLLBACK_FN)
+            same_as_stack(roles[PRE_HOOK], {"HOOK_CHECKS": PRE_CHECKS})
+            same_as_stack(roles[POST_HOOK], {"HOOK_CHECKS": POST_CHECKS, "STABLE_ALIAS": "blue"})
+            for binary, env, log, fn in (
+                ("pre-traffic", {"HOOK_CHECKS": json.dumps(PRE_CHECKS)}, "pre", PRE_HOOK),
+                ("post-traffic", {"HOOK_CHECKS": json.dumps(POST_CHECKS), "STABLE_ALIAS": "blue"}, "post", POST_HOOK),
+                ("rollback", {"ROLLBACK_TARGETS": json.dumps(ROLLBACK_TARGETS), "CODEDEPLOY_ROLLBACK_WAIT": "5s"}, "rollback", ROLLBACK_FN),
             ):
-                self.servers.append(Functions(em, binary, env, log))
+                self.servers.append(Functions(em, binary, env, log, roles[fn]))
             pre, post, rollback = self.servers
             deploy_function(em, PRE_HOOK, pre)
             deploy_function(em, POST_HOOK, post)
@@ -900,11 +938,12 @@ def lattice_scenario(em: Emulator) -> None:
     topic = sns.create_topic(Name=TOPIC)["TopicArn"]
     rollback_targets = [{"alarms": [LATTICE_ALARM], "targets": [{"type": "lattice-listener", "service": svc,
                                                                  "listener": listener["id"], "productionTargetGroup": prod}]}]
-    server = Functions(em, "rollback", {"ROLLBACK_TARGETS": json.dumps(rollback_targets)}, "lattice")
+    roles = em.roles(ROLLBACK_FN, SHIFT_FN)
+    server = Functions(em, "rollback", {"ROLLBACK_TARGETS": json.dumps(rollback_targets)}, "lattice", roles[ROLLBACK_FN])
     shift = None
     try:
         # shift runs behind its own watch, invoked directly by the driver (as Step Functions would).
-        shift = Functions(em, "shift", {}, "shift")
+        shift = Functions(em, "shift", {}, "shift", roles[SHIFT_FN])
         rollback_arn = deploy_function(em, ROLLBACK_FN, server)
         sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=rollback_arn)
         cw.put_metric_alarm(AlarmName=LATTICE_ALARM, Namespace="AWS/VpcLattice", MetricName="HTTPCode_5XX_Count",
@@ -1040,6 +1079,10 @@ def main() -> int:
     scenario_started = time.monotonic()
     try:
         SCENARIOS[args.scenario](em)
+        denied, judged = em.denied_calls(), em.role_calls()
+        expect("every call of every binary was allowed by its own role from the synthesized template (strict IAM)", judged and not denied,
+               f"{len(judged)} calls judged; " + "; ".join(f"{c['iam'].get('principal')}: {c['iam'].get('action')} on {', '.join(c['iam'].get('resources') or [])} "
+                         f"({c['iam']['decision']})" for c in denied[:5]))
     except StepTimeout as exc:
         expect("the story went on", False, str(exc))
     finally:
