@@ -10,15 +10,20 @@ import { Construct } from 'constructs';
 import { ShiftGuard } from './shiftguard';
 import type { ShiftGuardStackProps } from './stacks';
 
+/** The REST API id the sequences create their API with (the emulator honours moto's `_custom_id_` tag). */
+export const REHEARSAL_API_ID = 'chk0api001';
+
 /**
- * The world `make demo` rehearses, as a CDK app would deploy it: the demo runs each ShiftGuard
- * binary with the IAM policy this stack's synthesized template gives its function (strict IAM in
- * the emulator), so a call the construct does not grant fails the demo. The names are the demo's
- * (tests/demo/demo.py): `checkout` with aliases `live` and `blue`, CodeDeploy `checkout-app` /
- * `checkout-dg`, alarm `checkout-canary-errors`; the Lattice service `orders` (groups
- * `orders-production`, `orders-canary`, listener `orders-https`), alarm `orders-canary-5xx` and the
- * rollout `orders`. Resource ids the emulator assigns (Lattice) are resolved by name when the
- * demo loads the template (tests/emulator/stacks.py).
+ * The world `make demo` and the end-to-end sequences (`rollback/shift/tests/one_truth.rs`,
+ * `hooks/tests/engine.rs`) rehearse, as a CDK app would deploy it: they run each ShiftGuard binary
+ * with the IAM policy this stack's synthesized template gives its function (strict IAM in the
+ * emulator), so a call the construct does not grant fails them. The names are theirs
+ * (tests/demo/demo.py, rollback/tests/support): `checkout` with aliases `live` and `blue`,
+ * CodeDeploy `checkout-app` / `checkout-dg`, alarm `checkout-canary-errors`, the rollout
+ * `checkout` of `live`; the Lattice service `orders` (groups `orders-production`, `orders-canary`,
+ * listener `orders-https`), alarm `orders-canary-5xx` and the rollout `orders`; the REST API
+ * `REHEARSAL_API_ID`'s stage `prod`. Resource ids the emulator assigns (Lattice) are resolved by
+ * name when a test loads the template (tests/emulator/stacks.py).
  */
 export class RehearsalStack extends Stack {
   public readonly shiftguard: ShiftGuard;
@@ -77,6 +82,7 @@ export class RehearsalStack extends Stack {
         { alarms: ['checkout-canary-errors'], targets: [{ type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue',
           codeDeploy: { application: 'checkout-app', deploymentGroup: 'checkout-dg' } }] },
         { alarms: ['orders-canary-5xx'], targets: [{ type: 'lattice-listener', service: service.attrId, listener: listener.attrId, productionTargetGroup: production.attrId }] },
+        { alarms: ['checkout-api-5xx'], targets: [{ type: 'apigateway-canary', restApi: REHEARSAL_API_ID, stage: 'prod' }] },
       ],
     });
 
@@ -105,6 +111,20 @@ export class RehearsalStack extends Stack {
       steps: [{ weight: 10, bake: '4s' }, { weight: 50, bake: '2s' }, { weight: 100, bake: '2s' }],
       alarms: [ordersAlarm],
       stateMachineName: 'orders-rollout',
+    });
+    // An alias on its own plan (the sequences' alias rollouts of `checkout:live`).
+    const checkoutAlarm = new cloudwatch.Alarm(this, 'checkout-canary-errors', {
+      alarmName: 'checkout-canary-errors',
+      metric: new cloudwatch.Metric({ namespace: 'AWS/Lambda', metricName: 'Errors', statistic: 'Sum', period: Duration.minutes(1),
+        dimensionsMap: { FunctionName: 'checkout', Resource: 'checkout:live' } }),
+      threshold: 1, evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    this.shiftguard.rollout('checkout', {
+      target: { type: 'lambda-alias', function: 'checkout', alias: 'live' },
+      steps: [{ weight: 10, bake: '5m' }, { weight: 100 }],
+      alarms: [checkoutAlarm],
+      stateMachineName: 'checkout-rollout',
     });
   }
 }

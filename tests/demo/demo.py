@@ -182,7 +182,7 @@ class Emulator:
         return [c for c in self.control("GET", "/_shiftguard/calls") if ":assumed-role/" in ((c.get("iam") or {}).get("principal") or "")]
 
     def denied_calls(self) -> list[dict]:
-        return [c for c in self.control("GET", "/_shiftguard/calls") if (c.get("iam") or {}).get("decision") not in (None, "allowed")]
+        return [c for c in self.control("GET", "/_shiftguard/calls") if (c.get("iam") or {}).get("decision") not in (None, "allowed", "operator")]
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

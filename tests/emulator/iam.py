@@ -209,7 +209,9 @@ from urllib.parse import parse_qs as _parse_qs, unquote as _unquote
 
 #: `enforce`: authorize callers whose access key belongs to an IAM user or an assumed role;
 #: `strict`: refuse callers with unknown keys too (otherwise they keep full access).
-SETTINGS = {"enforce": False, "strict": False}
+#: enforce: authorize calls; strict: unknown keys are refused; operatorKeys: access keys allowed
+#: everything (a test driver's own identity, e.g. the Rust harness's fixed test key).
+SETTINGS: dict = {"enforce": False, "strict": False, "operatorKeys": []}
 _LOCK = _threading.Lock()
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/")
 

@@ -21,8 +21,12 @@ const ALIAS_ALARM: &str = "checkout-canary-errors";
 const ALIAS_ALARM_EVENT: &str = "rollback/sns-single-metric-alarm.json";
 const LATTICE_ALARM_EVENT: &str = "rollback/sns-lattice-alarm.json";
 
+/// `rollback` as the construct deploys it: its role from the rehearsal stack, strict IAM on (the
+/// test's own clients are the operator). Create the world first: the role's references are
+/// resolved against it.
 fn rollback_fn(w: &World, targets: Value) -> Arc<Function> {
-    let mut env = w.emu.aws_env();
+    w.emu.strict_iam();
+    let mut env = w.emu.role_env("checkout_rollback");
     env.push(("ROLLBACK_TARGETS".into(), targets.to_string()));
     Arc::new(Function::start(
         &binary("rollback", &["rollback/src", "common/src"]),
@@ -31,8 +35,10 @@ fn rollback_fn(w: &World, targets: Value) -> Arc<Function> {
     ))
 }
 
+/// `shift` as the construct deploys it (see `rollback_fn`).
 fn shift_fn(w: &World) -> Arc<Function> {
-    let mut env = w.emu.aws_env();
+    w.emu.strict_iam();
+    let mut env = w.emu.role_env("checkout_shift");
     env.push(("SHIFT_CLAIM_SETTLE_MS".into(), "300".into()));
     Arc::new(Function::start(
         &binary(
@@ -47,6 +53,13 @@ fn shift_fn(w: &World) -> Arc<Function> {
         "shiftguard-shift",
         &env,
     ))
+}
+
+/// Every call the binaries made was allowed by their roles (a denial a binary tolerated, e.g. a
+/// best-effort read, would otherwise pass unseen).
+fn no_denials(w: &World) {
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
 }
 
 /// One invocation, as Lambda makes it (30 s timeout).
@@ -84,9 +97,16 @@ fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
-/// `checkout` with `versions` published, `live` all on `on`, its alarm in OK.
+/// `checkout` with `versions` published, `live` all on `on`, its alarm in OK, and the CodeDeploy
+/// group the rehearsal stack maps `live` to (rollback asks it for deployments in flight).
 async fn alias_world(versions: usize, on: &str) -> Shift {
     let s = shift_world().await;
+    shiftguard_testkit::fixtures::codedeploy_group(
+        &s.w.clients.codedeploy,
+        "checkout-app",
+        "checkout-dg",
+    )
+    .await;
     function(&s.w, "checkout", versions).await;
     alias(&s.w, "checkout", "live", on, &[]).await;
     alarm(&s, ALIAS_ALARM).await;
@@ -100,8 +120,11 @@ fn alias_plan(id: &str, new_version: &str, steps: Value) -> Value {
         "steps": steps, "alarms": [ALIAS_ALARM]}})
 }
 
+/// As the rehearsal stack maps `checkout:live` (its CodeDeploy group scopes rollback's lookups).
 fn alias_targets() -> Value {
-    json!([{"alarms": [ALIAS_ALARM], "targets": [alias_target("checkout", "live")]}])
+    let mut target = alias_target("checkout", "live");
+    target["codeDeploy"] = json!({"application": "checkout-app", "deploymentGroup": "checkout-dg"});
+    json!([{"alarms": [ALIAS_ALARM], "targets": [target]}])
 }
 
 fn lattice_targets(lat: &Lattice) -> Value {
@@ -175,6 +198,7 @@ async fn s1_an_alarm_at_the_100_percent_step_restores_the_rollouts_production() 
     );
     // The one-hour bake: the state machine came back within a minute to watch it.
     assert_eq!(second["waitSeconds"], 60, "{second}");
+    no_denials(&s.w);
 }
 
 /// [2] Rolling out an older version number (`live` = 7, rolling out 5: `[7, {5: 0.1}]`): "the
@@ -203,6 +227,7 @@ async fn s2_rolling_out_an_older_version_number_restores_the_newer_production() 
         ("7".to_string(), vec![]),
         "{summary}"
     );
+    no_denials(&s.w);
 }
 
 /// [3] Rollback loses a `RevisionId` race to a writer that puts the canary at 100%
@@ -233,6 +258,7 @@ async fn s3_a_lost_revision_race_keeps_what_the_first_read_knew() {
         alias_state(&s.w, "checkout", "live").await,
         ("1".to_string(), vec![])
     );
+    no_denials(&s.w);
 }
 
 /// [4] Lattice: shift's weight write is in flight (slow) while rollback restores. Rollback read
@@ -284,6 +310,7 @@ async fn s4_a_weight_write_landing_after_a_rollback_does_not_survive_it() {
         (&json!("finished"), &json!("aborted"))
     );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+    no_denials(&s.w);
 }
 
 /// [5] Lattice promotion with a Lambda target group: production's one target was deregistered
@@ -373,6 +400,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
             .contains("rollout.target.productionTargetGroup"),
         "{refused:?}"
     );
+    no_denials(&s.w);
 }
 
 /// [6] Step 1's read-back disagrees (another writer put the listener back right after the
@@ -400,6 +428,7 @@ async fn s6_a_step_1_read_back_that_disagrees_aborts_and_is_never_written_again(
         "written once, never again"
     );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
+    no_denials(&s.w);
 }
 
 /// [7] Two executions with different ids on one target both started; the last marker won and the
@@ -432,6 +461,7 @@ async fn s7_two_executions_on_one_target_never_both_start() {
         "only the winner moved traffic"
     );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
+    no_denials(&s.w);
 }
 
 /// [8] An API Gateway stage "promoted" by copying the canary's deployment id into the stage
@@ -478,6 +508,7 @@ async fn s8_a_stage_serving_its_canarys_deployment_is_never_called_restored() {
         0,
         "nothing written"
     );
+    no_denials(&s.w);
 }
 
 /// [9] A rollout's execution input could replace any plan key: starting rollout A could move
@@ -524,5 +555,72 @@ async fn s9_a_rollouts_input_sets_only_the_release() {
     assert_eq!(
         alias_state(&s.w, "checkout", "live").await,
         ("1".to_string(), vec![("3".to_string(), 0.1)])
+    );
+    no_denials(&s.w);
+}
+
+/// Least privilege is tested, not claimed: the same rollback with the rehearsal stack's policy
+/// short of the one statement that grants `lambda:UpdateAlias` on `checkout:live` cannot restore,
+/// and its failure names the action and the alias (as AWS's AccessDenied does); the alias keeps
+/// the canary, and the emulator's log shows the denial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_removed_from_the_stack_is_the_access_denied_rollback_reports() {
+    let s = alias_world(2, "1").await;
+    s.w.clients
+        .lambda
+        .update_alias()
+        .function_name("checkout")
+        .name("live")
+        .routing_config(shiftguard_testkit::fixtures::routing(&[("2", 0.1)]))
+        .send()
+        .await
+        .expect("UpdateAlias");
+    let mut template = shiftguard_testkit::rehearsal_template();
+    let mut removed = 0;
+    for resource in template["Resources"].as_object_mut().unwrap().values_mut() {
+        let roles = resource["Properties"]["Roles"].to_string();
+        if resource["Type"] != "AWS::IAM::Policy" || !roles.contains("rollback") {
+            continue;
+        }
+        let statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap();
+        let before = statements.len();
+        statements.retain(|st| {
+            st["Action"] != json!(["lambda:GetAlias", "lambda:UpdateAlias"])
+                || !st["Resource"]
+                    .to_string()
+                    .contains(":function:checkout:live")
+        });
+        removed += before - statements.len();
+    }
+    assert_eq!(
+        removed, 1,
+        "the rehearsal's rollback has one GetAlias/UpdateAlias statement"
+    );
+    s.w.emu.strict_iam();
+    let mut env = s.w.emu.role_env_from(&template, "checkout_rollback");
+    env.push(("ROLLBACK_TARGETS".into(), alias_targets().to_string()));
+    let rb = Arc::new(Function::start(
+        &binary("rollback", &["rollback/src", "common/src"]),
+        "shiftguard-rollback",
+        &env,
+    ));
+    let failed = invoke(&rb, fresh_event(ALIAS_ALARM_EVENT))
+        .await
+        .unwrap_err();
+    assert!(
+        failed.error_message.contains("lambda:GetAlias")
+            && failed.error_message.contains("function:checkout:live"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![("2".to_string(), 0.1)])
+    );
+    let denied = s.w.emu.denied_calls();
+    assert!(
+        !denied.is_empty() && denied.iter().all(|d| d["action"] == "lambda:GetAlias"),
+        "{denied:#?}"
     );
 }

@@ -296,17 +296,28 @@ pub struct Api {
     pub canary: String,
 }
 
-/// A REST API with stage `prod` on deployment 1 and (with `percent`) a canary deployment 2.
+/// The id the rehearsal stack (`cdk/lib/rehearsal.ts`) names: a world's first API gets it.
+pub const REHEARSAL_API_ID: &str = "chk0api001";
+
+/// A REST API with stage `prod` on deployment 1 and (with `percent`) a canary deployment 2. The
+/// world's first API has the rehearsal stack's id (moto's `_custom_id_` tag), so that a binary
+/// with the stack's role may act on it.
 pub async fn api(w: &World, percent: Option<f64>) -> Api {
     let gw = &w.clients.apigateway;
-    let id = gw
-        .create_rest_api()
-        .name("checkout-api")
+    let taken = gw
+        .get_rest_apis()
         .send()
         .await
-        .expect("CreateRestApi")
-        .id
-        .unwrap();
+        .expect("GetRestApis")
+        .items
+        .unwrap_or_default()
+        .iter()
+        .any(|a| a.id.as_deref() == Some(REHEARSAL_API_ID));
+    let mut create = gw.create_rest_api().name("checkout-api");
+    if !taken {
+        create = create.tags("_custom_id_", REHEARSAL_API_ID);
+    }
+    let id = create.send().await.expect("CreateRestApi").id.unwrap();
     // AWS refuses to deploy an API without methods: GET / with a mock integration.
     let root = gw
         .get_resources()

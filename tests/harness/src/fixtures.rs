@@ -94,6 +94,42 @@ pub async fn alias_state(
     (out.function_version.unwrap_or_default(), weights)
 }
 
+/// A CodeDeploy Lambda application `app` with the deployment group `group` (canary 10% for 5
+/// minutes), unless the application exists already.
+pub async fn codedeploy_group(codedeploy: &aws_sdk_codedeploy::Client, app: &str, group: &str) {
+    if codedeploy
+        .get_application()
+        .application_name(app)
+        .send()
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    codedeploy
+        .create_application()
+        .application_name(app)
+        .compute_platform(ComputePlatform::Lambda)
+        .send()
+        .await
+        .expect("CreateApplication");
+    codedeploy
+        .create_deployment_group()
+        .application_name(app)
+        .deployment_group_name(group)
+        .service_role_arn(LAMBDA_ROLE_ARN)
+        .deployment_config_name("CodeDeployDefault.LambdaCanary10Percent5Minutes")
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+}
+
 /// A CodeDeploy Lambda application `app`, deployment group `app-group`, and a deployment shifting
 /// `function:alias` from `current` to `target`, with the AppSpec as `AppSpecContent`. Returns the
 /// deployment id.
@@ -105,36 +141,7 @@ pub async fn codedeploy_deployment(
     current: &str,
     target: &str,
 ) -> String {
-    if codedeploy
-        .get_application()
-        .application_name(app)
-        .send()
-        .await
-        .is_err()
-    {
-        codedeploy
-            .create_application()
-            .application_name(app)
-            .compute_platform(ComputePlatform::Lambda)
-            .send()
-            .await
-            .expect("CreateApplication");
-        codedeploy
-            .create_deployment_group()
-            .application_name(app)
-            .deployment_group_name(format!("{app}-group"))
-            .service_role_arn(LAMBDA_ROLE_ARN)
-            .deployment_config_name("CodeDeployDefault.LambdaCanary10Percent5Minutes")
-            .deployment_style(
-                DeploymentStyle::builder()
-                    .deployment_type(DeploymentType::BlueGreen)
-                    .deployment_option(DeploymentOption::WithTrafficControl)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("CreateDeploymentGroup");
-    }
+    codedeploy_group(codedeploy, app, &format!("{app}-group")).await;
     let appspec = json!({
         "version": 0.0,
         "Resources": [{ function: { "Type": "AWS::Lambda::Function", "Properties": {

@@ -89,6 +89,19 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// The synthesized rehearsal stack (`make cdk-synth`): the roles the construct gives the demo's
+/// and the sequences' functions.
+pub fn rehearsal_template() -> Value {
+    let path = workspace_root().join("target/cdk.out/ShiftGuardRehearsal.template.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: synthesize the CDK app first (make cdk-synth; make test does)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).expect("the synthesized template is JSON")
+}
+
 /// A running emulator, stopped when dropped.
 pub struct Emulator {
     child: Child,
@@ -138,18 +151,77 @@ impl Emulator {
             .await
     }
 
-    /// Environment variables that point a function process at this emulator.
+    /// Environment variables that point a function process at this emulator. The key is not the
+    /// driver's (`sdk_config`): under strict IAM ([`Emulator::strict_iam`]) it is refused, so a
+    /// binary must be given its role ([`Emulator::role_env`]); without strict IAM it has full access.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", self.url.as_str()),
             ("AWS_REGION", REGION),
             ("AWS_DEFAULT_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "ANOTREAL"),
+            ("AWS_ACCESS_KEY_ID", "SHIFTGUARDNOROLE"),
             ("AWS_SECRET_ACCESS_KEY", "notrealrnrELgWzOk3IfjzDKtFBhDby"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    /// Strict IAM from now on: every call is authorized; the test's own clients (`sdk_config`'s
+    /// fixed test key) are the operator, allowed everything; a binary gets exactly its role's
+    /// statements ([`Emulator::role_env`]); any other key is refused.
+    pub fn strict_iam(&self) {
+        let test_key = aws_credential_types::Credentials::for_tests()
+            .access_key_id()
+            .to_string();
+        self.control(
+            "POST",
+            "/_shiftguard/iam",
+            Some(&json!({"enforce": true, "strict": true, "operatorKeys": [test_key]})),
+        );
+    }
+
+    /// [`Emulator::aws_env`] with the credentials of `function`'s role as the CDK construct
+    /// deploys it: the rehearsal stack (`cdk/lib/rehearsal.ts`, synthesized by `make cdk-synth`
+    /// into `target/cdk.out`) loaded into this emulator, its references resolved against the
+    /// resources that exist now (create the world first). Use with [`Emulator::strict_iam`].
+    pub fn role_env(&self, function: &str) -> Vec<(String, String)> {
+        self.role_env_from(&rehearsal_template(), function)
+    }
+
+    /// Like [`Emulator::role_env`] for any synthesized template (e.g. one a test trimmed).
+    pub fn role_env_from(&self, template: &Value, function: &str) -> Vec<(String, String)> {
+        let out = self.control(
+            "POST",
+            "/_shiftguard/iam/stack",
+            Some(
+                &json!({"template": template, "stack": "ShiftGuardRehearsal",
+                         "functions": [function], "unresolved": "placeholder"}),
+            ),
+        );
+        let creds = &out["functions"][function]["credentials"];
+        let mut env = self.aws_env();
+        env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
+        for (var, field) in [
+            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+            ("AWS_SESSION_TOKEN", "SessionToken"),
+        ] {
+            let value = creds[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} for {function}'s role: {out}"));
+            env.push((var.to_string(), value.to_string()));
+        }
+        env
+    }
+
+    /// Every call the emulator judged under IAM and did not allow: `{principal, action, resources, decision}`.
+    pub fn denied_calls(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| c.get("iam").cloned())
+            .filter(|iam| !matches!(iam["decision"].as_str(), Some("allowed") | Some("operator")))
+            .collect()
     }
 
     /// Arms a fault, e.g. `{"service":"lambda","operation":"UpdateAlias","kind":"throttle","count":2}`.
