@@ -170,8 +170,9 @@ export interface ShiftGuardProps {
   /**
    * Post-traffic moves this alias of the deployed function to the new version after a `Succeeded`
    * report was accepted (`STABLE_ALIAS`; creating it when missing): the stable pointer a rollback
-   * target's `stableAlias` reads. Post-traffic gets `lambda:GetAlias`, `lambda:UpdateAlias` and
-   * `lambda:CreateAlias` on exactly `function:NAME:<stableAlias>` of each checked function.
+   * target's `stableAlias` reads. Post-traffic gets `lambda:GetAlias` and `lambda:UpdateAlias` on
+   * `function:NAME:<stableAlias>` (and the function, as rollback's alias grant) and
+   * `lambda:CreateAlias` on `function:NAME` (the alias does not exist yet) of each checked function.
    * Default: none (post-traffic writes no alias).
    */
   readonly stableAlias?: string;
@@ -688,10 +689,14 @@ export class ShiftGuard extends Construct {
     }
     if (this.stableAlias) {
       // Housekeeping after an accepted Succeeded: the stable pointer follows the new version.
+      // CreateAlias is authorized on the function (the alias does not exist yet); Get/UpdateAlias
+      // name both forms, as rollback's alias statement does.
+      const fn = `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}`;
       this.postTraffic.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias'],
-        resources: [`arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}:${this.stableAlias}`],
+        actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
+        resources: [fn, `${fn}:${this.stableAlias}`],
       }));
+      this.postTraffic.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:CreateAlias'], resources: [fn] }));
     }
     if (!this.metricsGranted) {
       this.metricsGranted = true;

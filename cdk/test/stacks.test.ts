@@ -115,6 +115,32 @@ describe('least privilege', () => {
     }
   });
 
+  test('stableAlias: post-traffic moves exactly that alias (STABLE_ALIAS), pre-traffic writes no alias', () => {
+    const { template } = synth((app) => {
+      const stack = new Stack(app, 'Pointer', { env: { account: '123456789012', region: 'us-east-1' } });
+      new ShiftGuard(stack, 'ShiftGuard', {
+        assetDir, architecture: lambda.Architecture.X86_64, stableAlias: 'blue',
+        checkedFunctions: [{ functionName: 'checkout', alias: 'live', application: 'checkout-app', deploymentGroup: 'checkout-dg' }],
+        postTrafficChecks: { checks: [{ name: 'smoke', kind: 'invoke' }] },
+      });
+      return stack;
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'CodeDeployHook_shiftguard_post_traffic',
+      Environment: { Variables: Match.objectLike({ STABLE_ALIAS: 'blue' }) },
+    });
+    // The partition stays a Ref: flatten each resource's Fn::Join to compare the ARNs.
+    const flat = (r: any): string => typeof r === 'string' ? r : r['Fn::Join'][1].map((x: any) => typeof x === 'string' ? x : 'aws').join('');
+    const post = policyStatements(template, 'posttrafficrole').filter((s) => JSON.stringify(s.Action).includes('Alias'));
+    const fn = 'arn:aws:lambda:us-east-1:123456789012:function:checkout';
+    expect(post.map((s) => [s.Action, [s.Resource].flat().map(flat)])).toEqual([
+      [['lambda:GetAlias', 'lambda:UpdateAlias'], [fn, `${fn}:blue`]],
+      ['lambda:CreateAlias', [fn]],
+    ]);
+    expect(JSON.stringify(policyStatements(template, 'pretrafficrole'))).not.toContain('Alias');
+    expect(() => new ShiftGuard(new Stack(new App(), 'Bad'), 'ShiftGuard', { assetDir, stableAlias: '42' })).toThrow(/stableAlias/);
+  });
+
   test('hooks may invoke only the checked function and report only to its deployment group', () => {
     const statements = policyStatements(canary.template, 'pretrafficrole');
     const invoke = statements.find((s) => s.Action === 'lambda:InvokeFunction');

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use shiftguard_testkit::{fixtures, LambdaWatch, LAMBDA_ROLE_ARN};
 use support::*;
 
-const PRE: &str = "CodeDeployHook_checkout_pre";
-const POST: &str = "CodeDeployHook_checkout_post";
+const PRE: &str = "CodeDeployHook_checkout_pre_traffic";
+const POST: &str = "CodeDeployHook_checkout_post_traffic";
 
 async fn deploy(w: &World, current: &str, target: &str) -> String {
     let appspec = json!({
@@ -139,22 +139,26 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
         .send()
         .await
         .unwrap();
-    // The hook functions exist in Lambda and run as the real binaries.
-    let mut env = w.emu.aws_env();
-    env.push((
-        "HOOK_CHECKS".into(),
-        json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]})
-            .to_string(),
-    ));
-    env.push(("STABLE_ALIAS".into(), "blue".into()));
-    let watch = LambdaWatch::start(&env);
+    // The hook functions exist in Lambda and run as the real binaries, each as its role from the
+    // rehearsal stack (strict IAM: the test's own clients are the operator).
+    w.emu.strict_iam();
+    let mut watches = Vec::new();
     for (function, binary) in [(PRE, "pre-traffic"), (POST, "post-traffic")] {
+        let mut env = w.emu.role_env(function);
+        env.push((
+            "HOOK_CHECKS".into(),
+            json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]})
+                .to_string(),
+        ));
+        env.push(("STABLE_ALIAS".into(), "blue".into()));
+        let watch = LambdaWatch::start(&env);
         fixtures::function(&w.clients.lambda, function, 1).await;
         w.emu.control(
             "POST",
             "/_shiftguard/lambda/bindings",
             Some(&json!({"function": function, "endpoint": format!("http://127.0.0.1:{}", watch.port), "name": binary})),
         );
+        watches.push(watch);
     }
 
     // A good release: both hooks pass, the pointer is created on version 2.
@@ -230,4 +234,8 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
             );
         }
     }
+    // Everything the hooks did, their roles allowed.
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
+    drop(watches);
 }
