@@ -120,9 +120,15 @@ export class RehearsalStack extends Stack {
       threshold: 1, evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
+    // The sample plan events/shift/alias-rollout.json, as a rollout of this stack.
     this.shiftguard.rollout('checkout', {
-      target: { type: 'lambda-alias', function: 'checkout', alias: 'live' },
-      steps: [{ weight: 10, bake: '5m' }, { weight: 100 }],
+      target: { type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue' },
+      steps: [10, 25, 50, 100].map((weight) => ({ weight, bake: '5m' })),
+      checks: {
+        before: { checks: [{ name: 'smoke', kind: 'invoke', payload: { path: '/health' }, expect: { status: 200 }, timeout: '5s' }] },
+        after: { checks: [{ name: 'through-the-alias', kind: 'burst', requests: 20, concurrency: 4,
+          target: { invoke: { payload: { path: '/health' }, expect: { status: 200 } } }, maxFailureRate: 0.01 }] },
+      },
       alarms: [checkoutAlarm],
       stateMachineName: 'checkout-rollout',
     });

@@ -12,10 +12,8 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
     let w = world().await;
     let d = deployment(&w, 2, "2").await;
     behave(&w, "2", healthy());
-    let mut env = w.emu.aws_env();
-    env.push(("HOOK_CHECKS".into(), json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200, "json": {"/body/status": "ok"}}}]}).to_string()));
-    env.push(("STABLE_ALIAS".into(), "blue".into()));
-    let watch = LambdaWatch::start(&env);
+    let checks = json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200, "json": {"/body/status": "ok"}}}]}).to_string();
+    let watches = HookWatches::start(&w, &[("HOOK_CHECKS", &checks), ("STABLE_ALIAS", "blue")]);
 
     for (binary, file, lifecycle) in [
         (
@@ -44,7 +42,7 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
         let execution = w.emu.new_hook_execution(&d, lifecycle);
         let event_path = std::env::temp_dir().join(format!("{binary}-{execution}.json"));
         std::fs::write(&event_path, hook_event(file, &d, &execution).to_string()).unwrap();
-        let (ok, out) = watch.invoke_file(binary, &event_path);
+        let (ok, out) = watches.of(binary).invoke_file(binary, &event_path);
         assert!(ok, "{binary}: {out}");
         let summary: Value =
             serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -70,7 +68,7 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
 
     // Issue 11 [5]: the hook's verdict and each check's as Embedded Metric Format in the
     // binaries' output, valid by the specification.
-    let docs = watch.emf_documents();
+    let docs = watches.emf_documents();
     for doc in &docs {
         shiftguard_common::emf::validate(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
     }
@@ -94,10 +92,12 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
         assert_eq!(check["Verdict"], "passed");
         assert_eq!(check["Function"], "checkout");
     }
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
 }
 
 /// One hook invocation through `cargo lambda invoke`, as CodeDeploy makes it: the summary.
-fn invoke_hook(w: &World, watch: &LambdaWatch, binary: &str, deployment: &str) -> Value {
+fn invoke_hook(w: &World, watches: &HookWatches, binary: &str, deployment: &str) -> Value {
     let (file, lifecycle) = match binary {
         "pre-traffic" => ("hooks/pre-traffic.json", "BeforeAllowTraffic"),
         _ => ("hooks/post-traffic.json", "AfterAllowTraffic"),
@@ -109,7 +109,7 @@ fn invoke_hook(w: &World, watch: &LambdaWatch, binary: &str, deployment: &str) -
         hook_event(file, deployment, &execution).to_string(),
     )
     .unwrap();
-    let (ok, out) = watch.invoke_file(binary, &event_path);
+    let (ok, out) = watches.of(binary).invoke_file(binary, &event_path);
     assert!(ok, "{binary}: {out}");
     let recorded = w.emu.hook_execution(&execution);
     assert_eq!(
@@ -137,10 +137,8 @@ async fn the_judge_through_the_binaries() {
         {"name": "new-vs-old", "kind": "compare", "requests": 20, "timeout": "60s", "expect": {"status": 200}},
         {"name": "same-bytes", "kind": "artifact", "fromEnv": "BUILT_SHA256"},
         {"name": "errors-in-logs", "kind": "logs", "window": "10m"}]});
-    let mut env = w.emu.aws_env();
-    env.push(("HOOK_CHECKS".into(), checks.to_string()));
-    env.push(("BUILT_SHA256".into(), built));
-    let watch = LambdaWatch::start(&env);
+    let checks = checks.to_string();
+    let watch = HookWatches::start(&w, &[("HOOK_CHECKS", &checks), ("BUILT_SHA256", &built)]);
 
     let pre = invoke_hook(&w, &watch, "pre-traffic", &d);
     assert_eq!(pre["status"], "Succeeded", "{pre}");
@@ -187,13 +185,15 @@ async fn the_judge_through_the_binaries() {
         .map(|d| d["Outcome"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(outcomes, ["succeeded", "succeeded", "bypassed"]);
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configuration_still_reports_failed() {
     let w = world().await;
     let d = deployment(&w, 2, "2").await;
-    let env = w.emu.aws_env(); // no HOOK_CHECKS at all
+    let env = hook_role_env(&w, "pre-traffic"); // no HOOK_CHECKS at all
     let watch = LambdaWatch::start(&env);
     let execution = w.emu.new_hook_execution(&d, "BeforeAllowTraffic");
     let event_path = std::env::temp_dir().join(format!("bad-config-{execution}.json"));
@@ -225,7 +225,7 @@ async fn start_up_hazards_and_bad_events_through_the_binary() {
         format!("{}{}", "[".repeat(50_000), "]".repeat(50_000)),
     )
     .unwrap();
-    let mut env = w.emu.aws_env();
+    let mut env = hook_role_env(&w, "pre-traffic");
     env.push(("HOOK_CHECKS_FILE".into(), deep.display().to_string()));
     let watch = LambdaWatch::start(&env);
 

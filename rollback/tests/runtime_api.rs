@@ -12,12 +12,14 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let w = world().await;
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    rehearsal_group(&w).await;
     // Issue 12: an API Gateway stage canary beside the alias, through the binary.
     let stage = api(&w, Some(10.0)).await;
-    let mut env = w.emu.aws_env();
+    // As deployed: the rehearsal stack's rollback role, strict IAM.
+    let mut env = rollback_role_env(&w);
     env.push((
         "ROLLBACK_TARGETS".into(),
-        json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live"), stage_target(&stage)]}])
+        json!([{"alarms": ["checkout-*"], "targets": [rehearsal_alias_target(), stage_target(&stage)]}])
             .to_string(),
     ));
     let watch = LambdaWatch::start(&env);
@@ -110,6 +112,8 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
         summary["targets"][0]["alarms"][0],
         "operator:alice@example.com"
     );
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,6 +338,19 @@ def request_of(service: str, region: str, account: str, operation: str, params: 
             names = req.get("AlarmNames") or []
             return "cloudwatch:DescribeAlarms", [f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}" for n in names] or [f"arn:aws:cloudwatch:{region}:{account}:alarm:*"], context
         return f"cloudwatch:{operation}", ["*"], context
+    if service == "logs":
+        # Log-group actions are authorized on the group's ARN as DescribeLogGroups writes it,
+        # `…:log-group:NAME:*` (the reference's examples grant `log-group:NAME:*`, which a bare
+        # `log-group:NAME` would not match; the reference is not explicit about the trailing `:*`).
+        name = req.get("logGroupName")
+        ident = req.get("logGroupIdentifier")
+        if ident and ident.startswith("arn:"):
+            arn = ident if ident.endswith(":*") else f"{ident}:*"
+            return f"logs:{operation}", [arn], context
+        name = name or ident
+        if name:
+            return f"logs:{operation}", [f"arn:aws:logs:{region}:{account}:log-group:{name}:*"], context
+        return f"logs:{operation}", ["*"], context
     if service == "sns" and operation == "Publish":
         form = _parse_qs(body.decode("utf-8", "replace")) if body else {}
         topic = (form.get("TopicArn") or form.get("TargetArn") or ["*"])[0]

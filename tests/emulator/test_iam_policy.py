@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import iam
 from iam import UnsupportedCondition, denied_message, evaluate
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:checkout"
@@ -115,3 +116,18 @@ def test_the_decision_names_the_statement_and_the_resource_for_the_message():
     d = evaluate(policy(allow("lambda:GetAlias", FN)), "lambda:UpdateAlias", [FN])
     assert denied_message(role, "lambda:UpdateAlias", d).endswith("because no identity-based policy allows the lambda:UpdateAlias action")
     assert evaluate(policy(allow("lambda:GetAlias", FN), allow("lambda:Get*", "*")), "lambda:GetAlias", [FN]).statement["Resource"] == FN
+
+
+@pytest.mark.parametrize("service,operation,body,expected", [
+    ("logs", "FilterLogEvents", {"logGroupName": "/aws/lambda/checkout"}, "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/checkout:*"),
+    ("logs", "FilterLogEvents", {"logGroupIdentifier": "arn:aws:logs:us-east-1:123456789012:log-group:/x"}, "arn:aws:logs:us-east-1:123456789012:log-group:/x:*"),
+    ("codedeploy", "ListDeployments", {"applicationName": "a", "deploymentGroupName": "g"}, "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:a/g"),
+    ("codedeploy", "ListDeployments", {}, "*"),
+    ("monitoring", "DescribeAlarms", {"AlarmNames": ["x"]}, "arn:aws:cloudwatch:us-east-1:123456789012:alarm:x"),
+])
+def test_requests_are_judged_on_the_resources_the_reference_names(service, operation, body, expected):
+    import json as _json
+
+    action, resources, _ = iam.request_of(service, "us-east-1", "123456789012", operation, {}, _json.dumps(body).encode(), "/", {})
+    assert resources == [expected]
+    assert action.endswith(operation)

@@ -30,17 +30,69 @@ pub async fn world() -> World {
 pub async fn deployment(w: &World, versions: usize, target: &str) -> String {
     fixtures::function(&w.clients.lambda, "checkout", versions).await;
     fixtures::alias(&w.clients.lambda, "checkout", "live", "1", &[]).await;
-    let id = fixtures::codedeploy_deployment(
+    // The rehearsal stack's application and group (cdk/lib/rehearsal.ts): a hook run with that
+    // stack's role may report to it.
+    fixtures::codedeploy_group(&w.clients.codedeploy, "checkout-app", "checkout-dg").await;
+    let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
+        "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
+    let id = fixtures::create_lambda_deployment(
         &w.clients.codedeploy,
         "checkout-app",
-        "checkout",
-        "live",
-        "1",
-        target,
+        "checkout-dg",
+        &appspec,
     )
     .await;
     w.emu.set_deployment(&id, json!({"status": "InProgress"}));
     id
+}
+
+/// The two hook binaries, each behind its own `cargo lambda watch` with its own role (as two
+/// Lambda functions are deployed), the same extra environment for both.
+pub struct HookWatches {
+    pub pre: shiftguard_testkit::LambdaWatch,
+    pub post: shiftguard_testkit::LambdaWatch,
+}
+
+impl HookWatches {
+    pub fn start(w: &World, extra: &[(&str, &str)]) -> Self {
+        let start = |binary: &str| {
+            let mut env = hook_role_env(w, binary);
+            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            shiftguard_testkit::LambdaWatch::start(&env)
+        };
+        HookWatches {
+            pre: start("pre-traffic"),
+            post: start("post-traffic"),
+        }
+    }
+
+    pub fn of(&self, binary: &str) -> &shiftguard_testkit::LambdaWatch {
+        if binary == "pre-traffic" {
+            &self.pre
+        } else {
+            &self.post
+        }
+    }
+
+    /// Both binaries' EMF documents in the order they were written (their `_aws.Timestamp`).
+    pub fn emf_documents(&self) -> Vec<Value> {
+        let mut docs = self.pre.emf_documents();
+        docs.extend(self.post.emf_documents());
+        docs.sort_by_key(|d| d["_aws"]["Timestamp"].as_i64().unwrap_or(0));
+        docs
+    }
+}
+
+/// A hook binary as the construct deploys it: strict IAM on (the test's own clients are the
+/// operator) and the rehearsal stack's role for `binary` (`pre-traffic` or `post-traffic`).
+pub fn hook_role_env(w: &World, binary: &str) -> Vec<(String, String)> {
+    w.emu.strict_iam();
+    let function = match binary {
+        "pre-traffic" => "CodeDeployHook_checkout_pre_traffic",
+        "post-traffic" => "CodeDeployHook_checkout_post_traffic",
+        other => panic!("no hook binary {other}"),
+    };
+    w.emu.role_env(function)
 }
 
 /// How `checkout` (or one version of it) answers invocations.
@@ -246,10 +298,11 @@ pub async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
 pub async fn described_deployment(w: &World, target: &str, description: &str) -> String {
     let appspec = json!({"version": 0.0, "Resources": [{"checkout": {"Type": "AWS::Lambda::Function",
         "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": target}}}]});
+    fixtures::codedeploy_group(&w.clients.codedeploy, "checkout-app", "checkout-dg").await;
     let id = fixtures::create_described_lambda_deployment(
         &w.clients.codedeploy,
         "checkout-app",
-        "checkout-app-group",
+        "checkout-dg",
         &appspec,
         Some(description),
     )

@@ -25,8 +25,7 @@ const LATTICE_ALARM_EVENT: &str = "rollback/sns-lattice-alarm.json";
 /// test's own clients are the operator). Create the world first: the role's references are
 /// resolved against it.
 fn rollback_fn(w: &World, targets: Value) -> Arc<Function> {
-    w.emu.strict_iam();
-    let mut env = w.emu.role_env("checkout_rollback");
+    let mut env = rollback_role_env(w);
     env.push(("ROLLBACK_TARGETS".into(), targets.to_string()));
     Arc::new(Function::start(
         &binary("rollback", &["rollback/src", "common/src"]),
@@ -101,12 +100,7 @@ fn now_secs() -> f64 {
 /// group the rehearsal stack maps `live` to (rollback asks it for deployments in flight).
 async fn alias_world(versions: usize, on: &str) -> Shift {
     let s = shift_world().await;
-    shiftguard_testkit::fixtures::codedeploy_group(
-        &s.w.clients.codedeploy,
-        "checkout-app",
-        "checkout-dg",
-    )
-    .await;
+    rehearsal_group(&s.w).await;
     function(&s.w, "checkout", versions).await;
     alias(&s.w, "checkout", "live", on, &[]).await;
     alarm(&s, ALIAS_ALARM).await;
@@ -122,9 +116,7 @@ fn alias_plan(id: &str, new_version: &str, steps: Value) -> Value {
 
 /// As the rehearsal stack maps `checkout:live` (its CodeDeploy group scopes rollback's lookups).
 fn alias_targets() -> Value {
-    let mut target = alias_target("checkout", "live");
-    target["codeDeploy"] = json!({"application": "checkout-app", "deploymentGroup": "checkout-dg"});
-    json!([{"alarms": [ALIAS_ALARM], "targets": [target]}])
+    json!([{"alarms": [ALIAS_ALARM], "targets": [rehearsal_alias_target()]}])
 }
 
 fn lattice_targets(lat: &Lattice) -> Value {

@@ -36,7 +36,10 @@ async fn the_shift_binary_runs_one_step_per_invocation() {
         .send()
         .await
         .expect("PutMetricAlarm");
-    let watch = LambdaWatch::start(&w.emu.aws_env());
+    // As deployed: the rehearsal stack's shift role (its `checkout` rollout is this sample plan),
+    // strict IAM.
+    w.emu.strict_iam();
+    let watch = LambdaWatch::start(&w.emu.role_env("checkout_shift"));
 
     let (ok, out) = watch.invoke("shift", "shift/alias-rollout.json");
     assert!(ok, "{out}");
@@ -99,4 +102,6 @@ async fn the_shift_binary_runs_one_step_per_invocation() {
         .collect();
     let actions: Vec<&str> = steps.iter().filter_map(|d| d["Action"].as_str()).collect();
     assert_eq!(actions, ["started", "baking"], "{steps:?}");
+    let denied = w.emu.denied_calls();
+    assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
 }

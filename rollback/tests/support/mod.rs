@@ -50,6 +50,27 @@ pub fn alias_target(function: &str, alias: &str) -> Value {
     json!({"type": "lambda-alias", "function": function, "alias": alias})
 }
 
+/// `checkout:live` as the rehearsal stack (`cdk/lib/rehearsal.ts`) maps it: with its CodeDeploy
+/// group, which scopes rollback's deployment lookups (create it with [`rehearsal_group`]).
+pub fn rehearsal_alias_target() -> Value {
+    let mut target = alias_target("checkout", "live");
+    target["codeDeploy"] = json!({"application": "checkout-app", "deploymentGroup": "checkout-dg"});
+    target
+}
+
+/// The rehearsal stack's CodeDeploy application and group (`checkout-app` / `checkout-dg`).
+pub async fn rehearsal_group(w: &World) {
+    fixtures::codedeploy_group(&w.clients.codedeploy, "checkout-app", "checkout-dg").await;
+}
+
+/// `rollback` as the construct deploys it, for a binary test: strict IAM on (the test's own clients
+/// are the operator) and the environment with the rehearsal stack's rollback role. Create the world
+/// first: the role's references are resolved against it.
+pub fn rollback_role_env(w: &World) -> Vec<(String, String)> {
+    w.emu.strict_iam();
+    w.emu.role_env("checkout_rollback")
+}
+
 pub async fn codedeploy_deployment(
     w: &World,
     app: &str,
