@@ -52,13 +52,19 @@ demo: $(STAMP) cdk-synth
 	$(PYTHON) tests/demo/demo.py --scenario $(SCENARIO)
 
 # Every test: Rust, every demo scenario end to end, the CDK app and the SAM example.
+# Every emulator the suite starts appends the calls the binaries made as their stack roles to
+# IAM_USAGE; tests/iam_report.py turns it into the least-privilege report (target/iam-report.md) and
+# fails on a grant never used and not explained (tests/iam-unused.json) or a README IAM gap.
+IAM_USAGE := $(CURDIR)/target/iam-usage.jsonl
 test: $(STAMP) cdk-synth
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
-	cargo test --workspace --locked
-	$(PYTHON) tests/demo/demo.py --scenario alias
-	$(PYTHON) tests/demo/demo.py --scenario lattice
-	$(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm
+	rm -f $(IAM_USAGE)
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) cargo test --workspace --locked
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario alias
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario lattice
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm
+	$(PYTHON) tests/iam_report.py --usage $(IAM_USAGE)
 	$(PYTHON) tests/byhand/run.py
 	$(MAKE) cdk-test sam-test
 	$(MAKE) emulator-test

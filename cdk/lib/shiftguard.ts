@@ -539,7 +539,10 @@ export class ShiftGuard extends Construct {
       // Start: both groups have targets, and whether production is a LAMBDA group (GetTargetGroup,
       // at start and at promotion); promotion: production takes the canary's targets.
       statement(['vpc-lattice:ListTargets', 'vpc-lattice:GetTargetGroup'], [group(t.canaryTargetGroup), group(t.productionTargetGroup)]);
-      statement(['vpc-lattice:RegisterTargets', 'vpc-lattice:DeregisterTargets'], [group(t.productionTargetGroup)]);
+      // Promotion of an instance or IP production group registers the canary's targets in it; a
+      // LAMBDA group (productionAlias) keeps its one alias target, which promotion moves instead.
+      const pa = props.target.type === 'lattice-listener' ? props.target.productionAlias : undefined;
+      if (!pa) statement(['vpc-lattice:RegisterTargets', 'vpc-lattice:DeregisterTargets'], [group(t.productionTargetGroup)]);
       checked = plan.checkFunction?.function;
       // Start reads checkFunction's version (it must exist); the checks' statement below covers it.
       const versionReads = new Set<string>();
@@ -547,7 +550,6 @@ export class ShiftGuard extends Construct {
       if (cf && !plan.checks) versionReads.add(`${fnArn(cf.function)}:*`);
       // A LAMBDA production group: promotion moves its alias (read, moved, read back; put back on
       // abort) to the canary's version.
-      const pa = props.target.type === 'lattice-listener' ? props.target.productionAlias : undefined;
       if (pa) {
         statement(['lambda:GetAlias', 'lambda:UpdateAlias'], [pa.functionArn]);
         if (!(cf && cf.function === pa.version.lambda.functionName)) versionReads.add(`${pa.version.lambda.functionArn}:*`);
@@ -560,7 +562,8 @@ export class ShiftGuard extends Construct {
       const aliases = [`${f}:${t.alias}`, ...(t.stableAlias ? [`${f}:${t.stableAlias}`] : [])];
       statement(['lambda:GetAlias', 'lambda:UpdateAlias'], [f, ...aliases]);
       // Promotion creates the stable pointer alias when it is missing.
-      if (t.stableAlias) statement(['lambda:CreateAlias'], [f, `${f}:${t.stableAlias}`]);
+      // (CreateAlias is authorized on the function: the alias does not exist yet.)
+      if (t.stableAlias) statement(['lambda:CreateAlias'], [f]);
       // The new version exists (start), the stable one exists (abort, through rollback's alias path).
       statement(['lambda:GetFunctionConfiguration'], [`${f}:*`]);
       // The marker, and rollback's restore record (`shiftguard:restored:ALIAS`), read only.
@@ -575,14 +578,18 @@ export class ShiftGuard extends Construct {
     // DescribeAlarms on exactly the plan's alarms.
     statement(['cloudwatch:DescribeAlarms'], props.alarms.map((a) => typeof a === 'string' ? arn('cloudwatch', `alarm:${a}`) : a.alarmArn));
     if (plan.checks) {
+      // Only what the plan's check kinds use (the least-privilege report found every kind's grant
+      // given to every plan with checks).
+      const kinds = new Set([...(plan.checks.before?.checks ?? []), ...(plan.checks.after?.checks ?? [])].map((c) => c.kind));
       if (checked) {
-        // The checks invoke the function (its versions and aliases), read its code hash and its logs.
+        // The checks invoke the function (its versions and aliases); artifact checks read its code
+        // hash, logs checks its log group.
         const f = fnArn(checked);
         const name = f.replace(/^.*:function:/, '');
-        statement(['lambda:InvokeFunction', 'lambda:GetFunction', 'lambda:GetFunctionConfiguration'], [f, `${f}:*`]);
-        statement(['logs:FilterLogEvents'], [arn('logs', `log-group:/aws/lambda/${name}:*`)]);
+        statement(['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', ...(kinds.has('artifact') ? ['lambda:GetFunction'] : [])], [f, `${f}:*`]);
+        if (kinds.has('logs')) statement(['logs:FilterLogEvents'], [arn('logs', `log-group:/aws/lambda/${name}:*`)]);
       }
-      if (!this.rolloutMetricsGranted) {
+      if ((kinds.has('metrics') || kinds.has('compare')) && !this.rolloutMetricsGranted) {
         this.rolloutMetricsGranted = true;
         statement(['cloudwatch:GetMetricData'], ['*']);
       }

@@ -582,16 +582,32 @@ describe('least privilege: shift may act on the rollouts\' targets, alarms and t
     expect([...new Set(lattice)].sort()).toEqual(['vpc-lattice:DeregisterTargets', 'vpc-lattice:GetListener', 'vpc-lattice:GetRule', 'vpc-lattice:GetTargetGroup', 'vpc-lattice:ListRules', 'vpc-lattice:ListTagsForResource', 'vpc-lattice:ListTargets', 'vpc-lattice:RegisterTargets', 'vpc-lattice:TagResource', 'vpc-lattice:UpdateListener', 'vpc-lattice:UpdateRule']);
   });
 
+  test('each check kind brings only its own grant: artifact GetFunction, logs FilterLogEvents, metrics/compare GetMetricData', () => {
+    for (const [kind, action] of [['artifact', 'lambda:GetFunction'], ['logs', 'logs:FilterLogEvents'], ['metrics', 'cloudwatch:GetMetricData'], ['compare', 'cloudwatch:GetMetricData']]) {
+      const { stack, sg } = setup((_s, g) => g.rollout('orders', {
+        target: { type: 'lambda-alias', function: 'checkout', alias: 'live' }, steps: [{ weight: 100 }], alarms: ['a'],
+        checks: { after: { checks: [{ name: 'k', kind }] } },
+      }));
+      const actions = roleStatements(stack, sg.shift!).flatMap((x) => x.actions);
+      expect([kind, actions.includes(action)]).toEqual([kind, true]);
+      for (const other of ['lambda:GetFunction', 'logs:FilterLogEvents', 'cloudwatch:GetMetricData'].filter((a) => a !== action)) {
+        expect([kind, other, actions.includes(other)]).toEqual([kind, other, false]);
+      }
+    }
+  });
+
   test('alias: the alias and the pointer, the marker tag only, the versions; checks on the function; the topic', () => {
     expect(allowed('lambda:UpdateAlias')).toEqual([fn, `${fn}:blue`, `${fn}:live`]);
     expect(allowed('lambda:GetAlias')).toEqual([fn, `${fn}:blue`, `${fn}:live`]);
-    expect(allowed('lambda:CreateAlias')).toEqual([fn, `${fn}:blue`]);
+    expect(allowed('lambda:CreateAlias')).toEqual([fn]);
     expect(allowed('lambda:ListTags')).toEqual([fn]);
     const tag = shiftStatements().filter((s) => s.actions.includes('lambda:TagResource'));
     expect(tag).toEqual([{ actions: ['lambda:TagResource'], resources: [fn], condition: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:rollout', 'shiftguard:rollout:*'] } } }]);
     expect(allowed('lambda:InvokeFunction')).toEqual([fn, `${fn}:*`]);
-    expect(allowed('lambda:GetFunction')).toEqual([fn, `${fn}:*`]);
-    expect(allowed('logs:FilterLogEvents')).toEqual([arn('logs', 'log-group:/aws/lambda/checkout:*')]);
+    // Only an invoke check: no code hash (artifact), no logs (logs), no metrics (metrics/compare).
+    expect(allowed('lambda:GetFunction')).toEqual([]);
+    expect(allowed('logs:FilterLogEvents')).toEqual([]);
+    expect(allowed('cloudwatch:GetMetricData')).toEqual([]);
     expect(allowed('sns:Publish')).toEqual([topicArn]);
     // Rollback's alias path reads CodeDeploy; a rollout never stops a deployment.
     expect(allowed('codedeploy:ListDeployments')).toEqual(['*']);

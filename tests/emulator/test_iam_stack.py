@@ -153,7 +153,7 @@ def test_a_removed_statement_is_the_access_denied(emulator, clients, strict):
             r["Properties"]["PolicyDocument"]["Statement"] = kept
     assert removed == 1
     for which, expect_denied in ((template, False), (trimmed, True)):
-        out = emulator.control("POST", "/_shiftguard/iam/stack", {"template": which, "stack": "ShiftGuardRehearsal",
+        out = emulator.control("POST", "/_shiftguard/iam/stack", {"template": which, "stack": "ShiftGuardRehearsalTrimmed" if expect_denied else "ShiftGuardRehearsal",
                                                                   "functions": ["checkout_rollback"], "unresolved": "placeholder"})
         lam = client_as(emulator, "lambda", out["functions"]["checkout_rollback"]["credentials"])
         arn = "arn:aws:lambda:us-east-1:123456789012:function:checkout"

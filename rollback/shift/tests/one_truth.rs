@@ -591,7 +591,9 @@ async fn a_statement_removed_from_the_stack_is_the_access_denied_rollback_report
         "the rehearsal's rollback has one GetAlias/UpdateAlias statement"
     );
     s.w.emu.strict_iam();
-    let mut env = s.w.emu.role_env_from(&template, "checkout_rollback");
+    let mut env =
+        s.w.emu
+            .role_env_from(&template, "ShiftGuardRehearsalTrimmed", "checkout_rollback");
     env.push(("ROLLBACK_TARGETS".into(), alias_targets().to_string()));
     let rb = Arc::new(Function::start(
         &binary("rollback", &["rollback/src", "common/src"]),
@@ -615,4 +617,41 @@ async fn a_statement_removed_from_the_stack_is_the_access_denied_rollback_report
         !denied.is_empty() && denied.iter().all(|d| d["action"] == "lambda:GetAlias"),
         "{denied:#?}"
     );
+}
+
+/// shift's own abort, with no rollback in the picture: the alarm fires during an alias rollout's
+/// bake, and shift's next step puts production back itself, through rollback's alias path — which
+/// first asks CodeDeploy about deployments shifting the alias (a rollout never fights one). The
+/// role the construct gives shift allows exactly that (the least-privilege report found these
+/// CodeDeploy reads granted and never exercised by a binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shift_aborts_on_its_alarm_and_restores_the_alias_itself() {
+    let s = alias_world(2, "1").await;
+    let sh = shift_fn(&s.w);
+    let plan = alias_plan(
+        "checkout-v2",
+        "2",
+        json!([{"weight": 10, "bake": "1h"}, {"weight": 100}]),
+    );
+    assert_eq!(
+        ok(invoke(&sh, plan.clone()).await, "step 1")["action"],
+        "started"
+    );
+    set_alarm(&s, ALIAS_ALARM, StateValue::Alarm).await;
+    s.w.emu.reset_calls();
+    let aborted = ok(invoke(&sh, plan).await, "the step that sees the alarm");
+    assert_eq!(
+        (&aborted["action"], &aborted["status"]),
+        (&json!("aborted"), &json!("aborted")),
+        "{aborted}"
+    );
+    assert_eq!(
+        alias_state(&s.w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+    assert!(
+        s.w.emu.count("codedeploy", "ListDeployments") >= 1,
+        "shift's restore asked CodeDeploy first"
+    );
+    no_denials(&s.w);
 }

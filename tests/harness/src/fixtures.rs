@@ -95,24 +95,33 @@ pub async fn alias_state(
 }
 
 /// A CodeDeploy Lambda application `app` with the deployment group `group` (canary 10% for 5
-/// minutes), unless the application exists already.
+/// minutes); either is created only when it does not exist yet.
 pub async fn codedeploy_group(codedeploy: &aws_sdk_codedeploy::Client, app: &str, group: &str) {
     if codedeploy
         .get_application()
         .application_name(app)
         .send()
         .await
+        .is_err()
+    {
+        codedeploy
+            .create_application()
+            .application_name(app)
+            .compute_platform(ComputePlatform::Lambda)
+            .send()
+            .await
+            .expect("CreateApplication");
+    }
+    if codedeploy
+        .get_deployment_group()
+        .application_name(app)
+        .deployment_group_name(group)
+        .send()
+        .await
         .is_ok()
     {
         return;
     }
-    codedeploy
-        .create_application()
-        .application_name(app)
-        .compute_platform(ComputePlatform::Lambda)
-        .send()
-        .await
-        .expect("CreateApplication");
     codedeploy
         .create_deployment_group()
         .application_name(app)

@@ -186,18 +186,23 @@ impl Emulator {
     /// into `target/cdk.out`) loaded into this emulator, its references resolved against the
     /// resources that exist now (create the world first). Use with [`Emulator::strict_iam`].
     pub fn role_env(&self, function: &str) -> Vec<(String, String)> {
-        self.role_env_from(&rehearsal_template(), function)
+        self.role_env_from(&rehearsal_template(), "ShiftGuardRehearsal", function)
     }
 
-    /// Like [`Emulator::role_env`] for any synthesized template (e.g. one a test trimmed).
-    pub fn role_env_from(&self, template: &Value, function: &str) -> Vec<(String, String)> {
+    /// Like [`Emulator::role_env`] for any synthesized template (e.g. one a test trimmed), loaded
+    /// as the stack `stack` (the least-privilege report counts only the rehearsal stack's calls:
+    /// give a trimmed template another name).
+    pub fn role_env_from(
+        &self,
+        template: &Value,
+        stack: &str,
+        function: &str,
+    ) -> Vec<(String, String)> {
         let out = self.control(
             "POST",
             "/_shiftguard/iam/stack",
-            Some(
-                &json!({"template": template, "stack": "ShiftGuardRehearsal",
-                         "functions": [function], "unresolved": "placeholder"}),
-            ),
+            Some(&json!({"template": template, "stack": stack,
+                         "functions": [function], "unresolved": "placeholder"})),
         );
         let creds = &out["functions"][function]["credentials"];
         let mut env = self.aws_env();
