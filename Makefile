@@ -104,7 +104,7 @@ emulator-test: $(STAMP) cdk-synth
 sam-test: $(STAMP)
 	$(PYTHON) examples/sam/check_sam.py
 
-emulator: $(STAMP)
+emulator: $(STAMP) $(if $(SAMPLE),cdk-synth)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
 	$(PYTHON) tests/emulator/shiftguard_emulator.py --host 127.0.0.1 --port $(EMULATOR_PORT) $(if $(ENGINE),--engine) $(if $(TIME_SCALE),--time-scale $(TIME_SCALE)) $(if $(SAMPLE),--seed-sample)
 

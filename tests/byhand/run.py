@@ -166,6 +166,11 @@ def main() -> int:
         conformance = json.loads(subprocess.run(["curl", "-s", f"{url}/_shiftguard/conformance"], capture_output=True, text=True, check=True).stdout)
         enforced = [m for m in conformance["mismatches"] if m["enforced"]]
         check("no off-model answer (strict conformance)", not enforced, json.dumps(enforced)[:500])
+        calls = json.loads(subprocess.run(["curl", "-s", f"{url}/_shiftguard/calls"], capture_output=True, text=True, check=True).stdout)
+        judged = [c["iam"] for c in calls if ":assumed-role/shiftguard-byhand/" in ((c.get("iam") or {}).get("principal") or "")]
+        denied = [j for j in judged if j["decision"] != "allowed"]
+        check("strict IAM: every call the functions made was allowed by the construct's grants (the rehearsal stack's roles)",
+              judged and not denied, f"{len(judged)} judged; " + json.dumps(denied)[:500])
     finally:
         if watch is not None:
             kill_group(watch)

@@ -69,7 +69,8 @@ EVENTS = {
 }
 
 ROLLBACK_TARGETS = [
-    {"alarms": "checkout-*", "targets": [{"type": "lambda-alias", "function": FUNCTION, "alias": ALIAS}]},
+    {"alarms": "checkout-*", "targets": [{"type": "lambda-alias", "function": FUNCTION, "alias": ALIAS,
+                                          "codeDeploy": {"application": APPLICATION, "deploymentGroup": GROUP}}]},
     {"alarms": "orders-*", "targets": [{"type": "lattice-listener", "service": SERVICE_ID, "listener": LISTENER_ID,
                                          "productionTargetGroup": PRODUCTION_TG}]},
 ]
@@ -218,6 +219,44 @@ def seed(url: str) -> dict:
     return dict(SEEDED)
 
 
+#: The ShiftGuard functions of the rehearsal stack (cdk/lib/rehearsal.ts), whose roles the by-hand
+#: watch runs with, together (one `cargo lambda watch` serves every function with one environment).
+REHEARSAL_FUNCTIONS = ["CodeDeployHook_checkout_pre_traffic", "CodeDeployHook_checkout_post_traffic", "checkout_rollback", "checkout_shift"]
+REHEARSAL = os.path.join(ROOT, "target", "cdk.out", "ShiftGuardRehearsal.template.json")
+
+
+def enforce_iam(url: str, info: dict) -> str:
+    """Strict IAM for the by-hand session: the watch's credentials are a role holding the
+    statements the CDK construct gives the four ShiftGuard functions (the rehearsal stack, loaded
+    into this emulator), so a call the construct does not grant fails here as it would on AWS; the
+    `local` key (your own AWS CLI or SDK calls) is the operator, allowed everything. Without the
+    synthesized template, IAM stays off and the returned line says so."""
+    if not os.path.exists(REHEARSAL):
+        return f"# IAM is not enforced: {os.path.relpath(REHEARSAL, ROOT)} is missing (make cdk-synth, then start again)"
+    import urllib.request
+
+    def control(path: str, body: dict) -> Any:
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read())
+
+    roles = control("/_shiftguard/iam/stack", {"templatePath": REHEARSAL, "functions": REHEARSAL_FUNCTIONS, "unresolved": "placeholder"})
+    statements = [st for name in REHEARSAL_FUNCTIONS for st in roles["functions"][name]["statements"]]
+    iam_client = boto3.client("iam", endpoint_url=url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+    sts = boto3.client("sts", endpoint_url=url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+    iam_client.create_role(RoleName="shiftguard-byhand", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam_client.put_role_policy(RoleName="shiftguard-byhand", PolicyName="rehearsal", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{em.DEFAULT_ACCOUNT}:role/shiftguard-byhand", RoleSessionName="byhand",
+                            DurationSeconds=43200)["Credentials"]
+    control("/_shiftguard/iam", {"enforce": True, "strict": True, "operatorKeys": ["local"]})
+    info["env"].update({"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                        "AWS_SESSION_TOKEN": creds["SessionToken"]})
+    return ("# IAM is enforced (strict): the credentials below are a role with what the CDK construct grants the ShiftGuard "
+            "functions (target/cdk.out/ShiftGuardRehearsal.template.json); your own calls with the key `local` are allowed everything")
+
+
 def environment(url: str) -> dict[str, str]:
     """What `cargo lambda watch` needs in its environment (the functions read it at start-up)."""
     return {
@@ -258,6 +297,7 @@ def instructions(info: dict) -> str:
     """The text printed on start. Between BEGIN and END: shell lines only (comments, `export`s, the
     watch and the invokes), the way `tests/byhand/run.sh` reads them."""
     env = info["env"]
+    iam_line = info.get("iamLine")
     lines = [
         f"Seeded the sample application (tests/emulator/sample.py) at {info['url']}:",
         f"  lambda {FUNCTION}: versions 1 and 2 (canned healthy), alias {ALIAS} -> [\"1\", {{\"2\": 0.1}}]",
@@ -271,6 +311,8 @@ def instructions(info: dict) -> str:
         BEGIN,
         "# Terminal 2, at the repository root: the three functions behind a local Lambda Runtime API (port 9000)",
     ]
+    if iam_line:
+        lines.append(iam_line)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     lines.append(".venv/bin/cargo-lambda lambda watch")
     lines.append("# Terminal 3, at the repository root, once the watch is up (the first invoke of each function builds it)")

@@ -2046,6 +2046,7 @@ def main() -> None:
         serving = threading.Thread(target=server.serve_forever, daemon=True)
         serving.start()
         info = sample.seed(url)
+        info["iamLine"] = sample.enforce_iam(url, info)
         print(f"SHIFTGUARD_EMULATOR_READY {url}", flush=True)
         print(sample.instructions(info), flush=True)
         try:

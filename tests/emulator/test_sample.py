@@ -126,7 +126,11 @@ def test_printed_commands(seeded: Emulator) -> None:
     exports = dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in lines if line.startswith("export "))
     assert exports["AWS_ENDPOINT_URL"] == seeded.url
     targets = json.loads(exports["ROLLBACK_TARGETS"])
-    assert targets[0]["targets"][0] == {"type": "lambda-alias", "function": "checkout", "alias": "live"}
+    assert targets[0]["targets"][0] == {"type": "lambda-alias", "function": "checkout", "alias": "live",
+                                         "codeDeploy": {"application": "checkout-app", "deploymentGroup": "checkout-dg"}}
+    # Strict IAM: the watch's credentials are the by-hand role's session, not the operator's key.
+    assert exports["AWS_ACCESS_KEY_ID"] != "local" and exports["AWS_SESSION_TOKEN"]
+    assert any(line.startswith("# IAM is enforced (strict)") for line in lines)
     assert targets[1]["targets"][0]["service"] == "svc-0orders0000000000"
     assert json.loads(exports["HOOK_CHECKS"])["checks"][0]["kind"] == "invoke"
     assert ".venv/bin/cargo-lambda lambda watch" in lines
