@@ -417,6 +417,15 @@ def check_deployment_id(deployment_id: Any) -> None:
         raise AwsError(400, "InvalidDeploymentIdException", f"Specified DeploymentId is not in the valid format: {deployment_id}")
 
 
+def any_deployment(region: str, deployment_id: str | None):
+    """A deployment of any compute platform (DeploymentDoesNotExistException otherwise)."""
+    check_deployment_id(deployment_id)
+    deployment = codedeploy_backend(region).deployments.get(deployment_id)
+    if deployment is None:
+        raise AwsError(400, "DeploymentDoesNotExistException", f"The deployment {deployment_id} does not exist with the user or AWS account.")
+    return deployment
+
+
 def lambda_deployment(region: str, deployment_id: str | None):
     check_deployment_id(deployment_id)
     backend = codedeploy_backend(region)
@@ -457,6 +466,11 @@ def target_status(deployment_status: str) -> str:
 
 
 def cd_list_deployment_targets(region: str, req: dict) -> dict:
+    # ListDeploymentTargets serves every compute platform (UnsupportedActionForDeploymentType is
+    # not among its modelled errors): an EC2/on-premises or ECS deployment lists its instance or
+    # task-set targets. The emulator models no instances, so such a deployment lists none.
+    if any_deployment(region, req.get("deploymentId")).application.compute_platform != "Lambda":
+        return {"targetIds": []}
     deployment = lambda_deployment(region, req.get("deploymentId"))
     info = lambda_function_info(region, deployment)
     return {"targetIds": [f"{info['functionName']}:{info['functionAlias']}"]}
@@ -490,8 +504,13 @@ def _lambda_target(region: str, deployment: Any, target_id: str) -> dict:
 
 
 def cd_get_deployment_target(region: str, req: dict) -> dict:
-    deployment = lambda_deployment(region, req.get("deploymentId"))
     target_id = req.get("targetId")
+    if any_deployment(region, req.get("deploymentId")).application.compute_platform != "Lambda":
+        # No instances are modelled (see ListDeploymentTargets): every target id is unknown.
+        if not target_id:
+            raise AwsError(400, "DeploymentTargetIdRequiredException", "A deployment target ID was not provided.")
+        raise AwsError(400, "DeploymentTargetDoesNotExistException", f"The target {target_id} does not exist.")
+    deployment = lambda_deployment(region, req.get("deploymentId"))
     if not target_id:
         raise AwsError(400, "DeploymentTargetIdRequiredException", "A deployment target ID was not provided.")
     return {"deploymentTarget": _lambda_target(region, deployment, target_id)}
@@ -1061,8 +1080,10 @@ def lattice_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict
 def lattice_batch_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
     listener = _lattice_listener(region, params)
     rules = req.get("rules")
-    if not isinstance(rules, list) or not 1 <= len(rules) <= 5:
-        raise AwsError(400, "ValidationException", "rules must hold 1 to 5 rule updates", {"reason": "fieldValidationFailed"})
+    # botocore's model bounds `rules` to 1..10 (the API reference's prose has said 5): the model is
+    # what SDKs validate against, so the emulator follows it.
+    if not isinstance(rules, list) or not 1 <= len(rules) <= 10:
+        raise AwsError(400, "ValidationException", "rules must hold 1 to 10 rule updates", {"reason": "fieldValidationFailed"})
     successful, unsuccessful = [], []
     for update in rules:
         ident = update.get("ruleIdentifier", "")
@@ -1736,6 +1757,12 @@ class ShiftGuardEmulator:
             except (OSError, EOFError):
                 pass  # not gzip after all: handed on as it came
         path = environ.get("PATH_INFO", "/")
+        edge = CBOR_PATH.match(path)
+        if edge and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+            scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            if scope and scope.group(2) in cbor_edge.TARGET_PREFIX:
+                # A CBOR client of a service served over JSON 1.1 (CodeDeploy): transcoded.
+                return cbor_edge.transcode(self, environ, body, scope.group(2), edge.group("operation"), start_response)
         if path.startswith("/_shiftguard/"):
             try:
                 parsed = json.loads(body) if body else {}
@@ -2066,6 +2093,7 @@ def main() -> None:
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import alarms  # noqa: E402
 import apigateway  # noqa: E402
+import cbor_edge  # noqa: E402
 import cloudwatch_logs  # noqa: E402
 import cloudwatch_metrics  # noqa: E402
 import conformance  # noqa: E402

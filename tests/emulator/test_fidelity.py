@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import appspec, make_function, make_group, unique
 
 
@@ -394,3 +395,34 @@ def test_an_application_name_beyond_the_model_is_invalid_not_missing(clients):
         clients.cd.get_application_revision(applicationName="a" * 101, revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}"}})
     with pytest.raises(clients.cd.exceptions.ApplicationDoesNotExistException):
         clients.cd.get_application_revision(applicationName=unique("nope"), revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}"}})
+
+
+def test_deployment_targets_of_an_ec2_deployment_are_listed_not_refused(clients):
+    """ListDeploymentTargets serves every compute platform (its modelled errors do not include
+    UnsupportedActionForDeploymentType): an EC2/on-premises deployment lists its instances — none
+    here, the emulator models no instances — and a target id of it does not exist."""
+    import uuid as _uuid
+
+    app = f"ec2-{_uuid.uuid4().hex[:8]}"
+    clients.cd.create_application(applicationName=app, computePlatform="Server")
+    clients.cd.create_deployment_group(applicationName=app, deploymentGroupName="g", serviceRoleArn="arn:aws:iam::123456789012:role/r")
+    deployment = clients.cd.create_deployment(applicationName=app, deploymentGroupName="g", revision={
+        "revisionType": "S3", "s3Location": {"bucket": "b", "key": "k.zip", "bundleType": "zip"}})["deploymentId"]
+    assert clients.cd.list_deployment_targets(deploymentId=deployment)["targetIds"] == []
+    with pytest.raises(ClientError) as missing:
+        clients.cd.get_deployment_target(deploymentId=deployment, targetId="i-0123456789abcdef0")
+    assert missing.value.response["Error"]["Code"] == "DeploymentTargetDoesNotExistException"
+
+
+def test_batch_update_rule_takes_one_to_ten_updates_as_modelled(clients, listener):
+    """botocore's model bounds BatchUpdateRule's `rules` to 1..10 (SDKs check only the minimum)."""
+    lattice = clients.lattice
+    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    action = {"fixedResponse": {"statusCode": 404}}
+    rules = [lattice.create_rule(**ids, name=unique("rule"), priority=p, match={"httpMatch": {"pathMatch": {"match": {"prefix": f"/{p}"}}}},
+                                 action=action)["id"] for p in range(1, 12)]
+    updates = [{"ruleIdentifier": r, "action": {"fixedResponse": {"statusCode": 503}}} for r in rules]
+    done = lattice.batch_update_rule(**ids, rules=updates[:10])
+    assert len(done["successful"]) == 10 and not done["unsuccessful"]
+    with pytest.raises(lattice.exceptions.ValidationException):
+        lattice.batch_update_rule(**ids, rules=updates)
