@@ -10,6 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { parseDuration } from './duration';
 import { suppress } from './nag';
 import type { HookChecks } from './shiftguard';
 
@@ -148,9 +149,11 @@ function bakeText(field: string, bake: Duration | string | undefined): string | 
     if (Token.isUnresolved(bake.toString())) throw bad();
     ms = bake.toMilliseconds();
   } else {
-    const m = /^\s*(\d+)(ms|s|m|h)\s*$/.exec(bake);
-    if (!m) throw bad();
-    ms = Number(m[1]) * UNITS[m[2]];
+    // The functions' grammar (cdk/lib/duration.ts mirrors common/src/duration.rs); a bake is
+    // written with its unit.
+    const parsed = /\d\s*$/.test(bake) ? undefined : parseDuration(bake);
+    if (parsed === undefined) throw bad();
+    ms = parsed;
   }
   if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_BAKE_MS) throw bad();
   if (typeof bake === 'string') return bake.trim();

@@ -176,6 +176,11 @@ export interface ShiftGuardProps {
    * Default: none (post-traffic writes no alias).
    */
   readonly stableAlias?: string;
+  /**
+   * The emergency bypass (`HOOK_ALLOW_SKIP`): when true, `[shiftguard skip]` in a deployment's own
+   * description skips that deployment's required checks, on the record. Default false.
+   */
+  readonly allowSkip?: boolean;
   /** Timeout of the `shift` function (progressive rollouts: one step, with its checks, per invocation). Default 5 minutes. */
   readonly shiftTimeout?: Duration;
 }
@@ -296,6 +301,7 @@ export class ShiftGuard extends Construct {
   private readonly productionAliases: { key: string; alias: lambda.IAlias }[] = [];
   private readonly putBackGranted = new Set<string>();
   private readonly stableAlias?: string;
+  private readonly allowSkip: boolean;
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -309,6 +315,7 @@ export class ShiftGuard extends Construct {
       throw new Error(`ShiftGuard stableAlias: expected an alias name (letters, digits, - and _, not only digits), got ${JSON.stringify(props.stableAlias)}`);
     }
     this.stableAlias = props.stableAlias;
+    this.allowSkip = props.allowSkip ?? false;
     const fn = this.makeFunction.bind(this);
 
     this.preTraffic = fn(`${prefix}_pre_traffic`, 'pre-traffic', {}, Duration.minutes(5), 256);
@@ -663,6 +670,7 @@ export class ShiftGuard extends Construct {
         produce: () => JSON.stringify(checks.concurrency === undefined ? { checks: checks.checks } : { concurrency: checks.concurrency, checks: checks.checks }),
       }));
       hook.addEnvironment('HOOK_DEADLINE_MARGIN', '5s');
+      if (this.allowSkip) hook.addEnvironment('HOOK_ALLOW_SKIP', 'true');
       if (phase === 'post-traffic' && this.stableAlias) hook.addEnvironment('STABLE_ALIAS', this.stableAlias);
     }
     if (set.concurrency !== undefined) current.concurrency = Math.max(current.concurrency ?? 0, set.concurrency);
@@ -686,8 +694,8 @@ export class ShiftGuard extends Construct {
         resources: [`arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:application:${c.application}`],
       }));
       hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [versions] }));
-      // The version's description (the [shiftguard skip] bypass) and its code hash (artifact checks).
-      hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetFunctionConfiguration', 'lambda:GetFunction'], resources: [versions] }));
+      // The version's code hash (artifact checks).
+      hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetFunction'], resources: [versions] }));
       // logs checks: the checked function's own log group.
       hook.addToRolePolicy(new iam.PolicyStatement({
         actions: ['logs:FilterLogEvents'],

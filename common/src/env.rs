@@ -76,7 +76,8 @@ pub fn bool_var(vars: &(impl Vars + ?Sized), name: &str, default: bool) -> Resul
     }
 }
 
-/// A whole number of milliseconds (`250`) or seconds (`5s`) within `range_ms`, or `default_ms`.
+/// A duration in the one grammar (`crate::duration`: `250ms`, `5s`, `2m`, `1h`, or a bare whole
+/// number of milliseconds) within `range_ms`, or `default_ms` when unset.
 pub fn duration_ms_var(
     vars: &(impl Vars + ?Sized),
     name: &str,
@@ -86,25 +87,17 @@ pub fn duration_ms_var(
     let Some(raw) = non_empty(vars, name) else {
         return Ok(default_ms);
     };
-    let raw = raw.trim();
-    let parsed = if let Some(secs) = raw.strip_suffix("ms") {
-        secs.trim().parse::<u64>().ok()
-    } else if let Some(secs) = raw.strip_suffix('s') {
-        secs.trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|s| s.checked_mul(1000))
-    } else {
-        raw.parse::<u64>().ok()
-    };
+    let parsed = crate::duration::parse(&raw).and_then(|d| u64::try_from(d.as_millis()).ok());
     match parsed {
         Some(ms) if range_ms.contains(&ms) => Ok(ms),
         _ => Err(EnvError::new(
             name,
             format!(
-                "expected milliseconds (e.g. 1500) or seconds (e.g. 5s) between {} ms and {} ms, got {raw:?}",
+                "expected {} (or a whole number of milliseconds) between {} ms and {} ms, got {:?}",
+                crate::duration::GRAMMAR,
                 range_ms.start(),
-                range_ms.end()
+                range_ms.end(),
+                raw.trim()
             ),
         )),
     }
@@ -126,12 +119,21 @@ mod tests {
 
     #[test]
     fn durations_accept_ms_and_seconds_within_range() {
-        let vars: &[(&str, &str)] = &[("A", "5s"), ("B", "250"), ("C", "0"), ("D", "soon")];
+        let vars: &[(&str, &str)] = &[
+            ("A", "5s"),
+            ("B", "250"),
+            ("C", "0"),
+            ("D", "soon"),
+            ("F", "2m"),
+            ("G", "250ms"),
+        ];
         assert_eq!(duration_ms_var(vars, "A", 1, 0..=10_000).unwrap(), 5000);
         assert_eq!(duration_ms_var(vars, "B", 1, 0..=10_000).unwrap(), 250);
         assert!(duration_ms_var(vars, "C", 1, 1..=10_000).is_err());
         assert!(duration_ms_var(vars, "D", 1, 0..=10_000).is_err());
         assert_eq!(duration_ms_var(vars, "E", 7, 0..=10_000).unwrap(), 7);
+        assert_eq!(duration_ms_var(vars, "F", 1, 0..=600_000).unwrap(), 120_000);
+        assert_eq!(duration_ms_var(vars, "G", 1, 0..=10_000).unwrap(), 250);
         // Overflowing values are configuration errors naming the variable, never a panic.
         let huge: &[(&str, &str)] = &[
             ("H", "18446744073709551615s"),

@@ -187,6 +187,9 @@ def check_nested(failures: list[str]) -> dict:
         ("the hooks read HOOK_CHECKS from PreTrafficChecks / PostTrafficChecks", sorted(
             json.dumps(f["Properties"]["Environment"]["Variables"]["HOOK_CHECKS"]) for f in hooks.values()) == [
             '{"Ref": "PostTrafficChecks"}', '{"Ref": "PreTrafficChecks"}']),
+        ("the emergency bypass is the AllowSkip parameter (HOOK_ALLOW_SKIP), off by default", all(
+            f["Properties"]["Environment"]["Variables"].get("HOOK_ALLOW_SKIP") == {"Ref": "AllowSkip"} for f in hooks.values())
+            and sam.get("Parameters", {}).get("AllowSkip", {}).get("Default") == "false"),
         ("rollback reads ROLLBACK_TARGETS and DRY_RUN from the parameters", bool(rollback) and {
             k: rollback[0]["Properties"]["Environment"]["Variables"].get(k) for k in ("ROLLBACK_TARGETS", "DRY_RUN")} == {
             "ROLLBACK_TARGETS": {"Ref": "RollbackTargets"}, "DRY_RUN": {"Ref": "DryRun"}}),
@@ -207,8 +210,8 @@ def check_nested(failures: list[str]) -> dict:
         ("rollback may GET/PATCH exactly the RollbackStageArns, only when given", len(stage_statement) == 1
             and stage_statement[0].get("Fn::If", [None])[0] == "HasStages"
             and stage_statement[0]["Fn::If"][1]["Resource"] == {"Ref": "RollbackStageArns"}),
-        ("the hooks may read the checked function (GetFunctionConfiguration/GetFunction) and post-traffic its logs", all(
-            "lambda:GetFunctionConfiguration" in json.dumps(statements(roles[f"{k}Role"])) and "lambda:GetFunction\"" in json.dumps(statements(roles[f"{k}Role"]))
+        ("the hooks may read the checked function's code hash (GetFunction), no version description, and post-traffic its logs", all(
+            "lambda:GetFunctionConfiguration" not in json.dumps(statements(roles[f"{k}Role"])) and "lambda:GetFunction\"" in json.dumps(statements(roles[f"{k}Role"]))
             for k in ("PreTrafficHook", "PostTrafficHook") if f"{k}Role" in roles) and "logs:FilterLogEvents" in json.dumps(statements(post_role))),
         ("post-traffic may write only the StableAlias, only when given", len(alias_write) == 1
             and alias_write[0].get("Fn::If", [None])[0] == "HasStableAlias"),

@@ -1,9 +1,11 @@
 //! The emergency bypass, on the record: during an incident the fix must ship even if a check is
-//! flaky. `[shiftguard skip]` in the new version's description (SAM: `VersionDescription`) or in
-//! the deployment's description makes the hook report `Succeeded` without running its required
-//! checks (advisory ones still run and are reported). It is logged as a warning with who and what
-//! asked, kept in the summary, and counted in the decision metrics (outcome `bypassed`). Off with
-//! `HOOK_ALLOW_SKIP=false`.
+//! flaky. Off unless the user turns it on (`HOOK_ALLOW_SKIP=true`; the CDK construct's and the SAM
+//! application's `allowSkip`). Then `[shiftguard skip]` in **the deployment's own description**
+//! makes the hook report `Succeeded` without running its required checks (advisory ones still
+//! run and are reported), for that deployment only: a description belongs to one deployment id,
+//! where a version's description never changes and would skip every later deployment of it, so
+//! a version description is never read. It is logged as a warning with who and what asked, kept in
+//! the summary, and counted in the decision metrics (outcome `bypassed`).
 
 use serde::Serialize;
 
@@ -14,8 +16,10 @@ pub const SKIP_MARKER: &str = "[shiftguard skip]";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bypass {
-    /// `version-description` or `deployment-description`.
+    /// Always `deployment-description`.
     pub source: &'static str,
+    /// The deployment the bypass is valid for (the one whose description carries the marker).
+    pub deployment_id: String,
     /// The description that carried the marker (clipped).
     pub description: String,
     /// The version under deployment.
@@ -30,25 +34,21 @@ fn carries_marker(text: &str) -> bool {
     text.to_ascii_lowercase().contains(SKIP_MARKER)
 }
 
-/// Whether the descriptions ask for the bypass. Pure. The version's description wins when both
-/// do (it is the more specific request).
+/// Whether this deployment's description asks for the bypass. Pure.
 pub fn requested(
+    deployment_id: &str,
     version: &str,
-    version_description: Option<&str>,
     deployment_description: Option<&str>,
     deployment_creator: Option<&str>,
 ) -> Option<Bypass> {
-    let (source, text) = match (version_description, deployment_description) {
-        (Some(v), _) if carries_marker(v) => ("version-description", v),
-        (_, Some(d)) if carries_marker(d) => ("deployment-description", d),
-        _ => return None,
-    };
+    let text = deployment_description.filter(|d| carries_marker(d))?;
     let mut description: String = text.chars().take(300).collect();
     if description.len() < text.len() {
         description.push('…');
     }
     Some(Bypass {
-        source,
+        source: "deployment-description",
+        deployment_id: deployment_id.to_string(),
         description,
         version: version.to_string(),
         deployment_creator: deployment_creator.map(str::to_string),
@@ -60,36 +60,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_marker_in_either_description_asks_for_the_bypass() {
-        // (version description, deployment description, source or none)
+    fn only_the_deployments_own_description_asks_for_the_bypass() {
+        // (deployment description, bypassed)
         let cases = [
-            (None, None, None),
-            (Some("v1.2.3 hotfix"), Some("release"), None),
-            (
-                Some("hotfix [shiftguard skip] INC-42"),
-                None,
-                Some("version-description"),
-            ),
-            (
-                None,
-                Some("[ShiftGuard Skip] by alice"),
-                Some("deployment-description"),
-            ),
-            (
-                Some("[shiftguard skip]"),
-                Some("[shiftguard skip]"),
-                Some("version-description"),
-            ),
-            (Some("shiftguard skip"), None, None),
+            (None, false),
+            (Some("release 1.2.3"), false),
+            (Some("[ShiftGuard Skip] by alice, INC-42"), true),
+            (Some("hotfix [shiftguard skip]"), true),
+            (Some("shiftguard skip"), false),
         ];
-        for (version, deployment, want) in cases {
-            let got = requested("7", version, deployment, Some("user"));
-            assert_eq!(
-                got.as_ref().map(|b| b.source),
-                want,
-                "{version:?} {deployment:?}"
-            );
+        for (deployment, want) in cases {
+            let got = requested("d-ABCDEFGHI", "7", deployment, Some("user"));
+            assert_eq!(got.is_some(), want, "{deployment:?}");
             if let Some(b) = got {
+                assert_eq!(b.source, "deployment-description");
+                assert_eq!(b.deployment_id, "d-ABCDEFGHI");
                 assert_eq!(b.version, "7");
                 assert_eq!(b.deployment_creator.as_deref(), Some("user"));
             }
@@ -99,7 +84,7 @@ mod tests {
     #[test]
     fn long_descriptions_are_clipped_on_a_character_boundary() {
         let long = format!("[shiftguard skip] {}", "é".repeat(400));
-        let b = requested("1", Some(&long), None, None).unwrap();
+        let b = requested("d-ABCDEFGHI", "1", Some(&long), None).unwrap();
         assert!(b.description.ends_with('…'));
         assert_eq!(b.description.chars().count(), 301);
     }

@@ -28,8 +28,8 @@ pub struct HookConfig {
     pub prune_keep: Option<usize>,
     /// The values of every secret the checks read, kept out of logs and summaries.
     pub redactor: crate::redact::Redactor,
-    /// Honour `[shiftguard skip]` in the version's or the deployment's description (the emergency
-    /// bypass). On unless `HOOK_ALLOW_SKIP=false`.
+    /// Honour `[shiftguard skip]` in the deployment's own description (the emergency bypass). Off
+    /// unless `HOOK_ALLOW_SKIP=true`.
     pub allow_skip: bool,
 }
 
@@ -429,46 +429,9 @@ pub enum Inconclusive {
     Fail,
 }
 
-/// `250ms`, `10s`, `5m` or a bare number of milliseconds.
-mod duration_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn parse(raw: &str) -> Option<Duration> {
-        let raw = raw.trim();
-        let (num, unit) = raw
-            .find(|c: char| !c.is_ascii_digit())
-            .map_or((raw, ""), |i| raw.split_at(i));
-        let n: u64 = num.parse().ok()?;
-        match unit.trim() {
-            "" | "ms" => Some(Duration::from_millis(n)),
-            "s" => Some(Duration::from_secs(n)),
-            "m" => n.checked_mul(60).map(Duration::from_secs),
-            _ => None,
-        }
-    }
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Ms(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Ms(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(t) => parse(&t).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "expected a duration such as 500ms, 10s or 5m, got {t:?}"
-                ))
-            }),
-        }
-    }
-}
+/// The one duration grammar (`shiftguard_common::duration`): `250ms`, `10s`, `5m`, `1h`, or a
+/// whole number of milliseconds.
+use shiftguard_common::duration::serde_text as duration_text;
 
 impl HookConfig {
     pub fn from_env() -> Result<Self, EnvError> {
@@ -552,7 +515,7 @@ impl HookConfig {
             stable_alias: env::non_empty(vars, STABLE_ALIAS_VAR),
             prune_keep,
             redactor,
-            allow_skip: env::bool_var(vars, ALLOW_SKIP_VAR, true)?,
+            allow_skip: env::bool_var(vars, ALLOW_SKIP_VAR, false)?,
         })
     }
 }
@@ -1417,15 +1380,15 @@ mod tests {
             panic!()
         };
         assert!(a.from_env_value.is_some());
-        assert!(ok.allow_skip, "the bypass is on unless turned off");
-        let off = HookConfig::from_vars(
+        assert!(!ok.allow_skip, "the bypass is off unless turned on");
+        let on = HookConfig::from_vars(
             &[
                 (CHECKS_VAR, r#"{"checks":[{"name":"a","kind":"invoke"}]}"#),
-                (ALLOW_SKIP_VAR, "false"),
+                (ALLOW_SKIP_VAR, "true"),
             ][..],
         )
         .unwrap();
-        assert!(!off.allow_skip);
+        assert!(on.allow_skip);
     }
 
     #[test]

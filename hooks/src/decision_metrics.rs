@@ -163,7 +163,8 @@ mod tests {
             },
             housekeeping: None,
             bypass: bypass.then(|| {
-                crate::bypass::requested("3", Some("[shiftguard skip]"), None, None).unwrap()
+                crate::bypass::requested("d-ABCDEFGHI", "3", Some("[shiftguard skip]"), None)
+                    .unwrap()
             }),
         }
     }

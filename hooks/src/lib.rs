@@ -537,7 +537,7 @@ async fn evaluate(
     };
     // A rollback deployment is never blocked anyway: the bypass is for releases.
     let bypass = if cfg.allow_skip && !rollback {
-        bypass_requested(&clients, &target).await
+        bypass_requested(&deployment_id, &target)
     } else {
         None
     };
@@ -586,24 +586,11 @@ fn bypass_reason(b: &bypass::Bypass) -> String {
 /// Whether the version's or the deployment's description asks for the emergency bypass. The
 /// version's description comes from `GetFunctionConfiguration`; if it cannot be read, only the
 /// deployment's is looked at (the checks run: never bypassed on a guess).
-async fn bypass_requested(clients: &Clients, target: &DeploymentTarget) -> Option<bypass::Bypass> {
-    let version_description = match clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&target.function)
-        .qualifier(&target.target_version)
-        .send()
-        .await
-    {
-        Ok(config) => config.description,
-        Err(e) => {
-            warn!(function = %target.function, version = %target.target_version, error = %error_text(&e), "could not read the version's description; only the deployment's is checked for [shiftguard skip]");
-            None
-        }
-    };
+/// The bypass, from the deployment's own description only (no AWS call: discovery read it).
+fn bypass_requested(deployment_id: &str, target: &DeploymentTarget) -> Option<bypass::Bypass> {
     bypass::requested(
+        deployment_id,
         &target.target_version,
-        version_description.as_deref(),
         target.deployment_description.as_deref(),
         target.deployment_creator.as_deref(),
     )

@@ -321,12 +321,15 @@ async fn artifact_checks_the_exact_bytes_under_deployment() {
     other.assert_reported("Failed");
 }
 
+/// Issue 21 [9]: the bypass is off unless turned on; when on, only the deployment's own
+/// description asks for it, for that deployment only. A version's description (which never
+/// changes) asks for nothing: it used to skip every later deployment of that version too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_skip_marker_bypasses_required_checks_on_the_record() {
     let w = world().await;
     let first = deployment(&w, 2, "2").await;
     w.emu.set_deployment(&first, json!({"status": "Succeeded"}));
-    // Version 3: the incident fix, published with the marker (SAM: VersionDescription).
+    // Version 3, published with the marker in its description (SAM: VersionDescription).
     w.clients
         .lambda
         .update_function_code()
@@ -348,13 +351,42 @@ async fn the_skip_marker_bypasses_required_checks_on_the_record() {
     let checks = json!({"checks": [
         {"name": "smoke", "kind": "invoke"},
         {"name": "advice", "kind": "invoke", "required": false}]});
+    let allowed = [("HOOK_ALLOW_SKIP", "true")];
+
+    // Off by default: even the deployment's own marker is not honoured.
+    let d = described_deployment(&w, "3", "INC-7 [shiftguard skip]").await;
+    let refused = run(&w, Phase::PreTraffic, &d, &config(checks.clone())).await;
+    refused.assert_reported("Failed");
+    assert!(refused.summary().bypass.is_none());
+
+    // On: the version's description asks for nothing.
     let d = described_deployment(&w, "3", "hotfix").await;
-    let skipped = run(&w, Phase::PreTraffic, &d, &config(checks.clone())).await;
+    let checked = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config_with(checks.clone(), &allowed),
+    )
+    .await;
+    checked.assert_reported("Failed");
+    assert!(checked.summary().bypass.is_none());
+
+    // On: the deployment's own description bypasses that deployment, on the record.
+    let d = described_deployment(&w, "3", "INC-7 [ShiftGuard skip] by on-call").await;
+    let skipped = run(
+        &w,
+        Phase::PreTraffic,
+        &d,
+        &config_with(checks.clone(), &allowed),
+    )
+    .await;
     skipped.assert_reported("Succeeded");
     let s = skipped.summary();
     let bypass = s.bypass.as_ref().expect("the bypass is on the record");
-    assert_eq!(bypass.source, "version-description");
+    assert_eq!(bypass.source, "deployment-description");
+    assert_eq!(bypass.deployment_id, d);
     assert_eq!(bypass.version, "3");
+    assert_eq!(bypass.deployment_creator.as_deref(), Some("user"));
     assert!(s
         .reason
         .as_deref()
@@ -363,37 +395,26 @@ async fn the_skip_marker_bypasses_required_checks_on_the_record() {
     let names: Vec<&str> = s.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["advice"], "required checks are not run");
 
-    // Off: the checks run and fail.
-    let d = described_deployment(&w, "3", "hotfix").await;
-    let refused = run(
+    // The next deployment of the same version is checked again.
+    let again = described_deployment(&w, "3", "redeploy").await;
+    let checked = run(
         &w,
         Phase::PreTraffic,
-        &d,
-        &config_with(checks.clone(), &[("HOOK_ALLOW_SKIP", "false")]),
+        &again,
+        &config_with(checks, &allowed),
     )
     .await;
-    refused.assert_reported("Failed");
-    assert!(refused.summary().bypass.is_none());
-
-    // The marker in the deployment's description works the same way, with who created it.
-    let d = described_deployment(&w, "2", "rollout [ShiftGuard skip] by on-call").await;
-    behave(&w, "2", json!({"function_error": "Unhandled"}));
-    let by_deployment = run(&w, Phase::PreTraffic, &d, &config(checks)).await;
-    by_deployment.assert_reported("Succeeded");
-    let bypass = by_deployment.summary().bypass.clone().unwrap();
-    assert_eq!(bypass.source, "deployment-description");
-    assert_eq!(bypass.deployment_creator.as_deref(), Some("user"));
+    checked.assert_reported("Failed");
 
     // Post-traffic: a bypassed version is never promoted to the stable pointer rollback reads.
     fixtures::alias(&w.clients.lambda, "checkout", "blue", "1", &[]).await;
-    let d = described_deployment(&w, "3", "hotfix").await;
     let post = run(
         &w,
         Phase::PostTraffic,
         &d,
         &config_with(
             json!({"checks": [{"name": "smoke", "kind": "invoke"}]}),
-            &[("STABLE_ALIAS", "blue")],
+            &[("STABLE_ALIAS", "blue"), ("HOOK_ALLOW_SKIP", "true")],
         ),
     )
     .await;
@@ -430,7 +451,10 @@ async fn the_skip_marker_never_applies_to_codedeploys_rollback_deployment() {
         &w,
         Phase::PreTraffic,
         &rollback,
-        &config(json!({"checks": [{"name": "smoke", "kind": "invoke"}]})),
+        &config_with(
+            json!({"checks": [{"name": "smoke", "kind": "invoke"}]}),
+            &[("HOOK_ALLOW_SKIP", "true")],
+        ),
     )
     .await;
     r.assert_reported("Succeeded");

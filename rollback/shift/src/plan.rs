@@ -425,26 +425,10 @@ fn needs_function(kind: &CheckKind) -> bool {
     }
 }
 
-/// `"5m"`, `"90s"`, `"1h"`, `"500ms"` or a number of milliseconds.
+/// A bake in the one duration grammar (`shiftguard_common::duration`: `"5m"`, `"90s"`, `"1h"`,
+/// `"500ms"` or a number of milliseconds), at most [`MAX_BAKE`].
 pub fn parse_bake(v: &Value) -> Option<Duration> {
-    let d = match v {
-        Value::Number(n) => Duration::from_millis(n.as_u64()?),
-        Value::String(s) => {
-            let s = s.trim();
-            let split = s.find(|c: char| !c.is_ascii_digit())?;
-            let (n, unit) = s.split_at(split);
-            let n: u64 = n.parse().ok()?;
-            match unit {
-                "ms" => Duration::from_millis(n),
-                "s" => Duration::from_secs(n),
-                "m" => Duration::from_secs(n.checked_mul(60)?),
-                "h" => Duration::from_secs(n.checked_mul(3600)?),
-                _ => return None,
-            }
-        }
-        _ => return None,
-    };
-    (d <= MAX_BAKE).then_some(d)
+    shiftguard_common::duration::from_json(v).filter(|d| *d <= MAX_BAKE)
 }
 
 // ---- the marker (rollback::truth) -----------------------------------------------------------
@@ -942,11 +926,12 @@ mod tests {
             (json!("5m"), 300_000),
             (json!("1h"), 3_600_000),
             (json!(250), 250),
+            // The one grammar (shiftguard_common::duration): a bare whole number is milliseconds.
+            (json!("5"), 5),
         ] {
             assert_eq!(parse_bake(&v), Some(Duration::from_millis(ms)), "{v}");
         }
         for v in [
-            json!("5"),
             json!("-1s"),
             json!("1d"),
             json!(""),
