@@ -14,6 +14,7 @@ pub mod config;
 pub mod decision_metrics;
 pub mod discovery;
 pub mod housekeeping;
+pub mod intervals;
 pub mod redact;
 pub mod runner;
 pub mod stats;

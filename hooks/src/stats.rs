@@ -239,7 +239,7 @@ fn count_at_most(x: &[f64], y: &[f64], d: f64) -> u64 {
 
 /// The k-th smallest (1-based) of the differences `y_j − x_i`: the smallest f64 at which
 /// [`count_at_most`] reaches k. The count only steps at a difference, so that f64 is one.
-fn kth_difference(x: &[f64], y: &[f64], k: u64) -> f64 {
+pub(crate) fn kth_difference(x: &[f64], y: &[f64], k: u64) -> f64 {
     // Finite f64s in the same order as their keys; the keys between two finite values are all
     // finite values.
     fn key(v: f64) -> u64 {
