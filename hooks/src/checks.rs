@@ -619,6 +619,11 @@ impl AwsExecutor {
         let series = |id: &str| values.get(id).cloned().unwrap_or_default();
         let count = |id: &str| series(id).iter().sum::<f64>().max(0.0).round() as u64;
         let (new_latencies, old_latencies) = (series("new_latency"), series("old_latency"));
+        // One value per period, not per request: no tail to judge from them.
+        let thresholds = stats::Thresholds {
+            tail_quantile: None,
+            ..c.thresholds()
+        };
         let judgement = stats::judge(
             &stats::Side {
                 latencies_ms: &new_latencies,
@@ -630,7 +635,7 @@ impl AwsExecutor {
                 requests: count("old_invocations"),
                 errors: count("old_errors"),
             },
-            &c.thresholds(),
+            &thresholds,
         );
         let details = json!({
             "mode": "cloudwatch-periods",

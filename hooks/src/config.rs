@@ -297,12 +297,27 @@ pub struct CompareCheck {
     pub statistic: String,
     #[serde(default = "default_confidence")]
     pub confidence: f64,
-    /// How much slower the new version may be before it fails (0.2: 20% of the old median).
+    /// How much slower the new version may be (0.2: 20%): the median shift and the tail.
     #[serde(default = "default_latency_tolerance")]
     pub latency_tolerance: f64,
-    /// How much higher the new error rate may be, absolute (0.01: one percentage point).
+    /// *a*: fails when the error rate's increase is shown above `(1 + r)·old + a` (0.0005).
     #[serde(default = "default_error_rate_tolerance")]
     pub error_rate_tolerance: f64,
+    /// *r*: the relative part of the error limits (0.2).
+    #[serde(default = "default_error_rate_relative_tolerance")]
+    pub error_rate_relative_tolerance: f64,
+    /// *m*: passes only when an increase beyond `(1 + r)·old + m` is excluded (0.01).
+    #[serde(default = "default_error_rate_pass_margin")]
+    pub error_rate_pass_margin: f64,
+    /// The tail judged besides the median, pre-traffic (default 0.95: p95); `null`: not judged.
+    #[serde(default = "default_tail_quantile")]
+    pub tail_quantile: Option<f64>,
+    /// With a broken baseline (the old version answered nothing): the error-rate limit (0.05).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// With a broken baseline: the tail latency limit, ms (none: latency not judged then).
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
     /// Fewer latency samples (requests pre-traffic, periods post-traffic) or requests than this
     /// on either side is inconclusive.
     #[serde(default = "default_min_samples")]
@@ -317,16 +332,23 @@ impl CompareCheck {
             confidence: self.confidence,
             latency_tolerance: self.latency_tolerance,
             error_rate_tolerance: self.error_rate_tolerance,
+            error_rate_relative_tolerance: self.error_rate_relative_tolerance,
+            error_rate_pass_margin: self.error_rate_pass_margin,
+            tail_quantile: self.tail_quantile,
+            max_error_rate: self.max_error_rate,
+            max_latency_ms: self.max_latency_ms,
             min_samples: self.min_samples,
         }
     }
 }
 
+/// Enough for a comparison with the default limits to pass at all (`Thresholds::
+/// min_requests_to_pass`: 536 for the errors' pass margin, 139 for the p95 tail; 699 for p99).
 fn default_compare_requests() -> usize {
-    50
+    1000
 }
 fn default_compare_concurrency() -> usize {
-    4
+    10
 }
 fn default_compare_window() -> Duration {
     Duration::from_secs(30 * 60)
@@ -341,7 +363,19 @@ fn default_latency_tolerance() -> f64 {
     0.2
 }
 fn default_error_rate_tolerance() -> f64 {
+    0.0005
+}
+fn default_error_rate_relative_tolerance() -> f64 {
+    0.2
+}
+fn default_error_rate_pass_margin() -> f64 {
     0.01
+}
+fn default_tail_quantile() -> Option<f64> {
+    crate::stats::Thresholds::default().tail_quantile
+}
+fn default_max_error_rate() -> f64 {
+    0.05
 }
 
 /// Error lines of the new version against the old in CloudWatch Logs, per invocation.
@@ -614,6 +648,20 @@ impl HookConfig {
                     "compare check {:?}: requests {} is below minSamples {}: its verdict can only be inconclusive",
                     check.name, c.requests, c.min_samples
                 ));
+            } else if phase == crate::Phase::PreTraffic {
+                let needed = c.thresholds().min_requests_to_pass();
+                if (c.requests as u64) < needed {
+                    out.push(format!(
+                        "compare check {:?}: requests {} can never pass with these limits (at least {} a side can: the errors' pass margin and the tail need them); its verdict is at best inconclusive ({})",
+                        check.name,
+                        c.requests,
+                        needed,
+                        match c.inconclusive {
+                            Inconclusive::Fail => "which fails the deployment",
+                            Inconclusive::Pass => "which passes, as configured",
+                        }
+                    ));
+                }
             }
         }
         out
@@ -1268,7 +1316,7 @@ mod tests {
                 c.error_rate_tolerance,
                 c.min_samples
             ),
-            (50, 0.98, 0.2, 0.01, 20)
+            (1000, 0.98, 0.2, 0.0005, 20)
         );
         assert_eq!((c.statistic.as_str(), c.window.as_secs()), ("p50", 1800));
         assert_eq!(c.inconclusive, Inconclusive::Fail);

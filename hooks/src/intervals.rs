@@ -1,3 +1,4 @@
+#![allow(clippy::excessive_precision)] // AS241 coefficients as published
 //! The confidence intervals the judge decides on (issue 21; the design and its reference values:
 //! `hooks/JUDGE.md`). Pure numerics, no I/O:
 //!

@@ -380,20 +380,36 @@ fn hypergeometric_upper_tail(a: u64, successes: u64, draws: u64, population: u64
     }
 }
 
-/// What decides a verdict. Defaults as issue 11: 98% confidence (Kayenta's), 20% slower (the
-/// seed's "p99 should not increase more than 20%").
+/// What decides a verdict (issue 21; the design, the defaults and why: `hooks/JUDGE.md`). Every
+/// part of a judgement is an interval at `confidence` held against a limit: **fail** when its
+/// lower end is beyond the limit, **pass** when its upper end is within it, **inconclusive**
+/// otherwise (fail first).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thresholds {
-    /// A difference counts as real when its p-value is below `1 − confidence`.
+    /// The two-sided level of every interval (0.98: Kayenta's).
     pub confidence: f64,
-    /// How much slower the new version may be, as a fraction of the old median: it fails only
-    /// when the Hodges–Lehmann shift exceeds `latency_tolerance × old median` (0.2: 20% slower).
+    /// The new version may be this much slower (0.2: 20%): the median shift against
+    /// `latency_tolerance × old median`, and the tail (new q-quantile ≤ (1 + tolerance) × old).
     pub latency_tolerance: f64,
-    /// How much higher the new error rate may be, in absolute terms (0.01: one percentage
-    /// point). Absolute, not a multiple: a multiple of a near-zero old rate is unstable, and the
-    /// exact test already keeps a few errors in a small sample from counting.
+    /// *a*: the error rate fails when the increase is shown to exceed `(1 + r)·old + a`.
     pub error_rate_tolerance: f64,
+    /// *r*: the relative part of the error limits (0.2, as the latency tolerance).
+    pub error_rate_relative_tolerance: f64,
+    /// *m*: the error rate passes only when an increase beyond `(1 + r)·old + m` is excluded.
+    /// Two limits because one cannot both fail 10 errors in 2,000 against none and pass one
+    /// (`hooks/JUDGE.md` §2): the two levels of acceptance sampling.
+    pub error_rate_pass_margin: f64,
+    /// The tail judged besides the median (default 0.95: p95; 0.99 with ~2,000 requests a side);
+    /// `None`: not judged
+    /// (post-traffic CloudWatch periods carry no per-request latencies).
+    pub tail_quantile: Option<f64>,
+    /// With a broken baseline (the old version answered nothing successfully): the new version
+    /// fails when its error rate is shown to exceed this.
+    pub max_error_rate: f64,
+    /// With a broken baseline: the new version fails when its tail (`tail_quantile`, else p99) is
+    /// shown to exceed this many ms. `None`: latency is not judged then.
+    pub max_latency_ms: Option<f64>,
     /// Fewer latency samples, or fewer requests, than this on either side is inconclusive.
     pub min_samples: u64,
 }
@@ -403,7 +419,15 @@ impl Default for Thresholds {
         Self {
             confidence: 0.98,
             latency_tolerance: 0.2,
-            error_rate_tolerance: 0.01,
+            error_rate_tolerance: 0.0005,
+            error_rate_relative_tolerance: 0.2,
+            error_rate_pass_margin: 0.01,
+            // p95, not p99: with the default 1,000 requests a side, equal versions pass p95 all
+            // but always (lognormal σ 0.3: 100%, σ 0.6: 69%) where p99 passes 52% / 12% of the
+            // time; p99 needs ~2,000 a side (hooks/JUDGE.md §3). Set 0.99 with the requests for it.
+            tail_quantile: Some(0.95),
+            max_error_rate: 0.05,
+            max_latency_ms: None,
             min_samples: 20,
         }
     }
@@ -422,10 +446,38 @@ impl Thresholds {
                 "the latency tolerance must be a fraction of at least 0",
             ));
         }
-        if !(0.0..1.0).contains(&self.error_rate_tolerance) {
+        if !(0.0..1.0).contains(&self.error_rate_tolerance)
+            || !(0.0..1.0).contains(&self.error_rate_pass_margin)
+            || self.error_rate_tolerance > self.error_rate_pass_margin
+        {
             return Err(StatsError::BadThreshold(
-                "the error-rate tolerance must be at least 0 and below 1",
+                "the error-rate tolerance and pass margin must be at least 0, below 1, tolerance ≤ margin",
             ));
+        }
+        if !(self.error_rate_relative_tolerance >= 0.0
+            && self.error_rate_relative_tolerance.is_finite())
+        {
+            return Err(StatsError::BadThreshold(
+                "the relative error-rate tolerance must be at least 0",
+            ));
+        }
+        if let Some(q) = self.tail_quantile {
+            if !(0.5..1.0).contains(&q) {
+                return Err(StatsError::BadThreshold(
+                    "the tail quantile must be at least 0.5 and below 1",
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&self.max_error_rate) {
+            return Err(StatsError::BadThreshold(
+                "maxErrorRate must be at least 0 and below 1",
+            ));
+        }
+        if self
+            .max_latency_ms
+            .is_some_and(|v| !(v > 0.0 && v.is_finite()))
+        {
+            return Err(StatsError::BadThreshold("maxLatencyMs must be above 0"));
         }
         if self.min_samples < 2 {
             return Err(StatsError::BadThreshold("minSamples must be at least 2"));
@@ -433,10 +485,58 @@ impl Thresholds {
         Ok(())
     }
 
-    /// A p-value below this is significant.
+    /// α = 1 − confidence.
     pub fn alpha(&self) -> f64 {
         1.0 - self.confidence
     }
+
+    fn z(&self) -> f64 {
+        crate::intervals::normal_quantile(1.0 - self.alpha() / 2.0)
+    }
+
+    /// The fewest requests per side with which a comparison can pass at all (no errors on
+    /// either side and the tail judged): below it every verdict is at best inconclusive.
+    pub fn min_requests_to_pass(&self) -> u64 {
+        let can_pass = |n: u64| {
+            let (_, _, upper) = crate::intervals::mover_difference(
+                (0, n),
+                (0, n),
+                1.0 + self.error_rate_relative_tolerance,
+                self.z(),
+            );
+            let errors = upper <= self.error_rate_pass_margin;
+            let tail = self.tail_quantile.is_none_or(|q| {
+                let needed = (q / (1.0 - q)).ceil() as u64;
+                n >= needed && {
+                    // P(K = 0) = B(α, n + β)/B(α, β): one term, not the whole distribution.
+                    let r = tail_rank(q, n);
+                    let (a, b, nf) = ((n - r + 1) as f64, r as f64, n as f64);
+                    let ln_beta =
+                        |x: f64, y: f64| libm::lgamma(x) + libm::lgamma(y) - libm::lgamma(x + y);
+                    (ln_beta(a, nf + b) - ln_beta(a, b)).exp() < self.alpha() / 2.0
+                }
+            });
+            errors && tail && n >= self.min_samples
+        };
+        let (mut lo, mut hi) = (1u64, 1u64 << 20);
+        if !can_pass(hi) {
+            return u64::MAX;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if can_pass(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+}
+
+/// The rank of the old q-quantile among n0 old values (Weibull plotting position, 1-based).
+fn tail_rank(q: f64, n0: u64) -> u64 {
+    ((q * (n0 as f64 + 1.0)) - 1e-9).ceil().max(1.0) as u64
 }
 
 /// What one version showed: latency samples (ms) and request/error counts.
@@ -457,14 +557,21 @@ pub struct LatencyJudgement {
     pub old_samples: usize,
     pub new_median_ms: Option<f64>,
     pub old_median_ms: Option<f64>,
-    /// New median / old median (reported; the shift decides).
+    /// New median / old median (reported; the interval decides).
     pub ratio_of_medians: Option<f64>,
     /// Hodges–Lehmann shift, new − old: positive when the new version is slower.
     pub shift_ms: Option<f64>,
     /// `shift_ms / old_median_ms`.
     pub relative_shift: Option<f64>,
-    /// The shift beyond which the new version is too slow: `latencyTolerance × oldMedianMs`.
+    /// The shift's interval at the configured confidence, ms (absent: unbounded, too few samples).
+    pub shift_ci_ms: Option<[f64; 2]>,
+    /// The same, relative to the old median.
+    pub relative_shift_ci: Option<[f64; 2]>,
+    /// How the interval was computed: `exact` or `normal` (tie-corrected).
+    pub ci_method: Option<&'static str>,
+    /// The limit: `latencyTolerance × oldMedianMs`.
     pub max_shift_ms: Option<f64>,
+    /// The Mann–Whitney test (reported; the interval decides).
     pub test: Option<MannWhitney>,
     pub alpha: f64,
 }
@@ -477,9 +584,39 @@ pub struct ErrorJudgement {
     pub reason: String,
     pub new_requests: u64,
     pub old_requests: u64,
+    pub new_errors: u64,
+    pub old_errors: u64,
+    /// `newRate − (1 + relativeTolerance)·oldRate`, and its interval (MOVER/Newcombe).
+    pub increase: Option<f64>,
+    pub increase_ci: Option<[f64; 2]>,
+    /// Fails when the interval's lower end exceeds this (`errorRateTolerance`).
+    pub fail_above: f64,
+    /// Passes when the interval's upper end is within this (`errorRatePassMargin`).
+    pub pass_within: f64,
+    /// Fisher's exact one-sided test (reported; the interval decides).
     pub test: Option<ErrorRates>,
     pub alpha: f64,
-    pub tolerance: f64,
+}
+
+/// The tail part of a [`Judgement`]: how many new requests are slower than
+/// `(1 + latencyTolerance) ×` the old version's q-quantile, against the exact null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TailJudgement {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub quantile: f64,
+    /// The old version's q-quantile (the r-th smallest old latency), ms.
+    pub old_quantile_ms: Option<f64>,
+    /// `(1 + latencyTolerance) × oldQuantileMs`.
+    pub threshold_ms: Option<f64>,
+    pub slower: u64,
+    pub new_samples: usize,
+    /// The share a version no worse than the threshold shows: `(n0 + 1 − r)/(n0 + 1)`.
+    pub expected_share: Option<f64>,
+    /// P(K ≥ slower) and P(K ≤ slower) under the null (beta-binomial).
+    pub p_upper: Option<f64>,
+    pub p_lower: Option<f64>,
 }
 
 /// The verdict of comparing the new version with the old, with everything that decided it, for
@@ -487,41 +624,85 @@ pub struct ErrorJudgement {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Judgement {
-    /// Failed if either half failed; else inconclusive if either was; else passed.
+    /// Failed if any part failed; else inconclusive if any part was; else passed.
     pub verdict: Verdict,
     pub reason: String,
+    /// `compared`, or `broken` when the old version answered nothing successfully (the new one is
+    /// then judged on the absolute limits only).
+    pub baseline: &'static str,
     pub latency: LatencyJudgement,
     pub errors: ErrorJudgement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<TailJudgement>,
     pub thresholds: Thresholds,
 }
 
-/// Judges the new version against the old:
+/// Judges the new version against the old. Each part is an interval against a limit (see
+/// [`Thresholds`]); the rules table is in the README ("The judge") and `hooks/JUDGE.md`:
 ///
-/// | evidence | verdict |
-/// | --- | --- |
-/// | fewer than `min_samples` on either side | inconclusive |
-/// | significant and beyond the tolerance (slower / more errors) | fail |
-/// | beyond the tolerance but not significant | inconclusive |
-/// | significant but within the tolerance | pass |
-/// | neither | pass |
+/// | part | interval | fails when | passes when |
+/// | --- | --- | --- | --- |
+/// | latency | Hodges–Lehmann shift (Moses) | lower end > tolerance × old median | upper end ≤ it |
+/// | errors | new − (1 + r)·old rate (MOVER) | lower end > `errorRateTolerance` | upper end ≤ `errorRatePassMargin` |
+/// | tail | new requests slower than (1 + tolerance) × old q-quantile (beta-binomial) | P(K ≥ k) < α/2 | P(K ≤ k) < α/2 |
 ///
-/// Latency uses the two-sided Mann–Whitney p-value (a significant difference toward "faster" is
-/// not held against the new version, so in effect a one-sided test at α/2 — the cautious side);
-/// errors use Fisher's one-sided p-value.
+/// Fewer than `min_samples` on either side: inconclusive. An old version with at least
+/// `min_samples` requests and no successful one is a broken baseline: the new version fails only
+/// when shown to exceed `max_error_rate` (or `max_latency_ms`), and passes otherwise.
 pub fn judge(new: &Side, old: &Side, t: &Thresholds) -> Judgement {
+    let broken = old.requests >= t.min_samples
+        && old.latencies_ms.is_empty()
+        && old.errors >= old.requests
+        && !new.latencies_ms.is_empty();
+    if broken {
+        return judge_broken_baseline(new, old, t);
+    }
     let latency = judge_latency(new.latencies_ms, old.latencies_ms, t);
     let errors = judge_errors(new, old, t);
-    let verdict = match (latency.verdict, errors.verdict) {
-        (Verdict::Failed, _) | (_, Verdict::Failed) => Verdict::Failed,
-        (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
-        _ => Verdict::Passed,
-    };
+    let tail = t
+        .tail_quantile
+        .map(|q| judge_tail(new.latencies_ms, old.latencies_ms, q, t));
+    let verdicts = [
+        Some(latency.verdict),
+        Some(errors.verdict),
+        tail.as_ref().map(|x| x.verdict),
+    ];
+    let verdict = combine(verdicts.iter().flatten().copied());
+    let mut reason = format!("latency: {}; errors: {}", latency.reason, errors.reason);
+    if let Some(tail) = &tail {
+        reason.push_str(&format!("; tail: {}", tail.reason));
+    }
     Judgement {
         verdict,
-        reason: format!("latency: {}; errors: {}", latency.reason, errors.reason),
+        reason,
+        baseline: "compared",
         latency,
         errors,
+        tail,
         thresholds: *t,
+    }
+}
+
+fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
+    let all: Vec<Verdict> = verdicts.collect();
+    if all.contains(&Verdict::Failed) {
+        Verdict::Failed
+    } else if all.contains(&Verdict::Inconclusive) {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Passed
+    }
+}
+
+/// The interval rule: fail when the lower end is beyond `fail_above`, pass when the upper end is
+/// within `pass_within`, otherwise inconclusive.
+fn interval_verdict(lower: f64, upper: f64, fail_above: f64, pass_within: f64) -> Verdict {
+    if lower > fail_above {
+        Verdict::Failed
+    } else if upper <= pass_within {
+        Verdict::Passed
+    } else {
+        Verdict::Inconclusive
     }
 }
 
@@ -531,6 +712,10 @@ fn fmt_p(p: f64) -> String {
     } else {
         format!("{p:.4}")
     }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:+.1}%", x * 100.0)
 }
 
 fn judge_latency(new: &[f64], old: &[f64], t: &Thresholds) -> LatencyJudgement {
@@ -545,6 +730,9 @@ fn judge_latency(new: &[f64], old: &[f64], t: &Thresholds) -> LatencyJudgement {
         ratio_of_medians: None,
         shift_ms: None,
         relative_shift: None,
+        shift_ci_ms: None,
+        relative_shift_ci: None,
+        ci_method: None,
         max_shift_ms: None,
         test: None,
         alpha,
@@ -570,54 +758,63 @@ fn judge_latency(new: &[f64], old: &[f64], t: &Thresholds) -> LatencyJudgement {
         return j;
     };
     let max_shift = t.latency_tolerance * old_median;
+    let relative = |v: f64| (old_median > 0.0).then(|| v / old_median);
     j.new_median_ms = Some(new_median);
     j.old_median_ms = Some(old_median);
     j.ratio_of_medians = (old_median > 0.0).then(|| new_median / old_median);
     j.shift_ms = Some(shift);
-    j.relative_shift = (old_median > 0.0).then(|| shift / old_median);
+    j.relative_shift = relative(shift);
     j.max_shift_ms = Some(max_shift);
     j.test = Some(test);
-
-    let effect = match j.relative_shift {
-        Some(r) => format!("shift {shift:+.1} ms ({:+.1}%)", r * 100.0),
-        None => format!("shift {shift:+.1} ms"),
-    };
-    let tolerance = format!("the {:.0}% tolerance", t.latency_tolerance * 100.0);
-    let p = format!("Mann-Whitney p={} vs {}", fmt_p(test.p_value), fmt_p(alpha));
-    let medians = format!("median {new_median:.1} ms vs {old_median:.1} ms");
+    let ci = crate::intervals::hl_interval(new, old, t.confidence);
+    j.ci_method = Some(if ci.exact { "exact" } else { "normal" });
+    if let Some((lo, hi)) = ci.bounds {
+        j.shift_ci_ms = Some([lo, hi]);
+        j.relative_shift_ci = relative(lo).zip(relative(hi)).map(|(a, b)| [a, b]);
+    }
+    let medians = format!("median {new_median:.2} ms vs {old_median:.2} ms");
+    let p = format!("Mann-Whitney p={}", fmt_p(test.p_value));
+    let tolerance = format!(
+        "the {:.0}% tolerance ({max_shift:.2} ms)",
+        t.latency_tolerance * 100.0
+    );
     let few = t.min_samples;
     if (new.len() as u64) < few || (old.len() as u64) < few {
         j.reason = format!(
-            "{} new and {} old samples, fewer than minSamples {few} ({medians}, {effect})",
+            "{} new and {} old samples, fewer than minSamples {few} ({medians}, shift {shift:+.2} ms)",
             new.len(),
             old.len()
         );
         return j;
     }
-    // The shift is what makes a difference large; with an old median of 0 any slowdown is.
-    let large = shift > max_shift;
-    let significant = test.p_value < alpha;
-    // U1 above its mean: the new version's latencies tend to be the larger ones. A large shift
-    // with the test leaning the other way (possible only with odd, heavily tied samples) does not
-    // fail: it is inconclusive.
-    let slower = test.u1 > test.u2;
-    (j.verdict, j.reason) = match (large, significant && slower) {
-        (true, true) => (
-            Verdict::Failed,
-            format!("slower beyond {tolerance}: {effect}, {medians}, significant ({p})"),
+    let Some((lo, hi)) = ci.bounds else {
+        j.reason = format!(
+            "{} and {} samples are too few for a {:.0}% interval of the shift ({medians})",
+            new.len(),
+            old.len(),
+            t.confidence * 100.0
+        );
+        return j;
+    };
+    let interval = match j.relative_shift_ci {
+        Some([a, b]) => format!(
+            "shift {shift:+.2} ms, {:.0}% interval [{lo:+.2}, {hi:+.2}] ms ([{}, {}])",
+            t.confidence * 100.0,
+            pct(a),
+            pct(b)
         ),
-        (true, false) => (
-            Verdict::Inconclusive,
-            format!("{effect} is beyond {tolerance} but not significant ({p}, {medians})"),
+        None => format!(
+            "shift {shift:+.2} ms, {:.0}% interval [{lo:+.2}, {hi:+.2}] ms",
+            t.confidence * 100.0
         ),
-        (false, _) if significant => (
-            Verdict::Passed,
-            format!("a significant difference within {tolerance}: {effect}, {medians} ({p})"),
-        ),
-        (false, _) => (
-            Verdict::Passed,
-            format!("no significant difference: {effect}, {medians} ({p})"),
-        ),
+    };
+    j.verdict = interval_verdict(lo, hi, max_shift, max_shift);
+    j.reason = match j.verdict {
+        Verdict::Failed => format!("slower beyond {tolerance}: {interval}, {medians}, {p}"),
+        Verdict::Passed => format!("within {tolerance}: {interval}, {medians}, {p}"),
+        Verdict::Inconclusive => {
+            format!("cannot tell against {tolerance}: {interval} straddles it ({medians}, {p})")
+        }
     };
     j
 }
@@ -629,9 +826,14 @@ fn judge_errors(new: &Side, old: &Side, t: &Thresholds) -> ErrorJudgement {
         reason: String::new(),
         new_requests: new.requests,
         old_requests: old.requests,
+        new_errors: new.errors,
+        old_errors: old.errors,
+        increase: None,
+        increase_ci: None,
+        fail_above: t.error_rate_tolerance,
+        pass_within: t.error_rate_pass_margin,
         test: None,
         alpha,
-        tolerance: t.error_rate_tolerance,
     };
     let test = match error_rate_test(new.errors, new.requests, old.errors, old.requests) {
         Ok(test) => test,
@@ -642,7 +844,7 @@ fn judge_errors(new: &Side, old: &Side, t: &Thresholds) -> ErrorJudgement {
     };
     j.test = Some(test);
     let rates = format!(
-        "{}/{} ({:.2}%) vs {}/{} ({:.2}%)",
+        "{}/{} ({:.3}%) vs {}/{} ({:.3}%)",
         new.errors,
         new.requests,
         test.new_rate * 100.0,
@@ -650,11 +852,6 @@ fn judge_errors(new: &Side, old: &Side, t: &Thresholds) -> ErrorJudgement {
         old.requests,
         test.old_rate * 100.0
     );
-    let tolerance = format!(
-        "the {:.2} percentage-point tolerance",
-        t.error_rate_tolerance * 100.0
-    );
-    let p = format!("Fisher p={} vs {}", fmt_p(test.p_value), fmt_p(alpha));
     let few = t.min_samples;
     if new.requests < few || old.requests < few {
         j.reason = format!(
@@ -663,27 +860,169 @@ fn judge_errors(new: &Side, old: &Side, t: &Thresholds) -> ErrorJudgement {
         );
         return j;
     }
-    let large = test.difference > t.error_rate_tolerance;
-    let significant = test.p_value < alpha;
-    (j.verdict, j.reason) = match (large, significant) {
-        (true, true) => (
-            Verdict::Failed,
-            format!("error rate higher beyond {tolerance}: {rates}, significant ({p})"),
+    let w = 1.0 + t.error_rate_relative_tolerance;
+    let (theta, lo, hi) = crate::intervals::mover_difference(
+        (new.errors, new.requests),
+        (old.errors, old.requests),
+        w,
+        t.z(),
+    );
+    j.increase = Some(theta);
+    j.increase_ci = Some([lo, hi]);
+    j.verdict = interval_verdict(lo, hi, t.error_rate_tolerance, t.error_rate_pass_margin);
+    let interval = format!(
+        "increase over {w:.2}× the old rate {:+.3} points, {:.0}% interval [{:+.3}, {:+.3}]",
+        theta * 100.0,
+        t.confidence * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    );
+    let p = format!("Fisher p={}", fmt_p(test.p_value));
+    j.reason = match j.verdict {
+        Verdict::Failed => format!(
+            "more errors: {rates}, {interval} is above {:.3} points ({p})",
+            t.error_rate_tolerance * 100.0
         ),
-        (true, false) => (
-            Verdict::Inconclusive,
-            format!("error rate {rates} is higher beyond {tolerance} but not significantly ({p})"),
+        Verdict::Passed => format!(
+            "{rates}: {interval} is within {:.2} points ({p})",
+            t.error_rate_pass_margin * 100.0
         ),
-        (false, true) => (
-            Verdict::Passed,
-            format!("error rate {rates} is significantly higher but within {tolerance} ({p})"),
-        ),
-        (false, false) => (
-            Verdict::Passed,
-            format!("no significant increase: {rates} ({p})"),
+        Verdict::Inconclusive => format!(
+            "{rates}: {interval} neither excludes {:.2} points nor shows more than {:.3} ({p})",
+            t.error_rate_pass_margin * 100.0,
+            t.error_rate_tolerance * 100.0
         ),
     };
     j
+}
+
+fn judge_tail(new: &[f64], old: &[f64], q: f64, t: &Thresholds) -> TailJudgement {
+    let mut j = TailJudgement {
+        verdict: Verdict::Inconclusive,
+        reason: String::new(),
+        quantile: q,
+        old_quantile_ms: None,
+        threshold_ms: None,
+        slower: 0,
+        new_samples: new.len(),
+        expected_share: None,
+        p_upper: None,
+        p_lower: None,
+    };
+    let label = format!("p{}", (q * 100.0).round());
+    let needed = (q / (1.0 - q)).ceil() as usize;
+    if old.len() < needed || new.is_empty() {
+        j.reason = format!(
+            "{label} needs at least {needed} old samples (and new ones) to be estimated; {} old, {} new",
+            old.len(),
+            new.len()
+        );
+        return j;
+    }
+    let (n0, n1) = (old.len() as u64, new.len() as u64);
+    let r = tail_rank(q, n0);
+    let tau = sorted(old)[(r - 1) as usize];
+    let threshold = (1.0 + t.latency_tolerance) * tau;
+    let slower = new.iter().filter(|&&v| v > threshold).count() as u64;
+    let (p_upper, p_lower) = crate::intervals::beta_binomial_tails(slower, n1, n0, r);
+    let h = t.alpha() / 2.0;
+    let expected = (n0 + 1 - r) as f64 / (n0 + 1) as f64;
+    j.old_quantile_ms = Some(tau);
+    j.threshold_ms = Some(threshold);
+    j.slower = slower;
+    j.expected_share = Some(expected);
+    j.p_upper = Some(p_upper);
+    j.p_lower = Some(p_lower);
+    let counts = format!(
+        "{slower} of {n1} new requests ({:.2}%) slower than {threshold:.2} ms ({:.0}% over the old {label} {tau:.2} ms; a version no worse shows {:.2}%)",
+        slower as f64 * 100.0 / n1 as f64,
+        t.latency_tolerance * 100.0,
+        expected * 100.0
+    );
+    j.verdict = if p_upper < h {
+        Verdict::Failed
+    } else if p_lower < h {
+        Verdict::Passed
+    } else {
+        Verdict::Inconclusive
+    };
+    j.reason = match j.verdict {
+        Verdict::Failed => format!("{label} slower beyond the tolerance: {counts}, P={}", fmt_p(p_upper)),
+        Verdict::Passed => format!("{label} within the tolerance: {counts}, P={}", fmt_p(p_lower)),
+        Verdict::Inconclusive => format!(
+            "{label} cannot be told apart from the tolerance: {counts} (P≥{}, P≤{}; {} requests a side can pass)",
+            fmt_p(p_upper),
+            fmt_p(p_lower),
+            t.min_requests_to_pass()
+        ),
+    };
+    j
+}
+
+/// The old version answered nothing successfully: nothing to compare with. The new version is
+/// judged on the absolute limits, visibly — failed only when shown to exceed one, else passed (a
+/// fix for a completely broken production must not be blocked for lack of a baseline).
+fn judge_broken_baseline(new: &Side, old: &Side, t: &Thresholds) -> Judgement {
+    let h = t.alpha() / 2.0;
+    let mut errors = judge_errors(new, old, t);
+    let (cp_low, cp_high) = crate::intervals::clopper_pearson(new.errors, new.requests, h);
+    let over = cp_low > t.max_error_rate;
+    errors.verdict = if over {
+        Verdict::Failed
+    } else {
+        Verdict::Passed
+    };
+    errors.reason = format!(
+        "{}/{} new errors, {:.0}% interval [{:.3}%, {:.3}%] {} maxErrorRate {:.2}%",
+        new.errors,
+        new.requests,
+        t.confidence * 100.0,
+        cp_low * 100.0,
+        cp_high * 100.0,
+        if over {
+            "is above"
+        } else {
+            "is not shown above"
+        },
+        t.max_error_rate * 100.0
+    );
+    let mut latency = judge_latency(new.latencies_ms, &[], t);
+    let q = t.tail_quantile.unwrap_or(0.99);
+    match t.max_latency_ms {
+        Some(limit) => {
+            let n = new.latencies_ms.len() as u64;
+            let beyond = new.latencies_ms.iter().filter(|&&v| v > limit).count() as u64;
+            let (low, _) = crate::intervals::clopper_pearson(beyond, n, h);
+            let fails = low > 1.0 - q;
+            latency.verdict = if fails {
+                Verdict::Failed
+            } else {
+                Verdict::Passed
+            };
+            latency.reason = format!(
+                "{beyond} of {n} new requests slower than maxLatencyMs {limit} ms: the p{} {} above it",
+                (q * 100.0).round(),
+                if fails { "is shown" } else { "is not shown" }
+            );
+        }
+        None => {
+            latency.verdict = Verdict::Passed;
+            latency.reason = "not judged: no baseline and no maxLatencyMs".into();
+        }
+    }
+    let verdict = combine([latency.verdict, errors.verdict].into_iter());
+    Judgement {
+        verdict,
+        reason: format!(
+            "old version had 0 successful of {} requests (100% errors): judged on absolute limits only: latency: {}; errors: {}",
+            old.requests, latency.reason, errors.reason
+        ),
+        baseline: "broken",
+        latency,
+        errors,
+        tail: None,
+        thresholds: *t,
+    }
 }
 
 #[cfg(test)]
@@ -962,37 +1301,36 @@ mod tests {
 
     #[test]
     fn judge_synthetic_latencies() {
+        // The latency part on its own (errors and the tail have their own tests).
         let t = Thresholds::default();
         let mut rng = Lcg(2024);
 
-        // Identical distributions pass, whatever the seed.
+        // Identical distributions pass the median shift, whatever the seed.
         for _ in 0..10 {
             let (new, old) = (
                 rng.latencies(200, 100.0, 0.3),
                 rng.latencies(200, 100.0, 0.3),
             );
             let j = judge(&side(&new), &side(&old), &t);
-            assert_eq!(j.verdict, Verdict::Passed, "{}", j.reason);
+            assert_eq!(j.latency.verdict, Verdict::Passed, "{}", j.latency.reason);
         }
 
-        // 50% slower with 200 samples a side fails.
+        // 50% slower with 200 samples a side fails: the whole interval is beyond 20%.
         let old = rng.latencies(200, 100.0, 0.3);
         let new = rng.latencies(200, 150.0, 0.3);
         let j = judge(&side(&new), &side(&old), &t);
         assert_eq!(j.verdict, Verdict::Failed, "{}", j.reason);
         let l = &j.latency;
+        assert_eq!(l.verdict, Verdict::Failed);
+        let [lo, hi] = l.relative_shift_ci.unwrap();
+        assert!(lo > 0.2 && hi > lo, "{l:?}");
         assert!(l.test.unwrap().p_value < 1e-10);
-        assert!(
-            l.relative_shift.unwrap() > 0.4 && l.relative_shift.unwrap() < 0.6,
-            "{l:?}"
-        );
         assert!(l.ratio_of_medians.unwrap() > 1.3);
-        assert_eq!(j.errors.verdict, Verdict::Passed);
 
-        // 50% faster passes: a significant difference, but not a slowdown.
+        // 50% faster passes: the interval's upper end is far below the tolerance.
         let j = judge(&side(&old), &side(&new), &t);
-        assert_eq!(j.verdict, Verdict::Passed, "{}", j.reason);
-        assert!(j.latency.reason.contains("significant difference within"));
+        assert_eq!(j.latency.verdict, Verdict::Passed, "{}", j.latency.reason);
+        assert!(j.latency.reason.contains("within the 20% tolerance"));
 
         // 5 samples a side: inconclusive, with the numbers still there.
         let (new5, old5) = (rng.latencies(5, 200.0, 0.1), rng.latencies(5, 100.0, 0.1));
@@ -1009,7 +1347,7 @@ mod tests {
         let old = rng.latencies(1000, 400.0, 0.1);
         let new = rng.latencies(1000, 420.0, 0.1);
         let j = judge(&side(&new), &side(&old), &t);
-        assert_eq!(j.verdict, Verdict::Passed, "{}", j.reason);
+        assert_eq!(j.latency.verdict, Verdict::Passed, "{}", j.latency.reason);
         assert!(j.latency.test.unwrap().p_value < 1e-6, "{:?}", j.latency);
         assert!(j.latency.relative_shift.unwrap() < 0.1);
 
@@ -1018,30 +1356,167 @@ mod tests {
         let new8 = [70.0, 120.0, 135.0, 150.0, 170.0, 210.0, 330.0, 520.0];
         let j = judge(&side(&new8), &side(&old8), &t);
         assert_eq!(j.verdict, Verdict::Inconclusive);
-        // ...and with minSamples 5, large (+33%) but not significant: still inconclusive.
+        // ...and with minSamples 5, large (+33%) but the interval straddles the tolerance.
         let few = Thresholds {
             min_samples: 5,
             ..t
         };
         let j = judge(&side(&new8), &side(&old8), &few);
-        assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.reason);
+        assert_eq!(j.latency.verdict, Verdict::Inconclusive, "{}", j.reason);
         let l = &j.latency;
         assert!(l.relative_shift.unwrap() > 0.2, "{l:?}");
-        assert!(
-            l.test.unwrap().p_value > 0.02 && l.test.unwrap().method == PMethod::Exact,
-            "{l:?}"
-        );
-        assert!(l.reason.contains("not significant"));
+        assert!(l.reason.contains("straddles"), "{}", l.reason);
         // SciPy 1.17.1: mannwhitneyu(new8, old8, method='exact') = (41.0, 0.3822843822843822);
         // numpy.median(numpy.subtract.outer(new8, old8)) = 40.0, over the old median 120: +33%.
         let test = l.test.unwrap();
         assert_eq!(test.u1, 41.0);
         assert!(close(test.p_value, 0.3822843822843822, 1e-12), "{test:?}");
         assert_eq!((l.shift_ms, l.old_median_ms), (Some(40.0), Some(120.0)));
-        // The same shift with 200 samples a side is significant: it fails.
-        let old = rng.latencies(200, 120.0, 0.5);
-        let new = rng.latencies(200, 160.0, 0.5);
-        assert_eq!(judge(&side(&new), &side(&old), &t).verdict, Verdict::Failed);
+        // A +33% shift with 400 samples a side and little spread: the interval is beyond 20%.
+        let old = rng.latencies(400, 120.0, 0.2);
+        let new = rng.latencies(400, 160.0, 0.2);
+        assert_eq!(
+            judge(&side(&new), &side(&old), &t).latency.verdict,
+            Verdict::Failed
+        );
+    }
+
+    /// Issue 21 [1]: the rule tests the tolerance. 20 a side, +19% estimated with p = 0.5 used to
+    /// pass though +86% could not be excluded; now inconclusive (interval from `hooks/JUDGE.md`).
+    #[test]
+    fn an_estimate_within_the_tolerance_with_a_wide_interval_is_inconclusive() {
+        let old = [
+            138.0, 157.0, 127.8, 88.5, 47.7, 138.6, 117.7, 246.9, 153.4, 56.4, 84.7, 136.3, 63.2,
+            212.9, 278.9, 95.9, 85.2, 42.8, 126.7, 100.7,
+        ];
+        let new = [
+            347.8, 180.1, 87.2, 211.3, 255.2, 40.9, 206.3, 70.6, 112.1, 76.4, 82.2, 348.0, 67.3,
+            73.6, 391.1, 155.7, 119.3, 232.8, 40.0, 218.9,
+        ];
+        let j = judge(&side(&new), &side(&old), &Thresholds::default());
+        let l = &j.latency;
+        assert!(l.relative_shift.unwrap() < 0.2, "{l:?}");
+        assert_eq!(l.verdict, Verdict::Inconclusive, "{}", l.reason);
+        let [lo, hi] = l.relative_shift_ci.unwrap();
+        assert!(lo < -0.3 && hi > 0.8, "{lo} {hi}");
+        assert_eq!(l.ci_method, Some("exact"));
+    }
+
+    /// Issue 21 [2]: the tail. 15% of requests 10× slower moves the median little; p99 fails.
+    #[test]
+    fn a_slow_tail_fails_though_the_median_passes() {
+        let mut rng = Lcg(11);
+        let old = rng.latencies(300, 40.8, 0.31);
+        let mut new = rng.latencies(300, 40.8, 0.31);
+        for (i, v) in new.iter_mut().enumerate() {
+            if i % 20 < 3 {
+                *v *= 10.0; // 15%
+            }
+        }
+        let p99 = Thresholds {
+            tail_quantile: Some(0.99),
+            ..Thresholds::default()
+        };
+        let j = judge(&side(&new), &side(&old), &p99);
+        assert_ne!(j.latency.verdict, Verdict::Failed, "{}", j.latency.reason);
+        let tail = j.tail.as_ref().unwrap();
+        assert_eq!(tail.verdict, Verdict::Failed, "{}", tail.reason);
+        assert_eq!(j.verdict, Verdict::Failed);
+        // p95 too.
+        let p95 = Thresholds {
+            tail_quantile: Some(0.95),
+            ..Thresholds::default()
+        };
+        assert_eq!(
+            judge(&side(&new), &side(&old), &p95).tail.unwrap().verdict,
+            Verdict::Failed
+        );
+        // Equal versions with enough samples pass the tail.
+        let (a, b) = (
+            rng.latencies(2000, 40.8, 0.2),
+            rng.latencies(2000, 40.8, 0.2),
+        );
+        let eq = judge(&side(&a), &side(&b), &p99);
+        assert_eq!(eq.tail.unwrap().verdict, Verdict::Passed);
+        // Too few old samples to estimate p99: inconclusive, saying so.
+        let (a, b) = (rng.latencies(50, 40.8, 0.2), rng.latencies(50, 40.8, 0.2));
+        let few = judge(&side(&a), &side(&b), &p99);
+        assert!(few
+            .tail
+            .unwrap()
+            .reason
+            .contains("needs at least 99 old samples"));
+    }
+
+    /// Issue 21 [4]: a fix for a completely broken production is judged on the absolute limits.
+    #[test]
+    fn a_broken_baseline_is_judged_on_absolute_limits() {
+        let lat: Vec<f64> = (0..50).map(|i| 100.0 + (i % 7) as f64).collect();
+        let new = Side {
+            latencies_ms: &lat,
+            requests: 50,
+            errors: 0,
+        };
+        let old = Side {
+            latencies_ms: &[],
+            requests: 50,
+            errors: 50,
+        };
+        let t = Thresholds::default();
+        let j = judge(&new, &old, &t);
+        assert_eq!(j.baseline, "broken");
+        assert_eq!(j.verdict, Verdict::Passed, "{}", j.reason);
+        assert!(
+            j.reason.contains("judged on absolute limits only"),
+            "{}",
+            j.reason
+        );
+        // A fix that still fails half its requests is shown above maxErrorRate: fails.
+        let half = Side {
+            latencies_ms: &lat[..25],
+            requests: 50,
+            errors: 25,
+        };
+        assert_eq!(judge(&half, &old, &t).verdict, Verdict::Failed);
+        // maxLatencyMs: a p99 shown above the limit fails.
+        let slow: Vec<f64> = (0..50)
+            .map(|i| if i < 10 { 900.0 } else { 100.0 })
+            .collect();
+        let limited = Thresholds {
+            max_latency_ms: Some(500.0),
+            ..t
+        };
+        let j = judge(
+            &Side {
+                latencies_ms: &slow,
+                requests: 50,
+                errors: 0,
+            },
+            &old,
+            &limited,
+        );
+        assert_eq!(j.latency.verdict, Verdict::Failed, "{}", j.latency.reason);
+    }
+
+    #[test]
+    fn a_comparison_that_can_never_pass_is_known_before_any_data() {
+        let t = Thresholds::default();
+        // The errors' pass margin needs 536 a side; the default p95 tail alone would need 139.
+        assert_eq!(t.min_requests_to_pass(), 536);
+        let p99 = Thresholds {
+            tail_quantile: Some(0.99),
+            ..t
+        };
+        assert_eq!(
+            p99.min_requests_to_pass(),
+            699,
+            "the p99 tail needs 699 a side"
+        );
+        let no_tail = Thresholds {
+            tail_quantile: None,
+            ..t
+        };
+        assert_eq!(no_tail.min_requests_to_pass(), 536);
     }
 
     #[test]
@@ -1053,16 +1528,20 @@ mod tests {
             requests,
             errors,
         };
-        // (new requests, new errors, old requests, old errors, verdict)
+        // (new requests, new errors, old requests, old errors, verdict) — issue 21 [3] and the
+        // defaults' two examples (hooks/JUDGE.md §2).
         let cases = [
-            (200, 10, 200, 0, Verdict::Failed),      // 5% vs 0%, p = 0.00087
-            (100, 1, 100, 0, Verdict::Passed),       // one error is no evidence
-            (100, 3, 100, 0, Verdict::Inconclusive), // 3 points up, p = 0.12
-            (100_000, 130, 100_000, 100, Verdict::Passed), // significant at 95%, not 98%; tiny
-            (1_000_000, 25_000, 1_000_000, 24_000, Verdict::Passed), // significant, 0.1 points
-            (200, 0, 200, 10, Verdict::Passed),      // fewer errors
-            (10, 5, 200, 0, Verdict::Inconclusive),  // too few requests
-            (200, 0, 0, 0, Verdict::Inconclusive),   // no baseline at all
+            (2000, 10, 2000, 0, Verdict::Failed),     // 0.5% vs 0: fails
+            (2000, 1, 2000, 0, Verdict::Passed),      // one error in 2,000: passes
+            (10_000, 50, 10_000, 0, Verdict::Failed), // used to pass (absolute 1 point)
+            (200, 10, 200, 0, Verdict::Failed),       // 5% vs 0%
+            (100, 1, 100, 0, Verdict::Inconclusive),  // too few requests to exclude 1 point
+            (100, 3, 100, 0, Verdict::Inconclusive),
+            (100_000, 130, 100_000, 100, Verdict::Passed), // within (1 + r)·old
+            (1_000_000, 25_000, 1_000_000, 24_000, Verdict::Passed), // 0.1 points, within 20%
+            (200, 0, 200, 10, Verdict::Passed),            // fewer errors
+            (10, 5, 200, 0, Verdict::Inconclusive),        // too few requests
+            (200, 0, 0, 0, Verdict::Inconclusive),         // no baseline at all
         ];
         for (nr, ne, or, oe, want) in cases {
             let j = judge(&with(nr, ne), &with(or, oe), &t);
@@ -1071,14 +1550,7 @@ mod tests {
                 "{ne}/{nr} vs {oe}/{or}: {}",
                 j.errors.reason
             );
-            assert_eq!(j.verdict, want, "latency passes, so errors decide");
         }
-        let j = judge(&with(1_000_000, 25_000), &with(1_000_000, 24_000), &t);
-        assert!(
-            j.errors.reason.contains("significantly higher but within"),
-            "{}",
-            j.errors.reason
-        );
     }
 
     #[test]
