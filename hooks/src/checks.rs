@@ -691,12 +691,26 @@ impl AwsExecutor {
             }
         };
         let of = |version: Option<&String>| LogCounts {
-            invocations: version.and_then(|v| reports.get(v)).copied().unwrap_or(0),
-            error_lines: version.and_then(|v| errors.get(v)).copied().unwrap_or(0),
+            invocations: version
+                .and_then(|v| reports.get(v))
+                .map_or(0, |t| t.invocations),
+            error_lines: version
+                .and_then(|v| errors.get(v))
+                .map_or(0, |t| t.invocations),
         };
         let comparison = judge_logs(c, of(Some(&new)), of(old.as_ref()));
         let mut details = base;
         details["comparison"] = comparison.details;
+        let lines = |version: Option<&String>| {
+            version
+                .and_then(|v| errors.get(v))
+                .copied()
+                .unwrap_or_default()
+        };
+        details["errorLines"] = json!({
+            "new": {"lines": lines(Some(&new)).lines, "withoutRequestId": lines(Some(&new)).without_request_id},
+            "old": {"lines": lines(old.as_ref()).lines, "withoutRequestId": lines(old.as_ref()).without_request_id},
+        });
         judged(
             c.inconclusive,
             comparison.verdict,
@@ -706,8 +720,13 @@ impl AwsExecutor {
         )
     }
 
-    /// Lines matching `pattern` in the window, per version (from the log stream names). Stops
-    /// counting (inconclusive) beyond [`MAX_LOG_EVENTS`].
+    /// Invocations with a line matching `pattern` in the window, per version (from the log stream
+    /// names): each line's request id (the first UUID in it, as Lambda writes it in `REPORT`,
+    /// `Task timed out` and runtime lines) counted once, so an invocation that logs ten error
+    /// lines is one failed invocation (issue 21 [8]). A line without a request id counts as one
+    /// invocation of its own (the cautious side), and is reported. Pages are fetched by hand so
+    /// that a throttled page is retried with backoff until the check's own timeout stops it.
+    /// Stops counting (inconclusive) beyond [`MAX_LOG_EVENTS`] lines.
     async fn count_log_lines(
         &self,
         function: &str,
@@ -715,45 +734,75 @@ impl AwsExecutor {
         pattern: &str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<std::collections::HashMap<String, u64>, (Verdict, String)> {
-        let mut pages = self
-            .clients
-            .logs
-            .filter_log_events()
-            .log_group_name(group)
-            .filter_pattern(pattern)
-            .start_time(start_ms)
-            .end_time(end_ms)
-            .into_paginator()
-            .send();
-        let mut counts: std::collections::HashMap<String, u64> = Default::default();
+    ) -> Result<std::collections::HashMap<String, LogTally>, (Verdict, String)> {
+        let mut counts: std::collections::HashMap<String, LogTally> = Default::default();
+        let mut ids: std::collections::HashSet<(String, String)> = Default::default();
         let mut seen = 0usize;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                let missing = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception());
-                if missing {
-                    // No log group: the function has never logged anything — no data.
-                    (
-                        Verdict::Inconclusive,
-                        format!("inconclusive: log group {group} does not exist (no invocation has logged yet)"),
-                    )
-                } else {
-                    (
+        let mut token: Option<String> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let page = match self
+                .clients
+                .logs
+                .filter_log_events()
+                .log_group_name(group)
+                .filter_pattern(pattern)
+                .start_time(start_ms)
+                .end_time(end_ms)
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    let service = e.as_service_error();
+                    if service.is_some_and(|s| s.is_resource_not_found_exception()) {
+                        // No log group: the function has never logged anything — no data.
+                        return Err((
+                            Verdict::Inconclusive,
+                            format!("inconclusive: log group {group} does not exist (no invocation has logged yet)"),
+                        ));
+                    }
+                    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+                    let throttled = service.is_some_and(|s| {
+                        s.code().is_some_and(|c| c.contains("Throttl"))
+                            || s.message().is_some_and(|m| m.contains("Rate exceeded"))
+                    });
+                    if throttled {
+                        // CloudWatch Logs throttles FilterLogEvents per account: wait and retry
+                        // this page; the check's timeout bounds the whole.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                    return Err((
                         Verdict::Failed,
                         format!("FilterLogEvents on {group} failed: {}", error_text(&e)),
-                    )
+                    ));
                 }
-            })?;
+            };
+            backoff = Duration::from_millis(100);
             for event in page.events() {
                 seen += 1;
-                if let Some(version) = event
+                let Some(version) = event
                     .log_stream_name()
                     .and_then(|stream| stream_version(stream, function))
-                {
-                    *counts.entry(version.to_string()).or_default() += 1;
+                else {
+                    continue;
+                };
+                let tally = counts.entry(version.to_string()).or_default();
+                match event.message().and_then(request_id) {
+                    Some(id) => {
+                        if ids.insert((version.to_string(), id.to_string())) {
+                            tally.invocations += 1;
+                        }
+                    }
+                    None => {
+                        tally.invocations += 1;
+                        tally.without_request_id += 1;
+                    }
                 }
+                tally.lines += 1;
             }
             if seen > MAX_LOG_EVENTS {
                 return Err((
@@ -761,8 +810,11 @@ impl AwsExecutor {
                     format!("inconclusive: more than {MAX_LOG_EVENTS} lines match {pattern:?} in {group}; narrow the pattern or the window"),
                 ));
             }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(counts);
+            }
         }
-        Ok(counts)
     }
 
     /// `artifact`: the version under deployment is exactly the artifact that was tested.
@@ -916,7 +968,44 @@ fn inconclusive_without_baseline(policy: Inconclusive, why: &str, details: Value
 pub struct LogCounts {
     /// `REPORT` lines: one per invocation.
     pub invocations: u64,
+    /// Invocations with at least one error line (by request id).
     pub error_lines: u64,
+}
+
+/// What matched one pattern for one version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogTally {
+    /// Distinct request ids (a line without one counts as its own).
+    pub invocations: u64,
+    pub lines: u64,
+    pub without_request_id: u64,
+}
+
+/// The first UUID in a log line (Lambda's request id: `REPORT RequestId: 8f5…`,
+/// `2026-… 8f5… ERROR …`, `{"requestId":"8f5…"}`).
+pub fn request_id(line: &str) -> Option<&str> {
+    let bytes = line.as_bytes();
+    let shape = [8, 4, 4, 4, 12];
+    let total = 36;
+    (0..bytes.len().saturating_sub(total - 1)).find_map(|start| {
+        let candidate = &bytes[start..start + total];
+        let mut at = 0;
+        for (i, len) in shape.iter().enumerate() {
+            if !candidate[at..at + len].iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            at += len;
+            if i < 4 {
+                if candidate[at] != b'-' {
+                    return None;
+                }
+                at += 1;
+            }
+        }
+        let before_ok = start == 0 || !bytes[start - 1].is_ascii_hexdigit();
+        let after_ok = start + total == bytes.len() || !bytes[start + total].is_ascii_hexdigit();
+        (before_ok && after_ok).then(|| &line[start..start + total])
+    })
 }
 
 /// The `logs` check's decision. Pure.
@@ -1298,6 +1387,21 @@ mod tests {
             throttles: 0.0,
             p99_ms: None,
         }
+    }
+
+    #[test]
+    fn request_ids_are_found_in_lambdas_line_shapes() {
+        let id = "8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b";
+        for line in [
+            format!("REPORT RequestId: {id}\tDuration: 2.50 ms"),
+            format!("2026-12-04T10:00:00.000Z\t{id}\tERROR\tboom"),
+            format!("{{\"requestId\":\"{id}\",\"level\":\"ERROR\"}}"),
+            format!("{id} Task timed out after 3.00 seconds"),
+        ] {
+            assert_eq!(request_id(&line), Some(id), "{line}");
+        }
+        assert_eq!(request_id("ERROR no id here"), None);
+        assert_eq!(request_id("a8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b"), None);
     }
 
     #[test]

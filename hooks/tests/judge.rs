@@ -243,6 +243,34 @@ async fn logs_compare_error_lines_per_invocation_by_version() {
     let good = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
     good.assert_reported("Succeeded");
 
+    // Issue 21 [8]: invocations are counted by request id — two error lines of one invocation
+    // are one failed invocation; lines without a request id count one each, on the record.
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    let mut twice = healthy();
+    twice["log_lines"] = json!(["{requestId} ERROR first", "{requestId} ERROR second"]);
+    behave(&w, "1", healthy());
+    behave(&w, "2", twice);
+    invoke_version(&w, "1", 30).await;
+    invoke_version(&w, "2", 30).await;
+    // CloudWatch Logs throttles: more throttles than the SDK's own retries, retried by the check.
+    w.emu.arm_fault(
+        json!({"service": "logs", "operation": "FilterLogEvents", "kind": "throttle", "count": 4}),
+    );
+    let counted = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+    counted.assert_reported("Failed");
+    let details = &counted.summary().checks[0].details;
+    assert_eq!(details["comparison"]["new"]["errorLines"], 30, "{details}");
+    assert_eq!(details["errorLines"]["new"]["lines"], 60, "{details}");
+    assert_eq!(
+        details["errorLines"]["new"]["withoutRequestId"], 0,
+        "{details}"
+    );
+    assert!(
+        w.emu.count("logs", "FilterLogEvents") >= 6,
+        "the throttled pages were retried"
+    );
+
     // Five invocations of the new version: inconclusive, whatever the lines say.
     let w = world().await;
     let d = deployment(&w, 2, "2").await;

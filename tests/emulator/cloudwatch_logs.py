@@ -122,7 +122,9 @@ def invocation_lines(
     duration = ended_ms - started_ms
     t0, t1 = int(started_ms), int(ended_ms)
     events = [{"timestamp": t0, "message": f"START RequestId: {request_id} Version: {version}"}]
-    lines = list(log_lines or [])
+    # `{requestId}` in a line is the invocation's request id: what a managed runtime's logger (or a
+    # custom runtime's own, e.g. tracing with the Lambda context) writes into each line.
+    lines = [line.replace("{requestId}", request_id) for line in (log_lines or [])]
     for i, line in enumerate(lines):
         # The function's own lines fall between START and the end of the invocation.
         at = t0 + ((t1 - t0) * (i + 1)) // (len(lines) + 1)

@@ -1102,7 +1102,8 @@ def lattice_batch_update_rule(region: str, params: dict, req: dict) -> tuple[int
 #                               "fail_if_payload_contains", "error_response", "log_lines",
 #                               "max_memory_used_mb"}
 # `log_lines` (list of strings): what the function itself logs, each string one log event written
-# verbatim between Lambda's START line and its END/REPORT lines (`cloudwatch_logs`).
+# between Lambda's START line and its END/REPORT lines (`cloudwatch_logs`), verbatim but for
+# `{requestId}`, replaced by the invocation's request id.
 # `max_memory_used_mb` (integer): the REPORT line's "Max Memory Used" (default 20, capped at the
 # function's MemorySize).
 BEHAVIOUR_FIELDS = ("response", "function_error", "delay_ms", "timeout_ms", "fail_if_payload_contains", "error_response", "log_lines", "max_memory_used_mb")
