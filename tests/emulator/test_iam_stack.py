@@ -163,3 +163,52 @@ def test_a_removed_statement_is_the_access_denied(emulator, clients, strict):
             assert "lambda:ListTags" in denied.value.response["Error"]["Message"] and arn in denied.value.response["Error"]["Message"]
         else:
             lam.list_tags(Resource=arn)
+
+
+def test_the_sam_applications_translated_template_holds_rollback_and_post_traffic_to_their_grants(emulator, strict, monkeypatch):
+    """The SAM nested application (examples/sam/shiftguard), translated as `sam deploy` would,
+    its parameters given as a user's template gives them: rollback may restore `live` and only
+    read the stable alias; post-traffic may move (and create) the stable alias."""
+    import sys as _sys
+
+    _sys.path.insert(0, os.path.join(ROOT, "examples", "sam"))
+    import check_sam  # the repository's own SAM translation (aws-sam-translator, offline)
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator resolves pseudo parameters
+    failures: list[str] = []
+    template = check_sam.translate(check_sam.NESTED, failures)
+    assert not failures, failures
+    parameters = {"ArtifactsBucket": "artifacts", "PreTrafficKey": "pre.zip", "PostTrafficKey": "post.zip",
+                  "RollbackKey": "rollback.zip", "FunctionName": "checkout", "FunctionAlias": "live",
+                  "StableAlias": "blue", "CodeDeployApplication": "checkout-app",
+                  "PreTrafficChecks": '{"checks":[{"name":"a","kind":"invoke"}]}',
+                  "PostTrafficChecks": '{"checks":[{"name":"a","kind":"invoke"}]}',
+                  "RollbackTargets": "[]", "RollbackStageArns": "", "NotifyTopicArn": "", "AlarmTopicKmsKeyId": ""}
+    out = emulator.control("POST", "/_shiftguard/iam/stack", {"template": template, "stack": unique("SamApp"),
+                                                              "parameters": parameters, "unresolved": "placeholder"})
+    assert {"checkout_rollback", "CodeDeployHook_checkout_post_traffic", "CodeDeployHook_checkout_pre_traffic"} <= set(out["functions"])
+    operator = emulator.control("POST", "/_shiftguard/iam/operator")
+    admin = client_as(emulator, "lambda", operator)
+    fn = "checkout"
+    try:
+        admin.get_function(FunctionName=fn)
+    except ClientError:
+        make_function(admin, fn)
+    version = admin.publish_version(FunctionName=fn)["Version"]
+    try:
+        admin.create_alias(FunctionName=fn, Name="blue", FunctionVersion=version)
+    except ClientError:
+        pass
+    rollback = client_as(emulator, "lambda", out["functions"]["checkout_rollback"]["credentials"])
+    current = rollback.get_alias(FunctionName=fn, Name="live")
+    rollback.update_alias(FunctionName=fn, Name="live", FunctionVersion=version, RevisionId=current["RevisionId"])
+    rollback.get_alias(FunctionName=fn, Name="blue")
+    with pytest.raises(ClientError) as denied:
+        rollback.update_alias(FunctionName=fn, Name="blue", FunctionVersion=version)
+    assert "lambda:UpdateAlias" in denied.value.response["Error"]["Message"]
+    post = client_as(emulator, "lambda", out["functions"]["CodeDeployHook_checkout_post_traffic"]["credentials"])
+    post.update_alias(FunctionName=fn, Name="blue", FunctionVersion=version)
+    admin.delete_alias(FunctionName=fn, Name="blue")
+    post.create_alias(FunctionName=fn, Name="blue", FunctionVersion=version)  # CreateAlias on the function
+    with pytest.raises(ClientError):
+        post.update_alias(FunctionName=fn, Name="live", FunctionVersion=version)
