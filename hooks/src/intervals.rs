@@ -315,26 +315,12 @@ fn sorted(sample: &[f64]) -> Vec<f64> {
 }
 
 /// P(W ≤ u) for u = 0..=⌊mn/2⌋, W the Mann–Whitney statistic of m and n untied values under the
-/// null (counts of orderings by the recurrence `stats::exact_p` uses).
+/// null.
 fn exact_cdf(m: usize, n: usize) -> Vec<f64> {
-    let (a, b) = (m.min(n), m.max(n));
-    let top = a * b / 2;
-    let mut f = vec![vec![0.0f64; top + 1]; a + 1];
-    for row in &mut f {
-        row[0] = 1.0;
-    }
-    for nn in 1..=b {
-        for mm in 1..=a {
-            let (done, rest) = f.split_at_mut(mm);
-            let (previous, current) = (&done[mm - 1], &mut rest[0]);
-            for u in nn..=top {
-                current[u] += previous[u - nn];
-            }
-        }
-    }
-    let total = (1..=a).fold(1.0, |c, i| c * (a + b - a + i) as f64 / i as f64);
+    let (counts, total) = crate::stats::exact_counts(m, n, m * n / 2);
     let mut cum = 0.0;
-    f[a].iter()
+    counts
+        .iter()
         .map(|&ways| {
             cum += ways;
             cum / total

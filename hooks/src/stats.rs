@@ -170,15 +170,22 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Result<MannWhitney, StatsError> {
     })
 }
 
-/// Two-sided exact p-value, `2·P(U ≤ u_min)` (U is symmetric about n1·n2/2), from the number of
-/// orderings of n1 x's and n2 y's with U = u. The largest of all values is either an x, beating
-/// all n2 y's, or a y: f(m, n, u) = f(m−1, n, u−n) + f(m, n−1, u). Only additions of positive
-/// counts, so f64 keeps them to full relative precision (C(100, 50) ≈ 1e29 fits easily).
+/// Two-sided exact p-value, `2·P(U ≤ u_min)` (U is symmetric about n1·n2/2).
 fn exact_p(n1: usize, n2: usize, u_min: f64) -> f64 {
-    let (a, b) = (n1.min(n2), n1.max(n2));
     let k = u_min.round() as usize; // without ties U is a whole number
-                                    // f[m][u] for u ≤ k (the recurrence only looks at smaller u), for the current n.
-    let mut f = vec![vec![0.0f64; k + 1]; a + 1];
+    let (counts, total) = exact_counts(n1, n2, k);
+    (2.0 * counts.iter().sum::<f64>() / total).min(1.0)
+}
+
+/// The number of orderings of n1 x's and n2 y's with U = u, for u = 0..=upto, and C(n1 + n2, n1):
+/// the largest of all values is either an x, beating all n2 y's, or a y, so
+/// f(m, n, u) = f(m−1, n, u−n) + f(m, n−1, u). Only additions of positive counts, so f64 keeps them
+/// to full relative precision (C(100, 50) ≈ 1e29 fits easily). Shared with the shift's exact
+/// interval (`intervals::hl_interval`).
+pub(crate) fn exact_counts(n1: usize, n2: usize, upto: usize) -> (Vec<f64>, f64) {
+    let (a, b) = (n1.min(n2), n1.max(n2));
+    // f[m][u] for u ≤ upto (the recurrence only looks at smaller u), for the current n.
+    let mut f = vec![vec![0.0f64; upto + 1]; a + 1];
     for row in &mut f {
         row[0] = 1.0;
     }
@@ -186,13 +193,13 @@ fn exact_p(n1: usize, n2: usize, u_min: f64) -> f64 {
         for m in 1..=a {
             let (done, rest) = f.split_at_mut(m);
             let (previous, current) = (&done[m - 1], &mut rest[0]);
-            for u in n..=k {
+            for u in n..=upto {
                 current[u] += previous[u - n];
             }
         }
     }
-    let ways: f64 = f[a].iter().sum();
-    (2.0 * ways / binomial(a + b, a)).min(1.0)
+    let counts = f.swap_remove(a);
+    (counts, binomial(a + b, a))
 }
 
 fn binomial(n: usize, k: usize) -> f64 {

@@ -204,6 +204,24 @@ class FakeRuntimeApi:
         self.server.server_close()
 
 
+def _iam(emulator: Emulator, strict: bool) -> Any:
+    emulator.control("POST", "/_shiftguard/iam", {"enforce": True, "strict": strict})
+    yield
+    emulator.control("POST", "/_shiftguard/iam", {"enforce": False, "strict": False})
+
+
+@pytest.fixture
+def enforced(emulator: Emulator) -> Any:
+    """IAM enforced for the test; unknown keys keep full access. Off again afterwards."""
+    yield from _iam(emulator, False)
+
+
+@pytest.fixture
+def strict(emulator: Emulator) -> Any:
+    """Strict IAM for the test: unknown keys are refused. Off again afterwards."""
+    yield from _iam(emulator, True)
+
+
 @pytest.fixture
 def runtime_api() -> Any:
     fake = FakeRuntimeApi()

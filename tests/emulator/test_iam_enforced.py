@@ -12,13 +12,6 @@ from botocore.config import Config
 from conftest import make_function, unique
 
 
-@pytest.fixture
-def enforced(emulator):
-    emulator.control("POST", "/_shiftguard/iam", {"enforce": True, "strict": False})
-    yield
-    emulator.control("POST", "/_shiftguard/iam", {"enforce": False, "strict": False})
-
-
 def role_client(emulator, service, statements):
     iam = boto3.client("iam", endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
     sts = boto3.client("sts", endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")

@@ -19,13 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 REHEARSAL = os.path.join(ROOT, "target", "cdk.out", "ShiftGuardRehearsal.template.json")
 
 
-@pytest.fixture
-def strict(emulator):
-    emulator.control("POST", "/_shiftguard/iam", {"enforce": True, "strict": True})
-    yield
-    emulator.control("POST", "/_shiftguard/iam", {"enforce": False, "strict": False})
-
-
 def client_as(emulator, service, creds):
     return boto3.client(service, endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds.get("SessionToken"),
