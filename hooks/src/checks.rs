@@ -579,6 +579,24 @@ impl AwsExecutor {
                 json!({ "newVersion": new, "oldVersion": old }),
             );
         }
+        // Per-invocation records first (issue 21 [5]): Lambda's REPORT lines give every
+        // invocation's Duration to 0.01 ms; CloudWatch periods are the fallback.
+        let fallback = match c.source {
+            crate::config::CompareSource::Periods => "source: periods".to_string(),
+            source => match self.compare_reports(c, &new, old, started).await {
+                Ok(observation) => return observation,
+                Err(why) if source == crate::config::CompareSource::Reports => {
+                    return judged(
+                        c.inconclusive,
+                        Verdict::Inconclusive,
+                        &format!("inconclusive: {why} (source: reports)"),
+                        ms(started.elapsed()),
+                        json!({ "mode": "log-reports", "newVersion": new, "oldVersion": old }),
+                    )
+                }
+                Err(why) => why,
+            },
+        };
         let mut queries = Vec::new();
         for (label, version) in [("new", &new), ("old", old)] {
             queries.push(self.version_query(
@@ -639,6 +657,7 @@ impl AwsExecutor {
         );
         let details = json!({
             "mode": "cloudwatch-periods",
+            "reportsUnavailable": fallback,
             "newVersion": new,
             "oldVersion": old,
             "window": format!("{}s", c.window.as_secs()),
@@ -720,24 +739,113 @@ impl AwsExecutor {
         )
     }
 
-    /// Invocations with a line matching `pattern` in the window, per version (from the log stream
-    /// names): each line's request id (the first UUID in it, as Lambda writes it in `REPORT`,
-    /// `Task timed out` and runtime lines) counted once, so an invocation that logs ten error
-    /// lines is one failed invocation (issue 21 [8]). A line without a request id counts as one
-    /// invocation of its own (the cautious side), and is reported. Pages are fetched by hand so
-    /// that a throttled page is retried with backoff until the check's own timeout stops it.
-    /// Stops counting (inconclusive) beyond [`MAX_LOG_EVENTS`] lines.
-    async fn count_log_lines(
+    /// Post-traffic `compare` from Lambda's own per-invocation records: the `REPORT` lines of the
+    /// function's log group over the window (Duration to 0.01 ms, one per invocation), split by
+    /// version from the log stream names, and the error lines counted by request id — both
+    /// versions over the same minutes: from the minute of the new version's first invocation, so
+    /// that the old version's hours before the deployment do not stand in for its baseline. `Err`
+    /// (why) when there are no such records (no log group, no REPORT line of the new version, a
+    /// failed read): the caller falls back to CloudWatch periods.
+    async fn compare_reports(
         &self,
-        function: &str,
+        c: &CompareCheck,
+        new: &str,
+        old: &str,
+        started: Instant,
+    ) -> Result<Observation, String> {
+        let function = shiftguard_common::codedeploy::function_name(&self.target.function);
+        let group = format!("/aws/lambda/{function}");
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let start_ms = now_ms - c.window.as_millis() as i64;
+        let (reports, errors) = tokio::join!(
+            self.log_events(
+                &group,
+                crate::config::DEFAULT_INVOCATION_PATTERN,
+                start_ms,
+                now_ms
+            ),
+            self.log_events(&group, crate::config::DEFAULT_LOG_PATTERN, start_ms, now_ms),
+        );
+        let (reports, errors) = match (reports, errors) {
+            (Ok(r), Ok(e)) => (r, e),
+            (Err((_, why)), _) | (_, Err((_, why))) => return Err(why),
+        };
+        let of = |events: &[LogEvent], version: &str| -> Vec<LogEvent> {
+            events
+                .iter()
+                .filter(|e| stream_version(&e.stream, function) == Some(version))
+                .cloned()
+                .collect()
+        };
+        let new_reports = of(&reports, new);
+        let Some(first) = new_reports.iter().map(|e| e.timestamp).min() else {
+            return Err(format!(
+                "no REPORT line of version {new} in {group} over the window"
+            ));
+        };
+        let from = first - first.rem_euclid(60_000);
+        let since = |events: Vec<LogEvent>| -> Vec<LogEvent> {
+            events.into_iter().filter(|e| e.timestamp >= from).collect()
+        };
+        let (new_reports, old_reports) = (since(new_reports), since(of(&reports, old)));
+        let failed = tally_by_version(&since(errors), function);
+        let durations = |events: &[LogEvent]| -> Vec<f64> {
+            events
+                .iter()
+                .filter_map(|e| report_duration_ms(&e.message))
+                .collect()
+        };
+        let invocations = |events: &[LogEvent], version: &str| {
+            tally_by_version(events, function)
+                .get(version)
+                .map_or(0, |t| t.invocations)
+        };
+        let (new_latencies, old_latencies) = (durations(&new_reports), durations(&old_reports));
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: invocations(&new_reports, new),
+                errors: failed.get(new).map_or(0, |t| t.invocations),
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: invocations(&old_reports, old),
+                errors: failed.get(old).map_or(0, |t| t.invocations),
+            },
+            &c.thresholds(),
+        );
+        let details = json!({
+            "mode": "log-reports",
+            "logGroup": group,
+            "newVersion": new,
+            "oldVersion": old,
+            "window": format!("{}s", c.window.as_secs()),
+            "sinceMs": from,
+            "judgement": judgement,
+        });
+        Ok(judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        ))
+    }
+
+    /// Every event matching `pattern` in the window: pages fetched by hand, so that a throttled
+    /// page is retried with backoff until the check's own timeout stops it (CloudWatch Logs
+    /// throttles FilterLogEvents per account). More than [`MAX_LOG_EVENTS`]: inconclusive.
+    async fn log_events(
+        &self,
         group: &str,
         pattern: &str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<std::collections::HashMap<String, LogTally>, (Verdict, String)> {
-        let mut counts: std::collections::HashMap<String, LogTally> = Default::default();
-        let mut ids: std::collections::HashSet<(String, String)> = Default::default();
-        let mut seen = 0usize;
+    ) -> Result<Vec<LogEvent>, (Verdict, String)> {
+        let mut out = Vec::new();
         let mut token: Option<String> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -755,6 +863,7 @@ impl AwsExecutor {
             {
                 Ok(page) => page,
                 Err(e) => {
+                    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
                     let service = e.as_service_error();
                     if service.is_some_and(|s| s.is_resource_not_found_exception()) {
                         // No log group: the function has never logged anything — no data.
@@ -763,14 +872,11 @@ impl AwsExecutor {
                             format!("inconclusive: log group {group} does not exist (no invocation has logged yet)"),
                         ));
                     }
-                    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
                     let throttled = service.is_some_and(|s| {
                         s.code().is_some_and(|c| c.contains("Throttl"))
                             || s.message().is_some_and(|m| m.contains("Rate exceeded"))
                     });
                     if throttled {
-                        // CloudWatch Logs throttles FilterLogEvents per account: wait and retry
-                        // this page; the check's timeout bounds the whole.
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
                         continue;
@@ -783,28 +889,13 @@ impl AwsExecutor {
             };
             backoff = Duration::from_millis(100);
             for event in page.events() {
-                seen += 1;
-                let Some(version) = event
-                    .log_stream_name()
-                    .and_then(|stream| stream_version(stream, function))
-                else {
-                    continue;
-                };
-                let tally = counts.entry(version.to_string()).or_default();
-                match event.message().and_then(request_id) {
-                    Some(id) => {
-                        if ids.insert((version.to_string(), id.to_string())) {
-                            tally.invocations += 1;
-                        }
-                    }
-                    None => {
-                        tally.invocations += 1;
-                        tally.without_request_id += 1;
-                    }
-                }
-                tally.lines += 1;
+                out.push(LogEvent {
+                    timestamp: event.timestamp().unwrap_or(0),
+                    stream: event.log_stream_name().unwrap_or_default().to_string(),
+                    message: event.message().unwrap_or_default().to_string(),
+                });
             }
-            if seen > MAX_LOG_EVENTS {
+            if out.len() > MAX_LOG_EVENTS {
                 return Err((
                     Verdict::Inconclusive,
                     format!("inconclusive: more than {MAX_LOG_EVENTS} lines match {pattern:?} in {group}; narrow the pattern or the window"),
@@ -812,9 +903,26 @@ impl AwsExecutor {
             }
             token = page.next_token().map(str::to_string);
             if token.is_none() {
-                return Ok(counts);
+                return Ok(out);
             }
         }
+    }
+
+    /// Invocations with a line matching `pattern` in the window, per version (from the log stream
+    /// names): each line's request id (the first UUID in it, as Lambda writes it in `REPORT`,
+    /// `Task timed out` and runtime lines) counted once, so an invocation that logs ten error
+    /// lines is one failed invocation (issue 21 [8]). A line without a request id counts as one
+    /// invocation of its own (the cautious side), and is reported.
+    async fn count_log_lines(
+        &self,
+        function: &str,
+        group: &str,
+        pattern: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<std::collections::HashMap<String, LogTally>, (Verdict, String)> {
+        let events = self.log_events(group, pattern, start_ms, end_ms).await?;
+        Ok(tally_by_version(&events, function))
     }
 
     /// `artifact`: the version under deployment is exactly the artifact that was tested.
@@ -970,6 +1078,51 @@ pub struct LogCounts {
     pub invocations: u64,
     /// Invocations with at least one error line (by request id).
     pub error_lines: u64,
+}
+
+/// One CloudWatch Logs event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    pub timestamp: i64,
+    pub stream: String,
+    pub message: String,
+}
+
+/// Per version (from the stream names), the distinct request ids among `events`. Pure.
+pub fn tally_by_version(
+    events: &[LogEvent],
+    function: &str,
+) -> std::collections::HashMap<String, LogTally> {
+    let mut counts: std::collections::HashMap<String, LogTally> = Default::default();
+    let mut ids: std::collections::HashSet<(&str, &str)> = Default::default();
+    for event in events {
+        let Some(version) = stream_version(&event.stream, function) else {
+            continue;
+        };
+        let tally = counts.entry(version.to_string()).or_default();
+        match request_id(&event.message) {
+            Some(id) => {
+                if ids.insert((version, id)) {
+                    tally.invocations += 1;
+                }
+            }
+            None => {
+                tally.invocations += 1;
+                tally.without_request_id += 1;
+            }
+        }
+        tally.lines += 1;
+    }
+    counts
+}
+
+/// `Duration: 12.34 ms` of a `REPORT` line.
+pub fn report_duration_ms(line: &str) -> Option<f64> {
+    let rest = line
+        .split("\tDuration: ")
+        .nth(1)
+        .or_else(|| line.split(" Duration: ").nth(1))?;
+    rest.split(" ms").next()?.trim().parse().ok()
 }
 
 /// What matched one pattern for one version.
@@ -1387,6 +1540,15 @@ mod tests {
             throttles: 0.0,
             p99_ms: None,
         }
+    }
+
+    #[test]
+    fn report_lines_give_the_duration() {
+        assert_eq!(
+            report_duration_ms("REPORT RequestId: 8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b\tDuration: 12.34 ms\tBilled Duration: 13 ms"),
+            Some(12.34)
+        );
+        assert_eq!(report_duration_ms("START RequestId: x"), None);
     }
 
     #[test]

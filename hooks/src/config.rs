@@ -295,6 +295,11 @@ pub struct CompareCheck {
     /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
     #[serde(default = "default_statistic")]
     pub statistic: String,
+    /// Post-traffic: where the samples come from — `reports`: Lambda's per-invocation `REPORT`
+    /// lines in `/aws/lambda/<function>`; `periods`: CloudWatch's one value per minute; `auto`
+    /// (default): reports when the new version has any in the window, else periods.
+    #[serde(default)]
+    pub source: CompareSource,
     #[serde(default = "default_confidence")]
     pub confidence: f64,
     /// How much slower the new version may be (0.2: 20%): the median shift and the tail.
@@ -324,6 +329,16 @@ pub struct CompareCheck {
     pub min_samples: u64,
     #[serde(default)]
     pub inconclusive: Inconclusive,
+}
+
+/// Post-traffic `compare`'s samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareSource {
+    #[default]
+    Auto,
+    Reports,
+    Periods,
 }
 
 impl CompareCheck {

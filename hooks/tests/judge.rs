@@ -172,9 +172,34 @@ async fn a_version_that_fails_requests_fails_on_its_error_rate() {
     lenient.assert_reported("Failed");
 }
 
+/// Issue 21 [5]: post-traffic from Lambda's per-invocation REPORT lines (Duration to 0.01 ms),
+/// split by version from the log streams, over the same minutes: hundreds of samples where
+/// CloudWatch periods give a handful. An equal version passes, a twice-slower one fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_traffic_compare_judges_lambdas_report_lines() {
+    let check = json!({"checks": [{"name": "reports", "kind": "compare", "window": "30m", "source": "reports"}]});
+    for (delay, want, verdict) in [(20, "Succeeded", "passed"), (40, "Failed", "failed")] {
+        let w = world().await;
+        let d = deployment(&w, 2, "2").await;
+        behave(&w, "1", slow(20));
+        behave(&w, "2", slow(delay));
+        let (a, b) = tokio::join!(invoke_version(&w, "1", 600), invoke_version(&w, "2", 600));
+        let _ = (a, b);
+        let r = run(&w, Phase::PostTraffic, &d, &config(check.clone())).await;
+        let details = &r.summary().checks[0].details;
+        assert_eq!(details["mode"], "log-reports", "{details}");
+        assert_eq!(details["judgement"]["verdict"], verdict, "{details}");
+        assert_eq!(
+            details["judgement"]["latency"]["newSamples"], 600,
+            "{details}"
+        );
+        r.assert_reported(want);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_traffic_compare_judges_cloudwatch_periods() {
-    let check = json!({"checks": [{"name": "periods", "kind": "compare", "window": "30m"}]});
+    let check = json!({"checks": [{"name": "periods", "kind": "compare", "window": "30m", "source": "periods"}]});
     // A deterministic wobble of ±10 ms around each version's level.
     let wobble = |minute: u64| ((minute * 7) % 5) as f64 * 5.0 - 10.0;
 
