@@ -278,28 +278,42 @@ impl AwsExecutor {
     }
 
     /// One Lambda metric of one version, as served through the alias.
+    /// One version's metric: through the alias (`Resource` = function:alias, `ExecutedVersion`),
+    /// or — a target without an alias, such as a Lattice rollout whose target groups invoke
+    /// versions directly — what Lambda publishes for version-qualified invocations
+    /// (`Resource` = function:version).
     fn version_query(
         &self,
         id: String,
-        alias: &str,
+        alias: Option<&str>,
         version: &str,
         metric: &str,
         stat: &str,
     ) -> MetricDataQuery {
-        let dims = vec![
-            Dimension::builder()
-                .name("FunctionName")
-                .value(&self.target.function)
-                .build(),
-            Dimension::builder()
-                .name("Resource")
-                .value(format!("{}:{alias}", self.target.function))
-                .build(),
-            Dimension::builder()
-                .name("ExecutedVersion")
-                .value(version)
-                .build(),
-        ];
+        let function = Dimension::builder()
+            .name("FunctionName")
+            .value(&self.target.function)
+            .build();
+        let dims = match alias {
+            Some(alias) => vec![
+                function,
+                Dimension::builder()
+                    .name("Resource")
+                    .value(format!("{}:{alias}", self.target.function))
+                    .build(),
+                Dimension::builder()
+                    .name("ExecutedVersion")
+                    .value(version)
+                    .build(),
+            ],
+            None => vec![
+                function,
+                Dimension::builder()
+                    .name("Resource")
+                    .value(format!("{}:{version}", self.target.function))
+                    .build(),
+            ],
+        };
         MetricDataQuery::builder()
             .id(id)
             .metric_stat(
@@ -380,13 +394,14 @@ impl AwsExecutor {
 
     async fn metrics(&self, c: &MetricsCheck) -> Observation {
         let started = Instant::now();
-        let (Some(alias), Some(old)) = (&self.target.alias, &self.target.current_version) else {
+        let Some(old) = &self.target.current_version else {
             return Observation::fail(
                 0,
-                "a metrics check needs the alias and the current version of the deployment",
+                "a metrics check needs the current version of the deployment (the baseline)",
                 Value::Null,
             );
         };
+        let alias = self.target.alias.as_deref();
         let new = &self.target.target_version;
         let mut queries = Vec::new();
         for (label, version) in [("new", new), ("old", old)] {
@@ -563,13 +578,14 @@ impl AwsExecutor {
     async fn compare_series(&self, c: &CompareCheck) -> Observation {
         let started = Instant::now();
         let new = self.target.target_version.clone();
-        let (Some(alias), Some(old)) = (&self.target.alias, &self.target.current_version) else {
+        let Some(old) = &self.target.current_version else {
             return inconclusive_without_baseline(
                 c.inconclusive,
-                "a post-traffic comparison needs the alias and the version it served before",
+                "a post-traffic comparison needs the version served before (the baseline)",
                 json!({ "newVersion": new }),
             );
         };
+        let alias = self.target.alias.as_deref();
         if *old == new {
             return inconclusive_without_baseline(
                 c.inconclusive,

@@ -177,7 +177,10 @@ async fn a_version_that_fails_requests_fails_on_its_error_rate() {
 /// CloudWatch periods give a handful. An equal version passes, a twice-slower one fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_traffic_compare_judges_lambdas_report_lines() {
-    let check = json!({"checks": [{"name": "reports", "kind": "compare", "window": "30m", "source": "reports"}]});
+    // The tail off: whether the emulator's scheduling noise is told apart from the tolerance is
+    // chance at 600 samples (the tail has its own tests); this test is about the data source.
+    let check = json!({"checks": [{"name": "reports", "kind": "compare", "window": "30m", "source": "reports",
+        "tailQuantile": null}]});
     for (delay, want, verdict) in [(20, "Succeeded", "passed"), (40, "Failed", "failed")] {
         let w = world().await;
         let d = deployment(&w, 2, "2").await;

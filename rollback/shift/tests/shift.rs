@@ -664,3 +664,65 @@ async fn a_throttled_first_write_is_retried_cleanly() {
     );
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 10);
 }
+
+/// `orders:VERSION` invoked `n` times, 20 at a time, as a Lattice target group invokes the
+/// version it holds.
+async fn serve(s: &Shift, version: &str, n: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .for_each_concurrent(20, |_| async {
+            s.w.clients
+                .lambda
+                .invoke()
+                .function_name("orders")
+                .qualifier(version)
+                .payload(aws_sdk_lambda::primitives::Blob::new(b"{}".to_vec()))
+                .send()
+                .await
+                .expect("Invoke");
+        })
+        .await;
+}
+
+/// Issue 21 [7]: a Lattice rollout's `compare` after-check judges the versions the target groups
+/// serve (no alias in sight): their per-invocation REPORT lines, by version. An equal canary
+/// advances; a twice-slower one aborts the rollout at its first step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lattice_rollouts_compare_judges_the_versions_the_groups_serve() {
+    for (canary_delay, want) in [(20, Action::Advanced), (40, Action::Aborted)] {
+        let (s, lat) = lattice_world().await;
+        for (version, delay) in [("1", 20), ("2", canary_delay)] {
+            s.w.emu.control(
+                "POST",
+                "/_shiftguard/lambda/behaviour",
+                Some(&json!({"function": "orders", "version": version, "delay_ms": delay, "response": {"statusCode": 200}})),
+            );
+        }
+        let mut plan = lattice_plan(&lat, "orders-v2");
+        plan["rollout"]["checkFunction"] =
+            json!({"function": "orders", "version": "2", "currentVersion": "1"});
+        plan["rollout"]["checks"] = json!({"after": {"checks": [
+            // The tail off: the emulator's durations under 20 concurrent invocations on two
+            // cores have a heavy tail that 600 samples cannot tell from the tolerance (the tail
+            // has its own tests); this test is about which data a Lattice rollout is judged on.
+            {"name": "new-vs-old", "kind": "compare", "source": "reports", "window": "30m", "timeout": "60s",
+             "tailQuantile": null}]}});
+        let first = step(&s, &plan).await.expect("step 1");
+        assert_eq!(first.action, Action::Started, "{first:?}");
+        // The canary's traffic through its group, and production's through its own.
+        tokio::join!(serve(&s, "1", 600), serve(&s, "2", 600));
+        tokio::time::sleep(Duration::from_millis(350)).await; // the 300 ms bake
+        let second = step(&s, &plan).await.expect("step 2");
+        let compare = second
+            .checks
+            .iter()
+            .find(|c| c.name == "new-vs-old")
+            .unwrap_or_else(|| panic!("the after-check ran: {second:?}"));
+        assert_eq!(
+            compare.details["mode"], "log-reports",
+            "{:?}",
+            compare.details
+        );
+        assert_eq!(second.action, want, "{:?}", compare.reason);
+    }
+}
