@@ -1278,6 +1278,26 @@ mod tests {
         assert!(err.contains("window"), "{err}");
     }
 
+    /// Issue 21 [10]: one duration grammar. The hooks used to refuse `1h` where shift took it.
+    #[test]
+    fn the_hooks_read_the_one_duration_grammar() {
+        let parsed = parse_checks(
+            r#"{"checks":[{"name":"m","kind":"metrics","window":"1h"},{"name":"i","kind":"invoke","timeout":"1500","backoff":"250ms"}]}"#,
+        )
+        .unwrap();
+        let CheckKind::Metrics(m) = &parsed.checks[0].kind else {
+            panic!()
+        };
+        assert_eq!(m.window, Duration::from_secs(3600));
+        assert_eq!(parsed.checks[1].timeout, Duration::from_millis(1500));
+        let err = parse_checks(r#"{"checks":[{"name":"i","kind":"invoke","timeout":"1.5s"}]}"#)
+            .unwrap_err();
+        assert!(
+            err.contains("timeout") && err.contains(shiftguard_common::duration::GRAMMAR),
+            "{err}"
+        );
+    }
+
     #[test]
     fn deep_or_huge_check_files_are_rejected_at_once() {
         let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
