@@ -1,0 +1,326 @@
+//! `compare`: the new version against the old with the judge (`crate::stats`) — pre-traffic an interleaved load, post-traffic Lambda's REPORT lines (or CloudWatch periods).
+
+use super::*;
+
+impl AwsExecutor {
+    /// Pre-traffic `compare`: the same requests to the old and the new version, interleaved (one
+    /// to each in turn, alternating which goes first, so that both see the same conditions), then
+    /// judged with [`stats::judge`]. Latency is the client's round trip of each successful request.
+    pub(crate) async fn compare_load(&self, c: &CompareCheck) -> Observation {
+        let started = Instant::now();
+        let new = self.target.target_version.clone();
+        let Some(old) = self.target.current_version.clone() else {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                "the deployment has no current version to compare with (a first deployment?)",
+                json!({ "newVersion": new }),
+            );
+        };
+        if old == new {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                &format!(
+                    "the current and the new version are the same ({new}): nothing to compare"
+                ),
+                json!({ "newVersion": new, "oldVersion": old }),
+            );
+        }
+        let order = (0..c.requests).flat_map(|i| {
+            if i % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            }
+        });
+        // Each round trip timed here to the microsecond (issue 21 [6]): a 3 ms function's 20%
+        // tolerance is 0.6 ms, below whole-millisecond resolution.
+        let results: Vec<(bool, Observation, Duration)> = futures::stream::iter(order)
+            .map(|is_new| {
+                let version = if is_new { &new } else { &old };
+                async move {
+                    let sent = Instant::now();
+                    let seen = self
+                        .invoke_at(&c.payload, &c.expect, version, Some(version))
+                        .await;
+                    (is_new, seen, sent.elapsed())
+                }
+            })
+            .buffer_unordered(c.concurrency)
+            .collect()
+            .await;
+        let side = |want_new: bool| {
+            let mine: Vec<(&Observation, Duration)> = results
+                .iter()
+                .filter(|(is_new, _, _)| *is_new == want_new)
+                .map(|(_, o, took)| (o, *took))
+                .collect();
+            let latencies: Vec<f64> = mine
+                .iter()
+                .filter(|(o, _)| o.verdict == Verdict::Passed)
+                .map(|(_, took)| took.as_micros() as f64 / 1000.0)
+                .collect();
+            let mine: Vec<&Observation> = mine.into_iter().map(|(o, _)| o).collect();
+            let errors = mine.iter().filter(|o| o.verdict != Verdict::Passed).count() as u64;
+            let first_failure = mine.iter().find_map(|o| o.reason.clone());
+            (latencies, mine.len() as u64, errors, first_failure)
+        };
+        let (new_latencies, new_requests, new_errors, new_failure) = side(true);
+        let (old_latencies, old_requests, old_errors, old_failure) = side(false);
+        // Not one request to the new version succeeded: that is a failure, whatever the old
+        // version did (a wrong payload fails both, and two equal error rates must not let an
+        // `inconclusive: pass` policy through).
+        if new_latencies.is_empty() {
+            return Observation::fail(
+                ms(started.elapsed()),
+                format!(
+                    "none of the {new_requests} requests to the new version {new} succeeded: {}",
+                    new_failure.clone().unwrap_or_default()
+                ),
+                json!({"mode": "interleaved-load", "newVersion": new, "oldVersion": old,
+                    "firstFailure": {"new": new_failure, "old": old_failure}}),
+            );
+        }
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: new_requests,
+                errors: new_errors,
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: old_requests,
+                errors: old_errors,
+            },
+            &c.thresholds(),
+        );
+        let details = json!({
+            "mode": "interleaved-load",
+            "newVersion": new,
+            "oldVersion": old,
+            "requestsPerVersion": c.requests,
+            "firstFailure": {"new": new_failure, "old": old_failure},
+            "judgement": judgement,
+        });
+        judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        )
+    }
+
+    /// Post-traffic `compare`: CloudWatch's per-period series of both versions through the alias
+    /// (`ExecutedVersion`), one latency value (the configured statistic) per minute, and the
+    /// invocation and error counts over the window.
+    pub(crate) async fn compare_series(&self, c: &CompareCheck) -> Observation {
+        let started = Instant::now();
+        let new = self.target.target_version.clone();
+        let Some(old) = &self.target.current_version else {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                "a post-traffic comparison needs the version served before (the baseline)",
+                json!({ "newVersion": new }),
+            );
+        };
+        let alias = self.target.alias.as_deref();
+        if *old == new {
+            return inconclusive_without_baseline(
+                c.inconclusive,
+                &format!(
+                    "the current and the new version are the same ({new}): nothing to compare"
+                ),
+                json!({ "newVersion": new, "oldVersion": old }),
+            );
+        }
+        // Per-invocation records first (issue 21 [5]): Lambda's REPORT lines give every
+        // invocation's Duration to 0.01 ms; CloudWatch periods are the fallback.
+        let fallback = match c.source {
+            crate::config::CompareSource::Periods => "source: periods".to_string(),
+            source => match self.compare_reports(c, &new, old, started).await {
+                Ok(observation) => return observation,
+                Err(why) if source == crate::config::CompareSource::Reports => {
+                    return judged(
+                        c.inconclusive,
+                        Verdict::Inconclusive,
+                        &format!("inconclusive: {why} (source: reports)"),
+                        ms(started.elapsed()),
+                        json!({ "mode": "log-reports", "newVersion": new, "oldVersion": old }),
+                    )
+                }
+                Err(why) => why,
+            },
+        };
+        let mut queries = Vec::new();
+        for (label, version) in [("new", &new), ("old", old)] {
+            queries.push(self.version_query(
+                format!("{label}_latency"),
+                alias,
+                version,
+                "Duration",
+                &c.statistic,
+            ));
+            queries.push(self.version_query(
+                format!("{label}_invocations"),
+                alias,
+                version,
+                "Invocations",
+                "Sum",
+            ));
+            queries.push(self.version_query(
+                format!("{label}_errors"),
+                alias,
+                version,
+                "Errors",
+                "Sum",
+            ));
+        }
+        let values = match self.metric_series(queries, c.window).await {
+            Ok(values) => values,
+            Err((verdict, reason)) => {
+                let details = json!({ "newVersion": new, "oldVersion": old });
+                return judged(
+                    c.inconclusive,
+                    verdict,
+                    &reason,
+                    ms(started.elapsed()),
+                    details,
+                );
+            }
+        };
+        let series = |id: &str| values.get(id).cloned().unwrap_or_default();
+        let count = |id: &str| series(id).iter().sum::<f64>().max(0.0).round() as u64;
+        let (new_latencies, old_latencies) = (series("new_latency"), series("old_latency"));
+        // One value per period, not per request: no tail to judge from them.
+        let thresholds = stats::Thresholds {
+            tail_quantile: None,
+            ..c.thresholds()
+        };
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: count("new_invocations"),
+                errors: count("new_errors"),
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: count("old_invocations"),
+                errors: count("old_errors"),
+            },
+            &thresholds,
+        );
+        let details = json!({
+            "mode": "cloudwatch-periods",
+            "reportsUnavailable": fallback,
+            "newVersion": new,
+            "oldVersion": old,
+            "window": format!("{}s", c.window.as_secs()),
+            "statistic": c.statistic,
+            "periodSeconds": 60,
+            "judgement": judgement,
+        });
+        judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        )
+    }
+
+    /// Post-traffic `compare` from Lambda's own per-invocation records: the `REPORT` lines of the
+    /// function's log group over the window (Duration to 0.01 ms, one per invocation), split by
+    /// version from the log stream names, and the error lines counted by request id — both
+    /// versions over the same minutes: from the minute of the new version's first invocation, so
+    /// that the old version's hours before the deployment do not stand in for its baseline. `Err`
+    /// (why) when there are no such records (no log group, no REPORT line of the new version, a
+    /// failed read): the caller falls back to CloudWatch periods.
+    pub(crate) async fn compare_reports(
+        &self,
+        c: &CompareCheck,
+        new: &str,
+        old: &str,
+        started: Instant,
+    ) -> Result<Observation, String> {
+        let function = shiftguard_common::codedeploy::function_name(&self.target.function);
+        let group = format!("/aws/lambda/{function}");
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let start_ms = now_ms - c.window.as_millis() as i64;
+        let (reports, errors) = tokio::join!(
+            self.log_events(
+                &group,
+                crate::config::DEFAULT_INVOCATION_PATTERN,
+                start_ms,
+                now_ms
+            ),
+            self.log_events(&group, crate::config::DEFAULT_LOG_PATTERN, start_ms, now_ms),
+        );
+        let (reports, errors) = match (reports, errors) {
+            (Ok(r), Ok(e)) => (r, e),
+            (Err((_, why)), _) | (_, Err((_, why))) => return Err(why),
+        };
+        let of = |events: &[LogEvent], version: &str| -> Vec<LogEvent> {
+            events
+                .iter()
+                .filter(|e| stream_version(&e.stream, function) == Some(version))
+                .cloned()
+                .collect()
+        };
+        let new_reports = of(&reports, new);
+        let Some(first) = new_reports.iter().map(|e| e.timestamp).min() else {
+            return Err(format!(
+                "no REPORT line of version {new} in {group} over the window"
+            ));
+        };
+        let from = first - first.rem_euclid(60_000);
+        let since = |events: Vec<LogEvent>| -> Vec<LogEvent> {
+            events.into_iter().filter(|e| e.timestamp >= from).collect()
+        };
+        let (new_reports, old_reports) = (since(new_reports), since(of(&reports, old)));
+        let failed = tally_by_version(&since(errors), function);
+        let durations = |events: &[LogEvent]| -> Vec<f64> {
+            events
+                .iter()
+                .filter_map(|e| report_duration_ms(&e.message))
+                .collect()
+        };
+        let invocations = |events: &[LogEvent], version: &str| {
+            tally_by_version(events, function)
+                .get(version)
+                .map_or(0, |t| t.invocations)
+        };
+        let (new_latencies, old_latencies) = (durations(&new_reports), durations(&old_reports));
+        let judgement = stats::judge(
+            &stats::Side {
+                latencies_ms: &new_latencies,
+                requests: invocations(&new_reports, new),
+                errors: failed.get(new).map_or(0, |t| t.invocations),
+            },
+            &stats::Side {
+                latencies_ms: &old_latencies,
+                requests: invocations(&old_reports, old),
+                errors: failed.get(old).map_or(0, |t| t.invocations),
+            },
+            &c.thresholds(),
+        );
+        let details = json!({
+            "mode": "log-reports",
+            "logGroup": group,
+            "newVersion": new,
+            "oldVersion": old,
+            "window": format!("{}s", c.window.as_secs()),
+            "sinceMs": from,
+            "judgement": judgement,
+        });
+        Ok(judged(
+            c.inconclusive,
+            judgement.verdict,
+            &judgement.reason,
+            ms(started.elapsed()),
+            details,
+        ))
+    }
+}

@@ -1,0 +1,436 @@
+//! One attempt of each kind of check, against the version under deployment.
+//!
+//! One file per kind's execution and judgement (`invoke.rs`: invoke, http, burst; `metrics.rs`;
+//! `compare.rs`; `logs.rs`; `artifact.rs`), each an `impl AwsExecutor` block; this file holds the
+//! observation types, the dispatch ([`AwsExecutor::run`]) and the inconclusive-policy wording.
+//! Adding a kind: its settings and validation in `config.rs` (`CheckKind`), its file here, and one
+//! arm in the dispatch. (Moving each kind's settings and validation beside it is the next step.)
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StatusCode};
+use aws_sdk_lambda::primitives::Blob;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use hmac::{KeyInit, Mac};
+use serde::Serialize;
+use serde_json::{json, Value};
+use shiftguard_common::error_text;
+
+use crate::config::{
+    ArtifactCheck, BurstCheck, BurstTarget, Check, CheckKind, CompareCheck, Expect, HttpCheck,
+    Inconclusive, InvokeCheck, LogsCheck, MetricsCheck,
+};
+use crate::discovery::DeploymentTarget;
+use crate::stats;
+use crate::{Clients, Phase};
+
+mod artifact;
+mod compare;
+mod invoke;
+mod logs;
+mod metrics;
+
+pub use invoke::*;
+pub use logs::*;
+pub use metrics::*;
+
+/// What one attempt of a check saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub latency_ms: u64,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// Too little data to judge; whether that passes is the check's `inconclusive` setting.
+    Inconclusive,
+}
+
+impl Observation {
+    fn pass(latency_ms: u64, details: Value) -> Self {
+        Self {
+            verdict: Verdict::Passed,
+            reason: None,
+            latency_ms,
+            details,
+        }
+    }
+    fn fail(latency_ms: u64, reason: impl Into<String>, details: Value) -> Self {
+        Self {
+            verdict: Verdict::Failed,
+            reason: Some(reason.into()),
+            latency_ms,
+            details,
+        }
+    }
+}
+
+/// Runs one attempt of a check. A trait so that tests can wrap the real executor (to make a check
+/// panic, for instance) while everything else stays real.
+pub trait Executor: Send + Sync {
+    fn run(&self, check: Check) -> BoxFuture<'static, Observation>;
+}
+
+/// The executor that talks to AWS and to HTTP endpoints.
+#[derive(Clone)]
+pub struct AwsExecutor {
+    pub clients: Clients,
+    pub http: crate::HttpClient,
+    pub target: DeploymentTarget,
+    pub phase: Phase,
+}
+
+impl Executor for AwsExecutor {
+    fn run(&self, check: Check) -> BoxFuture<'static, Observation> {
+        let this = self.clone();
+        async move {
+            match &check.kind {
+                CheckKind::Invoke(c) => this.invoke(c).await,
+                CheckKind::Http(c) => this.http(c).await,
+                CheckKind::Burst(c) => this.burst(c).await,
+                CheckKind::Metrics(c) => this.metrics(c).await,
+                CheckKind::Compare(c) => match this.phase {
+                    Phase::PreTraffic => this.compare_load(c).await,
+                    Phase::PostTraffic => this.compare_series(c).await,
+                },
+                CheckKind::Logs(c) => this.logs(c).await,
+                CheckKind::Artifact(c) => this.artifact(c).await,
+            }
+        }
+        .boxed()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// An observation from a judged comparison: the reason says what the inconclusive policy did.
+fn judged(
+    policy: Inconclusive,
+    verdict: Verdict,
+    reason: &str,
+    latency_ms: u64,
+    details: Value,
+) -> Observation {
+    let reason = match verdict {
+        Verdict::Passed => None,
+        Verdict::Failed => Some(reason.to_string()),
+        Verdict::Inconclusive => Some(format!(
+            "{}{reason} (inconclusive {})",
+            if reason.starts_with("inconclusive") {
+                ""
+            } else {
+                "inconclusive: "
+            },
+            policy_text(policy)
+        )),
+    };
+    Observation {
+        verdict,
+        reason,
+        latency_ms,
+        details,
+    }
+}
+
+fn policy_text(policy: Inconclusive) -> &'static str {
+    match policy {
+        Inconclusive::Pass => "passes by the check's policy",
+        Inconclusive::Fail => "fails by the check's policy",
+    }
+}
+
+fn inconclusive_without_baseline(policy: Inconclusive, why: &str, details: Value) -> Observation {
+    judged(policy, Verdict::Inconclusive, why, 0, details)
+}
+
+pub struct Comparison {
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub details: Value,
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics_from(fields: &str) -> MetricsCheck {
+        crate::config::parse_checks(&format!(
+            r#"{{"checks":[{{"name":"m","kind":"metrics"{fields}}}]}}"#
+        ))
+        .map(|s| match &s.checks[0].kind {
+            CheckKind::Metrics(m) => m.clone(),
+            _ => unreachable!(),
+        })
+        .unwrap()
+    }
+
+    fn metrics_check(min_samples: u64) -> MetricsCheck {
+        metrics_from(&format!(
+            r#","minSamples":{min_samples},"maxErrorRate":0.05"#
+        ))
+    }
+
+    fn s(invocations: f64, errors: f64) -> Sample {
+        Sample {
+            invocations,
+            errors,
+            throttles: 0.0,
+            p99_ms: None,
+        }
+    }
+
+    #[test]
+    fn report_lines_give_the_duration() {
+        assert_eq!(
+            report_duration_ms("REPORT RequestId: 8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b\tDuration: 12.34 ms\tBilled Duration: 13 ms"),
+            Some(12.34)
+        );
+        assert_eq!(report_duration_ms("START RequestId: x"), None);
+    }
+
+    #[test]
+    fn request_ids_are_found_in_lambdas_line_shapes() {
+        let id = "8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b";
+        for line in [
+            format!("REPORT RequestId: {id}\tDuration: 2.50 ms"),
+            format!("2026-12-04T10:00:00.000Z\t{id}\tERROR\tboom"),
+            format!("{{\"requestId\":\"{id}\",\"level\":\"ERROR\"}}"),
+            format!("{id} Task timed out after 3.00 seconds"),
+        ] {
+            assert_eq!(request_id(&line), Some(id), "{line}");
+        }
+        assert_eq!(request_id("ERROR no id here"), None);
+        assert_eq!(request_id("a8f5a3b2c-1d4e-4f60-9a7b-0c1d2e3f4a5b"), None);
+    }
+
+    #[test]
+    fn metrics_verdicts() {
+        let c = metrics_check(20);
+        assert_eq!(
+            compare(&c, s(100.0, 1.0), s(900.0, 9.0)).verdict,
+            Verdict::Passed
+        );
+        assert_eq!(
+            compare(&c, s(100.0, 3.0), s(900.0, 9.0)).verdict,
+            Verdict::Failed,
+            "3% is more than 2x 1%"
+        );
+        assert_eq!(
+            compare(&c, s(100.0, 6.0), s(0.0, 0.0)).verdict,
+            Verdict::Failed,
+            "above the absolute limit"
+        );
+        // No baseline: a version that only errors fails even without maxErrorRate; a clean one is
+        // inconclusive, never a pass.
+        let no_limit = metrics_from("");
+        assert_eq!(
+            compare(&no_limit, s(100.0, 100.0), s(0.0, 0.0)).verdict,
+            Verdict::Failed
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 0.0), s(0.0, 0.0)).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 0.0), s(5.0, 0.0)).verdict,
+            Verdict::Inconclusive,
+            "5 old invocations are no baseline"
+        );
+        assert_eq!(
+            compare(&no_limit, s(100.0, 3.0), s(100.0, 1.0)).verdict,
+            Verdict::Failed,
+            "3% is more than 2x 1%"
+        );
+        assert_eq!(
+            compare(&c, s(5.0, 5.0), s(900.0, 0.0)).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            compare(&c, s(100.0, 0.0), s(200.0, 0.0)).verdict,
+            Verdict::Passed
+        );
+        assert_eq!(
+            compare(&c, s(200.0, 1.0), s(200.0, 0.0)).verdict,
+            Verdict::Passed,
+            "one error against a clean baseline of 200 is within 2x"
+        );
+    }
+
+    fn logs_check(fields: &str) -> LogsCheck {
+        crate::config::parse_checks(&format!(
+            r#"{{"checks":[{{"name":"l","kind":"logs"{fields}}}]}}"#
+        ))
+        .map(|s| match &s.checks[0].kind {
+            CheckKind::Logs(l) => l.clone(),
+            _ => unreachable!(),
+        })
+        .unwrap()
+    }
+
+    fn lines(invocations: u64, error_lines: u64) -> LogCounts {
+        LogCounts {
+            invocations,
+            error_lines,
+        }
+    }
+
+    #[test]
+    fn logs_verdicts() {
+        let c = logs_check("");
+        assert_eq!(c.pattern, crate::config::DEFAULT_LOG_PATTERN);
+        // (name, check, new, old, verdict)
+        let limited = logs_check(r#","maxLines":3"#);
+        let cases = [
+            (
+                "clean against clean",
+                &c,
+                lines(100, 0),
+                lines(900, 0),
+                Verdict::Passed,
+            ),
+            (
+                "same rate",
+                &c,
+                lines(100, 2),
+                lines(900, 18),
+                Verdict::Passed,
+            ),
+            (
+                "one line against a clean baseline: large, not significant",
+                &c,
+                lines(100, 1),
+                lines(900, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "one line against a baseline of 1%",
+                &c,
+                lines(100, 1),
+                lines(900, 9),
+                Verdict::Passed,
+            ),
+            (
+                "every invocation errs",
+                &c,
+                lines(100, 100),
+                lines(900, 9),
+                Verdict::Failed,
+            ),
+            (
+                "10x the old rate, significant",
+                &c,
+                lines(200, 40),
+                lines(900, 18),
+                Verdict::Failed,
+            ),
+            (
+                "above 2x but a handful: not significant",
+                &c,
+                lines(20, 2),
+                lines(100, 1),
+                Verdict::Inconclusive,
+            ),
+            (
+                "too few new invocations",
+                &c,
+                lines(5, 5),
+                lines(900, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "no baseline",
+                &c,
+                lines(100, 0),
+                lines(3, 0),
+                Verdict::Inconclusive,
+            ),
+            (
+                "the absolute limit fails even without a baseline",
+                &limited,
+                lines(100, 4),
+                lines(0, 0),
+                Verdict::Failed,
+            ),
+            (
+                "within the absolute limit",
+                &limited,
+                lines(100, 3),
+                lines(900, 27),
+                Verdict::Passed,
+            ),
+        ];
+        for (name, check, new, old, want) in cases {
+            let got = judge_logs(check, new, old);
+            assert_eq!(
+                got.verdict, want,
+                "{name}: {:?} {}",
+                got.reason, got.details
+            );
+        }
+    }
+
+    #[test]
+    fn log_streams_name_their_version() {
+        let v = |s| stream_version(s, "checkout");
+        assert_eq!(v("2026/11/22/[7]0123abcdef"), Some("7"));
+        assert_eq!(v("2026/11/22/[$LATEST]0123"), Some("$LATEST"));
+        assert_eq!(
+            v("2026/11/22/checkout[7]0123"),
+            Some("7"),
+            "a custom log group"
+        );
+        assert_eq!(
+            v("2026/11/22/payments[7]0123"),
+            None,
+            "another function's stream"
+        );
+        assert_eq!(v("custom-stream"), None);
+        assert_eq!(v("2026/11/22/[]x"), None);
+    }
+
+    #[test]
+    fn signature_is_hex_hmac_of_timestamp_and_body() {
+        // Computed independently: python3 -c "import hmac,hashlib; print(hmac.new(b'key', b'1700000000{}', hashlib.sha256).hexdigest())"
+        assert_eq!(
+            sign("key", "1700000000", "{}"),
+            "8bf94835bbbcef46f74a1250c47850ede3fa88090e59f1b0bc6af31209a97ca9"
+        );
+        assert_eq!(sign("k", "1", "b").len(), 64);
+    }
+
+    #[test]
+    fn pointers_reach_into_string_bodies() {
+        let response = json!({"statusCode": 200, "body": "{\"status\":\"ok\",\"items\":[1,2]}"});
+        assert_eq!(lookup(&response, "/body/status"), Some(json!("ok")));
+        assert_eq!(lookup(&response, "/statusCode"), Some(json!(200)));
+        assert_eq!(lookup(&response, "/body/missing"), None);
+    }
+
+    #[test]
+    fn p95() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.95), 95);
+        assert_eq!(percentile(&[7], 0.95), 7);
+    }
+}
