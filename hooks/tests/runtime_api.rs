@@ -134,7 +134,8 @@ async fn the_judge_through_the_binaries() {
     put_periods(&w, "2", 25, |m| 100.0 + ((m + 1) % 3) as f64).await;
     let built = code_sha256(&w, "checkout", "2").await;
     let checks = json!({"checks": [
-        {"name": "new-vs-old", "kind": "compare", "requests": 600, "timeout": "120s", "expect": {"status": 200}, "source": "periods"},
+        {"name": "new-vs-old", "kind": "compare", "requests": 600, "timeout": "120s", "expect": {"status": 200}, "source": "periods",
+         "tailQuantile": null},
         {"name": "same-bytes", "kind": "artifact", "fromEnv": "BUILT_SHA256"},
         {"name": "errors-in-logs", "kind": "logs", "window": "10m"}]});
     let checks = checks.to_string();
