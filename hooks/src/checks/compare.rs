@@ -175,7 +175,7 @@ impl AwsExecutor {
                 "Sum",
             ));
         }
-        let values = match self.metric_series(queries, c.window).await {
+        let values = match self.metric_points(queries, c.window).await {
             Ok(values) => values,
             Err((verdict, reason)) => {
                 let details = json!({ "newVersion": new, "oldVersion": old });
@@ -189,8 +189,18 @@ impl AwsExecutor {
             }
         };
         let series = |id: &str| values.get(id).cloned().unwrap_or_default();
-        let count = |id: &str| series(id).iter().sum::<f64>().max(0.0).round() as u64;
-        let (new_latencies, old_latencies) = (series("new_latency"), series("old_latency"));
+        // Paired minutes only: both versions over the same periods.
+        let (new_latencies, old_latencies, minutes) =
+            paired_periods(&series("new_latency"), &series("old_latency"));
+        let count = |id: &str| {
+            series(id)
+                .iter()
+                .filter(|(t, _)| minutes.contains(t))
+                .map(|(_, v)| v)
+                .sum::<f64>()
+                .max(0.0)
+                .round() as u64
+        };
         // One value per period, not per request: no tail to judge from them.
         let thresholds = stats::Thresholds {
             tail_quantile: None,
@@ -212,6 +222,7 @@ impl AwsExecutor {
         let details = json!({
             "mode": "cloudwatch-periods",
             "reportsUnavailable": fallback,
+            "pairedPeriods": minutes.len(),
             "newVersion": new,
             "oldVersion": old,
             "window": format!("{}s", c.window.as_secs()),

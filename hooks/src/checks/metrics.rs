@@ -67,6 +67,20 @@ impl AwsExecutor {
         queries: Vec<MetricDataQuery>,
         window: Duration,
     ) -> Result<std::collections::HashMap<String, Vec<f64>>, (Verdict, String)> {
+        Ok(self
+            .metric_points(queries, window)
+            .await?
+            .into_iter()
+            .map(|(id, points)| (id, points.into_iter().map(|(_, v)| v).collect()))
+            .collect())
+    }
+
+    /// [`AwsExecutor::metric_series`] with each value's period (epoch seconds).
+    pub(crate) async fn metric_points(
+        &self,
+        queries: Vec<MetricDataQuery>,
+        window: Duration,
+    ) -> Result<std::collections::HashMap<String, Vec<(i64, f64)>>, (Verdict, String)> {
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -83,7 +97,7 @@ impl AwsExecutor {
             .end_time(end.into())
             .into_paginator()
             .send();
-        let mut values: std::collections::HashMap<String, Vec<f64>> = Default::default();
+        let mut values: std::collections::HashMap<String, Vec<(i64, f64)>> = Default::default();
         let mut trouble = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
@@ -94,7 +108,13 @@ impl AwsExecutor {
             })?;
             for r in page.metric_data_results() {
                 let id = r.id().unwrap_or_default().to_string();
-                values.entry(id.clone()).or_default().extend(r.values());
+                // Timestamps[x] is Values[x].
+                values.entry(id.clone()).or_default().extend(
+                    r.timestamps()
+                        .iter()
+                        .map(|t| t.secs())
+                        .zip(r.values().iter().copied()),
+                );
                 match r.status_code() {
                     Some(StatusCode::Complete) | Some(StatusCode::PartialData) | None => {}
                     Some(other) => trouble.push(format!("{id}: {}", other.as_str())),
@@ -315,5 +335,42 @@ pub fn compare(c: &MetricsCheck, new: Sample, old: Sample) -> Comparison {
             reason: Some(problems.join("; ")),
             details,
         }
+    }
+}
+
+/// The periods both versions have a latency value in: only those are compared, and only their
+/// counts summed (issue 21 [5]: the old version's periods before the deployment are not its
+/// baseline). Returns (new latencies, old latencies, the paired periods). Pure.
+pub fn paired_periods(
+    new: &[(i64, f64)],
+    old: &[(i64, f64)],
+) -> (Vec<f64>, Vec<f64>, std::collections::BTreeSet<i64>) {
+    let old_at: std::collections::BTreeMap<i64, f64> = old.iter().copied().collect();
+    let mut minutes = std::collections::BTreeSet::new();
+    let (mut n, mut o) = (Vec::new(), Vec::new());
+    for &(t, v) in new {
+        if let Some(&w) = old_at.get(&t) {
+            if minutes.insert(t) {
+                n.push(v);
+                o.push(w);
+            }
+        }
+    }
+    (n, o, minutes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_periods_both_versions_have_are_compared() {
+        // The old version's periods before the deployment (60, 120) have no new counterpart.
+        let old = [(60, 10.0), (120, 11.0), (180, 12.0), (240, 13.0)];
+        let new = [(180, 20.0), (240, 21.0), (300, 22.0)];
+        let (n, o, minutes) = paired_periods(&new, &old);
+        assert_eq!(n, [20.0, 21.0]);
+        assert_eq!(o, [12.0, 13.0]);
+        assert_eq!(minutes.into_iter().collect::<Vec<_>>(), [180, 240]);
     }
 }
