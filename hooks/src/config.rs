@@ -1,11 +1,22 @@
 //! The hooks' configuration: the checks to run (`HOOK_CHECKS` inline or `HOOK_CHECKS_FILE`, JSON
 //! or YAML) and the environment settings, validated once at start-up.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shiftguard_common::env::{self, EnvError, Vars};
+
+// Each kind's settings and their validation live beside its execution (`crate::checks::<kind>`);
+// re-exported here, where the check set is bound from the environment.
+use crate::checks::{
+    default_compare_concurrency, default_compare_requests, default_compare_window,
+    default_statistic, validate_compare, validate_expect, validate_http,
+};
+pub use crate::checks::{
+    ArtifactCheck, BurstCheck, BurstTarget, CompareCheck, CompareSource, Expect, HttpCheck,
+    InvokeCheck, LogsCheck, MetricsCheck, SameAs, Signing, DEFAULT_INVOCATION_PATTERN,
+    DEFAULT_LOG_PATTERN,
+};
 
 pub const CHECKS_VAR: &str = "HOOK_CHECKS";
 pub const CHECKS_FILE_VAR: &str = "HOOK_CHECKS_FILE";
@@ -147,327 +158,14 @@ pub enum CheckKind {
     Artifact(ArtifactCheck),
 }
 
-/// Invoke the function: at the exact target version (pre-traffic) or through the alias
-/// (post-traffic).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InvokeCheck {
-    #[serde(default)]
-    pub payload: serde_json::Value,
-    #[serde(default)]
-    pub expect: Expect,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpCheck {
-    #[serde(default = "default_method")]
-    pub method: String,
-    pub url: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Header name → name of the environment variable holding its value. Secrets never inline.
-    #[serde(default)]
-    pub secret_headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub signing: Option<Signing>,
-    #[serde(default)]
-    pub expect: Expect,
-}
-
-fn default_method() -> String {
-    "GET".into()
-}
-
-/// API key + HMAC-SHA256: `X-API-Key`, `X-Timestamp` (Unix seconds) and `X-Signature` = hex
-/// HMAC-SHA256(secret, timestamp + body).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Signing {
-    pub api_key_env: String,
-    pub secret_env: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Expect {
-    /// HTTP status, or for invoke the API Gateway-style `statusCode` of the response.
-    #[serde(default)]
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub body_contains: Option<String>,
-    /// JSON pointer → expected value (in the response, or for invoke in the parsed `body` when the
-    /// response is API Gateway-style and the pointer starts with `/body/`).
-    #[serde(default)]
-    pub json: BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
-    pub max_latency_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BurstCheck {
-    pub requests: usize,
-    pub concurrency: usize,
-    pub target: BurstTarget,
-    #[serde(default = "default_max_failure_rate")]
-    pub max_failure_rate: f64,
-    #[serde(default = "default_max_avg")]
-    pub max_avg_ms: u64,
-    #[serde(default = "default_max_p95")]
-    pub max_p95_ms: u64,
-}
-
-fn default_max_failure_rate() -> f64 {
-    0.01
-}
-fn default_max_avg() -> u64 {
-    500
-}
-fn default_max_p95() -> u64 {
-    1000
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum BurstTarget {
-    Invoke(InvokeCheck),
-    Http(HttpCheck),
-}
-
-/// New version against old over the shift window, from CloudWatch by `ExecutedVersion`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MetricsCheck {
-    /// How far back to look, e.g. `15m`.
-    #[serde(default = "default_window", with = "duration_text")]
-    pub window: Duration,
-    /// Fail when the new version's error rate is above this (0.0–1.0).
-    #[serde(default)]
-    pub max_error_rate: Option<f64>,
-    /// Fail when the new error rate is above this multiple of the old one.
-    #[serde(default = "default_multiple")]
-    pub max_error_rate_multiple: f64,
-    /// Fail when the new version's p99 duration is above this multiple of the old one.
-    #[serde(default)]
-    pub max_p99_multiple: Option<f64>,
-    /// Below this many invocations of the new version the verdict is inconclusive.
-    #[serde(default = "default_min_samples")]
-    pub min_samples: u64,
-    /// What an inconclusive verdict means.
-    #[serde(default)]
-    pub inconclusive: Inconclusive,
-}
-
-fn default_window() -> Duration {
+pub(crate) fn default_window() -> Duration {
     Duration::from_secs(15 * 60)
 }
-fn default_multiple() -> f64 {
+pub(crate) fn default_multiple() -> f64 {
     2.0
 }
-fn default_min_samples() -> u64 {
+pub(crate) fn default_min_samples() -> u64 {
     20
-}
-
-/// The new version against the old, judged with statistics ([`crate::stats::judge`]).
-/// Pre-traffic: the same load sent to both versions, interleaved; post-traffic: CloudWatch series
-/// of both versions (`ExecutedVersion`) over the window, one latency value per period.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CompareCheck {
-    /// Pre-traffic: requests sent to EACH version (so twice this many invocations).
-    #[serde(default = "default_compare_requests")]
-    pub requests: usize,
-    /// Pre-traffic: requests in flight at once (both versions together).
-    #[serde(default = "default_compare_concurrency")]
-    pub concurrency: usize,
-    /// Pre-traffic: the invocation payload, and what a successful answer looks like (a request
-    /// that does not meet `expect` counts as an error).
-    #[serde(default)]
-    pub payload: serde_json::Value,
-    #[serde(default)]
-    pub expect: Expect,
-    /// Post-traffic: how far back to look.
-    #[serde(default = "default_compare_window", with = "duration_text")]
-    pub window: Duration,
-    /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
-    #[serde(default = "default_statistic")]
-    pub statistic: String,
-    /// Post-traffic: where the samples come from — `reports`: Lambda's per-invocation `REPORT`
-    /// lines in `/aws/lambda/<function>`; `periods`: CloudWatch's one value per minute; `auto`
-    /// (default): reports when the new version has any in the window, else periods.
-    #[serde(default)]
-    pub source: CompareSource,
-    #[serde(default = "default_confidence")]
-    pub confidence: f64,
-    /// How much slower the new version may be (0.2: 20%): the median shift and the tail.
-    #[serde(default = "default_latency_tolerance")]
-    pub latency_tolerance: f64,
-    /// *a*: fails when the error rate's increase is shown above `(1 + r)·old + a` (0.0005).
-    #[serde(default = "default_error_rate_tolerance")]
-    pub error_rate_tolerance: f64,
-    /// *r*: the relative part of the error limits (0.2).
-    #[serde(default = "default_error_rate_relative_tolerance")]
-    pub error_rate_relative_tolerance: f64,
-    /// *m*: passes only when an increase beyond `(1 + r)·old + m` is excluded (0.01).
-    #[serde(default = "default_error_rate_pass_margin")]
-    pub error_rate_pass_margin: f64,
-    /// The tail judged besides the median, pre-traffic (default 0.95: p95); `null`: not judged.
-    #[serde(default = "default_tail_quantile")]
-    pub tail_quantile: Option<f64>,
-    /// With a broken baseline (the old version answered nothing): the error-rate limit (0.05).
-    #[serde(default = "default_max_error_rate")]
-    pub max_error_rate: f64,
-    /// With a broken baseline: the tail latency limit, ms (none: latency not judged then).
-    #[serde(default)]
-    pub max_latency_ms: Option<f64>,
-    /// Fewer latency samples (requests pre-traffic, periods post-traffic) or requests than this
-    /// on either side is inconclusive.
-    #[serde(default = "default_min_samples")]
-    pub min_samples: u64,
-    #[serde(default)]
-    pub inconclusive: Inconclusive,
-}
-
-/// Post-traffic `compare`'s samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CompareSource {
-    #[default]
-    Auto,
-    Reports,
-    Periods,
-}
-
-impl CompareCheck {
-    pub fn thresholds(&self) -> crate::stats::Thresholds {
-        crate::stats::Thresholds {
-            confidence: self.confidence,
-            latency_tolerance: self.latency_tolerance,
-            error_rate_tolerance: self.error_rate_tolerance,
-            error_rate_relative_tolerance: self.error_rate_relative_tolerance,
-            error_rate_pass_margin: self.error_rate_pass_margin,
-            tail_quantile: self.tail_quantile,
-            max_error_rate: self.max_error_rate,
-            max_latency_ms: self.max_latency_ms,
-            min_samples: self.min_samples,
-        }
-    }
-}
-
-/// Enough for a comparison with the default limits to pass at all (`Thresholds::
-/// min_requests_to_pass`: 536 for the errors' pass margin, 139 for the p95 tail; 699 for p99).
-fn default_compare_requests() -> usize {
-    1000
-}
-fn default_compare_concurrency() -> usize {
-    10
-}
-fn default_compare_window() -> Duration {
-    Duration::from_secs(30 * 60)
-}
-fn default_statistic() -> String {
-    "p50".into()
-}
-fn default_confidence() -> f64 {
-    0.98
-}
-fn default_latency_tolerance() -> f64 {
-    0.2
-}
-fn default_error_rate_tolerance() -> f64 {
-    0.0005
-}
-fn default_error_rate_relative_tolerance() -> f64 {
-    0.2
-}
-fn default_error_rate_pass_margin() -> f64 {
-    0.01
-}
-fn default_tail_quantile() -> Option<f64> {
-    crate::stats::Thresholds::default().tail_quantile
-}
-fn default_max_error_rate() -> f64 {
-    0.05
-}
-
-/// Error lines of the new version against the old in CloudWatch Logs, per invocation.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LogsCheck {
-    /// A CloudWatch Logs filter pattern for an error line.
-    #[serde(default = "default_log_pattern")]
-    pub pattern: String,
-    /// A filter pattern for the one line Lambda writes per invocation, to count invocations.
-    /// Default `"REPORT RequestId"` (text log format); with Lambda's JSON log format use
-    /// `{ $.type = "platform.report" }`.
-    #[serde(default = "default_invocation_pattern")]
-    pub invocation_pattern: String,
-    /// Default `/aws/lambda/<function>`.
-    #[serde(default)]
-    pub log_group: Option<String>,
-    #[serde(default = "default_window", with = "duration_text")]
-    pub window: Duration,
-    /// Fail when the new version wrote more error lines than this in the window.
-    #[serde(default)]
-    pub max_lines: Option<u64>,
-    /// Fail when the new version's error lines per invocation are above this multiple of the
-    /// old version's (and the difference is significant).
-    #[serde(default = "default_multiple")]
-    pub max_rate_multiple: f64,
-    /// Below this many invocations of either version (counted from `REPORT` lines) the
-    /// comparison is inconclusive.
-    #[serde(default = "default_min_samples")]
-    pub min_samples: u64,
-    #[serde(default = "default_confidence")]
-    pub confidence: f64,
-    #[serde(default)]
-    pub inconclusive: Inconclusive,
-}
-
-/// Errors and timeouts as Lambda's runtimes write them.
-pub const DEFAULT_LOG_PATTERN: &str = "?ERROR ?Error ?\"Task timed out\"";
-
-/// Lambda's per-invocation `REPORT` line in the text log format.
-pub const DEFAULT_INVOCATION_PATTERN: &str = "\"REPORT RequestId\"";
-
-fn default_invocation_pattern() -> String {
-    DEFAULT_INVOCATION_PATTERN.into()
-}
-
-fn default_log_pattern() -> String {
-    DEFAULT_LOG_PATTERN.into()
-}
-
-/// The version under deployment is exactly the artifact that was tested: exactly one of the
-/// expected values.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ArtifactCheck {
-    /// A zip's `CodeSha256`: base64 as Lambda shows it, or hex as `sha256sum` prints it.
-    #[serde(default)]
-    pub code_sha256: Option<String>,
-    /// An image's digest, `sha256:<64 hex>`.
-    #[serde(default)]
-    pub image_digest: Option<String>,
-    /// The name of an environment variable holding either of the above (read at start-up).
-    #[serde(default)]
-    pub from_env: Option<String>,
-    /// The same artifact as another function's version or alias, e.g. staging's `live`.
-    #[serde(default)]
-    pub same_as: Option<SameAs>,
-    /// Filled from `fromEnv` at start-up.
-    #[serde(skip)]
-    pub from_env_value: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SameAs {
-    pub function: String,
-    pub qualifier: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -1009,124 +707,18 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
     }
 }
 
-fn validate_window(window: Duration) -> Result<(), String> {
+pub(crate) fn validate_window(window: Duration) -> Result<(), String> {
     if window < Duration::from_secs(60) || window > MAX_WINDOW {
         return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", window.as_secs()));
     }
     Ok(())
 }
 
-fn validate_confidence(confidence: f64) -> Result<(), String> {
+pub(crate) fn validate_confidence(confidence: f64) -> Result<(), String> {
     if !(0.5..1.0).contains(&confidence) {
         return Err(format!(
             "confidence: expected at least 0.5 and below 1.0, got {confidence}"
         ));
-    }
-    Ok(())
-}
-
-/// The per-period statistics GetMetricData takes that make sense for a latency.
-const LATENCY_STATISTICS: &[&str] = &["Average", "Minimum", "Maximum"];
-
-fn validate_compare(c: &CompareCheck) -> Result<(), String> {
-    if c.requests == 0 || c.requests > 5_000 {
-        return Err(format!(
-            "requests: expected 1 to 5000 per version, got {}",
-            c.requests
-        ));
-    }
-    if c.concurrency == 0 || c.concurrency > 64 {
-        return Err(format!(
-            "concurrency: expected 1 to 64, got {}",
-            c.concurrency
-        ));
-    }
-    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))?;
-    validate_window(c.window)?;
-    // pNN or pNN.N…: digits with an optional fraction, as CloudWatch writes percentiles.
-    let percentile = c.statistic.strip_prefix('p').is_some_and(|p| {
-        let (whole, fraction) = p.split_once('.').unwrap_or((p, "0"));
-        !whole.is_empty()
-            && !fraction.is_empty()
-            && whole
-                .bytes()
-                .chain(fraction.bytes())
-                .all(|b| b.is_ascii_digit())
-            && p.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0)
-    });
-    if !percentile && !LATENCY_STATISTICS.contains(&c.statistic.as_str()) {
-        return Err(format!(
-            "statistic: expected Average, Minimum, Maximum or a percentile such as p50 or p99, got {:?}",
-            c.statistic
-        ));
-    }
-    validate_confidence(c.confidence)?;
-    if !(c.latency_tolerance >= 0.0 && c.latency_tolerance <= 100.0) {
-        return Err(format!(
-            "latencyTolerance: expected a fraction from 0.0 (0.2 is 20% slower), got {}",
-            c.latency_tolerance
-        ));
-    }
-    if !(c.error_rate_tolerance >= 0.0 && c.error_rate_tolerance < 1.0) {
-        return Err(format!("errorRateTolerance: expected 0.0 to below 1.0 (absolute: 0.01 is one percentage point), got {}", c.error_rate_tolerance));
-    }
-    if c.min_samples < 2 {
-        return Err(format!(
-            "minSamples: expected at least 2 (a comparison needs data on both sides), got {}",
-            c.min_samples
-        ));
-    }
-    c.thresholds().validate().map_err(|e| e.to_string())
-}
-
-fn validate_http(c: &HttpCheck) -> Result<(), String> {
-    if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
-        return Err(format!("url: expected an http(s) URL, got {:?}", c.url));
-    }
-    if reqwest::Method::from_bytes(c.method.as_bytes()).is_err() {
-        return Err(format!("method: {:?} is not an HTTP method", c.method));
-    }
-    for name in c.headers.keys() {
-        let lower = name.to_ascii_lowercase();
-        if [
-            "authorization",
-            "x-api-key",
-            "cookie",
-            "proxy-authorization",
-        ]
-        .contains(&lower.as_str())
-        {
-            return Err(format!(
-                "headers.{name}: secrets are never inline; use secretHeaders: {{{name}: ENV_VAR_NAME}}"
-            ));
-        }
-    }
-    for (header, var) in &c.secret_headers {
-        if var.is_empty()
-            || !var
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        {
-            return Err(format!(
-                "secretHeaders.{header}: expected an environment variable name, got {var:?}"
-            ));
-        }
-    }
-    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))
-}
-
-fn validate_expect(e: &Expect) -> Result<(), String> {
-    for pointer in e.json.keys() {
-        if !pointer.starts_with('/') {
-            return Err(format!(
-                "json: {pointer:?} is not a JSON pointer (it starts with /)"
-            ));
-        }
-    }
-    if let Some(s) = e.status {
-        if !(100..=599).contains(&s) {
-            return Err(format!("status: {s} is not an HTTP status"));
-        }
     }
     Ok(())
 }

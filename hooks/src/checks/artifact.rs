@@ -2,6 +2,39 @@
 
 use super::*;
 
+// ---- settings and validation ----
+
+/// The version under deployment is exactly the artifact that was tested: exactly one of the
+/// expected values.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactCheck {
+    /// A zip's `CodeSha256`: base64 as Lambda shows it, or hex as `sha256sum` prints it.
+    #[serde(default)]
+    pub code_sha256: Option<String>,
+    /// An image's digest, `sha256:<64 hex>`.
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    /// The name of an environment variable holding either of the above (read at start-up).
+    #[serde(default)]
+    pub from_env: Option<String>,
+    /// The same artifact as another function's version or alias, e.g. staging's `live`.
+    #[serde(default)]
+    pub same_as: Option<SameAs>,
+    /// Filled from `fromEnv` at start-up.
+    #[serde(skip)]
+    pub from_env_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SameAs {
+    pub function: String,
+    pub qualifier: String,
+}
+
+// ---- execution ----
+
 impl AwsExecutor {
     /// `artifact`: the version under deployment is exactly the artifact that was tested.
     pub(crate) async fn artifact(&self, c: &ArtifactCheck) -> Observation {

@@ -1,6 +1,188 @@
 //! `compare`: the new version against the old with the judge (`crate::stats`) — pre-traffic an interleaved load, post-traffic Lambda's REPORT lines (or CloudWatch periods).
 
 use super::*;
+use crate::config::{default_min_samples, validate_confidence, validate_window};
+use shiftguard_common::duration::serde_text as duration_text;
+
+// ---- settings and validation ----
+
+/// The new version against the old, judged with statistics ([`crate::stats::judge`]).
+/// Pre-traffic: the same load sent to both versions, interleaved; post-traffic: CloudWatch series
+/// of both versions (`ExecutedVersion`) over the window, one latency value per period.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompareCheck {
+    /// Pre-traffic: requests sent to EACH version (so twice this many invocations).
+    #[serde(default = "default_compare_requests")]
+    pub requests: usize,
+    /// Pre-traffic: requests in flight at once (both versions together).
+    #[serde(default = "default_compare_concurrency")]
+    pub concurrency: usize,
+    /// Pre-traffic: the invocation payload, and what a successful answer looks like (a request
+    /// that does not meet `expect` counts as an error).
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Post-traffic: how far back to look.
+    #[serde(default = "default_compare_window", with = "duration_text")]
+    pub window: Duration,
+    /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
+    #[serde(default = "default_statistic")]
+    pub statistic: String,
+    /// Post-traffic: where the samples come from — `reports`: Lambda's per-invocation `REPORT`
+    /// lines in `/aws/lambda/<function>`; `periods`: CloudWatch's one value per minute; `auto`
+    /// (default): reports when the new version has any in the window, else periods.
+    #[serde(default)]
+    pub source: CompareSource,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// How much slower the new version may be (0.2: 20%): the median shift and the tail.
+    #[serde(default = "default_latency_tolerance")]
+    pub latency_tolerance: f64,
+    /// *a*: fails when the error rate's increase is shown above `(1 + r)·old + a` (0.0005).
+    #[serde(default = "default_error_rate_tolerance")]
+    pub error_rate_tolerance: f64,
+    /// *r*: the relative part of the error limits (0.2).
+    #[serde(default = "default_error_rate_relative_tolerance")]
+    pub error_rate_relative_tolerance: f64,
+    /// *m*: passes only when an increase beyond `(1 + r)·old + m` is excluded (0.01).
+    #[serde(default = "default_error_rate_pass_margin")]
+    pub error_rate_pass_margin: f64,
+    /// The tail judged besides the median, pre-traffic (default 0.95: p95); `null`: not judged.
+    #[serde(default = "default_tail_quantile")]
+    pub tail_quantile: Option<f64>,
+    /// With a broken baseline (the old version answered nothing): the error-rate limit (0.05).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// With a broken baseline: the tail latency limit, ms (none: latency not judged then).
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
+    /// Fewer latency samples (requests pre-traffic, periods post-traffic) or requests than this
+    /// on either side is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+/// Post-traffic `compare`'s samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareSource {
+    #[default]
+    Auto,
+    Reports,
+    Periods,
+}
+
+impl CompareCheck {
+    pub fn thresholds(&self) -> crate::stats::Thresholds {
+        crate::stats::Thresholds {
+            confidence: self.confidence,
+            latency_tolerance: self.latency_tolerance,
+            error_rate_tolerance: self.error_rate_tolerance,
+            error_rate_relative_tolerance: self.error_rate_relative_tolerance,
+            error_rate_pass_margin: self.error_rate_pass_margin,
+            tail_quantile: self.tail_quantile,
+            max_error_rate: self.max_error_rate,
+            max_latency_ms: self.max_latency_ms,
+            min_samples: self.min_samples,
+        }
+    }
+}
+
+/// Enough for a comparison with the default limits to pass at all (`Thresholds::
+/// min_requests_to_pass`: 536 for the errors' pass margin, 139 for the p95 tail; 699 for p99).
+pub(crate) fn default_compare_requests() -> usize {
+    1000
+}
+pub(crate) fn default_compare_concurrency() -> usize {
+    10
+}
+pub(crate) fn default_compare_window() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+pub(crate) fn default_statistic() -> String {
+    "p50".into()
+}
+pub(crate) fn default_confidence() -> f64 {
+    0.98
+}
+pub(crate) fn default_latency_tolerance() -> f64 {
+    0.2
+}
+pub(crate) fn default_error_rate_tolerance() -> f64 {
+    0.0005
+}
+pub(crate) fn default_error_rate_relative_tolerance() -> f64 {
+    0.2
+}
+pub(crate) fn default_error_rate_pass_margin() -> f64 {
+    0.01
+}
+pub(crate) fn default_tail_quantile() -> Option<f64> {
+    crate::stats::Thresholds::default().tail_quantile
+}
+pub(crate) fn default_max_error_rate() -> f64 {
+    0.05
+}
+
+/// The per-period statistics GetMetricData takes that make sense for a latency.
+pub(crate) const LATENCY_STATISTICS: &[&str] = &["Average", "Minimum", "Maximum"];
+
+pub(crate) fn validate_compare(c: &CompareCheck) -> Result<(), String> {
+    if c.requests == 0 || c.requests > 5_000 {
+        return Err(format!(
+            "requests: expected 1 to 5000 per version, got {}",
+            c.requests
+        ));
+    }
+    if c.concurrency == 0 || c.concurrency > 64 {
+        return Err(format!(
+            "concurrency: expected 1 to 64, got {}",
+            c.concurrency
+        ));
+    }
+    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))?;
+    validate_window(c.window)?;
+    // pNN or pNN.N…: digits with an optional fraction, as CloudWatch writes percentiles.
+    let percentile = c.statistic.strip_prefix('p').is_some_and(|p| {
+        let (whole, fraction) = p.split_once('.').unwrap_or((p, "0"));
+        !whole.is_empty()
+            && !fraction.is_empty()
+            && whole
+                .bytes()
+                .chain(fraction.bytes())
+                .all(|b| b.is_ascii_digit())
+            && p.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0)
+    });
+    if !percentile && !LATENCY_STATISTICS.contains(&c.statistic.as_str()) {
+        return Err(format!(
+            "statistic: expected Average, Minimum, Maximum or a percentile such as p50 or p99, got {:?}",
+            c.statistic
+        ));
+    }
+    validate_confidence(c.confidence)?;
+    if !(c.latency_tolerance >= 0.0 && c.latency_tolerance <= 100.0) {
+        return Err(format!(
+            "latencyTolerance: expected a fraction from 0.0 (0.2 is 20% slower), got {}",
+            c.latency_tolerance
+        ));
+    }
+    if !(c.error_rate_tolerance >= 0.0 && c.error_rate_tolerance < 1.0) {
+        return Err(format!("errorRateTolerance: expected 0.0 to below 1.0 (absolute: 0.01 is one percentage point), got {}", c.error_rate_tolerance));
+    }
+    if c.min_samples < 2 {
+        return Err(format!(
+            "minSamples: expected at least 2 (a comparison needs data on both sides), got {}",
+            c.min_samples
+        ));
+    }
+    c.thresholds().validate().map_err(|e| e.to_string())
+}
+
+// ---- execution ----
 
 impl AwsExecutor {
     /// Pre-traffic `compare`: the same requests to the old and the new version, interleaved (one

@@ -2,6 +2,152 @@
 
 use super::*;
 
+// ---- settings and validation ----
+
+/// Invoke the function: at the exact target version (pre-traffic) or through the alias
+/// (post-traffic).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvokeCheck {
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header name → name of the environment variable holding its value. Secrets never inline.
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub signing: Option<Signing>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+pub(crate) fn default_method() -> String {
+    "GET".into()
+}
+
+/// API key + HMAC-SHA256: `X-API-Key`, `X-Timestamp` (Unix seconds) and `X-Signature` = hex
+/// HMAC-SHA256(secret, timestamp + body).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signing {
+    pub api_key_env: String,
+    pub secret_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expect {
+    /// HTTP status, or for invoke the API Gateway-style `statusCode` of the response.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// JSON pointer → expected value (in the response, or for invoke in the parsed `body` when the
+    /// response is API Gateway-style and the pointer starts with `/body/`).
+    #[serde(default)]
+    pub json: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub max_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurstCheck {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub target: BurstTarget,
+    #[serde(default = "default_max_failure_rate")]
+    pub max_failure_rate: f64,
+    #[serde(default = "default_max_avg")]
+    pub max_avg_ms: u64,
+    #[serde(default = "default_max_p95")]
+    pub max_p95_ms: u64,
+}
+
+pub(crate) fn default_max_failure_rate() -> f64 {
+    0.01
+}
+pub(crate) fn default_max_avg() -> u64 {
+    500
+}
+pub(crate) fn default_max_p95() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum BurstTarget {
+    Invoke(InvokeCheck),
+    Http(HttpCheck),
+}
+
+pub(crate) fn validate_http(c: &HttpCheck) -> Result<(), String> {
+    if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+        return Err(format!("url: expected an http(s) URL, got {:?}", c.url));
+    }
+    if reqwest::Method::from_bytes(c.method.as_bytes()).is_err() {
+        return Err(format!("method: {:?} is not an HTTP method", c.method));
+    }
+    for name in c.headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "proxy-authorization",
+        ]
+        .contains(&lower.as_str())
+        {
+            return Err(format!(
+                "headers.{name}: secrets are never inline; use secretHeaders: {{{name}: ENV_VAR_NAME}}"
+            ));
+        }
+    }
+    for (header, var) in &c.secret_headers {
+        if var.is_empty()
+            || !var
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(format!(
+                "secretHeaders.{header}: expected an environment variable name, got {var:?}"
+            ));
+        }
+    }
+    validate_expect(&c.expect).map_err(|p| format!("expect.{p}"))
+}
+
+pub(crate) fn validate_expect(e: &Expect) -> Result<(), String> {
+    for pointer in e.json.keys() {
+        if !pointer.starts_with('/') {
+            return Err(format!(
+                "json: {pointer:?} is not a JSON pointer (it starts with /)"
+            ));
+        }
+    }
+    if let Some(s) = e.status {
+        if !(100..=599).contains(&s) {
+            return Err(format!("status: {s} is not an HTTP status"));
+        }
+    }
+    Ok(())
+}
+
+// ---- execution ----
+
 impl AwsExecutor {
     /// Pre-traffic invokes the exact new version (the alias does not send it traffic yet);
     /// post-traffic invokes the alias, as callers do.

@@ -1,6 +1,61 @@
 //! `logs`: error lines and invocations per version from CloudWatch Logs (by request id), and the log reading `compare` shares.
 
+use super::compare::default_confidence;
 use super::*;
+use crate::config::{default_min_samples, default_multiple, default_window};
+use shiftguard_common::duration::serde_text as duration_text;
+
+// ---- settings and validation ----
+
+/// Error lines of the new version against the old in CloudWatch Logs, per invocation.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsCheck {
+    /// A CloudWatch Logs filter pattern for an error line.
+    #[serde(default = "default_log_pattern")]
+    pub pattern: String,
+    /// A filter pattern for the one line Lambda writes per invocation, to count invocations.
+    /// Default `"REPORT RequestId"` (text log format); with Lambda's JSON log format use
+    /// `{ $.type = "platform.report" }`.
+    #[serde(default = "default_invocation_pattern")]
+    pub invocation_pattern: String,
+    /// Default `/aws/lambda/<function>`.
+    #[serde(default)]
+    pub log_group: Option<String>,
+    #[serde(default = "default_window", with = "duration_text")]
+    pub window: Duration,
+    /// Fail when the new version wrote more error lines than this in the window.
+    #[serde(default)]
+    pub max_lines: Option<u64>,
+    /// Fail when the new version's error lines per invocation are above this multiple of the
+    /// old version's (and the difference is significant).
+    #[serde(default = "default_multiple")]
+    pub max_rate_multiple: f64,
+    /// Below this many invocations of either version (counted from `REPORT` lines) the
+    /// comparison is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+/// Errors and timeouts as Lambda's runtimes write them.
+pub const DEFAULT_LOG_PATTERN: &str = "?ERROR ?Error ?\"Task timed out\"";
+
+/// Lambda's per-invocation `REPORT` line in the text log format.
+pub const DEFAULT_INVOCATION_PATTERN: &str = "\"REPORT RequestId\"";
+
+pub(crate) fn default_invocation_pattern() -> String {
+    DEFAULT_INVOCATION_PATTERN.into()
+}
+
+pub(crate) fn default_log_pattern() -> String {
+    DEFAULT_LOG_PATTERN.into()
+}
+
+// ---- execution ----
 
 impl AwsExecutor {
     /// `logs`: error lines per invocation of the new version against the old, from CloudWatch

@@ -1,6 +1,36 @@
 //! `metrics`: CloudWatch series of both versions (through the alias, or version-qualified), against absolute and relative limits; the per-version metric queries `compare` shares.
 
 use super::*;
+use crate::config::{default_min_samples, default_multiple, default_window};
+use shiftguard_common::duration::serde_text as duration_text;
+
+// ---- settings and validation ----
+
+/// New version against old over the shift window, from CloudWatch by `ExecutedVersion`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsCheck {
+    /// How far back to look, e.g. `15m`.
+    #[serde(default = "default_window", with = "duration_text")]
+    pub window: Duration,
+    /// Fail when the new version's error rate is above this (0.0–1.0).
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    /// Fail when the new error rate is above this multiple of the old one.
+    #[serde(default = "default_multiple")]
+    pub max_error_rate_multiple: f64,
+    /// Fail when the new version's p99 duration is above this multiple of the old one.
+    #[serde(default)]
+    pub max_p99_multiple: Option<f64>,
+    /// Below this many invocations of the new version the verdict is inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// What an inconclusive verdict means.
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+}
+
+// ---- execution ----
 
 impl AwsExecutor {
     /// One version's metric: through the alias (`Resource` = function:alias, `ExecutedVersion`),

@@ -6,6 +6,7 @@
 //! Adding a kind: its settings and validation in `config.rs` (`CheckKind`), its file here, and one
 //! arm in the dispatch. (Moving each kind's settings and validation beside it is the next step.)
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StatusCode};
@@ -13,14 +14,11 @@ use aws_sdk_lambda::primitives::Blob;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use hmac::{KeyInit, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shiftguard_common::error_text;
 
-use crate::config::{
-    ArtifactCheck, BurstCheck, BurstTarget, Check, CheckKind, CompareCheck, Expect, HttpCheck,
-    Inconclusive, InvokeCheck, LogsCheck, MetricsCheck,
-};
+use crate::config::{Check, CheckKind, Inconclusive};
 use crate::discovery::DeploymentTarget;
 use crate::stats;
 use crate::{Clients, Phase};
@@ -31,6 +29,8 @@ mod invoke;
 mod logs;
 mod metrics;
 
+pub use artifact::*;
+pub use compare::*;
 pub use invoke::*;
 pub use logs::*;
 pub use metrics::*;
