@@ -78,6 +78,16 @@ async fn pre_traffic_compare_passes_an_equal_version_and_fails_a_slower_one() {
         "{judgement}"
     );
     assert_eq!(judgement["thresholds"]["confidence"], 0.98);
+    // Issue 21 [6]: round trips timed to the microsecond, not in whole milliseconds (a median of
+    // whole-millisecond samples is a whole number or a half).
+    let medians = [
+        judgement["latency"]["newMedianMs"].as_f64().unwrap(),
+        judgement["latency"]["oldMedianMs"].as_f64().unwrap(),
+    ];
+    assert!(
+        medians.iter().any(|m| (m * 2.0).fract() != 0.0),
+        "sub-millisecond resolution: {medians:?}"
+    );
     // Both versions got the same load, through their exact versions, interleaved: the first
     // requests already went to both.
     assert_eq!(invoked_versions(&w), (1000, 1000));
