@@ -1392,14 +1392,10 @@ mod tests {
     /// pass though +86% could not be excluded; now inconclusive (interval from `hooks/JUDGE.md`).
     #[test]
     fn an_estimate_within_the_tolerance_with_a_wide_interval_is_inconclusive() {
-        let old = [
-            138.0, 157.0, 127.8, 88.5, 47.7, 138.6, 117.7, 246.9, 153.4, 56.4, 84.7, 136.3, 63.2,
-            212.9, 278.9, 95.9, 85.2, 42.8, 126.7, 100.7,
-        ];
-        let new = [
-            347.8, 180.1, 87.2, 211.3, 255.2, 40.9, 206.3, 70.6, 112.1, 76.4, 82.2, 348.0, 67.3,
-            73.6, 391.1, 155.7, 119.3, 232.8, 40.0, 218.9,
-        ];
+        let (old, new) = (
+            crate::intervals::tests::MEMO_OLD,
+            crate::intervals::tests::MEMO_NEW,
+        );
         let j = judge(&side(&new), &side(&old), &Thresholds::default());
         let l = &j.latency;
         assert!(l.relative_shift.unwrap() < 0.2, "{l:?}");

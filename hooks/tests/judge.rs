@@ -218,6 +218,30 @@ async fn post_traffic_compare_judges_lambdas_report_lines() {
     }
 }
 
+/// A completely broken production seen through REPORT lines: every old invocation failed, so its
+/// durations are no baseline (failed invocations' durations are not latency samples, as
+/// pre-traffic counts only successful round trips) and the fix is judged on the absolute limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_traffic_reports_see_a_broken_production_and_let_the_fix_through() {
+    let check = json!({"checks": [{"name": "reports", "kind": "compare", "window": "30m", "source": "reports",
+        "tailQuantile": null}]});
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(
+        &w,
+        "1",
+        json!({"function_error": "Unhandled", "response": {"errorMessage": "db down"}}),
+    );
+    behave(&w, "2", healthy());
+    let (a, b) = tokio::join!(invoke_version(&w, "1", 600), invoke_version(&w, "2", 600));
+    let _ = (a, b);
+    let r = run(&w, Phase::PostTraffic, &d, &config(check)).await;
+    let judgement = &r.summary().checks[0].details["judgement"];
+    assert_eq!(judgement["baseline"], "broken", "{judgement}");
+    assert_eq!(judgement["latency"]["oldSamples"], 0, "{judgement}");
+    r.assert_reported("Succeeded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_traffic_compare_judges_cloudwatch_periods() {
     let check = json!({"checks": [{"name": "periods", "kind": "compare", "window": "30m", "source": "periods"}]});

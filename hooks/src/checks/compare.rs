@@ -437,11 +437,7 @@ impl AwsExecutor {
     ) -> Result<Observation, String> {
         let function = shiftguard_common::codedeploy::function_name(&self.target.function);
         let group = format!("/aws/lambda/{function}");
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let start_ms = now_ms - c.window.as_millis() as i64;
+        let (start_ms, now_ms) = window_ms(c.window);
         let (reports, errors) = tokio::join!(
             self.log_events(
                 &group,
@@ -473,10 +469,19 @@ impl AwsExecutor {
             events.into_iter().filter(|e| e.timestamp >= from).collect()
         };
         let (new_reports, old_reports) = (since(new_reports), since(of(&reports, old)));
-        let failed = tally_by_version(&since(errors), function);
+        let errors = since(errors);
+        let failed = tally_by_version(&errors, function);
+        // Latency samples are successful invocations only, as pre-traffic's are: a failed
+        // invocation's duration is no baseline (and a production that fails everything is then a
+        // broken baseline, judged as one).
+        let failed_ids: std::collections::HashSet<&str> = errors
+            .iter()
+            .filter_map(|e| request_id(&e.message))
+            .collect();
         let durations = |events: &[LogEvent]| -> Vec<f64> {
             events
                 .iter()
+                .filter(|e| request_id(&e.message).is_none_or(|id| !failed_ids.contains(id)))
                 .filter_map(|e| report_duration_ms(&e.message))
                 .collect()
         };

@@ -76,11 +76,7 @@ impl AwsExecutor {
             .current_version
             .clone()
             .filter(|old| *old != new);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let start_ms = now_ms - c.window.as_millis() as i64;
+        let (start_ms, now_ms) = window_ms(c.window);
         let (errors, reports) = tokio::join!(
             self.count_log_lines(function, &group, &c.pattern, start_ms, now_ms),
             self.count_log_lines(function, &group, &c.invocation_pattern, start_ms, now_ms),

@@ -113,6 +113,15 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
+/// (start, end) in epoch ms of a look-back `window` ending now (CloudWatch Logs' time range).
+fn window_ms(window: Duration) -> (i64, i64) {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (now_ms - window.as_millis() as i64, now_ms)
+}
+
 /// An observation from a judged comparison: the reason says what the inconclusive policy did.
 fn judged(
     policy: Inconclusive,
