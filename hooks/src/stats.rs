@@ -895,9 +895,10 @@ fn judge_errors(new: &Side, old: &Side, t: &Thresholds) -> ErrorJudgement {
             t.error_rate_pass_margin * 100.0
         ),
         Verdict::Inconclusive => format!(
-            "{rates}: {interval} neither excludes {:.2} points nor shows more than {:.3} ({p})",
+            "{rates}: {interval} neither excludes {:.2} points nor shows more than {:.3} ({p}; with no errors, {} requests a side can pass)",
             t.error_rate_pass_margin * 100.0,
-            t.error_rate_tolerance * 100.0
+            t.error_rate_tolerance * 100.0,
+            t.min_requests_to_pass()
         ),
     };
     j
@@ -1638,5 +1639,87 @@ mod tests {
         let j = judge(&side(&new), &side(&old), &Thresholds::default());
         assert_eq!(j.verdict, Verdict::Inconclusive);
         assert!(j.latency.reason.contains("not a finite number"));
+    }
+
+    /// Issue 21: what a Canary10Percent5Minutes deployment can tell with the defaults. The new
+    /// version serves 10% for five minutes: at r requests a second that is 30·r new requests
+    /// against 270·r old ones over the same minutes. At ~1 request/s (30 new) no honest judge can
+    /// pass anything: 0 errors in 30 only bounds the error rate below ~15% (Wilson, 98%), and 2%
+    /// errors is 0.6 expected failures (P(none) = 55%) — so an equal version, and one with 2%
+    /// errors, are inconclusive and the inconclusive policy decides, visibly; 2× slower and a slow
+    /// tail are already conclusive failures. From ~18 requests/s (536+ new, what
+    /// `min_requests_to_pass` says) an equal version passes and all three bad ones fail.
+    #[test]
+    fn canary_10_percent_5_minutes_at_one_and_twenty_requests_a_second() {
+        #[derive(Debug, Clone, Copy)]
+        enum New {
+            Equal,
+            TwiceSlower,
+            SlowTail,
+            TwoPercentErrors,
+        }
+        let t = Thresholds::default();
+        assert!(
+            (500..=600).contains(&t.min_requests_to_pass()),
+            "{}",
+            t.min_requests_to_pass()
+        );
+        let table = [
+            (1, New::Equal, Verdict::Inconclusive),
+            (1, New::TwiceSlower, Verdict::Failed),
+            (1, New::SlowTail, Verdict::Failed),
+            (1, New::TwoPercentErrors, Verdict::Inconclusive),
+            (20, New::Equal, Verdict::Passed),
+            (20, New::TwiceSlower, Verdict::Failed),
+            (20, New::SlowTail, Verdict::Failed),
+            (20, New::TwoPercentErrors, Verdict::Failed),
+        ];
+        for seed in 1..=5u64 {
+            for (rate, kind, want) in table {
+                let mut rng = Lcg(seed * 7919 + rate);
+                let (n_new, n_old) = (30 * rate as usize, 270 * rate as usize);
+                let old = rng.latencies(n_old, 40.8, 0.31);
+                let mut new = rng.latencies(n_new, 40.8, 0.31);
+                let mut errors = 0;
+                match kind {
+                    New::Equal => {}
+                    New::TwiceSlower => new.iter_mut().for_each(|v| *v *= 2.0),
+                    // 15% of requests 10× slower: the median moves ~6%.
+                    New::SlowTail => new
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(i, _)| i % 20 < 3)
+                        .for_each(|(_, v)| *v *= 10.0),
+                    // Failed invocations are no latency samples (REPORT mode counts successes).
+                    New::TwoPercentErrors => {
+                        errors = (n_new as f64 * 0.02).round() as u64;
+                        new.truncate(n_new - errors as usize);
+                    }
+                }
+                let new_side = Side {
+                    latencies_ms: &new,
+                    requests: n_new as u64,
+                    errors,
+                };
+                let j = judge(&new_side, &side(&old), &t);
+                assert_eq!(
+                    j.verdict, want,
+                    "seed {seed}, {rate} request(s)/s, {kind:?}: {}",
+                    j.reason
+                );
+                if want == Verdict::Inconclusive {
+                    // The reason says how much data would decide it.
+                    assert!(
+                        j.reason.contains("neither excludes")
+                            && j.reason.contains(&format!(
+                                "{} requests a side can pass",
+                                t.min_requests_to_pass()
+                            )),
+                        "{kind:?}: {}",
+                        j.reason
+                    );
+                }
+            }
+        }
     }
 }

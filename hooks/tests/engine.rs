@@ -239,3 +239,138 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
     assert!(denied.is_empty(), "calls IAM denied: {denied:#?}");
     drop(watches);
 }
+
+/// Issue 21: CodeDeploy's `Canary10Percent5Minutes` at ~1 request a second (emulated: the engine's
+/// time scale is 10, so the canary's five minutes take 30 s and traffic runs at 10 requests a real
+/// second), judged by the real post-traffic binary with the defaults: `compare`, REPORT lines.
+/// The canary gives the new version ~30 requests. That decides a version twice as slow (failed:
+/// the whole latency interval is beyond the 20% tolerance), but not an equal one: 0 errors in ~30
+/// cannot exclude a 1-point error-rate rise, so the judgement is inconclusive, the reason says how
+/// many requests a side could pass (`stats::Thresholds::min_requests_to_pass`, ~540 with the
+/// defaults: ~18 requests/s for this canary), and the default policy fails it — visibly. At
+/// realistic rates the same decisions are the pure table test
+/// `stats::tests::canary_10_percent_5_minutes_at_one_and_twenty_requests_a_second`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_minute_ten_percent_canary_at_one_request_a_second() {
+    for (new_delay_ms, verdict) in [(20, "inconclusive"), (40, "failed")] {
+        let w = world().await;
+        w.emu.control(
+            "POST",
+            "/_shiftguard/engine",
+            Some(&json!({"enabled": true, "timeScale": 10})),
+        );
+        fixtures::function(&w.clients.lambda, "checkout", 2).await;
+        fixtures::alias(&w.clients.lambda, "checkout", "live", "1", &[]).await;
+        behave(&w, "1", slow(20));
+        behave(&w, "2", slow(new_delay_ms));
+        // The group's configuration is Canary10Percent5Minutes (the construct's default).
+        fixtures::codedeploy_group(&w.clients.codedeploy, "checkout-app", "checkout-dg").await;
+        let mut env = w.emu.role_env(POST);
+        env.push((
+            "HOOK_CHECKS".into(),
+            json!({"checks": [{"name": "judge", "kind": "compare"}]}).to_string(),
+        ));
+        env.push(("STABLE_ALIAS".into(), "blue".into()));
+        let watch = LambdaWatch::start(&env);
+        fixtures::function(&w.clients.lambda, POST, 1).await;
+        w.emu.control(
+            "POST",
+            "/_shiftguard/lambda/bindings",
+            Some(&json!({"function": POST, "endpoint": format!("http://127.0.0.1:{}", watch.port), "name": "post-traffic"})),
+        );
+
+        let appspec = json!({
+            "version": 0.0,
+            "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}}],
+            "Hooks": [{"AfterAllowTraffic": POST}],
+        });
+        // Production traffic through the alias, paced (one emulated request a second), from
+        // before the deployment until the shift is complete: CodeDeploy runs AfterAllowTraffic
+        // right then, so on AWS the hook reads the canary's minutes (here the hook binary may
+        // still be starting under `cargo lambda watch`, and traffic meanwhile would all be new).
+        let traffic = {
+            let lambda = w.clients.lambda.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut sent = 0usize;
+                let started = Instant::now();
+                loop {
+                    tick.tick().await;
+                    let (primary, weights) =
+                        fixtures::alias_state(&lambda, "checkout", "live").await;
+                    if primary == "2" && weights.is_empty() {
+                        break;
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(180),
+                        "the shift did not complete"
+                    );
+                    lambda
+                        .invoke()
+                        .function_name("checkout")
+                        .qualifier("live")
+                        .payload(aws_sdk_lambda::primitives::Blob::new(b"{}".to_vec()))
+                        .send()
+                        .await
+                        .expect("Invoke");
+                    sent += 1;
+                }
+                sent
+            })
+        };
+        let id = fixtures::create_lambda_deployment(
+            &w.clients.codedeploy,
+            "checkout-app",
+            "checkout-dg",
+            &appspec,
+        )
+        .await;
+        let summary = {
+            let started = Instant::now();
+            loop {
+                if let Some(s) = hook_summaries(&w, &id).pop() {
+                    break s;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(180),
+                    "the post-traffic hook of {id} did not answer: {}",
+                    deployment(&w, &id)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let sent = traffic.await.unwrap();
+        let done = finished(&w, &id).await;
+        assert_eq!(done["status"], "Failed", "{done}");
+
+        let check = &summary["checks"][0];
+        let judgement = &check["details"]["judgement"];
+        assert_eq!(check["details"]["mode"], "log-reports", "{check}");
+        assert_eq!(judgement["verdict"], verdict, "{judgement}");
+        let new_samples = judgement["latency"]["newSamples"].as_u64().unwrap();
+        assert!(
+            // Binomial(~300, 0.1): 30 ± 5. Either verdict holds from a handful of samples (the
+            // tail fails 2× slower alone; 0 errors cannot pass below ~540), so the bound is
+            // only that this was a 10% canary.
+            (5..=80).contains(&new_samples),
+            "a 10% canary of {sent} requests gave the new version {new_samples}: {judgement}"
+        );
+        if verdict == "inconclusive" {
+            // Visibly: the policy decided, and the reason says what would decide it.
+            let reason = check["reason"].as_str().unwrap_or_default();
+            let needed = hooks::stats::Thresholds::default().min_requests_to_pass();
+            assert!(
+                reason.contains(&format!("{needed} requests a side can pass")),
+                "{check}"
+            );
+            assert!(reason.contains("inconclusive"), "{check}");
+        }
+        assert!(
+            w.emu.denied_calls().is_empty(),
+            "{:#?}",
+            w.emu.denied_calls()
+        );
+        drop(watch);
+    }
+}

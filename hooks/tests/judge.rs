@@ -10,12 +10,6 @@ use serde_json::{json, Value};
 use shiftguard_testkit::{distinct_zip, fixtures};
 use support::*;
 
-fn slow(delay_ms: u64) -> Value {
-    let mut b = healthy();
-    b["delay_ms"] = json!(delay_ms);
-    b
-}
-
 fn compare(requests: usize, extra: Value) -> Value {
     let mut check = json!({"name": "new-vs-old", "kind": "compare", "requests": requests,
         "concurrency": 10, "timeout": "120s", "expect": {"status": 200}});

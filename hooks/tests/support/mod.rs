@@ -108,6 +108,13 @@ pub fn healthy() -> Value {
     json!({"response": {"statusCode": 200, "body": "{\"status\":\"ok\"}"}})
 }
 
+/// Healthy, answering after `delay_ms`.
+pub fn slow(delay_ms: u64) -> Value {
+    let mut b = healthy();
+    b["delay_ms"] = json!(delay_ms);
+    b
+}
+
 pub fn config(checks: Value) -> HookConfig {
     config_with(checks, &[])
 }
