@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Annotations, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Lazy, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -13,6 +13,7 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { suppress } from './nag';
+import { SettingsFiles } from './settings';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 
 /**
@@ -302,6 +303,8 @@ export class ShiftGuard extends Construct {
   private readonly putBackGranted = new Set<string>();
   private readonly stableAlias?: string;
   private readonly allowSkip: boolean;
+  /** Check sets and target maps, in a file beside each function (./settings.ts). */
+  private readonly settingsFiles: SettingsFiles;
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -317,14 +320,16 @@ export class ShiftGuard extends Construct {
     this.stableAlias = props.stableAlias;
     this.allowSkip = props.allowSkip ?? false;
     const fn = this.makeFunction.bind(this);
+    this.settingsFiles = new SettingsFiles(this);
 
     this.preTraffic = fn(`${prefix}_pre_traffic`, 'pre-traffic', {}, Duration.minutes(5), 256);
     this.postTraffic = fn(`${prefix}_post_traffic`, 'post-traffic', {}, Duration.minutes(5), 256);
     this.rollback = fn(`${this.namePrefix}_rollback`, 'rollback', {
-      // Lazy: mappings added after construction (protect, addRollbackMapping) are included.
-      ROLLBACK_TARGETS: Lazy.string({ produce: () => JSON.stringify(this.mappings) }),
       DRY_RUN: String(props.dryRun ?? false),
     }, Duration.seconds(60), 256);
+    // Lazy: mappings added after construction (protect, addRollbackMapping) are included. In the
+    // settings file, not the environment: a map for many functions outgrows Lambda's 4 KB.
+    this.settingsFiles.set(this.rollback, 'rollback', 'ROLLBACK_TARGETS', Lazy.string({ produce: () => JSON.stringify(this.mappings) }));
     if (props.preTrafficChecks) this.addChecks('pre-traffic', props.preTrafficChecks);
     if (props.postTrafficChecks) this.addChecks('post-traffic', props.postTrafficChecks);
     for (const c of props.checkedFunctions ?? []) this.addCheckedFunction(c);
@@ -666,7 +671,7 @@ export class ShiftGuard extends Construct {
       const checks = current;
       // JSON.stringify keeps a token (fn.functionName) as its string; CDK then renders the string
       // as an Fn::Join around the Ref (the test reads the synthesized HOOK_CHECKS back).
-      hook.addEnvironment('HOOK_CHECKS', Lazy.string({
+      this.settingsFiles.set(hook, phase, 'HOOK_CHECKS', Lazy.string({
         produce: () => JSON.stringify(checks.concurrency === undefined ? { checks: checks.checks } : { concurrency: checks.concurrency, checks: checks.checks }),
       }));
       hook.addEnvironment('HOOK_DEADLINE_MARGIN', '5s');
@@ -822,6 +827,7 @@ export class ShiftGuard extends Construct {
     if (options.preTraffic && pre) this.commitChecks('pre-traffic', options.preTraffic, pre);
     if (options.postTraffic && post) this.commitChecks('post-traffic', options.postTraffic, post);
     this.protectedFunctions.push({ name: functionName, path: fn.node.path });
+    this.settingsFiles.bound(functionName, 64); // a function name, generated or given
     const scope = new Construct(this, `protect-${fn.node.id}-${aliasName}`);
     const version = fn.currentVersion;
     const alias = new lambda.Alias(scope, 'alias', { aliasName, version });
@@ -834,7 +840,11 @@ export class ShiftGuard extends Construct {
     const p99Ms = a.p99Ms ?? Math.round(0.8 * (fn.timeout ?? Duration.seconds(3)).toMilliseconds());
     // fn.functionName is always a Ref; the name given to the function (if any) makes readable alarm names.
     const givenName = (fn.node.defaultChild as lambda.CfnFunction | undefined)?.functionName;
-    const prefix = options.alarmNamePrefix ?? (givenName && !Token.isUnresolved(givenName) ? `${givenName}-${aliasName}` : undefined);
+    // Never CloudFormation's generated names: rollback's alarm → target map holds these names, and
+    // a generated one is a deploy-time value that would have to ride in the environment (4 KB).
+    const prefix = options.alarmNamePrefix ?? (givenName && !Token.isUnresolved(givenName)
+      ? `${givenName}-${aliasName}`
+      : Names.uniqueResourceName(scope, { maxLength: 200, separator: '-' }));
     const aliasDims = { FunctionName: functionName, Resource: `${functionName}:${aliasName}` };
     const versionDims = { ...aliasDims, ExecutedVersion: version.version };
     const metric = (metricName: string, statistic: string, dimensionsMap: Record<string, string>, label?: string) =>
@@ -852,7 +862,7 @@ export class ShiftGuard extends Construct {
     const aliasP99 = metric('Duration', 'p99', aliasDims);
     const alarm = (id: string, m: cloudwatch.IMetric, threshold: number, suffix: string, what: string) => {
       const al = new cloudwatch.Alarm(scope, id, {
-        alarmName: prefix ? `${prefix}-${suffix}` : undefined,
+        alarmName: `${prefix}-${suffix}`,
         alarmDescription: `ShiftGuard: ${what}; stops the deployment and rolls ${aliasName} back`,
         metric: m,
         threshold,
@@ -873,10 +883,12 @@ export class ShiftGuard extends Construct {
     }
     const alarms: cloudwatch.IAlarm[] = [versionErrorRate, versionLatency, aliasErrorRate, aliasLatency, ...(options.extraAlarms ?? [])];
 
+    // Named here, not generated, for the same reason as the alarms.
+    const groupName = options.deploymentGroupName ?? Names.uniqueResourceName(scope, { maxLength: 100, separator: '-' });
     const deploymentGroup = new codedeploy.LambdaDeploymentGroup(scope, 'deployment-group', {
       application,
       alias,
-      deploymentGroupName: options.deploymentGroupName,
+      deploymentGroupName: groupName,
       deploymentConfig: options.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
       preHook: this.preTraffic,
       postHook: this.postTraffic,
@@ -890,9 +902,15 @@ export class ShiftGuard extends Construct {
     });
     const rollbackTarget: LambdaAliasTarget = {
       type: 'lambda-alias', function: functionName, alias: aliasName,
-      codeDeploy: { application: application.applicationName, deploymentGroup: deploymentGroup.deploymentGroupName },
+      codeDeploy: { application: application.applicationName, deploymentGroup: groupName },
     };
-    this.addRollbackMapping({ alarms: alarms.map((x) => x.alarmName), targets: [rollbackTarget] });
+    // By the names given above (an Alarm's alarmName attribute is always a Ref), so the map holds
+    // no deploy-time value for them; a user's extra alarm keeps its own.
+    const alarmNames = [
+      ...['canary-error-rate', 'canary-p99', 'error-rate', 'p99'].map((suffix) => `${prefix}-${suffix}`),
+      ...(options.extraAlarms ?? []).map((x) => x.alarmName),
+    ];
+    this.addRollbackMapping({ alarms: alarmNames, targets: [rollbackTarget] });
 
     const dashboard = options.dashboard === false ? undefined : this.dashboard(scope, options.dashboardName, {
       functionName, aliasName, versionRate, aliasRate, errorRate, p99Ms,

@@ -5,9 +5,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { HookChecks, ShiftGuard, ShiftGuardProps } from '../lib/index';
+import { stackEnvironment } from './environment';
 
 const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
 for (const bin of ['pre-traffic', 'post-traffic', 'rollback']) {
@@ -27,8 +27,7 @@ function setup(props: Partial<ShiftGuardProps> = {}) {
 
 /** A hook's HOOK_CHECKS from the synthesized template, with each Ref put back in as the text Ref:<logical id>. */
 function hookChecks(stack: Stack, phase: 'pre' | 'post'): any {
-  const hooks = Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { FunctionName: `CodeDeployHook_t_${phase}_traffic` } });
-  const value = (Object.values(hooks)[0] as any).Properties.Environment.Variables.HOOK_CHECKS;
+  const value = stackEnvironment(stack, `CodeDeployHook_t_${phase}_traffic`).HOOK_CHECKS;
   if (typeof value === 'string') return JSON.parse(value);
   const [separator, parts] = value['Fn::Join'];
   expect(separator).toBe('');

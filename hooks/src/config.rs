@@ -181,8 +181,9 @@ pub enum Inconclusive {
 use shiftguard_common::duration::serde_text as duration_text;
 
 impl HookConfig {
+    /// The process environment and the settings file it may name ([`env::Environment`]).
     pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&env::ProcessEnv)
+        Self::from_vars(&env::Environment::load()?)
     }
 
     pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, EnvError> {

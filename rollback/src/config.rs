@@ -175,8 +175,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 impl Config {
+    /// The process environment and the settings file it may name ([`env::Environment`]).
     pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&env::ProcessEnv)
+        Self::from_vars(&env::Environment::load()?)
     }
 
     pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, EnvError> {

@@ -243,7 +243,7 @@ class Functions:
 def same_as_stack(role: dict, expected: dict) -> None:
     """The demo's configuration is the rehearsal stack's (cdk/lib/rehearsal.ts): they never drift."""
     for key, value in expected.items():
-        got = role["environment"].get(key)
+        got = role["settings"].get(key)  # the environment and the settings file, as the function reads them
         got = json.loads(got) if isinstance(value, (dict, list)) and got is not None else got
         if got != value:
             raise SystemExit(f"{key} of the rehearsal stack differs from the demo's: {json.dumps(got)} != {json.dumps(value)} "

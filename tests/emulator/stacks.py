@@ -336,6 +336,55 @@ def _environment(resolver: Resolver, variables: dict) -> tuple[dict, dict]:
     return env, unresolved
 
 
+SETTINGS_FILE_VAR = "SHIFTGUARD_CONFIG_FILE"
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Z0-9_]+)\}")
+
+
+def _settings_file(template: dict, logical: str, env: dict, assembly_dir: str | None) -> str | None:
+    """The local copy of the settings file a function of the construct reads (`/opt/...` from one
+    of its layers: cdk/lib/settings.ts): the layer's asset in the cloud assembly (`asset.HASH`)."""
+    wanted = env.get(SETTINGS_FILE_VAR)
+    if wanted is None:
+        return None
+    if not assembly_dir:
+        return None  # reported in settingsUnresolved by _settings
+    props = (template["Resources"][logical].get("Properties") or {})
+    relative = wanted[len("/opt/"):] if wanted.startswith("/opt/") else wanted
+    for layer in props.get("Layers") or []:
+        res = (template.get("Resources") or {}).get(layer.get("Ref") if isinstance(layer, dict) else None) or {}
+        key = ((res.get("Properties") or {}).get("Content") or {}).get("S3Key")
+        if res.get("Type") == "AWS::Lambda::LayerVersion" and isinstance(key, str):
+            path = os.path.join(assembly_dir, "asset." + key.removesuffix(".zip"), relative)
+            if os.path.exists(path):
+                return path
+    raise ValueError(f"{logical}: {wanted} is in none of its layers' assets under {assembly_dir} (synthesize again: make cdk-synth)")
+
+
+def _settings(env: dict, path: str | None) -> tuple[dict, dict]:
+    """The function's settings as it reads them (common/src/env.rs, Environment): the environment
+    and its settings file, `${NAME}` put back; and what could not be (name -> why)."""
+    settings = {k: v for k, v in env.items() if k != SETTINGS_FILE_VAR}
+    unresolved: dict = {}
+    if path is None:
+        if SETTINGS_FILE_VAR in env:
+            unresolved[SETTINGS_FILE_VAR] = f"{env[SETTINGS_FILE_VAR]} is in a layer: give templatePath or assemblyDir to read it"
+        return settings, unresolved
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc.get("version") != 1 or not isinstance(doc.get("environment"), dict):
+        raise ValueError(f"{path}: expected {{\"version\": 1, \"environment\": {{...}}}}")
+    for name, value in doc["environment"].items():
+        if name in settings:
+            raise ValueError(f"{path}: {name} is set both in the environment and in the settings file")
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        missing = [m.group(1) for m in _REFERENCE.finditer(text) if m.group(1) and m.group(1) not in env]
+        if missing:
+            unresolved[name] = f"refers to ${{{missing[0]}}}, which is not resolved here"
+            continue
+        settings[name] = _REFERENCE.sub(lambda m: "${" if m.group(1) is None else env[m.group(1)], text)
+    return settings, unresolved
+
+
 def _local_client(service: str) -> Any:
     import boto3
 
@@ -358,6 +407,7 @@ def load_stack(body: dict) -> dict:
             raise ValueError(f"templatePath: cannot read {path}: {exc.strerror} (synthesize it first: make cdk-synth)") from None
     else:
         raise ValueError("template or templatePath: expected the synthesized template (object) or the path of its file")
+    assembly_dir = body.get("assemblyDir") or (os.path.dirname(os.path.abspath(body["templatePath"])) if "templatePath" in body else None)
     stack = body.get("stack") or os.path.basename(str(body.get("templatePath", "stack"))).split(".")[0]
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", stack):
         raise ValueError(f"stack: expected a stack name (letters, digits, -), got {stack!r}")
@@ -399,13 +449,19 @@ def load_stack(body: dict) -> dict:
         role_arn = f"arn:{PARTITION}:iam::{em.DEFAULT_ACCOUNT}:role/{role_name}"
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=str(f["function"])[:64], DurationSeconds=43200)["Credentials"]
         env, env_unresolved = _environment(resolver, f["environment"])
+        settings_path = _settings_file(template, f["logicalId"], env, assembly_dir)
+        settings, settings_unresolved = _settings(env, settings_path)
+        if settings_path is not None:
+            env[SETTINGS_FILE_VAR] = settings_path  # the binary reads the file, run here
         with _LOCK:
             ROLES[role_arn] = {"stack": stack, "function": f["function"], "logicalId": f["logicalId"], "role": role_name,
                                "statements": copy.deepcopy(f["statements"])}
         out[f["function"]] = {"logicalId": f["logicalId"], "roleArn": role_arn,
                               "credentials": {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
                                               "SessionToken": creds["SessionToken"]},
-                              "statements": f["statements"], "environment": env, "environmentUnresolved": env_unresolved}
+                              "statements": f["statements"], "environment": env, "environmentUnresolved": env_unresolved,
+                              "settings": settings, "settingsUnresolved": {**env_unresolved, **settings_unresolved},
+                              "settingsFile": settings_path}
     return {"stack": stack, "functions": out, "unresolved": resolver.unresolved}
 
 

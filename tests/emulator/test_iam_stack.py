@@ -127,6 +127,34 @@ def test_the_rehearsal_rollback_role_may_restore_live_and_nothing_else(emulator,
     assert used[-2]["sid"] is not None and used[-1]["sid"] is None
 
 
+def test_the_settings_file_in_a_layer_is_read_as_the_function_reads_it(emulator):
+    """The construct ships check sets and target maps in a layer file (Lambda's environment holds
+    4 KB): the loader finds the file in the cloud assembly, points SHIFTGUARD_CONFIG_FILE at it (a
+    binary run here reads it) and gives the settings as the function sees them."""
+    rehearsal()
+    out = emulator.control("POST", "/_shiftguard/iam/stack", {"templatePath": REHEARSAL, "unresolved": "placeholder",
+                                                              "functions": ["checkout_rollback", "CodeDeployHook_checkout_post_traffic"]})
+    rollback = out["functions"]["checkout_rollback"]
+    assert os.path.isfile(rollback["settingsFile"]) and rollback["settingsFile"].endswith("shiftguard/rollback.json")
+    assert rollback["environment"]["SHIFTGUARD_CONFIG_FILE"] == rollback["settingsFile"]
+    assert "ROLLBACK_TARGETS" not in rollback["environment"]
+    targets = json.loads(rollback["settings"]["ROLLBACK_TARGETS"])
+    assert {"type": "lambda-alias", "function": "checkout", "alias": "live"}.items() <= targets[0]["targets"][0].items(), targets
+    # The Lattice ids are deploy-time values (${SG_n} in the file), resolved as the function would.
+    lattice = [t for m in targets for t in m["targets"] if t["type"] == "lattice-listener"]
+    assert lattice and all(not t["service"].startswith("${") for t in lattice), lattice
+    post = out["functions"]["CodeDeployHook_checkout_post_traffic"]
+    assert json.loads(post["settings"]["HOOK_CHECKS"])["checks"], post["settings"]
+    assert post["settings"]["STABLE_ALIAS"] == "blue" and "SHIFTGUARD_CONFIG_FILE" not in post["settings"]
+    # Without the assembly (an inline template), the file cannot be read: said, not guessed.
+    with open(REHEARSAL, encoding="utf-8") as f:
+        inline = emulator.control("POST", "/_shiftguard/iam/stack", {"template": json.load(f), "unresolved": "placeholder",
+                                                                     "functions": ["checkout_rollback"]})
+    fn = inline["functions"]["checkout_rollback"]
+    assert fn["settingsFile"] is None and "ROLLBACK_TARGETS" not in fn["settings"]
+    assert "SHIFTGUARD_CONFIG_FILE" in fn["settingsUnresolved"]
+
+
 def test_a_removed_statement_is_the_access_denied(emulator, clients, strict):
     """The same call, the same role, one statement fewer: denied, naming what was needed."""
     template = rehearsal()

@@ -77,8 +77,13 @@ impl std::fmt::Debug for ShiftConfig {
 }
 
 impl ShiftConfig {
+    /// The process environment and the settings file it may name ([`env::Environment`]).
     pub fn from_env() -> Result<Self, EnvError> {
-        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let vars: Vec<(String, String)> = env::Environment::load()?
+            .all()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Self::from_vars(&vars[..])
     }
 
