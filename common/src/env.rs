@@ -126,7 +126,10 @@ impl Environment {
     /// The process environment, and the file it names.
     pub fn load() -> Result<Self, EnvError> {
         let process: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-        let file = match process.get(CONFIG_FILE_VAR).filter(|p| !p.trim().is_empty()) {
+        let file = match process
+            .get(CONFIG_FILE_VAR)
+            .filter(|p| !p.trim().is_empty())
+        {
             None => None,
             Some(path) => Some(std::fs::read_to_string(path.trim()).map_err(|e| {
                 EnvError::new(CONFIG_FILE_VAR, format!("cannot read {path:?}: {e}"))
@@ -152,7 +155,10 @@ impl Environment {
                 "the settings file must be an object {\"version\": 1, \"environment\": {…}}".into(),
             ));
         };
-        if let Some(key) = doc.keys().find(|k| !["version", "environment"].contains(&k.as_str())) {
+        if let Some(key) = doc
+            .keys()
+            .find(|k| !["version", "environment"].contains(&k.as_str()))
+        {
             return Err(bad(format!(
                 "unknown key {key:?} in the settings file (expected version and environment)"
             )));
@@ -160,7 +166,8 @@ impl Environment {
         if doc.get("version") != Some(&serde_json::json!(1)) {
             return Err(bad(format!(
                 "the settings file's version must be 1, got {}",
-                doc.get("version").map_or("nothing".into(), |v| v.to_string())
+                doc.get("version")
+                    .map_or("nothing".into(), |v| v.to_string())
             )));
         }
         let Some(settings) = doc.get("environment").and_then(|e| e.as_object()) else {
@@ -250,7 +257,9 @@ fn expand(s: &str, process: &std::collections::BTreeMap<String, String>) -> Resu
                 ));
             }
             let v = process.get(name).ok_or_else(|| {
-                format!("the settings file refers to ${{{name}}}, which is not set in the environment")
+                format!(
+                    "the settings file refers to ${{{name}}}, which is not set in the environment"
+                )
             })?;
             out.push_str(v);
             rest = &after[end + 1..];
@@ -268,7 +277,10 @@ mod tests {
     use super::*;
 
     fn process(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -276,25 +288,53 @@ mod tests {
         let file = r#"{"version": 1, "environment": {
             "HOOK_CHECKS": {"checks": [{"name": "smoke", "kind": "invoke", "functions": ["${SG_F0}", "x$${y}"]}]},
             "PLAIN": "a $ sign and ${SG_F0}"}}"#;
-        let env = Environment::from_parts(process(&[("SG_F0", "Stack-Checkout-1AB")]), Some(file)).unwrap();
+        let env = Environment::from_parts(process(&[("SG_F0", "Stack-Checkout-1AB")]), Some(file))
+            .unwrap();
         assert_eq!(
             env.get("HOOK_CHECKS").unwrap(),
             r#"{"checks":[{"functions":["Stack-Checkout-1AB","x${y}"],"kind":"invoke","name":"smoke"}]}"#
         );
         assert_eq!(env.get("PLAIN").unwrap(), "a $ sign and Stack-Checkout-1AB");
         assert_eq!(env.get("SG_F0").unwrap(), "Stack-Checkout-1AB");
-        assert!(Environment::from_parts(process(&[("A", "1")]), None).unwrap().get("A").is_some());
+        assert!(Environment::from_parts(process(&[("A", "1")]), None)
+            .unwrap()
+            .get("A")
+            .is_some());
     }
 
     #[test]
     fn a_settings_file_never_chooses_silently() {
         let cases: &[(&str, &str, &str)] = &[
-            (r#"{"version": 1, "environment": {"A": "x"}}"#, "A", "both in the environment"),
-            (r#"{"version": 1, "environment": {"B": "${NOPE}"}}"#, "B", "NOPE}, which is not set"),
-            (r#"{"version": 1, "environment": {"B": "${lower}"}}"#, "B", "not a variable reference"),
-            (r#"{"version": 1, "environment": {"B": "${A"}}"#, "B", "unclosed"),
-            (r#"{"version": 2, "environment": {}}"#, CONFIG_FILE_VAR, "version must be 1"),
-            (r#"{"version": 1, "env": {}}"#, CONFIG_FILE_VAR, "unknown key \"env\""),
+            (
+                r#"{"version": 1, "environment": {"A": "x"}}"#,
+                "A",
+                "both in the environment",
+            ),
+            (
+                r#"{"version": 1, "environment": {"B": "${NOPE}"}}"#,
+                "B",
+                "NOPE}, which is not set",
+            ),
+            (
+                r#"{"version": 1, "environment": {"B": "${lower}"}}"#,
+                "B",
+                "not a variable reference",
+            ),
+            (
+                r#"{"version": 1, "environment": {"B": "${A"}}"#,
+                "B",
+                "unclosed",
+            ),
+            (
+                r#"{"version": 2, "environment": {}}"#,
+                CONFIG_FILE_VAR,
+                "version must be 1",
+            ),
+            (
+                r#"{"version": 1, "env": {}}"#,
+                CONFIG_FILE_VAR,
+                "unknown key \"env\"",
+            ),
             (r#"[1]"#, CONFIG_FILE_VAR, "must be an object"),
             (r#"{"version": 1"#, CONFIG_FILE_VAR, "not JSON"),
         ];
