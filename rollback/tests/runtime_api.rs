@@ -159,3 +159,50 @@ async fn an_overflowing_duration_is_a_configuration_error() {
         "{out}"
     );
 }
+
+/// Issue 22 [3]: the construct ships rollback's alarm → target map in a settings file in a layer
+/// (Lambda's environment holds 4 KB). The binary, run with exactly the rehearsal stack's
+/// environment — no ROLLBACK_TARGETS of the test's own — reads the map from that file and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
+    let w = world().await;
+    function(&w, "checkout", 2).await;
+    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    alias(&w, "checkout", "blue", "1", &[]).await;
+    rehearsal_group(&w).await;
+    w.emu.strict_iam();
+    let env = w.emu.stack_env("checkout_rollback");
+    assert!(
+        !env.iter().any(|(k, _)| k == "ROLLBACK_TARGETS"),
+        "the map is in the file, not the environment: {env:?}"
+    );
+    let file = env
+        .iter()
+        .find(|(k, _)| k == "SHIFTGUARD_CONFIG_FILE")
+        .map(|(_, v)| v.clone())
+        .expect("SHIFTGUARD_CONFIG_FILE");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("ROLLBACK_TARGETS"));
+    let watch = LambdaWatch::start(&env);
+    let fresh =
+        std::env::temp_dir().join(format!("shiftguard-fresh-file-{}.json", std::process::id()));
+    std::fs::write(
+        &fresh,
+        shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string(),
+    )
+    .unwrap();
+    let (ok, out) = watch.invoke_file("rollback", &fresh);
+    assert!(ok, "{out}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    assert_eq!(
+        alias_state(&w, "checkout", "live").await,
+        ("1".to_string(), vec![])
+    );
+    assert!(
+        w.emu.denied_calls().is_empty(),
+        "{:#?}",
+        w.emu.denied_calls()
+    );
+}

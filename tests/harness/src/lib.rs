@@ -91,8 +91,13 @@ pub fn python() -> PathBuf {
 
 /// The synthesized rehearsal stack (`make cdk-synth`): the roles the construct gives the demo's
 /// and the sequences' functions.
+/// Where `make cdk-synth` writes the rehearsal stack's template (its cloud assembly beside it).
+pub fn rehearsal_template_path() -> std::path::PathBuf {
+    workspace_root().join("target/cdk.out/ShiftGuardRehearsal.template.json")
+}
+
 pub fn rehearsal_template() -> Value {
-    let path = workspace_root().join("target/cdk.out/ShiftGuardRehearsal.template.json");
+    let path = rehearsal_template_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}: synthesize the CDK app first (make cdk-synth; make test does)",
@@ -216,6 +221,40 @@ impl Emulator {
                 .as_str()
                 .unwrap_or_else(|| panic!("no {field} for {function}'s role: {out}"));
             env.push((var.to_string(), value.to_string()));
+        }
+        env
+    }
+
+    /// The rehearsal stack's function `function` exactly as deployed: its role's credentials and
+    /// its whole environment from the template, with `SHIFTGUARD_CONFIG_FILE` naming the settings
+    /// file's copy in the cloud assembly (so the binary reads its check sets and target maps from
+    /// the file the construct ships, as on Lambda). Strict IAM should be on.
+    pub fn stack_env(&self, function: &str) -> Vec<(String, String)> {
+        let template = rehearsal_template_path();
+        let out = self.control(
+            "POST",
+            "/_shiftguard/iam/stack",
+            Some(
+                &json!({"templatePath": template, "stack": "ShiftGuardRehearsal",
+                         "functions": [function], "unresolved": "placeholder"}),
+            ),
+        );
+        let f = &out["functions"][function];
+        let creds = &f["credentials"];
+        let mut env = self.aws_env();
+        env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
+        for (var, field) in [
+            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+            ("AWS_SESSION_TOKEN", "SessionToken"),
+        ] {
+            let value = creds[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} for {function}'s role: {out}"));
+            env.push((var.to_string(), value.to_string()));
+        }
+        for (k, v) in f["environment"].as_object().expect("environment") {
+            env.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
         }
         env
     }
