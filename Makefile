@@ -43,6 +43,16 @@ $(STAMP): tests/requirements.txt
 
 venv: $(STAMP)
 
+# The AWS SAM CLI in a venv of its own (tests/requirements-sam.txt): `make sam-test` runs `sam build`.
+SAM_VENV    := .venv-sam
+SAM_STAMP   := $(SAM_VENV)/.installed
+$(SAM_STAMP): tests/requirements-sam.txt
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet -r tests/requirements-sam.txt
+	touch $@
+
 SCENARIO ?= alias
 
 # A whole canary deployment with the real binaries, run by the emulator's engine (SCENARIO=lattice: a
@@ -101,8 +111,10 @@ byhand: $(STAMP)
 emulator-test: $(STAMP) cdk-synth
 	cd tests/emulator && ../../$(PYTHON) -m pytest -q -p no:cacheprovider
 
-sam-test: $(STAMP)
-	$(PYTHON) examples/sam/check_sam.py
+# The SAM templates offline (cfn-lint, aws-sam-translator, assertions, every local path), then
+# `sam build` of the example as shipped and the example's invoke checks against what it built.
+sam-test: $(STAMP) $(SAM_STAMP)
+	$(PYTHON) examples/sam/check_sam.py --sam $(SAM_VENV)/bin/sam
 
 emulator: $(STAMP) $(if $(SAMPLE),cdk-synth)
 	@echo "Local AWS endpoint: export AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
@@ -149,4 +161,4 @@ rollout: $(STAMP)
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SAM_VENV)

@@ -11,15 +11,23 @@ The example: exactly one AWS::Serverless::Application (a nested stack of the loc
 outputs feed the DeploymentPreference hooks and the alarms' actions, parameters the nested template
 declares, the CodeDeploy application and deployment group, the stage canary. Both: no circular
 dependency (Ref, GetAtt, Sub and DependsOn anywhere in a resource, UpdatePolicy included, as
-CloudFormation reads them). Exits non-zero on any failure."""
+CloudFormation reads them). Both, and the nested templates they name: every local path
+(CodeUri, ContentUri, DefinitionUri, an application's Location) exists, and what `sam build` needs
+for each function built from a local CodeUri is there (the handler's module, npm's package.json, a
+Makefile with the function's target for a provided runtime). With --sam PATH (make sam-test): `sam
+build` of the example as shipped, then every invoke check the example gives ShiftGuard (each hook's
+`invoke` checks and `burst` targets) run with node against the application as built. Exits non-zero
+on any failure."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -294,12 +302,141 @@ def _json_ok(value) -> bool:
         return False
 
 
+# The properties of SAM resources that name local files (`sam build` / `sam package` read them).
+LOCAL_PATH_PROPERTIES = {
+    "AWS::Serverless::Function": "CodeUri",
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Serverless::Api": "DefinitionUri",
+    "AWS::Serverless::HttpApi": "DefinitionUri",
+    "AWS::Serverless::StateMachine": "DefinitionUri",
+    "AWS::Serverless::Application": "Location",
+}
+
+
+def local_paths(template: Path) -> list[tuple[Path, str, str, Path]]:
+    """(template, resource, property, path) for every local path `template` and the nested templates
+    it names give: a string that is no URI (s3://, https://). A function's CodeUri may come from Globals."""
+    sam = load(template)
+    function_globals = sam.get("Globals", {}).get("Function", {})
+    found = []
+    for logical_id, resource in sam["Resources"].items():
+        prop = LOCAL_PATH_PROPERTIES.get(resource["Type"])
+        if prop is None:
+            continue
+        value = resource.get("Properties", {}).get(prop)
+        if value is None and resource["Type"] == "AWS::Serverless::Function":
+            value = function_globals.get(prop)
+        if isinstance(value, str) and "://" not in value:
+            path = (template.parent / value).resolve()
+            found.append((template, logical_id, prop, path))
+            if resource["Type"] == "AWS::Serverless::Application" and path.is_file():
+                found += local_paths(path)
+    return found
+
+
+def build_inputs(template: Path, logical_id: str, code: Path) -> list[tuple[str, bool]]:
+    """What `sam build` reads to build a function from a local CodeUri, by runtime."""
+    sam = load(template)
+    resource = sam["Resources"][logical_id]
+    props = {**sam.get("Globals", {}).get("Function", {}), **resource.get("Properties", {})}
+    runtime, handler = str(props.get("Runtime", "")), str(props.get("Handler", ""))
+    label = f"{logical_id} ({runtime})"
+    if runtime.startswith("nodejs"):
+        module, _, export = handler.rpartition(".")
+        return [
+            (f"{label}: package.json, the manifest sam build's npm builder packs", (code / "package.json").is_file()),
+            (f"{label}: the handler's module {module}.js|.mjs|.cjs exports {export}", any(
+                (code / f"{module}{ext}").is_file() and re.search(rf"\b(exports\.{export}\s*=|export\s+(const|async\s+function|function)\s+{export}\b)",
+                                                                   (code / f"{module}{ext}").read_text())
+                for ext in (".js", ".mjs", ".cjs"))),
+        ]
+    if runtime.startswith("python"):
+        module, _, function = handler.rpartition(".")
+        source = code / (module.replace(".", "/") + ".py")
+        return [(f"{label}: the handler's module {source.name} defines {function}", source.is_file()
+                 and re.search(rf"^(async\s+)?def\s+{function}\b", source.read_text(), re.M) is not None)]
+    if runtime.startswith("provided"):
+        makefile = code / "Makefile"
+        # Without BuildMethod, sam build also runs make for a provided runtime.
+        return [(f"{label}: a Makefile with the target build-{logical_id}", makefile.is_file()
+                 and re.search(rf"^build-{logical_id}\s*:", makefile.read_text(), re.M) is not None)]
+    return [(f"{label}: no rule here for what sam build needs for this runtime (add one)", False)]
+
+
+def check_local_paths(failures: list[str]) -> None:
+    checks = []
+    for template, logical_id, prop, path in local_paths(TEMPLATE):
+        name = template.relative_to(HERE)
+        shown = os.path.relpath(path, template.parent)
+        checks.append((f"{name}: {logical_id}'s {prop} {shown} exists", path.exists()))
+        if prop == "CodeUri" and path.is_dir():
+            checks += [(f"{name}: {what}", ok) for what, ok in build_inputs(template, logical_id, path)]
+    checks.append(("template.yaml names local paths (the checks above ran)", len(checks) > 0))
+    report("local paths", checks, failures)
+
+
+def invoke_checks(passed: dict) -> list[tuple[str, dict, int]]:
+    """(name, payload, status) of every invoke check the example gives ShiftGuard: each hook's
+    `invoke` checks and the `invoke` targets of its `burst` checks."""
+    found = []
+    for parameter in ("PreTrafficChecks", "PostTrafficChecks"):
+        for check in json.loads(passed[parameter])["checks"]:
+            invoke = check if check["kind"] == "invoke" else check.get("target", {}).get("invoke") if check["kind"] == "burst" else None
+            if invoke is not None and "status" in invoke.get("expect", {}):
+                found.append((f"{parameter} {check['name']}", invoke.get("payload", {}), invoke["expect"]["status"]))
+    return found
+
+
+def check_sam_build(sam_cli: Path, failures: list[str]) -> None:
+    """`sam build` of the example as shipped, then its invoke checks against the built application."""
+    sam = load(TEMPLATE)
+    passed = sam["Resources"]["ShiftGuard"]["Properties"]["Parameters"]
+    with tempfile.TemporaryDirectory(prefix="shiftguard-sam-build-") as tmp:
+        build_dir = Path(tmp) / "build"
+        env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
+        result = subprocess.run(
+            [str(sam_cli), "build", "--template-file", str(TEMPLATE), "--base-dir", str(HERE), "--build-dir", str(build_dir),
+             "--parameter-overrides", "ShiftGuardArtifacts=example-artifacts"],
+            capture_output=True, text=True, env=env, cwd=tmp, timeout=600)
+        built = build_dir / "Checkout"
+        checks = [("sam build of template.yaml succeeds", result.returncode == 0)]
+        if result.returncode != 0:
+            print(result.stdout + result.stderr)
+        checks.append(("the built function holds the application (Checkout/app.js, package.json)",
+                       (built / "app.js").is_file() and (built / "package.json").is_file()))
+        cases = invoke_checks(passed)
+        checks.append(("the example gives ShiftGuard invoke checks to run", len(cases) > 0))
+        if (built / "app.js").is_file() and cases:
+            script = ("const { handler } = require(process.argv[1]);"
+                      "(async () => { for (const p of JSON.parse(process.argv[2])) console.log(JSON.stringify((await handler(p)).statusCode)); })()"
+                      ".catch((e) => { console.error(e); process.exit(1); });")
+            ran = subprocess.run(["node", "-e", script, str(built / "app.js"), json.dumps([p for _, p, _ in cases])],
+                                 capture_output=True, text=True, timeout=60)
+            statuses = [json.loads(line) for line in ran.stdout.split()] if ran.returncode == 0 else []
+            if ran.returncode != 0:
+                print(ran.stderr)
+            for (name, payload, status), got in zip(cases, statuses + [None] * len(cases)):
+                checks.append((f"{name}: {json.dumps(payload)} answers {status} (got {got})", got == status))
+    report("sam build", checks, failures)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sam", type=Path, help="the sam CLI: also run `sam build` of the example and its invoke checks on the result")
+    args = parser.parse_args()
     # The translator fills pseudo parameters from the session; offline, name a region.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     failures: list[str] = []
     nested = check_nested(failures)
     check_example(nested, failures)
+    check_local_paths(failures)
+    if args.sam:
+        if not args.sam.is_file():
+            print(f"--sam {args.sam}: no such file (make sam-test installs it in .venv-sam)")
+            return 2
+        check_sam_build(args.sam.resolve(), failures)
+    else:
+        print("sam build: not run (no --sam; make sam-test gives it)")
     if failures:
         print("\n".join(failures))
         return 1
