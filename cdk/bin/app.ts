@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import * as path from 'path';
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks as AwsSolutionsChecksV3 } from 'cdk-nag-v3';
 import { RehearsalStack } from '../lib/rehearsal';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 
@@ -19,4 +20,6 @@ new LatticeExampleStack(app, 'ShiftGuardLatticeExample', { assetDir, architectur
 new ProtectExampleStack(app, 'ShiftGuardProtectExample', { assetDir, architecture });
 // The world `make demo` runs in: the demo takes each ShiftGuard function's IAM policy from its template.
 new RehearsalStack(app, 'ShiftGuardRehearsal', { assetDir, architecture });
+// cdk-nag 2.x (an aspect) and 3.x (a validation plugin): a finding either reports fails the synth.
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+Validations.of(app).addPlugins(new AwsSolutionsChecksV3(app, { verbose: true }));

@@ -5,10 +5,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
-import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ShiftGuard } from './shiftguard';
 import type { ShiftGuardStackProps } from './stacks';
+import { suppress } from './nag';
 
 /** The REST API id the sequences create their API with (the emulator honours moto's `_custom_id_` tag). */
 export const REHEARSAL_API_ID = 'chk0api001';
@@ -93,10 +93,10 @@ export class RehearsalStack extends Stack {
       preHook: this.shiftguard.preTraffic, postHook: this.shiftguard.postTraffic,
       autoRollback: { failedDeployment: true, stoppedDeployment: true },
     });
-    NagSuppressions.addResourceSuppressions(deploymentGroup, [
+    suppress(deploymentGroup, [
       { id: 'AwsSolutions-IAM4', reason: 'AWSCodeDeployRoleForLambdaLimited is AWS\'s least-privilege policy for CodeDeploy Lambda deployments.' },
       { id: 'AwsSolutions-IAM5', reason: 'CDK grants the deployment group\'s role invoke on the hook functions\' versions (function:NAME:*).' },
-    ], true);
+    ]);
 
     const ordersAlarm = new cloudwatch.Alarm(this, 'orders-canary-5xx', {
       alarmName: 'orders-canary-5xx',

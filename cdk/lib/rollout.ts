@@ -11,7 +11,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { parseDuration } from './duration';
-import { suppress } from './nag';
+import { suppress, suppressGrant } from './nag';
 import type { HookChecks } from './shiftguard';
 
 /** One step of a rollout: the canary's share of traffic, then how long it bakes before the checks after it. */
@@ -334,6 +334,8 @@ export interface RolloutConstructProps extends RolloutProps {
  * rollout never moves another target, changes its checks or alarms, or sends a secret elsewhere.
  * No input (or no `rollout` in it): the construct's plan as it is.
  */
+const GRANT_START_IAM5_REASON = 'ShiftGuard rollout.grantStart(): redrive, describe and stop are granted on this state machine\'s executions (execution:NAME:*), whose names are the rollout ids given at each start; the grant reaches no other state machine.';
+
 export class Rollout extends Construct {
   public readonly stateMachine: sfn.StateMachine;
   public readonly logGroup: logs.LogGroup;
@@ -443,7 +445,10 @@ export class Rollout extends Construct {
   /** Lets `grantee` start rollouts (StartExecution) and redrive them (a failed Step resumes under the same name). */
   public grantStart(grantee: iam.IGrantable): iam.Grant {
     const grant = this.stateMachine.grantStartExecution(grantee);
-    this.stateMachine.grantExecution(grantee, 'states:RedriveExecution', 'states:DescribeExecution', 'states:StopExecution');
+    const executions = this.stateMachine.grantExecution(grantee, 'states:RedriveExecution', 'states:DescribeExecution', 'states:StopExecution');
+    // The grantee's policy is the user's: acknowledge the one wildcard these grants put there
+    // (execution:NAME:*) and leave any other wildcard in it for cdk-nag to report.
+    suppressGrant(grantee, executions, GRANT_START_IAM5_REASON);
     return grant;
   }
 }

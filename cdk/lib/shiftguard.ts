@@ -261,7 +261,7 @@ function validFunctions(what: string, functions: unknown): void {
   if (blank >= 0) throw new Error(`${what}[${blank}]: expected a function name or ARN, got ${JSON.stringify(functions[blank])}`);
 }
 
-const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); listener rules as listener/rule/* (rule ids are assigned by Lattice); cloudwatch:GetMetricData and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
+const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); the checked function\'s log streams as log-group:NAME:* (logs checks); listener rules as listener/rule/* (rule ids are assigned by Lattice); kms:GenerateDataKey* and kms:ReEncrypt* are CDK\'s grant on the one key of rollback\'s encrypted failure queue; cloudwatch:GetMetricData and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
 
 const SHIFT_IAM5_REASON = 'shift (progressive rollouts): the listener\'s rules as listener/ID/rule/* (rule ids are assigned by Lattice); the rolled-out or checked function\'s versions as function:NAME:* (known only at deploy time); its log group\'s streams (log-group:NAME:*); cloudwatch:GetMetricData and codedeploy:ListDeployments without a deployment group cannot be scoped; CodeDeploy reads of the deployments that may shift the alias (deploymentgroup:*, read only).';
 

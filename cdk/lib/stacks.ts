@@ -6,9 +6,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
-import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ProtectedFunction, Rollout, ShiftGuard } from './index';
+import { suppress } from './nag';
 
 export interface ShiftGuardStackProps extends StackProps {
   readonly assetDir: string;
@@ -106,10 +106,10 @@ export class CanaryExampleStack extends Stack {
       alarms: [canaryErrors, aliasErrors],
       autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: true },
     });
-    NagSuppressions.addResourceSuppressions(this.group, [
+    suppress(this.group, [
       { id: 'AwsSolutions-IAM4', reason: 'AWSCodeDeployRoleForLambdaLimited is AWS\'s least-privilege policy for CodeDeploy Lambda deployments (it may only invoke hook functions named CodeDeployHook_*).' },
       { id: 'AwsSolutions-IAM5', reason: 'CDK grants the deployment group\'s role invoke on the hook functions\' versions (function:NAME:*); the version is only known at deploy time.' },
-    ], true);
+    ]);
   }
 }
 
