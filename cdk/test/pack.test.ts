@@ -1,43 +1,64 @@
-// The construct as a library: `npm pack`, install the tarball offline into a fresh CDK app, and
-// synthesize a stack that imports ShiftGuard by the package's name.
+// The construct as a library: `npm pack`, install the tarball offline into fresh CDK apps, and
+// synthesize a stack that imports ShiftGuard by the package's name; then the same app checked by
+// cdk-nag 2.x and 3.x, each installed into an app of its own as a user installs it.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..'); // cdk/ (tests run from dist/test)
+const repo = path.resolve(root, '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-pack-'));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-test('npm pack → offline install into a fresh CDK app → synth with protect() and rollout()', () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-pack-'));
-  const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
-  // dist/ is already built by `tsc` (jest runs the compiled tests); no prepack rebuild here.
-  const packed = JSON.parse(execFileSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, env, encoding: 'utf8' }));
-  const tarball = path.join(work, packed[0].filename);
-  const files: string[] = packed[0].files.map((f: { path: string }) => f.path);
-  expect(files).toEqual(expect.arrayContaining(['package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/shiftguard.js', 'dist/lib/shiftguard.d.ts',
-    'dist/lib/rollout.js', 'dist/lib/rollout.d.ts', 'dist/lib/nag.js', 'dist/lib/nag.d.ts']));
-  expect(files.filter((f) => f.startsWith('dist/test') || f.startsWith('dist/bin') || f.includes('stacks'))).toEqual([]);
+/** `npm pack` of a directory into `work`: the tarball and the paths in it. */
+function pack(dir: string): { tarball: string; files: string[] } {
+  const packed = JSON.parse(execFileSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: dir, env, encoding: 'utf8' }));
+  return { tarball: path.join(work, packed[0].filename), files: packed[0].files.map((f: { path: string }) => f.path) };
+}
 
-  const app = path.join(work, 'app');
+// dist/ is already built by `tsc` (jest runs the compiled tests); no prepack rebuild here.
+const shiftguard = pack(root);
+// The cdk-nag majors, as the lockfile pins them (devDependencies cdk-nag and cdk-nag-v3): packed
+// from what `npm ci` installed, so the apps install them offline, as `cdk-nag`.
+const NAG: Record<string, string> = { 2: path.join(root, 'node_modules', 'cdk-nag'), 3: path.join(root, 'node_modules', 'cdk-nag-v3') };
+
+/** A fresh app: the tarball (and a cdk-nag) installed offline; the peers from cdk/node_modules. */
+function makeApp(name: string, nag?: string): string {
+  const app = path.join(work, name);
   fs.mkdirSync(app);
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'tiny-cdk-app', version: '1.0.0', private: true }));
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: `tiny-cdk-app-${name}`, version: '1.0.0', private: true }));
+  const tarballs = [shiftguard.tarball, ...(nag ? [pack(nag).tarball] : [])];
   // Peers are not fetched (--legacy-peer-deps): the app gets aws-cdk-lib and constructs from cdk/node_modules below.
-  execFileSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--legacy-peer-deps', '--no-package-lock', tarball], { cwd: app, env, stdio: 'pipe' });
+  execFileSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--legacy-peer-deps', '--no-package-lock', ...tarballs], { cwd: app, env, stdio: 'pipe' });
   for (const peer of ['aws-cdk-lib', 'constructs']) {
     fs.symlinkSync(path.join(root, 'node_modules', peer), path.join(app, 'node_modules', peer), 'dir');
   }
-  const assets = path.join(app, 'zips');
-  for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-    fs.mkdirSync(path.join(assets, bin), { recursive: true });
-    fs.writeFileSync(path.join(assets, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-  }
-  fs.writeFileSync(path.join(app, 'app.js'), `
-const { App, Stack } = require('aws-cdk-lib');
+  fs.writeFileSync(path.join(app, 'app.js'), APP);
+  return app;
+}
+
+const assets = path.join(work, 'zips');
+for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
+  fs.mkdirSync(path.join(assets, bin), { recursive: true });
+  fs.writeFileSync(path.join(assets, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
+}
+
+// `node app.js template`: the stack's template. `node app.js nag`: the app checked by the cdk-nag
+// it has installed, the way that major is used (2.x an aspect, 3.x a validation plugin), and every
+// finding left (2.x: error and warning annotations; 3.x: the violations of its report).
+const APP = `
+const fs = require('fs');
+const path = require('path');
+const { App, Aspects, Stack, Validations } = require('aws-cdk-lib');
+const iam = require('aws-cdk-lib/aws-iam');
 const lambda = require('aws-cdk-lib/aws-lambda');
 const { ShiftGuard } = require('shiftguard-cdk');
 
-const app = new App({ outdir: ${JSON.stringify(path.join(app, 'cdk.out'))} });
+const outdir = path.join(__dirname, 'cdk.out');
+const app = new App({ outdir });
 const stack = new Stack(app, 'Tiny');
 const api = new lambda.Function(stack, 'api', {
   functionName: 'api', runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler',
@@ -55,35 +76,98 @@ guard.rollout('api', {
   steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
   alarms: ['api-live-error-rate'],
 });
-process.stdout.write(JSON.stringify(app.synth().getStackByName('Tiny').template));
-`);
-  const template = JSON.parse(execFileSync(process.execPath, ['app.js'], { cwd: app, encoding: 'utf8' }));
+const lattice = guard.rollout('orders', {
+  target: { type: 'lattice-listener', service: 'svc-0orders0000000000', listener: 'listener-0orders0000000000',
+    productionTargetGroup: 'tg-0production000000', canaryTargetGroup: 'tg-0canary0000000000' },
+  steps: [{ weight: 50, bake: '5m' }, { weight: 100 }],
+  alarms: ['orders-5xx'],
+});
+// The user's own role: allowed to start the Lattice rollout, and a wildcard of the user's own.
+const deployer = new iam.Role(stack, 'deployer', { assumedBy: new iam.AccountRootPrincipal() });
+lattice.grantStart(deployer);
+deployer.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: ['arn:aws:s3:::artifacts/*'] }));
+
+if (process.argv[2] === 'template') {
+  process.stdout.write(JSON.stringify(app.synth().getStackByName('Tiny').template));
+} else {
+  const version = require('cdk-nag/package.json').version;
+  const { AwsSolutionsChecks } = require('cdk-nag');
+  if (version.startsWith('2.')) Aspects.of(app).add(new AwsSolutionsChecks());
+  else Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  let assembly;
+  const report = path.join(outdir, 'validation-report.json');
+  try {
+    assembly = app.synth();
+  } catch (e) {
+    if (!fs.existsSync(report)) throw e; // 3.x fails the synth on a violation, after writing its report
+  }
+  const findings = [];
+  if (assembly) {
+    for (const m of assembly.getStackByName('Tiny').messages) {
+      const text = String(m.entry.data);
+      if (m.level !== 'info' && text.startsWith('AwsSolutions-')) findings.push({ rule: text.slice(0, text.indexOf(': ')), path: m.id.replace(/^\\//, '') });
+    }
+  }
+  if (fs.existsSync(report)) {
+    for (const plugin of JSON.parse(fs.readFileSync(report, 'utf8')).pluginReports) {
+      for (const v of plugin.violations) for (const c of v.violatingConstructs) findings.push({ rule: v.ruleName, path: c.constructPath });
+    }
+  }
+  process.stdout.write(JSON.stringify({ version, findings }));
+}
+`;
+
+test('npm pack: the library\'s modules, its README and the project\'s LICENSE, nothing else', () => {
+  // Every module of lib/ but the examples (stacks, rehearsal), compiled with its types; no stale one.
+  const modules = fs.readdirSync(path.join(root, 'lib')).filter((f) => f.endsWith('.ts') && !['stacks.ts', 'rehearsal.ts'].includes(f)).map((f) => f.replace(/\.ts$/, ''));
+  expect(modules).toEqual(expect.arrayContaining(['index', 'shiftguard', 'rollout', 'nag', 'duration']));
+  expect(shiftguard.files.sort()).toEqual(['LICENSE', 'README.md', 'package.json', ...modules.flatMap((m) => [`dist/lib/${m}.d.ts`, `dist/lib/${m}.js`])].sort());
+  const unpacked = path.join(work, 'unpacked');
+  fs.mkdirSync(unpacked);
+  execFileSync('tar', ['-xzf', shiftguard.tarball, '-C', unpacked]);
+  expect(fs.readFileSync(path.join(unpacked, 'package', 'LICENSE'), 'utf8')).toBe(fs.readFileSync(path.join(repo, 'LICENSE'), 'utf8'));
+  expect(fs.readFileSync(path.join(unpacked, 'package', 'LICENSE'), 'utf8')).toMatch(/^\s*Apache License\s+Version 2\.0, January 2004/);
+  const readme = fs.readFileSync(path.join(unpacked, 'package', 'README.md'), 'utf8');
+  for (const section of ['## Install', 'protect(', 'rollout(', 'grantStart(', 'cdk-nag', 'Validations.of(app).addPlugins']) expect(readme).toContain(section);
+});
+
+test('a fresh CDK app from the tarball: synth with protect() and rollout()', () => {
+  const app = makeApp('plain');
+  const template = JSON.parse(execFileSync(process.execPath, ['app.js', 'template'], { cwd: app, encoding: 'utf8' }));
   const resources = Object.values(template.Resources) as any[];
   const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function').map((r) => r.Properties.FunctionName);
   expect(functions.sort()).toEqual(['CodeDeployHook_shiftguard_post_traffic', 'CodeDeployHook_shiftguard_pre_traffic', 'api', 'shiftguard_rollback', 'shiftguard_shift']);
   // rollout(): a state machine that invokes shift, with the plan as its defaults.
   const machines = resources.filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
-  expect(machines).toHaveLength(1);
-  const definition = JSON.parse(machines[0].Properties.DefinitionString['Fn::Join'][1].map((p: any) => typeof p === 'string' ? p : '<ref>').join(''));
-  expect(definition.States.Defaults.Result.target).toEqual({ type: 'lambda-alias', function: 'api', alias: 'live' });
-  expect(definition.States.Bake.SecondsPath).toBe('$.last.waitSeconds');
-  const rollback = resources.find((r) => r.Properties?.FunctionName === 'shiftguard_rollback');
-  // ROLLBACK_TARGETS is JSON joined around Refs: put the Refs back in as text and read it.
-  const parts: unknown[] = rollback.Properties.Environment.Variables.ROLLBACK_TARGETS['Fn::Join'][1];
-  const mappings = JSON.parse(parts.map((p: any) => typeof p === 'string' ? p : `Ref:${p.Ref}`).join(''));
-  expect(mappings).toHaveLength(1);
-  expect(mappings[0].targets).toEqual([{
-    type: 'lambda-alias', function: expect.stringMatching(/^Ref:api/), alias: 'live',
-    codeDeploy: { application: expect.stringMatching(/^Ref:ShiftGuardapplication/), deploymentGroup: expect.stringMatching(/^Ref:.*deploymentgroup/) },
-  }]);
-  // The protect() call's checks run only for api's deployments: functions: [api's name] (a Ref).
-  const hook = resources.find((r) => r.Properties?.FunctionName === 'CodeDeployHook_shiftguard_pre_traffic');
-  const checkParts: unknown[] = hook.Properties.Environment.Variables.HOOK_CHECKS['Fn::Join'][1];
-  const checks = JSON.parse(checkParts.map((p: any) => typeof p === 'string' ? p : `Ref:${p.Ref}`).join(''));
-  expect(checks.checks).toEqual([expect.objectContaining({ name: 'smoke', functions: [expect.stringMatching(/^Ref:api[0-9A-F]{8}$/)] })]);
+  expect(machines).toHaveLength(2);
+  const definitions = machines.map((m) => JSON.parse(m.Properties.DefinitionString['Fn::Join'][1].map((p: any) => typeof p === 'string' ? p : '<ref>').join('')));
+  expect(definitions.map((d) => d.States.Defaults.Result.target)).toContainEqual({ type: 'lambda-alias', function: 'api', alias: 'live' });
+  for (const d of definitions) expect(d.States.Bake.SecondsPath).toBe('$.last.waitSeconds');
   const alarms = Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === 'AWS::CloudWatch::Alarm');
   expect(alarms.map(([, r]: [string, any]) => r.Properties.AlarmName).sort()).toEqual(['api-live-canary-error-rate', 'api-live-canary-p99', 'api-live-error-rate', 'api-live-p99']);
-  expect([...mappings[0].alarms].sort()).toEqual(alarms.map(([id]) => `Ref:${id}`).sort());
   expect(resources.filter((r) => r.Type === 'AWS::CodeDeploy::DeploymentGroup')).toHaveLength(1);
-  fs.rmSync(work, { recursive: true, force: true });
-}, 60000);
+});
+
+describe.each(['2', '3'])('cdk-nag %s.x installed in the app', (major) => {
+  let result: { version: string; findings: Array<{ rule: string; path: string }> };
+  beforeAll(() => {
+    const app = makeApp(`nag${major}`, NAG[major]);
+    result = JSON.parse(execFileSync(process.execPath, ['app.js', 'nag'], { cwd: app, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  });
+
+  test('is the major the app runs', () => {
+    expect(result.version).toMatch(new RegExp(`^${major}\\.`));
+  });
+
+  test('nothing unacknowledged on ShiftGuard\'s resources, nor on the user\'s role from grantStart', () => {
+    const ours = result.findings.filter((f) => f.path.startsWith('Tiny/ShiftGuard/') || (f.path.startsWith('Tiny/deployer/') && !f.rule.includes('arn:aws:s3:::artifacts/*')));
+    expect(ours).toEqual([]);
+  });
+
+  test('the user\'s own findings are still reported: api\'s managed policy, the deployer\'s own wildcard', () => {
+    expect(result.findings).toEqual([
+      { rule: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]', path: 'Tiny/api/ServiceRole/Resource' },
+      { rule: 'AwsSolutions-IAM5[Resource::arn:aws:s3:::artifacts/*]', path: 'Tiny/deployer/DefaultPolicy/Resource' },
+    ]);
+  });
+});
