@@ -66,14 +66,19 @@ demo: $(STAMP) cdk-synth
 # IAM_USAGE; tests/iam_report.py turns it into the least-privilege report (target/iam-report.md) and
 # fails on a grant never used and not explained (tests/iam-unused.json) or a README IAM gap.
 IAM_USAGE := $(CURDIR)/target/iam-usage.jsonl
+# Each demo scenario's transcript, compared with the README's (tests/demo/readme_transcript.py).
+DEMO_TRANSCRIPTS := $(CURDIR)/target/demo-transcripts
 test: $(STAMP) cdk-synth
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	rm -f $(IAM_USAGE)
+	rm -rf $(DEMO_TRANSCRIPTS)
 	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) cargo test --workspace --locked
-	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario alias
-	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario lattice
-	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario alias --transcript $(DEMO_TRANSCRIPTS)/alias.txt
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario lattice --transcript $(DEMO_TRANSCRIPTS)/lattice.txt
+	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) $(PYTHON) tests/demo/demo.py --scenario codedeploy-alarm --transcript $(DEMO_TRANSCRIPTS)/codedeploy-alarm.txt
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/demo/test_readme_transcript.py
+	$(PYTHON) tests/demo/readme_transcript.py $(DEMO_TRANSCRIPTS)
 	$(PYTHON) tests/iam_report.py --usage $(IAM_USAGE)
 	$(PYTHON) tests/byhand/run.py
 	$(MAKE) cdk-test sam-test

@@ -16,7 +16,9 @@ Every step is shown and checked from what the emulator recorded (hook executions
 alarm transitions, SNS deliveries, GetDeployment, the call log). Exits non-zero if any step's
 outcome differs from the story, so `make test` runs it too.
 
-Usage: demo.py [--scenario alias|codedeploy-alarm|lattice]
+Usage: demo.py [--scenario alias|codedeploy-alarm|lattice] [--transcript FILE]
+  --transcript FILE  also write everything printed to FILE (tests/demo/readme_transcript.py
+                     compares it with the README's transcript of the scenario)
   alias             v2 stopped by pre-traffic; v3 rolled back by ShiftGuard on its alarm; v4 promoted
   codedeploy-alarm  the deployment group watches the same alarm and rolls back itself, while
                     ShiftGuard's rollback receives it through SNS: the two must agree, not fight
@@ -1069,16 +1071,46 @@ def lattice_scenario(em: Emulator) -> None:
 SCENARIOS = {"alias": alias_scenario, "codedeploy-alarm": codedeploy_alarm_scenario, "lattice": lattice_scenario}
 
 
+class Tee(io.TextIOBase):
+    """stdout, and a copy in the transcript file."""
+
+    def __init__(self, *streams) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default=os.environ.get("SCENARIO") or "alias")
+    parser.add_argument("--transcript", type=Path, help="also write everything printed to this file")
     args = parser.parse_args()
+    if not args.transcript:
+        return run(args.scenario)
+    args.transcript.parent.mkdir(parents=True, exist_ok=True)
+    with args.transcript.open("w", encoding="utf-8") as transcript:
+        sys.stdout = Tee(sys.__stdout__, transcript)
+        try:
+            return run(args.scenario)
+        finally:
+            sys.stdout.flush()
+            sys.stdout = sys.__stdout__
+
+
+def run(scenario: str) -> int:
     build()
     em = Emulator()
     say(f"local AWS emulator at {em.url}")
     scenario_started = time.monotonic()
     try:
-        SCENARIOS[args.scenario](em)
+        SCENARIOS[scenario](em)
         denied, judged = em.denied_calls(), em.role_calls()
         expect("every call of every binary was allowed by its own role from the synthesized template (strict IAM)", judged and not denied,
                f"{len(judged)} calls judged; " + "; ".join(f"{c['iam'].get('principal')}: {c['iam'].get('action')} on {', '.join(c['iam'].get('resources') or [])} "
@@ -1094,7 +1126,7 @@ def main() -> int:
         for f in failures:
             print(f"  - {f}")
         return 1
-    print(f"\nDemo ({args.scenario}) passed: every step went as the story says ({total:.0f}s; the scenario itself {took:.1f}s).")
+    print(f"\nDemo ({scenario}) passed: every step went as the story says ({total:.0f}s; the scenario itself {took:.1f}s).")
     return 0
 
 
