@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
+.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -27,6 +27,7 @@ help:
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
+	@echo "make schema    - regenerate cdk/schema/shiftguard.schema.json from the Rust configuration types (a test fails while it is stale)"
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
@@ -54,6 +55,11 @@ $(SAM_STAMP): tests/requirements-sam.txt
 	touch $@
 
 SCENARIO ?= alias
+
+# The configuration's JSON Schema, generated from the Rust types (tests/schema); the construct
+# validates protect()/rollout() against it at synth. `make test` fails while the committed one is stale.
+schema:
+	SHIFTGUARD_WRITE_SCHEMA=1 cargo test -p shiftguard-schema --test committed
 
 # A whole canary deployment with the real binaries, run by the emulator's engine (SCENARIO=lattice: a
 # VPC Lattice listener rolled out by shift, driven by tests/demo/rollout.py; SCENARIO=codedeploy-alarm:

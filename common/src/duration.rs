@@ -44,6 +44,18 @@ pub fn from_json(value: &serde_json::Value) -> Option<Duration> {
     }
 }
 
+/// The JSON Schema of a duration field: a string in the grammar, or whole milliseconds.
+#[cfg(feature = "schema")]
+pub fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A duration: 500ms, 90s, 5m or 1h (a whole number with one unit), or a whole number of milliseconds",
+        "anyOf": [
+            {"type": "string", "pattern": "^\\s*[0-9]+(ms|s|m|h)?\\s*$"},
+            {"type": "integer", "minimum": 0}
+        ]
+    })
+}
+
 /// Serde for a `Duration` field written in the grammar (read: a string or a number of
 /// milliseconds; written: `"<n>ms"`).
 pub mod serde_text {

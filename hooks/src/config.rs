@@ -54,6 +54,7 @@ pub struct EnvTarget {
 
 /// The checks file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckSet {
     /// How many checks run at once.
@@ -99,8 +100,11 @@ fn default_concurrency() -> usize {
 }
 
 // No `deny_unknown_fields` here: with `flatten` serde hands the fields this struct does not know
-// to the kind's struct, which denies unknown ones, so typos are still caught.
+// to the kind's struct, which denies unknown ones, so typos are still caught. The schema says the
+// same with `unevaluatedProperties` (a flattened kind's own `additionalProperties` cannot).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(extend("unevaluatedProperties" = false)))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: String,
@@ -108,12 +112,20 @@ pub struct Check {
     pub kind: CheckKind,
     /// Per attempt, e.g. `10s` or `1500ms`.
     #[serde(default = "default_timeout", with = "duration_text")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "shiftguard_common::duration::json_schema")
+    )]
     pub timeout: Duration,
     /// Extra attempts after a failure.
     #[serde(default)]
     pub retries: u32,
     /// First pause between attempts; doubles each time.
     #[serde(default = "default_backoff", with = "duration_text")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "shiftguard_common::duration::json_schema")
+    )]
     pub backoff: Duration,
     /// Advisory checks (`false`) are reported but never fail the deployment.
     #[serde(default = "yes")]
@@ -147,6 +159,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum CheckKind {
     Invoke(InvokeCheck),
@@ -169,6 +182,7 @@ pub(crate) fn default_min_samples() -> u64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Inconclusive {
     Pass,

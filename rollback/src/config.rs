@@ -23,15 +23,18 @@ pub struct Config {
 
 /// Alarms (names, ARNs or `*`-globs of either) and the targets they put back on production.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mapping {
     #[serde(deserialize_with = "one_or_many")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "one_or_many_schema"))]
     pub alarms: Vec<String>,
     pub targets: Vec<Target>,
 }
 
 /// Something rollback may put back on production.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Target {
     LambdaAlias(LambdaAliasTarget),
@@ -40,6 +43,7 @@ pub enum Target {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LambdaAliasTarget {
     /// Function name or ARN (unqualified).
@@ -57,6 +61,7 @@ pub struct LambdaAliasTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodeDeployGroup {
     pub application: String,
@@ -64,6 +69,7 @@ pub struct CodeDeployGroup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LatticeListenerTarget {
     /// Service id or ARN.
@@ -76,6 +82,7 @@ pub struct LatticeListenerTarget {
 
 /// An API Gateway REST API stage whose canary gets a share of the stage's traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiGatewayCanaryTarget {
     /// REST API id (`a1b2c3d4e5`) or ARN (`arn:aws:apigateway:REGION::/restapis/ID`, or the
@@ -161,8 +168,16 @@ impl Target {
     }
 }
 
+/// One alarm or a list of them.
+#[cfg(feature = "schema")]
+fn one_or_many_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let many = g.subschema_for::<Vec<String>>();
+    schemars::json_schema!({"anyOf": [{"type": "string"}, many]})
+}
+
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     #[serde(untagged)]
     enum OneOrMany {
         One(String),

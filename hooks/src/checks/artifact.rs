@@ -7,6 +7,7 @@ use super::*;
 /// The version under deployment is exactly the artifact that was tested: exactly one of the
 /// expected values.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactCheck {
     /// A zip's `CodeSha256`: base64 as Lambda shows it, or hex as `sha256sum` prints it.
@@ -27,6 +28,7 @@ pub struct ArtifactCheck {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SameAs {
     pub function: String,

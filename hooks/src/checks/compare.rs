@@ -10,6 +10,7 @@ use shiftguard_common::duration::serde_text as duration_text;
 /// Pre-traffic: the same load sent to both versions, interleaved; post-traffic: CloudWatch series
 /// of both versions (`ExecutedVersion`) over the window, one latency value per period.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompareCheck {
     /// Pre-traffic: requests sent to EACH version (so twice this many invocations).
@@ -26,6 +27,10 @@ pub struct CompareCheck {
     pub expect: Expect,
     /// Post-traffic: how far back to look.
     #[serde(default = "default_compare_window", with = "duration_text")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "shiftguard_common::duration::json_schema")
+    )]
     pub window: Duration,
     /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
     #[serde(default = "default_statistic")]
@@ -68,6 +73,7 @@ pub struct CompareCheck {
 
 /// Post-traffic `compare`'s samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum CompareSource {
     #[default]

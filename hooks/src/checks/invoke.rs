@@ -7,6 +7,7 @@ use super::*;
 /// Invoke the function: at the exact target version (pre-traffic) or through the alias
 /// (post-traffic).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InvokeCheck {
     #[serde(default)]
@@ -16,6 +17,7 @@ pub struct InvokeCheck {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCheck {
     #[serde(default = "default_method")]
@@ -41,6 +43,7 @@ pub(crate) fn default_method() -> String {
 /// API key + HMAC-SHA256: `X-API-Key`, `X-Timestamp` (Unix seconds) and `X-Signature` = hex
 /// HMAC-SHA256(secret, timestamp + body).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Signing {
     pub api_key_env: String,
@@ -48,6 +51,7 @@ pub struct Signing {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expect {
     /// HTTP status, or for invoke the API Gateway-style `statusCode` of the response.
@@ -64,6 +68,7 @@ pub struct Expect {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BurstCheck {
     pub requests: usize,
@@ -88,6 +93,7 @@ pub(crate) fn default_max_p95() -> u64 {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum BurstTarget {
     Invoke(InvokeCheck),

@@ -9,6 +9,7 @@ use shiftguard_common::duration::serde_text as duration_text;
 
 /// Error lines of the new version against the old in CloudWatch Logs, per invocation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogsCheck {
     /// A CloudWatch Logs filter pattern for an error line.
@@ -23,6 +24,10 @@ pub struct LogsCheck {
     #[serde(default)]
     pub log_group: Option<String>,
     #[serde(default = "default_window", with = "duration_text")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "shiftguard_common::duration::json_schema")
+    )]
     pub window: Duration,
     /// Fail when the new version wrote more error lines than this in the window.
     #[serde(default)]

@@ -8,10 +8,15 @@ use shiftguard_common::duration::serde_text as duration_text;
 
 /// New version against old over the shift window, from CloudWatch by `ExecutedVersion`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsCheck {
     /// How far back to look, e.g. `15m`.
     #[serde(default = "default_window", with = "duration_text")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "shiftguard_common::duration::json_schema")
+    )]
     pub window: Duration,
     /// Fail when the new version's error rate is above this (0.0–1.0).
     #[serde(default)]

@@ -69,6 +69,7 @@ pub struct StepSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckFunction {
     pub function: String,
@@ -170,6 +171,7 @@ fn apply_input(plan: &mut RawPlan, input: &Value) -> Result<(), String> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawPlan {
     id: String,
@@ -184,6 +186,7 @@ struct RawPlan {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum RawTarget {
     #[serde(rename_all = "camelCase")]
@@ -209,6 +212,7 @@ enum RawTarget {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawStep {
     weight: i64,
@@ -217,12 +221,20 @@ struct RawStep {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawChecks {
     #[serde(default)]
     before: Option<Value>,
     #[serde(default)]
     after: Option<Value>,
+}
+
+/// The JSON Schema of a rollout plan as the construct writes it (`rollout()`'s props), for the
+/// construct's validation at synth (tests/schema).
+#[cfg(feature = "schema")]
+pub fn plan_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<RawPlan>()
 }
 
 /// Whether an event asks for a rollout step (`"shiftguard": "shift"`).
