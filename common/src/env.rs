@@ -213,11 +213,7 @@ fn substitute(
     process: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), String> {
     match value {
-        serde_json::Value::String(s) => {
-            if s.contains('$') {
-                *s = expand(s, process)?;
-            }
-        }
+        serde_json::Value::String(s) if s.contains('$') => *s = expand(s, process)?,
         serde_json::Value::Array(items) => {
             for item in items {
                 substitute(item, process)?;
