@@ -12,6 +12,7 @@ pub mod alias;
 pub mod apigateway;
 pub mod config;
 pub mod decision_metrics;
+pub mod doctor;
 pub mod event;
 pub mod lattice;
 pub mod operator;
@@ -42,6 +43,9 @@ pub struct Clients {
     /// Where this function runs, from its own ARN (the first invocation's context): names a
     /// target's ARN without a call.
     pub home: std::sync::OnceLock<truth::Home>,
+    /// For `doctor` only: built on its first use, never on an alarm's path.
+    sdk: aws_config::SdkConfig,
+    cloudwatch: std::sync::OnceLock<aws_sdk_cloudwatch::Client>,
 }
 
 impl Clients {
@@ -54,9 +58,17 @@ impl Clients {
         }
     }
 
+    /// CloudWatch, for `doctor` (built on first use).
+    pub fn cloudwatch(&self) -> &aws_sdk_cloudwatch::Client {
+        self.cloudwatch
+            .get_or_init(|| aws_sdk_cloudwatch::Client::new(&self.sdk))
+    }
+
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             home: std::sync::OnceLock::new(),
+            sdk: sdk.clone(),
+            cloudwatch: std::sync::OnceLock::new(),
             lambda: aws_sdk_lambda::Client::new(sdk),
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
             lattice: aws_sdk_vpclattice::Client::new(sdk),
@@ -91,6 +103,8 @@ pub enum RollbackError {
         why: String,
         summary: String,
     },
+    #[error("doctor found {serious} serious problem(s) in the safety net; report: {report}")]
+    DoctorFoundProblems { serious: usize, report: String },
     #[error("traffic was handled but the summary could not be published to {topic}: {message}; summary: {summary}")]
     Notify {
         topic: String,
@@ -109,6 +123,7 @@ impl RollbackError {
             RollbackError::TargetsFailed { .. } => "Rollback.TargetsFailed",
             RollbackError::Incomplete { .. } => "Rollback.Incomplete",
             RollbackError::Notify { .. } => "Rollback.NotifyFailed",
+            RollbackError::DoctorFoundProblems { .. } => "Rollback.DoctorFoundProblems",
         }
     }
 }
@@ -247,6 +262,42 @@ pub fn route<'c>(transitions: &[AlarmTransition], config: &'c Config) -> Routing
 /// Kept for the summary, logs and SNS publication at the end of an invocation: target work stops
 /// this long before the deadline (at most a third of the time left).
 const SUMMARY_RESERVE: Duration = Duration::from_millis(1500);
+
+/// One invocation: `{"shiftguard": "doctor"}` checks the configuration against the account
+/// ([`doctor`]); anything else is an alarm or an operator's request ([`handle`]).
+pub async fn invoke(
+    clients: &Clients,
+    config: &Config,
+    event: &Value,
+    deadline: Deadline,
+    own_arn: Option<String>,
+) -> Result<Value, RollbackError> {
+    if doctor::is_doctor_event(event) {
+        let facts = doctor::gather(clients, config, own_arn).await;
+        let report = doctor::report(config, &facts);
+        for f in &report.findings {
+            warn!(check = f.check, subject = %f.subject, severity = ?f.severity, action = "doctor", outcome = "finding", "{}", f.message);
+        }
+        info!(
+            action = "doctor",
+            healthy = report.healthy,
+            serious = report.serious,
+            warnings = report.warnings,
+            "doctor checked the safety net"
+        );
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        if report.serious > 0 {
+            return Err(RollbackError::DoctorFoundProblems {
+                serious: report.serious,
+                report: value.to_string(),
+            });
+        }
+        return Ok(value);
+    }
+    let summary = handle(clients, config, event, deadline).await?;
+    serde_json::to_value(summary)
+        .map_err(|e| RollbackError::BadConfig(format!("the summary could not be serialised: {e}")))
+}
 
 /// Handles one event. Malformed events fail before any AWS call.
 pub async fn handle(

@@ -1,8 +1,8 @@
 //! The `rollback` Lambda function: configuration and clients once, then the runtime loop.
 
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use rollback::event::EventError;
-use rollback::{handle, Clients, Config, Deadline, RollbackError};
+use rollback::{invoke, Clients, Config, Deadline, RollbackError};
 use shiftguard_common::RawEvent;
 
 #[tokio::main(flavor = "current_thread")]
@@ -29,11 +29,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         };
         clients.learn_home(&event.context.invoked_function_arn);
         let deadline = Deadline::from_epoch_ms(event.context.deadline);
-        let summary = handle(clients, config, &payload, deadline).await?;
-        serde_json::to_value(summary).map_err(|e| Diagnostic {
-            error_type: "Rollback.Internal".into(),
-            error_message: format!("the summary could not be serialised: {e}"),
-        })
+        let own = Some(event.context.invoked_function_arn.clone());
+        Ok::<_, lambda_runtime::Error>(invoke(clients, config, &payload, deadline, own).await?)
     }))
     .await
 }
