@@ -46,6 +46,8 @@ pub struct Finding {
 #[serde(rename_all = "camelCase")]
 pub struct DoctorReport {
     pub doctor: &'static str,
+    /// This function's ARN as it was invoked: what an alarm action or a subscription must name.
+    pub function_arn: Option<String>,
     pub healthy: bool,
     pub serious: usize,
     pub warnings: usize,
@@ -235,14 +237,39 @@ pub fn diagnose(config: &Config, facts: &Facts) -> Vec<Finding> {
                         subject,
                         "its actions are disabled: its ALARM notifies nobody".into(),
                     );
-                } else if facts.own_arn.is_some() {
+                } else if facts.own_arn.is_none() {
+                    push(Severity::Warning, "alarm-reaches-rollback", subject, format!(
+                        "could not tell whether its actions ({}) reach rollback: this function's ARN is unknown (a local runtime)",
+                        alarm.actions.join(", ")));
+                } else {
                     let verdicts: Vec<Option<bool>> =
                         alarm.actions.iter().map(|a| reaches_rollback(a)).collect();
                     if !verdicts.contains(&Some(true)) {
                         if verdicts.contains(&None) {
-                            push(Severity::Warning, "alarm-reaches-rollback", subject, format!(
-                                "could not tell whether its actions ({}) reach rollback (a topic's subscriptions were not readable)",
-                                alarm.actions.join(", ")));
+                            let why: Vec<String> = alarm
+                                .actions
+                                .iter()
+                                .filter_map(|a| match facts.topics.get(a) {
+                                    Some(Read::Denied(w))
+                                    | Some(Read::Failed(w))
+                                    | Some(Read::Missing(w)) => Some(format!("{a}: {w}")),
+                                    _ => None,
+                                })
+                                .collect();
+                            push(
+                                Severity::Warning,
+                                "alarm-reaches-rollback",
+                                subject,
+                                format!(
+                                    "could not tell whether its actions ({}) reach rollback: {}",
+                                    alarm.actions.join(", "),
+                                    if why.is_empty() {
+                                        "this function's ARN is unknown".to_string()
+                                    } else {
+                                        why.join("; ")
+                                    }
+                                ),
+                            );
                         } else {
                             push(Severity::Serious, "alarm-reaches-rollback", subject, format!(
                                 "its ALARM goes to {} — no topic rollback is subscribed to, nor rollback itself",
@@ -334,6 +361,7 @@ pub fn report(config: &Config, facts: &Facts) -> DoctorReport {
         .count();
     DoctorReport {
         doctor: "rollback",
+        function_arn: facts.own_arn.clone(),
         healthy: serious == 0,
         serious,
         warnings: findings.len() - serious,
@@ -372,7 +400,14 @@ where
     };
     match code {
         Some(c) if missing.contains(&c) => Read::Missing(text),
-        Some(c) if c.contains("AccessDenied") || c == "UnauthorizedOperation" => Read::Denied(text),
+        // SNS says AuthorizationError where the others say AccessDenied.
+        Some(c)
+            if c.contains("AccessDenied")
+                || c == "UnauthorizedOperation"
+                || c == "AuthorizationError" =>
+        {
+            Read::Denied(text)
+        }
         _ => Read::Failed(text),
     }
 }
@@ -388,6 +423,9 @@ fn code_of<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
 /// Makes every read `diagnose` needs; none changes anything.
 pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>) -> Facts {
     let cloudwatch = clients.cloudwatch();
+    // Lambda always gives the function's ARN; a local runtime (cargo lambda) may give a
+    // placeholder, which names nothing: then whether an alarm reaches rollback is "could not tell".
+    let own_arn = own_arn.filter(|a| a.starts_with("arn:") && a.contains(":function:"));
     let mut facts = Facts {
         own_arn,
         ..Facts::default()
@@ -527,7 +565,8 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                             // A topic that does not exist has no subscribers: nothing hears the alarm.
                             Read::Missing(_) => Read::Found(Vec::new()),
                             Read::Denied(w) => Read::Denied(w),
-                            other => Read::Failed(format!("{other:?}")),
+                            Read::Failed(w) => Read::Failed(w),
+                            Read::Found(()) => unreachable!(),
                         },
                     );
                     break;

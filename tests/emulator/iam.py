@@ -351,10 +351,12 @@ def request_of(service: str, region: str, account: str, operation: str, params: 
         if name:
             return f"logs:{operation}", [f"arn:aws:logs:{region}:{account}:log-group:{name}:*"], context
         return f"logs:{operation}", ["*"], context
-    if service == "sns" and operation == "Publish":
+    if service == "sns":
+        # Topic actions (Publish, ListSubscriptionsByTopic, Subscribe, GetTopicAttributes…) are
+        # authorized on the topic (Service Authorization Reference, Amazon SNS: resource type topic).
         form = _parse_qs(body.decode("utf-8", "replace")) if body else {}
         topic = (form.get("TopicArn") or form.get("TargetArn") or ["*"])[0]
-        return "sns:Publish", [topic], context
+        return f"sns:{operation}", [topic], context
     if service == "apigateway":
         verb = {"GetStage": "GET", "UpdateStage": "PATCH"}.get(operation)
         if verb and params.get("restapi_id") and params.get("stage_name"):
