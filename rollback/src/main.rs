@@ -1,6 +1,6 @@
 //! The `rollback` Lambda function: configuration and clients once, then the runtime loop.
 
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rollback::event::EventError;
 use rollback::{invoke, Clients, Config, Deadline, RollbackError};
 use shiftguard_common::RawEvent;
@@ -30,7 +30,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         clients.learn_home(&event.context.invoked_function_arn);
         let deadline = Deadline::from_epoch_ms(event.context.deadline);
         let own = Some(event.context.invoked_function_arn.clone());
-        Ok::<_, lambda_runtime::Error>(invoke(clients, config, &payload, deadline, own).await?)
+        // Through Diagnostic: the errorType is the documented one (Rollback.*), not a type name.
+        invoke(clients, config, &payload, deadline, own)
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }
