@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import { parseDuration } from './duration';
 import { suppress, suppressGrant } from './nag';
 import type { HookChecks } from './shiftguard';
+import { assertConfiguration, configurationProblems } from './validate';
 
 /** One step of a rollout: the canary's share of traffic, then how long it bakes before the checks after it. */
 export interface RolloutStep {
@@ -187,12 +188,14 @@ const blank = (v: string) => !Token.isUnresolved(v) && v.trim() === '';
 const literal = (v: string | undefined): v is string => v !== undefined && !Token.isUnresolved(v);
 const VERSION = /^[0-9]+$/;
 
-/** A check set: at least one check, each named, none scoped with the hooks' `functions`. */
+/**
+ * A check set beyond its schema (checked before): at least one check, none with a blank name,
+ * none scoped with the hooks' `functions`.
+ */
 function validChecks(field: string, set: HookChecks): void {
-  if (!Array.isArray(set.checks) || set.checks.length === 0) throw new Error(`${field}.checks: is empty: configure at least one check`);
+  if (set.checks.length === 0) throw new Error(`${field}.checks: is empty: configure at least one check`);
   set.checks.forEach((c, i) => {
-    if (typeof c.name !== 'string' || blank(c.name)) throw new Error(`${field}.checks[${i}].name: is blank`);
-    if (typeof c.kind !== 'string') throw new Error(`${field}.checks[${i}] ('${c.name}'): kind: expected invoke, http, burst, metrics, compare, logs or artifact`);
+    if (blank(c.name)) throw new Error(`${field}.checks[${i}].name: is blank`);
     if (c.functions !== undefined) {
       throw new Error(`${field}.checks[${i}] ('${c.name}'): functions: a rollout's checks run for the rollout's own function (the alias's, or checkFunction); \`functions\` is for the hooks`);
     }
@@ -210,11 +213,41 @@ function needsFunction(check: { kind: string; [k: string]: unknown }): boolean {
 }
 
 /**
+ * The plan's `id` while it is checked at synth: `shift` reads the execution's name there (the
+ * state machine adds it), which the schema requires and the construct's plan cannot know.
+ */
+const ID_AT_SYNTH = 'execution-name';
+
+/**
+ * Every problem the configuration's schema finds in a plan (cdk/lib/validate.ts), its check sets
+ * as the hooks' check sets (`shift` parses `checks.before`/`after` as the hooks do), one line each,
+ * each path starting `rollout.`; empty when valid.
+ */
+export function planProblems(plan: RolloutPlan): string[] {
+  const problems: string[] = [];
+  for (const phase of ['before', 'after'] as const) {
+    const set = plan.checks?.[phase];
+    if (set !== undefined) problems.push(...configurationProblems('checkSet', set, `rollout.checks.${phase}`));
+  }
+  for (const p of configurationProblems('rolloutPlan', { id: ID_AT_SYNTH, ...plan }, 'rollout')) {
+    if (!problems.includes(p)) problems.push(p);
+  }
+  return problems;
+}
+
+/**
  * The plan `shift` reads, validated as `shift` validates it (the same fields, the same limits),
- * so that a mistake fails `cdk synth` naming the field rather than the first execution.
- * Values that are tokens (resolved at deploy) are not checked.
+ * so that a mistake fails `cdk synth` naming the field rather than the first execution: first
+ * against the configuration's schema (generated from the types `shift` parses the plan with:
+ * unknown settings, check kinds, durations, types), then the rules across fields the schema cannot
+ * say. Values that are tokens (resolved at deploy) are not checked beyond their type.
  */
 export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alarms' | 'checks' | 'checkFunction'>): RolloutPlan {
+  // The check sets first: a typo in one (`kind: 'invok'`) must not surface as a rule about kinds.
+  for (const phase of ['before', 'after'] as const) {
+    const set = props.checks?.[phase];
+    if (set !== undefined) assertConfiguration('', 'checkSet', set, `rollout.checks.${phase}`);
+  }
   const t = props.target;
   if (t.type === 'lattice-listener') {
     for (const f of ['service', 'listener', 'productionTargetGroup', 'canaryTargetGroup'] as const) {
@@ -303,6 +336,18 @@ export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alar
   const target: RolloutPlanTarget = t.type === 'lattice-listener'
     ? { type: t.type, service: t.service, listener: t.listener, productionTargetGroup: t.productionTargetGroup, canaryTargetGroup: t.canaryTargetGroup }
     : { ...t };
+  // The plan against the schema as the props gave it — their own keys, so that a misspelt one
+  // (`bak`, `befor`, `checkFunction.aliass`) is refused rather than dropped from the plan — with
+  // what the construct turns into `shift`'s form: bakes as text, alarms as names.
+  const { productionAlias: _, ...targetGiven } = t as LatticeRolloutTarget;
+  assertConfiguration('', 'rolloutPlan', {
+    id: ID_AT_SYNTH,
+    target: targetGiven,
+    steps: props.steps.map((s, i) => ({ ...s, bake: steps[i].bake })),
+    alarms,
+    checks: props.checks,
+    checkFunction: props.checkFunction,
+  }, 'rollout');
   return {
     target,
     steps,
@@ -347,6 +392,11 @@ export class Rollout extends Construct {
   constructor(scope: Construct, id: string, props: RolloutConstructProps) {
     super(scope, id);
     this.plan = rolloutPlan(props);
+    // The plan as it is at synth, once more: its check sets are the objects the props gave, which
+    // may have been changed since (rollout() checked them as they were then).
+    this.node.addValidation({
+      validate: () => planProblems(this.plan).map((p) => `ShiftGuard rollout ${this.node.path}: ${p.replace(/^rollout\./, '')}`),
+    });
     const events = historyEvents(this.plan);
     if (events > 0.8 * HISTORY_EVENTS) {
       Annotations.of(this).addWarningV2('shiftguard:rolloutHistory', `the steps bake long enough that one execution needs about ${events} history events of Step Functions' ${HISTORY_EVENTS} (shift comes back at least every minute, ${EVENTS_PER_RETURN} events each): an execution that reaches the limit fails. Keep the bakes under about ${Math.floor((0.8 * HISTORY_EVENTS) / EVENTS_PER_RETURN / 60)} hours in all, or split the rollout in two.`);

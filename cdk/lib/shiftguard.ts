@@ -15,6 +15,7 @@ import { Construct } from 'constructs';
 import { suppress } from './nag';
 import { SettingsFiles } from './settings';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
+import { assertConfiguration, configurationProblems } from './validate';
 
 /**
  * A Lambda alias rollback may put back on its stable version (see ROLLBACK_TARGETS). Rollback also
@@ -90,7 +91,10 @@ export interface CheckedFunction {
   readonly logGroupName?: string;
 }
 
-/** One hook check (see the README's "Checks"); the hooks validate every field at start-up. */
+/**
+ * One hook check (see the README's "Checks"): checked against the configuration's schema when it
+ * is given (./validate.ts), and by the hooks at start-up.
+ */
 export interface HookCheck {
   /**
    * Unique per function: a name may repeat only across checks whose `functions` do not overlap,
@@ -330,10 +334,14 @@ export class ShiftGuard extends Construct {
     // Lazy: mappings added after construction (protect, addRollbackMapping) are included. In the
     // settings file, not the environment: a map for many functions outgrows Lambda's 4 KB.
     this.settingsFiles.set(this.rollback, 'rollback', 'ROLLBACK_TARGETS', Lazy.string({ produce: () => JSON.stringify(this.mappings) }));
-    if (props.preTrafficChecks) this.addChecks('pre-traffic', props.preTrafficChecks);
-    if (props.postTrafficChecks) this.addChecks('post-traffic', props.postTrafficChecks);
+    // Each given check set and mapping is checked against the configuration's schema as it is
+    // added (a typo fails where it was written); the documents as rendered, once more at synth.
+    const given = `ShiftGuard ${this.node.path}`;
+    if (props.preTrafficChecks) this.commitChecks('pre-traffic', props.preTrafficChecks, this.planChecks('pre-traffic', props.preTrafficChecks, undefined, { call: given, field: 'preTrafficChecks' }));
+    if (props.postTrafficChecks) this.commitChecks('post-traffic', props.postTrafficChecks, this.planChecks('post-traffic', props.postTrafficChecks, undefined, { call: given, field: 'postTrafficChecks' }));
     for (const c of props.checkedFunctions ?? []) this.addCheckedFunction(c);
-    for (const m of props.rollbackTargets ?? []) this.addRollbackMapping(m);
+    (props.rollbackTargets ?? []).forEach((m, i) => this.addMapping(m, { call: given, field: `rollbackTargets[${i}]` }));
+    this.node.addValidation({ validate: () => this.renderedProblems() });
     // Hooks that guard deployments need checks: they refuse to start without HOOK_CHECKS.
     // protect() puts both hooks on its deployment group, so both need checks, and checks that
     // apply to each protected function: a hook with none for the deployed function reports Failed.
@@ -495,7 +503,13 @@ export class ShiftGuard extends Construct {
    */
   public rollout(id: string, props: RolloutProps): Rollout {
     if (this.rollouts[id]) throw new Error(`ShiftGuard rollout '${id}': already defined; one rollout() call per id`);
-    const plan = rolloutPlan(props);
+    let plan: RolloutPlan;
+    try {
+      plan = rolloutPlan(props);
+    } catch (e) {
+      // rolloutPlan names fields from `rollout.`; here the call is named instead.
+      throw new Error((e as Error).message.split('\n').map((line) => `ShiftGuard rollout '${id}': ${line.replace(/^rollout\./, '')}`).join('\n'));
+    }
     // Both are checked before anything is created: shift is shared, one value per variable.
     const env: Record<string, string> = { ...(props.environment ?? {}) };
     for (const k of Object.keys(env)) {
@@ -628,11 +642,16 @@ export class ShiftGuard extends Construct {
    * - `concurrency` is the largest asked for.
    */
   public addChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions?: string[]): void {
-    this.commitChecks(phase, set, this.planChecks(phase, set, functions));
+    this.commitChecks(phase, set, this.planChecks(phase, set, functions, { call: `ShiftGuard addChecks(${phase})`, field: '' }));
   }
 
-  /** The entries `set` adds to a phase's checks (none already kept); throws, adding nothing, on a conflict. */
-  private planChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions?: string[]): HookCheck[] {
+  /**
+   * The entries `set` adds to a phase's checks (none already kept); throws, adding nothing, on a
+   * conflict. `set` is checked against the configuration's schema first, errors naming `given`'s
+   * call and field.
+   */
+  private planChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions: string[] | undefined, given: { call: string; field: string }): HookCheck[] {
+    assertConfiguration(given.call, 'checkSet', set, given.field);
     if (functions !== undefined) validFunctions(`ShiftGuard ${phase} checks: functions`, functions);
     const adding: HookCheck[] = [];
     for (const check of set.checks) {
@@ -668,12 +687,9 @@ export class ShiftGuard extends Construct {
     if (!current) {
       current = { checks: [] };
       this.checks[phase] = current;
-      const checks = current;
       // JSON.stringify keeps a token (fn.functionName) as its string; CDK then renders the string
       // as an Fn::Join around the Ref (the test reads the synthesized HOOK_CHECKS back).
-      this.settingsFiles.set(hook, phase, 'HOOK_CHECKS', Lazy.string({
-        produce: () => JSON.stringify(checks.concurrency === undefined ? { checks: checks.checks } : { concurrency: checks.concurrency, checks: checks.checks }),
-      }));
+      this.settingsFiles.set(hook, phase, 'HOOK_CHECKS', Lazy.string({ produce: () => JSON.stringify(this.hookChecks(phase)) }));
       hook.addEnvironment('HOOK_DEADLINE_MARGIN', '5s');
       if (this.allowSkip) hook.addEnvironment('HOOK_ALLOW_SKIP', 'true');
       if (phase === 'post-traffic' && this.stableAlias) hook.addEnvironment('STABLE_ALIAS', this.stableAlias);
@@ -724,8 +740,37 @@ export class ShiftGuard extends Construct {
     }
   }
 
+  /** A phase's check set as the hook reads it (HOOK_CHECKS), or undefined when it has none. */
+  private hookChecks(phase: 'pre-traffic' | 'post-traffic'): HookChecks | undefined {
+    const set = this.checks[phase];
+    if (!set) return undefined;
+    return set.concurrency === undefined ? { checks: set.checks } : { concurrency: set.concurrency, checks: set.checks };
+  }
+
+  /**
+   * HOOK_CHECKS and ROLLBACK_TARGETS as they are rendered, against the configuration's schema: each
+   * check set and mapping was checked when it was given, but the objects given are kept, and may
+   * have been changed since.
+   */
+  private renderedProblems(): string[] {
+    const at = `ShiftGuard ${this.node.path}`;
+    const problems: string[] = [];
+    for (const phase of ['pre-traffic', 'post-traffic'] as const) {
+      const set = this.hookChecks(phase);
+      if (set) problems.push(...configurationProblems('checkSet', set).map((p) => `${at}: the ${phase} hook's HOOK_CHECKS: ${p}`));
+    }
+    if (this.mappings.length > 0) problems.push(...configurationProblems('rollbackMappings', this.mappings).map((p) => `${at}: ROLLBACK_TARGETS: ${p}`));
+    return problems;
+  }
+
   /** Adds alarms → targets to ROLLBACK_TARGETS and lets rollback act on exactly those targets. */
   public addRollbackMapping(mapping: RollbackMapping): void {
+    this.addMapping(mapping, { call: 'ShiftGuard addRollbackMapping()', field: '' });
+  }
+
+  /** addRollbackMapping, `mapping` checked against the configuration's schema first, errors naming `given`'s call and field. */
+  private addMapping(mapping: RollbackMapping, given: { call: string; field: string }): void {
+    assertConfiguration(given.call, 'mapping', mapping, given.field);
     const stack = Stack.of(this);
     this.mappings.push(mapping);
     const targets = mapping.targets;
@@ -822,8 +867,15 @@ export class ShiftGuard extends Construct {
     const functionName = fn.functionName;
     // This call's checks run only for this function (a check with its own `functions` is refused).
     // Both phases are checked before either is added, and before anything is created.
-    const pre = options.preTraffic && this.planChecks('pre-traffic', options.preTraffic, [functionName]);
-    const post = options.postTraffic && this.planChecks('post-traffic', options.postTraffic, [functionName]);
+    const call = `ShiftGuard protect(${fn.node.id})`;
+    // Both phases' mistakes at once, each on a line of its own.
+    const problems = [
+      ...(options.preTraffic ? configurationProblems('checkSet', options.preTraffic, 'preTraffic') : []),
+      ...(options.postTraffic ? configurationProblems('checkSet', options.postTraffic, 'postTraffic') : []),
+    ];
+    if (problems.length > 0) throw new Error(problems.map((p) => `${call}: ${p}`).join('\n'));
+    const pre = options.preTraffic && this.planChecks('pre-traffic', options.preTraffic, [functionName], { call, field: 'preTraffic' });
+    const post = options.postTraffic && this.planChecks('post-traffic', options.postTraffic, [functionName], { call, field: 'postTraffic' });
     if (options.preTraffic && pre) this.commitChecks('pre-traffic', options.preTraffic, pre);
     if (options.postTraffic && post) this.commitChecks('post-traffic', options.postTraffic, post);
     this.protectedFunctions.push({ name: functionName, path: fn.node.path });
@@ -910,7 +962,7 @@ export class ShiftGuard extends Construct {
       ...['canary-error-rate', 'canary-p99', 'error-rate', 'p99'].map((suffix) => `${prefix}-${suffix}`),
       ...(options.extraAlarms ?? []).map((x) => x.alarmName),
     ];
-    this.addRollbackMapping({ alarms: alarmNames, targets: [rollbackTarget] });
+    this.addMapping({ alarms: alarmNames, targets: [rollbackTarget] }, { call, field: '(its rollback mapping)' });
 
     const dashboard = options.dashboard === false ? undefined : this.dashboard(scope, options.dashboardName, {
       functionName, aliasName, versionRate, aliasRate, errorRate, p99Ms,

@@ -37,6 +37,7 @@ function makeApp(name: string, nag?: string): string {
     fs.symlinkSync(path.join(root, 'node_modules', peer), path.join(app, 'node_modules', peer), 'dir');
   }
   fs.writeFileSync(path.join(app, 'app.js'), APP);
+  fs.writeFileSync(path.join(app, 'typo.js'), TYPO);
   return app;
 }
 
@@ -117,18 +118,53 @@ if (process.argv[2] === 'template') {
 }
 `;
 
-test('npm pack: the library\'s modules, its README and the project\'s LICENSE, nothing else', () => {
+// `node typo.js`: a ShiftGuard whose protect() call misspells a check's setting.
+const TYPO = `
+const { App, Stack } = require('aws-cdk-lib');
+const lambda = require('aws-cdk-lib/aws-lambda');
+const { ShiftGuard } = require('shiftguard-cdk');
+const stack = new Stack(new App(), 'Typo');
+const cart = new lambda.Function(stack, 'cart', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => 1') });
+new ShiftGuard(stack, 'ShiftGuard', { assetDir: ${JSON.stringify(assets)} }).protect(cart, {
+  preTraffic: { checks: [{ name: 'smoke', kind: 'invoke', timout: '5s' }] },
+  postTraffic: { checks: [{ name: 'alias-smoke', kind: 'invok' }] },
+});
+`;
+
+/** The packages `name` needs at run time, itself included, as package-lock.json installs them. */
+function closure(name: string): string[] {
+  const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8'));
+  const found = new Set<string>();
+  const visit = (n: string) => {
+    if (found.has(n)) return;
+    found.add(n);
+    for (const d of Object.keys(lock.packages[`node_modules/${n}`]?.dependencies ?? {})) visit(d);
+  };
+  visit(name);
+  return [...found].sort();
+}
+
+test('npm pack: the library\'s modules, the configuration schema, its README and the project\'s LICENSE; ajv bundled', () => {
   // Every module of lib/ but the examples (stacks, rehearsal), compiled with its types; no stale one.
   const modules = fs.readdirSync(path.join(root, 'lib')).filter((f) => f.endsWith('.ts') && !['stacks.ts', 'rehearsal.ts'].includes(f)).map((f) => f.replace(/\.ts$/, ''));
-  expect(modules).toEqual(expect.arrayContaining(['index', 'shiftguard', 'rollout', 'nag', 'duration']));
-  expect(shiftguard.files.sort()).toEqual(['LICENSE', 'README.md', 'package.json', ...modules.flatMap((m) => [`dist/lib/${m}.d.ts`, `dist/lib/${m}.js`])].sort());
+  expect(modules).toEqual(expect.arrayContaining(['index', 'shiftguard', 'rollout', 'nag', 'duration', 'validate']));
+  const own = shiftguard.files.filter((f) => !f.startsWith('node_modules/'));
+  expect(own.sort()).toEqual(['LICENSE', 'README.md', 'package.json', 'schema/shiftguard.schema.json', ...modules.flatMap((m) => [`dist/lib/${m}.d.ts`, `dist/lib/${m}.js`])].sort());
+  // The one runtime dependency, bundled (jsii wants a non-jsii dependency bundled), with exactly
+  // what it needs itself.
+  const bundled = [...new Set(shiftguard.files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/')[1]))].sort();
+  expect(bundled).toEqual(closure('ajv'));
+  expect(bundled).toEqual(expect.arrayContaining(['ajv', 'fast-uri']));
   const unpacked = path.join(work, 'unpacked');
   fs.mkdirSync(unpacked);
   execFileSync('tar', ['-xzf', shiftguard.tarball, '-C', unpacked]);
+  // The schema the construct validates against is the committed one, byte for byte.
+  expect(fs.readFileSync(path.join(unpacked, 'package', 'schema', 'shiftguard.schema.json'), 'utf8'))
+    .toBe(fs.readFileSync(path.join(root, 'schema', 'shiftguard.schema.json'), 'utf8'));
   expect(fs.readFileSync(path.join(unpacked, 'package', 'LICENSE'), 'utf8')).toBe(fs.readFileSync(path.join(repo, 'LICENSE'), 'utf8'));
   expect(fs.readFileSync(path.join(unpacked, 'package', 'LICENSE'), 'utf8')).toMatch(/^\s*Apache License\s+Version 2\.0, January 2004/);
   const readme = fs.readFileSync(path.join(unpacked, 'package', 'README.md'), 'utf8');
-  for (const section of ['## Install', 'protect(', 'rollout(', 'grantStart(', 'cdk-nag', 'Validations.of(app).addPlugins']) expect(readme).toContain(section);
+  for (const section of ['## Install', '## Validated at synth', 'schema/shiftguard.schema.json', 'protect(', 'rollout(', 'grantStart(', 'cdk-nag', 'Validations.of(app).addPlugins']) expect(readme).toContain(section);
 });
 
 test('a fresh CDK app from the tarball: synth with protect() and rollout()', () => {
@@ -146,6 +182,23 @@ test('a fresh CDK app from the tarball: synth with protect() and rollout()', () 
   const alarms = Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === 'AWS::CloudWatch::Alarm');
   expect(alarms.map(([, r]: [string, any]) => r.Properties.AlarmName).sort()).toEqual(['api-live-canary-error-rate', 'api-live-canary-p99', 'api-live-error-rate', 'api-live-p99']);
   expect(resources.filter((r) => r.Type === 'AWS::CodeDeploy::DeploymentGroup')).toHaveLength(1);
+});
+
+test('a fresh CDK app from the tarball refuses a misspelt check at synth, naming the call and the field (the bundled ajv, the packed schema)', () => {
+  const app = makeApp('typo');
+  // ajv is the tarball's own copy, not one the app happens to have.
+  const installed = path.join(app, 'node_modules', 'shiftguard-cdk');
+  expect(execFileSync(process.execPath, ['-e', `process.stdout.write(require.resolve('ajv/dist/2020', { paths: [${JSON.stringify(installed)}] }))`], { encoding: 'utf8' }))
+    .toBe(path.join(installed, 'node_modules', 'ajv', 'dist', '2020.js'));
+  let stderr = '';
+  try {
+    execFileSync(process.execPath, ['typo.js'], { cwd: app, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    stderr = String((e as { stderr?: string }).stderr);
+  }
+  expect(stderr).toContain('Error: ShiftGuard protect(cart): preTraffic.checks[0]: unknown setting "timout" (an invoke check has: name, kind, ');
+  // Every problem of the call, each on a line of its own.
+  expect(stderr).toContain('\nShiftGuard protect(cart): postTraffic.checks[0].kind: "invok" is not a check kind (invoke, http, burst, metrics, compare, logs, artifact)\n');
 });
 
 describe.each(['2', '3'])('cdk-nag %s.x installed in the app', (major) => {

@@ -73,7 +73,7 @@ const main = setup((stack, sg) => {
     target: { type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue' },
     steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
     alarms: [apiAlarm],
-    checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 }, secretHeaders: { Authorization: 'PARTNER_TOKEN' } }] } },
+    checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 } }] } },
     environment: { PARTNER_TOKEN: 'from-the-test' },
     notificationTopic: topic,
     stateMachineName: 'checkout-rollout',
@@ -493,7 +493,7 @@ describe('the state machine: Step → Status → Bake → Step until promoted or
       target: { type: 'lambda-alias', function: 'checkout', alias: 'live', stableAlias: 'blue' },
       steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
       alarms: [apiAlarmName],
-      checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 }, secretHeaders: { Authorization: 'PARTNER_TOKEN' } }] } },
+      checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 } }] } },
     };
     expect(run.events[0]).toEqual({ shiftguard: 'shift', rollout: { id: 'checkout-v2', ...construct }, input: { target: { newVersion: '2' } } });
     expect(planOf(run.events[0])).toEqual({ id: 'checkout-v2', ...construct, target: { ...construct.target, newVersion: '2' } });
@@ -816,7 +816,7 @@ describe('the plan is validated at synth, naming the field', () => {
     fails({ checks: { before: { checks: [{ name: 'smoke', kind: 'invoke', functions: ['x'] }] } }, checkFunction: { function: 'orders', version: '2' } }, /functions: a rollout's checks run for the rollout's own function/);
     fails({ target: { type: 'lambda-alias', function: 'checkout', alias: 'live' }, checkFunction: { function: 'orders', version: '2' } }, /^rollout\.checkFunction: only for a lattice-listener target/);
     // http checks need no function; a burst through http neither.
-    expect(() => rolloutPlan({ ...base, checks: { after: { checks: [{ name: 'h', kind: 'http', url: 'https://orders.example/health' }, { name: 'b', kind: 'burst', target: { http: { url: 'https://orders.example/' } } }] } } })).not.toThrow();
+    expect(() => rolloutPlan({ ...base, checks: { after: { checks: [{ name: 'h', kind: 'http', url: 'https://orders.example/health' }, { name: 'b', kind: 'burst', requests: 5, concurrency: 1, target: { http: { url: 'https://orders.example/' } } }] } } })).not.toThrow();
   });
 
   test('shift is shared: one value per environment variable, one topic; one rollout per id', () => {
@@ -849,7 +849,7 @@ describe('the plan is validated at synth, naming the field', () => {
           ...base, environment: { PARTNER_TOKEN: 't', ARTIFACT: 'sha' },
           checks: { after: { checks: [
             { name: 'partner', kind: 'http', url, secretHeaders: { Authorization: 'PARTNER_TOKEN' } },
-            { name: 'load', kind: 'burst', requests: 5, target: { http: { url: 'https://Partner.example.com:8443/x', signing: { apiKeyEnv: 'PARTNER_TOKEN', secretEnv: 'PARTNER_TOKEN' } } } },
+            { name: 'load', kind: 'burst', requests: 5, concurrency: 1, target: { http: { url: 'https://Partner.example.com:8443/x', signing: { apiKeyEnv: 'PARTNER_TOKEN', secretEnv: 'PARTNER_TOKEN' } } } },
           ] } },
         });
       });

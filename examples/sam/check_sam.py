@@ -11,7 +11,12 @@ The example: exactly one AWS::Serverless::Application (a nested stack of the loc
 outputs feed the DeploymentPreference hooks and the alarms' actions, parameters the nested template
 declares, the CodeDeploy application and deployment group, the stage canary. Both: no circular
 dependency (Ref, GetAtt, Sub and DependsOn anywhere in a resource, UpdatePolicy included, as
-CloudFormation reads them). Both, and the nested templates they name: every local path
+CloudFormation reads them). The configuration: SAM has no synth step, so every value the example
+and the nested application's README give PreTrafficChecks, PostTrafficChecks and RollbackTargets
+(and any default) is validated against the configuration's JSON Schema
+(cdk/schema/shiftguard.schema.json, generated from the types the functions parse them with) and
+matches its AllowedPattern; a misspelt setting is refused, and the README's command that checks a
+value before deploying refuses it too and passes the example's. Both, and the nested templates they name: every local path
 (CodeUri, ContentUri, DefinitionUri, an application's Location) exists, and what `sam build` needs
 for each function built from a local CodeUri is there (the handler's module, npm's package.json, a
 Makefile with the function's target for a provided runtime). With --sam PATH (make sam-test): `sam
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -32,6 +38,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from jsonschema import Draft202012Validator
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.translator.transform import transform
 
@@ -48,6 +55,11 @@ NESTED_PARAMETERS = [
     "ArtifactsBucket", "FunctionName", "CodeDeployApplication", "PreTrafficChecks", "PostTrafficChecks",
     "RollbackTargets", "RollbackStageArns", "DryRun",
 ]
+# The configuration's JSON Schema and the nested application's JSON parameters: each is what one
+# function reads at start-up, parsed with the types the schema is generated from (its root here).
+SCHEMA = ROOT / "cdk" / "schema" / "shiftguard.schema.json"
+NESTED_README = NESTED.parent / "README.md"
+JSON_PARAMETERS = {"PreTrafficChecks": "checkSet", "PostTrafficChecks": "checkSet", "RollbackTargets": "rollbackMappings"}
 SAR_KEYS = ["Name", "Description", "Author", "SpdxLicenseId", "LicenseUrl", "ReadmeUrl", "Labels", "SemanticVersion", "SourceCodeUrl"]
 
 
@@ -302,6 +314,97 @@ def _json_ok(value) -> bool:
         return False
 
 
+def parameter_text(value) -> str | None:
+    """A parameter's value as the function will read it, each ${...} of a Sub stood in by a string."""
+    text = value.get("Fn::Sub") if isinstance(value, dict) else value
+    if isinstance(text, list):
+        text = text[0]
+    return re.sub(r"\$\{[^}]*\}", "SUBSTITUTED", text) if isinstance(text, str) else None
+
+
+def schema_problems(root: str, text: str) -> list[str]:
+    """What the functions would refuse in a parameter's value, by the committed schema: one line
+    each, with its JSON path; empty when valid."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return [f"not JSON: {exc}"]
+    validator = Draft202012Validator(json.loads(SCHEMA.read_text()))
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors({root: value})]
+
+
+def readme_applications() -> list[tuple[str, dict]]:
+    """(where, Parameters) of each AWS::Serverless::Application snippet in the nested application's README."""
+    found = []
+    text = NESTED_README.read_text()
+    for m in re.finditer(r"```yaml\n(.*?)```", text, re.S):
+        try:
+            doc = yaml.load(m.group(1), Loader=CfnLoader)
+        except yaml.YAMLError:
+            continue
+        for name, resource in (doc.items() if isinstance(doc, dict) else []):
+            if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Application":
+                found.append((f"shiftguard/README.md:{text[:m.start()].count(chr(10)) + 1} {name}", resource["Properties"]["Parameters"]))
+    return found
+
+
+def readme_command() -> str:
+    """The README's command that checks a parameter's value before deploying (the block after its marker)."""
+    m = re.search(r"<!-- check-parameters -->\s*```sh\n(.*?)```", NESTED_README.read_text(), re.S)
+    return m.group(1).strip() if m else ""
+
+
+def run_readme_command(command: str, value: str | None = None) -> subprocess.CompletedProcess:
+    """The command from the repository's root, with this Python (it has jsonschema), and `value` in
+    place of its example's (the last quoted argument) when given."""
+    command = re.sub(r"^python3 ", lambda _: f"{sys.executable} ", command)
+    if value is not None:
+        command = re.sub(r"'[^']*'\s*$", lambda _: shlex.quote(value), command)
+    return subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def check_parameters(failures: list[str]) -> None:
+    """SAM has no synth step: the configuration the example and the README give, against the schema."""
+    declared = load(NESTED).get("Parameters", {})
+    example = load(TEMPLATE)["Resources"]["ShiftGuard"]["Properties"]["Parameters"]
+    applications = [("template.yaml ShiftGuard", example), *readme_applications()]
+    checks = [("the nested application's README shows a ShiftGuard application", len(applications) > 1)]
+    for name, root in JSON_PARAMETERS.items():
+        pattern = declared.get(name, {}).get("AllowedPattern")
+        checks.append((f"{name}: an AllowedPattern for its JSON's outer shape, with a ConstraintDescription", pattern is not None
+                       and "ConstraintDescription" in declared[name]))
+        if "Default" in declared.get(name, {}):
+            problems = schema_problems(root, str(declared[name]["Default"]))
+            checks.append((f"{name}'s default is a valid {root}" + (f" ({'; '.join(problems)})" if problems else ""), not problems))
+        for where, parameters in applications:
+            text = parameter_text(parameters.get(name))
+            if text is None:
+                checks.append((f"{where}: {name} is given", False))
+                continue
+            problems = schema_problems(root, text)
+            checks.append((f"{where}: {name} is a valid {root} by cdk/schema/shiftguard.schema.json" + (f" ({'; '.join(problems)})" if problems else ""), not problems))
+            if pattern is not None:
+                checks.append((f"{where}: {name} matches its AllowedPattern", re.fullmatch(pattern, text) is not None))
+    # The check can fail: the example's PreTrafficChecks with a misspelt setting is refused, naming
+    # the check and the setting.
+    good = parameter_text(example["PreTrafficChecks"]) or ""
+    bad = good.replace('"timeout"', '"timout"', 1)
+    checks.append(("a misspelt setting (timout) in the example's PreTrafficChecks is refused, naming the check and the setting", bad != good
+                   and any(p.startswith("$.checkSet.checks[0]") and "'timout'" in p for p in schema_problems("checkSet", bad))))
+    command = readme_command()
+    checks.append(("the README shows the command that checks a value before deploying", bool(command)))
+    if command:
+        as_written = run_readme_command(command)
+        checks.append(("the README's command refuses its example's typo: exit 1, the problem's path and the setting printed",
+                       as_written.returncode == 1 and "$.checkSet.checks[0]" in as_written.stdout and "timout" in as_written.stdout))
+        for value, exit_code, what in ((good, 0, "passes the example's PreTrafficChecks"), (bad, 1, "refuses the example's PreTrafficChecks with timout")):
+            ran = run_readme_command(command, value)
+            checks.append((f"the README's command {what} (exit {exit_code})", ran.returncode == exit_code))
+            if ran.returncode != exit_code:
+                print(ran.stdout + ran.stderr)
+    report("configuration", checks, failures)
+
+
 # The properties of SAM resources that name local files (`sam build` / `sam package` read them).
 LOCAL_PATH_PROPERTIES = {
     "AWS::Serverless::Function": "CodeUri",
@@ -429,6 +532,7 @@ def main() -> int:
     failures: list[str] = []
     nested = check_nested(failures)
     check_example(nested, failures)
+    check_parameters(failures)
     check_local_paths(failures)
     if args.sam:
         if not args.sam.is_file():
