@@ -187,7 +187,8 @@ struct RawPlan {
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(tag = "type", rename_all = "kebab-case")]
+// deny_unknown_fields: a misspelt target key (`stableAlais`) is an error naming it, never ignored.
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 enum RawTarget {
     #[serde(rename_all = "camelCase")]
     LatticeListener {
@@ -217,16 +218,31 @@ enum RawTarget {
 struct RawStep {
     weight: i64,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "bake_schema"))]
     bake: Option<Value>,
+}
+
+/// A step's bake: a duration in the one grammar, or none.
+#[cfg(feature = "schema")]
+fn bake_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // Flat (one branch a JSON type) so that validators name the failing type, not "no branch".
+    let mut schema = shiftguard_common::duration::json_schema(g);
+    if let Some(branches) = schema.get_mut("anyOf").and_then(|b| b.as_array_mut()) {
+        branches.push(serde_json::json!({"type": "null"}));
+    }
+    schema
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawChecks {
+    // Parsed as check sets by `hooks::config::parse_checks` (below): their schema is a CheckSet's.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<hooks::config::CheckSet>"))]
     before: Option<Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<hooks::config::CheckSet>"))]
     after: Option<Value>,
 }
 
@@ -903,6 +919,17 @@ mod tests {
         let alias = json!({"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "$LATEST"});
         let err = parse_plan(&event(alias, json!([{"weight": 100}]))).unwrap_err();
         assert!(err.contains("rollout.target.newVersion"), "{err}");
+        // A misspelt target key is an error naming it (it used to be ignored).
+        let typo = json!({"type": "lambda-alias", "function": "checkout", "alias": "live", "newVersion": "7", "stableAlais": "blue"});
+        let err = parse_plan(&event(typo, json!([{"weight": 100}]))).unwrap_err();
+        assert!(
+            err.contains("rollout.target") && err.contains("stableAlais"),
+            "{err}"
+        );
+        let mut typo = lattice();
+        typo["canaryGroup"] = json!("tg-x");
+        let err = parse_plan(&event(typo, json!([{"weight": 100}]))).unwrap_err();
+        assert!(err.contains("canaryGroup"), "{err}");
         let mut bad_id = event(lattice(), json!([{"weight": 100}]));
         bad_id["rollout"]["id"] = json!("has space");
         assert!(parse_plan(&bad_id).unwrap_err().contains("rollout.id"));
