@@ -10,6 +10,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 pub mod codedeploy;
 pub mod deadline;
+pub mod doctor;
 pub mod duration;
 pub mod emf;
 pub mod env;

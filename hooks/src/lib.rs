@@ -13,6 +13,7 @@ pub mod checks;
 pub mod config;
 pub mod decision_metrics;
 pub mod discovery;
+pub mod doctor;
 pub mod housekeeping;
 pub mod intervals;
 pub mod redact;
@@ -143,6 +144,10 @@ pub fn parse_event(event: &Value) -> Result<HookEvent, HookError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
+    #[error("doctor found {serious} serious problem(s) in the hook's checks; report: {report}")]
+    DoctorFoundProblems { serious: usize, report: String },
+    #[error("invalid configuration: {0}")]
+    BadConfig(String),
     /// Without the ids there is nothing to report to: the invocation fails loudly instead.
     #[error("malformed hook event, nothing can be reported to CodeDeploy: {0}")]
     BadEvent(String),
@@ -160,6 +165,8 @@ impl HookError {
     pub fn error_type(&self) -> &'static str {
         match self {
             HookError::BadEvent(_) => "Hook.BadEvent",
+            HookError::DoctorFoundProblems { .. } => "Hook.DoctorFoundProblems",
+            HookError::BadConfig(_) => "Hook.BadConfig",
             HookError::ReportFailed { .. } => "Hook.ReportFailed",
         }
     }
@@ -670,6 +677,33 @@ async fn report(
     }
 }
 
+/// `{"shiftguard": "doctor"}`: the check set against the account ([`doctor`](crate::doctor)).
+pub async fn doctor(
+    clients: &Clients,
+    config: &HookConfig,
+    phase: Phase,
+) -> Result<serde_json::Value, HookError> {
+    let facts = doctor::gather(clients, config).await;
+    let report = doctor::report(config, &facts, phase);
+    for f in &report.findings {
+        warn!(check = f.check, subject = %f.subject, severity = ?f.severity, action = "doctor", outcome = "finding", "{}", f.message);
+    }
+    info!(
+        action = "doctor",
+        healthy = report.healthy,
+        serious = report.serious,
+        "doctor checked the hook's checks"
+    );
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    if report.serious > 0 {
+        return Err(HookError::DoctorFoundProblems {
+            serious: report.serious,
+            report: value.to_string(),
+        });
+    }
+    Ok(value)
+}
+
 /// The thin `main` of both hook binaries.
 pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
     shiftguard_common::prefer_ca_bundle();
@@ -700,6 +734,12 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
                         );
                     }
                 };
+                if shiftguard_common::doctor::is_doctor_event(&payload) {
+                    let config = config
+                        .as_ref()
+                        .map_err(|e| HookError::BadConfig(e.to_string()))?;
+                    return doctor(clients, config, phase).await.map_err(Into::into);
+                }
                 let deadline = shiftguard_common::deadline_from_epoch_ms(event.context.deadline);
                 let summary = run_hook(
                     clients,

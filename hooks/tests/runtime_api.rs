@@ -269,3 +269,68 @@ async fn start_up_hazards_and_bad_events_through_the_binary() {
         assert!(out.contains("Hook.BadEvent"), "{name}: {out}");
     }
 }
+
+/// Issue 22: `{"shiftguard": "doctor"}` to a hook binary, as deployed (its rehearsal role, strict
+/// IAM): a check set whose functions and log groups are there is healthy; a check naming a
+/// function the hook cannot read (a typo: the construct grants reads per function it was given)
+/// and a `logs` check on a log group that does not exist are serious, with the documented
+/// errorType. Nothing it reads is denied for the sound set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_hooks_functions_and_log_groups() {
+    let w = world().await;
+    shiftguard_testkit::fixtures::function(&w.clients.lambda, "checkout", 2).await;
+    w.clients
+        .logs
+        .create_log_group()
+        .log_group_name("/aws/lambda/checkout")
+        .send()
+        .await
+        .unwrap();
+    let doctor = std::env::temp_dir().join(format!(
+        "shiftguard-hook-doctor-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&doctor, r#"{"shiftguard": "doctor"}"#).unwrap();
+
+    let sound = json!({"checks": [
+        {"name": "smoke", "kind": "invoke", "functions": ["checkout"]},
+        {"name": "errors", "kind": "logs", "functions": ["checkout"]},
+    ]})
+    .to_string();
+    let watches = HookWatches::start(&w, &[("HOOK_CHECKS", &sound)]);
+    let (ok, out) = watches
+        .of("pre-traffic")
+        .invoke_file("pre-traffic", &doctor);
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(report["functionsChecked"], 1, "{report}");
+    assert!(
+        w.emu.denied_calls().is_empty(),
+        "{:#?}",
+        w.emu.denied_calls()
+    );
+    drop(watches);
+
+    let broken = json!({"checks": [
+        {"name": "smoke", "kind": "invoke", "functions": ["chekout"]},
+        {"name": "errors", "kind": "logs", "functions": ["checkout"], "logGroup": "/aws/lambda/checkout-typo"},
+    ]})
+    .to_string();
+    let watches = HookWatches::start(&w, &[("HOOK_CHECKS", &broken)]);
+    let (ok, out) = watches
+        .of("post-traffic")
+        .invoke_file("post-traffic", &doctor);
+    assert!(!ok, "{out}");
+    let flat: String = out
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect();
+    for needle in [
+        "Hook.DoctorFoundProblems",
+        "\"subject\":\"chekout\"",
+        "\"subject\":\"/aws/lambda/checkout-typo\"",
+    ] {
+        assert!(flat.contains(needle), "{needle}: {out}");
+    }
+}

@@ -16,31 +16,7 @@ use shiftguard_common::error_text;
 use crate::config::{Config, Target};
 use crate::Clients;
 
-/// The event that asks for a check.
-pub fn is_doctor_event(event: &serde_json::Value) -> bool {
-    event.get("shiftguard").and_then(|v| v.as_str()) == Some("doctor")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Rollback would not act when it must: fails the check.
-    Serious,
-    /// Worth a look; not provably wrong (e.g. no data published yet).
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub severity: Severity,
-    /// What was checked: `alarm-exists`, `alarm-dimensions`, `alarm-data`, `alarm-reaches-rollback`,
-    /// `target-exists`, `deployment-group`, `permission`.
-    pub check: &'static str,
-    /// The alarm, target or topic it is about.
-    pub subject: String,
-    pub message: String,
-}
+pub use shiftguard_common::doctor::{is_doctor_event, Finding, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -347,9 +323,7 @@ pub fn diagnose(config: &Config, facts: &Facts) -> Vec<Finding> {
             }
         }
     }
-    out.sort_by(|a, b| (a.severity, &a.subject, a.check).cmp(&(b.severity, &b.subject, b.check)));
-    out.dedup();
-    out
+    shiftguard_common::doctor::settle(out).0
 }
 
 /// The report of a diagnosis.
