@@ -16,9 +16,11 @@ pub mod discovery;
 pub mod doctor;
 pub mod housekeeping;
 pub mod intervals;
+pub mod judge;
 pub mod redact;
 pub mod runner;
 pub mod stats;
+pub mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -246,7 +246,7 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
 /// The canary gives the new version ~30 requests. That decides a version twice as slow (failed:
 /// the whole latency interval is beyond the 20% tolerance), but not an equal one: 0 errors in ~30
 /// cannot exclude a 1-point error-rate rise, so the judgement is inconclusive, the reason says how
-/// many requests a side could pass (`stats::Thresholds::min_requests_to_pass`, ~540 with the
+/// many requests a side could pass (`judge::Thresholds::min_requests_to_pass`, ~540 with the
 /// defaults: ~18 requests/s for this canary), and the default policy fails it — visibly. At
 /// realistic rates the same decisions are the pure table test
 /// `stats::tests::canary_10_percent_5_minutes_at_one_and_twenty_requests_a_second`.
@@ -359,7 +359,7 @@ async fn a_five_minute_ten_percent_canary_at_one_request_a_second() {
         if verdict == "inconclusive" {
             // Visibly: the policy decided, and the reason says what would decide it.
             let reason = check["reason"].as_str().unwrap_or_default();
-            let needed = hooks::stats::Thresholds::default().min_requests_to_pass();
+            let needed = hooks::judge::Thresholds::default().min_requests_to_pass();
             assert!(
                 reason.contains(&format!("{needed} requests a side can pass")),
                 "{check}"

@@ -6,7 +6,7 @@ use shiftguard_common::duration::serde_text as duration_text;
 
 // ---- settings and validation ----
 
-/// The new version against the old, judged with statistics ([`crate::stats::judge`]).
+/// The new version against the old, judged with statistics ([`crate::judge::judge`]).
 /// Pre-traffic: the same load sent to both versions, interleaved; post-traffic: CloudWatch series
 /// of both versions (`ExecutedVersion`) over the window, one latency value per period.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -83,8 +83,8 @@ pub enum CompareSource {
 }
 
 impl CompareCheck {
-    pub fn thresholds(&self) -> crate::stats::Thresholds {
-        crate::stats::Thresholds {
+    pub fn thresholds(&self) -> crate::judge::Thresholds {
+        crate::judge::Thresholds {
             confidence: self.confidence,
             latency_tolerance: self.latency_tolerance,
             error_rate_tolerance: self.error_rate_tolerance,
@@ -128,7 +128,7 @@ pub(crate) fn default_error_rate_pass_margin() -> f64 {
     0.01
 }
 pub(crate) fn default_tail_quantile() -> Option<f64> {
-    crate::stats::Thresholds::default().tail_quantile
+    crate::judge::Thresholds::default().tail_quantile
 }
 pub(crate) fn default_max_error_rate() -> f64 {
     0.05
@@ -193,7 +193,7 @@ pub(crate) fn validate_compare(c: &CompareCheck) -> Result<(), String> {
 impl AwsExecutor {
     /// Pre-traffic `compare`: the same requests to the old and the new version, interleaved (one
     /// to each in turn, alternating which goes first, so that both see the same conditions), then
-    /// judged with [`stats::judge`]. Latency is the client's round trip of each successful request.
+    /// judged with [`judge::judge`]. Latency is the client's round trip of each successful request.
     pub(crate) async fn compare_load(&self, c: &CompareCheck) -> Observation {
         let started = Instant::now();
         let new = self.target.target_version.clone();
@@ -268,13 +268,13 @@ impl AwsExecutor {
                     "firstFailure": {"new": new_failure, "old": old_failure}}),
             );
         }
-        let judgement = stats::judge(
-            &stats::Side {
+        let judgement = judge::judge(
+            &judge::Side {
                 latencies_ms: &new_latencies,
                 requests: new_requests,
                 errors: new_errors,
             },
-            &stats::Side {
+            &judge::Side {
                 latencies_ms: &old_latencies,
                 requests: old_requests,
                 errors: old_errors,
@@ -390,17 +390,17 @@ impl AwsExecutor {
                 .round() as u64
         };
         // One value per period, not per request: no tail to judge from them.
-        let thresholds = stats::Thresholds {
+        let thresholds = judge::Thresholds {
             tail_quantile: None,
             ..c.thresholds()
         };
-        let judgement = stats::judge(
-            &stats::Side {
+        let judgement = judge::judge(
+            &judge::Side {
                 latencies_ms: &new_latencies,
                 requests: count("new_invocations"),
                 errors: count("new_errors"),
             },
-            &stats::Side {
+            &judge::Side {
                 latencies_ms: &old_latencies,
                 requests: count("old_invocations"),
                 errors: count("old_errors"),
@@ -497,13 +497,13 @@ impl AwsExecutor {
                 .map_or(0, |t| t.invocations)
         };
         let (new_latencies, old_latencies) = (durations(&new_reports), durations(&old_reports));
-        let judgement = stats::judge(
-            &stats::Side {
+        let judgement = judge::judge(
+            &judge::Side {
                 latencies_ms: &new_latencies,
                 requests: invocations(&new_reports, new),
                 errors: failed.get(new).map_or(0, |t| t.invocations),
             },
-            &stats::Side {
+            &judge::Side {
                 latencies_ms: &old_latencies,
                 requests: invocations(&old_reports, old),
                 errors: failed.get(old).map_or(0, |t| t.invocations),

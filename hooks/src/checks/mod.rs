@@ -20,7 +20,7 @@ use shiftguard_common::error_text;
 
 use crate::config::{Check, CheckKind, Inconclusive};
 use crate::discovery::DeploymentTarget;
-use crate::stats;
+use crate::{judge, stats};
 use crate::{Clients, Phase};
 
 mod artifact;
@@ -45,14 +45,7 @@ pub struct Observation {
     pub details: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Passed,
-    Failed,
-    /// Too little data to judge; whether that passes is the check's `inconclusive` setting.
-    Inconclusive,
-}
+pub use crate::verdict::Verdict;
 
 impl Observation {
     fn pass(latency_ms: u64, details: Value) -> Self {
