@@ -1,11 +1,10 @@
 //! Rolling a Lambda alias back: read what the decision needs, ask [`plan_alias`], carry the plan
 //! out (write the alias, stop a CodeDeploy deployment, wait for CodeDeploy's rollback), verify.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
-use serde::Serialize;
 use serde_json::json;
 use shiftguard_common::codedeploy::{self, AliasDeployment};
 use shiftguard_common::{error_text, Deadline};
@@ -58,40 +57,10 @@ fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Alias
     }
 }
 
-/// The part of an alias that routes traffic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AliasState {
-    pub version: String,
-    /// Additional versions and their share (0.0–1.0).
-    pub weights: BTreeMap<String, f64>,
-    #[serde(skip)]
-    pub revision_id: Option<String>,
-    /// The alias's ARN, as Lambda answered it.
-    #[serde(skip)]
-    pub arn: Option<String>,
-}
+pub use crate::traffic::AliasState;
 
+// From the SDK (here, beside the calls): the state itself is pure (crate::traffic).
 impl AliasState {
-    /// All traffic on `version`: it is primary and no other version has a non-zero weight.
-    pub fn all_on(&self, version: &str) -> bool {
-        self.version == version && self.weights.values().all(|w| *w <= 0.0)
-    }
-
-    /// Every version the alias names.
-    pub fn versions(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.version).chain(self.weights.keys())
-    }
-
-    /// The versions that get traffic (the primary, and additional ones with a weight).
-    pub fn serving(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.version).chain(
-            self.weights
-                .iter()
-                .filter(|(_, w)| **w > 0.0)
-                .map(|(v, _)| v),
-        )
-    }
-
     /// From what GetAlias and UpdateAlias both return.
     fn from_api(
         version: Option<String>,
@@ -107,10 +76,6 @@ impl AliasState {
             revision_id,
             arn: None,
         }
-    }
-
-    pub fn summary(&self) -> serde_json::Value {
-        json!({ "version": self.version, "weights": self.weights })
     }
 }
 
@@ -914,7 +879,7 @@ mod tests {
     fn all_on_ignores_zero_weights() {
         let mut a = AliasState {
             version: "3".into(),
-            weights: BTreeMap::new(),
+            weights: std::collections::BTreeMap::new(),
             revision_id: None,
             arn: None,
         };

@@ -18,6 +18,7 @@ pub mod lattice;
 pub mod operator;
 pub mod plan;
 pub mod report;
+pub mod traffic;
 pub mod truth;
 
 use std::time::Duration;

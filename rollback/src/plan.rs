@@ -32,8 +32,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::alias::AliasState;
 use crate::config::is_version_number;
+use crate::traffic::AliasState;
 use crate::truth::{began_after, Marker, Status, PROMOTED_WATCH_MS};
 
 /// What reading the stable-pointer alias gave.

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use rollback::alias::AliasState;
 use rollback::config::is_version_number;
 use rollback::plan::{is_stale, plan_alias, AliasFacts, InFlight, Plan, PointerRead, Step};
+use rollback::traffic::AliasState;
 
 const VERSIONS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "$LATEST"];
 

@@ -486,7 +486,7 @@ impl Ctx<'_> {
         function: &str,
         alias: &str,
         version: &str,
-        read: &rollback::alias::AliasState,
+        read: &rollback::traffic::AliasState,
     ) -> Result<(), Failure> {
         let lambda = &self.clients.rollback.lambda;
         lambda
