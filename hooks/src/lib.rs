@@ -117,31 +117,32 @@ pub fn http_client() -> HttpClient {
     HttpClient::default()
 }
 
-/// The CodeDeploy hook event: exactly the two ids, nothing else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HookEvent {
-    pub deployment_id: String,
-    pub lifecycle_event_hook_execution_id: String,
-}
+/// The CodeDeploy hook event — exactly the two ids, nothing else — as `aws_lambda_events` types
+/// it. (Rollback parses alarm notifications with its own lenient types instead: the crate's SNS
+/// alarm payload refuses `"AlarmDescription": null`, anomaly-detection and composite alarms,
+/// which real notifications carry; see rollback/src/event.rs.)
+pub type HookEvent = aws_lambda_events::codedeploy::CodeDeployLifecycleEvent;
 
+/// The event, or an error naming the field that is missing or wrong.
 pub fn parse_event(event: &Value) -> Result<HookEvent, HookError> {
-    let field = |name: &str| {
-        match event.get(name) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        Some(_) => Err(HookError::BadEvent(format!("{name} is not a non-empty string"))),
-        None => Err(HookError::BadEvent(format!(
-            "{name} is missing (a CodeDeploy hook event is {{\"DeploymentId\": \"d-…\", \"LifecycleEventHookExecutionId\": \"…\"}})"
-        ))),
-    }
-    };
     if !event.is_object() {
         return Err(HookError::BadEvent("the event is not a JSON object".into()));
     }
-    Ok(HookEvent {
-        deployment_id: field("DeploymentId")?,
-        lifecycle_event_hook_execution_id: field("LifecycleEventHookExecutionId")?,
-    })
+    // The fields first, so that the error names the one that is wrong (serde would say only
+    // "missing field"), then the crate's type.
+    for name in ["DeploymentId", "LifecycleEventHookExecutionId"] {
+        match event.get(name) {
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            Some(_) => return Err(HookError::BadEvent(format!("{name} is not a non-empty string"))),
+            None => {
+                return Err(HookError::BadEvent(format!(
+                    "{name} is missing (a CodeDeploy hook event is {{\"DeploymentId\": \"d-…\", \"LifecycleEventHookExecutionId\": \"…\"}})"
+                )))
+            }
+        }
+    }
+    serde_json::from_value(event.clone())
+        .map_err(|e| HookError::BadEvent(format!("not a CodeDeploy lifecycle hook event: {e}")))
 }
 
 #[derive(Debug, thiserror::Error)]
