@@ -12,17 +12,13 @@ use hooks::{
 };
 use serde_json::{json, Value};
 use shiftguard_common::env::EnvError;
-use shiftguard_testkit::{event, fixtures, Emulator};
+use shiftguard_testkit::{event, fixtures};
 
-pub struct World {
-    pub emu: Emulator,
-    pub clients: Clients,
-}
+/// The test kit's world with the hooks' clients.
+pub type World = shiftguard_testkit::World<Clients>;
 
 pub async fn world() -> World {
-    let emu = Emulator::start();
-    let clients = Clients::new(&emu.sdk_config().await);
-    World { emu, clients }
+    World::start(Clients::new).await
 }
 
 /// `checkout` with versions 1..=n, alias `live` on 1, and an in-flight deployment 1 → `target`.

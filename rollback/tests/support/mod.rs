@@ -10,17 +10,17 @@ use rollback::{Clients, Config};
 use serde_json::{json, Value};
 use shiftguard_testkit::{fixtures, Emulator};
 
-pub struct World {
-    pub emu: Emulator,
-    pub clients: Clients,
-}
+/// The test kit's world with rollback's clients.
+pub type World = shiftguard_testkit::World<Clients>;
 
 pub async fn world() -> World {
-    let emu = Emulator::start();
-    let clients = Clients::new(&emu.sdk_config().await);
-    // As the binary learns it from its invocation: the emulator's account and region.
-    clients.learn_home("arn:aws:lambda:us-east-1:123456789012:function:shiftguard-rollback");
-    World { emu, clients }
+    World::start(|sdk| {
+        let clients = Clients::new(sdk);
+        // As the binary learns it from its invocation: the emulator's account and region.
+        clients.learn_home("arn:aws:lambda:us-east-1:123456789012:function:shiftguard-rollback");
+        clients
+    })
+    .await
 }
 
 pub fn config(targets: Value) -> Config {

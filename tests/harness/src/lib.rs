@@ -107,6 +107,22 @@ pub fn rehearsal_template() -> Value {
     serde_json::from_str(&text).expect("the synthesized template is JSON")
 }
 
+/// An emulator and one crate's clients on it: where every crate's emulator tests start (the
+/// hooks' and rollback's `support` modules name their own `World` as this with their clients).
+pub struct World<C> {
+    pub emu: Emulator,
+    pub clients: C,
+}
+
+impl<C> World<C> {
+    /// A fresh emulator, and the clients `make` builds from its SDK configuration.
+    pub async fn start(make: impl FnOnce(&aws_config::SdkConfig) -> C) -> Self {
+        let emu = Emulator::start();
+        let clients = make(&emu.sdk_config().await);
+        World { emu, clients }
+    }
+}
+
 /// A running emulator, stopped when dropped.
 pub struct Emulator {
     child: Child,
