@@ -39,3 +39,28 @@ pub fn settle(mut findings: Vec<Finding>) -> (Vec<Finding>, usize) {
         .count();
     (findings, serious)
 }
+
+/// Logs each finding and the verdict, and gives the report as the invocation's answer: `Ok` when
+/// nothing is serious, else `Err((serious, report as JSON text))` for the caller's own
+/// `…DoctorFoundProblems` error.
+pub fn conclude<R: Serialize>(
+    report: &R,
+    findings: &[Finding],
+    serious: usize,
+) -> Result<serde_json::Value, (usize, String)> {
+    for f in findings {
+        tracing::warn!(check = f.check, subject = %f.subject, severity = ?f.severity, action = "doctor", outcome = "finding", "{}", f.message);
+    }
+    tracing::info!(
+        action = "doctor",
+        healthy = serious == 0,
+        serious,
+        warnings = findings.len() - serious,
+        "doctor checked the configuration"
+    );
+    let value = serde_json::to_value(report).unwrap_or_default();
+    if serious > 0 {
+        return Err((serious, value.to_string()));
+    }
+    Ok(value)
+}

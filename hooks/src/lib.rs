@@ -688,23 +688,8 @@ pub async fn doctor(
 ) -> Result<serde_json::Value, HookError> {
     let facts = doctor::gather(clients, config).await;
     let report = doctor::report(config, &facts, phase);
-    for f in &report.findings {
-        warn!(check = f.check, subject = %f.subject, severity = ?f.severity, action = "doctor", outcome = "finding", "{}", f.message);
-    }
-    info!(
-        action = "doctor",
-        healthy = report.healthy,
-        serious = report.serious,
-        "doctor checked the hook's checks"
-    );
-    let value = serde_json::to_value(&report).unwrap_or_default();
-    if report.serious > 0 {
-        return Err(HookError::DoctorFoundProblems {
-            serious: report.serious,
-            report: value.to_string(),
-        });
-    }
-    Ok(value)
+    shiftguard_common::doctor::conclude(&report, &report.findings, report.serious)
+        .map_err(|(serious, report)| HookError::DoctorFoundProblems { serious, report })
 }
 
 /// The thin `main` of both hook binaries.

@@ -276,24 +276,8 @@ pub async fn invoke(
     if doctor::is_doctor_event(event) {
         let facts = doctor::gather(clients, config, own_arn).await;
         let report = doctor::report(config, &facts);
-        for f in &report.findings {
-            warn!(check = f.check, subject = %f.subject, severity = ?f.severity, action = "doctor", outcome = "finding", "{}", f.message);
-        }
-        info!(
-            action = "doctor",
-            healthy = report.healthy,
-            serious = report.serious,
-            warnings = report.warnings,
-            "doctor checked the safety net"
-        );
-        let value = serde_json::to_value(&report).unwrap_or_default();
-        if report.serious > 0 {
-            return Err(RollbackError::DoctorFoundProblems {
-                serious: report.serious,
-                report: value.to_string(),
-            });
-        }
-        return Ok(value);
+        return shiftguard_common::doctor::conclude(&report, &report.findings, report.serious)
+            .map_err(|(serious, report)| RollbackError::DoctorFoundProblems { serious, report });
     }
     let summary = handle(clients, config, event, deadline).await?;
     serde_json::to_value(summary)

@@ -4,30 +4,21 @@
 
 mod support;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use serde_json::{json, Value};
 use support::*;
 
 const OWN: &str = "arn:aws:lambda:us-east-1:123456789012:function:checkout_rollback";
 
 async fn alarm(w: &World, name: &str, dims: &[(&str, &str)], topic: &str) {
-    let mut request = w
-        .clients
-        .cloudwatch()
-        .put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .alarm_actions(topic);
-    for (k, v) in dims {
-        request = request.dimensions(Dimension::builder().name(*k).value(*v).build());
-    }
-    request.send().await.expect("PutMetricAlarm");
+    let cloudwatch = w.clients.cloudwatch();
+    shiftguard_testkit::fixtures::metric_alarm(
+        cloudwatch,
+        name,
+        ("AWS/Lambda", "Errors"),
+        dims,
+        &[topic],
+    )
+    .await;
 }
 
 async fn run(w: &World, targets: Value) -> Result<Value, rollback::RollbackError> {

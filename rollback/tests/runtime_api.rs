@@ -222,29 +222,14 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
         .send()
         .await
         .unwrap();
-    let dim = |n: &str, v: &str| {
-        aws_sdk_cloudwatch::types::Dimension::builder()
-            .name(n)
-            .value(v)
-            .build()
-    };
-    w.clients
-        .cloudwatch()
-        .put_metric_alarm()
-        .alarm_name("checkout-canary-errors")
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .dimensions(dim("FunctionName", "checkout"))
-        .dimensions(dim("Resource", "checkout:live"))
-        .alarm_actions(&topic)
-        .send()
-        .await
-        .unwrap();
+    shiftguard_testkit::fixtures::metric_alarm(
+        w.clients.cloudwatch(),
+        "checkout-canary-errors",
+        ("AWS/Lambda", "Errors"),
+        &[("FunctionName", "checkout"), ("Resource", "checkout:live")],
+        &[&topic],
+    )
+    .await;
     let doctor =
         std::env::temp_dir().join(format!("shiftguard-doctor-{}.json", std::process::id()));
     std::fs::write(&doctor, r#"{"shiftguard": "doctor"}"#).unwrap();

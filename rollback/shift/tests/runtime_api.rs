@@ -21,21 +21,14 @@ async fn the_shift_binary_runs_one_step_per_invocation() {
         Some(&json!({"function": "checkout", "version": "*", "response": {"statusCode": 200}})),
     );
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&w.emu.sdk_config().await);
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name("checkout-canary-errors")
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(
-            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
-        )
-        .send()
-        .await
-        .expect("PutMetricAlarm");
+    shiftguard_testkit::fixtures::metric_alarm(
+        &cloudwatch,
+        "checkout-canary-errors",
+        ("AWS/Lambda", "Errors"),
+        &[],
+        &[],
+    )
+    .await;
     // As deployed: the rehearsal stack's shift role (its `checkout` rollout is this sample plan),
     // strict IAM.
     w.emu.strict_iam();

@@ -200,3 +200,35 @@ pub async fn create_described_lambda_deployment(
         .deployment_id
         .expect("deployment id")
 }
+
+/// A CloudWatch metric alarm (Sum over one minute, one period, ≥ 1) on `namespace`/`metric` with
+/// `dimensions`, notifying `actions`.
+pub async fn metric_alarm(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    (namespace, metric): (&str, &str),
+    dimensions: &[(&str, &str)],
+    actions: &[&str],
+) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace(namespace)
+        .metric_name(metric)
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .set_dimensions(Some(
+            dimensions
+                .iter()
+                .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())
+                .collect(),
+        ))
+        .set_alarm_actions(Some(actions.iter().map(|a| a.to_string()).collect()))
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}

@@ -225,6 +225,11 @@ impl Emulator {
             Some(&json!({"template": template, "stack": stack,
                          "functions": [function], "unresolved": "placeholder"})),
         );
+        self.with_role(&out, function)
+    }
+
+    /// The emulator's environment with the credentials the stack loader gave `function`'s role.
+    fn with_role(&self, out: &Value, function: &str) -> Vec<(String, String)> {
         let creds = &out["functions"][function]["credentials"];
         let mut env = self.aws_env();
         env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
@@ -255,21 +260,11 @@ impl Emulator {
                          "functions": [function], "unresolved": "placeholder"}),
             ),
         );
-        let f = &out["functions"][function];
-        let creds = &f["credentials"];
-        let mut env = self.aws_env();
-        env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
-        for (var, field) in [
-            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-            ("AWS_SESSION_TOKEN", "SessionToken"),
-        ] {
-            let value = creds[field]
-                .as_str()
-                .unwrap_or_else(|| panic!("no {field} for {function}'s role: {out}"));
-            env.push((var.to_string(), value.to_string()));
-        }
-        for (k, v) in f["environment"].as_object().expect("environment") {
+        let mut env = self.with_role(&out, function);
+        for (k, v) in out["functions"][function]["environment"]
+            .as_object()
+            .expect("environment")
+        {
             env.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
         }
         env

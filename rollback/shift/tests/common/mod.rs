@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::StateValue;
 use rollback::Deadline;
 use serde_json::{json, Value};
 use shift::plan::{Marker, MARKER_KEY};
@@ -60,21 +60,14 @@ pub async fn drive(s: &Shift, event: &Value) -> Vec<StepSummary> {
 }
 
 pub async fn alarm(s: &Shift, name: &str) {
-    s.shift
-        .hooks
-        .cloudwatch
-        .put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/VpcLattice")
-        .metric_name("HTTPCode_5XX_Count")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-        .send()
-        .await
-        .expect("PutMetricAlarm");
+    shiftguard_testkit::fixtures::metric_alarm(
+        &s.shift.hooks.cloudwatch,
+        name,
+        ("AWS/VpcLattice", "HTTPCode_5XX_Count"),
+        &[],
+        &[],
+    )
+    .await;
 }
 
 pub async fn set_alarm(s: &Shift, name: &str, state: StateValue) {
