@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand clean
+.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-stress [ROUNDS=5] [LOAD=2] - the timing-sensitive suites (engine, sequences, demos, emulator) repeatedly with the CPU loaded; exit 0 only if every round passed"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves; SAMPLE=1: seed the sample application and print the by-hand commands)"
 	@echo "make byhand    - README 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
+	@echo "make doctor    - rollback's doctor against the emulator seeded with the sample application: one line per finding, exit 1 on a serious one (EMULATOR=1: a running 'make emulator SAMPLE=1'; WATCH=1: a running 'cargo lambda watch')"
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
@@ -87,6 +88,7 @@ test: $(STAMP) cdk-synth
 	$(PYTHON) tests/demo/readme_transcript.py $(DEMO_TRANSCRIPTS)
 	$(PYTHON) tests/iam_report.py --usage $(IAM_USAGE)
 	$(PYTHON) tests/byhand/run.py
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/byhand/test_doctor.py
 	$(MAKE) cdk-test sam-test
 	$(MAKE) emulator-test
 
@@ -118,6 +120,13 @@ cdk-test: cdk-synth
 # cargo lambda watch with the printed environment, every printed invoke; asserts the results.
 byhand: $(STAMP)
 	$(PYTHON) tests/byhand/run.py
+
+# README "Doctor": rollback asked {"shiftguard":"doctor"} checks what its configuration depends on.
+# By default against the emulator seeded with the sample application (strict IAM: the rehearsal
+# stack's role, hence cdk-synth) and a watch of its own; EMULATOR=1 against a running
+# `make emulator SAMPLE=1` on EMULATOR_PORT; WATCH=1 through a running `cargo lambda watch` on WATCH_PORT.
+doctor: $(STAMP) $(if $(WATCH)$(EMULATOR),,cdk-synth)
+	$(PYTHON) tests/byhand/doctor.py $(if $(WATCH),--watch http://127.0.0.1:$(WATCH_PORT),$(if $(EMULATOR),--emulator http://127.0.0.1:$(EMULATOR_PORT)))
 
 emulator-test: $(STAMP) cdk-synth
 	cd tests/emulator && ../../$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -2,8 +2,10 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as vpclattice from 'aws-cdk-lib/aws-vpclattice';
 import { Construct } from 'constructs';
 import { ShiftGuard } from './shiftguard';
@@ -19,11 +21,11 @@ export const REHEARSAL_API_ID = 'chk0api001';
  * with the IAM policy this stack's synthesized template gives its function (strict IAM in the
  * emulator), so a call the construct does not grant fails them. The names are theirs
  * (tests/demo/demo.py, rollback/tests/support): `checkout` with aliases `live` and `blue`,
- * CodeDeploy `checkout-app` / `checkout-dg`, alarm `checkout-canary-errors`, the rollout
- * `checkout` of `live`; the Lattice service `orders` (groups `orders-production`, `orders-canary`,
- * listener `orders-https`), alarm `orders-canary-5xx` and the rollout `orders`; the REST API
- * `REHEARSAL_API_ID`'s stage `prod`. Resource ids the emulator assigns (Lattice) are resolved by
- * name when a test loads the template (tests/emulator/stacks.py).
+ * CodeDeploy `checkout-app` / `checkout-dg`, alarm `checkout-canary-errors`, the alarm topic
+ * `shiftguard-alarms`, the rollout `checkout` of `live`; the Lattice service `orders` (groups
+ * `orders-production`, `orders-canary`, listener `orders-https`), alarm `orders-canary-5xx` and the
+ * rollout `orders`; the REST API `REHEARSAL_API_ID`'s stage `prod`. Resource ids the emulator
+ * assigns (Lattice) are resolved by name when a test loads the template (tests/emulator/stacks.py).
  */
 export class RehearsalStack extends Stack {
   public readonly shiftguard: ShiftGuard;
@@ -61,10 +63,17 @@ export class RehearsalStack extends Stack {
       ] } },
     });
 
+    // The alarm topic the demo and the sample application create (`shiftguard-alarms`), by name: the
+    // statements about it (rollback's doctor reads its subscriptions) name the topic they use.
+    const key = new kms.Key(this, 'alarms-key', { enableKeyRotation: true, description: 'ShiftGuard rehearsal alarm topic', removalPolicy: RemovalPolicy.DESTROY });
+    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    const alarms = new sns.Topic(this, 'alarms', { topicName: 'shiftguard-alarms', masterKey: key, enforceSSL: true });
+
     this.shiftguard = new ShiftGuard(this, 'ShiftGuard', {
       assetDir: props.assetDir,
       architecture: props.architecture,
       hookNamePrefix: 'CodeDeployHook_checkout',
+      alarmTopics: [alarms],
       checkedFunctions: [{ functionName: 'checkout', alias: 'live', application: 'checkout-app', deploymentGroup: 'checkout-dg' }],
       // The demo's checks (tests/demo/demo.py PRE_CHECKS / POST_CHECKS).
       preTrafficChecks: { concurrency: 3, checks: [

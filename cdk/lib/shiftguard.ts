@@ -11,11 +11,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as triggers from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { suppress } from './nag';
 import { SettingsFiles } from './settings';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 import { assertConfiguration, configurationProblems } from './validate';
+import { Doctor } from './doctor';
 
 /**
  * A Lambda alias rollback may put back on its stable version (see ROLLBACK_TARGETS). Rollback also
@@ -188,6 +190,13 @@ export interface ShiftGuardProps {
   readonly allowSkip?: boolean;
   /** Timeout of the `shift` function (progressive rollouts: one step, with its checks, per invocation). Default 5 minutes. */
   readonly shiftTimeout?: Duration;
+  /**
+   * After each deploy that changes what it checks, run rollback's doctor (`{"shiftguard":"doctor"}`)
+   * as a CloudFormation trigger: a serious finding (an alarm that does not exist, watches a
+   * dimension its target never publishes, or does not reach rollback; a missing target or
+   * deployment group) fails the deploy (see ./doctor.ts). Default true.
+   */
+  readonly doctor?: boolean;
 }
 
 /** The alarms `protect` creates, on the new version and on the alias. */
@@ -265,7 +274,7 @@ function validFunctions(what: string, functions: unknown): void {
   if (blank >= 0) throw new Error(`${what}[${blank}]: expected a function name or ARN, got ${JSON.stringify(functions[blank])}`);
 }
 
-const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); the checked function\'s log streams as log-group:NAME:* (logs checks); listener rules as listener/rule/* (rule ids are assigned by Lattice); kms:GenerateDataKey* and kms:ReEncrypt* are CDK\'s grant on the one key of rollback\'s encrypted failure queue; cloudwatch:GetMetricData and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
+const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions are named as function:NAME:* (a version is only known at deploy time); the checked function\'s log streams as log-group:NAME:* (logs checks); listener rules as listener/rule/* (rule ids are assigned by Lattice); kms:GenerateDataKey* and kms:ReEncrypt* are CDK\'s grant on the one key of rollback\'s encrypted failure queue; cloudwatch:GetMetricData, doctor\'s cloudwatch:DescribeAlarms and cloudwatch:ListMetrics, and an unscoped codedeploy:ListDeployments cannot be scoped to resources.';
 
 const SHIFT_IAM5_REASON = 'shift (progressive rollouts): the listener\'s rules as listener/ID/rule/* (rule ids are assigned by Lattice); the rolled-out or checked function\'s versions as function:NAME:* (known only at deploy time); its log group\'s streams (log-group:NAME:*); cloudwatch:GetMetricData and codedeploy:ListDeployments without a deployment group cannot be scoped; CodeDeploy reads of the deployments that may shift the alias (deploymentgroup:*, read only).';
 
@@ -280,6 +289,8 @@ export class ShiftGuard extends Construct {
   public readonly rollback: lambda.Function;
   public readonly alarmTopic: sns.ITopic;
   public readonly failureQueue: sqs.Queue;
+  /** The deploy-time doctor's trigger function (`doctor`, default on); `doctor.executeAfter(...)` orders it after more. */
+  public readonly doctor?: triggers.TriggerFunction;
   /** ROLLBACK_TARGETS, rendered at synth: mappings added after construction count. */
   private readonly mappings: RollbackMapping[] = [];
   private readonly checked: CheckedFunction[] = [];
@@ -385,6 +396,20 @@ export class ShiftGuard extends Construct {
     this.alarmTopic = props.alarmTopics?.[0] ?? new sns.Topic(this, 'alarms', { masterKey: key, enforceSSL: true, displayName: 'ShiftGuard alarms' });
     for (const topic of props.alarmTopics ?? [this.alarmTopic]) {
       topic.addSubscription(new subs.LambdaSubscription(this.rollback));
+    }
+    // doctor ({"shiftguard":"doctor"}): reads only. Alarms and metrics cannot be scoped to
+    // resources (DescribeAlarms by prefix, ListMetrics); subscriptions only on rollback's own topics
+    // (an alarm notifying another topic is reported as "could not tell").
+    this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListMetrics'], resources: ['*'] }));
+    this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['sns:ListSubscriptionsByTopic'],
+      resources: (props.alarmTopics ?? [this.alarmTopic]).map((t) => t.topicArn),
+    }));
+    if (props.doctor ?? true) {
+      this.doctor = new Doctor(this, 'doctor', {
+        rollback: this.rollback, functionName: `${this.namePrefix}_doctor`, architecture: this.architecture, logRetention: this.retention,
+        rollbackTargets: () => this.mappings, alarmTopics: props.alarmTopics ?? [this.alarmTopic],
+      }).function;
     }
     if (props.allowDirectAlarmActions) {
       this.rollback.addPermission('alarm-actions', {

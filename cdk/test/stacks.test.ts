@@ -99,7 +99,8 @@ describe('least privilege', () => {
 
   test('no statement has Resource "*" except the actions AWS cannot scope', () => {
     // Step Functions' log delivery (the rollout state machine) cannot be scoped either.
-    const unscopable = new Set(['cloudwatch:GetMetricData', 'logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery',
+    // And rollback's doctor: alarms read by name prefix, and ListMetrics.
+    const unscopable = new Set(['cloudwatch:GetMetricData', 'cloudwatch:DescribeAlarms', 'cloudwatch:ListMetrics', 'logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery',
       'logs:DeleteLogDelivery', 'logs:ListLogDeliveries', 'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups']);
     for (const { template } of [canary, lattice]) {
       for (const policy of Object.values(template.findResources('AWS::IAM::Policy')) as any[]) {

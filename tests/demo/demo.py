@@ -19,7 +19,9 @@ outcome differs from the story, so `make test` runs it too.
 Usage: demo.py [--scenario alias|codedeploy-alarm|lattice] [--transcript FILE]
   --transcript FILE  also write everything printed to FILE (tests/demo/readme_transcript.py
                      compares it with the README's transcript of the scenario)
-  alias             v2 stopped by pre-traffic; v3 rolled back by ShiftGuard on its alarm; v4 promoted
+  alias             doctor catches an alarm that could never fire (a dimension Lambda never
+                    publishes); v2 stopped by pre-traffic; v3 rolled back by ShiftGuard on its alarm;
+                    v4 promoted
   codedeploy-alarm  the deployment group watches the same alarm and rolls back itself, while
                     ShiftGuard's rollback receives it through SNS: the two must agree, not fight
   lattice           a VPC Lattice listener, rolled out by `shift` (no CodeDeploy): v2 aborted at 10%
@@ -558,6 +560,70 @@ def alarm_transition(em: Emulator, alarm: str, state: str, since: float) -> dict
                     f"alarm {alarm} to go to {state}")
 
 
+DOCTOR_EVENT = '{"shiftguard":"doctor"}'
+
+
+def ask_doctor(em: Emulator) -> tuple[dict | None, str | None, str]:
+    """rollback asked `{"shiftguard": "doctor"}` through the emulator's Lambda, as the CDK
+    construct's deploy-time trigger asks it: (the report, the errorType when it failed, the error
+    message). `Rollback.DoctorFoundProblems` carries the report in its message (`…; report: {json}`)."""
+    out = em.client("lambda").invoke(FunctionName=ROLLBACK_FN, Payload=DOCTOR_EVENT)
+    body = parse_json(out["Payload"].read())
+    if not out.get("FunctionError"):
+        return (body if isinstance(body, dict) and isinstance(body.get("findings"), list) else None), None, ""
+    error = body if isinstance(body, dict) else {}
+    message = str(error.get("errorMessage") or "")
+    report = parse_json(message.split("report: ", 1)[1]) if "report: " in message else None
+    return (report if isinstance(report, dict) else None), error.get("errorType") or out["FunctionError"], message
+
+
+def doctor_calls(em: Emulator, role: str, since: float, until: float) -> list[dict]:
+    """The calls rollback's role made between `since` and `until` (wall clock)."""
+    return [c for c in em.role_calls() if f":assumed-role/{role}/" in c["iam"]["principal"] and since <= c["time"] <= until]
+
+
+def doctor_step(em: Emulator, stack: "Stack") -> None:
+    """rollback checks its own safety net; an alarm rewritten on a dimension Lambda never publishes
+    is caught, and the net is sound again once it is put back."""
+    cw = stack.cw
+    report, error_type, message = ask_doctor(em)
+    findings = (report or {}).get("findings") or []
+    say(f"doctor ({DOCTOR_EVENT} to {ROLLBACK_FN}): {(report or {}).get('alarmsChecked', 0)} alarm(s), "
+        f"{(report or {}).get('targetsChecked', 0)} target(s) checked: "
+        + (f"healthy, {len(findings)} warning(s)" if report and report.get("healthy") and not error_type else f"{error_type}: {message[:200]}"))
+    expect("doctor finds the safety net sound (no serious finding)", bool(report) and report.get("healthy") is True and not error_type,
+           "; ".join(f"{f['severity']} {f['check']} {f['subject']}" for f in findings))
+
+    # The alarm as people write it by mistake, on the alias: Lambda publishes Resource=checkout:live,
+    # never an Alias dimension, so this alarm would never get a datapoint and never fire.
+    cw.put_metric_alarm(AlarmName=ALARM, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                        Dimensions=[{"Name": "FunctionName", "Value": APP}, {"Name": "Alias", "Value": "live"}],
+                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                        TreatMissingData="notBreaching", AlarmActions=[stack.topic], OKActions=[stack.topic])
+    say(f"alarm {ALARM} rewritten on FunctionName={APP}, Alias=live (Lambda publishes Resource={APP}:live, never Alias)")
+    asked = time.time()
+    report, error_type, message = ask_doctor(em)
+    done = time.time()
+    serious = [f for f in ((report or {}).get("findings") or []) if f.get("severity") == "serious"]
+    for f in serious:
+        say(f"doctor: {error_type}: [{f['check']}] {f['subject']}: {f['message']}")
+    if not serious:
+        say(f"doctor: {error_type or 'healthy'}: {message[:200]}")
+    caught = [f for f in serious if f.get("check") == "alarm-dimensions" and f.get("subject") == ALARM and "dimension Alias" in f.get("message", "")]
+    expect("doctor fails with Rollback.DoctorFoundProblems, naming the alarm's Alias dimension (its only serious finding)",
+           error_type == "Rollback.DoctorFoundProblems" and len(caught) == 1 and len(serious) == 1, f"{len(serious)} serious")
+    calls = doctor_calls(em, stack.rollback_role, asked, done)
+    writes = sorted({c["iam"]["action"] for c in calls if not c["iam"]["action"].split(":", 1)[1].startswith(("Describe", "List", "Get", "BatchGet"))})
+    expect("doctor only read: its calls as rollback's role were Describe/List/Get", bool(calls) and not writes,
+           f"{len(calls)} call(s)" + (f"; writes: {', '.join(writes)}" if writes else ""))
+
+    put_canary_alarm(cw, "1", stack.topic)
+    report, error_type, _ = ask_doctor(em)
+    say(f"alarm {ALARM} put back (ExecutedVersion=1 under Resource={APP}:live): doctor "
+        + ("healthy again" if report and report.get("healthy") and not error_type else f"{error_type}"))
+    expect("the safety net is sound again", bool(report) and report.get("healthy") is True and not error_type)
+
+
 # ---------------------------------------------------------------------------------------------
 # The configuration of the three functions
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +681,7 @@ class Stack:
             deploy_function(em, PRE_HOOK, pre)
             deploy_function(em, POST_HOOK, post)
             rollback_arn = deploy_function(em, ROLLBACK_FN, rollback)
+            self.rollback_role = roles[ROLLBACK_FN]["roleArn"].rsplit("/", 1)[1]
             self.sns.subscribe(TopicArn=self.topic, Protocol="lambda", Endpoint=rollback_arn)
             self.watch = AliasWatch(em)
         except BaseException:
@@ -680,7 +747,10 @@ def alias_scenario(em: Emulator) -> None:
             f"notifies SNS topic {TOPIC}, rollback is subscribed")
         ok_notification_ignored(em, ALARM)
 
-        step("2. Version 2 is broken: stopped by pre-traffic before it gets any traffic")
+        step("2. Doctor: the safety net checks itself, and catches an alarm that could never fire")
+        doctor_step(em, stack)
+
+        step("3. Version 2 is broken: stopped by pre-traffic before it gets any traffic")
         publish(em, "2", BROKEN)
         put_canary_alarm(cw, "2", stack.topic)
         t0 = time.monotonic()
@@ -699,7 +769,7 @@ def alias_scenario(em: Emulator) -> None:
         v2 = [r for r in stack.traffic.between(t0) if r[1] == "2"]
         expect("no real request ran on version 2", not v2, f"{len(v2)} did" if v2 else "")
 
-        step("3. Version 3 passes pre-traffic but fails under real traffic: rolled back")
+        step("4. Version 3 passes pre-traffic but fails under real traffic: rolled back")
         publish(em, "3", FAILS_CHECKOUT)
         put_canary_alarm(cw, "3", stack.topic)
         t0 = time.monotonic()
@@ -745,7 +815,7 @@ def alias_scenario(em: Emulator) -> None:
         no_alias_writes_by_rollback(em, wall0)
         say(f"alarm to restored traffic: {inv['end'] - delivery['changed']:.2f}s (CloudWatch -> SNS -> rollback -> StopDeployment -> CodeDeploy's rollback)")
 
-        step("4. Version 4 is good: 10% -> 100%, post-traffic compares it with version 1, it becomes stable")
+        step("5. Version 4 is good: 10% -> 100%, post-traffic compares it with version 1, it becomes stable")
         publish(em, "4", HEALTHY)
         put_canary_alarm(cw, "4", stack.topic)
         t0 = time.monotonic()
