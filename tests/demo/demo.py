@@ -72,7 +72,7 @@ TIME_SCALE = 60
 # Requests per second the sample application's callers send through the alias (at 10% for 5 s the
 # canary gets ~60, well above post-traffic's minSamples of 20).
 TRAFFIC_RATE = 120
-WAIT = 30.0  # real seconds any one step may take before the demo calls it failed
+WAIT = 60.0  # real seconds any one step may take before the demo calls it failed (a bound, not a sleep: the first step includes cargo lambda watch building a binary, which waits for the cargo lock when another build holds it)
 
 started_at = time.monotonic()
 failures: list[str] = []
