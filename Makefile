@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
+.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test cdk-wheel cdk-python sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -28,6 +28,8 @@ help:
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
 	@echo "make synth     - synthesize the CDK app from those zips (offline)"
+	@echo "make cdk-wheel - the construct library built with jsii into a Python wheel: target/cdk-python/wheel/shiftguard_cdk-*.whl"
+	@echo "make cdk-python - that wheel installed into a Python CDK app, which synthesizes what the TypeScript one does (cdk/python-test)"
 	@echo "make schema    - regenerate cdk/schema/shiftguard.schema.json from the Rust configuration types (a test fails while it is stale)"
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
@@ -89,7 +91,7 @@ test: $(STAMP) cdk-synth
 	$(PYTHON) tests/iam_report.py --usage $(IAM_USAGE)
 	$(PYTHON) tests/byhand/run.py
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/byhand/test_doctor.py
-	$(MAKE) cdk-test sam-test
+	$(MAKE) cdk-test cdk-python sam-test
 	$(MAKE) emulator-test
 
 # The timing-sensitive suites, ROUNDS times, with LOAD busy processes on the CPU (tests/stress.py).
@@ -114,6 +116,41 @@ cdk-test: cdk-synth
 	# W3005: CDK's explicit DependsOn from a function to its role's policy is deliberate (the policy
 	# must exist before the function runs); every other rule applies.
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- target/cdk.out/*.template.json
+
+# The construct library for Python CDK apps (cdk/README.md, "Python"). cdk-wheel: jsii compiles
+# lib/ after tsc (both write dist/lib; only jsii's output carries the type information the Python
+# side needs), jsii-pacmak generates the Python package around the npm package (its tarball: .jsii,
+# the schema, the bundled ajv; without npm scripts, whose prepack would run tsc over jsii's
+# output), pip builds target/cdk-python/wheel/shiftguard_cdk-*.whl with the pinned setuptools of a
+# venv of its own (cdk/python-test/requirements.txt: aws-cdk-lib as PyPI has it, the version the
+# TypeScript side is built and tested with; rebuilt when that file changes). cdk-python: the wheel
+# pip-installed into that venv, then cdk/python-test/test_python.py: the Python app synthesizes the
+# cloud assembly its TypeScript twins (cdk/test/python-twins.ts) do, and a typo raises TypeScript's
+# message. The jsii runtime's unpacked packages are kept in target/cdk-python/jsii-cache. (jsii's
+# tools warn that Node 20 is past its end of life for them: silenced for 20 only, as are jsii's
+# notes on names reserved in Go and on devDependency pins.)
+CDK_PY       := target/cdk-python
+CDK_PY_VENV  := $(CDK_PY)/venv
+CDK_PY_STAMP := $(CDK_PY_VENV)/.installed
+CDK_PY_ENV   := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
+$(CDK_PY_STAMP): cdk/python-test/requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	rm -rf $(CDK_PY_VENV)
+	python3 -m venv $(CDK_PY_VENV)
+	$(CDK_PY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r cdk/python-test/requirements.txt
+	touch $@
+
+cdk-wheel: cdk/node_modules/.installed $(CDK_PY_STAMP)
+	cd cdk && npx tsc && $(CDK_PY_ENV) npx jsii --silence-warnings reserved-word --silence-warnings JSII6
+	rm -rf $(CDK_PY)/pacmak $(CDK_PY)/wheel
+	cd cdk && $(CDK_PY_ENV) npm_config_ignore_scripts=true npx jsii-pacmak --targets python --code-only --no-npmignore --outdir ../$(CDK_PY)/pacmak
+	PYTHONWARNINGS=ignore $(CDK_PY_VENV)/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w $(CDK_PY)/wheel $(CDK_PY)/pacmak/python
+	@ls $(CDK_PY)/wheel/shiftguard_cdk-*.whl
+
+cdk-python: cdk-wheel
+	$(CDK_PY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall $(CDK_PY)/wheel/shiftguard_cdk-*.whl
+	cd cdk/python-test && $(CDK_PY_ENV) PYTHONDONTWRITEBYTECODE=1 JSII_RUNTIME_PACKAGE_CACHE_ROOT=$(CURDIR)/$(CDK_PY)/jsii-cache \
+		$(CURDIR)/$(CDK_PY_VENV)/bin/python -m pytest -q -p no:cacheprovider test_python.py
 
 # The emulator's own suite (engine, alarms, SNS, bindings, fidelity), strict model conformance on.
 # README "Running it by hand", exactly as `make emulator SAMPLE=1` prints it: the seeded emulator,

@@ -14,6 +14,7 @@ export type {
   RollbackMapping,
   RollbackTarget,
   LambdaAliasTarget,
+  CodeDeployGroupRef,
   LatticeListenerTarget,
   ApiGatewayCanaryTarget,
 } from './shiftguard';

@@ -12,6 +12,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { parseDuration } from './duration';
 import { suppress, suppressGrant } from './nag';
+import { inOrder } from './order';
 import type { HookChecks } from './shiftguard';
 import { assertConfiguration, configurationProblems } from './validate';
 
@@ -115,7 +116,11 @@ export interface RolloutProps {
 /** A rollout's target as the plan names it (what `shift` reads): a Lattice target's `productionAlias` is the construct's only. */
 export type RolloutPlanTarget = Omit<LatticeRolloutTarget, 'productionAlias'> | AliasRolloutTarget;
 
-/** The plan as `shift` reads it, without `id` (the execution's name). */
+/**
+ * The plan as `shift` reads it, without `id` (the execution's name). TypeScript only: jsii cannot
+ * hand a union of structs back to another language (there, `Rollout.planJson`).
+ * @jsii ignore
+ */
 export interface RolloutPlan {
   readonly target: RolloutPlanTarget;
   readonly steps: { readonly weight: number; readonly bake?: string }[];
@@ -326,16 +331,17 @@ export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alar
   } else if (t.type === 'lattice-listener' && checks) {
     for (const [field, set] of Object.entries(checks) as [string, HookChecks][]) {
       set.checks.forEach((c, i) => {
-        if (needsFunction(c)) {
+        if (needsFunction(c as { kind: string })) {
           throw new Error(`rollout.checks.${field}.checks[${i}] ('${c.name}'): a ${c.kind} check looks at a Lambda function: give checkFunction {function, version, currentVersion} for a lattice target, or use http checks`);
         }
       });
     }
   }
   // The plan names the target as `shift` reads it; `productionAlias` stays with the construct (IAM).
+  // Fields in one order whichever language built the target (jsii hands a struct over sorted).
   const target: RolloutPlanTarget = t.type === 'lattice-listener'
     ? { type: t.type, service: t.service, listener: t.listener, productionTargetGroup: t.productionTargetGroup, canaryTargetGroup: t.canaryTargetGroup }
-    : { ...t };
+    : inOrder({ ...t }, ['type', 'function', 'alias', 'newVersion', 'stableVersion', 'stableAlias']);
   // The plan against the schema as the props gave it — their own keys, so that a misspelt one
   // (`bak`, `befor`, `checkFunction.aliass`) is refused rather than dropped from the plan — with
   // what the construct turns into `shift`'s form: bakes as text, alarms as names.
@@ -353,8 +359,20 @@ export function rolloutPlan(props: Pick<RolloutProps, 'target' | 'steps' | 'alar
     steps,
     alarms,
     ...(checks ? { checks } : {}),
-    ...(cf ? { checkFunction: { ...cf } } : {}),
+    ...(cf ? { checkFunction: inOrder({ ...cf }, ['function', 'version', 'currentVersion', 'alias']) } : {}),
   };
+}
+
+/**
+ * The plan with its check sets' fields in one order (`concurrency`, `checks`), whichever language
+ * gave them: the plan keeps the objects given (checked once more at synth), the JSON is rendered
+ * from this.
+ */
+function planInOrder(plan: RolloutPlan): RolloutPlan {
+  if (!plan.checks) return plan;
+  const set = (s: HookChecks | undefined) => s && inOrder(s, ['concurrency', 'checks']);
+  const { before, after } = plan.checks;
+  return { ...plan, checks: { ...(before ? { before: set(before) } : {}), ...(after ? { after: set(after) } : {}) } };
 }
 
 export interface RolloutConstructProps extends RolloutProps {
@@ -382,10 +400,23 @@ export interface RolloutConstructProps extends RolloutProps {
 const GRANT_START_IAM5_REASON = 'ShiftGuard rollout.grantStart(): redrive, describe and stop are granted on this state machine\'s executions (execution:NAME:*), whose names are the rollout ids given at each start; the grant reaches no other state machine.';
 
 export class Rollout extends Construct {
+  /** errorTypes a Step may be retried on (`RETRYABLE_ERRORS`, for languages without module constants). */
+  public static readonly RETRYABLE_ERRORS: string[] = RETRYABLE_ERRORS;
+  /** errorTypes that running the same step again cannot change (`REFUSED_ERRORS`). */
+  public static readonly REFUSED_ERRORS: string[] = REFUSED_ERRORS;
+
   public readonly stateMachine: sfn.StateMachine;
   public readonly logGroup: logs.LogGroup;
-  /** The construct's plan, as the state machine holds it (the defaults of every execution). */
+  /**
+   * The construct's plan, as the state machine holds it (the defaults of every execution).
+   * TypeScript only (other languages: `planJson`).
+   * @jsii ignore
+   */
   public readonly plan: RolloutPlan;
+  /** The construct's plan as the state machine holds it (the defaults of every execution), as JSON. */
+  public get planJson(): string {
+    return JSON.stringify(planInOrder(this.plan));
+  }
   /** The state machine's ARN, as a stack output (unless `output: false`). */
   public readonly output?: CfnOutput;
 
@@ -409,7 +440,7 @@ export class Rollout extends Construct {
     const planGiven = new sfn.Choice(this, 'Plan given?');
     const emptyPlan = new sfn.Pass(this, 'Empty plan', { result: sfn.Result.fromObject({}), resultPath: '$.rollout' });
     // Result is literal JSON: nothing in the plan is read as a path.
-    const defaults = new sfn.Pass(this, 'Defaults', { result: sfn.Result.fromObject(this.plan as unknown as Record<string, unknown>), resultPath: '$.defaults' });
+    const defaults = new sfn.Pass(this, 'Defaults', { result: sfn.Result.fromObject(planInOrder(this.plan) as unknown as Record<string, unknown>), resultPath: '$.defaults' });
     const name = new sfn.Pass(this, 'Name', {
       parameters: {
         defaults: sfn.JsonPath.objectAt('$.defaults'),

@@ -17,6 +17,7 @@ import { suppress } from './nag';
 import { SettingsFiles } from './settings';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 import { assertConfiguration, configurationProblems } from './validate';
+import { inOrder } from './order';
 import { Doctor } from './doctor';
 
 /**
@@ -30,7 +31,13 @@ export interface LambdaAliasTarget {
   readonly alias: string;
   readonly stableVersion?: string;
   readonly stableAlias?: string;
-  readonly codeDeploy?: { readonly application: string; readonly deploymentGroup: string };
+  readonly codeDeploy?: CodeDeployGroupRef;
+}
+
+/** The CodeDeploy application and deployment group that deploy a Lambda alias (scopes rollback's CodeDeploy grants). */
+export interface CodeDeployGroupRef {
+  readonly application: string;
+  readonly deploymentGroup: string;
 }
 
 /**
@@ -82,6 +89,28 @@ export interface RollbackMapping {
   readonly targets: RollbackTarget[];
 }
 
+/** Each target type's fields, in the order ROLLBACK_TARGETS writes them. */
+const TARGET_FIELDS: Record<string, string[]> = {
+  'lambda-alias': ['type', 'function', 'alias', 'stableVersion', 'stableAlias', 'codeDeploy'],
+  'lattice-listener': ['type', 'service', 'listener', 'productionTargetGroup'],
+  'apigateway-canary': ['type', 'restApi', 'stage'],
+};
+
+/**
+ * A mapping as ROLLBACK_TARGETS writes it: `alarms`, `targets`, each target's fields in
+ * TARGET_FIELDS' order (./order.ts: jsii hands a struct built in Python over sorted by name).
+ */
+function mappingInOrder(m: RollbackMapping): RollbackMapping {
+  const targets = Array.isArray(m.targets)
+    ? m.targets.map((t) => {
+      const target = inOrder(t, TARGET_FIELDS[(t as { type?: string } | undefined)?.type ?? ''] ?? ['type']);
+      const cd = (target as Partial<LambdaAliasTarget> | undefined)?.codeDeploy;
+      return cd === undefined ? target : { ...target, codeDeploy: inOrder(cd, ['application', 'deploymentGroup']) };
+    })
+    : m.targets;
+  return inOrder({ ...m, targets }, ['alarms', 'targets']);
+}
+
 /** A function whose deployments the hooks check. */
 export interface CheckedFunction {
   readonly functionName: string;
@@ -95,7 +124,10 @@ export interface CheckedFunction {
 
 /**
  * One hook check (see the README's "Checks"): checked against the configuration's schema when it
- * is given (./validate.ts), and by the hooks at start-up.
+ * is given (./validate.ts), and by the hooks at start-up. The fields every kind has; the kind's own
+ * settings beside them. TypeScript only: `HookChecks.checks` takes any JSON object (jsii has no
+ * interface with an index signature), which in TypeScript a `HookCheck` is.
+ * @jsii ignore
  */
 export interface HookCheck {
   /**
@@ -118,7 +150,11 @@ export interface HookCheck {
 export interface HookChecks {
   /** Checks at once (the hooks' default is 4). */
   readonly concurrency?: number;
-  readonly checks: HookCheck[];
+  /**
+   * The checks, each a JSON object: `name`, `kind`, optionally `functions`, and the kind's own
+   * settings (in TypeScript, a `HookCheck`; in Python, a dict).
+   */
+  readonly checks: { [field: string]: any }[];
 }
 
 /**
@@ -127,10 +163,10 @@ export interface HookChecks {
  * the check, for a URL whose origin is not known at synth (a token) or that is plain http beyond
  * loopback: `shift` sends a secret only to the origin it is allowed for, over https.
  */
-export function sentSecrets(rollout: string, plan: { checks?: { before?: { checks: HookCheck[] }; after?: { checks: HookCheck[] } } }): [string, string][] {
+export function sentSecrets(rollout: string, plan: { checks?: { before?: HookChecks; after?: HookChecks } }): [string, string][] {
   const out: [string, string][] = [];
   for (const [phase, set] of Object.entries(plan.checks ?? {})) {
-    (set?.checks ?? []).forEach((c: HookCheck, i: number) => {
+    ((set?.checks ?? []) as HookCheck[]).forEach((c: HookCheck, i: number) => {
       const http = (c.kind === 'http' ? c : c.kind === 'burst' ? (c.target as { http?: Record<string, unknown> } | undefined)?.http : undefined) as
         { url?: unknown; secretHeaders?: Record<string, string>; signing?: { apiKeyEnv?: string; secretEnv?: string } } | undefined;
       if (!http) return;
@@ -344,7 +380,7 @@ export class ShiftGuard extends Construct {
     }, Duration.seconds(60), 256);
     // Lazy: mappings added after construction (protect, addRollbackMapping) are included. In the
     // settings file, not the environment: a map for many functions outgrows Lambda's 4 KB.
-    this.settingsFiles.set(this.rollback, 'rollback', 'ROLLBACK_TARGETS', Lazy.string({ produce: () => JSON.stringify(this.mappings) }));
+    this.settingsFiles.set(this.rollback, 'rollback', 'ROLLBACK_TARGETS', Lazy.string({ produce: () => JSON.stringify(this.renderedMappings()) }));
     // Each given check set and mapping is checked against the configuration's schema as it is
     // added (a typo fails where it was written); the documents as rendered, once more at synth.
     const given = `ShiftGuard ${this.node.path}`;
@@ -667,6 +703,10 @@ export class ShiftGuard extends Construct {
    * - `concurrency` is the largest asked for.
    */
   public addChecks(phase: 'pre-traffic' | 'post-traffic', set: HookChecks, functions?: string[]): void {
+    // A plain string in other languages (jsii has no string literal types).
+    if (phase !== 'pre-traffic' && phase !== 'post-traffic') {
+      throw new Error(`ShiftGuard addChecks(${JSON.stringify(phase)}): phase: expected pre-traffic or post-traffic, got ${JSON.stringify(phase)}`);
+    }
     this.commitChecks(phase, set, this.planChecks(phase, set, functions, { call: `ShiftGuard addChecks(${phase})`, field: '' }));
   }
 
@@ -679,7 +719,7 @@ export class ShiftGuard extends Construct {
     assertConfiguration(given.call, 'checkSet', set, given.field);
     if (functions !== undefined) validFunctions(`ShiftGuard ${phase} checks: functions`, functions);
     const adding: HookCheck[] = [];
-    for (const check of set.checks) {
+    for (const check of set.checks as HookCheck[]) {
       const what = `ShiftGuard ${phase} check '${check.name}'`;
       let entry = check;
       if (functions !== undefined) {
@@ -786,6 +826,11 @@ export class ShiftGuard extends Construct {
     }
     if (this.mappings.length > 0) problems.push(...configurationProblems('rollbackMappings', this.mappings).map((p) => `${at}: ROLLBACK_TARGETS: ${p}`));
     return problems;
+  }
+
+  /** The mappings as ROLLBACK_TARGETS holds them: the objects given, their fields in one order (mappingInOrder). */
+  private renderedMappings(): RollbackMapping[] {
+    return this.mappings.map(mappingInOrder);
   }
 
   /** Adds alarms → targets to ROLLBACK_TARGETS and lets rollback act on exactly those targets. */
