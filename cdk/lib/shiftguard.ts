@@ -332,6 +332,8 @@ export class ShiftGuard extends Construct {
   private readonly checked: CheckedFunction[] = [];
   private readonly checks: Partial<Record<'pre-traffic' | 'post-traffic', { concurrency?: number; checks: HookCheck[] }>> = {};
   private application?: codedeploy.LambdaApplication;
+  /** CodeDeploy's service role, one for every deployment group `protect` creates (it may invoke the two hooks only). */
+  private codeDeployRole?: iam.Role;
   private metricsGranted = false;
   private rolloutMetricsGranted = false;
   /** Every function `protect` was called for: its name (usually a token string) and construct path. */
@@ -930,7 +932,8 @@ export class ShiftGuard extends Construct {
    * One call per function: its version and alias, a CodeDeploy deployment group (canary by
    * default) with ShiftGuard's hooks, alarms on the new version and on the alias that stop the
    * deployment and are mapped to rollback of the alias, the hooks' IAM for this function, and a
-   * dashboard. Put the function in the same stack as this ShiftGuard.
+   * dashboard. The function must be in the same stack as this ShiftGuard (a function in another
+   * stack is refused: see below).
    */
   public protect(fn: lambda.Function, options: ProtectOptions = {}): ProtectedFunction {
     const aliasName = options.alias ?? 'live';
@@ -938,6 +941,16 @@ export class ShiftGuard extends Construct {
     // This call's checks run only for this function (a check with its own `functions` is refused).
     // Both phases are checked before either is added, and before anything is created.
     const call = `ShiftGuard protect(${fn.node.id})`;
+    // Another stack's function would be imported: its version (the alias's target) through an
+    // export whose name and value change with every new version, which CloudFormation refuses
+    // while this stack imports it, so the function's stack could never deploy new code again.
+    const fnStack = Stack.of(fn);
+    const ownStack = Stack.of(this);
+    if (fnStack !== ownStack) {
+      throw new Error(`${call}: ${fn.node.path} is in stack ${fnStack.node.path}, this ShiftGuard (${this.node.path}) in stack ${ownStack.node.path}. `
+        + `protect() puts the function's alias, alarms and deployment group beside the ShiftGuard, on the function's current version; from another stack that version would be a cross-stack export that changes with every code change, which CloudFormation refuses while ${ownStack.node.path} imports it. `
+        + `Create the function in ${ownStack.node.path}, or give ${fnStack.node.path} its own ShiftGuard (a different hookNamePrefix) and protect it there`);
+    }
     // Both phases' mistakes at once, each on a line of its own.
     const problems = [
       ...(options.preTraffic ? configurationProblems('checkSet', options.preTraffic, 'preTraffic') : []),
@@ -1007,9 +1020,18 @@ export class ShiftGuard extends Construct {
 
     // Named here, not generated, for the same reason as the alarms.
     const groupName = options.deploymentGroupName ?? Names.uniqueResourceName(scope, { maxLength: 100, separator: '-' });
+    // One service role for all of this ShiftGuard's groups (two resources less a function): every
+    // group grants it the same thing (the managed policy once, invoke on the same two hooks; CDK
+    // keeps one copy of each).
+    const firstGroup = this.codeDeployRole === undefined;
+    const role = this.codeDeployRole ??= new iam.Role(this, 'codedeploy-role', {
+      assumedBy: new iam.ServicePrincipal('codedeploy.amazonaws.com'),
+      description: 'CodeDeploy service role of ShiftGuard\'s deployment groups: AWSCodeDeployRoleForLambdaLimited and invoke on the two hooks',
+    });
     const deploymentGroup = new codedeploy.LambdaDeploymentGroup(scope, 'deployment-group', {
       application,
       alias,
+      role,
       deploymentGroupName: groupName,
       deploymentConfig: options.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
       preHook: this.preTraffic,
@@ -1041,10 +1063,13 @@ export class ShiftGuard extends Construct {
       alarms: [versionErrorRate, versionLatency, aliasErrorRate, aliasLatency],
     });
 
-    suppress(deploymentGroup, [
-      { id: 'AwsSolutions-IAM4', reason: 'AWSCodeDeployRoleForLambdaLimited is AWS\'s least-privilege policy for CodeDeploy Lambda deployments (it may only invoke hook functions named CodeDeployHook_*).' },
-      { id: 'AwsSolutions-IAM5', reason: 'CDK grants the deployment group\'s role invoke on the hook functions\' versions (function:NAME:*); the version is only known at deploy time.' },
-    ]);
+    // Once, now that the role's policy exists (the group's hooks were granted).
+    if (firstGroup) {
+      suppress(role, [
+        { id: 'AwsSolutions-IAM4', reason: 'AWSCodeDeployRoleForLambdaLimited is AWS\'s least-privilege policy for CodeDeploy Lambda deployments (it may only invoke hook functions named CodeDeployHook_*).' },
+        { id: 'AwsSolutions-IAM5', reason: 'CDK grants the deployment groups\' role invoke on the hook functions\' versions (function:NAME:*); the version is only known at deploy time.' },
+      ]);
+    }
     return { version, alias, application, deploymentGroup, versionErrorRate, versionLatency, aliasErrorRate, aliasLatency, alarms, rollbackTarget, dashboard };
   }
 

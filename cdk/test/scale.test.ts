@@ -19,7 +19,7 @@ for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
 }
 
 /** How many functions one ShiftGuard protects in one stack in this test (README: "how many fit"). */
-const IN_ONE_STACK = 35;
+const IN_ONE_STACK = 45;
 
 function protectMany(count: number) {
   const app = new App();
@@ -67,8 +67,27 @@ test(`one ShiftGuard protects ${IN_ONE_STACK} functions in one stack, every envi
   expect(JSON.stringify(pre).match(/\\"name\\":\\"health\\"/g)).toHaveLength(IN_ONE_STACK);
   const targets = JSON.stringify(stackEnvironment(stack, 'many_rollback').ROLLBACK_TARGETS);
   expect(targets.match(/lambda-alias/g)).toHaveLength(IN_ONE_STACK);
-  process.stdout.write(`${IN_ONE_STACK} protected functions: ${resources} resources (${((resources - 20) / IN_ONE_STACK).toFixed(1)} a function)\n`);
+  // What each function adds: against one protected function (the ShiftGuard's own resources).
+  const { app: one, stack: oneStack } = protectMany(1);
+  const base = Object.keys(one.synth().getStackArtifact(oneStack.artifactId).template.Resources).length;
+  // The CodeDeploy service role is shared: one role, whatever the number of deployment groups.
+  const roles = Object.values<any>(template.Resources).filter((r) => r.Type === 'AWS::IAM::Role'
+    && JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('codedeploy.amazonaws.com'));
+  expect(roles).toHaveLength(1);
+  process.stdout.write(`${IN_ONE_STACK} protected functions: ${resources} resources (${base} with one; ${((resources - base) / (IN_ONE_STACK - 1)).toFixed(2)} a function more)\n`);
 }, 120000);
+
+test('protect() refuses a function from another stack, naming both stacks and the way out', () => {
+  const app = new App();
+  const stack = new Stack(app, 'Guard');
+  const other = new Stack(app, 'Functions');
+  const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64, hookNamePrefix: 'CodeDeployHook_many' });
+  const fn = new lambda.Function(other, 'api', {
+    runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=async()=>1'),
+  });
+  expect(() => sg.protect(fn, { preTraffic: { checks: [{ name: 'logs', kind: 'logs' }] } }))
+    .toThrow(/ShiftGuard protect\(api\): Functions\/api is in stack Functions, this ShiftGuard \(Guard\/sg\) in stack Guard\..*cross-stack export.*Create the function in Guard, or give Functions its own ShiftGuard/);
+});
 
 test('an environment that could exceed 4 KB once deployed fails synthesis, naming the function and the way out', () => {
   const app = new App();
