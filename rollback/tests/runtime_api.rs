@@ -25,13 +25,8 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let watch = LambdaWatch::start(&env);
 
     // The sample alarm as if it fired now (a stage changed after an alarm is left alone).
-    let fresh = std::env::temp_dir().join(format!("shiftguard-fresh-{}.json", std::process::id()));
-    std::fs::write(
-        &fresh,
-        shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string(),
-    )
-    .unwrap();
-    let (ok, out) = watch.invoke_file("rollback", &fresh);
+    let fresh = shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json");
+    let (ok, out) = watch.invoke_value("rollback", &fresh);
     assert!(ok, "{out}");
     let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
@@ -185,14 +180,8 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
         .unwrap()
         .contains("ROLLBACK_TARGETS"));
     let watch = LambdaWatch::start(&env);
-    let fresh =
-        std::env::temp_dir().join(format!("shiftguard-fresh-file-{}.json", std::process::id()));
-    std::fs::write(
-        &fresh,
-        shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json").to_string(),
-    )
-    .unwrap();
-    let (ok, out) = watch.invoke_file("rollback", &fresh);
+    let fresh = shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json");
+    let (ok, out) = watch.invoke_value("rollback", &fresh);
     assert!(ok, "{out}");
     let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
@@ -230,10 +219,7 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
         &[&topic],
     )
     .await;
-    let doctor =
-        std::env::temp_dir().join(format!("shiftguard-doctor-{}.json", std::process::id()));
-    std::fs::write(&doctor, r#"{"shiftguard": "doctor"}"#).unwrap();
-    let (ok, out) = watch.invoke_file("rollback", &doctor);
+    let (ok, out) = watch.invoke_value("rollback", &json!({"shiftguard": "doctor"}));
     assert!(!ok, "{out}");
     // cargo lambda wraps the message in a box: compare without the wrapping.
     let flat: String = out

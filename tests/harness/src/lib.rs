@@ -474,6 +474,18 @@ impl LambdaWatch {
         self.invoke_file(function, &workspace_root().join("events").join(event_file))
     }
 
+    /// `event` (JSON) through `cargo lambda invoke FUNCTION`, by way of a temporary file.
+    pub fn invoke_value(&self, function: &str, event: &Value) -> (bool, String) {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("shiftguard-event-{}-{n}.json", std::process::id()));
+        std::fs::write(&path, event.to_string()).expect("writing the event");
+        let out = self.invoke_file(function, &path);
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
     /// `cargo lambda invoke FUNCTION --data-file PATH`: (succeeded, output).
     pub fn invoke_file(&self, function: &str, path: &Path) -> (bool, String) {
         let out = Command::new(cargo_lambda())
