@@ -352,17 +352,20 @@ pub fn report(config: &Config, facts: &Facts) -> DoctorReport {
     }
 }
 
+/// A failed read: missing (the service's not-found `missing` codes), denied, or failed otherwise.
 fn classify<
+    T,
     E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
     R,
 >(
     err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    code: Option<&str>,
     missing: &[&str],
-) -> Read<()>
+) -> Read<T>
 where
     R: std::fmt::Debug,
 {
+    let code = code_of(err);
+    let code = code.as_deref();
     // The service's own words when it answered (code: message); the whole chain otherwise.
     let text = match err.as_service_error() {
         Some(e) => format!(
@@ -483,12 +486,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                     }
                 }
                 Err(e) => {
-                    let code = code_of(&e);
-                    failure = Some(match classify(&e, code.as_deref(), &[]) {
-                        Read::Denied(w) => Read::Denied(w),
-                        Read::Missing(w) | Read::Failed(w) => Read::Failed(w),
-                        Read::Found(()) => unreachable!(),
-                    });
+                    failure = Some(classify(&e, &[]));
                     break;
                 }
             }
@@ -509,7 +507,8 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
         })
         .flatten()
         .collect();
-    // The topics the alarms notify: who is subscribed.
+    // The topics the alarms notify: who is subscribed. Read even when this function's ARN is
+    // unknown (a local runtime): the read is also the check that rollback's role may make it.
     let topics: BTreeSet<&String> = alarms
         .iter()
         .flat_map(|a| &a.actions)
@@ -533,16 +532,11 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                         .filter_map(|s| s.endpoint().map(str::to_string)),
                 ),
                 Err(e) => {
-                    let code = code_of(&e);
-                    failure = Some(
-                        match classify(&e, code.as_deref(), &["NotFound", "NotFoundException"]) {
-                            // A topic that does not exist has no subscribers: nothing hears the alarm.
-                            Read::Missing(_) => Read::Found(Vec::new()),
-                            Read::Denied(w) => Read::Denied(w),
-                            Read::Failed(w) => Read::Failed(w),
-                            Read::Found(()) => unreachable!(),
-                        },
-                    );
+                    failure = Some(match classify(&e, &["NotFound", "NotFoundException"]) {
+                        // A topic that does not exist has no subscribers: nothing hears the alarm.
+                        Read::Missing(_) => Read::Found(Vec::new()),
+                        other => other,
+                    });
                     break;
                 }
             }
@@ -568,14 +562,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                     .iter()
                     .any(|x| x.dimensions().len() == m.dimensions.len()),
             ),
-            Err(e) => {
-                let code = code_of(&e);
-                match classify(&e, code.as_deref(), &[]) {
-                    Read::Denied(w) => Read::Denied(w),
-                    Read::Missing(w) | Read::Failed(w) => Read::Failed(w),
-                    Read::Found(()) => unreachable!(),
-                }
-            }
+            Err(e) => classify(&e, &[]),
         };
         facts.published.insert(m, read);
     }
@@ -595,10 +582,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                 .await
             {
                 Ok(_) => Read::Found(()),
-                Err(e) => {
-                    let c = code_of(&e);
-                    classify(&e, c.as_deref(), &["ResourceNotFoundException"])
-                }
+                Err(e) => classify(&e, &["ResourceNotFoundException"]),
             },
             Target::LatticeListener(t) => match clients
                 .lattice
@@ -609,10 +593,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                 .await
             {
                 Ok(_) => Read::Found(()),
-                Err(e) => {
-                    let c = code_of(&e);
-                    classify(&e, c.as_deref(), &["ResourceNotFoundException"])
-                }
+                Err(e) => classify(&e, &["ResourceNotFoundException"]),
             },
             Target::ApigatewayCanary(t) => {
                 let (api, stage) = t.ids();
@@ -625,10 +606,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                     .await
                 {
                     Ok(_) => Read::Found(()),
-                    Err(e) => {
-                        let c = code_of(&e);
-                        classify(&e, c.as_deref(), &["NotFoundException"])
-                    }
+                    Err(e) => classify(&e, &["NotFoundException"]),
                 }
             }
         };
@@ -648,17 +626,13 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                     .await
                 {
                     Ok(_) => Read::Found(()),
-                    Err(e) => {
-                        let c = code_of(&e);
-                        classify(
-                            &e,
-                            c.as_deref(),
-                            &[
-                                "DeploymentGroupDoesNotExistException",
-                                "ApplicationDoesNotExistException",
-                            ],
-                        )
-                    }
+                    Err(e) => classify(
+                        &e,
+                        &[
+                            "DeploymentGroupDoesNotExistException",
+                            "ApplicationDoesNotExistException",
+                        ],
+                    ),
                 };
                 facts.groups.insert(key, read);
             }
