@@ -278,7 +278,7 @@ const MAY_SET = 'id, target.newVersion, checkFunction.version, checkFunction.cur
 type Read = { plan: any } | { errorType: 'Shift.InvalidPlan'; errorMessage: string };
 
 /**
- * An event read as `shift` reads it (rollback/shift/src/plan.rs, parse_plan): exactly `shiftguard`,
+ * An event read as `shift` reads it (rollback/shift/src/plan/event.rs, parse_plan): exactly `shiftguard`,
  * `rollout` (the plan) and optionally `input` and `last`; the input applied to the plan field by
  * field, the release only; anything else refused with Shift.InvalidPlan naming the field.
  */
