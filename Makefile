@@ -80,6 +80,7 @@ DEMO_TRANSCRIPTS := $(CURDIR)/target/demo-transcripts
 test: $(STAMP) cdk-synth
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/shape
 	rm -f $(IAM_USAGE)
 	rm -rf $(DEMO_TRANSCRIPTS)
 	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) cargo test --workspace --locked

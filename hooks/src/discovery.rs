@@ -5,8 +5,17 @@ use shiftguard_common::codedeploy;
 use shiftguard_common::error_text;
 use tracing::{info, warn};
 
-use crate::config::EnvTarget;
 use crate::Clients;
+
+/// The deployment target as the environment gives it (`TARGET_FUNCTION`, `TARGET_VERSION`, …),
+/// when the hook does not look it up from CodeDeploy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvTarget {
+    pub function: String,
+    pub alias: Option<String>,
+    pub version: String,
+    pub current_version: Option<String>,
+}
 
 /// The function version under deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

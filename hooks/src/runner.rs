@@ -30,18 +30,6 @@ pub struct CheckResult {
     pub details: Value,
 }
 
-pub fn kind_name(kind: &CheckKind) -> &'static str {
-    match kind {
-        CheckKind::Invoke(_) => "invoke",
-        CheckKind::Http(_) => "http",
-        CheckKind::Burst(_) => "burst",
-        CheckKind::Metrics(_) => "metrics",
-        CheckKind::Compare(_) => "compare",
-        CheckKind::Logs(_) => "logs",
-        CheckKind::Artifact(_) => "artifact",
-    }
-}
-
 fn counts_as_pass(check: &Check, o: &Observation) -> bool {
     match o.verdict {
         Verdict::Passed => true,
@@ -97,7 +85,7 @@ async fn run_one(executor: Arc<dyn Executor>, check: Check, redactor: &Redactor)
     info!(check = %check.name, verdict = ?last.verdict, passed, attempts, elapsed_ms = started.elapsed().as_millis() as u64, reason = ?last.reason, "check finished");
     CheckResult {
         name: check.name.clone(),
-        kind: kind_name(&check.kind),
+        kind: check.kind.name(),
         required: check.required,
         verdict: last.verdict,
         passed,
@@ -150,8 +138,7 @@ pub async fn run_checks(
     futures::stream::iter(set.checks.iter().cloned())
         .map(|check| {
             let executor = executor.clone();
-            let (name, kind, required) =
-                (check.name.clone(), kind_name(&check.kind), check.required);
+            let (name, kind, required) = (check.name.clone(), check.kind.name(), check.required);
             async move {
                 match AssertUnwindSafe(run_one(executor, check, redactor))
                     .catch_unwind()

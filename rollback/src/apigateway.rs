@@ -62,7 +62,7 @@ pub fn plan_stage_for(stage: &StageRead, alarm_ms: Option<i64>) -> CanaryStep {
     if let (CanaryStep::SendNothingToCanary { .. }, Some(updated), Some(alarm)) =
         (&step, stage.last_updated_ms, alarm_ms)
     {
-        if updated > alarm.saturating_add(crate::plan::STALE_AFTER_MS) {
+        if updated > alarm.saturating_add(crate::truth::STALE_AFTER_MS) {
             return CanaryStep::ChangedAfterAlarm {
                 updated_ms: updated,
                 alarm_ms: alarm,

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::config::is_version_number;
 use crate::traffic::AliasState;
-use crate::truth::{began_after, Marker, Status, PROMOTED_WATCH_MS};
+use crate::truth::{began_after, Marker, Status, PROMOTED_WATCH_MS, STALE_AFTER_MS};
 
 /// What reading the stable-pointer alias gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,11 +207,6 @@ pub fn older_of_two(alias: &AliasState) -> Result<Option<String>, String> {
 fn latest_first(deployments: &mut [&InFlight]) {
     deployments.sort_by_key(|d| std::cmp::Reverse(d.create_time_ms.unwrap_or(i64::MIN)));
 }
-
-/// How much later than the alarm's state change a deployment must have been created to be judged
-/// not what the alarm is about: the two times come from different services' clocks and may be
-/// rounded (to the second, in some notifications). A late retry of an alarm arrives minutes later.
-pub const STALE_AFTER_MS: i64 = 2_000;
 
 /// Created after the alarm changed state (by more than [`STALE_AFTER_MS`]).
 pub fn is_stale(d: &InFlight, alarm_time_ms: Option<i64>) -> bool {

@@ -27,9 +27,11 @@ use crate::Clients;
 pub const MARKER_KEY: &str = "shiftguard:rollout";
 /// Tag key of the restore record (suffixed with `:ALIAS` on a function).
 pub const RECORD_KEY: &str = "shiftguard:restored";
-/// How much later than the alarm's state change something must have started to be judged not
-/// what the alarm is about (different services' clocks, rounded times).
-pub const STALE_AFTER_MS: i64 = crate::plan::STALE_AFTER_MS;
+/// How much later than the alarm's state change something (a deployment, a rollout) must have
+/// started to be judged not what the alarm is about: the two times come from different services'
+/// clocks and may be rounded (to the second, in some notifications). A late retry of an alarm
+/// arrives minutes later.
+pub const STALE_AFTER_MS: i64 = 2_000;
 /// How long after a rollout's promotion an alarm still puts its previous production back.
 pub const PROMOTED_WATCH_MS: i64 = 60 * 60 * 1000;
 

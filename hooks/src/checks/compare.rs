@@ -1,7 +1,7 @@
 //! `compare`: the new version against the old with the judge (`crate::stats`) — pre-traffic an interleaved load, post-traffic Lambda's REPORT lines (or CloudWatch periods).
 
 use super::*;
-use crate::config::{default_min_samples, validate_confidence, validate_window};
+use crate::config::limits::{default_min_samples, validate_confidence, validate_window};
 use shiftguard_common::duration::serde_text as duration_text;
 
 // ---- settings and validation ----
@@ -324,10 +324,10 @@ impl AwsExecutor {
         // Per-invocation records first (issue 21 [5]): Lambda's REPORT lines give every
         // invocation's Duration to 0.01 ms; CloudWatch periods are the fallback.
         let fallback = match c.source {
-            crate::config::CompareSource::Periods => "source: periods".to_string(),
+            CompareSource::Periods => "source: periods".to_string(),
             source => match self.compare_reports(c, &new, old, started).await {
                 Ok(observation) => return observation,
-                Err(why) if source == crate::config::CompareSource::Reports => {
+                Err(why) if source == CompareSource::Reports => {
                     return judged(
                         c.inconclusive,
                         Verdict::Inconclusive,
@@ -447,11 +447,11 @@ impl AwsExecutor {
         let (reports, errors) = tokio::join!(
             self.log_events(
                 &group,
-                crate::config::DEFAULT_INVOCATION_PATTERN,
+                super::logs::DEFAULT_INVOCATION_PATTERN,
                 start_ms,
                 now_ms
             ),
-            self.log_events(&group, crate::config::DEFAULT_LOG_PATTERN, start_ms, now_ms),
+            self.log_events(&group, super::logs::DEFAULT_LOG_PATTERN, start_ms, now_ms),
         );
         let (reports, errors) = match (reports, errors) {
             (Ok(r), Ok(e)) => (r, e),

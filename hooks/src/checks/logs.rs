@@ -2,7 +2,7 @@
 
 use super::compare::default_confidence;
 use super::*;
-use crate::config::{default_min_samples, default_multiple, default_window};
+use crate::config::limits::{default_min_samples, default_multiple, default_window};
 use shiftguard_common::duration::serde_text as duration_text;
 
 // ---- settings and validation ----

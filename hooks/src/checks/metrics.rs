@@ -1,7 +1,7 @@
 //! `metrics`: CloudWatch series of both versions (through the alias, or version-qualified), against absolute and relative limits; the per-version metric queries `compare` shares.
 
 use super::*;
-use crate::config::{default_min_samples, default_multiple, default_window};
+use crate::config::limits::{default_min_samples, default_multiple, default_window};
 use shiftguard_common::duration::serde_text as duration_text;
 
 // ---- settings and validation ----

@@ -12,26 +12,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StatusCode};
 use aws_sdk_lambda::primitives::Blob;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shiftguard_common::error_text;
 
-use crate::config::{Check, CheckKind, Inconclusive};
+use crate::config::limits::Inconclusive;
 use crate::discovery::DeploymentTarget;
 use crate::{judge, stats};
 use crate::{Clients, Phase};
 
-mod artifact;
-mod compare;
-mod invoke;
-mod logs;
-mod metrics;
+pub(crate) mod artifact;
+pub(crate) mod compare;
+mod dispatch;
+pub(crate) mod invoke;
+pub(crate) mod logs;
+pub(crate) mod metrics;
 
 pub use artifact::*;
 pub use compare::*;
+pub use dispatch::Executor;
 pub use invoke::*;
 pub use logs::*;
 pub use metrics::*;
@@ -67,12 +68,6 @@ impl Observation {
     }
 }
 
-/// Runs one attempt of a check. A trait so that tests can wrap the real executor (to make a check
-/// panic, for instance) while everything else stays real.
-pub trait Executor: Send + Sync {
-    fn run(&self, check: Check) -> BoxFuture<'static, Observation>;
-}
-
 /// The executor that talks to AWS and to HTTP endpoints.
 #[derive(Clone)]
 pub struct AwsExecutor {
@@ -80,27 +75,6 @@ pub struct AwsExecutor {
     pub http: crate::HttpClient,
     pub target: DeploymentTarget,
     pub phase: Phase,
-}
-
-impl Executor for AwsExecutor {
-    fn run(&self, check: Check) -> BoxFuture<'static, Observation> {
-        let this = self.clone();
-        async move {
-            match &check.kind {
-                CheckKind::Invoke(c) => this.invoke(c).await,
-                CheckKind::Http(c) => this.http(c).await,
-                CheckKind::Burst(c) => this.burst(c).await,
-                CheckKind::Metrics(c) => this.metrics(c).await,
-                CheckKind::Compare(c) => match this.phase {
-                    Phase::PreTraffic => this.compare_load(c).await,
-                    Phase::PostTraffic => this.compare_series(c).await,
-                },
-                CheckKind::Logs(c) => this.logs(c).await,
-                CheckKind::Artifact(c) => this.artifact(c).await,
-            }
-        }
-        .boxed()
-    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -176,6 +150,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CheckKind;
 
     fn metrics_from(fields: &str) -> MetricsCheck {
         crate::config::parse_checks(&format!(

@@ -8,15 +8,16 @@ use shiftguard_common::env::{self, EnvError, Vars};
 
 // Each kind's settings and their validation live beside its execution (`crate::checks::<kind>`);
 // re-exported here, where the check set is bound from the environment.
-use crate::checks::{
+pub use crate::checks::artifact::{ArtifactCheck, SameAs};
+use crate::checks::compare::{
     default_compare_concurrency, default_compare_requests, default_compare_window,
-    default_statistic, validate_compare, validate_expect, validate_http,
+    default_statistic, validate_compare,
 };
-pub use crate::checks::{
-    ArtifactCheck, BurstCheck, BurstTarget, CompareCheck, CompareSource, Expect, HttpCheck,
-    InvokeCheck, LogsCheck, MetricsCheck, SameAs, Signing, DEFAULT_INVOCATION_PATTERN,
-    DEFAULT_LOG_PATTERN,
-};
+pub use crate::checks::compare::{CompareCheck, CompareSource};
+use crate::checks::invoke::{validate_expect, validate_http};
+pub use crate::checks::invoke::{BurstCheck, BurstTarget, Expect, HttpCheck, InvokeCheck, Signing};
+pub use crate::checks::logs::{LogsCheck, DEFAULT_INVOCATION_PATTERN, DEFAULT_LOG_PATTERN};
+pub use crate::checks::metrics::MetricsCheck;
 
 pub const CHECKS_VAR: &str = "HOOK_CHECKS";
 pub const CHECKS_FILE_VAR: &str = "HOOK_CHECKS_FILE";
@@ -42,14 +43,6 @@ pub struct HookConfig {
     /// Honour `[shiftguard skip]` in the deployment's own description (the emergency bypass). Off
     /// unless `HOOK_ALLOW_SKIP=true`.
     pub allow_skip: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EnvTarget {
-    pub function: String,
-    pub alias: Option<String>,
-    pub version: String,
-    pub current_version: Option<String>,
 }
 
 /// The checks file.
@@ -171,23 +164,19 @@ pub enum CheckKind {
     Artifact(ArtifactCheck),
 }
 
-pub(crate) fn default_window() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-pub(crate) fn default_multiple() -> f64 {
-    2.0
-}
-pub(crate) fn default_min_samples() -> u64 {
-    20
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "kebab-case")]
-pub enum Inconclusive {
-    Pass,
-    #[default]
-    Fail,
+impl CheckKind {
+    /// The kind as written in a check set (`"kind": "invoke"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Invoke(_) => "invoke",
+            CheckKind::Http(_) => "http",
+            CheckKind::Burst(_) => "burst",
+            CheckKind::Metrics(_) => "metrics",
+            CheckKind::Compare(_) => "compare",
+            CheckKind::Logs(_) => "logs",
+            CheckKind::Artifact(_) => "artifact",
+        }
+    }
 }
 
 /// The one duration grammar (`shiftguard_common::duration`): `250ms`, `10s`, `5m`, `1h`, or a
@@ -468,9 +457,11 @@ fn resolve_path(vars: &(impl Vars + ?Sized), path: &str) -> std::path::PathBuf {
     }
 }
 
+pub(crate) mod limits;
+pub use crate::discovery::EnvTarget;
+pub use limits::Inconclusive;
 mod parse;
 pub use parse::{parse_checks, MAX_CHECKS_BYTES, MAX_CHECKS_DEPTH};
-pub(crate) use parse::{validate_confidence, validate_window};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::limits::{validate_confidence, validate_window};
 use super::*;
 
 /// The largest checks file read: far above any real check set, far below what would slow start-up.
@@ -14,7 +15,6 @@ pub const MAX_CHECKS_DEPTH: usize = 256;
 /// Bounds on durations: a Lambda function runs at most 15 minutes.
 const MAX_CHECK_DURATION: Duration = Duration::from_secs(15 * 60);
 const MAX_RETRIES: u32 = 100;
-const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Rejects what the YAML parser would take long to reject: it spends time quadratic in the
 /// nesting depth (50,000 levels took 32 s, and the hook would never report). Every `[`/`{` counts,
@@ -104,7 +104,7 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
         if check.retries > 0 && matches!(check.kind, CheckKind::Compare(_) | CheckKind::Logs(_)) {
             return Err(format!(
                 "{at}.retries: a {} check is not retried: its failure is a verdict on the data, and retrying until one attempt passes would turn a real difference into a pass",
-                crate::runner::kind_name(&check.kind)
+                check.kind.name()
             ));
         }
         validate_kind(&check.kind).map_err(|p| format!("{at}.{p}"))?;
@@ -258,20 +258,4 @@ fn validate_kind(kind: &CheckKind) -> Result<(), String> {
             validate_window(m.window)
         }
     }
-}
-
-pub(crate) fn validate_window(window: Duration) -> Result<(), String> {
-    if window < Duration::from_secs(60) || window > MAX_WINDOW {
-        return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", window.as_secs()));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_confidence(confidence: f64) -> Result<(), String> {
-    if !(0.5..1.0).contains(&confidence) {
-        return Err(format!(
-            "confidence: expected at least 0.5 and below 1.0, got {confidence}"
-        ));
-    }
-    Ok(())
 }

@@ -7,16 +7,17 @@
 //! re-running a step is harmless. Aborts restore production through rollback's own code
 //! ([`rollback::lattice::roll_back`], [`rollback::alias::roll_back`]).
 
+mod context;
 mod notify;
 pub mod plan;
 mod secrets;
 mod step;
 mod target;
 
+pub use context::Read;
+use context::{Ctx, Failure};
 pub use notify::metrics_document;
 pub use step::MAX_WAIT_SECONDS;
-use step::{Ctx, Failure};
-pub use target::Read;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -10,47 +10,11 @@ use hooks::Phase;
 use rollback::report::TargetReport;
 use rollback::truth::TagFacts;
 use serde_json::Value;
-use shiftguard_common::Deadline;
 use tracing::{info, warn};
 
-use crate::plan::{self, Decision, Marker, Plan, Status, Traffic, Why};
-use crate::target::Read;
-use crate::{Action, ShiftClients, ShiftConfig, StepSummary};
-
-/// Why carrying a step out stopped; `handle_shift` maps each to an errorType or an abort.
-pub(crate) enum Failure {
-    Aws(String),
-    Refused(String),
-    Invalid(String),
-    Restore(String),
-    /// Traffic is not where this step expected it (read just before a write, or read back).
-    Changed(Traffic),
-    /// The write call itself failed (nothing says it landed).
-    WriteFailed(String),
-    /// Rollback restored production since this rollout began (its restore record says so).
-    RolledBack(String),
-    /// An alarm of the plan is in ALARM (read after a write or a promotion action).
-    Alarmed(String),
-}
-
-pub(crate) struct Ctx<'a> {
-    pub(crate) clients: &'a ShiftClients,
-    pub(crate) config: &'a ShiftConfig,
-    pub(crate) plan: &'a Plan,
-    pub(crate) read: &'a Read,
-    pub(crate) stable: Option<String>,
-    pub(crate) redactor: &'a hooks::redact::Redactor,
-    pub(crate) checks_deadline: Deadline,
-    pub(crate) work: Deadline,
-    /// When this rollout claimed the target (its marker's `start`; now, for a rollout starting).
-    pub(crate) start_ms: i64,
-    /// Lattice promotions through an alias: the version it was on before (kept in the marker).
-    pub(crate) prev: std::sync::Mutex<Option<String>>,
-    /// This rollout's marker as read at the start of the step.
-    pub(crate) marker: Option<Marker>,
-    /// The last marker this step wrote.
-    pub(crate) written: std::sync::Mutex<Option<Marker>>,
-}
+use crate::context::{Ctx, Failure};
+use crate::plan::{self, Decision, Marker, Status, Traffic, Why};
+use crate::{Action, StepSummary};
 
 impl Ctx<'_> {
     pub(crate) fn marker(&self, step: usize, status: Status) -> Marker {

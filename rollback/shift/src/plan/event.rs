@@ -347,7 +347,7 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
                         return Err(format!(
                             "rollout.checks.{field}.checks[{i}] ({:?}): a {} check looks at a Lambda function: give rollout.checkFunction {{function, version, currentVersion}} for a lattice target, or use http checks",
                             c.name,
-                            hooks::runner::kind_name(&c.kind)
+                            c.kind.name()
                         ));
                     }
                 }

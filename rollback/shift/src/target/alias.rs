@@ -15,9 +15,9 @@ use rollback::truth::TagFacts;
 use serde_json::{json, Value};
 use shiftguard_common::error_text;
 
+use crate::context::Read;
+use crate::context::{Ctx, Failure};
 use crate::plan::{Plan, RolloutTarget, Traffic};
-use crate::step::{Ctx, Failure};
-use crate::target::Read;
 use crate::{ShiftClients, ShiftError, StepSummary};
 
 pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, ShiftError> {

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use shiftguard_common::error_text;
 use tracing::warn;
 
+use crate::context::Read;
+use crate::context::{Ctx, Failure};
 use crate::plan::{Plan, RolloutTarget, Status, Traffic, Why};
-use crate::step::{Ctx, Failure};
-use crate::target::Read;
 use crate::{ShiftClients, ShiftError, StepSummary};
 
 /// The listener as rollback's configuration names it (the restore goes through rollback's code).

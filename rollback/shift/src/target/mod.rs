@@ -8,27 +8,12 @@ pub(crate) mod lattice;
 
 use hooks::discovery::{DeploymentTarget, Source};
 use rollback::report::TargetReport;
-use rollback::truth::{RestoreRecord, Tagged};
+use rollback::truth::Tagged;
 use serde_json::Value;
 
-use crate::plan::{Marker, Plan, RolloutTarget, Traffic};
-use crate::step::{Ctx, Failure};
+use crate::context::{Ctx, Failure, Read};
+use crate::plan::{Plan, RolloutTarget, Traffic};
 use crate::{ShiftClients, ShiftError, StepSummary};
-
-/// What was read from the target.
-#[derive(Debug, Clone)]
-pub struct Read {
-    pub marker: Option<Result<Marker, String>>,
-    /// The last restore record rollback left on the target.
-    pub record: Option<RestoreRecord>,
-    pub traffic: Traffic,
-    pub describe: Value,
-    /// Where the marker tag lives (listener ARN, function ARN) and its key.
-    pub(crate) tag_resource: String,
-    pub(crate) tag_key: String,
-    /// Alias rollouts: the alias's version when nothing is split (the stable version).
-    pub(crate) stable: Option<String>,
-}
 
 /// Reads the target: traffic, the rollout marker and the restore record.
 pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, ShiftError> {
