@@ -1,6 +1,6 @@
-"""CloudWatch metric alarms that evaluate themselves and notify, and SNS that delivers to Lambda.
+"""CloudWatch metric alarms that evaluate themselves and notify.
 
-Active while the engine is on (`engine.SETTINGS.enabled`). Every engine tick:
+Active while the engine is on (`engine_settings.SETTINGS.enabled`). Every engine tick:
 
 * each metric alarm (one metric, a statistic, no metric math) is evaluated once per period
   (scaled by the time scale) on the data points moto's CloudWatch backend holds: Lambda's
@@ -11,14 +11,11 @@ Active while the engine is on (`engine.SETTINGS.enabled`). Every engine tick:
   SNS topics get CloudWatch's notification JSON, Lambda function ARNs get the direct alarm-action
   event. The CodeDeploy engine reads alarm states when it polls a deployment's alarms.
 
-SNS topics deliver to `lambda` subscriptions with the SNS Lambda event envelope, asynchronously
-(Lambda's async retries apply), through the engine's invoke path (a bound Runtime API process, a
-canned behaviour, or moto's echo).
+SNS topics deliver to `lambda` subscriptions with the SNS Lambda event envelope (`sns.py`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import time
@@ -26,14 +23,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import engine
-import shiftguard_emulator as em
+from engine_settings import SETTINGS, notify
+from lambda_invocations import invoke_async
+from state import DEFAULT_ACCOUNT, LOCK, utc_now_naive
 
 # Every alarm state change the emulator saw: {"alarmName", "oldState", "newState", "reason", "time",
 # "actions", "by"}.
 TRANSITIONS: list[dict] = []
-# Every SNS delivery to a Lambda subscription: {"topicArn", "subscriptionArn", "function", "event"}.
-DELIVERIES: list[dict] = []
 # alarm ARN -> (state at the last evaluation, real time of the last evaluation)
 _SEEN: dict[str, tuple[str, float]] = {}
 
@@ -64,7 +60,7 @@ COMPARE = {
 def cw_backends() -> dict:
     from moto.cloudwatch.models import cloudwatch_backends
 
-    return cloudwatch_backends[em.DEFAULT_ACCOUNT]
+    return cloudwatch_backends[DEFAULT_ACCOUNT]
 
 
 def _naive(ts: datetime) -> datetime:
@@ -101,7 +97,7 @@ def datapoints(region: str, alarm: Any, now: datetime, since_last: float | None 
     periods leave no such gap)."""
     from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum
 
-    period = timedelta(seconds=max(engine.SETTINGS.scaled(alarm.period), since_last or 0.0))
+    period = timedelta(seconds=max(SETTINGS.scaled(alarm.period), since_last or 0.0))
     periods = int(alarm.evaluation_periods or 1)
     oldest = now - period * periods
     want = {(d.name, d.value) for d in alarm.dimensions}
@@ -197,7 +193,7 @@ def notification(region: str, alarm: Any, old_state: str, new_state: str) -> dic
     return {
         "AlarmName": alarm.name,
         "AlarmDescription": alarm.description or None,
-        "AWSAccountId": em.DEFAULT_ACCOUNT,
+        "AWSAccountId": DEFAULT_ACCOUNT,
         "AlarmConfigurationUpdatedTimestamp": cloudwatch_time(alarm.configuration_updated_timestamp),
         "NewStateValue": new_state,
         "NewStateReason": alarm.state_reason,
@@ -229,7 +225,7 @@ def lambda_action_event(region: str, alarm: Any, old_state: str, old_reason: str
     return {
         "source": "aws.cloudwatch",
         "alarmArn": alarm.alarm_arn,
-        "accountId": em.DEFAULT_ACCOUNT,
+        "accountId": DEFAULT_ACCOUNT,
         "time": cloudwatch_time(alarm.state_updated_timestamp),
         "region": region,
         "alarmData": {
@@ -254,11 +250,11 @@ def run_actions(region: str, alarm: Any, old_state: str, old_reason: str, old_ti
                 topic_region = action.split(":")[3]
                 subject = f'{alarm.state_value}: "{alarm.name}" in {REGION_NAMES.get(region, region)}'
                 message = json.dumps(notification(region, alarm, old_state, alarm.state_value))
-                sns_backends[em.DEFAULT_ACCOUNT][topic_region].publish(message, arn=action, subject=subject[:100])
+                sns_backends[DEFAULT_ACCOUNT][topic_region].publish(message, arn=action, subject=subject[:100])
                 done.append(action)
             elif action.startswith("arn:aws:lambda:"):
                 payload = json.dumps(lambda_action_event(region, alarm, old_state, old_reason, old_time)).encode()
-                engine.invoke_async(region, action, None, payload, f"cloudwatch alarm action {alarm.name}")
+                invoke_async(region, action, None, payload, f"cloudwatch alarm action {alarm.name}")
                 done.append(action)
         except Exception as exc:  # an action that fails does not stop evaluation (as on AWS)
             print(f"alarm action {action} of {alarm.name} failed: {exc!r}", file=sys.stderr)
@@ -267,13 +263,13 @@ def run_actions(region: str, alarm: Any, old_state: str, old_reason: str, old_ti
 
 def tick(now_real: float) -> None:
     """Evaluate every alarm that is due (once per scaled period)."""
-    if not engine.SETTINGS.alarm_evaluation:
+    if not SETTINGS.alarm_evaluation:
         return
-    now = em.utc_now_naive()
+    now = utc_now_naive()
     for region, backend in list(cw_backends().items()):
         for alarm in list(backend.alarms.values()):
             last = _SEEN.get(alarm.alarm_arn)
-            if last is not None and now_real - last[1] < engine.SETTINGS.scaled(alarm.period or 60):
+            if last is not None and now_real - last[1] < SETTINGS.scaled(alarm.period or 60):
                 continue
             _SEEN[alarm.alarm_arn] = (alarm.state_value, now_real)
             result = evaluate(region, alarm, now, None if last is None else now_real - last[1])
@@ -291,9 +287,9 @@ def _state_changed(alarm: Any, old_state: str, old_reason: str, old_time: dateti
     # The time of the change, taken before its actions run: a delivery it causes comes after it.
     changed_at = time.time()
     actions = run_actions(region, alarm, old_state, old_reason, old_time)
-    with em.LOCK:
+    with LOCK:
         TRANSITIONS.append({"alarmName": alarm.name, "region": region, "oldState": old_state, "newState": alarm.state_value, "reason": alarm.state_reason, "time": changed_at, "actions": actions, "by": by})
-    engine.notify()
+    notify()
 
 
 def _patch_alarms() -> None:
@@ -307,12 +303,12 @@ def _patch_alarms() -> None:
     def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:
         old = (self.state_value, self.state_reason, self.state_updated_timestamp)
         original_update(self, reason, reason_data, state_value)
-        if engine.SETTINGS.enabled and old[0] != self.state_value:
+        if SETTINGS.enabled and old[0] != self.state_value:
             _state_changed(self, *old)
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
-        if engine.SETTINGS.enabled:
+        if SETTINGS.enabled:
             # CloudWatch starts a new alarm in INSUFFICIENT_DATA (moto: OK).
             self.state_value = "INSUFFICIENT_DATA"
 
@@ -336,98 +332,27 @@ def _patch_alarms() -> None:
 
 def tick_forever() -> None:
     while True:
-        if engine.SETTINGS.enabled:
+        if SETTINGS.enabled:
             try:
                 tick(time.time())
             except Exception as exc:  # keep ticking
                 print(f"alarm evaluation failed: {exc!r}", file=sys.stderr)
-        time.sleep(engine.SETTINGS.tick)
-
-
-# ---------------------------------------------------------------------------------------------
-# SNS -> Lambda
-# ---------------------------------------------------------------------------------------------
-
-
-def sns_lambda_event(subscription: Any, message: str, message_id: str, subject: str | None, message_attributes: dict | None) -> dict:
-    """The event SNS gives a subscribed function (Lambda developer guide, *Using Lambda with
-    Amazon SNS*: the example event)."""
-    topic_arn = subscription.topic.arn
-    region = topic_arn.split(":")[3]
-    attributes = {}
-    for key, value in (message_attributes or {}).items():
-        # In the Lambda event each attribute is {"Type", "Value"} (moto keeps the same shape).
-        attributes[key] = {"Type": value.get("Type") or value.get("DataType"), "Value": value.get("Value") or value.get("StringValue") or value.get("BinaryValue")}
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": subscription.arn,
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": message_id,
-                    "TopicArn": topic_arn,
-                    # Unsure: with no subject, AWS's examples show `null` here (the key present).
-                    "Subject": subject,
-                    "Message": message,
-                    "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                    "SignatureVersion": "1",
-                    # Not a real signature: nothing local can verify one.
-                    "Signature": base64.b64encode(f"shiftguard-emulator:{message_id}".encode()).decode(),
-                    "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
-                    "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription.arn}",
-                    "MessageAttributes": attributes,
-                },
-            }
-        ]
-    }
-
-
-def _patch_sns() -> None:
-    from moto.sns import models
-
-    original = models.Subscription.publish
-    if getattr(original, "shiftguard", False):
-        return
-
-    def publish(self: Any, message: str, message_id: str, subject: str | None = None, message_attributes: dict | None = None, *args: Any, **kwargs: Any) -> None:
-        if self.protocol != "lambda" or not engine.SETTINGS.enabled:
-            return original(self, message, message_id, subject, message_attributes, *args, **kwargs)
-        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(message_attributes, message):
-            return None
-        event = sns_lambda_event(self, message, message_id, subject, message_attributes)
-        region = self.endpoint.split(":")[3]
-        with em.LOCK:
-            DELIVERIES.append({"topicArn": self.topic.arn, "subscriptionArn": self.arn, "function": self.endpoint, "time": time.time(), "event": event})
-        engine.invoke_async(region, self.endpoint, None, json.dumps(event).encode(), f"sns {self.topic.arn}")
-        return None
-
-    publish.shiftguard = True  # type: ignore[attr-defined]
-    models.Subscription.publish = publish
+        time.sleep(SETTINGS.tick)
 
 
 def install() -> None:
-    _patch_sns()
     _patch_alarms()
 
 
 def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
     if path == "/_shiftguard/cloudwatch/transitions":
         if method == "DELETE":
-            with em.LOCK:
+            with LOCK:
                 TRANSITIONS.clear()
             return 200, {"transitions": 0}
-        with em.LOCK:
+        with LOCK:
             out = list(TRANSITIONS)
         if "alarm" in query:
             out = [t for t in out if t["alarmName"] == query["alarm"][0]]
         return 200, out
-    if path == "/_shiftguard/sns/deliveries":
-        if method == "DELETE":
-            with em.LOCK:
-                DELIVERIES.clear()
-            return 200, {"deliveries": 0}
-        with em.LOCK:
-            return 200, list(DELIVERIES)
     return None

@@ -30,7 +30,8 @@ import re
 import time
 from typing import Any
 
-import shiftguard_emulator as em
+from errors import AwsError
+from state import DEFAULT_ACCOUNT, LOCK
 
 # ---------------------------------------------------------------------------------------------
 # Knowing which operation a request is: every operation of botocore's `apigateway` model
@@ -86,10 +87,10 @@ def route(method: str, path: str, query_string: str) -> tuple[str | None, dict]:
 def backend(region: str) -> Any:
     from moto.apigateway.models import apigateway_backends
 
-    return apigateway_backends[em.DEFAULT_ACCOUNT][region]
+    return apigateway_backends[DEFAULT_ACCOUNT][region]
 
 
-def _moto_error(exc: Exception) -> em.AwsError:
+def _moto_error(exc: Exception) -> AwsError:
     """moto's API Gateway exceptions carry their code and status; others become a 400."""
     code = getattr(exc, "error_type", None)
     status = getattr(exc, "code", None)
@@ -98,21 +99,21 @@ def _moto_error(exc: Exception) -> em.AwsError:
         # Not an API Gateway error: BadRequestException is the modeled "invalid input".
         code, status = "BadRequestException", 400
     if not isinstance(code, str) or not isinstance(status, int):
-        return em.AwsError(400, "BadRequestException", message)
-    return em.AwsError(status, code, message)
+        return AwsError(400, "BadRequestException", message)
+    return AwsError(status, code, message)
 
 
 def rest_api(region: str, api_id: str) -> Any:
     api = backend(region).apis.get(api_id)
     if api is None:
-        raise em.AwsError(404, "NotFoundException", "Invalid Rest API Id specified")
+        raise AwsError(404, "NotFoundException", "Invalid Rest API Id specified")
     return api
 
 
 def stage_of(region: str, api_id: str, stage_name: str) -> Any:
     stage = rest_api(region, api_id).stages.get(stage_name)
     if stage is None:
-        raise em.AwsError(404, "NotFoundException", "Invalid stage identifier specified")
+        raise AwsError(404, "NotFoundException", "Invalid stage identifier specified")
     return stage
 
 
@@ -149,9 +150,9 @@ def canary_settings(canary: dict) -> dict:
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-def bad(message: str) -> em.AwsError:
+def bad(message: str) -> AwsError:
     # The messages are ours: AWS documents the 0.0-100.0 range, not its wording.
-    return em.AwsError(400, "BadRequestException", message)
+    return AwsError(400, "BadRequestException", message)
 
 
 def percent(value: Any, field: str = "percentTraffic") -> float:
@@ -305,7 +306,7 @@ def update_stage(region: str, params: dict, req: dict) -> tuple[int, dict]:
     ops = req.get("patchOperations") or []
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise bad("Invalid patchOperations: must be a list of patch operations")
-    with em.LOCK:
+    with LOCK:
         stage = stage_of(region, params["restapi_id"], params["stage_name"])
         work = copy.deepcopy(stage)
         for op in ops:
@@ -315,7 +316,7 @@ def update_stage(region: str, params: dict, req: dict) -> tuple[int, dict]:
                 continue
             try:
                 work.apply_operations([op])  # moto's patching for every other path
-            except em.AwsError:
+            except AwsError:
                 raise
             except Exception as exc:
                 raise _moto_error(exc)
@@ -347,14 +348,14 @@ def create_deployment(region: str, params: dict, req: dict) -> tuple[int, dict]:
     variables = req.get("variables")
     if variables is not None:
         overrides(variables, "variables")
-    with em.LOCK:
+    with LOCK:
         stage = api.stages.get(stage_name) if stage_name else None
         canary = None
         if given is not None:
             if not stage_name:
                 raise bad("A canary release deployment needs the stageName of an existing stage")
             if stage is None:
-                raise em.AwsError(404, "NotFoundException", "Invalid stage identifier specified")
+                raise AwsError(404, "NotFoundException", "Invalid stage identifier specified")
             canary = checked_canary(api, given, stage.deployment_id, canary_of(stage), with_deployment=False)
         elif stage is not None and canary_of(stage) is not None:
             raise bad(f"Stage {stage_name} has canary settings: a deployment to it must specify canarySettings until the canary is removed")
@@ -387,7 +388,7 @@ def create_stage(region: str, params: dict, req: dict) -> tuple[int, dict]:
     name, deployment = req.get("stageName"), req.get("deploymentId")
     if not isinstance(name, str) or not name:
         raise bad("stageName is required")
-    with em.LOCK:
+    with LOCK:
         deployment = deployment_id(api, deployment)
         canary = None
         if req.get("canarySettings") is not None:

@@ -26,7 +26,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import shiftguard_emulator as em
+from errors import AwsError
+from state import DEFAULT_ACCOUNT, LOCK, lambda_backend
 
 # (region, function, executed version, UTC day) -> [{"stream": name, "busy": bool}]
 _SANDBOXES: dict[tuple[str, str, str, str], list[dict]] = {}
@@ -42,7 +43,7 @@ TAIL_BYTES = 4096
 def logs_backend(region: str) -> Any:
     from moto.logs.models import logs_backends
 
-    return logs_backends[em.DEFAULT_ACCOUNT][region]
+    return logs_backends[DEFAULT_ACCOUNT][region]
 
 
 def group_name(function: str) -> str:
@@ -64,7 +65,7 @@ def claim(region: str, function: str, version: str, started: float) -> dict:
     (with its own log stream) when every one is busy. `release` gives it back."""
     day = datetime.fromtimestamp(started, timezone.utc).strftime("%Y/%m/%d")
     key = (region, function, str(version), day)
-    with em.LOCK:
+    with LOCK:
         pool = _SANDBOXES.setdefault(key, [])
         for sandbox in pool:
             if not sandbox["busy"]:
@@ -76,13 +77,13 @@ def claim(region: str, function: str, version: str, started: float) -> dict:
 
 
 def release(sandbox: dict) -> None:
-    with em.LOCK:
+    with LOCK:
         sandbox["busy"] = False
 
 
 def function_memory(region: str, function: str, version: str) -> int:
     try:
-        fn = em.lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(function, version)
+        fn = lambda_backend(region)._lambdas.get_function_by_name_or_arn_with_qualifier(function, version)
         return int(fn.memory_size or DEFAULT_MEMORY_MB)
     except Exception:
         return DEFAULT_MEMORY_MB
@@ -151,7 +152,7 @@ def write(region: str, function: str, stream: str, events: list[dict]) -> None:
     have deleted them)."""
     backend = logs_backend(region)
     group = group_name(function)
-    with em.LOCK:
+    with LOCK:
         backend.ensure_log_group(group)
         backend.ensure_log_stream(group, stream)
         backend.groups[group].put_log_events(stream, events)
@@ -489,8 +490,8 @@ def _comparison(selector: str, op: str, kind: str, literal: str) -> Callable[[An
 # ---------------------------------------------------------------------------------------------
 
 
-def _invalid(message: str) -> em.AwsError:
-    return em.AwsError(400, "InvalidParameterException", message)
+def _invalid(message: str) -> AwsError:
+    return AwsError(400, "InvalidParameterException", message)
 
 
 def _encode_token(state: dict) -> str:
@@ -545,10 +546,10 @@ def filter_log_events(region: str, req: dict) -> dict:
         cursor, head = tuple(state["k"]), bool(state.get("h", True))
 
     backend = logs_backend(region)
-    with em.LOCK:
+    with LOCK:
         group = backend.groups.get(group_id)
         if group is None:
-            raise em.AwsError(400, "ResourceNotFoundException", "The specified log group does not exist.")
+            raise AwsError(400, "ResourceNotFoundException", "The specified log group does not exist.")
         streams = list(group.streams.items())
     found = []
     for stream_name, stream in streams:
@@ -592,3 +593,9 @@ def filter_log_events(region: str, req: dict) -> dict:
     if len(found) > limit:
         out["nextToken"] = _encode_token({"g": group_id, "k": list(page[-1][0]), "h": head})
     return out
+
+
+# The CloudWatch Logs operations the extension answers itself (the rest are moto's).
+OPS: dict[str, Callable[[str, dict], dict]] = {
+    "FilterLogEvents": filter_log_events,
+}

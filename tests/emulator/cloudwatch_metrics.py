@@ -2,7 +2,7 @@
 
 `install()` replaces moto's `CloudWatchBackend.get_metric_data` for `MetricStat` queries; both wire
 protocols use it (the JSON one boto3 speaks, and Smithy RPC v2 CBOR, the AWS SDK for Rust's, served
-by `cloudwatch_cbor` in `shiftguard_emulator.py`). What moto did wrong, and what this does instead:
+by `cloudwatch_cbor` below). What moto did wrong, and what this does instead:
 
 * periods started at StartTime as given (seconds and all): CloudWatch rounds StartTime down (to
   the minute when it is less than 15 days ago, 5 minutes up to 63 days, the hour beyond; to even
@@ -17,6 +17,9 @@ by `cloudwatch_cbor` in `shiftguard_emulator.py`). What moto did wrong, and what
   (SampleCount 1, or Min = Max and Sum = Min x SampleCount); never from negative values.
 
 Queries with an `Expression` (metric math, Metrics Insights) are still answered by moto as before.
+
+`cloudwatch_cbor` serves PutMetricData, GetMetricData, PutMetricAlarm, SetAlarmState and
+DescribeAlarms over Smithy RPC v2 CBOR (moto speaks query/JSON only).
 What is documented and what is guessed: `MODELLED.md` ("CloudWatch GetMetricData").
 """
 
@@ -26,6 +29,8 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from state import DEFAULT_ACCOUNT
 
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
 
@@ -159,3 +164,129 @@ def install() -> None:
 
     get_metric_data.shiftguard = True  # type: ignore[attr-defined]
     models.CloudWatchBackend.get_metric_data = get_metric_data
+
+
+# ---------------------------------------------------------------------------------------------
+# CloudWatch over Smithy RPC v2 CBOR (what the AWS SDK for Rust sends; moto speaks query/JSON)
+# ---------------------------------------------------------------------------------------------
+
+
+def _naive_utc(value: Any) -> Any:
+    """moto keeps naive UTC datetimes; CBOR timestamps decode as aware ones."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dict):
+        return {k: _naive_utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_naive_utc(v) for v in value]
+    return value
+
+
+def _aware_utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, list):
+        return [_aware_utc(v) for v in value]
+    return value
+
+
+def cloudwatch_cbor(region: str, operation: str, body: bytes) -> tuple[int, dict, bytes]:
+    import cbor2
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[DEFAULT_ACCOUNT][region]
+    headers = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"}
+
+    def reply(status: int, payload: dict) -> tuple[int, dict, bytes]:
+        out = dict(headers)
+        if status >= 400:
+            # CloudWatch is awsQueryCompatible: over JSON and CBOR its errors also carry the query
+            # protocol's code and fault in `x-amzn-query-error` (`Code;Sender`), which SDKs read
+            # for the error code (the Rust SDK: aws_query_compatible_errors).
+            code = str(payload.get("__type", "")).rsplit("#", 1)[-1]
+            out["x-amzn-query-error"] = f"{code};{'Sender' if status < 500 else 'Receiver'}"
+        return status, out, cbor2.dumps(payload, datetime_as_timestamp=True, timezone=timezone.utc)
+
+    try:
+        req = _naive_utc(cbor2.loads(body)) if body else {}
+        if operation == "PutMetricData":
+            backend.put_metric_data(req["Namespace"], req.get("MetricData", []))
+            return reply(200, {})
+        if operation == "GetMetricData":
+            results = backend.get_metric_data(
+                queries=req.get("MetricDataQueries", []),
+                start_time=req["StartTime"],
+                end_time=req["EndTime"],
+                scan_by=req.get("ScanBy") or "TimestampDescending",
+            )
+            return reply(
+                200,
+                {
+                    "MetricDataResults": [
+                        {
+                            "Id": r["id"],
+                            "Label": r["label"],
+                            # Timestamps[x] is Values[x]: a period without a value has neither.
+                            "Timestamps": _aware_utc([t for t, v in zip(r["timestamps"], r["values"]) if v is not None]),
+                            "Values": [float(v) for v in r["values"] if v is not None],
+                            "StatusCode": r["status_code"],
+                        }
+                        for r in results
+                    ],
+                    "Messages": [],
+                },
+            )
+        if operation == "PutMetricAlarm":
+            # The members shift's tests and users' own scripts send; metric-math alarms
+            # (`Metrics`) are served over JSON only.
+            if req.get("Metrics"):
+                return reply(400, {"__type": "com.amazonaws.cloudwatch#UnknownOperationException", "message": "PutMetricAlarm with Metrics is served over JSON only by this emulator"})
+            backend.put_metric_alarm(
+                name=req["AlarmName"], namespace=req.get("Namespace"), metric_name=req.get("MetricName"),
+                comparison_operator=req["ComparisonOperator"], evaluation_periods=req["EvaluationPeriods"],
+                period=req.get("Period"), threshold=req.get("Threshold"), statistic=req.get("Statistic"),
+                description=req.get("AlarmDescription"), dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in req.get("Dimensions", [])],
+                alarm_actions=req.get("AlarmActions", []), datapoints_to_alarm=req.get("DatapointsToAlarm"),
+                extended_statistic=req.get("ExtendedStatistic"), ok_actions=req.get("OKActions", []),
+                insufficient_data_actions=req.get("InsufficientDataActions", []), unit=req.get("Unit"),
+                actions_enabled=req.get("ActionsEnabled", True), treat_missing_data=req.get("TreatMissingData"),
+            )
+            return reply(200, {})
+        if operation == "SetAlarmState":
+            if req["AlarmName"] not in backend.alarms:
+                return reply(404, {"__type": "com.amazonaws.cloudwatch#ResourceNotFound", "message": f"Alarm {req['AlarmName']} not found"})
+            backend.set_alarm_state(req["AlarmName"], req["StateReason"], req.get("StateReasonData"), req["StateValue"])
+            return reply(200, {})
+        if operation == "DescribeAlarms":
+            # AlarmNames (up to 100) or every alarm; AlarmTypes defaults to metric alarms only, as
+            # documented. Composite alarms are not modelled: asked for, none is returned.
+            names = req.get("AlarmNames")
+            alarms = list(backend.get_alarms_by_alarm_names(names) if names else backend.describe_alarms())
+            if req.get("StateValue"):
+                alarms = [a for a in alarms if a.state_value == req["StateValue"]]
+            types = req.get("AlarmTypes") or ["MetricAlarm"]
+            metric = []
+            for a in alarms if "MetricAlarm" in types else []:
+                item = {
+                    "AlarmName": a.name, "AlarmArn": a.alarm_arn, "StateValue": a.state_value,
+                    "StateReason": a.state_reason or "", "ActionsEnabled": bool(a.actions_enabled),
+                    "AlarmActions": list(a.alarm_actions or []), "OKActions": list(a.ok_actions or []),
+                    "InsufficientDataActions": list(a.insufficient_data_actions or []),
+                    "ComparisonOperator": a.comparison_operator, "EvaluationPeriods": int(a.evaluation_periods),
+                    "Dimensions": [{"Name": d.name, "Value": d.value} for d in (a.dimensions or [])],
+                }
+                for key, value in (("MetricName", a.metric_name), ("Namespace", a.namespace), ("Statistic", a.statistic),
+                                   ("Period", a.period), ("Threshold", a.threshold), ("AlarmDescription", a.description)):
+                    if value is not None:
+                        item[key] = value
+                if a.state_updated_timestamp is not None:
+                    item["StateUpdatedTimestamp"] = _aware_utc(a.state_updated_timestamp)
+                metric.append(item)
+            return reply(200, {"MetricAlarms": metric, "CompositeAlarms": []})
+        return reply(400, {"__type": "com.amazonaws.cloudwatch#UnknownOperationException", "message": f"{operation} is not served over CBOR by this emulator"})
+    except KeyError as exc:
+        # A guess at the code for a missing member (a validation error any operation may answer).
+        return reply(400, {"__type": "com.amazonaws.cloudwatch#ValidationError", "message": f"1 validation error detected: Value null at {exc} failed to satisfy constraint: Member must not be null"})
+    except Exception as exc:  # moto's validation errors carry AWS codes
+        code = getattr(exc, "error_type", None) or getattr(exc, "code", None) or "InvalidParameterValue"
+        return reply(400, {"__type": f"com.amazonaws.cloudwatch#{code}", "message": str(getattr(exc, "message", exc))})

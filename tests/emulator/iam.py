@@ -368,3 +368,21 @@ def request_of(service: str, region: str, account: str, operation: str, params: 
 def access_key_of(environ: dict) -> str | None:
     found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
     return found.group(1) if found else None
+
+
+def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
+    """`GET|POST /_shiftguard/iam {"enforce"?, "strict"?, "operatorKeys"?}`: the settings above."""
+    if path == "/_shiftguard/iam":
+        if method == "POST":
+            for key in ("enforce", "strict"):
+                if key in body:
+                    if not isinstance(body[key], bool):
+                        raise ValueError(f"{key}: expected true or false")
+                    SETTINGS[key] = body[key]
+            if "operatorKeys" in body:
+                keys = body["operatorKeys"]
+                if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+                    raise ValueError("operatorKeys: expected a list of access key ids")
+                SETTINGS["operatorKeys"] = list(keys)
+        return 200, dict(SETTINGS)
+    return None

@@ -1,507 +1,285 @@
-"""VPC Lattice targets and tags, and Lambda tag checks, for the emulator.
+"""VPC Lattice: which request is which operation (`ROUTES`, every Lattice operation the emulator
+names), identifiers given as ids or ARNs (`lattice_arns_to_ids`), and the listener operations moto
+lacks or gets wrong: UpdateListener (the whole default action), ListRules (the default rule included,
+pages), GetRule, UpdateRule, BatchUpdateRule, CreateRule's priority checks.
 
-moto 5.2.5 has no RegisterTargets, DeregisterTargets or ListTargets at all. Its VPC Lattice tags are
-kept per ARN, but the extension turns every ARN in a Lattice URI into the id it ends with (so that
-identifiers may be ids or ARNs), which made `/tags/{resourceArn}` tag the bare id: the tags given at
-creation were not the ones ListTagsForResource answered, and an ARN that names nothing answered `{}`.
-Here:
-
-* RegisterTargets / DeregisterTargets / ListTargets (restJson1, `POST /targetgroups/{id}/…`): targets
-  kept on moto's target group (`shiftguard_targets`); a LAMBDA target group holds one target, a
-  Lambda function ARN (optionally qualified) of an existing function, version or alias in the
-  group's account and Region; ListTargets pages (`maxResults` 1-100, `nextToken`), filters by
-  `targets`, and reports each target's status (UNUSED while no listener or rule forwards to the
-  group; UNAVAILABLE for LAMBDA and ALB groups, which are not health-checked; HEALTHY otherwise;
-  DRAINING for a while after deregistration when a test asks for it);
-* TagResource / UntagResource / ListTagsForResource on the ARN of any Lattice resource (service,
-  listener, rule, target group, service network, associations, access log subscriptions), the same
-  tags CreateX's `tags` set; documented limits (key 1-128, value 0-256, letters, digits, spaces and
-  `_ . : / = + - @`, no `aws:` keys, 50 tags per resource); an unknown ARN is
-  ResourceNotFoundException;
-* Lambda TagResource / UntagResource: the same limits (botocore's `TagKey`/`TagValue` patterns),
-  HTTP 204 with no body as the API reference answers (moto: 200 `{}`).
-
-Test controls (`/_shiftguard/lattice/...`): the draining time of deregistered targets and a target's
-status. What is documented and what is guessed: `MODELLED.md` ("VPC Lattice targets and tags").
-"""
+Targets and tags (RegisterTargets, DeregisterTargets, ListTargets, TagResource, UntagResource,
+ListTagsForResource) are `lattice_targets.py`. What is documented and what is guessed:
+`MODELLED.md` ("VPC Lattice")."""
 
 from __future__ import annotations
 
 import re
-import time
-import unicodedata
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import quote, unquote
 
-import shiftguard_emulator as em
+from errors import AwsError
+from state import LOCK, STATE, lattice_backend, now_iso
 
-# ---------------------------------------------------------------------------------------------
-# Knowing which operation a request is
-# ---------------------------------------------------------------------------------------------
-
-LATTICE_ROUTES = [
+ROUTES = [
     ("POST", r"^/targetgroups/(?P<tg>[^/]+)/deregistertargets$", "DeregisterTargets"),
     ("POST", r"^/targetgroups/(?P<tg>[^/]+)/listtargets$", "ListTargets"),
     # The ARN is one URI label (its slashes percent-encoded); PATH_INFO has them decoded.
     ("POST", r"^/tags/(?P<arn>.+)$", "TagResource"),
     ("DELETE", r"^/tags/(?P<arn>.+)$", "UntagResource"),
     ("GET", r"^/tags/(?P<arn>.+)$", "ListTagsForResource"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules/(?P<rule>[^/]+)$", "GetRule"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules/(?P<rule>[^/]+)$", "UpdateRule"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "ListRules"),
+    ("POST", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "CreateRule"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)/rules$", "BatchUpdateRule"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)$", "GetListener"),
+    ("PATCH", r"^/services/(?P<svc>[^/]+)/listeners/(?P<lis>[^/]+)$", "UpdateListener"),
+    ("GET", r"^/services/(?P<svc>[^/]+)/listeners$", "ListListeners"),
+    ("POST", r"^/services/(?P<svc>[^/]+)/listeners$", "CreateListener"),
+    ("GET", r"^/services/(?P<svc>[^/]+)$", "GetService"),
+    ("POST", r"^/services$", "CreateService"),
+    ("POST", r"^/targetgroups$", "CreateTargetGroup"),
+    ("GET", r"^/targetgroups/(?P<tg>[^/]+)$", "GetTargetGroup"),
+    ("POST", r"^/targetgroups/(?P<tg>[^/]+)/registertargets$", "RegisterTargets"),
+    ("POST", r"^/servicenetworks$", "CreateServiceNetwork"),
 ]
 
-LAMBDA_ROUTES = [
-    ("POST", r"^/2017-03-31/tags/(?P<arn>.+)$", "TagResource"),
-    ("DELETE", r"^/2017-03-31/tags/(?P<arn>.+)$", "UntagResource"),
-    ("GET", r"^/2017-03-31/tags/(?P<arn>.+)$", "ListTags"),
-]
 
-# Test controls: seconds a deregistered target stays DRAINING (AWS: "The default draining time is 5
-# minutes"; here 0 unless a test sets it), and statuses tests impose on single targets.
-SETTINGS = {"drainingSeconds": 0.0}
-# (region, target group id, target id, port or None) -> {"status", "reasonCode"?}
-OVERRIDES: dict[tuple[str, str, str, int | None], dict] = {}
-
-TARGET_STATUSES = ("DRAINING", "UNAVAILABLE", "HEALTHY", "UNHEALTHY", "INITIAL", "UNUSED")
-
-
-def _validation(message: str, field: str | None = None, reason: str = "fieldValidationFailed") -> em.AwsError:
-    extra: dict = {"reason": reason}
-    if field is not None:
-        extra["fieldList"] = [{"name": field, "message": message}]
-    return em.AwsError(400, "ValidationException", message, extra)
-
-
-def _not_found(ident: str, resource_type: str, message: str | None = None) -> em.AwsError:
-    return em.AwsError(404, "ResourceNotFoundException", message or f"{resource_type.replace('_', ' ').title()} {ident} not found",
-                       {"resourceId": ident, "resourceType": resource_type})
+def lattice_arns_to_ids(environ: dict) -> None:
+    """VPC Lattice identifiers may be ids or ARNs (`...:service/svc-…`, `.../listener/listener-…`,
+    `.../rule/rule-…`, `...:targetgroup/tg-…`). An ARN in the URI (slashes percent-encoded) is
+    replaced by the id it ends with, so routing and moto see ids."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    raw_path, _, raw_query = raw.partition("?")
+    if "arn%3a" not in raw_path.lower() and "arn:" not in raw_path:
+        return
+    if raw_path.startswith("/tags/"):
+        # TagResource / UntagResource / ListTagsForResource: the ARN is the resource's name, kept
+        # whole (`lattice_targets.py`).
+        return
+    segments = []
+    for segment in raw_path.split("/"):
+        value = unquote(segment)
+        if value.startswith("arn:"):
+            value = value.rstrip("/").rsplit("/", 1)[-1]
+        segments.append(value)
+    path = "/".join(segments)
+    environ["PATH_INFO"] = path
+    rebuilt = quote(path, safe="/:$-_.~") + (f"?{raw_query}" if raw_query else "")
+    environ["RAW_URI"] = environ["REQUEST_URI"] = rebuilt
 
 
-# ---------------------------------------------------------------------------------------------
-# Targets
-# ---------------------------------------------------------------------------------------------
+def lattice_listener(region: str, params: dict):
+    from moto.vpclattice.exceptions import ResourceNotFoundException
 
-# A function ARN as the Lambda API's patterns have it, optionally qualified by a version or alias.
-LAMBDA_ARN = re.compile(r"^arn:(aws[a-zA-Z-]*):lambda:([a-z]{2}(?:-gov)?-[a-z]+-\d):(\d{12}):function:([a-zA-Z0-9-_]{1,64})(?::(\$LATEST|[a-zA-Z0-9-_]{1,128}))?$")
-
-
-def target_group(region: str, ident: str) -> Any:
-    tg_id = ident.rsplit("/", 1)[-1]
-    tg = em.lattice_backend(region).target_groups.get(tg_id)
-    if tg is None:
-        raise _not_found(ident, "TARGET_GROUP", f"Target group {ident} not found")
-    return tg
-
-
-def _registered(tg: Any) -> list[dict]:
-    if not hasattr(tg, "shiftguard_targets"):
-        tg.shiftguard_targets = []
-    return tg.shiftguard_targets
-
-
-def _draining(tg: Any) -> list[dict]:
-    """Deregistered targets still DRAINING ({id, port?, until}); the expired ones dropped."""
-    now = time.time()
-    kept = [t for t in getattr(tg, "shiftguard_draining", []) if t["until"] > now]
-    tg.shiftguard_draining = kept
-    return kept
-
-
-def _default_port(tg: Any) -> int:
-    config = tg.config or {}
-    if isinstance(config.get("port"), int):
-        return config["port"]
-    return 443 if config.get("protocol") == "HTTPS" else 80
-
-
-def _checked_targets(tg: Any, targets: Any, field: str, low: int, high: int) -> list[dict]:
-    """The request's targets as {id, port?}: a LAMBDA group's have no port, the others' default to
-    the group's port."""
-    if targets is None and low == 0:
-        return []
-    if not isinstance(targets, list) or not low <= len(targets) <= high:
-        raise _validation(f"{field} must hold {low} to {high} targets", field)
-    out = []
-    for i, target in enumerate(targets):
-        ident = target.get("id") if isinstance(target, dict) else None
-        if not isinstance(ident, str) or not 1 <= len(ident) <= 200:
-            raise _validation(f"{field}[{i}].id must be a string of 1-200 characters", f"{field}[{i}].id")
-        port = target.get("port")
-        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-            raise _validation(f"{field}[{i}].port must be 1-65535", f"{field}[{i}].port")
-        if tg.type == "LAMBDA":
-            if port is not None:
-                raise _validation(f"{field}[{i}].port: a target of a LAMBDA target group has no port", f"{field}[{i}].port")
-            out.append({"id": ident})
-        else:
-            out.append({"id": ident, "port": port if port is not None else _default_port(tg)})
-    return out
-
-
-def _key(target: dict) -> tuple[str, int | None]:
-    return target["id"], target.get("port")
-
-
-def _lambda_target_problem(region: str, arn: str) -> tuple[str, str] | None:
-    """(failureCode, failureMessage) when `arn` cannot be a LAMBDA group's target, else None."""
-    found = LAMBDA_ARN.match(arn)
-    if not found:
-        return "UnsupportedTarget", f"Target {arn} is not a Lambda function ARN"
-    _, fn_region, account, name, qualifier = found.groups()
-    if fn_region != region or account != em.DEFAULT_ACCOUNT:
-        return "UnsupportedTarget", "The Lambda function and the target group must be in the same account and Region"
     try:
-        em.lambda_backend(region).get_function(name, qualifier)
-    except Exception:
-        what = f"function {name}" + (f" qualifier {qualifier}" if qualifier else "")
-        return "TargetNotFound", f"Lambda {what} does not exist"
-    if qualifier and qualifier != "$LATEST" and not em.NUMERIC_VERSION.match(qualifier):
-        try:
-            em.lambda_backend(region).get_alias(qualifier, name)
-        except Exception:
-            return "TargetNotFound", f"Lambda function {name} has no alias {qualifier}"
-    return None
+        return lattice_backend(region).get_listener(params["svc"], params["lis"])
+    except ResourceNotFoundException:
+        raise AwsError(404, "ResourceNotFoundException", f"Listener {params['lis']} not found", {"resourceId": params["lis"], "resourceType": "LISTENER"})
 
 
-def register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    tg = target_group(region, params["tg"])
-    targets = _checked_targets(tg, req.get("targets"), "targets", 1, 100)
-    successful, unsuccessful = [], []
-    with em.LOCK:
-        registered = _registered(tg)
-        if tg.type == "LAMBDA":
-            # "If it's a Lambda target, you can only have one target in a target group" (RegisterTargets).
-            wanted = {t["id"] for t in registered} | {t["id"] for t in targets}
-            if len(wanted) > 1:
-                raise _validation(
-                    f"A target group of type LAMBDA can have only one target; {tg.id} would have {len(wanted)}: "
-                    f"{', '.join(sorted(wanted))}. Deregister the current target first.",
-                    reason="other",
-                )
-        for target in targets:
-            problem = _lambda_target_problem(region, target["id"]) if tg.type == "LAMBDA" else None
-            if problem is not None:
-                unsuccessful.append({**target, "failureCode": problem[0], "failureMessage": problem[1]})
-                continue
-            if _key(target) not in {_key(t) for t in registered}:
-                registered.append(dict(target))
-            # Registering a target that is still draining takes it back.
-            tg.shiftguard_draining = [t for t in _draining(tg) if _key(t) != _key(target)]
-            successful.append(dict(target))
-    return 200, {"successful": successful, "unsuccessful": unsuccessful}
+def _validate_action(region: str, action: Any, field: str) -> None:
+    if not isinstance(action, dict) or len(action) != 1 or next(iter(action)) not in ("forward", "fixedResponse"):
+        raise AwsError(400, "ValidationException", f"{field} must have exactly one of forward or fixedResponse", {"reason": "fieldValidationFailed", "fieldList": [{"name": field, "message": "invalid action"}]})
+    if "fixedResponse" in action:
+        code = (action["fixedResponse"] or {}).get("statusCode")
+        if not isinstance(code, int) or not 100 <= code <= 599:
+            raise AwsError(400, "ValidationException", f"{field}.fixedResponse.statusCode must be 100-599", {"reason": "fieldValidationFailed"})
+        return
+    groups = (action["forward"] or {}).get("targetGroups")
+    if not isinstance(groups, list) or not 1 <= len(groups) <= 10:
+        raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups must hold 1 to 10 target groups", {"reason": "fieldValidationFailed"})
+    backend = lattice_backend(region)
+    # WeightedTargetGroup.weight is "only required if you specify multiple target groups for a
+    # forward action" (VPC Lattice API reference): several groups, every one weighted.
+    if len(groups) > 1:
+        unweighted = [i for i, g in enumerate(groups) if g.get("weight") is None]
+        if unweighted:
+            raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups[{unweighted[0]}].weight is required when a forward names several target groups",
+                           {"reason": "fieldValidationFailed", "fieldList": [{"name": f"{field}.forward.targetGroups[{unweighted[0]}].weight", "message": "required with several target groups"}]})
+    for i, group in enumerate(groups):
+        weight = group.get("weight")
+        if weight is not None and (not isinstance(weight, int) or not 0 <= weight <= 999):
+            raise AwsError(400, "ValidationException", f"{field}.forward.targetGroups[{i}].weight must be 0-999", {"reason": "fieldValidationFailed"})
+        ident = group.get("targetGroupIdentifier", "")
+        tg_id = ident.rsplit("/", 1)[-1]
+        if tg_id not in backend.target_groups:
+            raise AwsError(404, "ResourceNotFoundException", f"Target group {ident} not found", {"resourceId": ident, "resourceType": "TARGET_GROUP"})
 
 
-def deregister_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    tg = target_group(region, params["tg"])
-    targets = _checked_targets(tg, req.get("targets"), "targets", 1, 100)
-    successful, unsuccessful = [], []
-    with em.LOCK:
-        registered = _registered(tg)
-        draining = _draining(tg)
-        for target in targets:
-            if _key(target) not in {_key(t) for t in registered}:
-                unsuccessful.append({**target, "failureCode": "TargetNotRegistered",
-                                     "failureMessage": f"Target {target['id']} is not registered with target group {tg.id}"})
-                continue
-            registered[:] = [t for t in registered if _key(t) != _key(target)]
-            OVERRIDES.pop((region, tg.id, *_key(target)), None)
-            if SETTINGS["drainingSeconds"] > 0:
-                draining.append({**target, "until": time.time() + SETTINGS["drainingSeconds"]})
-            successful.append(dict(target))
-        tg.shiftguard_draining = draining
-    return 200, {"successful": successful, "unsuccessful": unsuccessful}
-
-
-def _forwards_to(action: Any, tg_id: str) -> bool:
-    groups = (((action or {}).get("forward") or {}).get("targetGroups")) or []
-    return any(str(g.get("targetGroupIdentifier", "")).rsplit("/", 1)[-1] == tg_id for g in groups)
-
-
-def in_use(region: str, tg: Any) -> bool:
-    """Whether a listener's default action or a rule forwards to the group (any weight)."""
-    backend = em.lattice_backend(region)
-    return any(_forwards_to(l.default_action, tg.id) for l in list(backend.listeners.values())) or any(
-        _forwards_to(r.action, tg.id) for r in list(backend.rules.values())
+def rules_of(region: str, listener) -> list:
+    return sorted(
+        (r for r in lattice_backend(region).rules.values() if r.listener_identifier in (listener.id, listener.arn)),
+        key=lambda r: r.priority,
     )
 
 
-def _summary(region: str, tg: Any, target: dict, draining: bool, used: bool) -> dict:
-    out: dict = {"id": target["id"]}
-    if target.get("port") is not None:
-        out["port"] = target["port"]
-    override = OVERRIDES.get((region, tg.id, *_key(target)))
-    if draining:
-        out["status"] = "DRAINING"
-    elif override is not None:
-        out.update(override)
-    elif not used:
-        out.update(status="UNUSED", reasonCode="TargetGroupNotInUse")
-    elif tg.type in ("LAMBDA", "ALB"):
-        # "Health checks do not support Lambda target groups" / "… Application Load Balancer target groups".
-        out.update(status="UNAVAILABLE", reasonCode="HealthCheckNotSupported")
-    elif ((tg.config or {}).get("healthCheck") or {}).get("enabled") is False:
-        out.update(status="UNAVAILABLE", reasonCode="HealthCheckDisabled")
-    else:
-        out["status"] = "HEALTHY"
-    return out
+def _rule_times(rule) -> tuple[str, str]:
+    with LOCK:
+        return STATE.rule_times.setdefault(rule.id, (now_iso(), now_iso()))
 
 
-def list_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    tg = target_group(region, params["tg"])
+def _touch_rule(rule) -> None:
+    with LOCK:
+        created, _ = STATE.rule_times.get(rule.id, (now_iso(), now_iso()))
+        STATE.rule_times[rule.id] = (created, now_iso())
+
+
+def _default_rule(listener) -> dict:
+    rule_id = STATE.default_rule_id(listener.id)
+    return {
+        "arn": f"{listener.arn}/rule/{rule_id}",
+        "id": rule_id,
+        "name": "default",
+        "isDefault": True,
+        "action": listener.default_action,
+        "createdAt": listener.createdAt,
+        "lastUpdatedAt": listener.last_updated_at,
+    }
+
+
+def _rule_dict(listener, rule) -> dict:
+    created, updated = _rule_times(rule)
+    return {
+        "arn": f"{listener.arn}/rule/{rule.id}",
+        "id": rule.id,
+        "name": rule.name,
+        "priority": rule.priority,
+        "isDefault": False,
+        "action": rule.action,
+        "match": rule.match,
+        "createdAt": created,
+        "lastUpdatedAt": updated,
+    }
+
+
+def lattice_update_listener(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = lattice_listener(region, params)
+    action = req.get("defaultAction")
+    if action is None:
+        raise AwsError(400, "ValidationException", "defaultAction is required", {"reason": "fieldValidationFailed"})
+    _validate_action(region, action, "defaultAction")
+    with LOCK:
+        listener.default_action = action
+        listener.last_updated_at = now_iso()
+    out = listener.to_dict()
+    out.pop("createdAt", None)
+    out.pop("lastUpdatedAt", None)
+    return 200, out
+
+
+def lattice_list_rules(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = lattice_listener(region, params)
     query = params.get("_query") or {}
-    wanted = _checked_targets(tg, req.get("targets"), "targets", 0, 20) if req.get("targets") else []
-    # A filter target without a port matches the id on any port.
-    explicit = [(t["id"], (r.get("port") if isinstance(r, dict) else None)) for t, r in zip(wanted, req.get("targets") or [])]
-    with em.LOCK:
-        used = in_use(region, tg)
-        items = [_summary(region, tg, t, False, used) for t in _registered(tg)]
-        items += [_summary(region, tg, t, True, used) for t in _draining(tg)]
-    if explicit:
-        items = [i for i in items if any(i["id"] == ident and (port is None or i.get("port") == port) for ident, port in explicit)]
+    items = [
+        {k: v for k, v in _rule_dict(listener, r).items() if k not in ("action", "match")}
+        for r in rules_of(region, listener)
+    ]
+    default = _default_rule(listener)
+    items.append({k: v for k, v in default.items() if k != "action"})
+    # maxResults 1-100 (the model); nextToken is opaque to callers: here the next item's index.
     raw_max = (query.get("maxResults") or [None])[0]
     try:
         max_results = 100 if raw_max is None else int(raw_max)
     except ValueError:
         max_results = 0
     if not 1 <= max_results <= 100:
-        raise _validation("maxResults must be 1-100", "maxResults")
+        raise AwsError(400, "ValidationException", "maxResults must be 1-100", {"reason": "fieldValidationFailed", "fieldList": [{"name": "maxResults", "message": "must be 1-100"}]})
     token = (query.get("nextToken") or [None])[0]
     start = 0
     if token is not None:
-        found = re.match(r"^targets-(\d+)$", token)
-        if not found or int(found.group(1)) >= len(items):
-            raise _validation("The nextToken is invalid", reason="other")
-        start = int(found.group(1))
-    out: dict = {"items": items[start:start + max_results]}
+        match = re.match(r"^rules-(\d+)$", token)
+        if not match or int(match.group(1)) >= len(items):
+            raise AwsError(400, "ValidationException", "The nextToken is invalid", {"reason": "other"})
+        start = int(match.group(1))
+    page = items[start : start + max_results]
+    out: dict = {"items": page}
     if start + max_results < len(items):
-        out["nextToken"] = f"targets-{start + max_results}"
+        out["nextToken"] = f"rules-{start + max_results}"
     return 200, out
 
 
-# ---------------------------------------------------------------------------------------------
-# Tags
-# ---------------------------------------------------------------------------------------------
-
-# TagResource's `resourceArn` pattern (botocore's model).
-LATTICE_ARN = re.compile(r"^arn:[a-z0-9][-.a-z0-9]{0,62}:vpc-lattice:([a-z0-9][-.a-z0-9]{0,62})?:(\d{12})?:([^/].{0,1023})$")
-MAX_TAGS = 50
-TAG_PUNCTUATION = set("_.:/=+-@")
-
-
-def _tag_text_ok(text: str) -> bool:
-    """Letters, digits, spaces and `_ . : / = + - @` (`[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`)."""
-    return all(unicodedata.category(ch)[0] in "LNZ" or ch in TAG_PUNCTUATION for ch in text)
+def _find_rule(region: str, listener, rule_ident: str):
+    rule_id = rule_ident.rsplit("/", 1)[-1]
+    if rule_id == STATE.default_rule_ids.get(listener.id):
+        return None
+    for rule in rules_of(region, listener):
+        if rule.id == rule_id:
+            return rule
+    raise AwsError(404, "ResourceNotFoundException", f"Rule {rule_ident} not found", {"resourceId": rule_ident, "resourceType": "RULE"})
 
 
-def tag_problem(key: Any, value: Any) -> str | None:
-    if not isinstance(key, str) or not 1 <= len(key) <= 128:
-        return f"tag key {key!r} must be 1-128 characters"
-    if not isinstance(value, str) or len(value) > 256:
-        return f"tag value of {key!r} must be 0-256 characters"
-    if not _tag_text_ok(key):
-        return f"tag key {key!r} may hold only letters, digits, spaces and _ . : / = + - @"
-    if not _tag_text_ok(value):
-        return f"tag value {value!r} of {key!r} may hold only letters, digits, spaces and _ . : / = + - @"
-    if key.lower().startswith("aws:"):
-        return f"tag key {key!r}: the aws: prefix is reserved for AWS use"
+def lattice_get_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = lattice_listener(region, params)
+    rule = _find_rule(region, listener, params["rule"])
+    return 200, (_default_rule(listener) if rule is None else _rule_dict(listener, rule))
+
+
+def _update_rule(region: str, listener, ident: str, req: dict) -> dict:
+    rule = _find_rule(region, listener, ident)
+    if rule is None:
+        raise AwsError(400, "ValidationException", "The default rule of a listener cannot be updated with UpdateRule; use UpdateListener", {"reason": "other"})
+    if "action" in req:
+        _validate_action(region, req["action"], "action")
+    priority = req.get("priority")
+    check_rule_priority(region, listener, priority, rule)
+    with LOCK:
+        if "action" in req:
+            rule.action = req["action"]
+        if "match" in req:
+            rule.match = req["match"]
+        if priority is not None:
+            rule.priority = priority
+        _touch_rule(rule)
+    out = _rule_dict(listener, rule)
+    for k in ("createdAt", "lastUpdatedAt", "isDefault"):
+        out.pop(k, None)
+    return out
+
+
+def check_rule_priority(region: str, listener: Any, priority: Any, rule: Any = None) -> None:
+    """A rule's priority: 1-2000 (the API reference), unique among the listener's rules."""
+    if priority is None:
+        return
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 2000:
+        raise AwsError(400, "ValidationException", "priority must be 1-2000", {"reason": "fieldValidationFailed", "fieldList": [{"name": "priority", "message": "must be 1-2000"}]})
+    for other in rules_of(region, listener):
+        if other is not rule and other.priority == priority:
+            # A guess at the code: AWS documents uniqueness, not the error it answers (ConflictException
+            # is the operation's modeled conflict).
+            raise AwsError(409, "ConflictException", f"A rule with priority {priority} already exists on listener {listener.id}", {"resourceId": other.id, "resourceType": "RULE"})
+
+
+def lattice_create_rule(region: str, params: dict, req: dict) -> tuple[int, dict] | None:
+    """Checks moto does not make (priority range and uniqueness); moto creates the rule."""
+    listener = lattice_listener(region, params)
+    check_rule_priority(region, listener, req.get("priority"))
     return None
 
 
-def _user_tag_count(tags: dict) -> int:
-    return sum(1 for k in tags if not k.lower().startswith("aws:"))
+def lattice_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = lattice_listener(region, params)
+    return 200, _update_rule(region, listener, params["rule"], req)
 
 
-def lattice_resource_key(region: str, arn: str) -> str:
-    """The key moto's tagger keeps the resource's tags under (the ARN it was created with), for the
-    ARN of an existing resource in this Region and account; ResourceNotFoundException otherwise."""
-    if not LATTICE_ARN.match(arn):
-        raise _validation(f"resourceArn {arn!r} is not a VPC Lattice ARN", "resourceArn")
-    parts = arn.split(":", 5)
-    resource = parts[5]
-    kind = resource.split("/", 1)[0]
-    if parts[3] != region or parts[4] != em.DEFAULT_ACCOUNT:
-        raise _not_found(arn, kind.upper(), f"Resource {arn} not found")
-    backend = em.lattice_backend(region)
-    path = resource.split("/")
-    simple = {
-        "service": backend.services,
-        "targetgroup": backend.target_groups,
-        "servicenetwork": backend.service_networks,
-        "accesslogsubscription": backend.access_log_subscriptions,
-        "servicenetworkserviceassociation": backend.service_network_service_associations,
-        "servicenetworkvpcassociation": backend.service_network_vpc_associations,
-        "servicenetworkresourceassociation": backend.service_network_resource_associations,
-    }
-    if len(path) == 2 and path[0] in simple and path[1] in simple[path[0]]:
-        return simple[path[0]][path[1]].arn
-    if len(path) in (4, 6) and path[0] == "service" and path[2] == "listener":
-        listener = backend.listeners.get(path[3])
-        if listener is not None and listener.service_identifier == path[1]:
-            if len(path) == 4:
-                return listener.arn
-            if path[4] == "rule":
-                if path[5] == em.STATE.default_rule_ids.get(listener.id):
-                    return f"{listener.arn}/rule/{path[5]}"
-                for rule in em._rules_of(region, listener):
-                    if rule.id == path[5]:
-                        # moto tagged the rule (CreateRule `tags`) under the ARN it made for it.
-                        return rule.arn
-    kinds = {"targetgroup": "TARGET_GROUP", "servicenetwork": "SERVICE_NETWORK"}
-    label = "RULE" if "/rule/" in resource else "LISTENER" if "/listener/" in resource else kinds.get(kind, kind.upper())
-    raise _not_found(arn, label, f"Resource {arn} not found")
-
-
-def lattice_tag_resource(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    key = lattice_resource_key(region, params["arn"])
-    tags = req.get("tags")
-    if not isinstance(tags, dict) or len(tags) > 200:
-        raise _validation("tags must be a map of 0-200 tags", "tags")
-    for k, v in tags.items():
-        problem = tag_problem(k, v)
-        if problem:
-            raise _validation(problem, "tags")
-    tagger = em.lattice_backend(region).tagger
-    with em.LOCK:
-        merged = {**tagger.get_tag_dict_for_resource(key), **tags}
-        if _user_tag_count(merged) > MAX_TAGS:
-            raise _validation(f"A resource can have at most {MAX_TAGS} tags; this would make {_user_tag_count(merged)}", "tags")
-        # An existing key takes the new value ("it updates the value of that tag").
-        tagger.tag_resource(key, tagger.convert_dict_to_tags_input(tags))
-    return 200, {}
-
-
-def lattice_untag_resource(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    key = lattice_resource_key(region, params["arn"])
-    keys = (params.get("_query") or {}).get("tagKeys")
-    if keys is None or len(keys) > 200:
-        raise _validation("tagKeys must list 0-200 tag keys", "tagKeys")
-    for k in keys:
-        if not 1 <= len(k) <= 128:
-            raise _validation(f"tag key {k!r} must be 1-128 characters", "tagKeys")
-    with em.LOCK:
-        em.lattice_backend(region).tagger.untag_resource_using_names(key, keys)
-    return 200, {}
-
-
-def lattice_list_tags(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    key = lattice_resource_key(region, params["arn"])
-    with em.LOCK:
-        return 200, {"tags": dict(em.lattice_backend(region).tagger.get_tag_dict_for_resource(key))}
-
-
-# ---------------------------------------------------------------------------------------------
-# Lambda tags: moto stores them; the documented limits and the 204 are checked and answered here
-# ---------------------------------------------------------------------------------------------
-
-
-def _lambda_error(code: str, message: str, status: int = 400) -> em.AwsError:
-    return em.AwsError(status, code, message)
-
-
-def _lambda_tags_of(region: str, arn: str) -> dict:
-    try:
-        return em.lambda_backend(region).list_tags(arn)
-    except Exception:
-        # moto's answer for an ARN that names no function (its text).
-        raise _lambda_error("ResourceNotFoundException", f"Function not found: {arn}", 404)
-
-
-def _unqualified(arn: str) -> None:
-    found = LAMBDA_ARN.match(arn)
-    if found and found.group(5):
-        # "Lambda does not support adding tags to aliases or versions" (ListTags API reference).
-        raise _lambda_error("InvalidParameterValueException", f"Tags apply to the function, not to a version or alias: {arn}")
-
-
-def lambda_tag_resource(region: str, params: dict, req: dict) -> tuple[int, None]:
-    arn = params["arn"]
-    _unqualified(arn)
-    tags = req.get("Tags")
-    if not isinstance(tags, dict):
-        raise _lambda_error("InvalidParameterValueException", "Tags must be a map of tag keys to values")
-    for k, v in tags.items():
-        problem = tag_problem(k, v)
-        if problem:
-            raise _lambda_error("InvalidParameterValueException", problem[0].upper() + problem[1:])
-    with em.LOCK:
-        current = _lambda_tags_of(region, arn)
-        merged = {**current, **tags}
-        if _user_tag_count(merged) > MAX_TAGS:
-            raise _lambda_error("InvalidParameterValueException", f"A function can have at most {MAX_TAGS} tags; this would make {_user_tag_count(merged)}")
-        em.lambda_backend(region).tag_resource(arn, tags)
-    return 204, None
-
-
-def lambda_untag_resource(region: str, params: dict, req: dict) -> tuple[int, None]:
-    arn = params["arn"]
-    _unqualified(arn)
-    keys = (params.get("_query") or {}).get("tagKeys")
-    if not keys:
-        raise _lambda_error("InvalidParameterValueException", "tagKeys must name at least one tag key")
-    with em.LOCK:
-        _lambda_tags_of(region, arn)
-        em.lambda_backend(region).untag_resource(arn, keys)
-    return 204, None
-
-
-EXTENDED = {
-    ("vpc-lattice", "RegisterTargets"): register_targets,
-    ("vpc-lattice", "DeregisterTargets"): deregister_targets,
-    ("vpc-lattice", "ListTargets"): list_targets,
-    ("vpc-lattice", "TagResource"): lattice_tag_resource,
-    ("vpc-lattice", "UntagResource"): lattice_untag_resource,
-    ("vpc-lattice", "ListTagsForResource"): lattice_list_tags,
-    ("lambda", "TagResource"): lambda_tag_resource,
-    ("lambda", "UntagResource"): lambda_untag_resource,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Test controls
-# ---------------------------------------------------------------------------------------------
-
-
-def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
-    if path == "/_shiftguard/lattice/draining":
-        if method == "POST":
-            seconds = (body or {}).get("seconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                raise ValueError("seconds must be a number >= 0")
-            SETTINGS["drainingSeconds"] = float(seconds)
-        return 200, {"seconds": SETTINGS["drainingSeconds"]}
-    if path == "/_shiftguard/lattice/target-status" and method == "POST":
-        body = body or {}
-        region = body.get("region", "us-east-1")
+def lattice_batch_update_rule(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    listener = lattice_listener(region, params)
+    rules = req.get("rules")
+    # botocore's model bounds `rules` to 1..10 (the API reference's prose has said 5): the model is
+    # what SDKs validate against, so the emulator follows it.
+    if not isinstance(rules, list) or not 1 <= len(rules) <= 10:
+        raise AwsError(400, "ValidationException", "rules must hold 1 to 10 rule updates", {"reason": "fieldValidationFailed"})
+    successful, unsuccessful = [], []
+    for update in rules:
+        ident = update.get("ruleIdentifier", "")
         try:
-            tg = target_group(region, str(body.get("targetGroup", "")))
-        except em.AwsError as err:
-            return 404, {"message": err.message}
-        ident, port = body.get("id"), body.get("port")
-        if not isinstance(ident, str):
-            raise ValueError("id must be the target's id")
-        if tg.type != "LAMBDA" and port is None:
-            port = _default_port(tg)
-        if tg.type == "LAMBDA":
-            port = None
-        status, reason = body.get("status"), body.get("reasonCode")
-        if status is not None and (status not in TARGET_STATUSES or status == "DRAINING"):
-            raise ValueError(f"status must be one of {', '.join(s for s in TARGET_STATUSES if s != 'DRAINING')} or null "
-                             "(DRAINING: deregister the target with a draining time)")
-        if reason is not None and not isinstance(reason, str):
-            raise ValueError("reasonCode must be a string")
-        with em.LOCK:
-            if (ident, port) not in {_key(t) for t in _registered(tg)}:
-                return 409, {"message": f"target {ident} (port {port}) is not registered with {tg.id}"}
-            if status is None:
-                OVERRIDES.pop((region, tg.id, ident, port), None)
-            else:
-                OVERRIDES[(region, tg.id, ident, port)] = {"status": status, **({"reasonCode": reason} if reason else {})}
-        return 200, {"targetGroup": tg.id, "id": ident, "port": port, "status": status, "reasonCode": reason if status else None}
-    return None
+            successful.append(_update_rule(region, listener, ident, update))
+        except AwsError as err:
+            unsuccessful.append({"ruleIdentifier": ident, "failureCode": err.code, "failureMessage": err.message})
+    return 200, {"successful": successful, "unsuccessful": unsuccessful}
 
 
-def install() -> None:
-    """Routes ahead of the existing ones (names for the call log, faults and conformance)."""
-    for route in reversed(LATTICE_ROUTES):
-        if route not in em.LATTICE_ROUTES:
-            em.LATTICE_ROUTES.insert(0, route)
-    for route in reversed(LAMBDA_ROUTES):
-        if route not in em.LAMBDA_ROUTES:
-            em.LAMBDA_ROUTES.insert(0, route)
+EXTENDED: dict[tuple[str, str], Callable[[str, dict, dict], tuple[int, Any] | None]] = {
+    ("vpc-lattice", "UpdateListener"): lattice_update_listener,
+    ("vpc-lattice", "ListRules"): lattice_list_rules,
+    ("vpc-lattice", "CreateRule"): lattice_create_rule,
+    ("vpc-lattice", "GetRule"): lattice_get_rule,
+    ("vpc-lattice", "UpdateRule"): lattice_update_rule,
+    ("vpc-lattice", "BatchUpdateRule"): lattice_batch_update_rule,
+}

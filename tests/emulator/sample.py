@@ -38,7 +38,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-import shiftguard_emulator as em
+import lambda_invocations
+from codedeploy_model import check_deployment_id
+from seed import DEMO_ROLE
+from state import DEFAULT_ACCOUNT, LOCK, STATE, HookExecution, codedeploy_backend, parse_time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REGION = "us-east-1"
@@ -128,12 +131,12 @@ def seed(url: str) -> dict:
     lam, cd, cw, sns, vl = (client(s) for s in ("lambda", "codedeploy", "cloudwatch", "sns", "vpc-lattice"))
 
     # Lambda: two versions, both healthy, the alias on a 10% canary.
-    lam.create_function(FunctionName=FUNCTION, Runtime="provided.al2023", Role=f"arn:aws:iam::{em.DEFAULT_ACCOUNT}:role/{em.DEMO_ROLE}",
+    lam.create_function(FunctionName=FUNCTION, Runtime="provided.al2023", Role=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{DEMO_ROLE}",
                         Handler="bootstrap", Code={"ZipFile": _zip("v1")}, Publish=True)
     lam.update_function_code(FunctionName=FUNCTION, ZipFile=_zip("v2"))
     assert lam.publish_version(FunctionName=FUNCTION)["Version"] == "2"
     for version in ("1", "2"):
-        em.control("POST", "/_shiftguard/lambda/behaviour", {"function": FUNCTION, "version": version, **HEALTHY}, {})
+        lambda_invocations.control("POST", "/_shiftguard/lambda/behaviour", {"function": FUNCTION, "version": version, **HEALTHY}, {})
     lam.create_alias(FunctionName=FUNCTION, Name=ALIAS, FunctionVersion="1",
                      RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
 
@@ -148,7 +151,7 @@ def seed(url: str) -> dict:
     # CodeDeploy: the group, and a deployment 1 -> 2 in flight with the sample events' ids.
     cd.create_application(applicationName=APPLICATION, computePlatform="Lambda")
     cd.create_deployment_group(
-        applicationName=APPLICATION, deploymentGroupName=GROUP, serviceRoleArn=f"arn:aws:iam::{em.DEFAULT_ACCOUNT}:role/{em.DEMO_ROLE}",
+        applicationName=APPLICATION, deploymentGroupName=GROUP, serviceRoleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{DEMO_ROLE}",
         deploymentConfigName="CodeDeployDefault.LambdaCanary10Percent5Minutes",
         deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         alarmConfiguration={"enabled": True, "alarms": [{"name": ALARM}]},
@@ -156,13 +159,13 @@ def seed(url: str) -> dict:
     )
     pre, post = _event("pre-traffic"), _event("post-traffic")
     deployment_id = pre["DeploymentId"]
-    em.check_deployment_id(deployment_id)
+    check_deployment_id(deployment_id)
     appspec = {"version": 0.0,
                "Resources": [{FUNCTION: {"Type": "AWS::Lambda::Function", "Properties": {
                    "Name": FUNCTION, "Alias": ALIAS, "CurrentVersion": "1", "TargetVersion": "2"}}}],
                "Hooks": [{"BeforeAllowTraffic": PRE_HOOK}, {"AfterAllowTraffic": POST_HOOK}]}
-    backend = em.codedeploy_backend(REGION)
-    with em.LOCK:
+    backend = codedeploy_backend(REGION)
+    with LOCK:
         # Created on the backend, not with CreateDeployment: a manual deployment whatever the
         # engine's setting, and its id is the sample's (AWS's `d-XXXXXXXXX` shape).
         moto_id = backend.create_deployment(
@@ -174,12 +177,12 @@ def seed(url: str) -> dict:
         deployment.deployment_id = deployment_id
         backend.deployments[deployment_id] = deployment
         deployment.status = "InProgress"
-        deployment.create_time = em.parse_time(DEPLOYMENT_CREATED)
+        deployment.create_time = parse_time(DEPLOYMENT_CREATED)
         deployment.start_time = deployment.create_time
         for event, ids in (("BeforeAllowTraffic", pre), ("AfterAllowTraffic", post)):
-            execution = em.HookExecution(deployment_id, event)
+            execution = HookExecution(deployment_id, event)
             execution.id = ids["LifecycleEventHookExecutionId"]
-            em.STATE.hook_executions[execution.id] = execution
+            STATE.hook_executions[execution.id] = execution
 
     # VPC Lattice: service `orders`, listener forwarding 90% production / 10% canary.
     _with_lattice_id(SERVICE_ID, lambda: vl.create_service(name="orders"))
@@ -248,7 +251,7 @@ def enforce_iam(url: str, info: dict) -> str:
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
     iam_client.put_role_policy(RoleName="shiftguard-byhand", PolicyName="rehearsal", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": statements}))
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{em.DEFAULT_ACCOUNT}:role/shiftguard-byhand", RoleSessionName="byhand",
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/shiftguard-byhand", RoleSessionName="byhand",
                             DurationSeconds=43200)["Credentials"]
     control("/_shiftguard/iam", {"enforce": True, "strict": True, "operatorKeys": ["local"]})
     info["env"].update({"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -323,3 +326,10 @@ def instructions(info: dict) -> str:
             lines.append(command["check"])
     lines.append(END)
     return "\n".join(lines)
+
+
+def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
+    if path == "/_shiftguard/seed" and method == "GET":
+        # What `--seed-sample` created (ids, environment, commands); {} when not seeded.
+        return 200, SEEDED
+    return None

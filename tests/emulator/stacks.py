@@ -36,9 +36,10 @@ import json
 import os
 import re
 import threading
-from typing import Any, Callable
+from typing import Any
 
-import shiftguard_emulator as em
+import state
+from state import DEFAULT_ACCOUNT, LOCK, lattice_backend
 
 PARTITION = "aws"
 _LOCK = threading.Lock()
@@ -253,8 +254,8 @@ class Resolver:
         what = f"{logical} ({t} named {name!r})"
         if not name:
             raise Unresolvable(f"{logical} ({t}): has no Name; the emulator finds Lattice resources by name: give its ids in `resources`")
-        backend = em.lattice_backend(self.region)
-        with em.LOCK:
+        backend = lattice_backend(self.region)
+        with LOCK:
             if t == "AWS::VpcLattice::Service":
                 found = [s for s in backend.services.values() if s.name == name]
             elif t == "AWS::VpcLattice::TargetGroup":
@@ -389,7 +390,7 @@ def _local_client(service: str) -> Any:
     import boto3
 
     # IAM and STS are never authorized by the emulator: any key sets roles up.
-    return boto3.client(service, endpoint_url=em.SELF_URL, region_name="us-east-1",
+    return boto3.client(service, endpoint_url=state.SELF_URL, region_name="us-east-1",
                         aws_access_key_id="shiftguard-stack-loader", aws_secret_access_key="x")
 
 
@@ -415,7 +416,7 @@ def load_stack(body: dict) -> dict:
     if unresolved_mode not in ("error", "placeholder"):
         raise ValueError("unresolved: expected \"error\" or \"placeholder\"")
     region = body.get("region", "us-east-1")
-    resolver = Resolver(template, stack, region, em.DEFAULT_ACCOUNT, body.get("parameters"), body.get("resources"),
+    resolver = Resolver(template, stack, region, DEFAULT_ACCOUNT, body.get("parameters"), body.get("resources"),
                         placeholder=unresolved_mode == "placeholder")
     wanted = body.get("functions")
     if wanted is not None and (not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted)):
@@ -446,7 +447,7 @@ def load_stack(body: dict) -> dict:
                 iam_client.put_role_policy(RoleName=role_name, PolicyName="stack", PolicyDocument=json.dumps(document))
             except iam_client.exceptions.ClientError as exc:
                 raise ValueError(f"{f['function']}: IAM refused its policy: {exc}") from None
-        role_arn = f"arn:{PARTITION}:iam::{em.DEFAULT_ACCOUNT}:role/{role_name}"
+        role_arn = f"arn:{PARTITION}:iam::{DEFAULT_ACCOUNT}:role/{role_name}"
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=str(f["function"])[:64], DurationSeconds=43200)["Credentials"]
         env, env_unresolved = _environment(resolver, f["environment"])
         settings_path = _settings_file(template, f["logicalId"], env, assembly_dir)
