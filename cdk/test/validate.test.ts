@@ -342,7 +342,10 @@ print(json.dumps({n: env[n] for n in names if n in env}))
   return JSON.parse(execFileSync('python3', ['-c', script, file, names.join(',')], { encoding: 'utf8' }));
 }
 
-for (const f of ['README.md', 'cdk/README.md', 'examples/sam/shiftguard/README.md']) harvestMarkdown(path.join(repo, f));
+// The README and every guide beside the code (the link check, tests/docs, knows them all).
+const GUIDES = ['README.md', 'rollback/README.md', 'hooks/README.md', 'rollback/shift/README.md', 'tests/README.md', 'cdk/README.md',
+  'examples/sam/README.md', 'examples/sam/shiftguard/README.md'];
+for (const f of GUIDES) harvestMarkdown(path.join(repo, f));
 harvestSamParameters(path.join(repo, 'examples/sam/template.yaml'), fs.readFileSync(path.join(repo, 'examples/sam/template.yaml'), 'utf8'));
 for (const f of fs.readdirSync(path.join(repo, 'events/shift'))) classify(`events/shift/${f}`, JSON.parse(fs.readFileSync(path.join(repo, 'events/shift', f), 'utf8')));
 classify('events/hooks/checks-post-traffic.json', JSON.parse(fs.readFileSync(path.join(repo, 'events/hooks/checks-post-traffic.json'), 'utf8')));
@@ -356,16 +359,20 @@ for (const [file, names] of [['tests/emulator/sample.py', ['HOOK_CHECKS', 'ROLLB
 describe('every configuration in the repository validates (the schema is not stricter than the functions)', () => {
   test('each source gives what it is known to hold', () => {
     const count = (prefix: string, kind: ConfigurationKind) => found.filter((f) => f.where.startsWith(prefix) && f.kind === kind).length;
-    expect(count('README.md', 'checkSet')).toBeGreaterThanOrEqual(7); // 2 YAML blocks, HOOK_CHECKS, 2 SAM, 2 TS
-    expect(count('README.md', 'rollbackMappings')).toBeGreaterThanOrEqual(3); // the JSON block, ROLLBACK_TARGETS, SAM
+    expect(count('README.md', 'checkSet')).toBe(4); // 2 SAM, 2 TS
+    expect(count('README.md', 'rollbackMappings')).toBe(1); // SAM
+    expect(count('hooks/README.md', 'checkSet')).toBe(2); // the checks' and the judge's YAML blocks
+    expect(count('rollback/README.md', 'rollbackMappings')).toBe(1); // the ROLLBACK_TARGETS block
+    expect(count('tests/README.md', 'checkSet')).toBe(1); // running it by hand: HOOK_CHECKS
+    expect(count('tests/README.md', 'rollbackMappings')).toBe(1); // and ROLLBACK_TARGETS
     expect(count('cdk/README.md', 'checkSet')).toBe(2);
     expect(count('examples/sam/shiftguard/README.md', 'checkSet')).toBe(2);
     expect(count('examples/sam/template.yaml', 'checkSet')).toBe(2);
     expect(count('examples/sam/template.yaml', 'rollbackMappings')).toBe(1);
     expect(count('events/shift/', 'rolloutPlan')).toBe(2);
     expect(count('events/hooks/', 'checkSet')).toBe(2);
-    expect(count('tests/', 'checkSet')).toBe(3);
-    expect(count('tests/', 'rollbackMappings')).toBe(2);
+    expect(count('tests/emulator/', 'checkSet') + count('tests/demo/', 'checkSet')).toBe(3);
+    expect(count('tests/emulator/', 'rollbackMappings') + count('tests/demo/', 'rollbackMappings')).toBe(2);
   });
 
   test.each(found.map((f) => [`${f.where} (${f.kind})`, f] as const))('%s', (_name, f) => {

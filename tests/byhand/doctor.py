@@ -4,10 +4,10 @@
 Rollback, asked `{"shiftguard": "doctor"}`, reads (and never changes) what its configuration
 depends on — each mapped alarm exists, watches dimensions its Lambda target publishes, reaches
 rollback, has data; each target and CodeDeploy group exists — and answers a report; a serious
-finding fails the invocation with `Rollback.DoctorFoundProblems`. This runs it the way README
-"Running it by hand" runs the functions: the emulator seeded with the sample application (strict
-IAM: rollback holds exactly what the CDK construct grants it, from the synthesized rehearsal stack),
-the rollback binary behind `cargo lambda watch` with the environment the emulator prints, then one
+finding fails the invocation with `Rollback.DoctorFoundProblems`. This runs it the way
+tests/README.md#running-it-by-hand runs the functions: the emulator seeded with the sample
+application (strict IAM: rollback holds exactly what the CDK construct grants it, from the
+synthesized rehearsal stack), the rollback binary behind `cargo lambda watch` with the environment the emulator prints, then one
 invocation. It prints the report one finding a line, serious first.
 
 Usage: doctor.py [--emulator URL] [--watch URL]

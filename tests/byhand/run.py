@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""README "Running it by hand", run as printed: the emulator with `--seed-sample`, then the block it
-prints between its markers, line by line, each through bash at the repository root:
+"""tests/README.md#running-it-by-hand, run as printed: the emulator with `--seed-sample`, then the
+block it prints between its markers, line by line, each through bash at the repository root:
 
 * the `export` lines make the environment of `cargo lambda watch` (and of every later line);
 * `.venv/bin/cargo-lambda lambda watch` starts in the background (its log: target/byhand/watch.log);

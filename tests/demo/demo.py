@@ -18,7 +18,7 @@ outcome differs from the story, so `make test` runs it too.
 
 Usage: demo.py [--scenario alias|codedeploy-alarm|lattice] [--transcript FILE]
   --transcript FILE  also write everything printed to FILE (tests/demo/readme_transcript.py
-                     compares it with the README's transcript of the scenario)
+                     compares it with the transcript README.md or tests/README.md shows)
   alias             doctor catches an alarm that could never fire (a dimension Lambda never
                     publishes); v2 stopped by pre-traffic; v3 rolled back by ShiftGuard on its alarm;
                     v4 promoted

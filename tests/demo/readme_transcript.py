@@ -1,6 +1,7 @@
-"""The README's demo transcripts, compared with a real run's (`make test`, after the demos).
+"""The demo transcripts the documentation shows, compared with a real run's (`make test`, after the
+demos): README.md's (the alias scenario, in full) and tests/README.md's ("The demo": excerpts).
 
-`demo.py --transcript DIR/<scenario>.txt` writes what a run printed. The README marks each
+`demo.py --transcript DIR/<scenario>.txt` writes what a run printed. A document marks each
 transcript it shows with an HTML comment on the line before its ```text fence:
 
   <!-- demo transcript: alias -->
@@ -14,8 +15,9 @@ transcript it shows with an HTML comment on the line before its ```text fence:
       deployment, and so its final state, depends on timing): each heading and `[ok ]` check it
       shows is in the run; its other lines are not compared.
 
-Usage: readme_transcript.py DIR [--readme README.md]. Exits 1, saying which line and why, when the
-README and a run differ, or when the README marks no transcript.
+Usage: readme_transcript.py DIR [--readme FILE …] (default: README.md and tests/README.md). Exits 1,
+saying which file, which line and why, when a document and a run differ, or when no document marks
+a transcript.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ NUMBER = re.compile(r"\d+(\.\d+)?")
 class Block:
     scenario: str
     excerpt: bool
-    line: int  # the README line of the fence
+    line: int  # the document's line of the fence
     lines: list[str]
+    doc: str = "README.md"  # the document, as the messages name it
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """Every marked ```text block of the README."""
+def readme_blocks(text: str, doc: str = "README.md") -> list[Block]:
+    """Every marked ```text block of a document."""
     lines = text.splitlines()
     blocks = []
     for i, line in enumerate(lines):
@@ -52,11 +55,11 @@ def readme_blocks(text: str) -> list[Block]:
         if not m:
             continue
         if i + 1 >= len(lines) or lines[i + 1].strip() != "```text":
-            raise SystemExit(f"README line {i + 1}: {line.strip()} must be followed by a ```text fence")
+            raise SystemExit(f"{doc} line {i + 1}: {line.strip()} must be followed by a ```text fence")
         end = next((j for j in range(i + 2, len(lines)) if lines[j].strip() == "```"), None)
         if end is None:
-            raise SystemExit(f"README line {i + 2}: the ```text fence is not closed")
-        blocks.append(Block(scenario=m.group(2), excerpt=bool(m.group(1)), line=i + 2, lines=lines[i + 2:end]))
+            raise SystemExit(f"{doc} line {i + 2}: the ```text fence is not closed")
+        blocks.append(Block(scenario=m.group(2), excerpt=bool(m.group(1)), line=i + 2, lines=lines[i + 2:end], doc=doc))
     return blocks
 
 
@@ -103,7 +106,7 @@ def check_text(line: str) -> str | None:
 
 def compare(block: Block, run: list[str]) -> list[str]:
     """What in `block` the run does not bear out, one sentence each (nothing: they agree)."""
-    where = f"README transcript of {block.scenario} (line {block.line})"
+    where = f"{block.doc} transcript of {block.scenario} (line {block.line})"
     problems = []
     shown = [line for line in block.lines if line.strip()]
     if block.excerpt:
@@ -128,7 +131,7 @@ def compare(block: Block, run: list[str]) -> list[str]:
         if found is None:
             anywhere = next((j for j in range(len(run)) if matches(line, run[j])), None)
             if anywhere is not None:
-                problems.append(f"{where}: {line.strip()!r} is in the run (line {anywhere + 1}), but not after {run[at - 1].strip()!r} (line {at}) as the README has it")
+                problems.append(f"{where}: {line.strip()!r} is in the run (line {anywhere + 1}), but not after {run[at - 1].strip()!r} (line {at}) as {block.doc} has it")
             else:
                 problems.append(f"{where}: {line.strip()!r} is not in the run (as normalized: {normalize(line)!r})")
             continue
@@ -139,21 +142,25 @@ def compare(block: Block, run: list[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("transcripts", type=Path, help="the directory of <scenario>.txt written by demo.py --transcript")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, action="append", help="a document to read (repeatable; default: README.md and tests/README.md)")
     args = parser.parse_args()
-    blocks = readme_blocks(args.readme.read_text(encoding="utf-8"))
+    docs = args.readme or [ROOT / "README.md", ROOT / "tests" / "README.md"]
+    blocks = []
+    for doc in docs:
+        name = doc.resolve().relative_to(ROOT).as_posix() if doc.resolve().is_relative_to(ROOT) else str(doc)
+        blocks += readme_blocks(doc.read_text(encoding="utf-8"), name)
     if not blocks:
-        print(f"{args.readme}: no demo transcript is marked (<!-- demo transcript: SCENARIO -->)")
+        print(f"{', '.join(map(str, docs))}: no demo transcript is marked (<!-- demo transcript: SCENARIO -->)")
         return 1
     problems = []
     for block in blocks:
         path = args.transcripts / f"{block.scenario}.txt"
         if not path.is_file():
-            problems.append(f"README transcript of {block.scenario} (line {block.line}): no run to compare with ({path} is missing)")
+            problems.append(f"{block.doc} transcript of {block.scenario} (line {block.line}): no run to compare with ({path} is missing)")
             continue
         found = compare(block, path.read_text(encoding="utf-8").splitlines())
         kind = "excerpt" if block.excerpt else "transcript"
-        print(f"{'ok  ' if not found else 'FAIL'} README {kind} of {block.scenario} (line {block.line}) against {path}")
+        print(f"{'ok  ' if not found else 'FAIL'} {block.doc} {kind} of {block.scenario} (line {block.line}) against {path}")
         problems += found
     for p in problems:
         print(f"  - {p}")

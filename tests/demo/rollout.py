@@ -6,8 +6,8 @@ Each step is one invocation of the real `shift` binary through the Lambda Runtim
 `cargo lambda watch` (POST /2015-03-31/functions/shift/invocations); the driver prints one line per
 step, sleeps the `waitMs` the answer asks for, and stops when the rollout is promoted or aborted.
 Like the state machine it keeps the previous answer in the event's `last` (shift ignores it) and
-retries the errors the README marks retryable (Shift.AwsError, Shift.RestoreFailed,
-Shift.NotifyFailed: three attempts, 1 s then 2 s apart).
+retries the errors rollback/shift/README.md#bad-input-and-errortypes marks retryable
+(Shift.AwsError, Shift.RestoreFailed, Shift.NotifyFailed: three attempts, 1 s then 2 s apart).
 
 Usage: rollout.py PLAN [--endpoint URL] [--emulator URL] [--speed N] [--id ID]
   PLAN        a plan file such as events/shift/lattice-rollout.json

@@ -107,3 +107,8 @@ def test_the_readme_marks_the_alias_transcript_in_full():
     full = [b for b in blocks if not b.excerpt]
     assert [b.scenario for b in full] == ["alias"]
     assert rt.final_state(full[0].lines), "the README's alias transcript shows the final state"
+
+
+def test_the_demo_guide_marks_the_codedeploy_alarm_excerpt():
+    blocks = rt.readme_blocks((rt.ROOT / "tests" / "README.md").read_text(encoding="utf-8"), "tests/README.md")
+    assert [(b.scenario, b.excerpt, b.doc) for b in blocks] == [("codedeploy-alarm", True, "tests/README.md")]

@@ -1,5 +1,6 @@
 """tests/iam_report.py: an unused grant fails the report unless explained; a stale explanation
-fails it; a performed action the README's policy does not list fails it."""
+fails it; a performed action the policy in the function's guide (rollback/README.md, hooks/README.md)
+does not list fails it."""
 
 from __future__ import annotations
 
@@ -45,4 +46,4 @@ def test_unused_grants_fail_unless_explained_and_stale_explanations_fail(tmp_pat
 def test_a_performed_action_missing_from_the_readme_policy_fails(tmp_path, monkeypatch):
     code, report = run(tmp_path, [call("checkout_rollback", "lambda:PublishVersion")], {}, monkeypatch)
     assert code == 1
-    assert "README 'IAM permissions rollback needs' does not list lambda:PublishVersion" in report
+    assert "rollback/README.md 'IAM permissions rollback needs' does not list lambda:PublishVersion" in report

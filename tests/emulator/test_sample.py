@@ -1,4 +1,4 @@
-"""`--seed-sample`: the state the by-hand commands need (README "Running it by hand"), and the
+"""`--seed-sample`: the state the by-hand commands need (tests/README.md#running-it-by-hand), and the
 printed commands. The full run through `cargo lambda watch` is `tests/byhand/run.sh`."""
 
 from __future__ import annotations
