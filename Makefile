@@ -23,7 +23,7 @@ help:
 	@echo "make test      - install what the tests need, then run every test"
 	@echo "make test-stress [ROUNDS=5] [LOAD=2] - the timing-sensitive suites (engine, sequences, demos, emulator) repeatedly with the CPU loaded; exit 0 only if every round passed"
 	@echo "make emulator  - start the local AWS endpoint on 127.0.0.1:$(EMULATOR_PORT) (ENGINE=1: deployments run themselves; SAMPLE=1: seed the sample application and print the by-hand commands)"
-	@echo "make byhand    - README 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
+	@echo "make byhand    - tests/README.md 'Running it by hand', run as the seeded emulator prints it (cargo lambda watch + invoke)"
 	@echo "make doctor    - rollback's doctor against the emulator seeded with the sample application: one line per finding, exit 1 on a serious one (EMULATOR=1: a running 'make emulator SAMPLE=1'; WATCH=1: a running 'cargo lambda watch')"
 	@echo "make emulator-test - the emulator's own pytest suite (strict model conformance)"
 	@echo "make build     - release zips of every function (cargo lambda build; ARCH=arm64|x86_64)"
@@ -73,11 +73,14 @@ demo: $(STAMP) cdk-synth
 # Every test: Rust, every demo scenario end to end, the CDK app and the SAM example.
 # Every emulator the suite starts appends the calls the binaries made as their stack roles to
 # IAM_USAGE; tests/iam_report.py turns it into the least-privilege report (target/iam-report.md) and
-# fails on a grant never used and not explained (tests/iam-unused.json) or a README IAM gap.
+# fails on a grant never used and not explained (tests/iam-unused.json) or a gap in a guide's IAM policy
+# (rollback/README.md#iam-permissions-rollback-needs, hooks/README.md#iam-permissions-the-hooks-need).
 IAM_USAGE := $(CURDIR)/target/iam-usage.jsonl
-# Each demo scenario's transcript, compared with the README's (tests/demo/readme_transcript.py).
+# Each demo scenario's transcript, compared with the ones README.md and tests/README.md show
+# (tests/demo/readme_transcript.py). tests/docs first: every link in the documentation resolves.
 DEMO_TRANSCRIPTS := $(CURDIR)/target/demo-transcripts
 test: $(STAMP) cdk-synth
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/docs
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/shape
@@ -154,12 +157,12 @@ cdk-python: cdk-wheel
 		$(CURDIR)/$(CDK_PY_VENV)/bin/python -m pytest -q -p no:cacheprovider test_python.py
 
 # The emulator's own suite (engine, alarms, SNS, bindings, fidelity), strict model conformance on.
-# README "Running it by hand", exactly as `make emulator SAMPLE=1` prints it: the seeded emulator,
+# tests/README.md#running-it-by-hand, exactly as `make emulator SAMPLE=1` prints it: the seeded emulator,
 # cargo lambda watch with the printed environment, every printed invoke; asserts the results.
 byhand: $(STAMP)
 	$(PYTHON) tests/byhand/run.py
 
-# README "Doctor": rollback asked {"shiftguard":"doctor"} checks what its configuration depends on.
+# rollback/README.md#doctor-does-the-safety-net-work: rollback asked {"shiftguard":"doctor"} checks what its configuration depends on.
 # By default against the emulator seeded with the sample application (strict IAM: the rehearsal
 # stack's role, hence cdk-synth) and a watch of its own; EMULATOR=1 against a running
 # `make emulator SAMPLE=1` on EMULATOR_PORT; WATCH=1 through a running `cargo lambda watch` on WATCH_PORT.
@@ -199,7 +202,7 @@ bench: $(STAMP)
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)
 
-# An operator's rollback (README: "In an incident"): the same decisions and record as an alarm.
+# An operator's rollback (README.md#in-an-incident-roll-back-now): the same decisions and record as an alarm.
 # TARGET, REASON and BY reach Python through the environment (make exports command-line
 # variables), never through the shell, so quotes and $ in a reason are kept as written.
 rollback: $(STAMP)
