@@ -1,6 +1,6 @@
 //! The hooks' decision metrics (Embedded Metric Format, namespace `ShiftGuard`): one document for
 //! the hook's verdict and one per check, built from the summary. Pure; [`run_hook`] writes them.
-//! Names and dimensions are documented in the README.
+//! Names and dimensions: hooks/README.md#decision-metrics-cloudwatch-embedded-metric-format.
 //!
 //! [`run_hook`]: crate::run_hook
 

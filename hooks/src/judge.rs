@@ -266,13 +266,10 @@ pub struct Judgement {
 }
 
 /// Judges the new version against the old. Each part is an interval against a limit (see
-/// [`Thresholds`]); the rules table is in the README ("The judge") and `hooks/JUDGE.md`:
+/// [`Thresholds`]).
 ///
-/// | part | interval | fails when | passes when |
-/// | --- | --- | --- | --- |
-/// | latency | Hodges–Lehmann shift (Moses) | lower end > tolerance × old median | upper end ≤ it |
-/// | errors | new − (1 + r)·old rate (MOVER) | lower end > `errorRateTolerance` | upper end ≤ `errorRatePassMargin` |
-/// | tail | new requests slower than (1 + tolerance) × old q-quantile (beta-binomial) | P(K ≥ k) < α/2 | P(K ≤ k) < α/2 |
+/// The rules, part by part, are the table in hooks/README.md#the-canary-judge-compare-logs-artifact
+/// (the design and its reference values: `hooks/JUDGE.md`).
 ///
 /// Fewer than `min_samples` on either side: inconclusive. An old version with at least
 /// `min_samples` requests and no successful one is a broken baseline: the new version fails only

@@ -162,7 +162,8 @@ pub enum HookError {
 }
 
 impl HookError {
-    /// The stable `errorType` Lambda reports for this failure (documented in the README).
+    /// The stable `errorType` Lambda reports for this failure (documented in
+    /// hooks/README.md#failures-and-their-errortype).
     pub fn error_type(&self) -> &'static str {
         match self {
             HookError::BadEvent(_) => "Hook.BadEvent",

@@ -1,6 +1,7 @@
 //! Rollback's decision metrics (Embedded Metric Format, namespace `ShiftGuard`): one document per
 //! target handled and per unmapped alarm refused, built from the summary. Pure; [`handle`] writes
-//! them. Names and dimensions are documented in the README.
+//! them. Names and dimensions (one table for every function):
+//! hooks/README.md#decision-metrics-cloudwatch-embedded-metric-format.
 //!
 //! [`handle`]: crate::handle
 

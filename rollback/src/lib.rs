@@ -115,7 +115,8 @@ pub enum RollbackError {
 }
 
 impl RollbackError {
-    /// The stable `errorType` Lambda reports for this failure (documented in the README).
+    /// The stable `errorType` Lambda reports for this failure (documented in
+    /// rollback/README.md#failures-and-their-errortype).
     pub fn error_type(&self) -> &'static str {
         match self {
             RollbackError::BadEvent(_) => "Rollback.BadEvent",

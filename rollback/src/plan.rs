@@ -6,23 +6,8 @@
 //! to exist, and returns what to do. `alias.rs` reads those inputs and carries the plan out; every
 //! rule lives here, where a table test and a property test can reach it.
 //!
-//! The rules, in order (the README has the same table):
-//! 1. CodeDeploy's own rollback deployment is in flight → never stop it; wait for it to restore
-//!    its target version; back it up only by writing that same version, and only when it is a
-//!    published version that exists and no deployment in flight deploys or rolls away from it.
-//! 2. An ordinary deployment created before the alarm changed state is in flight → stop it with
-//!    auto-rollback (CodeDeploy restores the alias itself); if CodeDeploy is late or the stop
-//!    fails, write the version CodeDeploy restores (its current version) — never another one, so
-//!    the two never fight. A `stableVersion` or pointer that disagrees is reported in the notes.
-//! 3. Only deployments created after the alarm changed state are in flight → leave them alone:
-//!    the alarm is not about them (a late retry of an old alarm).
-//! 4. No deployment → write the stable version, from the best fact there is: a rollout's marker
-//!    (the production `shift` started from; after a promotion, within an hour of it, the
-//!    production before it), else configured `stableVersion`, else the pointer alias, else what
-//!    this invocation's first read decided (a writer that won a `RevisionId` race never erases
-//!    it), else the older of the alias's two versions; nothing when the alias serves one version
-//!    and nothing says it is the wrong one. A rollout that began after the alarm changed state is
-//!    left alone, like a deployment.
+//! The rules, in order (first match wins), and how the stable version is chosen: the table in
+//! rollback/README.md#what-it-does-with-an-alarm (step 4), the one place they are written down.
 //!
 //! A missing pointer alias is "no information" (fall through); an unreadable one, or a CodeDeploy
 //! lookup that failed, falls through too but marks the invocation for retry. No plan ever writes

@@ -13,7 +13,8 @@
 //!   own writes and aborts its rollout when a restore is newer than the rollout's start.
 //!
 //! Tags have no conditional write; the record and the read-backs are what make read-then-write
-//! safe enough (the README's "Never fights rollback" gives the windows that remain).
+//! safe enough (rollback/README.md#never-fights-rollback-one-truth-about-production gives the
+//! windows that remain).
 
 use std::collections::HashMap;
 

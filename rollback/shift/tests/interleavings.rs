@@ -430,7 +430,8 @@ fn simulate_with(s: &Scenario, record_checks: bool) -> World {
     loop {
         if Some(turn) == s.alarm_at {
             // An alarm only shift watches stays in ALARM until shift has looked (the state
-            // machine comes back within a minute; a shorter alarm may be missed — README).
+            // machine comes back within a minute; a shorter alarm may be missed — the windows in
+            // rollback/README.md#never-fights-rollback-one-truth-about-production).
             // SNS delivers the transition to rollback after it happened.
             let mut ops = vec![Op::AlarmOn];
             if s.subscribed {
