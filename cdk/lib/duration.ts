@@ -31,3 +31,11 @@ export function parseDuration(text: string): number | undefined {
   const ms = Number(m[1]) * UNIT_MS[m[2] ?? ''];
   return Number.isSafeInteger(ms) ? ms : undefined;
 }
+
+/** Milliseconds in the grammar's largest whole unit (900000 → `15m`), as the functions write them. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

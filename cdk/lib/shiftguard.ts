@@ -761,7 +761,15 @@ export class ShiftGuard extends Construct {
       if (this.allowSkip) hook.addEnvironment('HOOK_ALLOW_SKIP', 'true');
       if (phase === 'post-traffic' && this.stableAlias) hook.addEnvironment('STABLE_ALIAS', this.stableAlias);
     }
-    if (set.concurrency !== undefined) current.concurrency = Math.max(current.concurrency ?? 0, set.concurrency);
+    if (set.concurrency !== undefined) {
+      // The largest asked for. A deploy-time value (a number token) cannot be compared at synth:
+      // Math.max would turn it into 0, which the hook refuses at start-up.
+      const prev = current.concurrency;
+      if (prev !== undefined && (Token.isUnresolved(prev) || Token.isUnresolved(set.concurrency)) && prev !== set.concurrency) {
+        throw new Error(`ShiftGuard ${this.node.path}: the ${phase} hook's concurrency: a deploy-time value cannot be combined with another call's (${Token.isUnresolved(prev) ? 'a token' : prev}); give numbers, or set it in one call`);
+      }
+      current.concurrency = prev === undefined || Token.isUnresolved(set.concurrency) ? set.concurrency : Math.max(prev, set.concurrency);
+    }
     current.checks.push(...adding);
   }
 

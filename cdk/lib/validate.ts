@@ -16,7 +16,10 @@ import * as path from 'path';
 import Ajv2020 from 'ajv/dist/2020';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { Token } from 'aws-cdk-lib';
-import { DURATION_EXPECTED, DURATION_PATTERN } from './duration';
+import { DURATION_EXPECTED, DURATION_PATTERN, formatDuration, parseDuration } from './duration';
+
+/** The schema's keyword for a duration's bounds, in milliseconds (shiftguard_common::duration::json_schema_within). */
+const DURATION_BOUNDS = 'x-shiftguard-duration';
 
 /** What is validated: a hook's check set, a rollback mapping (or the list of them), a rollout plan. */
 export type ConfigurationKind = 'checkSet' | 'mapping' | 'rollbackMappings' | 'rolloutPlan';
@@ -71,6 +74,8 @@ interface Registry {
   singleKey: WeakMap<object, string[]>;
   alternatives: WeakMap<object, Schema[]>;
   durations: WeakSet<object>;
+  /** Each duration's branches → the duration (whose `x-shiftguard-duration` bounds them). */
+  durationOf: WeakMap<object, Schema>;
   defNames: WeakMap<object, string>;
   defs: Record<string, Schema>;
   /** Unions and anyOfs prepare() left as they were (their errors are reported as ajv words them). */
@@ -114,6 +119,18 @@ function compile(): Compiled {
     // prepare()'s if/then carry `properties` without `type` (the branch has it).
     strictTypes: false,
     code: { regExp },
+  });
+  // A duration's bounds (`x-shiftguard-duration`, beside the schema's duration): JSON Schema can
+  // bound the milliseconds form only; this bounds "20m" too. A token is known only at deploy time.
+  ajv.addKeyword({
+    keyword: DURATION_BOUNDS,
+    type: 'string',
+    schemaType: 'object',
+    validate: (bounds: { minimum: number; maximum: number }, data: string) => {
+      if (Token.isUnresolved(data)) return true;
+      const ms = parseDuration(data);
+      return ms === undefined || (ms >= bounds.minimum && ms <= bounds.maximum);
+    },
   });
   ajv.addSchema(schema);
   const id = String(schema.$id ?? '');
@@ -171,7 +188,7 @@ function prepare(raw: Schema): { schema: Schema; registry: Registry } {
   const defs: Record<string, Schema> = schema.$defs ?? {};
   const registry: Registry = {
     unions: new WeakMap(), tags: new WeakMap(), branchOf: new WeakMap(), singleKey: new WeakMap(),
-    alternatives: new WeakMap(), durations: new WeakSet(), defNames: new WeakMap(), defs, leftOver: [],
+    alternatives: new WeakMap(), durations: new WeakSet(), durationOf: new WeakMap(), defNames: new WeakMap(), defs, leftOver: [],
   };
   for (const [name, def] of Object.entries(defs)) {
     if (Array.isArray(def.oneOf)) defs[name] = taggedUnion(name, def, registry) ?? singleKeyUnion(def, registry) ?? def;
@@ -264,6 +281,8 @@ function rewriteAnyOf(node: unknown, pointer: string, registry: Registry): void 
       registry.alternatives.set(s, branches);
       const duration = branches.length === 2 && branches[0].type === 'string' && typeof branches[0].pattern === 'string' && branches[1].type === 'integer';
       if (duration && branches[0].pattern === DURATION_PATTERN) for (const d of [s, ...branches]) registry.durations.add(d);
+      // A duration, or a duration or null (a bake): the integer branch's bounds are the duration's.
+      if (branches[0]?.pattern === DURATION_PATTERN && branches[1]?.type === 'integer') for (const b of branches) registry.durationOf.set(b, s);
     } else {
       registry.leftOver.push(`${pointer}/anyOf`);
     }
@@ -324,14 +343,26 @@ function message(e: ErrorObject, registry: Registry, prefix: string, whole: stri
       if (e.keyword === 'unevaluatedProperties' && memberSettings(ps, value, registry)?.includes(key)) return undefined;
       return `${at}: unknown setting ${JSON.stringify(key)} (${owner(ps, value, e.instancePath, registry)})`;
     }
+    case DURATION_BOUNDS:
     case 'type':
     case 'pattern':
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
-    case 'exclusiveMaximum':
+    case 'exclusiveMaximum': {
+      const bounds = durationBounds(ps, registry);
+      if (bounds && e.keyword !== 'type' && e.keyword !== 'pattern') {
+        return `${at}: expected a duration from ${formatDuration(bounds.minimum)} to ${formatDuration(bounds.maximum)}, got ${show(value)}`;
+      }
       if (duration) return `${at}: expected ${DURATION_EXPECTED}, got ${show(value)}`;
-      if (e.keyword === 'pattern') return `${at}: expected a string matching ${String(e.params.pattern)}, got ${show(value)}`;
+      if (e.keyword === 'pattern' && e.params.pattern === NON_BLANK) return `${at}: is blank; expected ${describe(ps, registry)}`;
+      if (e.keyword === 'pattern') return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;
+      return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;
+    }
+    case 'minItems':
+      return `${at}: is empty; expected ${describe(ps, registry)}`;
+    case 'minLength':
+    case 'maxLength':
       return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;
     case 'enum':
       if (token) return undefined;
@@ -351,6 +382,15 @@ function message(e: ErrorObject, registry: Registry, prefix: string, whole: stri
     default:
       return `${at}: ${e.message}`;
   }
+}
+
+/** The non-blank pattern the schema gives names and ids. */
+const NON_BLANK = '\\S';
+
+/** A duration's bounds, where the schema states them. */
+function durationBounds(ps: Schema, registry: Registry): { minimum: number; maximum: number } | undefined {
+  // ajv's parentSchema for a branch's `maximum` is the branch; its bounds are the duration's.
+  return ps?.[DURATION_BOUNDS] ?? registry.durationOf.get(ps)?.[DURATION_BOUNDS];
 }
 
 function tagMessage(union: TaggedUnion, value: unknown): string {
@@ -420,20 +460,34 @@ function describe(s: Schema | undefined, registry: Registry): string {
 
 function describeType(type: string, s: Schema, registry: Registry): string {
   switch (type) {
-    case 'string': return typeof s.pattern === 'string' ? `a string matching ${s.pattern}` : 'a string';
+    case 'string': {
+      const parts: string[] = [];
+      if (s.pattern === NON_BLANK) parts.push('a non-blank string');
+      else if (typeof s.pattern === 'string') parts.push(`a string matching ${s.pattern}`);
+      else parts.push('a string');
+      const [min, max] = [s.minLength, s.maxLength];
+      if (min !== undefined && max !== undefined) parts.push(`of ${min} to ${max} characters`);
+      else if (min !== undefined) parts.push(`of at least ${min} characters`);
+      else if (max !== undefined) parts.push(`of at most ${max} characters`);
+      return parts.join(' ');
+    }
     case 'integer':
     case 'number': {
       const noun = type === 'integer' ? 'a whole number' : 'a number';
       const min = s.minimum;
-      const max = s.maximum;
-      if (min !== undefined && max !== undefined) return `${noun} from ${min} to ${max}`;
+      const max = s.maximum ?? s.exclusiveMaximum;
+      const below = s.maximum === undefined && s.exclusiveMaximum !== undefined;
+      if (min !== undefined && max !== undefined) return below ? `${noun} of at least ${min} and below ${max}` : `${noun} from ${min} to ${max}`;
       if (min !== undefined) return `${noun} of at least ${min}`;
-      if (max !== undefined) return `${noun} of at most ${max}`;
+      if (max !== undefined) return below ? `${noun} below ${max}` : `${noun} of at most ${max}`;
       return noun;
     }
     case 'boolean': return 'true or false';
     case 'null': return 'null';
-    case 'array': return s.items && typeof s.items === 'object' ? `a list, each ${describe(s.items, registry)}` : 'a list';
+    case 'array': {
+      const list = s.minItems !== undefined && s.minItems > 0 ? `a list of at least ${s.minItems}` : 'a list';
+      return s.items && typeof s.items === 'object' ? `${list}, each ${describe(s.items, registry)}` : list;
+    }
     case 'object': {
       const props = Object.keys(s.properties ?? {});
       if (props.length > 0) return `an object (${props.join(', ')})`;

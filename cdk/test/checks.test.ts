@@ -110,8 +110,8 @@ describe('each protect() call\'s checks run only for its function', () => {
     expect(hookChecks(stack, 'post').checks[0].functions).toEqual(['arn:aws:lambda:us-east-1:123456789012:function:legacy']);
     expect(() => sg.addChecks('pre-traffic', { checks: [{ name: 'smoke', kind: 'invoke', functions: ['orders', 'pricing'] }] }))
       .toThrow(/'smoke' is given twice for the same function/);
-    expect(() => sg.addChecks('pre-traffic', { checks: [{ name: 'x', kind: 'invoke', functions: [] }] })).toThrow(/check 'x': functions: expected at least one function/);
-    expect(() => sg.addChecks('pre-traffic', { checks: [{ name: 'y', kind: 'invoke', functions: ['cart', ' '] }] })).toThrow(/check 'y': functions\[1\]: expected a function name or ARN/);
+    expect(() => sg.addChecks('pre-traffic', { checks: [{ name: 'x', kind: 'invoke', functions: [] }] })).toThrow(/checks\[0\]\.functions: is empty; expected a list of at least 1, each a non-blank string/);
+    expect(() => sg.addChecks('pre-traffic', { checks: [{ name: 'y', kind: 'invoke', functions: ['cart', ' '] }] })).toThrow(/checks\[0\]\.functions\[1\]: is blank; expected a non-blank string/);
     expect(() => sg.addChecks('pre-traffic', smoke(), [])).toThrow(/functions: expected at least one function/);
   });
 

@@ -61,11 +61,11 @@ describe('protect(): a typo fails the call, naming it, the field and what is all
     ['a space in a duration', one({ timeout: '5 s' }), `ShiftGuard protect(cart): preTraffic.checks[0].timeout: ${DURATION}, got "5 s"`],
     ['a fraction in a duration', one({ backoff: '1.5s' }), `ShiftGuard protect(cart): preTraffic.checks[0].backoff: ${DURATION}, got "1.5s"`],
     ['a fractional number of milliseconds', one({ timeout: 1.5 }), `ShiftGuard protect(cart): preTraffic.checks[0].timeout: ${DURATION}, got 1.5`],
-    ['a string for a number', one({ retries: '2' }), 'ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number of at least 0, got "2"'],
-    ['a string for a status', one({ expect: { status: '200' } }), 'ShiftGuard protect(cart): preTraffic.checks[0].expect.status: expected a whole number from 0 to 65535 or null, got "200"'],
+    ['a string for a number', one({ retries: '2' }), 'ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number from 0 to 100, got "2"'],
+    ['a string for a status', one({ expect: { status: '200' } }), 'ShiftGuard protect(cart): preTraffic.checks[0].expect.status: expected a whole number from 100 to 599 or null, got "200"'],
     ['an unknown expectation', one({ expect: { stauts: 200 } }), 'ShiftGuard protect(cart): preTraffic.checks[0].expect: unknown setting "stauts" (expect has: bodyContains, json, maxLatencyMs, status)'],
     ['another kind\'s setting', one({ url: 'https://example.com/' }), `ShiftGuard protect(cart): preTraffic.checks[0]: unknown setting "url" (${INVOKE_HAS})`],
-    ['a required setting left out', { checks: [{ name: 'up', kind: 'http' }] }, 'ShiftGuard protect(cart): preTraffic.checks[0].url: missing; expected a string'],
+    ['a required setting left out', { checks: [{ name: 'up', kind: 'http' }] }, 'ShiftGuard protect(cart): preTraffic.checks[0].url: missing; expected a string matching ^https?://'],
     ['a misspelt burst target', { checks: [{ name: 'load', kind: 'burst', requests: 10, concurrency: 2, target: { invok: {} } }] },
       'ShiftGuard protect(cart): preTraffic.checks[0].target: unknown setting "invok" (target takes exactly one of: invoke, http)'],
     ['an unknown enum value', { checks: [{ name: 'm', kind: 'metrics', inconclusive: 'maybe' }] }, 'ShiftGuard protect(cart): preTraffic.checks[0].inconclusive: expected one of "pass", "fail", got "maybe"'],
@@ -83,7 +83,7 @@ describe('protect(): a typo fails the call, naming it, the field and what is all
   test('every problem of the call, both phases, one line each', () => {
     const { sg, fn } = setup();
     expect(thrown(() => sg.protect(fn('cart'), { preTraffic: one({ timout: '5s', retries: -1 }), postTraffic: one({ kind: 'invok' }) })).split('\n')).toEqual([
-      'ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number of at least 0, got -1',
+      'ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number from 0 to 100, got -1',
       `ShiftGuard protect(cart): preTraffic.checks[0]: unknown setting "timout" (${INVOKE_HAS})`,
       `ShiftGuard protect(cart): postTraffic.checks[0].kind: "invok" is not a check kind ${KINDS}`,
     ]);
@@ -103,7 +103,7 @@ describe('the ShiftGuard\'s props, addChecks and addRollbackMapping: the same, n
     expect(thrown(() => sg.addChecks('pre-traffic', one({ kind: 'invok' }))))
       .toBe(`ShiftGuard addChecks(pre-traffic): checks[0].kind: "invok" is not a check kind ${KINDS}`);
     expect(thrown(() => sg.addChecks('post-traffic', { checks: 'smoke' } as any)))
-      .toBe('ShiftGuard addChecks(post-traffic): checks: expected a list, each an object with kind: invoke, http, burst, metrics, compare, logs, artifact, got "smoke"');
+      .toBe('ShiftGuard addChecks(post-traffic): checks: expected a list of at least 1, each an object with kind: invoke, http, burst, metrics, compare, logs, artifact, got "smoke"');
   });
 
   test.each([
@@ -112,11 +112,11 @@ describe('the ShiftGuard\'s props, addChecks and addRollbackMapping: the same, n
     ['an unknown type', { alarms: ['a'], targets: [{ type: 'lambda', function: 'checkout', alias: 'live' }] },
       'ShiftGuard addRollbackMapping(): targets[0].type: "lambda" is not a rollback target type (lambda-alias, lattice-listener, apigateway-canary)'],
     ['a wrong type', { alarms: [42], targets: [{ type: 'lambda-alias', function: 'checkout', alias: 'live' }] },
-      'ShiftGuard addRollbackMapping(): alarms[0]: expected a string, got 42'],
+      'ShiftGuard addRollbackMapping(): alarms[0]: expected a non-blank string, got 42'],
     ['a required setting left out', { alarms: ['a'], targets: [{ type: 'lattice-listener', service: 'svc-1', listener: 'listener-1' }] },
-      'ShiftGuard addRollbackMapping(): targets[0].productionTargetGroup: missing; expected a string'],
+      'ShiftGuard addRollbackMapping(): targets[0].productionTargetGroup: missing; expected a non-blank string'],
     ['a misspelt mapping key', { alarm: ['a'], targets: [] },
-      'ShiftGuard addRollbackMapping(): alarms: missing; expected a string or a list, each a string\nShiftGuard addRollbackMapping(): the mapping: unknown setting "alarm" (a mapping has: alarms, targets)'],
+      'ShiftGuard addRollbackMapping(): alarms: missing; expected a non-blank string or a list of at least 1, each a non-blank string\nShiftGuard addRollbackMapping(): the mapping: unknown setting "alarm" (a mapping has: alarms, targets)\nShiftGuard addRollbackMapping(): targets: is empty; expected a list of at least 1, each an object with type: lambda-alias, lattice-listener, apigateway-canary'],
   ])('addRollbackMapping: %s', (_what, mapping, message) => {
     const { sg } = setup();
     expect(thrown(() => sg.addRollbackMapping(mapping as any))).toBe(message);
@@ -125,7 +125,7 @@ describe('the ShiftGuard\'s props, addChecks and addRollbackMapping: the same, n
   test('rollbackTargets names the mapping\'s index', () => {
     const good = { alarms: ['a'], targets: [{ type: 'lambda-alias' as const, function: 'checkout', alias: 'live' }] };
     expect(thrown(() => setup({ rollbackTargets: [good, { ...good, targets: [{ ...good.targets[0], codeDeploy: { application: 'checkout' } as any }] }] })))
-      .toBe('ShiftGuard V/sg: rollbackTargets[1].targets[0].codeDeploy.deploymentGroup: missing; expected a string');
+      .toBe('ShiftGuard V/sg: rollbackTargets[1].targets[0].codeDeploy.deploymentGroup: missing; expected a non-blank string');
   });
 });
 
@@ -145,7 +145,7 @@ describe('rollout(): the plan and its checks against the schema, naming the roll
     ['a check\'s duration with a fraction', { checks: { after: { checks: [http({ backoff: '1.5s' })] } } },
       `ShiftGuard rollout 'orders': checks.after.checks[0].backoff: ${DURATION}, got "1.5s"`],
     ['a wrong type in a check', { checks: { after: { checks: [http({ retries: '1' })] } } },
-      'ShiftGuard rollout \'orders\': checks.after.checks[0].retries: expected a whole number of at least 0, got "1"'],
+      'ShiftGuard rollout \'orders\': checks.after.checks[0].retries: expected a whole number from 0 to 100, got "1"'],
     ['a misspelt step setting', { steps: [{ weight: 10, bak: '5m' } as any, { weight: 100 }] },
       'ShiftGuard rollout \'orders\': steps[0]: unknown setting "bak" (a step has: bake, weight)'],
     ['a misspelt checks phase', { checks: { befor: ok() } as any },
@@ -196,7 +196,7 @@ describe('tokens: judged by their type only', () => {
     const { sg, fn } = setup();
     const cart = fn('cart');
     expect(thrown(() => sg.protect(cart, { preTraffic: one({ retries: Token.asString({ Ref: 'Retries' }) }), postTraffic: ok() })))
-      .toBe('ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number of at least 0, got a token');
+      .toBe('ShiftGuard protect(cart): preTraffic.checks[0].retries: expected a whole number from 0 to 100, got a token');
     expect(thrown(() => sg.protect(cart, { preTraffic: one({ kind: Token.asString({ Ref: 'Kind' }) }), postTraffic: ok() })))
       .toBe(`ShiftGuard protect(cart): preTraffic.checks[0].kind: is a token, but a check kind must be known at synth ${KINDS}`);
   });
@@ -215,7 +215,7 @@ describe('the documents as rendered, once more at synth (the objects given are k
     const mapping = { alarms: ['a'], targets: [{ type: 'lambda-alias' as const, function: 'checkout', alias: 'live' }] };
     sg.addRollbackMapping(mapping);
     (mapping.targets as any[]).push({ type: 'lambda-alias', function: 'checkout', alias: 'beta', stableVersion: 41 });
-    expect(() => app.synth()).toThrow('ShiftGuard V/sg: ROLLBACK_TARGETS: [0].targets[1].stableVersion: expected a string or null, got 41');
+    expect(() => app.synth()).toThrow('ShiftGuard V/sg: ROLLBACK_TARGETS: [0].targets[1].stableVersion: expected a string matching ^[0-9]{1,10}$ or null, got 41');
   });
 
   test('a rollout\'s plan: its check set changed after rollout()', () => {
@@ -241,17 +241,25 @@ describe('the committed schema, read as it is', () => {
     expect(JSON.stringify(preparedSchema())).not.toMatch(/"(oneOf|anyOf)"/);
   });
 
-  test('every duration of the schema is the grammar of lib/duration.ts', () => {
+  test('every duration of the schema is the grammar of lib/duration.ts, and its bounds are stated for the text form too', () => {
+    // A duration: an anyOf of a string (the grammar) and an integer (milliseconds), perhaps null.
     const patterns = new Set<string>();
+    let durations = 0;
     const walk = (v: unknown): void => {
       if (Array.isArray(v)) v.forEach(walk);
       else if (v !== null && typeof v === 'object') {
-        const o = v as Record<string, unknown>;
-        if (typeof o.pattern === 'string') patterns.add(o.pattern);
+        const o = v as Record<string, any>;
+        if (Array.isArray(o.anyOf) && o.anyOf[0]?.type === 'string' && o.anyOf[1]?.type === 'integer') {
+          durations++;
+          patterns.add(o.anyOf[0].pattern);
+          const [min, max] = [o.anyOf[1].minimum, o.anyOf[1].maximum];
+          if (max !== undefined) expect(o['x-shiftguard-duration']).toEqual({ minimum: min, maximum: max });
+        }
         Object.values(o).forEach(walk);
       }
     };
     walk(raw);
+    expect(durations).toBeGreaterThan(5);
     expect([...patterns]).toEqual([DURATION_PATTERN]);
   });
 
@@ -262,7 +270,9 @@ describe('the committed schema, read as it is', () => {
   ])('the duration %j: parseDuration and the schema agree with the functions', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
     expect(new RegExp(DURATION_PATTERN, 'u').test(text)).toBe(ms !== undefined);
-    expect(configurationProblems('checkSet', one({ timeout: text }))).toHaveLength(ms === undefined ? 1 : 0);
+    // A bake (0 to 7 days): within its bounds, every duration of the table but the refused ones.
+    const plan = { id: 'r1', target: { type: 'lattice-listener', service: 's', listener: 'l', productionTargetGroup: 'p', canaryTargetGroup: 'c' }, steps: [{ weight: 10, bake: text }, { weight: 100 }] };
+    expect(configurationProblems('rolloutPlan', plan)).toHaveLength(ms === undefined ? 1 : 0);
   });
 
   test('past 2^53 ms JavaScript cannot count: parseDuration refuses what the schema (and the functions, up to 2^64 ms) accept', () => {
@@ -403,7 +413,7 @@ describe('every configuration in the repository validates (the schema is not str
         // Each rollout's plan as the state machine holds it, with the id an execution gives it.
         if (r.Type === 'AWS::StepFunctions::StateMachine') {
           const definition = r.Properties.DefinitionString;
-          const text = typeof definition === 'string' ? definition : definition['Fn::Join'][1].map((p: unknown) => (typeof p === 'string' ? p : 'REF')).join('');
+          const text = typeof definition === 'string' ? definition : definition['Fn::Join'][1].map((p: unknown) => (typeof p === 'string' ? p : Token.asString({ Ref: 'Deployed' }))).join('');
           const plan: RolloutPlan = JSON.parse(text).States.Defaults.Result;
           documents++;
           expect(configurationProblems('rolloutPlan', { id: 'orders-v2', ...plan })).toEqual([]);

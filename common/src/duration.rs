@@ -56,6 +56,36 @@ pub fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// The JSON Schema of a duration field bounded to `min_ms..=max_ms`: the integer branch carries the
+/// bounds, and `x-shiftguard-duration` states them for the text form too (JSON Schema cannot bound
+/// `"20m"`; the construct's validation reads the keyword, other validators ignore it).
+#[cfg(feature = "schema")]
+pub fn json_schema_within(min_ms: u64, max_ms: u64) -> schemars::Schema {
+    let words = |ms: u64| text(Duration::from_millis(ms));
+    schemars::json_schema!({
+        "description": format!(
+            "A duration from {} to {}: 500ms, 90s, 5m or 1h (a whole number with one unit), or a whole number of milliseconds",
+            words(min_ms), words(max_ms)
+        ),
+        "anyOf": [
+            {"type": "string", "pattern": "^\\s*[0-9]+(ms|s|m|h)?\\s*$"},
+            {"type": "integer", "minimum": min_ms, "maximum": max_ms}
+        ],
+        "x-shiftguard-duration": {"minimum": min_ms, "maximum": max_ms}
+    })
+}
+
+/// A duration in the grammar's largest whole unit (`900000` ms → `15m`), for messages.
+pub fn text(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("h", 3_600_000u128), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms / size * size == ms {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// Serde for a `Duration` field written in the grammar (read: a string or a number of
 /// milliseconds; written: `"<n>ms"`).
 pub mod serde_text {

@@ -29,6 +29,7 @@ pub struct Mapping {
     #[serde(deserialize_with = "one_or_many")]
     #[cfg_attr(feature = "schema", schemars(schema_with = "one_or_many_schema"))]
     pub alarms: Vec<String>,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub targets: Vec<Target>,
 }
 
@@ -47,13 +48,23 @@ pub enum Target {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LambdaAliasTarget {
     /// Function name or ARN (unqualified).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub function: String,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$"))
+    )]
     pub alias: String,
     /// The version to restore, when the team pins it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,10}$")))]
     pub stable_version: Option<String>,
     /// An alias that always points at the last good version (e.g. `blue`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$"))
+    )]
     pub stable_alias: Option<String>,
     /// Narrows the search for a CodeDeploy deployment in flight to one deployment group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +75,9 @@ pub struct LambdaAliasTarget {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodeDeployGroup {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub application: String,
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub deployment_group: String,
 }
 
@@ -73,10 +86,13 @@ pub struct CodeDeployGroup {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LatticeListenerTarget {
     /// Service id or ARN.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub service: String,
     /// Listener id or ARN.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub listener: String,
     /// Target group id or ARN that serves production.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub production_target_group: String,
 }
 
@@ -87,6 +103,7 @@ pub struct LatticeListenerTarget {
 pub struct ApiGatewayCanaryTarget {
     /// REST API id (`a1b2c3d4e5`) or ARN (`arn:aws:apigateway:REGION::/restapis/ID`, or the
     /// stage's ARN `…/restapis/ID/stages/STAGE`).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub rest_api: String,
     /// Stage name; may be left out when `restApi` is a stage ARN.
     #[serde(default)]
@@ -171,8 +188,10 @@ impl Target {
 /// One alarm or a list of them.
 #[cfg(feature = "schema")]
 fn one_or_many_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let many = g.subschema_for::<Vec<String>>();
-    schemars::json_schema!({"anyOf": [{"type": "string"}, many]})
+    let _ = g;
+    // Validation refuses an empty list and a blank name (from_vars, below).
+    let name = serde_json::json!({"type": "string", "pattern": "\\S"});
+    schemars::json_schema!({"anyOf": [name, {"type": "array", "minItems": 1, "items": name}]})
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

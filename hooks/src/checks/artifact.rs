@@ -18,6 +18,7 @@ pub struct ArtifactCheck {
     pub image_digest: Option<String>,
     /// The name of an environment variable holding either of the above (read at start-up).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9_]+$")))]
     pub from_env: Option<String>,
     /// The same artifact as another function's version or alias, e.g. staging's `live`.
     #[serde(default)]
@@ -31,7 +32,9 @@ pub struct ArtifactCheck {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SameAs {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub function: String,
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub qualifier: String,
 }
 

@@ -15,9 +15,11 @@ use shiftguard_common::duration::serde_text as duration_text;
 pub struct CompareCheck {
     /// Pre-traffic: requests sent to EACH version (so twice this many invocations).
     #[serde(default = "default_compare_requests")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 5000)))]
     pub requests: usize,
     /// Pre-traffic: requests in flight at once (both versions together).
     #[serde(default = "default_compare_concurrency")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 64)))]
     pub concurrency: usize,
     /// Pre-traffic: the invocation payload, and what a successful answer looks like (a request
     /// that does not meet `expect` counts as an error).
@@ -29,11 +31,15 @@ pub struct CompareCheck {
     #[serde(default = "default_compare_window", with = "duration_text")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "shiftguard_common::duration::json_schema")
+        schemars(schema_with = "crate::config::limits::window_schema")
     )]
     pub window: Duration,
     /// Post-traffic: the per-period latency statistic compared (`Average`, `p50`, `p90`, `p99`…).
     #[serde(default = "default_statistic")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^(Average|Minimum|Maximum|p[0-9]+(\.[0-9]+)?)$"))
+    )]
     pub statistic: String,
     /// Post-traffic: where the samples come from — `reports`: Lambda's per-invocation `REPORT`
     /// lines in `/aws/lambda/<function>`; `periods`: CloudWatch's one value per minute; `auto`
@@ -41,12 +47,15 @@ pub struct CompareCheck {
     #[serde(default)]
     pub source: CompareSource,
     #[serde(default = "default_confidence")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.5), extend("exclusiveMaximum" = 1.0)))]
     pub confidence: f64,
     /// How much slower the new version may be (0.2: 20%): the median shift and the tail.
     #[serde(default = "default_latency_tolerance")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0, max = 100.0)))]
     pub latency_tolerance: f64,
     /// *a*: fails when the error rate's increase is shown above `(1 + r)·old + a` (0.0005).
     #[serde(default = "default_error_rate_tolerance")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0)))]
     pub error_rate_tolerance: f64,
     /// *r*: the relative part of the error limits (0.2).
     #[serde(default = "default_error_rate_relative_tolerance")]
@@ -66,6 +75,7 @@ pub struct CompareCheck {
     /// Fewer latency samples (requests pre-traffic, periods post-traffic) or requests than this
     /// on either side is inconclusive.
     #[serde(default = "default_min_samples")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 2)))]
     pub min_samples: u64,
     #[serde(default)]
     pub inconclusive: Inconclusive,

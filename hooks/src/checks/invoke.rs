@@ -22,6 +22,7 @@ pub struct InvokeCheck {
 pub struct HttpCheck {
     #[serde(default = "default_method")]
     pub method: String,
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^https?://")))]
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -56,6 +57,7 @@ pub struct Signing {
 pub struct Expect {
     /// HTTP status, or for invoke the API Gateway-style `statusCode` of the response.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 100, max = 599)))]
     pub status: Option<u16>,
     #[serde(default)]
     pub body_contains: Option<String>,
@@ -71,10 +73,13 @@ pub struct Expect {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BurstCheck {
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 10000)))]
     pub requests: usize,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 256)))]
     pub concurrency: usize,
     pub target: BurstTarget,
     #[serde(default = "default_max_failure_rate")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0, max = 1.0)))]
     pub max_failure_rate: f64,
     #[serde(default = "default_max_avg")]
     pub max_avg_ms: u64,

@@ -14,19 +14,28 @@ use shiftguard_common::duration::serde_text as duration_text;
 pub struct LogsCheck {
     /// A CloudWatch Logs filter pattern for an error line.
     #[serde(default = "default_log_pattern")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"\S"))
+    )]
     pub pattern: String,
     /// A filter pattern for the one line Lambda writes per invocation, to count invocations.
     /// Default `"REPORT RequestId"` (text log format); with Lambda's JSON log format use
     /// `{ $.type = "platform.report" }`.
     #[serde(default = "default_invocation_pattern")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"\S"))
+    )]
     pub invocation_pattern: String,
     /// Default `/aws/lambda/<function>`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 512)))]
     pub log_group: Option<String>,
     #[serde(default = "default_window", with = "duration_text")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "shiftguard_common::duration::json_schema")
+        schemars(schema_with = "crate::config::limits::window_schema")
     )]
     pub window: Duration,
     /// Fail when the new version wrote more error lines than this in the window.
@@ -35,12 +44,15 @@ pub struct LogsCheck {
     /// Fail when the new version's error lines per invocation are above this multiple of the
     /// old version's (and the difference is significant).
     #[serde(default = "default_multiple")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1.0)))]
     pub max_rate_multiple: f64,
     /// Below this many invocations of either version (counted from `REPORT` lines) the
     /// comparison is inconclusive.
     #[serde(default = "default_min_samples")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub min_samples: u64,
     #[serde(default = "default_confidence")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.5), extend("exclusiveMaximum" = 1.0)))]
     pub confidence: f64,
     #[serde(default)]
     pub inconclusive: Inconclusive,

@@ -15,20 +15,23 @@ pub struct MetricsCheck {
     #[serde(default = "default_window", with = "duration_text")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "shiftguard_common::duration::json_schema")
+        schemars(schema_with = "crate::config::limits::window_schema")
     )]
     pub window: Duration,
     /// Fail when the new version's error rate is above this (0.0–1.0).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0, max = 1.0)))]
     pub max_error_rate: Option<f64>,
     /// Fail when the new error rate is above this multiple of the old one.
     #[serde(default = "default_multiple")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1.0)))]
     pub max_error_rate_multiple: f64,
     /// Fail when the new version's p99 duration is above this multiple of the old one.
     #[serde(default)]
     pub max_p99_multiple: Option<f64>,
     /// Below this many invocations of the new version the verdict is inconclusive.
     #[serde(default = "default_min_samples")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub min_samples: u64,
     /// What an inconclusive verdict means.
     #[serde(default)]

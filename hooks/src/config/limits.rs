@@ -5,7 +5,32 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A check's timeout and backoff: a Lambda function runs at most 15 minutes.
+pub(crate) const MAX_CHECK_DURATION: Duration = Duration::from_secs(15 * 60);
+/// Extra attempts after a failure.
+pub(crate) const MAX_RETRIES: u32 = 100;
+/// CloudWatch's Lambda metrics have 1-minute periods.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+// The same bounds for the JSON Schema (tests/schema), so that the construct refuses at synth what
+// the validation below refuses at start-up.
+#[cfg(feature = "schema")]
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+#[cfg(feature = "schema")]
+pub(crate) fn timeout_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    shiftguard_common::duration::json_schema_within(1, ms(MAX_CHECK_DURATION))
+}
+#[cfg(feature = "schema")]
+pub(crate) fn backoff_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    shiftguard_common::duration::json_schema_within(0, ms(MAX_CHECK_DURATION))
+}
+#[cfg(feature = "schema")]
+pub(crate) fn window_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    shiftguard_common::duration::json_schema_within(ms(MIN_WINDOW), ms(MAX_WINDOW))
+}
 
 pub(crate) fn default_window() -> Duration {
     Duration::from_secs(15 * 60)
@@ -18,7 +43,7 @@ pub(crate) fn default_min_samples() -> u64 {
 }
 
 pub(crate) fn validate_window(window: Duration) -> Result<(), String> {
-    if window < Duration::from_secs(60) || window > MAX_WINDOW {
+    if window < MIN_WINDOW || window > MAX_WINDOW {
         return Err(format!("window: expected 1m (CloudWatch's Lambda metrics have 1-minute periods) to 24h, got {}s", window.as_secs()));
     }
     Ok(())

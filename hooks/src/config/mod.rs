@@ -52,7 +52,9 @@ pub struct HookConfig {
 pub struct CheckSet {
     /// How many checks run at once.
     #[serde(default = "default_concurrency")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub concurrency: usize,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub checks: Vec<Check>,
 }
 
@@ -100,6 +102,7 @@ fn default_concurrency() -> usize {
 #[cfg_attr(feature = "schema", schemars(extend("unevaluatedProperties" = false)))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub name: String,
     #[serde(flatten)]
     pub kind: CheckKind,
@@ -107,17 +110,18 @@ pub struct Check {
     #[serde(default = "default_timeout", with = "duration_text")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "shiftguard_common::duration::json_schema")
+        schemars(schema_with = "crate::config::limits::timeout_schema")
     )]
     pub timeout: Duration,
     /// Extra attempts after a failure.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub retries: u32,
     /// First pause between attempts; doubles each time.
     #[serde(default = "default_backoff", with = "duration_text")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "shiftguard_common::duration::json_schema")
+        schemars(schema_with = "crate::config::limits::backoff_schema")
     )]
     pub backoff: Duration,
     /// Advisory checks (`false`) are reported but never fail the deployment.
@@ -127,6 +131,10 @@ pub struct Check {
     /// absent. One hook serves every function a team protects, so each function's own checks
     /// carry its name (the CDK construct's `protect` writes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1), inner(regex(pattern = r"\S")))
+    )]
     pub functions: Option<Vec<String>>,
 }
 

@@ -2,9 +2,7 @@
 //! field's bounds, each refusal naming the check and the field. The JSON Schema
 //! (`cdk/schema/shiftguard.schema.json`) states the same bounds for the construct.
 
-use std::time::Duration;
-
-use super::limits::{validate_confidence, validate_window};
+use super::limits::{validate_confidence, validate_window, MAX_CHECK_DURATION, MAX_RETRIES};
 use super::*;
 
 /// The largest checks file read: far above any real check set, far below what would slow start-up.
@@ -12,9 +10,6 @@ pub const MAX_CHECKS_BYTES: usize = 1024 * 1024;
 /// The deepest nesting of `[`/`{` accepted (a check set needs about 6; brackets inside strings
 /// count too, so the limit is generous).
 pub const MAX_CHECKS_DEPTH: usize = 256;
-/// Bounds on durations: a Lambda function runs at most 15 minutes.
-const MAX_CHECK_DURATION: Duration = Duration::from_secs(15 * 60);
-const MAX_RETRIES: u32 = 100;
 
 /// Rejects what the YAML parser would take long to reject: it spends time quadratic in the
 /// nesting depth (50,000 levels took 32 s, and the hook would never report). Every `[`/`{` counts,

@@ -101,14 +101,23 @@ fn apply_input(plan: &mut RawPlan, input: &Value) -> Result<(), String> {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawPlan {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,64}$"))
+    )]
     id: String,
     target: RawTarget,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     steps: Vec<RawStep>,
     #[serde(default)]
     checks: Option<RawChecks>,
     #[serde(default)]
     check_function: Option<CheckFunction>,
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(inner(length(min = 1, max = 255), regex(pattern = r"\S")))
+    )]
     alarms: Vec<String>,
 }
 
@@ -119,22 +128,37 @@ struct RawPlan {
 enum RawTarget {
     #[serde(rename_all = "camelCase")]
     LatticeListener {
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
         service: String,
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
         listener: String,
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
         production_target_group: String,
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
         canary_target_group: String,
     },
     #[serde(rename_all = "camelCase")]
     LambdaAlias {
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
         function: String,
+        #[cfg_attr(
+            feature = "schema",
+            schemars(regex(pattern = r"^(?![0-9]+$)[A-Za-z0-9_-]{1,109}$"))
+        )]
         alias: String,
         /// Usually the release the execution's input gives (`input.target.newVersion`): absent
         /// from the construct's plan, refused below when still absent.
         #[serde(default)]
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,10}$")))]
         new_version: String,
         #[serde(default)]
+        #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,10}$")))]
         stable_version: Option<String>,
         #[serde(default)]
+        #[cfg_attr(
+            feature = "schema",
+            schemars(regex(pattern = r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$"))
+        )]
         stable_alias: Option<String>,
     },
 }
@@ -143,6 +167,7 @@ enum RawTarget {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawStep {
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     weight: i64,
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(schema_with = "bake_schema"))]
@@ -151,9 +176,10 @@ struct RawStep {
 
 /// A step's bake: a duration in the one grammar, or none.
 #[cfg(feature = "schema")]
-fn bake_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+fn bake_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     // Flat (one branch a JSON type) so that validators name the failing type, not "no branch".
-    let mut schema = shiftguard_common::duration::json_schema(g);
+    let mut schema =
+        shiftguard_common::duration::json_schema_within(0, MAX_BAKE.as_millis() as u64);
     if let Some(branches) = schema.get_mut("anyOf").and_then(|b| b.as_array_mut()) {
         branches.push(serde_json::json!({"type": "null"}));
     }

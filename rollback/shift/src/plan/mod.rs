@@ -71,13 +71,16 @@ pub struct StepSpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckFunction {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"\S")))]
     pub function: String,
     #[serde(default)]
     pub alias: Option<String>,
     /// The version behind the canary target group.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,10}$")))]
     pub version: String,
     /// The version behind production (for `compare` checks).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,10}$")))]
     pub current_version: Option<String>,
 }
 
