@@ -50,7 +50,9 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
     let set: CheckSet = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let name = check_name_at(&value, &path);
-        format!("{path}{name}: {}", e.into_inner())
+        let error = e.into_inner().to_string();
+        let field = flattened_field(&value, &path, &error);
+        format!("{path}{name}{field}: {error}")
     })?;
     if set.checks.is_empty() {
         return Err("checks: is empty: configure at least one check".into());
@@ -115,6 +117,29 @@ fn disjoint(a: Option<&[String]>, b: Option<&[String]>) -> bool {
     };
     let name = shiftguard_common::codedeploy::function_name;
     !a.iter().any(|x| b.iter().any(|y| name(x) == name(y)))
+}
+
+/// The field an error inside a check's kind is about. A kind's settings are flattened into the
+/// check, and serde loses the path there: the error ends at `checks[2]`. Its message ends in the
+/// value it refused (`got "2d"`), so the one setting of that check holding that value is named.
+fn flattened_field(value: &serde_json::Value, path: &str, error: &str) -> String {
+    let Some(index) = path
+        .strip_prefix("checks[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|i| i.parse::<usize>().ok())
+    else {
+        return String::new();
+    };
+    let Some(check) = value["checks"][index].as_object() else {
+        return String::new();
+    };
+    let mut holding = check.iter().filter(|(key, v)| {
+        *key != "name" && *key != "kind" && error.ends_with(&format!("got {v}"))
+    });
+    match (holding.next(), holding.next()) {
+        (Some((key, _)), None) => format!(".{key}"),
+        _ => String::new(),
+    }
 }
 
 fn check_name_at(value: &serde_json::Value, path: &str) -> String {

@@ -366,3 +366,22 @@ fn env_errors_name_the_variable() {
         HookConfig::from_vars(&[(CHECKS_VAR, checks), (PRUNE_KEEP_VAR, "1")][..]).unwrap_err();
     assert_eq!(err.variable, PRUNE_KEEP_VAR);
 }
+
+#[test]
+fn an_error_inside_a_kinds_settings_names_the_field() {
+    // The kind's settings are flattened into the check: serde's path stops at the check.
+    let err =
+        parse_checks(r#"{"checks":[{"name":"c","kind":"compare","window":"2d"}]}"#).unwrap_err();
+    assert!(
+        err.starts_with(r#"checks[0] (check "c").window: expected a duration"#),
+        "{err}"
+    );
+    let err = parse_checks(
+        r#"{"checks":[{"name":"m","kind":"metrics","window":"2d","minSamples":"2d"}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with(r#"checks[0] (check "m"): "#),
+        "two settings hold the value: {err}"
+    );
+}
