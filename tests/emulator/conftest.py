@@ -1,6 +1,7 @@
 """pytest fixtures: one emulator process for the session (port 0, strict conformance on), boto3
-clients on it, helpers to build Lambda functions and CodeDeploy groups, and a fake Lambda Runtime
-API endpoint (what `cargo lambda watch` serves) running in the test process."""
+clients on it, builders for Lambda functions, CodeDeploy groups and the two together
+(`LambdaApp`, the `lambda_app` fixture), and a fake Lambda Runtime API endpoint (what `cargo lambda
+watch` serves) running in the test process."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ class Emulator:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read()!r}")
+
+    def behaviour(self, function: str, version: str | None = None, **fields: Any) -> Any:
+        """How `function` (or one version of it) answers Invoke: `POST /_shiftguard/lambda/behaviour`."""
+        return self.control("POST", "/_shiftguard/lambda/behaviour", {"function": function, **({"version": version} if version is not None else {}), **fields})
+
+    def bind(self, function: str, endpoint: str, name: str | None = None, **fields: Any) -> Any:
+        """`function` runs as a process behind a local Runtime API endpoint: `POST /_shiftguard/lambda/bindings`."""
+        return self.control("POST", "/_shiftguard/lambda/bindings", {"function": function, "endpoint": endpoint, "name": name or function, **fields})
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -110,6 +119,15 @@ def zip_bytes(marker: str) -> bytes:
     return buf.getvalue()
 
 
+#: The smallest valid zip (an empty archive): the code of functions whose code never runs here.
+EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18
+
+
+def bare_function(lam: Any, name: str) -> str:
+    """A function with `$LATEST` only, its code an empty zip. Returns its ARN."""
+    return lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": EMPTY_ZIP})["FunctionArn"]
+
+
 def make_function(lam: Any, name: str, versions: int = 2, alias: str | None = "live") -> list[str]:
     """A function with `versions` published versions and an alias on version 1."""
     lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": zip_bytes("v0")})
@@ -133,6 +151,12 @@ def appspec(function: str, alias: str, current: str, target: str, hooks: dict | 
     return json.dumps(spec)
 
 
+def revision(function: str, alias: str, current: str, target: str, hooks: dict | None = None, kind: str = "AppSpecContent") -> dict:
+    """A Lambda deployment's revision: the AppSpec as `AppSpecContent` or `String`."""
+    member = {"AppSpecContent": "appSpecContent", "String": "string"}[kind]
+    return {"revisionType": kind, member: {"content": appspec(function, alias, current, target, hooks)}}
+
+
 def make_group(cd: Any, app: str, group: str, config: str | None = None, alarms: list[str] | None = None, rollback_events: list[str] | None = None) -> None:
     try:
         cd.create_application(applicationName=app, computePlatform="Lambda")
@@ -146,6 +170,27 @@ def make_group(cd: Any, app: str, group: str, config: str | None = None, alarms:
     if rollback_events:
         kwargs["autoRollbackConfiguration"] = {"enabled": True, "events": rollback_events}
     cd.create_deployment_group(**kwargs)
+
+
+class LambdaApp:
+    """The world a CodeDeploy test starts from: a function with `versions` published versions and
+    alias `live` on version 1 (`make_function`), and a Lambda application with one deployment group
+    (`make_group`: configuration, alarms, auto-rollback events). `deploy` makes a deployment from
+    `v1` to `v2` (hooks, revision kind and CreateDeployment's other members as given)."""
+
+    def __init__(self, clients: Any, config: str | None = None, alarms: list[str] | None = None, rollback_events: list[str] | None = None,
+                 versions: int = 2, fn: str | None = None) -> None:
+        self.cd, self.lam = clients.cd, clients.lam
+        self.fn, self.app, self.group = fn or unique("app"), unique("cd"), unique("dg")
+        self.versions = make_function(self.lam, self.fn, versions)
+        self.v1, self.v2 = self.versions[:2]
+        make_group(self.cd, self.app, self.group, config, alarms, rollback_events)
+
+    def revision(self, hooks: dict | None = None, kind: str = "AppSpecContent") -> dict:
+        return revision(self.fn, "live", self.v1, self.v2, hooks, kind)
+
+    def deploy(self, hooks: dict | None = None, kind: str = "AppSpecContent", group: str | None = None, **members: Any) -> str:
+        return self.cd.create_deployment(applicationName=self.app, deploymentGroupName=group or self.group, revision=self.revision(hooks, kind), **members)["deploymentId"]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
@@ -227,6 +272,12 @@ def runtime_api() -> Any:
     fake = FakeRuntimeApi()
     yield fake
     fake.close()
+
+
+@pytest.fixture
+def lambda_app(clients: Any) -> Callable[..., LambdaApp]:
+    """`lambda_app(config=…, alarms=…, rollback_events=…, versions=…)` builds a `LambdaApp`."""
+    return lambda **kwargs: LambdaApp(clients, **kwargs)
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import make_function, unique, wait_for
+import pytest
+from conftest import bare_function, make_function, unique, wait_for
 
 
 def subscribe_bound_function(emulator, clients, runtime_api, topic_arn):
     name = unique("rollback")
-    clients.lam.create_function(FunctionName=name, Runtime="provided.al2023", Role="arn:aws:iam::123456789012:role/shiftguard-lambda-role", Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
-    emulator.control("POST", "/_shiftguard/lambda/bindings", {"function": name, "endpoint": runtime_api.endpoint, "name": "rollback"})
+    bare_function(clients.lam, name)
+    emulator.bind(name, runtime_api.endpoint, "rollback")
     arn = clients.lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     sub = clients.sns.subscribe(TopicArn=topic_arn, Protocol="lambda", Endpoint=arn)["SubscriptionArn"]
     return name, sub
@@ -22,7 +23,7 @@ def test_errors_alarm_fires_on_invocation_metrics_and_sns_delivers_the_notificat
     emulator.control("POST", "/_shiftguard/engine", {"timeScale": 60})  # a 60 s period -> 1 s
     fn, alarm = unique("checkout"), unique("checkout-errors")
     v1, v2 = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "function_error": "Unhandled", "response": {"errorType": "Boom", "errorMessage": "boom"}})
+    emulator.behaviour(fn, v1, function_error="Unhandled", response={"errorType": "Boom", "errorMessage": "boom"})
     topic = clients.sns.create_topic(Name=unique("alarms"))["TopicArn"]
     _, sub = subscribe_bound_function(emulator, clients, runtime_api, topic)
     dims = [{"Name": "FunctionName", "Value": fn}, {"Name": "Resource", "Value": f"{fn}:live"}, {"Name": "ExecutedVersion", "Value": v1}]
@@ -71,7 +72,7 @@ def test_alarm_on_a_version_ignores_other_versions(emulator, engine, clients):
     emulator.control("POST", "/_shiftguard/engine", {"timeScale": 60})
     fn, alarm = unique("checkout"), unique("v2-errors")
     v1, v2 = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "function_error": "Unhandled"})
+    emulator.behaviour(fn, v1, function_error="Unhandled")
     clients.cw.put_metric_alarm(
         AlarmName=alarm, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
@@ -139,7 +140,7 @@ def test_sns_publish_delivers_to_lambda_subscriptions_only_with_the_engine(emula
 def test_bound_function_runs_on_invoke_with_executed_version(emulator, engine, clients, runtime_api):
     fn = unique("bound")
     v1, v2 = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/bindings", {"function": fn, "qualifier": v2, "endpoint": runtime_api.endpoint, "name": "pre-traffic"})
+    emulator.bind(fn, runtime_api.endpoint, "pre-traffic", qualifier=v2)
     runtime_api.handlers["pre-traffic"] = lambda payload: {"ran": payload}
     out = clients.lam.invoke(FunctionName=fn, Qualifier=v2, Payload=b'{"x": 1}')
     assert json.loads(out["Payload"].read()) == {"ran": {"x": 1}}
@@ -155,9 +156,5 @@ def test_bound_function_runs_on_invoke_with_executed_version(emulator, engine, c
     bindings = emulator.control("GET", "/_shiftguard/lambda/bindings")
     assert {"function": fn, "qualifier": v2, "endpoint": runtime_api.endpoint, "name": "pre-traffic"} in bindings
     for bad in ({"function": fn}, {"function": fn, "endpoint": "http://example.com:9000"}):
-        try:
+        with pytest.raises(AssertionError, match="400"):
             emulator.control("POST", "/_shiftguard/lambda/bindings", bad)
-        except AssertionError as exc:
-            assert "400" in str(exc)
-        else:
-            raise AssertionError(f"{bad} accepted")

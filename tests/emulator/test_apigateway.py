@@ -218,17 +218,20 @@ def test_percent_traffic_bounds_are_inclusive(apigw, api, value):
     assert patch(apigw, api, ("replace", PERCENT, value))["canarySettings"]["percentTraffic"] == float(value)
 
 
-def test_unknown_api_or_stage_is_not_found(apigw, api):
-    for call in (
-        lambda: apigw.get_stage(restApiId=api["id"], stageName="nope"),
-        lambda: apigw.update_stage(restApiId=api["id"], stageName="nope", patchOperations=[{"op": "replace", "path": PERCENT, "value": "0"}]),
-        lambda: apigw.get_stage(restApiId="nosuchapi1", stageName="prod"),
-        lambda: apigw.update_stage(restApiId="nosuchapi1", stageName="prod", patchOperations=[{"op": "replace", "path": PERCENT, "value": "0"}]),
-        lambda: apigw.get_stages(restApiId="nosuchapi1"),
-    ):
-        with pytest.raises(apigw.exceptions.NotFoundException) as caught:
-            call()
-        assert error_of(caught) == (404, "NotFoundException")
+ZERO = [{"op": "replace", "path": PERCENT, "value": "0"}]
+
+
+@pytest.mark.parametrize("call", [
+    pytest.param(lambda apigw, api: apigw.get_stage(restApiId=api["id"], stageName="nope"), id="GetStage of no stage"),
+    pytest.param(lambda apigw, api: apigw.update_stage(restApiId=api["id"], stageName="nope", patchOperations=ZERO), id="UpdateStage of no stage"),
+    pytest.param(lambda apigw, api: apigw.get_stage(restApiId="nosuchapi1", stageName="prod"), id="GetStage of no API"),
+    pytest.param(lambda apigw, api: apigw.update_stage(restApiId="nosuchapi1", stageName="prod", patchOperations=ZERO), id="UpdateStage of no API"),
+    pytest.param(lambda apigw, api: apigw.get_stages(restApiId="nosuchapi1"), id="GetStages of no API"),
+])
+def test_unknown_api_or_stage_is_not_found(apigw, api, call):
+    with pytest.raises(apigw.exceptions.NotFoundException) as caught:
+        call(apigw, api)
+    assert error_of(caught) == (404, "NotFoundException")
 
 
 def test_create_deployment_canary_errors(apigw, api):

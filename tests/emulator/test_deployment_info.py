@@ -4,11 +4,7 @@ and answers the extension patches (rollbackInfo, errorInformation)."""
 
 from __future__ import annotations
 
-from conftest import appspec, make_function, make_group, unique, wait_for
-
-
-def revision(fn, v1, v2, hooks=None):
-    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(fn, "live", v1, v2, hooks)}}
+from conftest import make_group, unique, wait_for
 
 
 def both_views(cd, deployment_id):
@@ -18,13 +14,11 @@ def both_views(cd, deployment_id):
     return one, batch[0]
 
 
-def test_description_and_creator_with_the_engine_off(emulator, clients):
+def test_description_and_creator_with_the_engine_off(emulator, clients, lambda_app):
     cd = clients.cd
-    fn, app, group = unique("app"), unique("cd"), unique("dg")
-    v1, v2 = make_function(clients.lam, fn)
-    make_group(cd, app, group)
+    app = lambda_app()
     text = "ShiftGuard canary: checkout build 102 (commit 0123abc)"
-    dep = cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision(fn, v1, v2), description=text)["deploymentId"]
+    dep = app.deploy(description=text)
     for info in both_views(cd, dep):
         assert info["description"] == text and info["creator"] == "user"
     # Set by the control plane: still there, beside the patched members.
@@ -41,26 +35,24 @@ def test_description_and_creator_with_the_engine_off(emulator, clients):
     # A guess: the rollback deployment has no description of its own (left out).
     assert "description" not in rollback
     # Without a description: the member is left out (not null, not "").
-    plain = cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision(fn, v1, v2))["deploymentId"]
+    plain = app.deploy()
     for info in both_views(cd, plain):
         assert "description" not in info and info["creator"] == "user"
 
 
-def test_description_of_deployments_the_engine_runs(emulator, engine, clients):
+def test_description_of_deployments_the_engine_runs(emulator, engine, clients, lambda_app):
     cd = clients.cd
-    fn, app, group = unique("app"), unique("cd"), unique("dg")
-    v1, v2 = make_function(clients.lam, fn)
-    make_group(cd, app, group, "CodeDeployDefault.LambdaAllAtOnce")
+    app = lambda_app(config="CodeDeployDefault.LambdaAllAtOnce")
     text = "canary of build 7"
-    dep = cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision(fn, v1, v2), description=text)["deploymentId"]
+    dep = app.deploy(description=text)
     info = wait_for(lambda: cd.get_deployment(deploymentId=dep)["deploymentInfo"]["status"] == "Succeeded" and cd.get_deployment(deploymentId=dep)["deploymentInfo"])
     assert info["description"] == text and info["creator"] == "user"
     _, batch = both_views(cd, dep)
     assert batch["description"] == text and batch["creator"] == "user"
     # A hook that does not exist fails the deployment: errorInformation is patched in, the description stays.
-    make_group(cd, app, group + "-b", "CodeDeployDefault.LambdaAllAtOnce", rollback_events=["DEPLOYMENT_FAILURE"])
-    clients.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion=v1)
-    failing = cd.create_deployment(applicationName=app, deploymentGroupName=group + "-b", revision=revision(fn, v1, v2, {"BeforeAllowTraffic": unique("missing-hook")}), description="will fail")["deploymentId"]
+    make_group(cd, app.app, app.group + "-b", "CodeDeployDefault.LambdaAllAtOnce", rollback_events=["DEPLOYMENT_FAILURE"])
+    clients.lam.update_alias(FunctionName=app.fn, Name="live", FunctionVersion=app.v1)
+    failing = app.deploy({"BeforeAllowTraffic": unique("missing-hook")}, group=app.group + "-b", description="will fail")
     failed = wait_for(lambda: (lambda i: i if i["status"] in ("Failed", "Stopped") else None)(cd.get_deployment(deploymentId=failing)["deploymentInfo"]), what="the failure")
     assert failed["description"] == "will fail" and failed["errorInformation"]["code"] == "HOOK_EXECUTION_FAILURE"
     rollback_id = failed["rollbackInfo"]["rollbackDeploymentId"]

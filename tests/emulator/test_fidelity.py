@@ -7,7 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import appspec, make_function, make_group, unique
+from conftest import LambdaApp, make_function, unique
 
 
 def status_of(response):
@@ -17,20 +17,28 @@ def status_of(response):
 # ---- Lambda ----------------------------------------------------------------------------------
 
 
-def test_executed_version_on_every_invoke_through_alias_or_version(clients):
+# How an Invoke names what it runs (function `fn` with versions 1 and 2, alias `live` on 1), and the
+# version Lambda reports in X-Amz-Executed-Version.
+INVOKE_TARGETS = [
+    pytest.param(lambda fn: {"FunctionName": fn, "Qualifier": "live"}, "1", id="alias as Qualifier"),
+    pytest.param(lambda fn: {"FunctionName": fn, "Qualifier": "2"}, "2", id="version as Qualifier"),
+    pytest.param(lambda fn: {"FunctionName": f"{fn}:live"}, "1", id="NAME:ALIAS"),
+    pytest.param(lambda fn: {"FunctionName": fn}, "$LATEST", id="unqualified"),
+]
+
+
+@pytest.mark.parametrize("target, executed", INVOKE_TARGETS)
+def test_executed_version_on_every_invoke_through_alias_or_version(clients, target, executed):
     fn = unique("plain")
-    v1, v2 = make_function(clients.lam, fn)
-    assert clients.lam.invoke(FunctionName=fn, Qualifier="live", Payload=b"{}")["ExecutedVersion"] == v1
-    assert clients.lam.invoke(FunctionName=fn, Qualifier=v2, Payload=b"{}")["ExecutedVersion"] == v2
-    assert clients.lam.invoke(FunctionName=f"{fn}:live", Payload=b"{}")["ExecutedVersion"] == v1
-    assert clients.lam.invoke(FunctionName=fn, Payload=b"{}")["ExecutedVersion"] == "$LATEST"
+    assert make_function(clients.lam, fn) == ["1", "2"]
+    assert clients.lam.invoke(**target(fn), Payload=b"{}")["ExecutedVersion"] == executed
 
 
 def test_qualified_function_arn_is_name_and_qualifier(emulator, clients):
     fn = unique("arn")
     v1, v2 = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"version": "one"}})
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v2, "response": {"version": "two"}})
+    emulator.behaviour(fn, v1, response={"version": "one"})
+    emulator.behaviour(fn, v2, response={"version": "two"})
     arn = f"arn:aws:lambda:us-east-1:123456789012:function:{fn}"
     out = clients.lam.invoke(FunctionName=f"{arn}:live", Payload=b"{}")
     assert json.loads(out["Payload"].read()) == {"version": "one"} and out["ExecutedVersion"] == v1
@@ -48,17 +56,18 @@ def test_get_alias_answers_200(clients):
     assert status_of(clients.lam.get_alias(FunctionName=fn, Name="live")) == 200
 
 
-def test_update_alias_documented_errors(clients):
+@pytest.mark.parametrize("request_, error", [
+    pytest.param({"Name": "live", "FunctionVersion": "2", "RevisionId": "stale"}, "PreconditionFailedException", id="stale RevisionId"),
+    pytest.param({"Name": "live", "RoutingConfig": {"AdditionalVersionWeights": {"2": 1.5}}}, "InvalidParameterValueException", id="weight over 1"),
+    pytest.param({"Name": "nope", "FunctionVersion": "2"}, "ResourceNotFoundException", id="no such alias"),
+    pytest.param({"Name": "live", "FunctionVersion": "99"}, "ResourceNotFoundException", id="no such version"),
+])
+def test_update_alias_documented_errors(clients, request_, error):
     fn = unique("ua")
-    v1, v2 = make_function(clients.lam, fn)
-    with pytest.raises(clients.lam.exceptions.PreconditionFailedException):
-        clients.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion=v2, RevisionId="stale")
-    with pytest.raises(clients.lam.exceptions.InvalidParameterValueException):
-        clients.lam.update_alias(FunctionName=fn, Name="live", RoutingConfig={"AdditionalVersionWeights": {v2: 1.5}})
-    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
-        clients.lam.update_alias(FunctionName=fn, Name="nope", FunctionVersion=v2)
-    with pytest.raises(clients.lam.exceptions.ResourceNotFoundException):
-        clients.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion="99")
+    assert make_function(clients.lam, fn) == ["1", "2"]
+    with pytest.raises(getattr(clients.lam.exceptions, error)):
+        clients.lam.update_alias(FunctionName=fn, **request_)
+    assert clients.lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"] == "1"  # nothing changed
 
 
 # ---- CodeDeploy ------------------------------------------------------------------------------
@@ -67,36 +76,37 @@ def test_update_alias_documented_errors(clients):
 @pytest.fixture
 def manual_deployment(emulator, clients):
     """A Lambda deployment made with the engine off (moto's UUID id), InProgress by hand."""
-    fn, app, group = unique("app"), unique("cd"), unique("dg")
-    v1, v2 = make_function(clients.lam, fn)
-    make_group(clients.cd, app, group)
-    dep = clients.cd.create_deployment(applicationName=app, deploymentGroupName=group, revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(fn, "live", v1, v2)}})["deploymentId"]
+    app = LambdaApp(clients)
+    dep = app.deploy()
     emulator.control("POST", f"/_shiftguard/codedeploy/deployments/{dep}", {"status": "InProgress"})
-    return {"id": dep, "fn": fn, "app": app, "group": group, "v1": v1, "v2": v2}
+    return {"id": dep, "fn": app.fn, "app": app.app, "group": app.group, "v1": app.v1, "v2": app.v2}
+
+
+# Every operation that takes a deployment id, as a call on (client, id).
+BY_DEPLOYMENT_ID = [
+    pytest.param(lambda cd, dep: cd.get_deployment(deploymentId=dep), id="GetDeployment"),
+    pytest.param(lambda cd, dep: cd.batch_get_deployments(deploymentIds=[dep]), id="BatchGetDeployments"),
+    pytest.param(lambda cd, dep: cd.stop_deployment(deploymentId=dep), id="StopDeployment"),
+    pytest.param(lambda cd, dep: cd.list_deployment_targets(deploymentId=dep), id="ListDeploymentTargets"),
+    pytest.param(lambda cd, dep: cd.get_deployment_target(deploymentId=dep, targetId="x:y"), id="GetDeploymentTarget"),
+    pytest.param(lambda cd, dep: cd.batch_get_deployment_targets(deploymentId=dep, targetIds=["x:y"]), id="BatchGetDeploymentTargets"),
+    pytest.param(lambda cd, dep: cd.put_lifecycle_event_hook_execution_status(deploymentId=dep, lifecycleEventHookExecutionId="x", status="Succeeded"),
+                 id="PutLifecycleEventHookExecutionStatus"),
+]
 
 
 @pytest.mark.parametrize("bad", ["not-a-deployment", "d-123", "d-abcdefghi", "D-ABCDEFGHI"])
-def test_malformed_deployment_ids_are_invalid_deployment_id(clients, bad):
-    cd = clients.cd
-    for call in (
-        lambda: cd.get_deployment(deploymentId=bad),
-        lambda: cd.batch_get_deployments(deploymentIds=[bad]),
-        lambda: cd.stop_deployment(deploymentId=bad),
-        lambda: cd.list_deployment_targets(deploymentId=bad),
-        lambda: cd.get_deployment_target(deploymentId=bad, targetId="x:y"),
-        lambda: cd.batch_get_deployment_targets(deploymentId=bad, targetIds=["x:y"]),
-        lambda: cd.put_lifecycle_event_hook_execution_status(deploymentId=bad, lifecycleEventHookExecutionId="x", status="Succeeded"),
-    ):
-        with pytest.raises(cd.exceptions.InvalidDeploymentIdException):
-            call()
+@pytest.mark.parametrize("call", BY_DEPLOYMENT_ID)
+def test_malformed_deployment_ids_are_invalid_deployment_id(clients, call, bad):
+    with pytest.raises(clients.cd.exceptions.InvalidDeploymentIdException):
+        call(clients.cd, bad)
 
 
-def test_well_formed_unknown_ids_do_not_exist(clients):
-    for dep in ("d-ABCDEFGHI", "00000000-0000-0000-0000-000000000000"):
-        with pytest.raises(clients.cd.exceptions.DeploymentDoesNotExistException):
-            clients.cd.get_deployment(deploymentId=dep)
-        with pytest.raises(clients.cd.exceptions.DeploymentDoesNotExistException):
-            clients.cd.stop_deployment(deploymentId=dep)
+@pytest.mark.parametrize("dep", ["d-ABCDEFGHI", "00000000-0000-0000-0000-000000000000"])
+@pytest.mark.parametrize("call", [BY_DEPLOYMENT_ID[0], BY_DEPLOYMENT_ID[2]])
+def test_well_formed_unknown_ids_do_not_exist(clients, call, dep):
+    with pytest.raises(clients.cd.exceptions.DeploymentDoesNotExistException):
+        call(clients.cd, dep)
 
 
 def test_codedeploy_extension_documented_errors(emulator, clients, manual_deployment):
@@ -157,22 +167,27 @@ def test_deployment_config_documented_errors(clients):
         cd.get_deployment_config(deploymentConfigName=name)
 
 
-def test_engine_create_deployment_documented_errors(emulator, engine, clients):
-    cd = clients.cd
-    fn, app, group = unique("app"), unique("cd"), unique("dg")
-    v1, v2 = make_function(clients.lam, fn)
-    make_group(cd, app, group)
-    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(fn, "live", v1, v2)}}
-    with pytest.raises(cd.exceptions.ApplicationDoesNotExistException):
-        cd.create_deployment(applicationName=unique("none"), deploymentGroupName=group, revision=revision)
-    with pytest.raises(cd.exceptions.DeploymentGroupDoesNotExistException):
-        cd.create_deployment(applicationName=app, deploymentGroupName=unique("none"), revision=revision)
-    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
-        cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision, deploymentConfigName=unique("none"))
-    with pytest.raises(cd.exceptions.InvalidRevisionException):
-        cd.create_deployment(applicationName=app, deploymentGroupName=group, revision={"revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "YAML"}})
-    with pytest.raises(cd.exceptions.RevisionRequiredException):
-        cd.create_deployment(applicationName=app, deploymentGroupName=group)
+# CreateDeployment requests the engine refuses, built from a LambdaApp, and the documented error.
+REFUSED_DEPLOYMENTS = [
+    pytest.param(lambda app: dict(applicationName=unique("none"), deploymentGroupName=app.group, revision=app.revision()),
+                 "ApplicationDoesNotExistException", id="no such application"),
+    pytest.param(lambda app: dict(applicationName=app.app, deploymentGroupName=unique("none"), revision=app.revision()),
+                 "DeploymentGroupDoesNotExistException", id="no such group"),
+    pytest.param(lambda app: dict(applicationName=app.app, deploymentGroupName=app.group, revision=app.revision(), deploymentConfigName=unique("none")),
+                 "DeploymentConfigDoesNotExistException", id="no such configuration"),
+    pytest.param(lambda app: dict(applicationName=app.app, deploymentGroupName=app.group,
+                                  revision={"revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "YAML"}}),
+                 "InvalidRevisionException", id="S3 revision"),
+    pytest.param(lambda app: dict(applicationName=app.app, deploymentGroupName=app.group), "RevisionRequiredException", id="no revision"),
+]
+
+
+@pytest.mark.parametrize("request_, error", REFUSED_DEPLOYMENTS)
+def test_engine_create_deployment_documented_errors(emulator, engine, clients, lambda_app, request_, error):
+    app = lambda_app()
+    with pytest.raises(getattr(clients.cd.exceptions, error)):
+        clients.cd.create_deployment(**request_(app))
+    assert clients.cd.list_deployments(applicationName=app.app, deploymentGroupName=app.group)["deployments"] == []
 
 
 # ---- VPC Lattice -----------------------------------------------------------------------------
@@ -188,7 +203,8 @@ def listener(clients):
         serviceIdentifier=service["id"], name=unique("lis"), protocol="HTTPS", port=443,
         defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": tg1["id"], "weight": 100}]}},
     )
-    return {"service": service, "listener": created, "tg1": tg1, "tg2": tg2}
+    return {"service": service, "listener": created, "tg1": tg1, "tg2": tg2,
+            "ids": dict(serviceIdentifier=service["id"], listenerIdentifier=created["id"])}
 
 
 def test_lattice_arns_are_identifiers(clients, listener):
@@ -228,7 +244,7 @@ def test_lattice_arns_reach_the_same_resources_as_ids(clients, listener):
 
 def test_lattice_list_rules_pages(clients, listener):
     lattice = clients.lattice
-    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    ids = listener["ids"]
     action = {"fixedResponse": {"statusCode": 404}}
     for priority in (1, 2, 3):
         lattice.create_rule(**ids, name=unique("rule"), priority=priority, match={"httpMatch": {"pathMatch": {"match": {"prefix": f"/{priority}"}}}}, action=action)
@@ -248,7 +264,7 @@ def test_lattice_list_rules_pages(clients, listener):
 
 def test_lattice_rule_priority_range_and_uniqueness(clients, listener):
     lattice = clients.lattice
-    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    ids = listener["ids"]
     action = {"fixedResponse": {"statusCode": 404}}
 
     def rule(priority):
@@ -266,20 +282,31 @@ def test_lattice_rule_priority_range_and_uniqueness(clients, listener):
     assert failed["unsuccessful"][0]["failureCode"] == "ConflictException"
 
 
-def test_lattice_extension_documented_errors(clients, listener):
+def _default_rule(lattice, ids):
+    return [i for i in lattice.list_rules(**ids)["items"] if i["isDefault"]][0]["id"]
+
+
+# Calls on (client, the listener's ids) the Lattice extension refuses, and the documented error.
+LATTICE_REFUSALS = [
+    pytest.param(lambda vl, ids: vl.update_listener(serviceIdentifier=ids["serviceIdentifier"], listenerIdentifier="listener-0000000000000000",
+                                                    defaultAction={"fixedResponse": {"statusCode": 404}}),
+                 "ResourceNotFoundException", id="UpdateListener of no listener"),
+    pytest.param(lambda vl, ids: vl.get_rule(**ids, ruleIdentifier="rule-0000000000000000"), "ResourceNotFoundException", id="GetRule of no rule"),
+    pytest.param(lambda vl, ids: vl.update_listener(**ids, defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": "tg-0000000000000000", "weight": 1}]}}),
+                 "ResourceNotFoundException", id="forward to no target group"),
+    pytest.param(lambda vl, ids: vl.update_rule(**ids, ruleIdentifier=_default_rule(vl, ids), priority=3), "ValidationException", id="UpdateRule of the default rule"),
+    pytest.param(lambda vl, ids: vl.register_targets(targetGroupIdentifier="tg-0000000000000000", targets=[{"id": "arn:aws:lambda:us-east-1:123456789012:function:x"}]),
+                 "ResourceNotFoundException", id="RegisterTargets of no target group"),
+]
+
+
+@pytest.mark.parametrize("call, error", LATTICE_REFUSALS)
+def test_lattice_extension_documented_errors(clients, listener, call, error):
     lattice = clients.lattice
-    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
-    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
-        lattice.update_listener(serviceIdentifier=listener["service"]["id"], listenerIdentifier="listener-0000000000000000", defaultAction={"fixedResponse": {"statusCode": 404}})
-    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
-        lattice.get_rule(**ids, ruleIdentifier="rule-0000000000000000")
-    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
-        lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [{"targetGroupIdentifier": "tg-0000000000000000", "weight": 1}]}})
-    default = [i for i in lattice.list_rules(**ids)["items"] if i["isDefault"]][0]
-    with pytest.raises(lattice.exceptions.ValidationException):
-        lattice.update_rule(**ids, ruleIdentifier=default["id"], priority=3)
-    with pytest.raises(lattice.exceptions.ResourceNotFoundException):
-        lattice.register_targets(targetGroupIdentifier="tg-0000000000000000", targets=[{"id": "arn:aws:lambda:us-east-1:123456789012:function:x"}])
+    ids = listener["ids"]
+    with pytest.raises(getattr(lattice.exceptions, error)):
+        call(lattice, ids)
+    assert lattice.get_listener(**ids)["defaultAction"] == listener["listener"]["defaultAction"]  # nothing changed
 
 
 # ---- Strict conformance ----------------------------------------------------------------------
@@ -324,7 +351,7 @@ def test_an_event_invocation_answers_202_empty_and_runs_in_the_background(emulat
     """Lambda developer guide, asynchronous invocation: 202, no payload; the function runs later."""
     fn = unique("event")
     v1, _ = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"ok": True}, "delay_ms": 300})
+    emulator.behaviour(fn, v1, response={"ok": True}, delay_ms=300)
     out = clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="Event", Payload=b'{"n": 1}')
     assert status_of(out) == 202
     assert out["Payload"].read() == b""
@@ -340,7 +367,7 @@ def test_an_event_invocation_that_errors_is_retried_twice(emulator, clients, eng
     engine's time scale compresses the waits)."""
     fn = unique("retried")
     v1, _ = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "function_error": "Unhandled", "response": {"errorMessage": "no"}})
+    emulator.behaviour(fn, v1, function_error="Unhandled", response={"errorMessage": "no"})
     assert status_of(clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="Event", Payload=b"{}")) == 202
     attempts = _wait_for(lambda: (lambda i: i if len(i) == 3 else None)(_invocations(emulator, fn)), seconds=15)
     assert [a["functionError"] for a in attempts] == ["Unhandled"] * 3
@@ -349,7 +376,7 @@ def test_an_event_invocation_that_errors_is_retried_twice(emulator, clients, eng
 def test_a_dry_run_answers_204_and_runs_nothing(emulator, clients):
     fn = unique("dry")
     v1, _ = make_function(clients.lam, fn)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"ok": True}})
+    emulator.behaviour(fn, v1, response={"ok": True})
     out = clients.lam.invoke(FunctionName=fn, Qualifier=v1, InvocationType="DryRun")
     assert status_of(out) == 204
     assert _invocations(emulator, fn) == []
@@ -378,7 +405,7 @@ def test_a_throttled_invoke_carries_retry_after(emulator, clients):
 def test_a_forward_to_several_groups_needs_every_weight(clients, listener):
     """WeightedTargetGroup.weight: required when a forward names several target groups."""
     lattice = clients.lattice
-    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    ids = listener["ids"]
     groups = [listener["tg1"]["id"], listener["tg2"]["id"]]
     with pytest.raises(lattice.exceptions.ValidationException) as raised:
         lattice.update_listener(**ids, defaultAction={"forward": {"targetGroups": [
@@ -417,7 +444,7 @@ def test_deployment_targets_of_an_ec2_deployment_are_listed_not_refused(clients)
 def test_batch_update_rule_takes_one_to_ten_updates_as_modelled(clients, listener):
     """botocore's model bounds BatchUpdateRule's `rules` to 1..10 (SDKs check only the minimum)."""
     lattice = clients.lattice
-    ids = dict(serviceIdentifier=listener["service"]["id"], listenerIdentifier=listener["listener"]["id"])
+    ids = listener["ids"]
     action = {"fixedResponse": {"statusCode": 404}}
     rules = [lattice.create_rule(**ids, name=unique("rule"), priority=p, match={"httpMatch": {"pathMatch": {"match": {"prefix": f"/{p}"}}}},
                                  action=action)["id"] for p in range(1, 12)]

@@ -25,6 +25,17 @@ def client_as(emulator, service, creds):
                         config=Config(retries={"max_attempts": 1, "mode": "standard"}))
 
 
+def checkout_as_operator(emulator):
+    """A Lambda client as the operator (allowed everything), and the function `checkout` the
+    rehearsal stack names (made by the first test that needs it, shared by the others)."""
+    admin = client_as(emulator, "lambda", emulator.control("POST", "/_shiftguard/iam/operator"))
+    try:
+        admin.get_function(FunctionName="checkout")
+    except ClientError:
+        make_function(admin, "checkout")
+    return admin
+
+
 def rehearsal() -> dict:
     if not os.path.exists(REHEARSAL):
         pytest.fail(f"{REHEARSAL} is missing: synthesize the CDK app first (make cdk-synth)")
@@ -92,13 +103,8 @@ def test_the_rehearsal_rollback_role_may_restore_live_and_nothing_else(emulator,
     """The demo's rollback, as the construct deploys it: UpdateAlias on checkout:live is allowed;
     moving the stable pointer `blue` (which rollback only reads) is denied with the message naming
     the action and the resource, and a caller without known keys is refused outright."""
-    operator = emulator.control("POST", "/_shiftguard/iam/operator")
-    admin = client_as(emulator, "lambda", operator)
+    admin = checkout_as_operator(emulator)
     fn = "checkout"
-    try:
-        admin.get_function(FunctionName=fn)
-    except ClientError:
-        make_function(admin, fn)
     version = admin.publish_version(FunctionName=fn)["Version"]
     for alias in ("live", "blue"):
         try:
@@ -158,12 +164,7 @@ def test_the_settings_file_in_a_layer_is_read_as_the_function_reads_it(emulator)
 def test_a_removed_statement_is_the_access_denied(emulator, clients, strict):
     """The same call, the same role, one statement fewer: denied, naming what was needed."""
     template = rehearsal()
-    operator = emulator.control("POST", "/_shiftguard/iam/operator")
-    admin = client_as(emulator, "lambda", operator)
-    try:
-        admin.get_function(FunctionName="checkout")
-    except ClientError:
-        make_function(admin, "checkout")
+    checkout_as_operator(emulator)
     trimmed = copy.deepcopy(template)
     removed = 0
     for r in trimmed["Resources"].values():
@@ -208,13 +209,8 @@ def test_the_sam_applications_translated_template_holds_rollback_and_post_traffi
     out = emulator.control("POST", "/_shiftguard/iam/stack", {"template": template, "stack": unique("SamApp"),
                                                               "parameters": parameters, "unresolved": "placeholder"})
     assert {"checkout_rollback", "CodeDeployHook_checkout_post_traffic", "CodeDeployHook_checkout_pre_traffic"} <= set(out["functions"])
-    operator = emulator.control("POST", "/_shiftguard/iam/operator")
-    admin = client_as(emulator, "lambda", operator)
+    admin = checkout_as_operator(emulator)
     fn = "checkout"
-    try:
-        admin.get_function(FunctionName=fn)
-    except ClientError:
-        make_function(admin, fn)
     version = admin.publish_version(FunctionName=fn)["Version"]
     try:
         admin.create_alias(FunctionName=fn, Name="blue", FunctionVersion=version)

@@ -114,13 +114,13 @@ def test_a_lambda_target_is_an_existing_function_in_the_groups_account_and_regio
     assert items(vl, canary) == []
 
 
-def test_qualified_unqualified_and_alias_arns_are_targets(clients, fn, lattice_service):
+@pytest.mark.parametrize("qualifier", [None, "$LATEST", "1", "live"])
+def test_qualified_unqualified_and_alias_arns_are_targets(clients, fn, qualifier):
     vl = clients.lattice
-    for qualifier in (None, "$LATEST", "1", "live"):
-        tg = vl.create_target_group(name=unique("tg"), type="LAMBDA")
-        out = vl.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": fn_arn(fn, qualifier)}])
-        assert (out["successful"], out["unsuccessful"]) == ([{"id": fn_arn(fn, qualifier)}], [])
-        assert items(vl, tg["id"]) == [{"id": fn_arn(fn, qualifier), **NOT_IN_USE}]
+    tg = vl.create_target_group(name=unique("tg"), type="LAMBDA")
+    out = vl.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": fn_arn(fn, qualifier)}])
+    assert (out["successful"], out["unsuccessful"]) == ([{"id": fn_arn(fn, qualifier)}], [])
+    assert items(vl, tg["id"]) == [{"id": fn_arn(fn, qualifier), **NOT_IN_USE}]
 
 
 def test_request_errors(clients, fn, lattice_service):
@@ -273,23 +273,43 @@ def test_rule_tags(clients, lattice_service):
     assert vl.list_tags_for_resource(resourceArn=default["arn"])["tags"] == {"default": "yes"}
 
 
-def test_lattice_tag_errors(clients, lattice_service):
+# The three tag operations, as a call on (client, resource ARN).
+TAG_CALLS = [
+    pytest.param(lambda vl, a: vl.list_tags_for_resource(resourceArn=a), id="ListTagsForResource"),
+    pytest.param(lambda vl, a: vl.tag_resource(resourceArn=a, tags={"a": "b"}), id="TagResource"),
+    pytest.param(lambda vl, a: vl.untag_resource(resourceArn=a, tagKeys=["a"]), id="UntagResource"),
+]
+# ARNs a tag operation refuses (from the listener's ARN), and the error.
+BAD_TAG_ARNS = [
+    pytest.param(lambda arn: arn.rsplit("/", 1)[0] + "/listener-0000000000000000a", "ResourceNotFoundException", id="no such listener"),
+    pytest.param(lambda arn: arn.replace(":us-east-1:", ":eu-west-1:"), "ResourceNotFoundException", id="another Region"),
+    pytest.param(lambda arn: f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:x", "ValidationException", id="not a Lattice ARN"),
+]
+
+
+@pytest.mark.parametrize("arn_of, error", BAD_TAG_ARNS)
+@pytest.mark.parametrize("call", TAG_CALLS)
+def test_lattice_tag_operations_refuse_arns_of_nothing(clients, lattice_service, call, arn_of, error):
+    vl = clients.lattice
+    with pytest.raises(getattr(vl.exceptions, error)):
+        call(vl, arn_of(lattice_service["listener"]["arn"]))
+
+
+@pytest.mark.parametrize("bad", [{"k" * 129: "v"}, {"k": "v" * 257}, {"k": '{"step": 2}'}, {"a;b": "v"}, {"aws:thing": "v"}, {"AWS:Thing": "v"}],
+                         ids=["key of 129", "value of 257", "JSON punctuation", "semicolon", "aws: prefix", "AWS: prefix"])
+def test_lattice_tags_outside_the_limits_are_refused(clients, lattice_service, bad):
     vl = clients.lattice
     arn = lattice_service["listener"]["arn"]
-    gone = arn.rsplit("/", 1)[0] + "/listener-0000000000000000a"
-    for call in (lambda a: vl.list_tags_for_resource(resourceArn=a), lambda a: vl.tag_resource(resourceArn=a, tags={"a": "b"}),
-                 lambda a: vl.untag_resource(resourceArn=a, tagKeys=["a"])):
-        with pytest.raises(vl.exceptions.ResourceNotFoundException):
-            call(gone)
-        with pytest.raises(vl.exceptions.ResourceNotFoundException):
-            call(arn.replace(":us-east-1:", ":eu-west-1:"))
-        with pytest.raises(vl.exceptions.ValidationException):
-            call(f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:x")
+    with pytest.raises(vl.exceptions.ValidationException):
+        vl.tag_resource(resourceArn=arn, tags=bad)
+    assert vl.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "orders"}  # nothing changed
+
+
+def test_lattice_tag_limits(clients, lattice_service):
+    vl = clients.lattice
+    arn = lattice_service["listener"]["arn"]
     vl.tag_resource(resourceArn=arn, tags={"k" * 128: "v" * 256})
     assert vl.list_tags_for_resource(resourceArn=arn)["tags"]["k" * 128] == "v" * 256
-    for bad in ({"k" * 129: "v"}, {"k": "v" * 257}, {"k": '{"step": 2}'}, {"a;b": "v"}, {"aws:thing": "v"}, {"AWS:Thing": "v"}):
-        with pytest.raises(vl.exceptions.ValidationException):
-            vl.tag_resource(resourceArn=arn, tags=bad)
     # At most 50 tags per resource: a request that would make 51 changes nothing.
     before = vl.list_tags_for_resource(resourceArn=arn)["tags"]
     with pytest.raises(vl.exceptions.ValidationException):

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from conftest import ROLE, appspec, make_function, make_group, unique, wait_for
+from conftest import bare_function, make_function, unique, wait_for
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -46,8 +46,8 @@ def test_every_invocation_writes_lambdas_lines_per_executed_version(emulator, cl
     fn = unique("logged")
     v1, v2 = make_function(clients.lam, fn)
     clients.lam.update_function_configuration(FunctionName=fn, MemorySize=256)
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v1, "response": {"ok": True}, "log_lines": ["hello from v1", "second line\twith a tab"], "max_memory_used_mb": 42})
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "version": v2, "function_error": "Unhandled", "response": {"errorType": "Boom", "errorMessage": "it broke"}})
+    emulator.behaviour(fn, v1, response={"ok": True}, log_lines=["hello from v1", "second line\twith a tab"], max_memory_used_mb=42)
+    emulator.behaviour(fn, v2, function_error="Unhandled", response={"errorType": "Boom", "errorMessage": "it broke"})
     before = int(time.time() * 1000)
     first = clients.lam.invoke(FunctionName=fn, Qualifier="live", Payload=b"{}")
     second = clients.lam.invoke(FunctionName=fn, Qualifier="live", Payload=b"{}", LogType="Tail")
@@ -100,8 +100,8 @@ def test_every_invocation_writes_lambdas_lines_per_executed_version(emulator, cl
 def test_timeout_is_logged_with_lambdas_text(emulator, clients):
     logs = emulator.client("logs")
     fn = unique("slow")
-    clients.lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "delay_ms": 500, "timeout_ms": 150, "log_lines": ["working..."]})
+    bare_function(clients.lam, fn)
+    emulator.behaviour(fn, delay_ms=500, timeout_ms=150, log_lines=["working..."])
     out = clients.lam.invoke(FunctionName=fn, Payload=b"{}")
     assert out["FunctionError"] == "Unhandled"
     request_id = out["ResponseMetadata"]["RequestId"]
@@ -118,8 +118,8 @@ def test_concurrent_invocations_get_their_own_sandbox_stream(emulator, clients):
 
     logs = emulator.client("logs")
     fn = unique("busy")
-    clients.lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "delay_ms": 300})
+    bare_function(clients.lam, fn)
+    emulator.behaviour(fn, delay_ms=300)
     ids: list[str] = []
     threads = [threading.Thread(target=lambda: ids.append(clients.lam.invoke(FunctionName=fn, Payload=b"{}")["ResponseMetadata"]["RequestId"])) for _ in range(2)]
     for t in threads:
@@ -135,18 +135,18 @@ def test_concurrent_invocations_get_their_own_sandbox_stream(emulator, clients):
         assert len({e["logStreamName"] for e in of_request(all_events(logs, logGroupName=f"/aws/lambda/{fn}", logStreamNames=[streams[ids.index(i)]]), i)}) == 1
 
 
-def test_behaviour_fields_are_checked(emulator):
-    for bad in ({"function": "x", "log_lines": "one line"}, {"function": "x", "log_lines": [1]}, {"function": "x", "max_memory_used_mb": "a lot"}):
-        with pytest.raises(AssertionError, match="400"):
-            emulator.control("POST", "/_shiftguard/lambda/behaviour", bad)
+@pytest.mark.parametrize("bad", [{"log_lines": "one line"}, {"log_lines": [1]}, {"max_memory_used_mb": "a lot"}])
+def test_behaviour_fields_are_checked(emulator, bad):
+    with pytest.raises(AssertionError, match="400"):
+        emulator.behaviour("x", **bad)
 
 
-def test_engine_invocations_log_too_hooks_and_sns(emulator, engine, clients, runtime_api):
+def test_engine_invocations_log_too_hooks_and_sns(emulator, engine, clients, runtime_api, lambda_app):
     logs = emulator.client("logs")
     # An SNS delivery (asynchronous) to a function with a canned behaviour.
     fn = unique("subscriber")
-    clients.lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
-    emulator.control("POST", "/_shiftguard/lambda/behaviour", {"function": fn, "log_lines": ["got the notification"]})
+    bare_function(clients.lam, fn)
+    emulator.behaviour(fn, log_lines=["got the notification"])
     arn = clients.lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
     topic = clients.sns.create_topic(Name=unique("topic"))["TopicArn"]
     clients.sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=arn)
@@ -156,21 +156,20 @@ def test_engine_invocations_log_too_hooks_and_sns(emulator, engine, clients, run
     assert lines[1] == "got the notification" and lines[0].endswith("Version: $LATEST")
 
     # A CodeDeploy hook run by a bound process (the Runtime API gives no log lines: START/END/REPORT).
-    app_fn, app, group = unique("app"), unique("cd"), unique("dg")
-    v1, v2 = make_function(clients.lam, app_fn)
+    app = lambda_app(config="CodeDeployDefault.LambdaAllAtOnce")
     hook = unique("CodeDeployHook_pre")
-    clients.lam.create_function(FunctionName=hook, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
-    emulator.control("POST", "/_shiftguard/lambda/bindings", {"function": hook, "endpoint": runtime_api.endpoint, "name": hook})
+    bare_function(clients.lam, hook)
+    emulator.bind(hook, runtime_api.endpoint)
 
     def report(payload):
         clients.cd.put_lifecycle_event_hook_execution_status(deploymentId=payload["DeploymentId"], lifecycleEventHookExecutionId=payload["LifecycleEventHookExecutionId"], status="Succeeded")
         return {"reported": True}
 
     runtime_api.handlers[hook] = report
-    make_group(clients.cd, app, group, "CodeDeployDefault.LambdaAllAtOnce")
-    dep = clients.cd.create_deployment(applicationName=app, deploymentGroupName=group, revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(app_fn, "live", v1, v2, {"BeforeAllowTraffic": hook})}})["deploymentId"]
+    dep = app.deploy({"BeforeAllowTraffic": hook})
     wait_for(lambda: clients.cd.get_deployment(deploymentId=dep)["deploymentInfo"]["status"] == "Succeeded", what="the deployment")
-    ran = emulator.control("GET", f"/_shiftguard/lambda/invocations?function={hook}")[0]
+    # The hook reports before its process answers: the deployment may finish before the invocation is recorded.
+    ran = wait_for(lambda: next(iter(emulator.control("GET", f"/_shiftguard/lambda/invocations?function={hook}")), None), what="the hook's invocation")
     assert ran["source"].startswith("codedeploy BeforeAllowTraffic")
     hook_lines = [e["message"] for e in of_request(all_events(logs, logGroupName=f"/aws/lambda/{hook}"), ran["requestId"])]
     assert [m.split(" RequestId")[0] for m in hook_lines] == ["START", "END", "REPORT"]
@@ -341,7 +340,7 @@ def test_put_log_events_into_a_lambda_stream_and_the_wire_format(emulator, clien
     back the way the AWS SDK for Rust asks: awsJson1_1, `X-Amz-Target: Logs_20140328.FilterLogEvents`."""
     logs = emulator.client("logs")
     fn = unique("written")
-    clients.lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
+    bare_function(clients.lam, fn)
     echoed = clients.lam.invoke(FunctionName=fn, Payload=b"{}", LogType="Tail")  # moto's echo
     request_id = echoed["ResponseMetadata"]["RequestId"]
     assert base64.b64decode(echoed["LogResult"]).decode().startswith(f"START RequestId: {request_id} Version: $LATEST\n")
