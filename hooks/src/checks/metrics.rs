@@ -250,7 +250,7 @@ impl AwsExecutor {
 }
 
 /// The absolute error-rate limit a metrics check applies when the old version gives no baseline
-/// and `maxErrorRate` is not set (documented in hooks/README.md#checks, "No baseline is not a pass").
+/// and `maxErrorRate` is not set (hooks/README.md#checks: "No baseline is not a pass").
 pub const NO_BASELINE_MAX_ERROR_RATE: f64 = 0.05;
 
 /// Invocation counts of one version over the window.
