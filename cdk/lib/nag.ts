@@ -35,16 +35,51 @@ const IAM5 = 'AwsSolutions-IAM5';
  * `NagSuppressions.addResourceSuppressions(scope, rules, true)` writes; ASCII reasons only), and
  * for cdk-nag 3.x the rule and every finding of it on the resource as synthesized. Acknowledging
  * twice keeps one copy of each rule.
+ *
+ * And on what a role under `scope` gets later: CDK splits a role's default policy past its inline
+ * size at synth (an aspect of the role), moving statements into `OverflowPolicyN` managed
+ * policies under it. They hold the role's statements, so they get the role's acknowledgments,
+ * from an aspect that runs on them before cdk-nag 2.x's (a mutating aspect runs first) and, for
+ * 3.x, at synth as above.
  */
 export function suppress(scope: IConstruct, rules: NagRule[]): void {
   for (const child of scope.node.findAll()) {
     const resource = child.node.defaultChild ?? child;
-    if (!(resource instanceof CfnResource)) continue;
-    addV2(resource, rules.map((r) => ({ reason: r.reason, id: r.id })));
-    atSynth(resource, () => {
-      for (const rule of rules) acknowledge(resource, [rule.id, ...findings(rule.id, resource).map((f) => `${rule.id}[${f}]`)], rule.reason);
-    });
+    if (resource instanceof CfnResource) acknowledgeAll(resource, rules);
+    if (child instanceof iam.Role) acknowledgeLater(child, rules);
   }
+}
+
+/** What `suppress` does for one resource; once per resource and set of rules. */
+function acknowledgeAll(resource: CfnResource, rules: NagRule[]): void {
+  const key = JSON.stringify(rules);
+  let done = suppressed.get(resource);
+  if (!done) suppressed.set(resource, done = new Set());
+  if (done.has(key)) return;
+  done.add(key);
+  addV2(resource, rules.map((r) => ({ reason: r.reason, id: r.id })));
+  atSynth(resource, () => {
+    for (const rule of rules) acknowledge(resource, [rule.id, ...findings(rule.id, resource).map((f) => `${rule.id}[${f}]`)], rule.reason);
+  });
+}
+
+/** The resources `suppress` acknowledged, with which rules (JSON). */
+const suppressed = new WeakMap<CfnResource, Set<string>>();
+/** The roles whose later resources are acknowledged, with which rules (JSON). */
+const later = new WeakMap<iam.Role, Set<string>>();
+
+/** `rules` on every resource under `role` when aspects run (its overflow policies among them), before cdk-nag 2.x judges it. */
+function acknowledgeLater(role: iam.Role, rules: NagRule[]): void {
+  const key = JSON.stringify(rules);
+  let done = later.get(role);
+  if (!done) later.set(role, done = new Set());
+  if (done.has(key)) return;
+  done.add(key);
+  Aspects.of(role).add({
+    visit: (node: IConstruct) => {
+      if (node instanceof CfnResource) acknowledgeAll(node, rules);
+    },
+  }, { priority: AspectPriority.MUTATING });
 }
 
 /**

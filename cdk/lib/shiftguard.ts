@@ -15,6 +15,7 @@ import * as triggers from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { suppress } from './nag';
 import { SettingsFiles } from './settings';
+import { GrantBook, Grants } from './grants';
 import { Rollout, RolloutPlan, RolloutProps, rolloutPlan } from './rollout';
 import { assertConfiguration, configurationProblems } from './validate';
 import { inOrder } from './order';
@@ -314,6 +315,23 @@ const IAM5_REASON = 'Aliases and versions of the checked/rolled-back functions a
 
 const SHIFT_IAM5_REASON = 'shift (progressive rollouts): the listener\'s rules as listener/ID/rule/* (rule ids are assigned by Lattice); the rolled-out or checked function\'s versions as function:NAME:* (known only at deploy time); its log group\'s streams (log-group:NAME:*); cloudwatch:GetMetricData and codedeploy:ListDeployments without a deployment group cannot be scoped; CodeDeploy reads of the deployments that may shift the alias (deploymentgroup:*, read only).';
 
+/** The hooks of every ShiftGuard: they are granted their report on each deployment group by the ShiftGuard itself (see DeploymentGroup). */
+const coveredHooks = new WeakSet<iam.IGrantable>();
+
+/**
+ * A LambdaDeploymentGroup that leaves the hooks' report permission to the ShiftGuard. aws-cdk-lib
+ * grants each hook `codedeploy:PutLifecycleEventHookExecutionStatus` on each group in a statement
+ * of its own (35 groups, 35 more statements in each hook's role, past its inline policy's size);
+ * `addCheckedFunction` grants the hooks the same action on the same group ARN, every group in one
+ * statement (./grants.ts). Any other grantee is granted as aws-cdk-lib does.
+ */
+class DeploymentGroup extends codedeploy.LambdaDeploymentGroup {
+  public grantPutLifecycleEventHookExecutionStatus(grantee: iam.IGrantable): iam.Grant {
+    if (coveredHooks.has(grantee)) return iam.Grant.drop(grantee, 'codedeploy:PutLifecycleEventHookExecutionStatus on this group, granted by the ShiftGuard (addCheckedFunction)');
+    return super.grantPutLifecycleEventHookExecutionStatus(grantee);
+  }
+}
+
 /**
  * The ShiftGuard functions, least-privilege: every statement names the functions, aliases,
  * listeners and deployment groups it needs, except the few actions AWS cannot scope. The hooks and
@@ -358,6 +376,16 @@ export class ShiftGuard extends Construct {
   private readonly allowSkip: boolean;
   /** Check sets and target maps, in a file beside each function (./settings.ts). */
   private readonly settingsFiles: SettingsFiles;
+  /**
+   * The statements that grow with each function, target and rollout, merged by actions and
+   * conditions, placed within IAM's limits (./grants.ts): the hooks' (the same for both, per
+   * checked function), post-traffic's own (stableAlias), rollback's, and shift's.
+   */
+  private readonly grants: Grants;
+  private readonly hookGrants: GrantBook;
+  private readonly postTrafficGrants: GrantBook;
+  private readonly rollbackGrants: GrantBook;
+  private shiftGrants?: GrantBook;
 
   constructor(scope: Construct, id: string, props: ShiftGuardProps) {
     super(scope, id);
@@ -380,6 +408,13 @@ export class ShiftGuard extends Construct {
     this.rollback = fn(`${this.namePrefix}_rollback`, 'rollback', {
       DRY_RUN: String(props.dryRun ?? false),
     }, Duration.seconds(60), 256);
+    this.grants = new Grants(this);
+    coveredHooks.add(this.preTraffic);
+    coveredHooks.add(this.postTraffic);
+    const iam5 = [{ id: 'AwsSolutions-IAM5', reason: IAM5_REASON }];
+    this.hookGrants = this.grants.book('hooks (pre-traffic and post-traffic)', [this.preTraffic, this.postTraffic], iam5);
+    this.postTrafficGrants = this.grants.book('post-traffic', [this.postTraffic], iam5);
+    this.rollbackGrants = this.grants.book('rollback', [this.rollback], iam5);
     // Lazy: mappings added after construction (protect, addRollbackMapping) are included. In the
     // settings file, not the environment: a map for many functions outgrows Lambda's 4 KB.
     this.settingsFiles.set(this.rollback, 'rollback', 'ROLLBACK_TARGETS', Lazy.string({ produce: () => JSON.stringify(this.renderedMappings()) }));
@@ -525,8 +560,8 @@ export class ShiftGuard extends Construct {
         const once = `${l.key} ${p.alias.functionArn}`;
         if (l.key !== p.key || this.putBackGranted.has(once)) continue;
         this.putBackGranted.add(once);
-        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['vpc-lattice:ListTargets'], resources: [l.group] }));
-        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [p.alias.functionArn] }));
+        this.rollbackGrants.statement({ actions: ['vpc-lattice:ListTargets'], resources: [l.group] });
+        this.rollbackGrants.statement({ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [p.alias.functionArn] });
       }
     }
   }
@@ -611,8 +646,9 @@ export class ShiftGuard extends Construct {
     const stack = Stack.of(this);
     const arn = (service: string, resource: string) => `arn:${stack.partition}:${service}:${stack.region}:${stack.account}:${resource}`;
     const fnArn = (name: string) => name.startsWith('arn:') ? name.replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1') : arn('lambda', `function:${name}`);
-    const statement = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
-      shift.addToRolePolicy(new iam.PolicyStatement({ actions, resources, conditions }));
+    // Merged across rollouts by actions and conditions, placed within IAM's limits (./grants.ts).
+    const book = this.shiftGrants ??= this.grants.book('shift', [shift], [{ id: 'AwsSolutions-IAM5', reason: SHIFT_IAM5_REASON }]);
+    const statement = (actions: string[], resources: string[], conditions?: Record<string, unknown>) => book.add(actions, resources, conditions);
     // The marker tag: `shiftguard:rollout` on a listener, `shiftguard:rollout:ALIAS` on a function.
     const markerOnly = { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:rollout', 'shiftguard:rollout:*'] } };
     const t = plan.target;
@@ -780,38 +816,26 @@ export class ShiftGuard extends Construct {
     const group = `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:${c.application}/${c.deploymentGroup}`;
     const versions = `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}:*`;
     const logGroup = c.logGroupName ?? `/aws/lambda/${c.functionName}`;
-    for (const hook of [this.preTraffic, this.postTraffic]) {
-      hook.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:PutLifecycleEventHookExecutionStatus', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:GetDeployment'],
-        resources: [group],
-      }));
-      hook.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:GetApplicationRevision'],
-        resources: [`arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:application:${c.application}`],
-      }));
-      hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [versions] }));
-      // The version's code hash (artifact checks).
-      hook.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetFunction'], resources: [versions] }));
-      // logs checks: the checked function's own log group.
-      hook.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['logs:FilterLogEvents'],
-        resources: [`arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:${logGroup}:*`],
-      }));
-    }
+    // Both hooks, the same statements (one per set of actions, every checked function's
+    // resources in it: ./grants.ts).
+    const hooks = this.hookGrants;
+    hooks.add(['codedeploy:PutLifecycleEventHookExecutionStatus', 'codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:GetDeployment'], [group]);
+    hooks.add(['codedeploy:GetApplicationRevision'], [`arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:application:${c.application}`]);
+    // Its versions and aliases invoked, a version's code hash read (artifact checks).
+    hooks.add(['lambda:InvokeFunction', 'lambda:GetFunction'], [versions]);
+    // logs checks: the checked function's own log group.
+    hooks.add(['logs:FilterLogEvents'], [`arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:${logGroup}:*`]);
     if (this.stableAlias) {
       // Housekeeping after an accepted Succeeded: the stable pointer follows the new version.
       // CreateAlias is authorized on the function (the alias does not exist yet); Get/UpdateAlias
       // name both forms, as rollback's alias statement does.
       const fn = `arn:${stack.partition}:lambda:${stack.region}:${stack.account}:function:${c.functionName}`;
-      this.postTraffic.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
-        resources: [fn, `${fn}:${this.stableAlias}`],
-      }));
-      this.postTraffic.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:CreateAlias'], resources: [fn] }));
+      this.postTrafficGrants.add(['lambda:GetAlias', 'lambda:UpdateAlias'], [fn, `${fn}:${this.stableAlias}`]);
+      this.postTrafficGrants.add(['lambda:CreateAlias'], [fn]);
     }
     if (!this.metricsGranted) {
       this.metricsGranted = true;
-      this.postTraffic.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
+      this.postTrafficGrants.add(['cloudwatch:GetMetricData'], ['*']);
     }
   }
 
@@ -860,30 +884,30 @@ export class ShiftGuard extends Construct {
     // Lambda tags functions, not aliases or versions: the unqualified ARN.
     const unqualified = (name: string) => fnArn(name).replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1');
     if (aliases.length > 0) {
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({
         actions: ['lambda:GetAlias', 'lambda:UpdateAlias'],
         resources: aliases.flatMap((a) => [fnArn(a.function), `${fnArn(a.function)}:${a.alias}`]),
-      }));
+      });
       // The stable pointer is only read by rollback (post-traffic and shift move it).
       const pointers = aliases.filter((a) => a.stableAlias).map((a) => `${fnArn(a.function)}:${a.stableAlias}`);
       if (pointers.length > 0) {
-        this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:GetAlias'], resources: pointers }));
+        this.rollbackGrants.statement({ actions: ['lambda:GetAlias'], resources: pointers });
       }
       // Before writing a version the alias does not already name (a pinned stableVersion, the
       // version CodeDeploy restores), rollback checks that it exists.
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({
         actions: ['lambda:GetFunctionConfiguration'],
         resources: aliases.map((a) => `${fnArn(a.function)}:*`),
-      }));
+      });
       // The rollout marker (`shiftguard:rollout:ALIAS`) and the restore record, read; the restore
       // record (`shiftguard:restored:ALIAS`) written, and no other tag key.
       const functions = [...new Set(aliases.map((a) => unqualified(a.function)))];
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:ListTags'], resources: functions }));
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({ actions: ['lambda:ListTags'], resources: functions });
+      this.rollbackGrants.statement({
         actions: ['lambda:TagResource'],
         resources: functions,
         conditions: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored:*'] } },
-      }));
+      });
       // ListDeployments without an application cannot be scoped; with one it is the group's ARN.
       const groups = aliases.filter((a) => a.codeDeploy).map((a) => `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:${a.codeDeploy!.application}/${a.codeDeploy!.deploymentGroup}`);
       const everyAliasHasAGroup = groups.length === aliases.length;
@@ -891,14 +915,15 @@ export class ShiftGuard extends Construct {
       // cannot be scoped, but reading targets and stopping can — to this account's and region's
       // deployment groups, never '*'. A warning says how to scope it to the group.
       const anyGroup = `arn:${stack.partition}:codedeploy:${stack.region}:${stack.account}:deploymentgroup:*`;
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments'],
-        resources: everyAliasHasAGroup ? groups : ['*'],
-      }));
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'],
-        resources: everyAliasHasAGroup ? groups : [...groups, anyGroup],
-      }));
+      const list = ['codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments'];
+      const stop = ['codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget', 'codedeploy:StopDeployment'];
+      if (everyAliasHasAGroup) {
+        // The same resources for both: one statement (what protect() always maps).
+        this.rollbackGrants.statement({ actions: [...list, ...stop], resources: groups });
+      } else {
+        this.rollbackGrants.statement({ actions: list, resources: ['*'] });
+        this.rollbackGrants.statement({ actions: stop, resources: [...groups, anyGroup] });
+      }
       for (const a of aliases.filter((x) => !x.codeDeploy)) {
         Annotations.of(this).addWarningV2('shiftguard:rollbackWithoutGroup',
           `rollback target lambda-alias ${a.function}:${a.alias} names no codeDeploy group: rollback may stop a deployment of any deployment group in this account and region; give codeDeploy {application, deploymentGroup} to scope it`);
@@ -906,18 +931,18 @@ export class ShiftGuard extends Construct {
     }
     if (listeners.length > 0) {
       const listenerArns = [...new Set(listeners.map((l) => this.lattice(l.service, l.listener).listenerArn))];
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({
         actions: ['vpc-lattice:GetListener', 'vpc-lattice:UpdateListener', 'vpc-lattice:ListRules', 'vpc-lattice:GetRule', 'vpc-lattice:UpdateRule'],
         resources: listenerArns.flatMap((a) => [a, `${a}/rule/*`]),
-      }));
+      });
       // The rollout marker (`shiftguard:rollout`) and the restore record, read; the restore record
       // (`shiftguard:restored`) written, and no other tag key.
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['vpc-lattice:ListTagsForResource'], resources: listenerArns }));
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({ actions: ['vpc-lattice:ListTagsForResource'], resources: listenerArns });
+      this.rollbackGrants.statement({
         actions: ['vpc-lattice:TagResource'],
         resources: listenerArns,
         conditions: { 'ForAllValues:StringLike': { 'aws:TagKeys': ['shiftguard:restored'] } },
-      }));
+      });
       for (const l of listeners) {
         this.rollbackListeners.push({ key: this.latticeKey(l.service, l.listener, l.productionTargetGroup), group: this.lattice(l.service, l.listener).groupArn(l.productionTargetGroup) });
       }
@@ -926,13 +951,13 @@ export class ShiftGuard extends Construct {
     const stages = targets.filter((t): t is ApiGatewayCanaryTarget => t.type === 'apigateway-canary');
     if (stages.length > 0) {
       // GetStage and UpdateStage on exactly these stages.
-      this.rollback.addToRolePolicy(new iam.PolicyStatement({
+      this.rollbackGrants.statement({
         actions: ['apigateway:GET', 'apigateway:PATCH'],
         resources: stages.map((t) => {
           const { api, stage } = stageOf(t);
           return `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${api}/stages/${stage}`;
         }),
-      }));
+      });
     }
   }
 
@@ -1036,7 +1061,7 @@ export class ShiftGuard extends Construct {
       assumedBy: new iam.ServicePrincipal('codedeploy.amazonaws.com'),
       description: 'CodeDeploy service role of ShiftGuard\'s deployment groups: AWSCodeDeployRoleForLambdaLimited and invoke on the two hooks',
     });
-    const deploymentGroup = new codedeploy.LambdaDeploymentGroup(scope, 'deployment-group', {
+    const deploymentGroup = new DeploymentGroup(scope, 'deployment-group', {
       application,
       alias,
       role,
@@ -1050,7 +1075,8 @@ export class ShiftGuard extends Construct {
 
     this.addCheckedFunction({
       functionName, alias: aliasName, application: application.applicationName,
-      deploymentGroup: deploymentGroup.deploymentGroupName, logGroupName: options.logGroupName,
+      // The name given above (deploymentGroupName is a Ref): the ARN is no longer than the name.
+      deploymentGroup: groupName, logGroupName: options.logGroupName,
     });
     const rollbackTarget: LambdaAliasTarget = {
       type: 'lambda-alias', function: functionName, alias: aliasName,

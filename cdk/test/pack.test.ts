@@ -1,6 +1,8 @@
 // The construct as a library: `npm pack`, install the tarball offline into fresh CDK apps, and
 // synthesize a stack that imports ShiftGuard by the package's name; then the same app checked by
-// cdk-nag 2.x and 3.x, each installed into an app of its own as a user installs it.
+// cdk-nag 2.x and 3.x, each installed into an app of its own as a user installs it. The app
+// protects many functions (MANY; issue 22, "adopt it at scale"): past what the roles' inline policies
+// hold, so the managed policies the construct adds for them are synthesized and judged too.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -47,6 +49,9 @@ for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
   fs.writeFileSync(path.join(assets, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
 }
 
+/** Functions the app protects: `api` and MANY - 1 more. */
+const MANY = 35;
+
 // `node app.js template`: the stack's template. `node app.js nag`: the app checked by the cdk-nag
 // it has installed, the way that major is used (2.x an aspect, 3.x a validation plugin), and every
 // finding left (2.x: error and warning annotations; 3.x: the violations of its report).
@@ -72,6 +77,19 @@ guard.protect(api, {
   postTraffic: { checks: [{ name: 'alias-smoke', kind: 'invoke', expect: { status: 200 } }] },
   alarms: { errorRate: 0.01, p99Ms: 800 },
 });
+// Many more, with generated names, sharing one role of the user's (no finding of its own).
+const shared = new iam.Role(stack, 'functions-role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+for (let i = 1; i < ${MANY}; i++) {
+  const fn = new lambda.Function(stack, 'fn' + i, {
+    runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', role: shared,
+    code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+  });
+  guard.protect(fn, {
+    dashboard: false,
+    preTraffic: { checks: [{ name: 'smoke', kind: 'invoke', expect: { status: 200 } }, { name: 'logs', kind: 'logs' }] },
+    postTraffic: { checks: [{ name: 'alias-smoke', kind: 'invoke', expect: { status: 200 } }] },
+  });
+}
 guard.rollout('api', {
   target: { type: 'lambda-alias', function: 'api', alias: 'live' },
   steps: [{ weight: 10, bake: '5m' }, { weight: 100, bake: '5m' }],
@@ -175,7 +193,9 @@ test('a fresh CDK app from the tarball: synth with protect() and rollout()', () 
   const resources = Object.values(template.Resources) as any[];
   // (The doctor's trigger runs through aws-cdk-lib's trigger provider, a function without a name.)
   const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function').map((r) => r.Properties.FunctionName ?? 'unnamed');
-  expect(functions.sort()).toEqual(['CodeDeployHook_shiftguard_post_traffic', 'CodeDeployHook_shiftguard_pre_traffic', 'api', 'shiftguard_doctor', 'shiftguard_rollback', 'shiftguard_shift', 'unnamed']);
+  expect(functions.filter((f) => f !== 'unnamed').sort()).toEqual(['CodeDeployHook_shiftguard_post_traffic', 'CodeDeployHook_shiftguard_pre_traffic', 'api', 'shiftguard_doctor', 'shiftguard_rollback', 'shiftguard_shift']);
+  // The MANY - 1 with generated names, and the trigger provider's.
+  expect(functions.filter((f) => f === 'unnamed')).toHaveLength(MANY);
   // rollout(): a state machine that invokes shift, with the plan as its defaults.
   const machines = resources.filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
   expect(machines).toHaveLength(2);
@@ -183,8 +203,18 @@ test('a fresh CDK app from the tarball: synth with protect() and rollout()', () 
   expect(definitions.map((d) => d.States.Defaults.Result.target)).toContainEqual({ type: 'lambda-alias', function: 'api', alias: 'live' });
   for (const d of definitions) expect(d.States.Bake.SecondsPath).toBe('$.last.waitSeconds');
   const alarms = Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === 'AWS::CloudWatch::Alarm');
-  expect(alarms.map(([, r]: [string, any]) => r.Properties.AlarmName).sort()).toEqual(['api-live-canary-error-rate', 'api-live-canary-p99', 'api-live-error-rate', 'api-live-p99']);
-  expect(resources.filter((r) => r.Type === 'AWS::CodeDeploy::DeploymentGroup')).toHaveLength(1);
+  expect(alarms.map(([, r]: [string, any]) => r.Properties.AlarmName).filter((n: string) => n.startsWith('api-')).sort()).toEqual(['api-live-canary-error-rate', 'api-live-canary-p99', 'api-live-error-rate', 'api-live-p99']);
+  expect(alarms).toHaveLength(4 * MANY);
+  expect(resources.filter((r) => r.Type === 'AWS::CodeDeploy::DeploymentGroup')).toHaveLength(MANY);
+  expect(Object.keys(template.Resources).length).toBeLessThanOrEqual(500);
+  // Past the inline policies' room, the managed policies the construct makes (none of CDK's
+  // overflow policies), within IAM's 10 a role.
+  const managed = Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === 'AWS::IAM::ManagedPolicy');
+  expect(managed.length).toBeGreaterThan(0);
+  expect(managed.filter(([id]) => id.includes('OverflowPolicy'))).toEqual([]);
+  const perRole = new Map<string, number>();
+  for (const [, r] of managed as [string, any][]) for (const role of r.Properties.Roles) perRole.set(role.Ref, (perRole.get(role.Ref) ?? 0) + 1);
+  for (const n of perRole.values()) expect(n).toBeLessThanOrEqual(10);
 });
 
 test('a fresh CDK app from the tarball refuses a misspelt check at synth, naming the call and the field (the bundled ajv, the packed schema)', () => {
