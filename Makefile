@@ -197,7 +197,11 @@ deploy: cdk/node_modules/.installed
 # size and rollback's AWS round trips, each function run as Lambda runs it. Not part of `make test`.
 bench: $(STAMP)
 	$(MAKE) build ARCH=x86_64
-	$(PYTHON) tests/bench/bench.py --runs $(or $(RUNS),9)
+	$(PYTHON) -m pip install --quiet ziglang==0.17.0
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --release --x86-64 -p shiftguard-bench-floor --lambda-dir target/lambda-floor
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --profile bench-trace --x86-64 --features shiftguard-common/init-trace \
+		-p shiftguard-rollback -p shiftguard-hooks -p shiftguard-shift --lambda-dir target/lambda-trace
+	$(PYTHON) tests/bench/bench.py --runs $(or $(RUNS),9) --trace-dir target/lambda-trace
 
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)

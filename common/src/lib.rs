@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod duration;
 pub mod emf;
 pub mod env;
+pub mod init_trace;
 
 pub use deadline::{Deadline, OutOfTime};
 
@@ -85,9 +86,65 @@ pub fn sdk_config_from(var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
 }
 
 fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(ValidatedOnce {
+        inner: aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+        validated: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    })
+}
+
+/// The one HTTPS client every SDK client of the process shares, validated once.
+///
+/// The SDK asks the HTTP client to validate itself as each service client is built; the rustls
+/// client answers by building a whole connector — every root certificate parsed into a new store,
+/// a new TLS configuration — and throws it away (`make bench`, tests/README.md "Performance":
+/// ~0.5 ms a client, 3–5 clients a function). The first validation does it once, which also
+/// loads the system's roots at start-up rather than on the first request; connectors themselves
+/// are built on first use and cached by the inner client as before, so every client still gets
+/// the same TLS stack and trust.
+#[derive(Debug, Clone)]
+struct ValidatedOnce {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    validated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for ValidatedOnce {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+        cfg: &aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if self
+            .validated
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        self.inner.validate_base_client_config(components, cfg)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
 }
 
 fn retry_config() -> RetryConfig {
@@ -113,6 +170,15 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
         .http_client(http_client())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
+}
+
+/// The functions' runtime: one thread, since Lambda hands a function one invocation at a time
+/// (the checks run concurrently on it), with timers and I/O. Built by each `main` itself, between
+/// [`init_trace::mark`]s, so that `make bench` can say what it costs.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Points TLS root loading at the system's single CA bundle file when nothing else is configured.

@@ -174,7 +174,7 @@ pub async fn gather(clients: &Clients, config: &HookConfig) -> Facts {
             // One line at most, from now: reads nothing that matters, answers whether it exists.
             let now = shiftguard_common::emf::now_ms();
             let read = match clients
-                .logs
+                .logs()
                 .filter_log_events()
                 .log_group_name(&group)
                 .start_time(now - 60_000)

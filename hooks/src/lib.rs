@@ -52,12 +52,45 @@ pub struct Clients {
     /// idempotent, so one check attempt is exactly one invocation, bounded by the check's own
     /// `timeout`; only the check's `retries` repeat it.
     pub invoke: aws_sdk_lambda::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// Built at start-up when the checks use them ([`Clients::prepare`]), else on first use.
+    cloudwatch: std::sync::OnceLock<aws_sdk_cloudwatch::Client>,
+    logs: std::sync::OnceLock<aws_sdk_cloudwatchlogs::Client>,
+    sdk: aws_config::SdkConfig,
 }
 
 impl Clients {
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+    pub fn cloudwatch(&self) -> &aws_sdk_cloudwatch::Client {
+        self.cloudwatch
+            .get_or_init(|| aws_sdk_cloudwatch::Client::new(&self.sdk))
+    }
+
+    pub fn logs(&self) -> &aws_sdk_cloudwatchlogs::Client {
+        self.logs
+            .get_or_init(|| aws_sdk_cloudwatchlogs::Client::new(&self.sdk))
+    }
+
+    /// Builds now the clients `checks` use (CloudWatch for `metrics` and `compare`, Logs for `logs`
+    /// and `compare`), so that no check waits for one; nothing the checks do not use is built.
+    pub fn prepare(&self, checks: &config::CheckSet) -> &Self {
+        use config::CheckKind;
+        for check in &checks.checks {
+            if matches!(check.kind, CheckKind::Metrics(_) | CheckKind::Compare(_)) {
+                self.cloudwatch();
+            }
+            if matches!(check.kind, CheckKind::Logs(_) | CheckKind::Compare(_)) {
+                self.logs();
+            }
+        }
+        self
+    }
+
+    /// Lambda and CodeDeploy clients the caller already has (`shift`, which holds rollback's):
+    /// one client per service in the process.
+    pub fn sharing(
+        sdk: &aws_config::SdkConfig,
+        codedeploy: aws_sdk_codedeploy::Client,
+        lambda: aws_sdk_lambda::Client,
+    ) -> Self {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
         let invoke = aws_sdk_lambda::config::Builder::from(sdk)
@@ -71,12 +104,21 @@ impl Clients {
             )
             .build();
         Self {
-            codedeploy: aws_sdk_codedeploy::Client::new(sdk),
-            lambda: aws_sdk_lambda::Client::new(sdk),
+            codedeploy,
+            lambda,
             invoke: aws_sdk_lambda::Client::from_conf(invoke),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+            cloudwatch: std::sync::OnceLock::new(),
+            logs: std::sync::OnceLock::new(),
+            sdk: sdk.clone(),
         }
+    }
+
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self::sharing(
+            sdk,
+            aws_sdk_codedeploy::Client::new(sdk),
+            aws_sdk_lambda::Client::new(sdk),
+        )
     }
 }
 
@@ -290,8 +332,10 @@ pub async fn doctor(
 
 /// The thin `main` of both hook binaries.
 pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
+    use shiftguard_common::init_trace::mark;
     shiftguard_common::prefer_ca_bundle();
     shiftguard_common::init_logging();
+    mark("logging");
     // A bad configuration must still end in a `Failed` report, so the runtime starts anyway and
     // every invocation reports it.
     let config = HookConfig::from_env().inspect_err(|e| {
@@ -302,8 +346,15 @@ pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
             warn!(warning = %unused, "check configuration");
         }
     }
-    let clients = Clients::new(&shiftguard_common::aws_config().await);
+    mark("config");
+    let sdk = shiftguard_common::aws_config().await;
+    mark("sdk-config");
+    let clients = Clients::new(&sdk);
+    if let Ok(cfg) = &config {
+        clients.prepare(&cfg.checks);
+    }
     let executors = aws_executor_factory(clients.clone(), http_client(), phase);
+    mark("clients");
     let (clients, config) = (&clients, &config);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<shiftguard_common::RawEvent>| {

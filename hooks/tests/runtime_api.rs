@@ -280,7 +280,7 @@ async fn doctor_checks_the_hooks_functions_and_log_groups() {
     let w = world().await;
     shiftguard_testkit::fixtures::function(&w.clients.lambda, "checkout", 2).await;
     w.clients
-        .logs
+        .logs()
         .create_log_group()
         .log_group_name("/aws/lambda/checkout")
         .send()

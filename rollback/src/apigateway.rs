@@ -143,7 +143,7 @@ pub enum StageError {
 
 async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
     let out = clients
-        .apigateway
+        .apigateway()
         .get_stage()
         .rest_api_id(api)
         .stage_name(stage)
@@ -241,7 +241,7 @@ async fn run(
     let mut current = before.clone();
     for cycle in 1..=CYCLES {
         clients
-            .apigateway
+            .apigateway()
             .update_stage()
             .rest_api_id(&api)
             .stage_name(&stage)

@@ -517,7 +517,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
     for topic in topics {
         let mut endpoints = Vec::new();
         let mut pages = clients
-            .sns
+            .sns()
             .list_subscriptions_by_topic()
             .topic_arn(topic)
             .into_paginator()
@@ -585,7 +585,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                 Err(e) => classify(&e, &["ResourceNotFoundException"]),
             },
             Target::LatticeListener(t) => match clients
-                .lattice
+                .lattice()
                 .get_listener()
                 .service_identifier(&t.service)
                 .listener_identifier(&t.listener)
@@ -598,7 +598,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
             Target::ApigatewayCanary(t) => {
                 let (api, stage) = t.ids();
                 match clients
-                    .apigateway
+                    .apigateway()
                     .get_stage()
                     .rest_api_id(api)
                     .stage_name(stage)

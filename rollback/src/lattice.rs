@@ -169,7 +169,7 @@ pub async fn read_listener(
 ) -> Result<(Vec<Forward>, Option<String>), LatticeError> {
     let (listener, rule_ids) = tokio::join!(
         clients
-            .lattice
+            .lattice()
             .get_listener()
             .service_identifier(&t.service)
             .listener_identifier(&t.listener)
@@ -188,7 +188,7 @@ pub async fn read_listener(
     }
     let rules = futures::future::join_all(rule_ids.iter().map(|id| {
         clients
-            .lattice
+            .lattice()
             .get_rule()
             .service_identifier(&t.service)
             .listener_identifier(&t.listener)
@@ -216,7 +216,7 @@ async fn list_rule_ids(
     let mut next_token = None;
     loop {
         let out = clients
-            .lattice
+            .lattice()
             .list_rules()
             .service_identifier(&t.service)
             .listener_identifier(&t.listener)
@@ -263,7 +263,7 @@ pub async fn write_groups(
     match place {
         Place::Default => {
             clients
-                .lattice
+                .lattice()
                 .update_listener()
                 .service_identifier(&t.service)
                 .listener_identifier(&t.listener)
@@ -274,7 +274,7 @@ pub async fn write_groups(
         }
         Place::Rule(id) => {
             clients
-                .lattice
+                .lattice()
                 .update_rule()
                 .service_identifier(&t.service)
                 .listener_identifier(&t.listener)
@@ -439,7 +439,7 @@ async fn put_production_alias_back(
     report: &mut TargetReport,
 ) -> Result<(), LatticeError> {
     let targets = clients
-        .lattice
+        .lattice()
         .list_targets()
         .target_group_identifier(&t.production_target_group)
         .send()

@@ -38,9 +38,11 @@ pub use shiftguard_common::Deadline;
 pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub codedeploy: aws_sdk_codedeploy::Client,
-    pub lattice: aws_sdk_vpclattice::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub apigateway: aws_sdk_apigateway::Client,
+    /// The clients not every configuration needs: built at start-up when the configuration names
+    /// what they serve ([`Clients::for_config`]), else on first use (an operator's request, doctor).
+    lattice: std::sync::OnceLock<aws_sdk_vpclattice::Client>,
+    sns: std::sync::OnceLock<aws_sdk_sns::Client>,
+    apigateway: std::sync::OnceLock<aws_sdk_apigateway::Client>,
     /// Where this function runs, from its own ARN (the first invocation's context): names a
     /// target's ARN without a call.
     pub home: std::sync::OnceLock<truth::Home>,
@@ -65,6 +67,22 @@ impl Clients {
             .get_or_init(|| aws_sdk_cloudwatch::Client::new(&self.sdk))
     }
 
+    pub fn lattice(&self) -> &aws_sdk_vpclattice::Client {
+        self.lattice
+            .get_or_init(|| aws_sdk_vpclattice::Client::new(&self.sdk))
+    }
+
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns.get_or_init(|| aws_sdk_sns::Client::new(&self.sdk))
+    }
+
+    pub fn apigateway(&self) -> &aws_sdk_apigateway::Client {
+        self.apigateway
+            .get_or_init(|| aws_sdk_apigateway::Client::new(&self.sdk))
+    }
+
+    /// Lambda and CodeDeploy (every target kind and the rollout marker read them); the others on
+    /// first use.
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             home: std::sync::OnceLock::new(),
@@ -72,10 +90,34 @@ impl Clients {
             cloudwatch: std::sync::OnceLock::new(),
             lambda: aws_sdk_lambda::Client::new(sdk),
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
-            lattice: aws_sdk_vpclattice::Client::new(sdk),
-            sns: aws_sdk_sns::Client::new(sdk),
-            apigateway: aws_sdk_apigateway::Client::new(sdk),
+            lattice: std::sync::OnceLock::new(),
+            sns: std::sync::OnceLock::new(),
+            apigateway: std::sync::OnceLock::new(),
         }
+    }
+
+    /// [`Clients::new`], with every client `config` will use built now, at start-up: an alarm's
+    /// path never waits for one. (Nothing the configuration does not use is built.)
+    pub fn for_config(sdk: &aws_config::SdkConfig, config: Option<&Config>) -> Self {
+        let clients = Self::new(sdk);
+        if let Some(config) = config {
+            let targets = config.mappings.iter().flat_map(|m| &m.targets);
+            for target in targets {
+                match target {
+                    config::Target::LambdaAlias(_) => {}
+                    config::Target::LatticeListener(_) => {
+                        clients.lattice();
+                    }
+                    config::Target::ApigatewayCanary(_) => {
+                        clients.apigateway();
+                    }
+                }
+            }
+            if config.notify_topic_arn.is_some() {
+                clients.sns();
+            }
+        }
+        clients
     }
 }
 
@@ -498,7 +540,7 @@ async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<St
     subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
     subject.truncate(100);
     let out = clients
-        .sns
+        .sns()
         .publish()
         .topic_arn(topic)
         .subject(subject)

@@ -392,7 +392,7 @@ impl Tagged {
                 .map(|o| o.tags.unwrap_or_default())
                 .map_err(|e| format!("ListTags({arn}) failed: {}", error_text(&e))),
             Tagged::Listener(arn) => clients
-                .lattice
+                .lattice()
                 .list_tags_for_resource()
                 .resource_arn(arn)
                 .send()
@@ -414,7 +414,7 @@ impl Tagged {
                 .map(|_| ())
                 .map_err(|e| format!("TagResource({arn}) failed: {}", error_text(&e))),
             Tagged::Listener(arn) => clients
-                .lattice
+                .lattice()
                 .tag_resource()
                 .resource_arn(arn)
                 .tags(key, value)

@@ -40,7 +40,7 @@ async fn doctor_passes_a_sound_net_and_names_an_alarm_that_can_never_fire() {
     rehearsal_group(&w).await;
     let topic = w
         .clients
-        .sns
+        .sns()
         .create_topic()
         .name("shiftguard-alarms")
         .send()
@@ -49,7 +49,7 @@ async fn doctor_passes_a_sound_net_and_names_an_alarm_that_can_never_fire() {
         .topic_arn
         .unwrap();
     w.clients
-        .sns
+        .sns()
         .subscribe()
         .topic_arn(&topic)
         .protocol("lambda")
@@ -95,7 +95,7 @@ async fn doctor_passes_a_sound_net_and_names_an_alarm_that_can_never_fire() {
     // And one that fires into a topic nobody from ShiftGuard hears.
     let silent = w
         .clients
-        .sns
+        .sns()
         .create_topic()
         .name("nobody")
         .send()

@@ -708,7 +708,7 @@ async fn the_summary_is_published_when_a_topic_is_configured() {
     alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
     let topic = w
         .clients
-        .sns
+        .sns()
         .create_topic()
         .name("shiftguard-rollbacks")
         .send()
@@ -771,7 +771,7 @@ async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
     let lat = lattice(&w, (90, 10)).await;
     let arn = w
         .clients
-        .lattice
+        .lattice()
         .get_listener()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
@@ -783,7 +783,7 @@ async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
     let now = shiftguard_common::emf::now_ms();
     let marker = format!("id=orders-v9 step=1 weight=10 at={now} status=baking start={now}");
     w.clients
-        .lattice
+        .lattice()
         .tag_resource()
         .resource_arn(&arn)
         .tags("shiftguard:rollout", marker)

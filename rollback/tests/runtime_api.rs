@@ -196,14 +196,14 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
     let topic = rollback_topic(&w);
     let topic_name = topic.rsplit(':').next().unwrap();
     w.clients
-        .sns
+        .sns()
         .create_topic()
         .name(topic_name)
         .send()
         .await
         .unwrap();
     w.clients
-        .sns
+        .sns()
         .subscribe()
         .topic_arn(&topic)
         .protocol("lambda")

@@ -52,6 +52,7 @@ class RuntimeApi:
                 if self.path.endswith("/runtime/invocation/next"):
                     if api.first_next is None:
                         api.first_next = time.perf_counter()
+                        api.first_next_wall = time.time()
                     if api.served:
                         # The process waits for its next event while its peak RSS is read.
                         api.measured.wait(30)
@@ -89,7 +90,7 @@ class RuntimeApi:
     def reset(self, event) -> None:
         self.event = event
         self.request_id = str(uuid.uuid4())
-        self.first_next = self.handed_over = self.responded = None
+        self.first_next = self.handed_over = self.responded = self.first_next_wall = None
         self.served = False
         self.ok = False
         self.response = ""
@@ -104,7 +105,20 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict) -> dict:
+# The start-up steps a traced build marks (shiftguard_common::init_trace), in order, and what
+# each interval holds. "first next" is the Runtime API seeing the first `GET /next`.
+STEPS = [
+    ("main", "process start: execve, loader and relocations, std's set-up, to main"),
+    ("runtime", "tokio runtime (current thread, timers and I/O)"),
+    ("logging", "CA bundle choice and tracing's JSON subscriber"),
+    ("config", "configuration: environment and settings file, parsed and validated"),
+    ("sdk-config", "SDK configuration: HTTP client (rustls), retries, timeouts, credentials, region"),
+    ("clients", "service clients"),
+    ("first next", "lambda_runtime's set-up to its first GET /next"),
+]
+
+
+def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool = False) -> dict:
     api.reset(event)
     full_env = {
         "PATH": os.environ.get("PATH", ""),
@@ -116,8 +130,10 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict) -> dict:
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         **env,
     }
+    started_wall = time.time()
     started = time.perf_counter()
-    proc = subprocess.Popen([str(binary)], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([str(binary)], env=full_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if trace else subprocess.DEVNULL, text=True)
     try:
         if not api.done.wait(60):
             raise RuntimeError(f"{binary.name} did not answer within 60 s")
@@ -125,14 +141,35 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict) -> dict:
     finally:
         api.measured.set()
         proc.kill()
-        proc.wait()
+        stderr = proc.communicate()[1] if trace else ""
+    marks = {}
+    for line in (stderr or "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "shiftguard-init":
+            marks[parts[1]] = int(parts[2]) / 1e6
+    if trace:
+        marks["first next"] = api.first_next_wall
+        steps, previous = {}, started_wall
+        for step, _ in STEPS:
+            if step in marks:
+                steps[step] = (marks[step] - previous) * 1000.0
+                previous = marks[step]
     return {
+        "steps": steps if trace else None,
         "init_ms": (api.first_next - started) * 1000.0,
         "handler_ms": (api.responded - api.handed_over) * 1000.0,
         "rss_mb": rss,
         "ok": api.ok,
         "response": api.response,
     }
+
+
+def binary_path(release_dir: Path, name: str) -> Path:
+    """Where a release binary is: cargo lambda's `target/lambda/NAME/bootstrap`, else the release dir."""
+    for candidate in (ROOT / "target/lambda" / name / "bootstrap", release_dir / name):
+        if candidate.exists():
+            return candidate
+    raise SystemExit(f"{name} is missing: `make bench` builds it (cargo lambda build --release)")
 
 
 def critical_path(calls: list[dict]) -> int:
@@ -163,6 +200,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--target-dir", default=str(ROOT / "target/x86_64-unknown-linux-gnu/release"),
                         help="where the release binaries are (cargo lambda build puts them here)")
+    parser.add_argument("--floor", default=str(ROOT / "target/lambda-floor/floor/bootstrap"),
+                        help="the floor: a bare std-only runtime loop (tests/bench/floor), run before each function's run")
+    parser.add_argument("--trace-dir", default=None,
+                        help="the start-up-traced build, <dir>/<function>/bootstrap (profile bench-trace, feature init-trace): "
+                             "adds the step-by-step breakdown")
     parser.add_argument("--zip-dir", default=str(ROOT / "target/lambda"),
                         help="the deployable zips, <dir>/<function>/bootstrap.zip (cargo lambda build --output-format zip)")
     args = parser.parse_args()
@@ -249,12 +291,22 @@ def main() -> int:
             ("shift", {}, before_shift),
         ]
         failed_budgets = []
+        floor = Path(args.floor)
+        if not floor.exists():
+            raise SystemExit(f"{floor} is missing: `make bench` builds it (tests/bench/floor)")
         for name, env, prepare in scenarios:
-            binary = bin_dir / name
-            if not binary.exists():
-                raise SystemExit(f"{binary} is missing: `make bench` builds it (cargo build --release)")
-            runs = []
+            binary = binary_path(bin_dir, name)
+            traced = Path(args.trace_dir) / name / "bootstrap" if args.trace_dir else None
+            if traced is not None and not traced.exists():
+                raise SystemExit(f"{traced} is missing: `make bench` builds it (profile bench-trace)")
+            runs, floors, traces = [], [], []
             for i in range(args.runs + 1):
+                # The floor first, each round: the same machine at the same moment.
+                bare = run_once(api, floor, {}, {"floor": True})
+                if traced is not None:
+                    trace = run_once(api, traced, {**aws_env, **env}, prepare(), trace=True)
+                    if not trace["ok"]:
+                        raise SystemExit(f"{name} (traced): the invocation failed: {trace['response'][:500]}")
                 event = prepare()
                 run = run_once(api, binary, {**aws_env, **env}, event)
                 if not run["ok"]:
@@ -282,8 +334,13 @@ def main() -> int:
                     run["slowest_check_ms"] = max(c["latencyMs"] for c in summary["checks"])
                 if i > 0:  # the first run warms the page cache and the emulator
                     runs.append(run)
+                    floors.append(bare)
+                    if traced is not None:
+                        traces.append(trace)
             entry = {
                 "init_ms": stats([r["init_ms"] for r in runs]),
+                "floor_init_ms": stats([f["init_ms"] for f in floors]),
+                "init_over_floor_ms": stats([r["init_ms"] - f["init_ms"] for r, f in zip(runs, floors)]),
                 "handler_ms": stats([r["handler_ms"] for r in runs]),
                 "rss_mb": stats([r["rss_mb"] for r in runs]),
                 "binary_mb": round(binary.stat().st_size / (1024 * 1024), 2),
@@ -295,6 +352,9 @@ def main() -> int:
             else:
                 entry["hook_wall_ms"] = stats([r["hook_wall_ms"] for r in runs])
                 entry["slowest_check_ms"] = stats([r["slowest_check_ms"] for r in runs])
+            if traces:
+                entry["init_steps_ms"] = {step: round(statistics.median(t["steps"][step] for t in traces), 2)
+                                          for step, _ in STEPS if all(step in t["steps"] for t in traces)}
             results["functions"][name] = entry
             checks_ = [("init_ms", entry["init_ms"]["median"], BUDGETS["init_ms"]), ("zip_mb", entry["zip_mb"], BUDGETS["zip_mb"])]
             if name in ("rollback", "pre-traffic", "shift"):
@@ -312,13 +372,22 @@ def main() -> int:
     out = ROOT / "target/bench/results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"{'function':<13} {'init ms':>18} {'handler ms':>20} {'peak RSS MB':>18} {'zip MB':>7}  extra")
+    print(f"{'function':<13} {'init ms':>18} {'floor ms':>17} {'over floor':>18} {'handler ms':>20} {'peak RSS MB':>18} {'zip MB':>7}  extra")
     fmt = lambda s: f"{s['min']}/{s['median']}/{s['max']}"
     for name, e in results["functions"].items():
         extra = f"round trips {fmt(e['round_trips'])} ({' -> '.join(e['calls'])})" if "round_trips" in e else \
             f"hook wall {fmt(e['hook_wall_ms'])} ms vs slowest check {fmt(e['slowest_check_ms'])} ms"
-        print(f"{name:<13} {fmt(e['init_ms']):>18} {fmt(e['handler_ms']):>20} {fmt(e['rss_mb']):>18} {e['zip_mb']:>7}  {extra}")
-    print(f"(min/median/max over {args.runs} runs after a warm-up; written to {out.relative_to(ROOT)})")
+        print(f"{name:<13} {fmt(e['init_ms']):>18} {fmt(e['floor_init_ms']):>17} {fmt(e['init_over_floor_ms']):>18} "
+              f"{fmt(e['handler_ms']):>20} {fmt(e['rss_mb']):>18} {e['zip_mb']:>7}  {extra}")
+    print(f"(min/median/max over {args.runs} runs after a warm-up; the floor, a bare std-only runtime loop, runs before each; "
+          f"written to {out.relative_to(ROOT)})")
+    if any("init_steps_ms" in e for e in results["functions"].values()):
+        names = [n for n, e in results["functions"].items() if "init_steps_ms" in e]
+        print(f"\nStart-up, step by step (median ms, the traced build: {args.trace_dir})")
+        print(f"{'step':<12} " + " ".join(f"{n:>12}" for n in names) + "  what")
+        for step, what in STEPS:
+            print(f"{step:<12} " + " ".join(f"{results['functions'][n]['init_steps_ms'].get(step, float('nan')):>12.2f}" for n in names) + f"  {what}")
+        print(f"{'total':<12} " + " ".join(f"{sum(results['functions'][n]['init_steps_ms'].values()):>12.2f}" for n in names))
     if results["missed"]:
         print("Budgets missed: " + "; ".join(results["missed"]))
         return 1

@@ -1,6 +1,8 @@
 //! The `pre-traffic` hook (CodeDeploy BeforeAllowTraffic).
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    hooks::serve(hooks::Phase::PreTraffic).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::init_trace::mark("main");
+    let runtime = shiftguard_common::runtime()?;
+    shiftguard_common::init_trace::mark("runtime");
+    runtime.block_on(hooks::serve(hooks::Phase::PreTraffic))
 }

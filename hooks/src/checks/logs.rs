@@ -152,7 +152,7 @@ impl AwsExecutor {
         loop {
             let page = match self
                 .clients
-                .logs
+                .logs()
                 .filter_log_events()
                 .log_group_name(group)
                 .filter_pattern(pattern)

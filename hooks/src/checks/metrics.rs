@@ -128,7 +128,7 @@ impl AwsExecutor {
         // GetMetricData pages with NextToken, results marked PartialData until the last one.
         let mut pages = self
             .clients
-            .cloudwatch
+            .cloudwatch()
             .get_metric_data()
             .set_metric_data_queries(Some(queries))
             .start_time(start.into())

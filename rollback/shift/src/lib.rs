@@ -42,9 +42,15 @@ pub struct ShiftClients {
 
 impl ShiftClients {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        // One client per service: the hooks' Lambda and CodeDeploy are rollback's. CloudWatch is
+        // read at every step (the plan's alarms).
+        let rollback = rollback::Clients::new(sdk);
+        let hooks =
+            hooks::Clients::sharing(sdk, rollback.codedeploy.clone(), rollback.lambda.clone());
+        hooks.cloudwatch();
         Self {
-            rollback: rollback::Clients::new(sdk),
-            hooks: hooks::Clients::new(sdk),
+            rollback,
+            hooks,
             http: hooks::HttpClient::default(),
         }
     }

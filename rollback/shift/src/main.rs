@@ -4,17 +4,29 @@
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rollback::Deadline;
 use shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
+use shiftguard_common::init_trace::mark;
 use shiftguard_common::RawEvent;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    mark("main");
+    let runtime = shiftguard_common::runtime()?;
+    mark("runtime");
+    runtime.block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     shiftguard_common::prefer_ca_bundle();
     shiftguard_common::init_logging();
+    mark("logging");
     // A bad configuration answers every invocation with the same error (see rollback's main).
     let config = ShiftConfig::from_env().inspect_err(|e| {
         tracing::error!(variable = %e.variable, error = %e, "invalid configuration");
     });
-    let clients = ShiftClients::new(&shiftguard_common::aws_config().await);
+    mark("config");
+    let sdk = shiftguard_common::aws_config().await;
+    mark("sdk-config");
+    let clients = ShiftClients::new(&sdk);
+    mark("clients");
     let (clients, config) = (&clients, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
         let config = config

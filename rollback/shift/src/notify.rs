@@ -64,7 +64,7 @@ pub(crate) async fn publish(
     subject.truncate(100);
     clients
         .rollback
-        .sns
+        .sns()
         .publish()
         .topic_arn(topic)
         .subject(subject)
@@ -91,7 +91,7 @@ pub(crate) async fn alarms_in_alarm(
         loop {
             let out = clients
                 .hooks
-                .cloudwatch
+                .cloudwatch()
                 .describe_alarms()
                 .set_alarm_names(Some(chunk.to_vec()))
                 .alarm_types(AlarmType::MetricAlarm)

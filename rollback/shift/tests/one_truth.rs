@@ -363,7 +363,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
     // A production group holding a version (not an alias) is refused before anything moves.
     let (s2, lat2) = lattice_world().await;
     s2.w.clients
-        .lattice
+        .lattice()
         .deregister_targets()
         .target_group_identifier(&lat2.production)
         .targets(
@@ -464,7 +464,7 @@ async fn s8_a_stage_serving_its_canarys_deployment_is_never_called_restored() {
     let s = shift_world().await;
     let stage = api(&s.w, Some(10.0)).await;
     s.w.clients
-        .apigateway
+        .apigateway()
         .update_stage()
         .rest_api_id(&stage.id)
         .stage_name("prod")

@@ -96,7 +96,7 @@ async fn an_alarm_during_a_bake_aborts_and_restores_production() {
     set_alarm(&s, ALARM, StateValue::Alarm).await;
     let topic =
         s.w.clients
-            .sns
+            .sns()
             .create_topic()
             .name("shiftguard-rollouts")
             .send()

@@ -145,7 +145,7 @@ fn forward(groups: &[(&str, i32)]) -> RuleAction {
 
 /// A service whose listener forwards 90/10 production/canary by default.
 pub async fn lattice(w: &World, default_weights: (i32, i32)) -> Lattice {
-    let l = &w.clients.lattice;
+    let l = &w.clients.lattice();
     let service = l
         .create_service()
         .name("orders")
@@ -199,7 +199,7 @@ pub async fn lattice_rule(
     groups: &[(&str, i32)],
 ) -> String {
     w.clients
-        .lattice
+        .lattice()
         .create_rule()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
@@ -237,7 +237,7 @@ pub fn weights_of(action: Option<&RuleAction>) -> Vec<(String, i32)> {
 pub async fn listener_weights(w: &World, lat: &Lattice) -> Vec<(String, i32)> {
     let out = w
         .clients
-        .lattice
+        .lattice()
         .get_listener()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
@@ -250,7 +250,7 @@ pub async fn listener_weights(w: &World, lat: &Lattice) -> Vec<(String, i32)> {
 pub async fn rule_weights(w: &World, lat: &Lattice, rule: &str) -> Vec<(String, i32)> {
     let out = w
         .clients
-        .lattice
+        .lattice()
         .get_rule()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
@@ -324,7 +324,7 @@ pub const REHEARSAL_API_ID: &str = "chk0api001";
 /// world's first API has the rehearsal stack's id (moto's `_custom_id_` tag), so that a binary
 /// with the stack's role may act on it.
 pub async fn api(w: &World, percent: Option<f64>) -> Api {
-    let gw = &w.clients.apigateway;
+    let gw = &w.clients.apigateway();
     let taken = gw
         .get_rest_apis()
         .send()
@@ -405,7 +405,7 @@ pub async fn api(w: &World, percent: Option<f64>) -> Api {
 pub async fn stage_state(w: &World, api: &Api) -> (Option<String>, Option<String>, Option<f64>) {
     let s = w
         .clients
-        .apigateway
+        .apigateway()
         .get_stage()
         .rest_api_id(&api.id)
         .stage_name("prod")

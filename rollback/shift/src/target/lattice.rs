@@ -51,7 +51,7 @@ pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, Sh
     else {
         unreachable!("a lattice rollout")
     };
-    let lattice = &clients.rollback.lattice;
+    let lattice = &clients.rollback.lattice();
     let got = lattice
         .get_listener()
         .service_identifier(service)
@@ -146,7 +146,7 @@ impl Ctx<'_> {
         let lambda_group = self
             .clients
             .rollback
-            .lattice
+            .lattice()
             .get_target_group()
             .target_group_identifier(production_target_group)
             .send()
@@ -300,7 +300,7 @@ impl Ctx<'_> {
             let page = self
                 .clients
                 .rollback
-                .lattice
+                .lattice()
                 .list_targets()
                 .target_group_identifier(group)
                 .set_next_token(token)
@@ -340,7 +340,7 @@ impl Ctx<'_> {
         };
         let canary = self.list_targets(canary_target_group).await?;
         let production = self.list_targets(production_target_group).await?;
-        let lattice = &self.clients.rollback.lattice;
+        let lattice = &self.clients.rollback.lattice();
         let lambda_group = lattice
             .get_target_group()
             .target_group_identifier(production_target_group)
@@ -433,7 +433,7 @@ impl Ctx<'_> {
         if targets.is_empty() {
             return Ok(());
         }
-        let lattice = &self.clients.rollback.lattice;
+        let lattice = &self.clients.rollback.lattice();
         let built = targets
             .iter()
             .map(|(id, port)| {

@@ -61,7 +61,7 @@ pub async fn drive(s: &Shift, event: &Value) -> Vec<StepSummary> {
 
 pub async fn alarm(s: &Shift, name: &str) {
     shiftguard_testkit::fixtures::metric_alarm(
-        &s.shift.hooks.cloudwatch,
+        s.shift.hooks.cloudwatch(),
         name,
         ("AWS/VpcLattice", "HTTPCode_5XX_Count"),
         &[],
@@ -73,7 +73,7 @@ pub async fn alarm(s: &Shift, name: &str) {
 pub async fn set_alarm(s: &Shift, name: &str, state: StateValue) {
     s.shift
         .hooks
-        .cloudwatch
+        .cloudwatch()
         .set_alarm_state()
         .alarm_name(name)
         .state_value(state)
@@ -98,7 +98,7 @@ pub async fn version_arn(s: &Shift, function: &str, version: &str) -> String {
 
 pub async fn register(s: &Shift, group: &str, arn: &str) {
     s.w.clients
-        .lattice
+        .lattice()
         .register_targets()
         .target_group_identifier(group)
         .targets(
@@ -114,7 +114,7 @@ pub async fn register(s: &Shift, group: &str, arn: &str) {
 
 pub async fn targets(s: &Shift, group: &str) -> Vec<String> {
     s.w.clients
-        .lattice
+        .lattice()
         .list_targets()
         .target_group_identifier(group)
         .send()
@@ -172,7 +172,7 @@ pub fn canary_share(weights: &[(String, i32)], lat: &Lattice) -> i32 {
 
 pub async fn listener_arn(s: &Shift, lat: &Lattice) -> String {
     s.w.clients
-        .lattice
+        .lattice()
         .get_listener()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
@@ -186,7 +186,7 @@ pub async fn listener_arn(s: &Shift, lat: &Lattice) -> String {
 pub async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
     let tags =
         s.w.clients
-            .lattice
+            .lattice()
             .list_tags_for_resource()
             .resource_arn(listener_arn(s, lat).await)
             .send()
@@ -200,7 +200,7 @@ pub async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
 /// The marker a crash (or a person) left on the listener.
 pub async fn set_marker(s: &Shift, lat: &Lattice, marker: &Marker) {
     s.w.clients
-        .lattice
+        .lattice()
         .tag_resource()
         .resource_arn(listener_arn(s, lat).await)
         .tags(MARKER_KEY, marker.encode())
