@@ -124,7 +124,7 @@ export interface CheckedFunction {
 }
 
 /**
- * One hook check (see the README's "Checks"): checked against the configuration's schema when it
+ * One hook check (hooks/README.md#checks): checked against the configuration's schema when it
  * is given (./validate.ts), and by the hooks at start-up. The fields every kind has; the kind's own
  * settings beside them. TypeScript only: `HookChecks.checks` takes any JSON object (jsii has no
  * interface with an index signature), which in TypeScript a `HookCheck` is.

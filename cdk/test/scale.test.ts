@@ -3,8 +3,8 @@
 // - Lambda refuses a function whose environment exceeds 4 KB; check sets and target maps live in a
 //   settings file in a layer (lib/settings.ts), and synthesis fails, naming the function, before an
 //   environment could exceed the limit once deployed.
-// - CloudFormation allows 500 resources a stack: 50 protected functions fit in one (README, "how
-//   many fit"), each with its own role, without dashboards.
+// - CloudFormation allows 500 resources a stack: 50 protected functions fit in one
+//   (cdk/README.md#many-functions-settings-files-and-how-many-fit), each with its own role, without dashboards.
 // - IAM: a role's inline policies together at most 10,240 characters, a managed policy at most
 //   6,144, 10 managed policies a role by default. The statements that grow with each function are
 //   merged by actions and placed within those limits (lib/grants.ts): every policy is measured here
@@ -36,7 +36,7 @@ afterAll(() => {
   for (const d of [assetDir, ...outdirs]) fs.rmSync(d, { recursive: true, force: true });
 });
 
-/** How many functions one ShiftGuard protects in one stack (README: "how many fit"). */
+/** How many functions one ShiftGuard protects in one stack (cdk/README.md#many-functions-settings-files-and-how-many-fit). */
 const IN_ONE_STACK = 50;
 /** With cdk-nag 2.x and 3.x (issue 22: at 35 functions, CDK's overflow policies carried unacknowledged findings). */
 const WITH_NAG = 35;
