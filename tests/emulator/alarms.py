@@ -25,7 +25,7 @@ from typing import Any
 
 from engine_settings import SETTINGS, notify
 from lambda_invocations import invoke_async
-from state import DEFAULT_ACCOUNT, LOCK, utc_now_naive
+from state import DEFAULT_ACCOUNT, LOCK, records_view, utc_now_naive
 
 # Every alarm state change the emulator saw: {"alarmName", "oldState", "newState", "reason", "time",
 # "actions", "by"}.
@@ -346,13 +346,5 @@ def install() -> None:
 
 def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
     if path == "/_shiftguard/cloudwatch/transitions":
-        if method == "DELETE":
-            with LOCK:
-                TRANSITIONS.clear()
-            return 200, {"transitions": 0}
-        with LOCK:
-            out = list(TRANSITIONS)
-        if "alarm" in query:
-            out = [t for t in out if t["alarmName"] == query["alarm"][0]]
-        return 200, out
+        return records_view(method, query, TRANSITIONS, "transitions", {"alarm": "alarmName"})
     return None

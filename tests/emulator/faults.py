@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from state import LOCK
+from state import LOCK, records_view
 
 
 class Faults:
@@ -60,15 +60,5 @@ def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] |
             return 200, {"armed": 0}
         return 200, FAULTS.armed
     if path == "/_shiftguard/calls":
-        if method == "DELETE":
-            with LOCK:
-                CALLS.clear()
-            return 200, {"calls": 0}
-        with LOCK:
-            calls = list(CALLS)
-        if "service" in query:
-            calls = [c for c in calls if c["service"] == query["service"][0]]
-        if "operation" in query:
-            calls = [c for c in calls if c["operation"] == query["operation"][0]]
-        return 200, calls
+        return records_view(method, query, CALLS, "calls", {"service": "service", "operation": "operation"})
     return None

@@ -24,7 +24,7 @@ from typing import Any
 import cloudwatch_logs
 from engine_settings import SETTINGS
 from errors import AwsError
-from state import DEFAULT_ACCOUNT, LOCK, lambda_backend
+from state import DEFAULT_ACCOUNT, LOCK, lambda_backend, records_view
 
 
 NUMERIC_VERSION = re.compile(r"^[0-9]+$")
@@ -312,13 +312,5 @@ def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] |
         with LOCK:
             return 200, list(BINDINGS)
     if path == "/_shiftguard/lambda/invocations":
-        if method == "DELETE":
-            with LOCK:
-                INVOCATIONS.clear()
-            return 200, {"invocations": 0}
-        with LOCK:
-            out = list(INVOCATIONS)
-        if "function" in query:
-            out = [i for i in out if i["function"] == query["function"][0]]
-        return 200, out
+        return records_view(method, query, INVOCATIONS, "invocations", {"function": "function"})
     return None

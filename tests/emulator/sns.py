@@ -16,7 +16,7 @@ from typing import Any
 
 from engine_settings import SETTINGS
 from lambda_invocations import invoke_async
-from state import LOCK
+from state import LOCK, records_view
 
 
 # Every SNS delivery to a Lambda subscription: {"topicArn", "subscriptionArn", "function", "event"}.
@@ -87,10 +87,5 @@ def install() -> None:
 
 def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] | None:
     if path == "/_shiftguard/sns/deliveries":
-        if method == "DELETE":
-            with LOCK:
-                DELIVERIES.clear()
-            return 200, {"deliveries": 0}
-        with LOCK:
-            return 200, list(DELIVERIES)
+        return records_view(method, query, DELIVERIES, "deliveries")
     return None

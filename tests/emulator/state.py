@@ -1,6 +1,7 @@
 """State the extension keeps beside moto's backends, shared by every module (so that none of them
 imports another for it): the account, the lock, the emulator's own URL, time helpers, moto's
-backends, CodeDeploy hook executions and the Lattice rule bookkeeping (`State`)."""
+backends, the control-plane view of a module's records (`records_view`), CodeDeploy hook executions
+and the Lattice rule bookkeeping (`State`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,23 @@ def parse_time(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
     raise ValueError(f"a time must be epoch seconds or an ISO 8601 string, not {value!r}")
+
+
+def records_view(method: str, query: dict, records: list, name: str, filters: dict[str, str] | None = None) -> tuple[int, Any]:
+    """A control-plane endpoint over one of the extension's records (calls, invocations, SNS
+    deliveries, alarm transitions): DELETE empties it and answers `{name: 0}`; anything else lists
+    it, keeping the records whose field equals each query parameter given (`filters`: query
+    parameter -> field)."""
+    if method == "DELETE":
+        with LOCK:
+            records.clear()
+        return 200, {name: 0}
+    with LOCK:
+        out = list(records)
+    for param, field in (filters or {}).items():
+        if param in query:
+            out = [r for r in out if r[field] == query[param][0]]
+    return 200, out
 
 
 def codedeploy_backend(region: str):
