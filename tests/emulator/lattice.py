@@ -173,26 +173,31 @@ def lattice_list_rules(region: str, params: dict, req: dict) -> tuple[int, dict]
     ]
     default = _default_rule(listener)
     items.append({k: v for k, v in default.items() if k != "action"})
-    # maxResults 1-100 (the model); nextToken is opaque to callers: here the next item's index.
+    return 200, page_of(items, query, "rules")
+
+
+def page_of(items: list, query: dict, token_prefix: str, field_message: str = "must be 1-100") -> dict:
+    """One page of a Lattice List operation (ListRules, ListTargets): `maxResults` 1-100 (the model;
+    100 when not given); `nextToken` is opaque to callers: here `<token_prefix>-<the next item's
+    index>`. `field_message`: the message of the refused maxResults' `fieldList` entry."""
     raw_max = (query.get("maxResults") or [None])[0]
     try:
         max_results = 100 if raw_max is None else int(raw_max)
     except ValueError:
         max_results = 0
     if not 1 <= max_results <= 100:
-        raise AwsError(400, "ValidationException", "maxResults must be 1-100", {"reason": "fieldValidationFailed", "fieldList": [{"name": "maxResults", "message": "must be 1-100"}]})
+        raise AwsError(400, "ValidationException", "maxResults must be 1-100", {"reason": "fieldValidationFailed", "fieldList": [{"name": "maxResults", "message": field_message}]})
     token = (query.get("nextToken") or [None])[0]
     start = 0
     if token is not None:
-        match = re.match(r"^rules-(\d+)$", token)
+        match = re.match(rf"^{re.escape(token_prefix)}-(\d+)$", token)
         if not match or int(match.group(1)) >= len(items):
             raise AwsError(400, "ValidationException", "The nextToken is invalid", {"reason": "other"})
         start = int(match.group(1))
-    page = items[start : start + max_results]
-    out: dict = {"items": page}
+    out: dict = {"items": items[start : start + max_results]}
     if start + max_results < len(items):
-        out["nextToken"] = f"rules-{start + max_results}"
-    return 200, out
+        out["nextToken"] = f"{token_prefix}-{start + max_results}"
+    return out
 
 
 def _find_rule(region: str, listener, rule_ident: str):

@@ -35,7 +35,7 @@ from typing import Any
 from errors import AwsError
 from lambda_invocations import NUMERIC_VERSION
 from lambda_service import LAMBDA_ARN
-from lattice import rules_of
+from lattice import page_of, rules_of
 from state import DEFAULT_ACCOUNT, LOCK, STATE, lambda_backend, lattice_backend
 from tags import MAX_TAGS, tag_problem, user_tag_count
 
@@ -142,9 +142,14 @@ def _lambda_target_problem(region: str, arn: str) -> tuple[str, str] | None:
     return None
 
 
-def register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
+def _requested_targets(region: str, params: dict, req: dict) -> tuple[Any, list[dict]]:
+    """RegisterTargets and DeregisterTargets: the group and its 1-100 targets, checked."""
     tg = target_group(region, params["tg"])
-    targets = _checked_targets(tg, req.get("targets"), "targets", 1, 100)
+    return tg, _checked_targets(tg, req.get("targets"), "targets", 1, 100)
+
+
+def register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
+    tg, targets = _requested_targets(region, params, req)
     successful, unsuccessful = [], []
     with LOCK:
         registered = _registered(tg)
@@ -171,8 +176,7 @@ def register_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
 
 
 def deregister_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
-    tg = target_group(region, params["tg"])
-    targets = _checked_targets(tg, req.get("targets"), "targets", 1, 100)
+    tg, targets = _requested_targets(region, params, req)
     successful, unsuccessful = [], []
     with LOCK:
         registered = _registered(tg)
@@ -237,24 +241,7 @@ def list_targets(region: str, params: dict, req: dict) -> tuple[int, dict]:
         items += [_summary(region, tg, t, True, used) for t in _draining(tg)]
     if explicit:
         items = [i for i in items if any(i["id"] == ident and (port is None or i.get("port") == port) for ident, port in explicit)]
-    raw_max = (query.get("maxResults") or [None])[0]
-    try:
-        max_results = 100 if raw_max is None else int(raw_max)
-    except ValueError:
-        max_results = 0
-    if not 1 <= max_results <= 100:
-        raise _validation("maxResults must be 1-100", "maxResults")
-    token = (query.get("nextToken") or [None])[0]
-    start = 0
-    if token is not None:
-        found = re.match(r"^targets-(\d+)$", token)
-        if not found or int(found.group(1)) >= len(items):
-            raise _validation("The nextToken is invalid", reason="other")
-        start = int(found.group(1))
-    out: dict = {"items": items[start:start + max_results]}
-    if start + max_results < len(items):
-        out["nextToken"] = f"targets-{start + max_results}"
-    return 200, out
+    return 200, page_of(items, query, "targets", field_message="maxResults must be 1-100")
 
 
 # ---------------------------------------------------------------------------------------------
