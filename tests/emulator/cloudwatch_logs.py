@@ -24,7 +24,7 @@ import math
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from errors import AwsError
 from state import DEFAULT_ACCOUNT, LOCK, lambda_backend
@@ -385,19 +385,20 @@ def json_pattern(text: str) -> Callable[[str], bool]:
         pos += 1
         return token
 
-    def parse_or() -> Callable[[Any], bool]:
-        terms = [parse_and()]
-        while peek() == ("logic", "||"):
+    def parse_joined(symbol: str, operand: Callable[[], Callable[[Any], bool]],
+                     combine: Callable[[Iterable[bool]], bool]) -> Callable[[Any], bool]:
+        """Operands joined by `symbol` (`||`: any of them holds, `&&`: all of them)."""
+        terms = [operand()]
+        while peek() == ("logic", symbol):
             take()
-            terms.append(parse_and())
-        return terms[0] if len(terms) == 1 else (lambda doc: any(t(doc) for t in terms))
+            terms.append(operand())
+        return terms[0] if len(terms) == 1 else (lambda doc: combine(t(doc) for t in terms))
+
+    def parse_or() -> Callable[[Any], bool]:
+        return parse_joined("||", parse_and, any)
 
     def parse_and() -> Callable[[Any], bool]:
-        terms = [parse_unary()]
-        while peek() == ("logic", "&&"):
-            take()
-            terms.append(parse_unary())
-        return terms[0] if len(terms) == 1 else (lambda doc: all(t(doc) for t in terms))
+        return parse_joined("&&", parse_unary, all)
 
     def parse_unary() -> Callable[[Any], bool]:
         if peek() == ("paren", "("):

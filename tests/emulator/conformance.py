@@ -75,6 +75,22 @@ def wire_members(members: Any) -> dict:
     return {wire_name(m, n): m for n, m in members.items()}
 
 
+def check_members(value: dict, members: dict, required: list[tuple[str, str]], path: str, problems: list[str],
+                  missing: str, unknown: str) -> None:
+    """An object's members against its shape's: each required one present (`required`: the name a
+    problem gives it, its wire name), each member there known (`members`: wire name -> shape) and
+    checked. `missing`, `unknown`: what a problem says of a missing or unknown member."""
+    for name, wire in required:
+        if value.get(wire) is None:
+            problems.append(f"{path}.{name}: {missing}")
+    for key, item in value.items():
+        member = members.get(key)
+        if member is None:
+            problems.append(f"{path}.{key}: {unknown}")
+            continue
+        check_value(member, item, f"{path}.{key}", problems)
+
+
 def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
     if value is None:
         return
@@ -84,16 +100,9 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
         if not isinstance(value, dict):
             problems.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
             return
-        for name in shape.required_members:
-            if value.get(wire_name(shape.members[name], name)) is None:
-                problems.append(f"{path}.{name}: required by {shape.name} but missing")
-        members = wire_members(shape.members)
-        for key, item in value.items():
-            member = members.get(key)
-            if member is None:
-                problems.append(f"{path}.{key}: {shape.name} has no such member")
-                continue
-            check_value(member, item, f"{path}.{key}", problems)
+        required = [(name, wire_name(shape.members[name], name)) for name in shape.required_members]
+        check_members(value, wire_members(shape.members), required, path, problems,
+                      f"required by {shape.name} but missing", f"{shape.name} has no such member")
         return
     if kind == "list":
         if not isinstance(value, list):
@@ -212,16 +221,10 @@ def check(service: str, operation: str, status: int, headers: dict, data: bytes)
     if svc.protocol.startswith("rest"):
         # Members bound to headers, the status code or the URI are not in the body.
         body_members = wire_members({n: m for n, m in output.members.items() if not m.serialization.get("location")})
-        for name in output.required_members:
-            name = wire_name(output.members[name], name)
-            if name in body_members and body.get(name) is None:
-                problems.append(f"{operation}.{name}: required but missing")
-        for key, value in body.items():
-            member = body_members.get(key)
-            if member is None:
-                problems.append(f"{operation}.{key}: {output.name} has no such body member")
-                continue
-            check_value(member, value, f"{operation}.{key}", problems)
+        wires = (wire_name(output.members[name], name) for name in output.required_members)
+        required = [(wire, wire) for wire in wires if wire in body_members]
+        check_members(body, body_members, required, operation, problems,
+                      "required but missing", f"{output.name} has no such body member")
     else:
         check_value(output, body, operation, problems)
     return problems

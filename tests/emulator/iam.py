@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -144,24 +144,21 @@ def _conditions_hold(condition: dict | None, context: dict) -> bool:
     return True
 
 
+def _element_holds(statement: dict, element: str, matches: Callable[[list, str], bool], value: str) -> bool:
+    """`Action`/`NotAction`, `Resource`/`NotResource`: the statement names the element and `value`
+    matches it, or names its `Not` form and `value` does not; naming neither, it applies to nothing
+    (an identity-based statement names Resource or NotResource)."""
+    if element in statement:
+        return matches(_as_list(statement[element]), value)
+    if f"Not{element}" in statement:
+        return not matches(_as_list(statement[f"Not{element}"]), value)
+    return False
+
+
 def _applies(statement: dict, action: str, resource: str, context: dict) -> bool:
-    if "Action" in statement:
-        if not _action_matches(_as_list(statement["Action"]), action):
-            return False
-    elif "NotAction" in statement:
-        if _action_matches(_as_list(statement["NotAction"]), action):
-            return False
-    else:
-        return False
-    if "Resource" in statement:
-        if not _resource_matches(_as_list(statement["Resource"]), resource):
-            return False
-    elif "NotResource" in statement:
-        if _resource_matches(_as_list(statement["NotResource"]), resource):
-            return False
-    else:
-        return False  # an identity-based statement names Resource or NotResource
-    return _conditions_hold(statement.get("Condition"), context)
+    return (_element_holds(statement, "Action", _action_matches, action)
+            and _element_holds(statement, "Resource", _resource_matches, resource)
+            and _conditions_hold(statement.get("Condition"), context))
 
 
 def statements(policies: Iterable[dict]) -> list[dict]:
