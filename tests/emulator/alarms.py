@@ -20,9 +20,10 @@ import json
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from cloudwatch_metrics import naive_utc, statistic
 from engine_settings import SETTINGS, notify
 from lambda_invocations import invoke_async
 from state import DEFAULT_ACCOUNT, LOCK, records_view, utc_now_naive
@@ -63,61 +64,30 @@ def cw_backends() -> dict:
     return cloudwatch_backends[DEFAULT_ACCOUNT]
 
 
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def _stat(stat: str, values: list[float], aggregated: list[Any]) -> float | None:
-    count = len(values) + sum(float(a.sample_count) for a in aggregated)
-    if count == 0:
-        return None
-    total = sum(values) + sum(float(a.sum_stat) for a in aggregated)
-    if stat == "Sum":
-        return total
-    if stat == "SampleCount":
-        return count
-    if stat == "Average":
-        return total / count
-    if stat == "Minimum":
-        return min(values + [float(a.min_stat) for a in aggregated])
-    if stat == "Maximum":
-        return max(values + [float(a.max_stat) for a in aggregated])
-    if stat.startswith("p") and values:
-        ordered = sorted(values)
-        rank = max(1, -(-float(stat[1:]) * len(ordered) // 100))
-        return ordered[int(min(rank, len(ordered))) - 1]
-    return None
-
-
 def datapoints(region: str, alarm: Any, now: datetime, since_last: float | None = None) -> list[tuple[datetime, float | None]]:
     """The alarm's last EvaluationPeriods periods, newest first: (period start, statistic or None).
     `since_last`: seconds since the previous evaluation. Evaluations come a little more than a
     period apart (the ticker's granularity), so each period is stretched to reach back to the
     previous evaluation: no datapoint falls between two windows unseen (CloudWatch's aligned
     periods leave no such gap)."""
-    from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum
-
     period = timedelta(seconds=max(SETTINGS.scaled(alarm.period), since_last or 0.0))
     periods = int(alarm.evaluation_periods or 1)
     oldest = now - period * periods
     want = {(d.name, d.value) for d in alarm.dimensions}
-    buckets: list[tuple[list[float], list[Any]]] = [([], []) for _ in range(periods)]
+    buckets: list[list[Any]] = [[] for _ in range(periods)]
     backend = cw_backends()[region]
     for datum in list(backend.metric_data):
         if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
             continue
         if {(d.name, d.value) for d in datum.dimensions} != want:
             continue
-        ts = _naive(datum.timestamp)
+        ts = naive_utc(datum.timestamp)
         if ts < oldest or ts > now:
             continue
-        index = min(periods - 1, int((now - ts) / period))
-        if isinstance(datum, MetricDatum):
-            buckets[index][0].append(float(datum.value))
-        elif isinstance(datum, MetricAggregatedDatum):
-            buckets[index][1].append(datum)
+        buckets[min(periods - 1, int((now - ts) / period))].append(datum)
     stat = alarm.statistic or alarm.extended_statistic or "Average"
-    return [(now - period * (i + 1), _stat(stat, *buckets[i])) for i in range(periods)]
+    # The statistic as GetMetricData computes it (raw values and statistic sets alike).
+    return [(now - period * (i + 1), statistic(stat, buckets[i])) for i in range(periods)]
 
 
 def evaluate(region: str, alarm: Any, now: datetime, since_last: float | None = None) -> tuple[str, str, dict] | None:
@@ -162,7 +132,7 @@ def evaluate(region: str, alarm: Any, now: datetime, since_last: float | None = 
 
 def cloudwatch_time(value: datetime) -> str:
     """`2021-02-15T14:57:14.419+0000`, the format of StateChangeTime in notifications."""
-    return _naive(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return naive_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def notification(region: str, alarm: Any, old_state: str, new_state: str) -> dict:

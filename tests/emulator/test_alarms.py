@@ -95,6 +95,19 @@ def test_missing_data_treated_as_breaching_alarms_and_put_metric_data_counts(emu
     wait_for(lambda: clients.cw.describe_alarms(AlarmNames=[custom])["MetricAlarms"][0]["StateValue"] == "ALARM", what="custom metric ALARM")
 
 
+def test_an_alarm_on_statistic_sets_computes_its_statistic_from_them(emulator, engine, clients):
+    """PutMetricData's StatisticValues: an alarm evaluates them as GetMetricData computes the
+    statistic (cloudwatch_metrics.statistic), its Maximum the sets' Maximum."""
+    emulator.control("POST", "/_shiftguard/engine", {"timeScale": 60})
+    alarm, metric = unique("latency-sets"), unique("Latency")
+    clients.cw.put_metric_alarm(AlarmName=alarm, MetricName=metric, Namespace="ShiftGuard/Test", Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=500, ComparisonOperator="GreaterThanThreshold")
+    wait_for(lambda: clients.cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "INSUFFICIENT_DATA", what="INSUFFICIENT_DATA")
+    clients.cw.put_metric_data(Namespace="ShiftGuard/Test", MetricData=[
+        {"MetricName": metric, "StatisticValues": {"SampleCount": 10, "Sum": 3000.0, "Minimum": 100.0, "Maximum": 900.0}, "Unit": "Milliseconds"}])
+    got = wait_for(lambda: (lambda a: a if a["StateValue"] == "ALARM" else None)(clients.cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]), what="ALARM")
+    assert json.loads(got["StateReasonData"])["recentDatapoints"] == [900.0], got
+
+
 def test_set_alarm_state_notifies(emulator, engine, clients, runtime_api):
     emulator.control("POST", "/_shiftguard/engine", {"alarmEvaluation": False})
     alarm = unique("manual")
