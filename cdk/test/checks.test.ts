@@ -1,19 +1,13 @@
 // The hooks' check set (HOOK_CHECKS) when one ShiftGuard guards several functions: each
 // protect(fn) call's checks carry `functions: [fn]` and run only for that function's deployments;
 // the constructor's checks run for every function.
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { HookChecks, ShiftGuard, ShiftGuardProps } from '../lib/index';
+import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
+const assetDir = standInAssets({ binaries: ['pre-traffic', 'post-traffic', 'rollback'] });
 
 function setup(props: Partial<ShiftGuardProps> = {}) {
   const app = new App();

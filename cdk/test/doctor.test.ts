@@ -3,8 +3,6 @@
 // with which permissions, after what, and when it runs again; the handler: its source evaluated
 // with fake AWS clients.
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as vm from 'vm';
 import { App, CfnResource, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -13,16 +11,9 @@ import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DOCTOR_HANDLER } from '../lib/doctor';
 import { ShiftGuard, ShiftGuardProps } from '../lib/index';
+import { standInAssets } from './assets';
 
-function assets(rollbackBytes = '504b0506000000000000000000000000000000000000'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-  for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-    fs.mkdirSync(path.join(dir, bin));
-    fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), Buffer.from(bin === 'rollback' ? rollbackBytes : '504b0506000000000000000000000000000000000000', 'hex'));
-  }
-  return dir;
-}
-const assetDir = assets();
+const assetDir = standInAssets();
 afterAll(() => fs.rmSync(assetDir, { recursive: true, force: true }));
 
 interface Options {
@@ -177,7 +168,7 @@ describe('when it runs again: a new version of the trigger function, whose confi
   });
 
   test('a new rollback release (its code)', () => {
-    const other = assets('504b0506000000000000000000000000000000000001');
+    const other = standInAssets({ zips: { rollback: '504b0506000000000000000000000000000000000001' } });
     try {
       expect(handlerArn({ props: { assetDir: other } })).not.toBe(same);
     } finally {

@@ -3,7 +3,6 @@
 // is acknowledged for both, with its reason, and the user's own findings are still reported.
 // (test/pack.test.ts does the same for a user app built from the npm tarball.)
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { App, Aspects, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -13,23 +12,16 @@ import { AwsSolutionsChecks as AwsSolutionsChecksV3 } from 'cdk-nag-v3';
 import { ShiftGuard } from '../lib/index';
 import { RehearsalStack } from '../lib/rehearsal';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
+import { standInAssets, temporaryDirectories } from './assets';
 
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
-const outdirs: string[] = [];
-afterAll(() => {
-  for (const d of [assetDir, ...outdirs]) fs.rmSync(d, { recursive: true, force: true });
-});
+const temporary = temporaryDirectories();
+const assetDir = standInAssets({ dir: temporary('shiftguard-assets-') });
 
 interface Finding { version: 2 | 3; rule: string; path: string }
 
 /** Synthesizes the app with both packs: 2.x's errors and warnings, 3.x's violations (its report). */
 function nag(build: (app: App) => void): Finding[] {
-  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-nag-'));
-  outdirs.push(outdir);
+  const outdir = temporary('shiftguard-nag-');
   const app = new App({ outdir });
   build(app);
   Aspects.of(app).add(new AwsSolutionsChecksV2());
@@ -111,8 +103,7 @@ describe('a user app: protect(), two rollouts, grantStart to a role of its own i
 });
 
 test('grantStart: the grant\'s finding alone is acknowledged on the grantee, with the reason, for both versions', () => {
-  const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-nag-')) });
-  outdirs.push(app.outdir);
+  const app = new App({ outdir: temporary('shiftguard-nag-') });
   const stack = new Stack(app, 'Shop');
   const guard = new ShiftGuard(stack, 'ShiftGuard', PROPS);
   const rollout = guard.rollout('api', { target: { type: 'lambda-alias', function: 'api', alias: 'live' }, steps: [{ weight: 100 }], alarms: ['a'] });

@@ -7,6 +7,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { standInAssets } from './assets';
 
 const root = path.resolve(__dirname, '..', '..'); // cdk/ (tests run from dist/test)
 const repo = path.resolve(root, '..');
@@ -43,11 +44,7 @@ function makeApp(name: string, nag?: string): string {
   return app;
 }
 
-const assets = path.join(work, 'zips');
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assets, bin), { recursive: true });
-  fs.writeFileSync(path.join(assets, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
+const assets = standInAssets({ dir: path.join(work, 'zips') });
 
 /** Functions the app protects: `api` and MANY - 1 more. */
 const MANY = 35;

@@ -4,7 +4,6 @@
 // assemblies: what the construct makes must not depend on the language that called it.
 //
 //   node dist/test/python-twins.js OUTDIR ASSET_DIR
-import * as fs from 'fs';
 import * as path from 'path';
 import { App, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -14,6 +13,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Rollout, ShiftGuard } from '../lib';
 import { LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
+import { standInAssets } from './assets';
 
 /** cdk/python-test/tiny.py; the app of test/pack.test.ts. */
 export function tiny(app: App, assetDir: string): Stack {
@@ -123,17 +123,13 @@ export function surface(app: App, assetDir: string): Stack {
 }
 
 /** The stand-in zips (an empty zip: the templates do not depend on the code), as app.py writes them. */
-function standInAssets(assetDir: string): string {
-  for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-    fs.mkdirSync(path.join(assetDir, bin), { recursive: true });
-    fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506' + '00'.repeat(18), 'hex'));
-  }
-  return path.resolve(assetDir);
+function standIns(assetDir: string): string {
+  return path.resolve(standInAssets({ dir: assetDir }));
 }
 
 /** cdk/python-test/app.py's stacks, in one cloud assembly at `outdir`. */
 export function synthTwins(outdir: string, assetDir: string): void {
-  const assets = standInAssets(assetDir);
+  const assets = standIns(assetDir);
   const app = new App({ outdir, analyticsReporting: false });
   tiny(app, assets);
   new ProtectExampleStack(app, 'ShiftGuardProtectExample', { assetDir: assets, architecture: lambda.Architecture.X86_64 });
@@ -147,7 +143,7 @@ export function typoMessage(assetDir: string): string {
   const stack = new Stack(new App(), 'Typo');
   const cart = new lambda.Function(stack, 'cart', { runtime: lambda.Runtime.NODEJS_LATEST, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => 1') });
   try {
-    new ShiftGuard(stack, 'ShiftGuard', { assetDir: standInAssets(assetDir) }).protect(cart, {
+    new ShiftGuard(stack, 'ShiftGuard', { assetDir: standIns(assetDir) }).protect(cart, {
       preTraffic: { checks: [{ name: 'smoke', kind: 'invoke', timout: '5s' }] },
       postTraffic: { checks: [{ name: 'alias-smoke', kind: 'invok' }] },
     });

@@ -2,9 +2,6 @@
 // machine per rollout. The definition is read back from the template and run by a small
 // interpreter of the states it uses, against a fake `shift`, so that each assertion is about what
 // an execution would do; shift's IAM is read statement by statement; cdk-nag runs on the stack.
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { App, Aspects, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -14,13 +11,10 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { REFUSED_ERRORS, RETRYABLE_ERRORS, Rollout, RolloutProps, ShiftGuard, rolloutPlan } from '../lib/index';
+import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
+const assetDir = standInAssets();
 
 const ENV = { account: '123456789012', region: 'eu-west-1' };
 const LATTICE = {

@@ -12,7 +12,6 @@
 // - cdk-nag 2.x and 3.x: nothing unacknowledged on ShiftGuard's resources, the managed policies
 //   made for many functions included.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { App, Aspects, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
@@ -24,17 +23,11 @@ import { AwsSolutionsChecks as AwsSolutionsChecksV3 } from 'cdk-nag-v3';
 import { ShiftGuard } from '../lib/index';
 import { INLINE_POLICY_LIMIT, MANAGED_POLICIES_PER_ROLE, MANAGED_POLICY_LIMIT } from '../lib/grants';
 import { ENVIRONMENT_LIMIT_BYTES } from '../lib/settings';
+import { standInAssets, temporaryDirectories } from './assets';
 import { stackEnvironment } from './environment';
 
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
-const outdirs: string[] = [];
-afterAll(() => {
-  for (const d of [assetDir, ...outdirs]) fs.rmSync(d, { recursive: true, force: true });
-});
+const temporary = temporaryDirectories();
+const assetDir = standInAssets({ dir: temporary('shiftguard-assets-') });
 
 /** How many functions one ShiftGuard protects in one stack (cdk/README.md#many-functions-settings-files-and-how-many-fit). */
 const IN_ONE_STACK = 50;
@@ -207,8 +200,7 @@ test(`stableAlias: post-traffic's own grants for ${IN_ONE_STACK} functions stay 
 }, 180000);
 
 describe(`${WITH_NAG} protected functions, cdk-nag 2.x and 3.x`, () => {
-  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-scale-nag-'));
-  outdirs.push(outdir);
+  const outdir = temporary('shiftguard-scale-nag-');
   const { app, stack } = protectMany(WITH_NAG, { outdir });
   const { template, findings } = nag(app, stack);
 
@@ -228,8 +220,7 @@ describe(`${WITH_NAG} protected functions, cdk-nag 2.x and 3.x`, () => {
 });
 
 test('a statement another construct adds to a ShiftGuard role can make CDK split its policy: the overflow policies are acknowledged too', () => {
-  const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-overflow-')) });
-  outdirs.push(app.outdir);
+  const app = new App({ outdir: temporary('shiftguard-overflow-') });
   const stack = new Stack(app, 'Overflow');
   const sg = new ShiftGuard(stack, 'sg', { assetDir, architecture: lambda.Architecture.X86_64 });
   // The user's grants on rollback's role, before protect(): CDK moves what follows past the

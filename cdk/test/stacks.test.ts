@@ -1,20 +1,14 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ShiftGuard, stageOf } from '../lib/index';
+import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 
 // Tests synthesize against small stand-in zips; `make build` makes the real ones.
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
+const assetDir = standInAssets();
 
 function synth<T extends Stack>(make: (app: App) => T): { stack: T; template: Template } {
   const app = new App();

@@ -6,7 +6,6 @@
 // emulator's) validates, so the schema is not stricter than the functions.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as vm from 'vm';
 import { App, CfnParameter, Duration, Stack, Token } from 'aws-cdk-lib';
@@ -18,16 +17,13 @@ import { HookChecks, RolloutPlan, RolloutProps, ShiftGuard, ShiftGuardProps, rol
 import { RehearsalStack } from '../lib/rehearsal';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
 import { ConfigurationKind, configurationProblems, preparedSchema, schemaFile, unpreparedUnions } from '../lib/validate';
+import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 
 const cdk = path.resolve(__dirname, '..', '..'); // cdk/ (tests run from dist/test)
 const repo = path.resolve(cdk, '..');
 
-const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shiftguard-assets-'));
-for (const bin of ['pre-traffic', 'post-traffic', 'rollback', 'shift']) {
-  fs.mkdirSync(path.join(assetDir, bin));
-  fs.writeFileSync(path.join(assetDir, bin, 'bootstrap.zip'), Buffer.from('504b0506000000000000000000000000000000000000', 'hex'));
-}
+const assetDir = standInAssets();
 
 function setup(props: Partial<ShiftGuardProps> = {}) {
   const app = new App();
