@@ -23,11 +23,8 @@ Exit status: 0 no serious finding (warnings are printed), 1 serious findings, 2 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +34,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))
+from local_run import answers_at, cargo_lambda_watch, docstring_parser, free_port, stop_session  # noqa: E402
+
 LOGDIR = ROOT / "target" / "doctor"
 EVENT = {"shiftguard": "doctor"}
 CANNOT_RUN = 2
@@ -44,33 +44,6 @@ CANNOT_RUN = 2
 
 class CannotRun(Exception):
     """doctor did not answer with a report: what happened instead."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers_at(url: str) -> bool:
-    host, _, port = url.split("//")[-1].rstrip("/").partition(":")
-    with socket.socket() as s:
-        return s.connect_ex((host, int(port or 80))) == 0
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """A process started in a session of its own, with whatever it started (cargo lambda leaves the
-    function processes behind otherwise)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    proc.wait()
 
 
 class Emulator:
@@ -86,7 +59,7 @@ class Emulator:
             env={**os.environ, "SHIFTGUARD_STRICT": "1"}, start_new_session=True)
         first = self.proc.stdout.readline()
         if not first.startswith("SHIFTGUARD_EMULATOR_READY "):
-            stop(self.proc)
+            stop_session(self.proc)
             raise CannotRun(f"the emulator did not start: {first!r} (log: {self.log})")
         self.url = first.split()[1]
         # The by-hand instructions it prints next are not needed here (the seed has them); read and
@@ -94,7 +67,7 @@ class Emulator:
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def stop(self) -> None:
-        stop(self.proc)
+        stop_session(self.proc)
 
 
 def seeded_environment(emulator: str) -> dict[str, str]:
@@ -115,14 +88,11 @@ class Watch:
 
     def __init__(self, env: dict[str, str]) -> None:
         LOGDIR.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{free_port()}"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         self.log = LOGDIR / "watch.log"
-        cargo_lambda = Path(sys.executable).parent / "cargo-lambda"
         keep = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in ("ROLLBACK_TARGETS", "HOOK_CHECKS")}
-        self.proc = subprocess.Popen(
-            [str(cargo_lambda if cargo_lambda.exists() else "cargo-lambda"), "lambda", "watch", "--ignore-changes",
-             "--invoke-address", "127.0.0.1", "--invoke-port", self.url.rsplit(":", 1)[1]],
-            cwd=ROOT, env={**keep, **env}, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = cargo_lambda_watch(port, {**keep, **env}, self.log)
         deadline = time.monotonic() + 120
         while not answers_at(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -131,7 +101,7 @@ class Watch:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        stop(self.proc)
+        stop_session(self.proc)
 
 
 def ask(watch: str, timeout: float = 900.0) -> tuple[dict, str | None]:
@@ -185,10 +155,7 @@ def render(report: dict, error_type: str | None) -> list[str]:
 
 
 def main() -> int:
-    description, _, rest = __doc__.partition("Usage: ")
-    usage, _, epilog = rest.partition("\n")
-    parser = argparse.ArgumentParser(usage=usage, description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = docstring_parser(__doc__)
     parser.add_argument("--emulator")
     parser.add_argument("--watch")
     args = parser.parse_args()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,9 @@ import boto3
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))
+from local_run import free_port, stop_session  # noqa: E402
+
 PYTHON = sys.executable
 BEGIN = "----- ShiftGuard by hand: copy from here -----"
 END = "----- end -----"
@@ -52,24 +54,6 @@ def check(what: str, ok: bool, detail: str = "") -> None:
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def main() -> int:
@@ -173,8 +157,8 @@ def main() -> int:
               judged and not denied, f"{len(judged)} judged; " + json.dumps(denied)[:500])
     finally:
         if watch is not None:
-            kill_group(watch)
-        kill_group(emu)
+            stop_session(watch)
+        stop_session(emu)
     say(f"{'OK' if not failures else 'FAILED: ' + '; '.join(failures)} (logs: {LOGDIR})")
     return 1 if failures else 0
 

@@ -50,6 +50,9 @@ import boto3
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))
+from local_run import free_port  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 ROLE = "arn:aws:iam::123456789012:role/shiftguard-lambda-role"
 REGION = "us-east-1"
@@ -117,12 +120,6 @@ def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kill_tree(pid: int) -> None:
@@ -728,6 +725,26 @@ def no_alias_writes_by_rollback(em: Emulator, since: float) -> None:
            not writes, f"{len(writes)} UpdateAlias call(s)" if writes else "")
 
 
+def deploy_to_canary(em: Emulator, stack: Stack, version: str, behaviour: dict, pre_traffic_said: str | None = "") -> tuple[str, float, float, float]:
+    """Version `version` (behaving as `behaviour`) deployed from version 1, the canary alarm on it:
+    pre-traffic must pass, then CodeDeploy shifts 10% to it. Says what happens (the pre-traffic
+    status followed by `pre_traffic_said`; nothing of it when that is None). Returns the deployment
+    id, when it began (time.monotonic(), time.time()) and when the shift was seen."""
+    publish(em, version, behaviour)
+    put_canary_alarm(stack.cw, version, stack.topic)
+    t0 = time.monotonic()
+    wall0 = time.time()
+    dep = stack.codedeploy.create("1", version)
+    say(f"CreateDeployment {dep}: 1 -> {version}")
+    status, _ = stack.codedeploy.hook_status(dep, "BeforeAllowTraffic")
+    if pre_traffic_said is not None:
+        say(f"pre-traffic reported {status}{pre_traffic_said}")
+    expect(f"pre-traffic reports Succeeded for version {version}", status == "Succeeded")
+    shifted = wait_for(lambda: stack.watch.reached(lambda s: s == ("1", {version: 0.1}), t0), "CodeDeploy's 10% shift")
+    say(f"CodeDeploy shifts 10%: live -> {show(('1', {version: 0.1}))}")
+    return dep, t0, wall0, shifted
+
+
 # ---------------------------------------------------------------------------------------------
 # Scenario: alias (ShiftGuard's rollback stops the deployment; CodeDeploy rolls back)
 # ---------------------------------------------------------------------------------------------
@@ -770,17 +787,7 @@ def alias_scenario(em: Emulator) -> None:
         expect("no real request ran on version 2", not v2, f"{len(v2)} did" if v2 else "")
 
         step("4. Version 3 passes pre-traffic but fails under real traffic: rolled back")
-        publish(em, "3", FAILS_CHECKOUT)
-        put_canary_alarm(cw, "3", stack.topic)
-        t0 = time.monotonic()
-        wall0 = time.time()
-        dep = codedeploy.create("1", "3")
-        say(f"CreateDeployment {dep}: 1 -> 3")
-        status, _ = codedeploy.hook_status(dep, "BeforeAllowTraffic")
-        say(f"pre-traffic reported {status} (/health is fine on version 3)")
-        expect("pre-traffic reports Succeeded for version 3", status == "Succeeded")
-        shifted = wait_for(lambda: stack.watch.reached(lambda s: s == ("1", {"3": 0.1}), t0), "CodeDeploy's 10% shift")
-        say(f"CodeDeploy shifts 10%: live -> {show(('1', {'3': 0.1}))}")
+        dep, t0, wall0, shifted = deploy_to_canary(em, stack, "3", FAILS_CHECKOUT, " (/health is fine on version 3)")
         alarm = alarm_transition(em, ALARM, "ALARM", wall0)
         canary = stack.traffic.between(shifted)
         say(f"requests through live since the shift: {summarize(canary)}")
@@ -816,16 +823,7 @@ def alias_scenario(em: Emulator) -> None:
         say(f"alarm to restored traffic: {inv['end'] - delivery['changed']:.2f}s (CloudWatch -> SNS -> rollback -> StopDeployment -> CodeDeploy's rollback)")
 
         step("5. Version 4 is good: 10% -> 100%, post-traffic compares it with version 1, it becomes stable")
-        publish(em, "4", HEALTHY)
-        put_canary_alarm(cw, "4", stack.topic)
-        t0 = time.monotonic()
-        wall0 = time.time()
-        dep = codedeploy.create("1", "4")
-        say(f"CreateDeployment {dep}: 1 -> 4")
-        status, _ = codedeploy.hook_status(dep, "BeforeAllowTraffic")
-        expect("pre-traffic reports Succeeded for version 4", status == "Succeeded")
-        shifted = wait_for(lambda: stack.watch.reached(lambda s: s == ("1", {"4": 0.1}), t0), "CodeDeploy's 10% shift")
-        say(f"CodeDeploy shifts 10%: live -> {show(('1', {'4': 0.1}))}")
+        dep, t0, wall0, shifted = deploy_to_canary(em, stack, "4", HEALTHY, pre_traffic_said=None)
         full = wait_for(lambda: stack.watch.reached(lambda s: on_100(s, "4"), t0), "CodeDeploy's shift to 100%")
         say(f"requests through live during the canary ({full - shifted:.1f}s, 5 minutes compressed): {summarize(stack.traffic.between(shifted, full))}")
         say(f"CodeDeploy shifts the rest: live -> {show(('4', {}))}")
@@ -871,17 +869,7 @@ def codedeploy_alarm_scenario(em: Emulator) -> None:
         ok_notification_ignored(em, ALARM)
 
         step("2. Version 2 fails under real traffic: CodeDeploy and ShiftGuard both hear the alarm")
-        publish(em, "2", FAILS_CHECKOUT)
-        put_canary_alarm(cw, "2", stack.topic)
-        t0 = time.monotonic()
-        wall0 = time.time()
-        dep = codedeploy.create("1", "2")
-        say(f"CreateDeployment {dep}: 1 -> 2")
-        status, _ = codedeploy.hook_status(dep, "BeforeAllowTraffic")
-        say(f"pre-traffic reported {status}")
-        expect("pre-traffic reports Succeeded for version 2", status == "Succeeded")
-        shifted = wait_for(lambda: stack.watch.reached(lambda s: s == ("1", {"2": 0.1}), t0), "CodeDeploy's 10% shift")
-        say(f"CodeDeploy shifts 10%: live -> {show(('1', {'2': 0.1}))}")
+        dep, t0, wall0, shifted = deploy_to_canary(em, stack, "2", FAILS_CHECKOUT)
         alarm = alarm_transition(em, ALARM, "ALARM", wall0)
         say(f"requests through live since the shift: {summarize(stack.traffic.between(shifted))}")
         say(f"alarm {ALARM}: {alarm['oldState']} -> ALARM ({alarm['by']})")

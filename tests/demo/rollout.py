@@ -24,14 +24,11 @@ Exit status: 0 promoted, 2 aborted, 1 an error (its errorType and message are pr
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +38,9 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))
+from local_run import answers_at, cargo_lambda_watch, docstring_parser, free_port  # noqa: E402
+
 RETRYABLE = ("Shift.AwsError", "Shift.RestoreFailed", "Shift.NotifyFailed")
 ATTEMPTS = 3
 
@@ -131,29 +131,17 @@ def drive(endpoint: str, event: dict, show: Callable[[dict], None] = lambda a: p
         sleep(answer.get("waitMs", 1000 * answer.get("waitSeconds", 0)) / 1000)
 
 
-def answers_at(endpoint: str) -> bool:
-    host, _, port = endpoint.split("//")[-1].rstrip("/").partition(":")
-    with socket.socket() as s:
-        return s.connect_ex((host, int(port or 80))) == 0
-
-
 class Watch:
     """`cargo lambda watch` of our own, on a free port, with the emulator's environment."""
 
     def __init__(self, emulator: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AWS_ENDPOINT_URL": emulator, "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local")}
         self.log = Path(tempfile.gettempdir()) / "shiftguard-rollout-watch.log"
-        cargo_lambda = Path(sys.executable).parent / "cargo-lambda"
-        self.proc = subprocess.Popen(
-            [str(cargo_lambda if cargo_lambda.exists() else "cargo-lambda"), "lambda", "watch", "--ignore-changes",
-             "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
-            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = cargo_lambda_watch(port, env, self.log)
         while not answers_at(self.endpoint):
             if self.proc.poll() is not None:
                 raise SystemExit(f"cargo lambda watch did not start (log: {self.log})")
@@ -179,10 +167,7 @@ def hint(exc: StepFailed, event: dict) -> str | None:
 
 
 def main() -> int:
-    description, _, rest = __doc__.partition("Usage: ")
-    usage, _, epilog = rest.partition("\n")
-    parser = argparse.ArgumentParser(usage=usage, description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = docstring_parser(__doc__)
     parser.add_argument("plan", type=Path)
     parser.add_argument("--endpoint")
     parser.add_argument("--emulator", default=os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:5005")
