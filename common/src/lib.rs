@@ -129,7 +129,10 @@ impl aws_smithy_runtime_api::client::http::HttpClient for ValidatedOnce {
         {
             return Ok(());
         }
-        self.inner.validate_base_client_config(components, cfg)
+        init_trace::mark("tls-roots:start");
+        let validated = self.inner.validate_base_client_config(components, cfg);
+        init_trace::mark("tls-roots:end");
+        validated
     }
 
     fn validate_final_config(
@@ -170,6 +173,35 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
         .http_client(http_client())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
+}
+
+/// Every function's `main`: the runtime, the CA bundle, JSON logs, the configuration `read`s
+/// (an error is logged naming its variable and kept: the runtime starts anyway and every
+/// invocation answers with it, where it shows), the SDK configuration; then `serve` with them.
+/// Each step is an [`init_trace::mark`] (`make bench`'s breakdown).
+pub fn main<C, E, Fut>(
+    read: impl FnOnce() -> Result<C, env::EnvError>,
+    serve: impl FnOnce(Result<C, env::EnvError>, SdkConfig) -> Fut,
+) -> Result<(), E>
+where
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: From<std::io::Error>,
+{
+    init_trace::mark("main");
+    let runtime = runtime()?;
+    init_trace::mark("runtime");
+    runtime.block_on(async move {
+        prefer_ca_bundle();
+        init_logging();
+        init_trace::mark("logging");
+        let config = read().inspect_err(|e| {
+            tracing::error!(variable = %e.variable, error = %e, "invalid configuration: every invocation answers with this error");
+        });
+        init_trace::mark("config");
+        let sdk = aws_config().await;
+        init_trace::mark("sdk-config");
+        serve(config, sdk).await
+    })
 }
 
 /// The functions' runtime: one thread, since Lambda hands a function one invocation at a time

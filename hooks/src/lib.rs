@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use shiftguard_common::env::EnvError;
 use tracing::{error, warn};
 
 pub use config::HookConfig;
@@ -330,25 +331,25 @@ pub async fn doctor(
         .map_err(|(serious, report)| HookError::DoctorFoundProblems { serious, report })
 }
 
-/// The thin `main` of both hook binaries.
-pub async fn serve(phase: Phase) -> Result<(), lambda_runtime::Error> {
+/// The thin `main` of both hook binaries. A bad configuration must still end in a `Failed`
+/// report, so the runtime starts anyway and every invocation reports it.
+pub fn main(phase: Phase) -> Result<(), lambda_runtime::Error> {
+    shiftguard_common::main(HookConfig::from_env, |config, sdk| {
+        serve(phase, config, sdk)
+    })
+}
+
+async fn serve(
+    phase: Phase,
+    config: Result<HookConfig, EnvError>,
+    sdk: aws_config::SdkConfig,
+) -> Result<(), lambda_runtime::Error> {
     use shiftguard_common::init_trace::mark;
-    shiftguard_common::prefer_ca_bundle();
-    shiftguard_common::init_logging();
-    mark("logging");
-    // A bad configuration must still end in a `Failed` report, so the runtime starts anyway and
-    // every invocation reports it.
-    let config = HookConfig::from_env().inspect_err(|e| {
-        error!(variable = %e.variable, error = %e, "invalid configuration: every invocation will report Failed");
-    });
     if let Ok(cfg) = &config {
         for unused in cfg.unused_in(phase) {
             warn!(warning = %unused, "check configuration");
         }
     }
-    mark("config");
-    let sdk = shiftguard_common::aws_config().await;
-    mark("sdk-config");
     let clients = Clients::new(&sdk);
     if let Ok(cfg) = &config {
         clients.prepare(&cfg.checks);

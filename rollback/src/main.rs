@@ -3,32 +3,25 @@
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rollback::event::EventError;
 use rollback::{invoke, Clients, Config, Deadline, RollbackError};
+use shiftguard_common::env::EnvError;
 use shiftguard_common::init_trace::mark;
 use shiftguard_common::RawEvent;
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    mark("main");
-    let runtime = shiftguard_common::runtime()?;
-    mark("runtime");
-    runtime.block_on(serve())
+    shiftguard_common::main(Config::from_env, |config, sdk| async move {
+        let clients = Clients::for_config(&sdk, config.as_ref().ok());
+        mark("clients");
+        serve(&clients, &config).await
+    })
 }
 
-async fn serve() -> Result<(), lambda_runtime::Error> {
-    shiftguard_common::prefer_ca_bundle();
-    shiftguard_common::init_logging();
-    mark("logging");
-    // A bad configuration is logged at start-up and then answers every invocation with the same
-    // error, so that it shows in the invocation result and the on-failure destination instead of
-    // as an anonymous runtime exit.
-    let config = Config::from_env().inspect_err(|e| {
-        tracing::error!(variable = %e.variable, error = %e, "invalid configuration");
-    });
-    mark("config");
-    let sdk = shiftguard_common::aws_config().await;
-    mark("sdk-config");
-    let clients = Clients::for_config(&sdk, config.as_ref().ok());
-    mark("clients");
-    let (clients, config) = (&clients, &config);
+/// The runtime loop. A bad configuration answers every invocation with the same error, so that
+/// it shows in the invocation result and the on-failure destination instead of as an anonymous
+/// runtime exit.
+async fn serve(
+    clients: &Clients,
+    config: &Result<Config, EnvError>,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
         let config = config
             .as_ref()

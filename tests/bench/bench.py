@@ -118,6 +118,12 @@ STEPS = [
 ]
 
 
+# Parts of a step, marked PART:start and PART:end: (part, (step, what)).
+PARTS = [
+    ("tls-roots", ("clients", "of which the TLS roots: the CA bundle read and parsed, the rustls configuration (once)")),
+]
+
+
 def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool = False) -> dict:
     api.reset(event)
     full_env = {
@@ -154,6 +160,10 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool 
             if step in marks:
                 steps[step] = (marks[step] - previous) * 1000.0
                 previous = marks[step]
+        # Within a step: a part marked NAME:start … NAME:end.
+        for name in {m.split(":")[0] for m in marks if m.endswith(":start")}:
+            if f"{name}:end" in marks:
+                steps[name] = (marks[f"{name}:end"] - marks[f"{name}:start"]) * 1000.0
     return {
         "steps": steps if trace else None,
         "init_ms": (api.first_next - started) * 1000.0,
@@ -164,12 +174,20 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool 
     }
 
 
-def binary_path(release_dir: Path, name: str) -> Path:
-    """Where a release binary is: cargo lambda's `target/lambda/NAME/bootstrap`, else the release dir."""
-    for candidate in (ROOT / "target/lambda" / name / "bootstrap", release_dir / name):
-        if candidate.exists():
-            return candidate
-    raise SystemExit(f"{name} is missing: `make bench` builds it (cargo lambda build --release)")
+def binary_path(zip_dir: Path, name: str) -> Path:
+    """The binary as deployed: `bootstrap` from the function's zip (`make build`), unpacked into
+    target/bench/bin/NAME/. (`target/lambda/NAME/bootstrap` beside the zip is not rewritten by a
+    zip build: it may be an older binary.)"""
+    deployable = zip_dir / name / "bootstrap.zip"
+    if not deployable.exists():
+        raise SystemExit(f"{deployable} is missing: `make bench` builds it (cargo lambda build --release --output-format zip)")
+    out = ROOT / "target/bench/bin" / name
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(deployable) as z:
+        z.extract("bootstrap", out)
+    binary = out / "bootstrap"
+    binary.chmod(0o755)
+    return binary
 
 
 def critical_path(calls: list[dict]) -> int:
@@ -198,8 +216,6 @@ def stats(values: list[float]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--target-dir", default=str(ROOT / "target/x86_64-unknown-linux-gnu/release"),
-                        help="where the release binaries are (cargo lambda build puts them here)")
     parser.add_argument("--floor", default=str(ROOT / "target/lambda-floor/floor/bootstrap"),
                         help="the floor: a bare std-only runtime loop (tests/bench/floor), run before each function's run")
     parser.add_argument("--trace-dir", default=None,
@@ -208,7 +224,6 @@ def main() -> int:
     parser.add_argument("--zip-dir", default=str(ROOT / "target/lambda"),
                         help="the deployable zips, <dir>/<function>/bootstrap.zip (cargo lambda build --output-format zip)")
     args = parser.parse_args()
-    bin_dir = Path(args.target_dir)
 
     emulator = subprocess.Popen([sys.executable, str(ROOT / "tests/emulator/shiftguard_emulator.py"), "--port", "0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -295,7 +310,7 @@ def main() -> int:
         if not floor.exists():
             raise SystemExit(f"{floor} is missing: `make bench` builds it (tests/bench/floor)")
         for name, env, prepare in scenarios:
-            binary = binary_path(bin_dir, name)
+            binary = binary_path(Path(args.zip_dir), name)
             traced = Path(args.trace_dir) / name / "bootstrap" if args.trace_dir else None
             if traced is not None and not traced.exists():
                 raise SystemExit(f"{traced} is missing: `make bench` builds it (profile bench-trace)")
@@ -303,10 +318,11 @@ def main() -> int:
             for i in range(args.runs + 1):
                 # The floor first, each round: the same machine at the same moment.
                 bare = run_once(api, floor, {}, {"floor": True})
-                if traced is not None:
+                # The traced build before or after the measured one, alternately: whichever runs
+                # second was measured slower (a process just torn down), so neither always is.
+                traced_first = traced is not None and i % 2 == 0
+                if traced_first:
                     trace = run_once(api, traced, {**aws_env, **env}, prepare(), trace=True)
-                    if not trace["ok"]:
-                        raise SystemExit(f"{name} (traced): the invocation failed: {trace['response'][:500]}")
                 event = prepare()
                 run = run_once(api, binary, {**aws_env, **env}, event)
                 if not run["ok"]:
@@ -332,6 +348,10 @@ def main() -> int:
                     assert summary["status"] == "Succeeded", summary
                     run["hook_wall_ms"] = summary["durationMs"]
                     run["slowest_check_ms"] = max(c["latencyMs"] for c in summary["checks"])
+                if traced is not None and not traced_first:
+                    trace = run_once(api, traced, {**aws_env, **env}, prepare(), trace=True)
+                if traced is not None and not trace["ok"]:
+                    raise SystemExit(f"{name} (traced): the invocation failed: {trace['response'][:500]}")
                 if i > 0:  # the first run warms the page cache and the emulator
                     runs.append(run)
                     floors.append(bare)
@@ -355,6 +375,8 @@ def main() -> int:
             if traces:
                 entry["init_steps_ms"] = {step: round(statistics.median(t["steps"][step] for t in traces), 2)
                                           for step, _ in STEPS if all(step in t["steps"] for t in traces)}
+                entry["init_parts_ms"] = {part: round(statistics.median(t["steps"][part] for t in traces), 2)
+                                          for part, _ in PARTS if all(part in t["steps"] for t in traces)}
             results["functions"][name] = entry
             checks_ = [("init_ms", entry["init_ms"]["median"], BUDGETS["init_ms"]), ("zip_mb", entry["zip_mb"], BUDGETS["zip_mb"])]
             if name in ("rollback", "pre-traffic", "shift"):
@@ -387,6 +409,9 @@ def main() -> int:
         print(f"{'step':<12} " + " ".join(f"{n:>12}" for n in names) + "  what")
         for step, what in STEPS:
             print(f"{step:<12} " + " ".join(f"{results['functions'][n]['init_steps_ms'].get(step, float('nan')):>12.2f}" for n in names) + f"  {what}")
+            for part, (within, part_what) in PARTS:
+                if within == step:
+                    print(f"{'  ' + part:<12} " + " ".join(f"{results['functions'][n]['init_parts_ms'].get(part, float('nan')):>12.2f}" for n in names) + f"  {part_what}")
         print(f"{'total':<12} " + " ".join(f"{sum(results['functions'][n]['init_steps_ms'].values()):>12.2f}" for n in names))
     if results["missed"]:
         print("Budgets missed: " + "; ".join(results["missed"]))

@@ -1,8 +1,5 @@
 //! The `pre-traffic` hook (CodeDeploy BeforeAllowTraffic).
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    shiftguard_common::init_trace::mark("main");
-    let runtime = shiftguard_common::runtime()?;
-    shiftguard_common::init_trace::mark("runtime");
-    runtime.block_on(hooks::serve(hooks::Phase::PreTraffic))
+    hooks::main(hooks::Phase::PreTraffic)
 }

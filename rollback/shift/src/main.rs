@@ -4,30 +4,24 @@
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rollback::Deadline;
 use shift::{handle_shift, ShiftClients, ShiftConfig, ShiftError};
+use shiftguard_common::env::EnvError;
 use shiftguard_common::init_trace::mark;
 use shiftguard_common::RawEvent;
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    mark("main");
-    let runtime = shiftguard_common::runtime()?;
-    mark("runtime");
-    runtime.block_on(serve())
+    shiftguard_common::main(ShiftConfig::from_env, |config, sdk| async move {
+        let clients = ShiftClients::new(&sdk);
+        mark("clients");
+        serve(&clients, &config).await
+    })
 }
 
-async fn serve() -> Result<(), lambda_runtime::Error> {
-    shiftguard_common::prefer_ca_bundle();
-    shiftguard_common::init_logging();
-    mark("logging");
-    // A bad configuration answers every invocation with the same error (see rollback's main).
-    let config = ShiftConfig::from_env().inspect_err(|e| {
-        tracing::error!(variable = %e.variable, error = %e, "invalid configuration");
-    });
-    mark("config");
-    let sdk = shiftguard_common::aws_config().await;
-    mark("sdk-config");
-    let clients = ShiftClients::new(&sdk);
-    mark("clients");
-    let (clients, config) = (&clients, &config);
+/// The runtime loop; a bad configuration answers every invocation with the same error (see
+/// rollback's main).
+async fn serve(
+    clients: &ShiftClients,
+    config: &Result<ShiftConfig, EnvError>,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
         let config = config
             .as_ref()
