@@ -194,7 +194,9 @@ deploy: cdk/node_modules/.installed
 	cd cdk && npx tsc && npx cdk deploy --all -c shiftguard:architecture=$(ARCH)
 
 # Release zips (x86_64: its target is always installed), then init, handler time, peak RSS, zip
-# size and rollback's AWS round trips, each function run as Lambda runs it. Not part of `make test`.
+# size and rollback's AWS round trips, each function run as Lambda runs it, beside the floor (a bare
+# std-only runtime loop, tests/bench/floor) and with init step by step from a traced build (profile
+# bench-trace; tests/README.md "Performance"). Not part of `make test`.
 bench: $(STAMP)
 	$(MAKE) build ARCH=x86_64
 	$(PYTHON) -m pip install --quiet ziglang==0.17.0
