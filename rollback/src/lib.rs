@@ -536,22 +536,34 @@ async fn publish(clients: &Clients, topic: &str, summary: &Summary) -> Result<St
         failed,
         alarms.join(", ")
     );
-    // SNS subjects: at most 100 printable ASCII characters.
-    subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
-    subject.truncate(100);
-    let out = clients
-        .sns()
-        .publish()
-        .topic_arn(topic)
-        .subject(subject)
-        .message(serde_json::to_string_pretty(summary).unwrap_or_default())
-        .send()
-        .await
-        .map_err(|e| error_text(&e))?;
+    let id = publish_to_topic(clients, topic, &mut subject, summary).await?;
     if failed > 0 {
         warn!(topic, failed, "published a summary that reports failures");
     }
-    Ok(out.message_id.unwrap_or_default())
+    Ok(id)
+}
+
+/// Publishes `summary` (pretty JSON) to `topic` under `subject`, made what SNS takes (at most 100
+/// printable ASCII characters); the message id, or the error's text. rollback's and shift's
+/// notifications both go through here.
+pub async fn publish_to_topic(
+    clients: &Clients,
+    topic: &str,
+    subject: &mut String,
+    summary: &impl serde::Serialize,
+) -> Result<String, String> {
+    subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
+    subject.truncate(100);
+    clients
+        .sns()
+        .publish()
+        .topic_arn(topic)
+        .subject(subject.as_str())
+        .message(serde_json::to_string_pretty(summary).unwrap_or_default())
+        .send()
+        .await
+        .map(|out| out.message_id.unwrap_or_default())
+        .map_err(|e| error_text(&e))
 }
 
 #[cfg(test)]

@@ -60,19 +60,7 @@ pub(crate) async fn publish(
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
-    subject.retain(|c| c.is_ascii() && !c.is_ascii_control());
-    subject.truncate(100);
-    clients
-        .rollback
-        .sns()
-        .publish()
-        .topic_arn(topic)
-        .subject(subject)
-        .message(serde_json::to_string_pretty(summary).unwrap_or_default())
-        .send()
-        .await
-        .map(|o| o.message_id.unwrap_or_default())
-        .map_err(|e| error_text(&e))
+    rollback::publish_to_topic(&clients.rollback, topic, &mut subject, summary).await
 }
 
 /// The plan's alarms in ALARM, and those that do not exist. Metric and composite alarms, every
