@@ -437,16 +437,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                             metrics.push(WatchedMetric {
                                 namespace: ns.to_string(),
                                 metric: metric.to_string(),
-                                dimensions: a
-                                    .dimensions()
-                                    .iter()
-                                    .map(|d| {
-                                        (
-                                            d.name().unwrap_or_default().to_string(),
-                                            d.value().unwrap_or_default().to_string(),
-                                        )
-                                    })
-                                    .collect(),
+                                dimensions: dimension_pairs(a.dimensions()),
                             });
                         }
                         for q in a.metrics() {
@@ -454,16 +445,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
                                 metrics.push(WatchedMetric {
                                     namespace: m.namespace().unwrap_or_default().to_string(),
                                     metric: m.metric_name().unwrap_or_default().to_string(),
-                                    dimensions: m
-                                        .dimensions()
-                                        .iter()
-                                        .map(|d| {
-                                            (
-                                                d.name().unwrap_or_default().to_string(),
-                                                d.value().unwrap_or_default().to_string(),
-                                            )
-                                        })
-                                        .collect(),
+                                    dimensions: dimension_pairs(m.dimensions()),
                                 });
                             }
                         }
@@ -639,6 +621,19 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
         }
     }
     facts
+}
+
+/// An alarm's (or a metric query's) dimensions as (name, value) pairs.
+fn dimension_pairs(dimensions: &[aws_sdk_cloudwatch::types::Dimension]) -> Vec<(String, String)> {
+    dimensions
+        .iter()
+        .map(|d| {
+            (
+                d.name().unwrap_or_default().to_string(),
+                d.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
