@@ -9,62 +9,73 @@ use serde_json::json;
 use shiftguard_testkit::event;
 use support::*;
 
-const ALARM_EVENT: &str = "rollback/sns-single-metric-alarm.json";
+const LATTICE_EVENT: &str = "rollback/sns-lattice-alarm.json";
 
 fn mapping(alarms: &[&str], targets: Vec<serde_json::Value>) -> serde_json::Value {
     json!([{ "alarms": alarms, "targets": targets }])
 }
 
-#[tokio::test]
-async fn codedeploy_shaped_canary_goes_back_to_the_old_version() {
-    let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+/// Rollback configured with the Lattice sample alarm → `lat`'s listener.
+fn lattice_config(lat: &Lattice) -> rollback::Config {
+    config(mapping(&["orders-canary-5xx"], vec![lattice_target(lat)]))
+}
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
-
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
-    let report = &summary.targets[0];
-    assert_eq!(report.outcome, Outcome::Restored);
-    assert_eq!(report.action, Action::RestoreAlias);
-    assert_eq!(
-        report.before,
-        Some(json!({"version": "1", "weights": {"2": 0.1}}))
-    );
-    assert_eq!(report.after, Some(json!({"version": "1", "weights": {}})));
-    assert_eq!(report.alarms, vec!["checkout-canary-errors"]);
-    assert_eq!(w.emu.count("lambda", "UpdateAlias"), 1);
+/// An alias in a canary, and the version rollback must leave alone on traffic.
+struct CanaryCase {
+    name: &'static str,
+    versions: usize,
+    primary: &'static str,
+    weight: (&'static str, f64),
+    restored: &'static str,
 }
 
 #[tokio::test]
-async fn hand_rolled_canary_goes_back_to_the_older_version() {
-    let w = world().await;
-    function(&w, "checkout", 3).await;
-    // The shape many guides use: primary = new version, old version as the additional weight.
-    alias(&w, "checkout", "live", "3", &[("2", 0.9)]).await;
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+async fn a_canary_goes_back_to_the_stable_version() {
+    let cases = [
+        CanaryCase {
+            name: "CodeDeploy's shape: primary = old version, new version weighted",
+            versions: 2,
+            primary: "1",
+            weight: ("2", 0.1),
+            restored: "1",
+        },
+        CanaryCase {
+            // The shape many guides use: primary = new version, old version as the additional weight.
+            name: "hand-rolled shape: primary = new version, older version weighted",
+            versions: 3,
+            primary: "3",
+            weight: ("2", 0.9),
+            restored: "2",
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let w = world().await;
+        function(&w, "checkout", case.versions).await;
+        alias(&w, "checkout", "live", case.primary, &[case.weight]).await;
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+        let summary = run(&w, &checkout_config(), CANARY_EVENT)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
 
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("2".to_string(), vec![])
-    );
-    assert_eq!(summary.targets[0].outcome, Outcome::Restored);
+        assert_eq!(live(&w).await, only(case.restored), "{name}");
+        let report = &summary.targets[0];
+        assert_eq!(report.outcome, Outcome::Restored, "{name}");
+        assert_eq!(report.action, Action::RestoreAlias, "{name}");
+        let (new, weight) = case.weight;
+        assert_eq!(
+            report.before,
+            Some(json!({"version": case.primary, "weights": {new: weight}})),
+            "{name}"
+        );
+        assert_eq!(
+            report.after,
+            Some(json!({"version": case.restored, "weights": {}})),
+            "{name}"
+        );
+        assert_eq!(report.alarms, vec![CANARY_ALARM], "{name}");
+        assert_eq!(w.emu.count("lambda", "UpdateAlias"), 1, "{name}");
+    }
 }
 
 #[tokio::test]
@@ -75,16 +86,11 @@ async fn stable_pointer_alias_decides_the_version() {
     alias(&w, "checkout", "live", "3", &[("4", 0.1)]).await;
     let mut target = alias_target("checkout", "live");
     target["stableAlias"] = json!("blue");
-    let cfg = config(mapping(&["checkout-canary-errors"], vec![target]));
+    let cfg = config(canary_mapping(vec![target]));
 
-    handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("2".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("2"));
     assert_eq!(
         alias_state(&w, "checkout", "blue").await,
         ("2".to_string(), vec![]),
@@ -99,36 +105,16 @@ async fn explicit_stable_version_wins_and_a_missing_version_is_refused() {
     alias(&w, "checkout", "live", "2", &[("3", 0.2)]).await;
     let mut target = alias_target("checkout", "live");
     target["stableVersion"] = json!("1");
-    let cfg = config(mapping(&["checkout-canary-errors"], vec![target.clone()]));
-    handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    let cfg = config(canary_mapping(vec![target.clone()]));
+    run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
+    assert_eq!(live(&w).await, only("1"));
 
     // A pinned version that does not exist: the write is refused and the alias is left alone.
-    w.clients
-        .lambda
-        .update_alias()
-        .function_name("checkout")
-        .name("live")
-        .function_version("2")
-        .routing_config(
-            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
-                .additional_version_weights("3", 0.2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_alias(&w, "checkout", "live", "2", &[("3", 0.2)]).await;
     target["stableVersion"] = json!("9");
-    let cfg = config(mapping(&["checkout-canary-errors"], vec![target]));
+    let cfg = config(canary_mapping(vec![target]));
     w.emu.reset_calls();
-    let err = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .unwrap_err();
+    let err = run(&w, &cfg, CANARY_EVENT).await.unwrap_err();
     assert!(matches!(err, RollbackError::TargetsFailed { .. }), "{err}");
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(
@@ -171,45 +157,26 @@ async fn every_envelope_and_alarm_kind_rolls_back() {
         ),
     ];
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let cfg = config(mapping(
         &["checkout-*"],
         vec![alias_target("checkout", "live")],
     ));
     for (file, alarm) in cases {
-        w.clients
-            .lambda
-            .update_alias()
-            .function_name("checkout")
-            .name("live")
-            .function_version("1")
-            .routing_config(
-                aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
-                    .additional_version_weights("2", 0.1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let summary = handle(&w.clients, &cfg, &event(file), Deadline::default())
+        set_alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+        let summary = run(&w, &cfg, file)
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(summary.alarms[0].alarm_name, alarm, "{file}");
         assert_eq!(summary.targets[0].outcome, Outcome::Restored, "{file}");
-        assert_eq!(
-            alias_state(&w, "checkout", "live").await,
-            ("1".to_string(), vec![]),
-            "{file}"
-        );
+        assert_eq!(live(&w).await, only("1"), "{file}");
     }
 }
 
 #[tokio::test]
 async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let deployment = deployment_in_flight(
         &w,
         ("1", "2"),
@@ -217,14 +184,9 @@ async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
         json!({"rollback_delay": 0.3}),
     )
     .await;
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     let report = &summary.targets[0];
     assert_eq!(report.action, Action::StopDeployment);
@@ -236,17 +198,13 @@ async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
     );
     // Rollback did not edit the alias behind CodeDeploy's back: CodeDeploy's rollback did.
     assert_eq!(w.emu.count("lambda", "UpdateAlias"), 0);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 #[tokio::test]
 async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     deployment_in_flight(
         &w,
         ("1", "2"),
@@ -258,13 +216,11 @@ async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
     target["codeDeploy"] =
         json!({"application": "checkout-app", "deploymentGroup": "checkout-app-group"});
     let cfg = config_with(
-        mapping(&["checkout-canary-errors"], vec![target]),
+        canary_mapping(vec![target]),
         &[("CODEDEPLOY_ROLLBACK_WAIT", "400")],
     );
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     let report = &summary.targets[0];
     assert_eq!(report.outcome, Outcome::Restored, "{report:?}");
@@ -278,35 +234,23 @@ async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
         "{report:?}"
     );
     assert_eq!(w.emu.stopped_deployments().len(), 1);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 #[tokio::test]
 async fn a_finished_deployment_is_not_stopped() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let deployment = codedeploy_deployment(&w, "checkout-app", "checkout", "live", "1", "2").await;
     w.emu
         .set_deployment(&deployment, json!({"status": "Succeeded"}));
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     assert_eq!(summary.targets[0].action, Action::RestoreAlias);
     assert_eq!(w.emu.count("codedeploy", "StopDeployment"), 0);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 #[tokio::test]
@@ -324,16 +268,9 @@ async fn lattice_default_action_and_weighted_rules_go_back_to_production() {
     .await;
     // A rule that does not involve production routes other traffic: it is not touched.
     let admin = lattice_rule(&w, &lat, "admin", 20, "/admin", &[(&lat.other, 100)]).await;
-    let cfg = config(mapping(&["orders-canary-5xx"], vec![lattice_target(&lat)]));
+    let cfg = lattice_config(&lat);
 
-    let summary = handle(
-        &w.clients,
-        &cfg,
-        &event("rollback/sns-lattice-alarm.json"),
-        Deadline::default(),
-    )
-    .await
-    .expect("rollback");
+    let summary = run(&w, &cfg, LATTICE_EVENT).await.expect("rollback");
 
     let report = &summary.targets[0];
     assert_eq!(report.outcome, Outcome::Restored, "{report:?}");
@@ -367,14 +304,7 @@ async fn lattice_listener_without_a_production_forward_is_an_error() {
     target["productionTargetGroup"] = json!(lat.other);
     let cfg = config(mapping(&["orders-canary-5xx"], vec![target]));
 
-    let err = handle(
-        &w.clients,
-        &cfg,
-        &event("rollback/sns-lattice-alarm.json"),
-        Deadline::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = run(&w, &cfg, LATTICE_EVENT).await.unwrap_err();
 
     assert!(
         err.to_string()
@@ -391,24 +321,19 @@ async fn lattice_listener_without_a_production_forward_is_an_error() {
 #[tokio::test]
 async fn a_second_delivery_changes_nothing() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lat = lattice(&w, (90, 10)).await;
     let cfg = config(json!([
         {"alarms": ["checkout-canary-errors"], "targets": [alias_target("checkout", "live")]},
         {"alarms": ["orders-canary-5xx"], "targets": [lattice_target(&lat)]}
     ]));
-    for file in [ALARM_EVENT, "rollback/sns-lattice-alarm.json"] {
-        handle(&w.clients, &cfg, &event(file), Deadline::default())
-            .await
-            .expect("first delivery");
+    for file in [CANARY_EVENT, LATTICE_EVENT] {
+        run(&w, &cfg, file).await.expect("first delivery");
     }
     w.emu.reset_calls();
 
-    for file in [ALARM_EVENT, "rollback/sns-lattice-alarm.json"] {
-        let summary = handle(&w.clients, &cfg, &event(file), Deadline::default())
-            .await
-            .expect("second delivery");
+    for file in [CANARY_EVENT, LATTICE_EVENT] {
+        let summary = run(&w, &cfg, file).await.expect("second delivery");
         assert_eq!(summary.targets[0].outcome, Outcome::AlreadyStable, "{file}");
         assert_eq!(summary.targets[0].action, Action::None, "{file}");
     }
@@ -418,14 +343,13 @@ async fn a_second_delivery_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_duplicates_end_in_one_restore_and_no_errors() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lat = lattice(&w, (90, 10)).await;
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live"), lattice_target(&lat)],
-    ));
-    let evt = event(ALARM_EVENT);
+    let cfg = config(canary_mapping(vec![
+        alias_target("checkout", "live"),
+        lattice_target(&lat),
+    ]));
+    let evt = event(CANARY_EVENT);
 
     let runs = futures::future::join_all(
         (0..10).map(|_| handle(&w.clients, &cfg, &evt, Deadline::default())),
@@ -447,10 +371,7 @@ async fn ten_concurrent_duplicates_end_in_one_restore_and_no_errors() {
     }
     // RevisionId lets exactly one writer win; the others re-read and find it done.
     assert_eq!(restored_alias, 1);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
     assert_eq!(
         listener_weights(&w, &lat).await,
         vec![(lat.production.clone(), 100), (lat.canary.clone(), 0)]
@@ -460,21 +381,15 @@ async fn ten_concurrent_duplicates_end_in_one_restore_and_no_errors() {
 #[tokio::test]
 async fn a_revision_conflict_is_re_read_and_retried() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     // Between rollback's read and its write, a shift moves the canary to 50%.
     w.emu.arm_fault(
         json!({"service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
         "function_version": "1", "routing_config": {"AdditionalVersionWeights": {"2": 0.5}}}),
     );
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     assert_eq!(summary.targets[0].outcome, Outcome::Restored);
     assert_eq!(
@@ -487,17 +402,13 @@ async fn a_revision_conflict_is_re_read_and_retried() {
         2,
         "the alias was read again after the conflict"
     );
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lat = lattice(&w, (90, 10)).await;
     w.emu.arm_fault(
         json!({"service": "lambda", "operation": "UpdateAlias", "kind": "throttle", "count": 2}),
@@ -507,14 +418,12 @@ async fn throttling_and_server_errors_are_retried() {
     );
     w.emu.arm_fault(json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "throttle", "count": 2}));
     w.emu.arm_fault(json!({"service": "codedeploy", "operation": "ListDeployments", "kind": "throttle", "count": 1}));
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live"), lattice_target(&lat)],
-    ));
+    let cfg = config(canary_mapping(vec![
+        alias_target("checkout", "live"),
+        lattice_target(&lat),
+    ]));
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     assert!(
         summary
@@ -526,31 +435,19 @@ async fn throttling_and_server_errors_are_retried() {
     );
     assert_eq!(w.emu.count("lambda", "UpdateAlias"), 3);
     assert_eq!(w.emu.count("vpc-lattice", "UpdateListener"), 3);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 #[tokio::test]
 async fn an_unmapped_alarm_is_refused_and_nothing_is_touched() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     w.emu.reset_calls();
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![alias_target("checkout", "live")],
-    ));
+    let cfg = checkout_config();
 
-    let err = handle(
-        &w.clients,
-        &cfg,
-        &event("rollback/sns-unmapped-alarm.json"),
-        Deadline::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = run(&w, &cfg, "rollback/sns-unmapped-alarm.json")
+        .await
+        .unwrap_err();
 
     match err {
         RollbackError::Unmapped { unmapped, .. } => {
@@ -572,9 +469,7 @@ async fn ok_and_insufficient_data_are_ignored_without_aws_calls() {
         "rollback/sns-ok-transition.json",
         "rollback/sns-insufficient-data.json",
     ] {
-        let summary = handle(&w.clients, &cfg, &event(file), Deadline::default())
-            .await
-            .expect(file);
+        let summary = run(&w, &cfg, file).await.expect(file);
         assert!(summary.targets.is_empty(), "{file}");
         assert_eq!(summary.ignored.len(), 1, "{file}");
     }
@@ -616,9 +511,7 @@ async fn malformed_events_are_clear_errors_without_aws_calls() {
         ("rollback/malformed/not-an-object.json", "not a JSON object"),
     ];
     for (file, expected) in cases {
-        let err = handle(&w.clients, &cfg, &event(file), Deadline::default())
-            .await
-            .unwrap_err();
+        let err = run(&w, &cfg, file).await.unwrap_err();
         assert!(matches!(err, RollbackError::BadEvent(_)), "{file}: {err}");
         assert!(err.to_string().contains(expected), "{file}: {err}");
     }
@@ -628,20 +521,14 @@ async fn malformed_events_are_clear_errors_without_aws_calls() {
 #[tokio::test]
 async fn dry_run_plans_and_writes_nothing() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lat = lattice(&w, (90, 10)).await;
     let cfg = config_with(
-        mapping(
-            &["checkout-canary-errors"],
-            vec![alias_target("checkout", "live"), lattice_target(&lat)],
-        ),
+        canary_mapping(vec![alias_target("checkout", "live"), lattice_target(&lat)]),
         &[("DRY_RUN", "true")],
     );
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("dry run");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("dry run");
 
     assert!(summary.dry_run);
     for report in &summary.targets {
@@ -665,21 +552,15 @@ async fn dry_run_plans_and_writes_nothing() {
 #[tokio::test]
 async fn one_failing_target_does_not_stop_the_others() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lat = lattice(&w, (90, 10)).await;
-    let cfg = config(mapping(
-        &["checkout-canary-errors"],
-        vec![
-            alias_target("no-such-function", "live"),
-            alias_target("checkout", "live"),
-            lattice_target(&lat),
-        ],
-    ));
+    let cfg = config(canary_mapping(vec![
+        alias_target("no-such-function", "live"),
+        alias_target("checkout", "live"),
+        lattice_target(&lat),
+    ]));
 
-    let err = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .unwrap_err();
+    let err = run(&w, &cfg, CANARY_EVENT).await.unwrap_err();
 
     match &err {
         RollbackError::TargetsFailed { failed, summary } => {
@@ -691,10 +572,7 @@ async fn one_failing_target_does_not_stop_the_others() {
         }
         other => panic!("expected a partial failure, got {other}"),
     }
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
     assert_eq!(
         listener_weights(&w, &lat).await,
         vec![(lat.production.clone(), 100), (lat.canary.clone(), 0)]
@@ -704,8 +582,7 @@ async fn one_failing_target_does_not_stop_the_others() {
 #[tokio::test]
 async fn the_summary_is_published_when_a_topic_is_configured() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let topic = w
         .clients
         .sns()
@@ -717,16 +594,11 @@ async fn the_summary_is_published_when_a_topic_is_configured() {
         .topic_arn
         .unwrap();
     let cfg = config_with(
-        mapping(
-            &["checkout-canary-errors"],
-            vec![alias_target("checkout", "live")],
-        ),
+        canary_mapping(vec![alias_target("checkout", "live")]),
         &[("NOTIFY_TOPIC_ARN", &topic)],
     );
 
-    let summary = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
 
     assert!(summary
         .notification
@@ -747,18 +619,13 @@ async fn the_summary_is_published_when_a_topic_is_configured() {
 
     // A topic that cannot be published to makes the invocation fail, after traffic was handled.
     let cfg = config_with(
-        mapping(
-            &["checkout-canary-errors"],
-            vec![alias_target("checkout", "live")],
-        ),
+        canary_mapping(vec![alias_target("checkout", "live")]),
         &[(
             "NOTIFY_TOPIC_ARN",
             "arn:aws:sns:us-east-1:123456789012:deleted-topic",
         )],
     );
-    let err = handle(&w.clients, &cfg, &event(ALARM_EVENT), Deadline::default())
-        .await
-        .unwrap_err();
+    let err = run(&w, &cfg, CANARY_EVENT).await.unwrap_err();
     assert!(matches!(err, RollbackError::Notify { .. }), "{err}");
 }
 
@@ -791,16 +658,11 @@ async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
         .await
         .unwrap();
     w.emu.reset_calls();
-    let cfg = config(mapping(&["orders-canary-5xx"], vec![lattice_target(&lat)]));
+    let cfg = lattice_config(&lat);
     // The sample event's alarm changed state on 2026-11-21, long before this rollout began.
-    let summary = handle(
-        &w.clients,
-        &cfg,
-        &event("rollback/sns-lattice-alarm.json"),
-        Deadline::default(),
-    )
-    .await
-    .expect("left alone is not a failure");
+    let summary = run(&w, &cfg, LATTICE_EVENT)
+        .await
+        .expect("left alone is not a failure");
     assert_eq!(
         summary.targets[0].outcome,
         Outcome::LeftAlone,
@@ -817,14 +679,7 @@ async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
         mapping(&["orders-canary-5xx"], vec![lattice_target(&lat)]),
         &[("DRY_RUN", "true")],
     );
-    let summary = handle(
-        &w.clients,
-        &dry,
-        &event("rollback/sns-lattice-alarm.json"),
-        Deadline::default(),
-    )
-    .await
-    .expect("dry run");
+    let summary = run(&w, &dry, LATTICE_EVENT).await.expect("dry run");
     assert_eq!(
         summary.targets[0].outcome,
         Outcome::LeftAlone,

@@ -50,6 +50,72 @@ pub fn alias_target(function: &str, alias: &str) -> Value {
     json!({"type": "lambda-alias", "function": function, "alias": alias})
 }
 
+/// The alarm every alias test maps: the single-metric sample event's.
+pub const CANARY_ALARM: &str = "checkout-canary-errors";
+/// The sample event of [`CANARY_ALARM`] through SNS.
+pub const CANARY_EVENT: &str = "rollback/sns-single-metric-alarm.json";
+
+/// `ROLLBACK_TARGETS` that map [`CANARY_ALARM`] to `targets`.
+pub fn canary_mapping(targets: Vec<Value>) -> Value {
+    json!([{ "alarms": [CANARY_ALARM], "targets": targets }])
+}
+
+/// Rollback configured with [`CANARY_ALARM`] → `checkout:live`, the mapping most tests use.
+pub fn checkout_config() -> Config {
+    config(canary_mapping(vec![alias_target("checkout", "live")]))
+}
+
+/// `checkout` with versions 1 and 2, `live` in a CodeDeploy-shaped canary: 1 with 2 at 10%.
+pub async fn checkout_canary(w: &World) {
+    function(w, "checkout", 2).await;
+    alias(w, "checkout", "live", "1", &[("2", 0.1)]).await;
+}
+
+/// `function:alias` moved (not created) to `version` with `weights`, as a shift or an operator would.
+pub async fn set_alias(
+    w: &World,
+    function: &str,
+    alias: &str,
+    version: &str,
+    weights: &[(&str, f64)],
+) {
+    w.clients
+        .lambda
+        .update_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
+        .routing_config(fixtures::routing(weights))
+        .send()
+        .await
+        .expect("UpdateAlias");
+}
+
+/// `checkout:live` as the API reports it now.
+pub async fn live(w: &World) -> (String, Vec<(String, f64)>) {
+    alias_state(w, "checkout", "live").await
+}
+
+/// An alias state with `version` alone on traffic.
+pub fn only(version: &str) -> (String, Vec<(String, f64)>) {
+    (version.to_string(), vec![])
+}
+
+/// Rollback's handler on the sample event `file`, with the default deadline.
+pub async fn run(
+    w: &World,
+    cfg: &Config,
+    file: &str,
+) -> Result<rollback::report::Summary, rollback::RollbackError> {
+    rollback::handle(
+        &w.clients,
+        cfg,
+        &shiftguard_testkit::event(file),
+        rollback::Deadline::default(),
+    )
+    .await
+}
+
 /// `checkout:live` as the rehearsal stack (`cdk/lib/rehearsal.ts`) maps it: with its CodeDeploy
 /// group, which scopes rollback's deployment lookups (create it with [`rehearsal_group`]).
 pub fn rehearsal_alias_target() -> Value {
