@@ -20,7 +20,13 @@ const SNS: &str = "rollback/sns-single-metric-alarm.json";
 const EVENTBRIDGE: &str = "rollback/eventbridge-alarm-state-change.json";
 
 fn alarm_targets(target: Value) -> Value {
-    json!([{"alarms": ["checkout-canary-errors"], "targets": [target]}])
+    canary_mapping(vec![target])
+}
+
+/// An emulator fault: `service`'s `operation` answers AccessDenied every time.
+fn access_denied(service: &str, operation: &str) -> Value {
+    json!({"service": service, "operation": operation, "kind": "error", "status": 400,
+        "code": "AccessDeniedException", "message": "not allowed", "count": -1})
 }
 
 /// Every version the alias was ever written to by an `UpdateAlias` the emulator received.
@@ -41,8 +47,7 @@ fn alias_writes(w: &World) -> Vec<String> {
 #[tokio::test]
 async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deployment() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let deployment = deployment_in_flight(
         &w,
         ("1", "2"),
@@ -54,9 +59,7 @@ async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deploy
     target["stableAlias"] = json!("blue");
     let cfg = config(alarm_targets(target));
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, SNS).await.expect("rollback");
 
     let report = &summary.targets[0];
     assert_eq!(report.outcome, Outcome::RestoredByCodeDeploy, "{report:#?}");
@@ -68,10 +71,7 @@ async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deploy
             .any(|n| n.contains("does not exist yet")),
         "the missing pointer is said: {report:#?}"
     );
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [2] The same alarm through SNS and EventBridge: the second delivery arrives while CodeDeploy's
@@ -80,8 +80,7 @@ async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deploy
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let deployment = deployment_in_flight(
         &w,
         ("1", "2"),
@@ -89,13 +88,12 @@ async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
         json!({"rollback_delay": 1.5}),
     )
     .await;
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
-    let sns = event(SNS);
-    let first = handle(&w.clients, &cfg, &sns, Deadline::default());
+    let first = run(&w, &cfg, SNS);
     let second = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        handle(&w.clients, &cfg, &event(EVENTBRIDGE), Deadline::default()).await
+        run(&w, &cfg, EVENTBRIDGE).await
     };
     let (first, second) = tokio::join!(first, second);
     let (first, second) = (first.expect("first"), second.expect("second"));
@@ -112,10 +110,7 @@ async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
         "only the original deployment was stopped, never CodeDeploy's rollback"
     );
     assert!(alias_writes(&w).is_empty(), "{:?}", alias_writes(&w));
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [2] The same alarm through SNS, EventBridge and the direct alarm action at the same instant:
@@ -125,8 +120,7 @@ async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn simultaneous_deliveries_stop_once_and_never_write_behind_codedeploy() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let deployment = deployment_in_flight(
         &w,
         ("1", "2"),
@@ -134,7 +128,7 @@ async fn simultaneous_deliveries_stop_once_and_never_write_behind_codedeploy() {
         json!({"rollback_delay": 1.0}),
     )
     .await;
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
     let (sns, bridge, action) = (
         event(SNS),
         event(EVENTBRIDGE),
@@ -157,10 +151,7 @@ async fn simultaneous_deliveries_stop_once_and_never_write_behind_codedeploy() {
         vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
     );
     assert!(alias_writes(&w).is_empty(), "{:?}", alias_writes(&w));
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [2] CodeDeploy rolled back on its own (its alarm or a failed hook) and its rollback is slow:
@@ -185,9 +176,7 @@ async fn a_slow_codedeploy_rollback_is_backed_up_only_toward_the_version_it_rest
         &[("CODEDEPLOY_ROLLBACK_WAIT", "300")],
     );
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, SNS).await.expect("rollback");
 
     let report = &summary.targets[0];
     assert_eq!(report.outcome, Outcome::Restored, "{report:#?}");
@@ -197,10 +186,7 @@ async fn a_slow_codedeploy_rollback_is_backed_up_only_toward_the_version_it_rest
         "a rollback deployment is never stopped"
     );
     assert_eq!(alias_writes(&w), vec!["1".to_string()]);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [5] Lambda retries a failed invocation minutes later; meanwhile a new, healthy deployment has
@@ -211,9 +197,9 @@ async fn a_late_retry_of_an_old_alarm_leaves_a_newer_deployment_alone() {
     function(&w, "checkout", 3).await;
     alias(&w, "checkout", "live", "2", &[("3", 0.1)]).await;
     let newer = deployment_in_flight(&w, ("2", "3"), AFTER_THE_ALARM, json!({})).await;
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+    let summary = run(&w, &cfg, SNS)
         .await
         .expect("a stale alarm is not an error");
 
@@ -235,19 +221,9 @@ async fn a_late_retry_of_an_old_alarm_leaves_a_newer_deployment_alone() {
 // stop is retried, with the lookup error in the report.
 #[tokio::test]
 async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
-    for (operation, fault) in [
-        (
-            "ListDeployments",
-            json!({"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed"}),
-        ),
-        (
-            "GetDeploymentTarget",
-            json!({"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed"}),
-        ),
-    ] {
+    for operation in ["ListDeployments", "GetDeploymentTarget"] {
         let w = world().await;
-        function(&w, "checkout", 2).await;
-        alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+        checkout_canary(&w).await;
         deployment_in_flight(
             &w,
             ("1", "2"),
@@ -255,16 +231,10 @@ async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
             json!({"auto_rollback": false}),
         )
         .await;
-        let mut spec = fault.clone();
-        spec["service"] = json!("codedeploy");
-        spec["operation"] = json!(operation);
-        spec["count"] = json!(-1);
-        w.emu.arm_fault(spec);
-        let cfg = config(alarm_targets(alias_target("checkout", "live")));
+        w.emu.arm_fault(access_denied("codedeploy", operation));
+        let cfg = checkout_config();
 
-        let err = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-            .await
-            .unwrap_err();
+        let err = run(&w, &cfg, SNS).await.unwrap_err();
 
         assert!(
             matches!(err, RollbackError::Incomplete { .. }),
@@ -277,11 +247,7 @@ async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
             "{text}"
         );
         assert!(text.contains("\"outcome\":\"restored\""), "{text}");
-        assert_eq!(
-            alias_state(&w, "checkout", "live").await,
-            ("1".into(), vec![]),
-            "{operation}"
-        );
+        assert_eq!(live(&w).await, only("1"), "{operation}");
     }
 }
 
@@ -289,30 +255,24 @@ async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
 #[tokio::test]
 async fn a_refused_stop_restores_traffic_and_fails_for_a_retry() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     deployment_in_flight(&w, ("1", "2"), BEFORE_THE_ALARM, json!({})).await;
-    w.emu.arm_fault(json!({"service": "codedeploy", "operation": "StopDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "not allowed", "count": -1}));
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    w.emu
+        .arm_fault(access_denied("codedeploy", "StopDeployment"));
+    let cfg = checkout_config();
 
-    let err = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .unwrap_err();
+    let err = run(&w, &cfg, SNS).await.unwrap_err();
 
     assert!(matches!(err, RollbackError::Incomplete { .. }), "{err}");
     assert!(err.to_string().contains("StopDeployment"), "{err}");
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [6] The region-wide scan reads no targets of deployments on other compute platforms.
 #[tokio::test]
 async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let lambda_deployment = deployment_in_flight(
         &w,
         ("1", "2"),
@@ -355,11 +315,9 @@ async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
         ec2.push(id);
     }
     w.emu.reset_calls();
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, SNS).await.expect("rollback");
 
     assert_eq!(
         summary.targets[0].deployment_id.as_deref(),
@@ -382,8 +340,7 @@ async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
 #[tokio::test]
 async fn waiting_for_codedeploy_survives_a_read_error_and_fits_the_deadline() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     deployment_in_flight(
         &w,
         ("1", "2"),
@@ -416,10 +373,7 @@ async fn waiting_for_codedeploy_survives_a_read_error_and_fits_the_deadline() {
         elapsed < Duration::from_secs(6),
         "finished before the deadline: {elapsed:?}"
     );
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [9] A RevisionId conflict is decided again from the new state: another writer started a new
@@ -433,11 +387,9 @@ async fn a_revision_conflict_is_decided_again() {
         "service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
         "function_version": "3", "routing_config": {"AdditionalVersionWeights": {"4": 0.2}},
     }));
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, SNS).await.expect("rollback");
 
     assert_eq!(
         summary.targets[0].outcome,
@@ -445,10 +397,7 @@ async fn a_revision_conflict_is_decided_again() {
         "{:#?}",
         summary.targets
     );
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("3".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("3"));
     assert_eq!(alias_writes(&w), vec!["1".to_string(), "3".to_string()]);
 }
 
@@ -461,7 +410,7 @@ async fn lattice_verifies_the_last_write_cycle() {
     w.emu.arm_fault(json!({"service": "vpc-lattice", "operation": "UpdateListener", "kind": "overwritten", "count": 2}));
     let cfg = config(alarm_targets(lattice_target(&lat)));
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
+    let summary = run(&w, &cfg, SNS)
         .await
         .expect("verified on the third cycle");
 
@@ -481,15 +430,9 @@ async fn lattice_verifies_the_last_write_cycle() {
 // [11] An AppSpec whose CurrentVersion is $LATEST: on no path may the alias end on $LATEST.
 #[tokio::test]
 async fn an_appspec_current_version_of_latest_is_never_written() {
-    for fault in [
-        None,
-        Some(
-            json!({"service": "codedeploy", "operation": "StopDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "no", "count": -1}),
-        ),
-    ] {
+    for fault in [None, Some(access_denied("codedeploy", "StopDeployment"))] {
         let w = world().await;
-        function(&w, "checkout", 2).await;
-        alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+        checkout_canary(&w).await;
         deployment_in_flight(
             &w,
             ("$LATEST", "2"),
@@ -505,18 +448,14 @@ async fn an_appspec_current_version_of_latest_is_never_written() {
             &[("CODEDEPLOY_ROLLBACK_WAIT", "200")],
         );
 
-        let _ = handle(&w.clients, &cfg, &event(SNS), Deadline::default()).await;
+        let _ = run(&w, &cfg, SNS).await;
 
         assert!(
             !alias_writes(&w).iter().any(|v| v == "$LATEST"),
             "{fault:?}: {:?}",
             alias_writes(&w)
         );
-        assert_eq!(
-            alias_state(&w, "checkout", "live").await,
-            ("1".into(), vec![]),
-            "{fault:?}"
-        );
+        assert_eq!(live(&w).await, only("1"), "{fault:?}");
     }
 }
 
@@ -525,21 +464,15 @@ async fn an_appspec_current_version_of_latest_is_never_written() {
 #[tokio::test]
 async fn a_function_update_in_progress_is_waited_out() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     w.emu.arm_fault(json!({"service": "lambda", "operation": "UpdateAlias", "kind": "error", "status": 409, "code": "ResourceConflictException", "message": "The operation cannot be performed at this time. An update is in progress for resource", "count": 2}));
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
-    let summary = handle(&w.clients, &cfg, &event(SNS), Deadline::default())
-        .await
-        .expect("rollback");
+    let summary = run(&w, &cfg, SNS).await.expect("rollback");
 
     assert_eq!(summary.targets[0].outcome, Outcome::Restored);
     assert_eq!(w.emu.count("lambda", "UpdateAlias"), 3);
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".into(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
 }
 
 // [13] A hung AWS call and a short function timeout: rollback stops in time and fails with the
@@ -547,10 +480,9 @@ async fn a_function_update_in_progress_is_waited_out() {
 #[tokio::test]
 async fn a_hung_call_ends_before_the_deadline_with_the_partial_summary() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     w.emu.arm_fault(json!({"service": "lambda", "operation": "UpdateAlias", "kind": "latency", "delay_ms": 8000}));
-    let cfg = config(alarm_targets(alias_target("checkout", "live")));
+    let cfg = checkout_config();
 
     let started = Instant::now();
     let err = handle(
