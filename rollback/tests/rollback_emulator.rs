@@ -175,15 +175,7 @@ async fn every_envelope_and_alarm_kind_rolls_back() {
 
 #[tokio::test]
 async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    let deployment = deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"rollback_delay": 0.3}),
-    )
-    .await;
+    let (w, deployment) = canary_in_flight(json!({"rollback_delay": 0.3})).await;
     let cfg = checkout_config();
 
     let summary = run(&w, &cfg, CANARY_EVENT).await.expect("rollback");
@@ -203,15 +195,7 @@ async fn codedeploy_in_flight_is_stopped_and_codedeploy_restores_the_alias() {
 
 #[tokio::test]
 async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"auto_rollback": false}),
-    )
-    .await;
+    let (w, _) = canary_in_flight(json!({"auto_rollback": false})).await;
     let mut target = alias_target("checkout", "live");
     target["codeDeploy"] =
         json!({"application": "checkout-app", "deploymentGroup": "checkout-app-group"});

@@ -46,15 +46,7 @@ fn alias_writes(w: &World) -> Vec<String> {
 // post-traffic's first success: an alarm in the very first canary must still stop it.
 #[tokio::test]
 async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deployment() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    let deployment = deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"rollback_delay": 0.2}),
-    )
-    .await;
+    let (w, deployment) = canary_in_flight(json!({"rollback_delay": 0.2})).await;
     let mut target = alias_target("checkout", "live");
     target["stableAlias"] = json!("blue");
     let cfg = config(alarm_targets(target));
@@ -79,15 +71,7 @@ async fn an_alarm_in_the_first_canary_before_the_pointer_exists_stops_the_deploy
 // deployment, and nothing may put the version being rolled away from back on traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    let deployment = deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"rollback_delay": 1.5}),
-    )
-    .await;
+    let (w, deployment) = canary_in_flight(json!({"rollback_delay": 1.5})).await;
     let cfg = checkout_config();
 
     let first = run(&w, &cfg, SNS);
@@ -119,15 +103,7 @@ async fn a_second_delivery_during_codedeploys_rollback_waits_for_it() {
 // behind its back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn simultaneous_deliveries_stop_once_and_never_write_behind_codedeploy() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    let deployment = deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"rollback_delay": 1.0}),
-    )
-    .await;
+    let (w, deployment) = canary_in_flight(json!({"rollback_delay": 1.0})).await;
     let cfg = checkout_config();
     let (sns, bridge, action) = (
         event(SNS),
@@ -222,15 +198,7 @@ async fn a_late_retry_of_an_old_alarm_leaves_a_newer_deployment_alone() {
 #[tokio::test]
 async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
     for operation in ["ListDeployments", "GetDeploymentTarget"] {
-        let w = world().await;
-        checkout_canary(&w).await;
-        deployment_in_flight(
-            &w,
-            ("1", "2"),
-            BEFORE_THE_ALARM,
-            json!({"auto_rollback": false}),
-        )
-        .await;
+        let (w, _) = canary_in_flight(json!({"auto_rollback": false})).await;
         w.emu.arm_fault(access_denied("codedeploy", operation));
         let cfg = checkout_config();
 
@@ -254,9 +222,7 @@ async fn a_failed_codedeploy_lookup_restores_traffic_and_fails_for_a_retry() {
 // [6] StopDeployment refused: restore first, then fail so that Lambda retries the stop.
 #[tokio::test]
 async fn a_refused_stop_restores_traffic_and_fails_for_a_retry() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    deployment_in_flight(&w, ("1", "2"), BEFORE_THE_ALARM, json!({})).await;
+    let (w, _) = canary_in_flight(json!({})).await;
     w.emu
         .arm_fault(access_denied("codedeploy", "StopDeployment"));
     let cfg = checkout_config();
@@ -271,15 +237,7 @@ async fn a_refused_stop_restores_traffic_and_fails_for_a_retry() {
 // [6] The region-wide scan reads no targets of deployments on other compute platforms.
 #[tokio::test]
 async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    let lambda_deployment = deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"rollback_delay": 0.1}),
-    )
-    .await;
+    let (w, lambda_deployment) = canary_in_flight(json!({"rollback_delay": 0.1})).await;
     let cd = &w.clients.codedeploy;
     cd.create_application()
         .application_name("fleet")
@@ -339,15 +297,7 @@ async fn the_region_wide_scan_skips_other_compute_platforms_cheaply() {
 // wait is budgeted from the deadline, not before the first round trip.
 #[tokio::test]
 async fn waiting_for_codedeploy_survives_a_read_error_and_fits_the_deadline() {
-    let w = world().await;
-    checkout_canary(&w).await;
-    deployment_in_flight(
-        &w,
-        ("1", "2"),
-        BEFORE_THE_ALARM,
-        json!({"auto_rollback": false}),
-    )
-    .await;
+    let (w, _) = canary_in_flight(json!({"auto_rollback": false})).await;
     let cfg = config_with(
         alarm_targets(alias_target("checkout", "live")),
         &[("CODEDEPLOY_ROLLBACK_WAIT", "60s")],

@@ -156,6 +156,15 @@ pub const BEFORE_THE_ALARM: &str = "2026-11-21T14:50:00Z";
 /// A deployment created after the sample alarm fired: a late (retried) alarm is not about it.
 pub const AFTER_THE_ALARM: &str = "2026-11-21T15:30:00Z";
 
+/// A world with [`checkout_canary`] and CodeDeploy's deployment of it (1 → 2) in flight since before
+/// the sample alarm, with `extra` control-plane settings; the deployment's id beside it.
+pub async fn canary_in_flight(extra: Value) -> (World, String) {
+    let w = world().await;
+    checkout_canary(&w).await;
+    let id = deployment_in_flight(&w, ("1", "2"), BEFORE_THE_ALARM, extra).await;
+    (w, id)
+}
+
 /// An in-flight CodeDeploy deployment of `function:alias` from `current` to `target`, created at
 /// `created`, with `extra` control-plane settings (e.g. `rollback_delay`).
 pub async fn deployment_in_flight(
