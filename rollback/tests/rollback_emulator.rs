@@ -620,17 +620,7 @@ async fn the_summary_is_published_when_a_topic_is_configured() {
 async fn a_late_alarm_leaves_a_newer_lattice_rollout_alone() {
     let w = world().await;
     let lat = lattice(&w, (90, 10)).await;
-    let arn = w
-        .clients
-        .lattice()
-        .get_listener()
-        .service_identifier(&lat.service)
-        .listener_identifier(&lat.listener)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = get_listener(&w, &lat).await.arn.unwrap();
     let now = shiftguard_common::emf::now_ms();
     let marker = format!("id=orders-v9 step=1 weight=10 at={now} status=baking start={now}");
     w.clients

@@ -309,17 +309,23 @@ pub fn weights_of(action: Option<&RuleAction>) -> Vec<(String, i32)> {
     }
 }
 
-pub async fn listener_weights(w: &World, lat: &Lattice) -> Vec<(String, i32)> {
-    let out = w
-        .clients
+/// `lat`'s listener as the API reports it now.
+pub async fn get_listener(
+    w: &World,
+    lat: &Lattice,
+) -> aws_sdk_vpclattice::operation::get_listener::GetListenerOutput {
+    w.clients
         .lattice()
         .get_listener()
         .service_identifier(&lat.service)
         .listener_identifier(&lat.listener)
         .send()
         .await
-        .expect("GetListener");
-    weights_of(out.default_action.as_ref())
+        .expect("GetListener")
+}
+
+pub async fn listener_weights(w: &World, lat: &Lattice) -> Vec<(String, i32)> {
+    weights_of(get_listener(w, lat).await.default_action.as_ref())
 }
 
 pub async fn rule_weights(w: &World, lat: &Lattice, rule: &str) -> Vec<(String, i32)> {
