@@ -351,110 +351,25 @@ fn decide_with(
     })
 }
 
+/// What the marker or the first read knew, the alias now, and the plan they must lead to.
+struct FactsCase {
+    name: &'static str,
+    alias: AliasState,
+    alarm_ms: i64,
+    rollout: Option<Marker>,
+    remembered: Option<FirstRead>,
+    existing: &'static [&'static str],
+    want: Step,
+    want_source: Option<StableSource>,
+}
+
 #[test]
 fn a_rollouts_marker_and_the_first_read_are_better_facts_than_inference() {
-    // Issue 19 [1]: the rollout's last step put everything on the new version.
+    let restore = |v: &str| Step::Restore { version: v.into() };
     let at_100 = rollout(Status::Baking, "1", 1_000, 5_000);
-    let plan = decide_with(
-        alias("2", &[]),
-        Some(6_000),
-        Some(&at_100),
-        None,
-        &["1", "2"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "1".into()
-        },
-        "{plan:#?}"
-    );
-    assert_eq!(plan.stable.unwrap().source, StableSource::Rollout);
-    // [2]: rolling out an older version number: the marker, never "older of two".
     let older = rollout(Status::Baking, "7", 1_000, 5_000);
-    let plan = decide_with(
-        alias("7", &[("5", 0.1)]),
-        Some(6_000),
-        Some(&older),
-        None,
-        &["5", "7"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "7".into()
-        },
-        "{plan:#?}"
-    );
-    let plan = decide_with(
-        alias("7", &[("5", 0.1)]),
-        Some(6_000),
-        None,
-        None,
-        &["5", "7"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "5".into()
-        },
-        "without the marker: the bug"
-    );
-    let plan = decide_with(
-        alias("5", &[]),
-        Some(6_000),
-        Some(&older),
-        None,
-        &["5", "7"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "7".into()
-        },
-        "{plan:#?}"
-    );
-    // A rollout that began after the alarm is not what the alarm is about.
     let later = rollout(Status::Baking, "1", 60_000, 61_000);
-    let plan = decide_with(
-        alias("1", &[("2", 0.1)]),
-        Some(6_000),
-        Some(&later),
-        None,
-        &["1", "2"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::LeaveRolloutAlone {
-            rollout: "r1".into()
-        }
-    );
-    // Promoted: within the hour the previous production comes back; later, nothing says so.
     let promoted = rollout(Status::Promoted, "1", 1_000, 5_000);
-    let plan = decide_with(
-        alias("2", &[]),
-        Some(6_000),
-        Some(&promoted),
-        None,
-        &["1", "2"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "1".into()
-        },
-        "{plan:#?}"
-    );
-    let plan = decide_with(
-        alias("2", &[]),
-        Some(5_000 + PROMOTED_WATCH_MS + 1),
-        Some(&promoted),
-        None,
-        &["1", "2"],
-    );
-    assert_eq!(plan.step, Step::AlreadyStable, "{plan:#?}");
-    // [3]: a writer won the RevisionId race and put the canary at 100%: the first read's
-    // decision survives the re-decision.
     let first = FirstRead::of(
         &alias("1", &[("2", 0.1)]),
         &Stable {
@@ -462,38 +377,148 @@ fn a_rollouts_marker_and_the_first_read_are_better_facts_than_inference() {
             source: StableSource::OlderOfTwo,
         },
     );
-    let plan = decide_with(
-        alias("2", &[]),
-        Some(6_000),
-        None,
-        Some(&first),
-        &["1", "2"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "1".into()
-        },
-        "{plan:#?}"
-    );
-    assert_eq!(plan.stable.unwrap().source, StableSource::FirstRead);
-    let plan = decide_with(alias("2", &[]), Some(6_000), None, None, &["1", "2"]);
-    assert_eq!(plan.step, Step::AlreadyStable, "without it: the bug");
-    // Moved to other versions altogether (a new deployment, 3 -> 4): decided anew.
-    let plan = decide_with(
-        alias("3", &[("4", 0.2)]),
-        Some(6_000),
-        None,
-        Some(&first),
-        &["1", "2", "3", "4"],
-    );
-    assert_eq!(
-        plan.step,
-        Step::Restore {
-            version: "3".into()
-        },
-        "{plan:#?}"
-    );
+    let case = |name,
+                alias,
+                alarm_ms,
+                rollout: Option<&Marker>,
+                remembered: Option<&FirstRead>,
+                existing,
+                want,
+                want_source| FactsCase {
+        name,
+        alias,
+        alarm_ms,
+        rollout: rollout.cloned(),
+        remembered: remembered.cloned(),
+        existing,
+        want,
+        want_source,
+    };
+    let cases = [
+        // Issue 19 [1]
+        case(
+            "the rollout's last step put everything on the new version: the marker's stable",
+            alias("2", &[]),
+            6_000,
+            Some(&at_100),
+            None,
+            &["1", "2"],
+            restore("1"),
+            Some(StableSource::Rollout),
+        ),
+        // [2]
+        case(
+            "rolling out an older version number: the marker, never older of two",
+            alias("7", &[("5", 0.1)]),
+            6_000,
+            Some(&older),
+            None,
+            &["5", "7"],
+            restore("7"),
+            None,
+        ),
+        case(
+            "without the marker: the bug",
+            alias("7", &[("5", 0.1)]),
+            6_000,
+            None,
+            None,
+            &["5", "7"],
+            restore("5"),
+            None,
+        ),
+        case(
+            "the older version number alone on traffic: the marker still says 7",
+            alias("5", &[]),
+            6_000,
+            Some(&older),
+            None,
+            &["5", "7"],
+            restore("7"),
+            None,
+        ),
+        case(
+            "a rollout that began after the alarm is not what the alarm is about",
+            alias("1", &[("2", 0.1)]),
+            6_000,
+            Some(&later),
+            None,
+            &["1", "2"],
+            Step::LeaveRolloutAlone {
+                rollout: "r1".into(),
+            },
+            None,
+        ),
+        case(
+            "promoted: within the hour the previous production comes back",
+            alias("2", &[]),
+            6_000,
+            Some(&promoted),
+            None,
+            &["1", "2"],
+            restore("1"),
+            None,
+        ),
+        case(
+            "promoted: later, nothing says so",
+            alias("2", &[]),
+            5_000 + PROMOTED_WATCH_MS + 1,
+            Some(&promoted),
+            None,
+            &["1", "2"],
+            Step::AlreadyStable,
+            None,
+        ),
+        // [3]: a writer won the RevisionId race and put the canary at 100%.
+        case(
+            "the first read's decision survives the re-decision",
+            alias("2", &[]),
+            6_000,
+            None,
+            Some(&first),
+            &["1", "2"],
+            restore("1"),
+            Some(StableSource::FirstRead),
+        ),
+        case(
+            "without the first read: the bug",
+            alias("2", &[]),
+            6_000,
+            None,
+            None,
+            &["1", "2"],
+            Step::AlreadyStable,
+            None,
+        ),
+        case(
+            "moved to other versions altogether (a new deployment, 3 -> 4): decided anew",
+            alias("3", &[("4", 0.2)]),
+            6_000,
+            None,
+            Some(&first),
+            &["1", "2", "3", "4"],
+            restore("3"),
+            None,
+        ),
+    ];
+    for c in &cases {
+        let plan = decide_with(
+            c.alias.clone(),
+            Some(c.alarm_ms),
+            c.rollout.as_ref(),
+            c.remembered.as_ref(),
+            c.existing,
+        );
+        assert_eq!(plan.step, c.want, "{}: {plan:#?}", c.name);
+        if let Some(source) = &c.want_source {
+            assert_eq!(
+                plan.stable.as_ref().map(|s| &s.source),
+                Some(source),
+                "{}: {plan:#?}",
+                c.name
+            );
+        }
+    }
 }
 
 #[test]
