@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 
 use hooks::checks::Verdict;
 use hooks::discovery::Source;
-use hooks::{aws_executor_factory, http_client, HookError, Phase};
+use hooks::{HookError, Phase};
 use serde_json::json;
 use shiftguard_testkit::fixtures;
 use support::*;
+
+/// An emulator fault: CodeDeploy's `operation` answers AccessDenied every time.
+fn access_denied(operation: &str) -> serde_json::Value {
+    json!({"service": "codedeploy", "operation": operation, "kind": "error", "status": 400,
+        "code": "AccessDeniedException", "message": "not allowed", "count": -1})
+}
 
 fn invoke_ok() -> serde_json::Value {
     json!({"checks": [{"name": "smoke", "kind": "invoke", "payload": {"path": "/health"},
@@ -19,9 +25,7 @@ fn invoke_ok() -> serde_json::Value {
 
 #[tokio::test]
 async fn pre_traffic_checks_the_exact_new_version_and_reports_succeeded() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     behave(
         &w,
         "1",
@@ -53,10 +57,7 @@ async fn discovery_falls_back_to_the_appspec_then_to_the_environment() {
     let d = deployment(&w, 3, "3").await;
     behave(&w, "3", healthy());
     behave(&w, "2", healthy());
-    w.emu.arm_fault(
-        json!({"service": "codedeploy", "operation": "ListDeploymentTargets", "kind": "error",
-        "status": 400, "code": "AccessDeniedException", "message": "not allowed", "count": -1}),
-    );
+    w.emu.arm_fault(access_denied("ListDeploymentTargets"));
 
     let run1 = run(&w, Phase::PreTraffic, &d, &config(invoke_ok())).await;
     run1.assert_reported("Succeeded");
@@ -66,10 +67,7 @@ async fn discovery_falls_back_to_the_appspec_then_to_the_environment() {
     );
     assert_eq!(run1.summary().target.as_ref().unwrap().target_version, "3");
 
-    w.emu.arm_fault(
-        json!({"service": "codedeploy", "operation": "GetApplicationRevision", "kind": "error",
-        "status": 400, "code": "AccessDeniedException", "message": "not allowed", "count": -1}),
-    );
+    w.emu.arm_fault(access_denied("GetApplicationRevision"));
     let cfg = config_with(
         invoke_ok(),
         &[
@@ -90,16 +88,7 @@ async fn discovery_falls_back_to_the_appspec_then_to_the_environment() {
 
     // With nothing left to ask, the hook cannot know what to check: Failed, never a guess.
     let run3 = run(&w, Phase::PreTraffic, &d, &config(invoke_ok())).await;
-    run3.assert_reported("Failed");
-    assert!(
-        run3.summary()
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("cannot tell which version"),
-        "{:?}",
-        run3.summary().reason
-    );
+    run3.assert_failed_because("cannot tell which version");
 }
 
 #[tokio::test]
@@ -131,13 +120,8 @@ async fn a_function_error_fails_the_deployment() {
 
     let run = run(&w, Phase::PreTraffic, &d, &config(invoke_ok())).await;
 
-    run.assert_reported("Failed");
-    let reason = run.summary().reason.clone().unwrap();
-    assert!(
-        reason.contains("smoke: the function returned an error (Unhandled)")
-            && reason.contains("TypeError"),
-        "{reason}"
-    );
+    run.assert_failed_because("smoke: the function returned an error (Unhandled)");
+    run.assert_failed_because("TypeError");
 }
 
 #[tokio::test]
@@ -176,23 +160,12 @@ async fn a_hanging_function_times_out_and_a_slow_one_misses_its_budget() {
     );
     let slow = json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200, "maxLatencyMs": 100}}]});
     let run2 = run(&w, Phase::PreTraffic, &d, &config(slow)).await;
-    run2.assert_reported("Failed");
-    assert!(
-        run2.summary()
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("above 100 ms"),
-        "{:?}",
-        run2.summary().reason
-    );
+    run2.assert_failed_because("above 100 ms");
 }
 
 #[tokio::test]
 async fn advisory_checks_never_fail_and_retries_recover_transient_failures() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     // The first Invoke is refused with a non-retryable error: the check's own retry recovers.
     w.emu.arm_fault(
         json!({"service": "lambda", "operation": "Invoke", "kind": "error", "status": 400,
@@ -235,44 +208,17 @@ async fn burst_thresholds() {
     assert!(details["avgMs"].as_u64().unwrap() >= 20, "{details}");
 
     let run2 = run(&w, Phase::PreTraffic, &d, &config(burst(5))).await;
-    run2.assert_reported("Failed");
-    assert!(
-        run2.summary()
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("average latency"),
-        "{:?}",
-        run2.summary().reason
-    );
+    run2.assert_failed_because("average latency");
 
     // Post-traffic bursts go through the alias: half the traffic on a failing version.
-    w.clients
-        .lambda
-        .update_alias()
-        .function_name("checkout")
-        .name("live")
-        .function_version("1")
-        .routing_config(fixtures::routing(&[("2", 0.5)]))
-        .send()
-        .await
-        .unwrap();
+    set_live(&w, "1", &[("2", 0.5)]).await;
     behave(
         &w,
         "1",
         json!({"function_error": "Unhandled", "response": {"errorMessage": "bad"}}),
     );
     let run3 = run(&w, Phase::PostTraffic, &d, &config(burst(2000))).await;
-    run3.assert_reported("Failed");
-    assert!(
-        run3.summary()
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("failure rate"),
-        "{:?}",
-        run3.summary().reason
-    );
+    run3.assert_failed_because("failure rate");
 }
 
 async fn put_invocations(w: &World, version: &str, invocations: f64, errors: f64) {
@@ -325,16 +271,7 @@ async fn metrics_compare_the_new_version_with_the_old() {
     // 10% against 1%: more than 2x.
     put_invocations(&w, "2", 100.0, 19.0).await;
     let run2 = run(&w, Phase::PostTraffic, &d, &config(metrics("fail"))).await;
-    run2.assert_reported("Failed");
-    assert!(
-        run2.summary()
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("more than 2x"),
-        "{:?}",
-        run2.summary().reason
-    );
+    run2.assert_failed_because("more than 2x");
 
     // Too few samples: inconclusive, and the config decides.
     let w = world().await;
@@ -372,7 +309,7 @@ async fn the_watchdog_reports_failed_before_the_deadline() {
             &d,
             Ok(&cfg),
             Some(deadline),
-            aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+            executors(&w, Phase::PreTraffic),
         )
         .await;
 
@@ -397,9 +334,7 @@ async fn the_watchdog_reports_failed_before_the_deadline() {
 
 #[tokio::test]
 async fn a_panicking_check_reports_failed() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     let checks = json!({"checks": [{"name": "smoke", "kind": "invoke"}, {"name": "explodes", "kind": "invoke"}]});
 
     let run = run_with(
@@ -444,23 +379,17 @@ async fn a_bad_configuration_reports_failed_naming_the_variable() {
         &d,
         Err(&err),
         None,
-        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+        executors(&w, Phase::PreTraffic),
     )
     .await;
 
-    run.assert_reported("Failed");
-    let reason = run.summary().reason.clone().unwrap();
-    assert!(
-        reason.contains("invalid configuration: HOOK_CHECKS") && reason.contains("timeout"),
-        "{reason}"
-    );
+    run.assert_failed_because("invalid configuration: HOOK_CHECKS");
+    run.assert_failed_because("timeout");
 }
 
 #[tokio::test]
 async fn throttled_reports_are_retried() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     // More throttles than the SDK's own retries absorb: the hook's report loop retries too.
     w.emu.arm_fault(json!({"service": "codedeploy", "operation": "PutLifecycleEventHookExecutionStatus", "kind": "throttle", "count": 7}));
 
@@ -481,12 +410,10 @@ async fn throttled_reports_are_retried() {
 
 #[tokio::test]
 async fn a_second_run_of_the_same_hook_counts_already_completed_as_done() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     let execution_id = w.emu.new_hook_execution(&d, "BeforeAllowTraffic");
     let event = hook_event("hooks/pre-traffic.json", &d, &execution_id);
-    let executors = aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic);
+    let executors = executors(&w, Phase::PreTraffic);
     let cfg = config(invoke_ok());
 
     let first = hooks::run_hook(
@@ -527,9 +454,7 @@ async fn a_second_run_of_the_same_hook_counts_already_completed_as_done() {
 
 #[tokio::test]
 async fn when_reporting_cannot_get_through_the_invocation_fails() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     w.emu.arm_fault(json!({"service": "codedeploy", "operation": "PutLifecycleEventHookExecutionStatus", "kind": "error500", "count": -1}));
     let deadline = Instant::now() + Duration::from_secs(8);
 
@@ -539,7 +464,7 @@ async fn when_reporting_cannot_get_through_the_invocation_fails() {
         &d,
         Ok(&config(invoke_ok())),
         Some(deadline),
-        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+        executors(&w, Phase::PreTraffic),
     )
     .await;
 
@@ -556,7 +481,7 @@ async fn when_reporting_cannot_get_through_the_invocation_fails() {
 #[tokio::test]
 async fn a_malformed_event_fails_without_calling_aws() {
     let w = world().await;
-    let executors = aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic);
+    let executors = executors(&w, Phase::PreTraffic);
     let event = shiftguard_testkit::event("hooks/malformed-missing-execution-id.json");
 
     let err = hooks::run_hook(
@@ -583,15 +508,7 @@ async fn post_traffic_housekeeping_moves_the_pointer_and_prunes_unreferenced_ver
     let w = world().await;
     let d = deployment(&w, 5, "5").await;
     // The shift finished: live on 5. An old alias still points at 2.
-    w.clients
-        .lambda
-        .update_alias()
-        .function_name("checkout")
-        .name("live")
-        .function_version("5")
-        .send()
-        .await
-        .unwrap();
+    set_live(&w, "5", &[]).await;
     fixtures::alias(&w.clients.lambda, "checkout", "legacy", "2", &[]).await;
     fixtures::alias(&w.clients.lambda, "checkout", "blue", "1", &[]).await;
     behave(&w, "5", healthy());
@@ -700,9 +617,7 @@ async fn checks_run_concurrently_within_the_bound() {
 /// (and the shared ones), never pricing's; a function no check names is Failed, not passed.
 #[tokio::test]
 async fn each_function_gets_only_its_own_checks_and_none_is_not_a_pass() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
+    let (w, d) = healthy_deployment().await;
     let checks = json!({"checks": [
         {"name": "smoke", "kind": "invoke", "functions": ["checkout"], "payload": {"path": "/health"},
          "expect": {"status": 200, "json": {"/body/status": "ok"}}, "timeout": "2s"},
@@ -727,11 +642,6 @@ async fn each_function_gets_only_its_own_checks_and_none_is_not_a_pass() {
         {"name": "smoke", "kind": "invoke", "functions": ["pricing"], "expect": {"status": 200}, "timeout": "2s"}
     ]});
     let run2 = run(&w, Phase::PreTraffic, &d, &config(pricing_only)).await;
-    run2.assert_reported("Failed");
-    let reason = run2.summary().reason.clone().unwrap_or_default();
-    assert!(
-        reason.contains("no check applies to function checkout"),
-        "{reason}"
-    );
+    run2.assert_failed_because("no check applies to function checkout");
     assert!(run2.summary().checks.is_empty());
 }

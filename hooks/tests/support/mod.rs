@@ -141,6 +141,24 @@ impl Run {
         self.result.as_ref().expect("the hook reported")
     }
 
+    /// Why the hook failed, as its summary says.
+    pub fn reason(&self) -> &str {
+        self.summary().reason.as_deref().expect("a reason")
+    }
+
+    /// Exactly one report reached CodeDeploy, `Failed`, and the summary's reason says `text`.
+    pub fn assert_failed_because(&self, text: &str) {
+        self.assert_reported("Failed");
+        assert!(
+            self.summary()
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains(text)),
+            "expected a reason with {text:?}: {:?}",
+            self.summary().reason
+        );
+    }
+
     /// Exactly one report reached CodeDeploy, with this status.
     pub fn assert_reported(&self, status: &str) {
         let reports = self.execution["reports"].as_array().expect("reports");
@@ -190,6 +208,33 @@ pub async fn run_with(
     }
 }
 
+/// The executors the hook runs `phase`'s checks with in production.
+pub fn executors(w: &World, phase: Phase) -> ExecutorFactory {
+    aws_executor_factory(w.clients.clone(), http_client(), phase)
+}
+
+/// A world with [`deployment`] of `checkout` 1 → 2, version 2 [`healthy`]; the deployment's id beside it.
+pub async fn healthy_deployment() -> (World, String) {
+    let w = world().await;
+    let d = deployment(&w, 2, "2").await;
+    behave(&w, "2", healthy());
+    (w, d)
+}
+
+/// `checkout:live` moved (not created) to `version` with `weights`, as a shift would.
+pub async fn set_live(w: &World, version: &str, weights: &[(&str, f64)]) {
+    w.clients
+        .lambda
+        .update_alias()
+        .function_name("checkout")
+        .name("live")
+        .function_version(version)
+        .routing_config(fixtures::routing(weights))
+        .send()
+        .await
+        .expect("UpdateAlias");
+}
+
 pub async fn run(w: &World, phase: Phase, deployment_id: &str, config: &HookConfig) -> Run {
     run_with(
         w,
@@ -197,7 +242,7 @@ pub async fn run(w: &World, phase: Phase, deployment_id: &str, config: &HookConf
         deployment_id,
         Ok(config),
         None,
-        aws_executor_factory(w.clients.clone(), http_client(), phase),
+        executors(w, phase),
     )
     .await
 }
