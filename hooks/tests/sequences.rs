@@ -9,22 +9,36 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_lambda::primitives::Blob;
-use hooks::{aws_executor_factory, http_client, Phase};
+use hooks::Phase;
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Shifts all of `live` to `version`, as CodeDeploy has done by the time AfterAllowTraffic runs.
-async fn all_traffic_on(w: &World, version: &str) {
-    w.clients
+/// The one invoke check most sequences need: the function answers 200.
+fn smoke() -> serde_json::Value {
+    json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]})
+}
+
+/// Post-traffic housekeeping was skipped, saying `why`, and the stable pointer `blue` was not
+/// created.
+async fn assert_nothing_promoted(w: &World, summary: &hooks::HookSummary, why: &str) {
+    let skipped = summary.housekeeping.as_ref().expect("the skip is recorded");
+    assert!(
+        skipped["skipped"].as_str().unwrap().contains(why),
+        "{skipped}"
+    );
+    let blue = w
+        .clients
         .lambda
-        .update_alias()
+        .get_alias()
         .function_name("checkout")
-        .name("live")
-        .function_version(version)
+        .name("blue")
         .send()
-        .await
-        .unwrap();
+        .await;
+    assert!(
+        blue.is_err(),
+        "the stable pointer was not created: {blue:?}"
+    );
 }
 
 async fn invoke_live(w: &World, times: usize) {
@@ -48,7 +62,7 @@ async fn a_refused_success_promotes_nothing() {
     let w = world().await;
     let d = deployment(&w, 3, "3").await;
     behave(&w, "3", healthy());
-    all_traffic_on(&w, "3").await;
+    set_live(&w, "3", &[]).await;
     let execution = w.emu.new_hook_execution(&d, "AfterAllowTraffic");
     // The first run (say, before a Lambda retry) reported Failed.
     w.clients
@@ -61,7 +75,7 @@ async fn a_refused_success_promotes_nothing() {
         .await
         .unwrap();
     let cfg = config_with(
-        json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}),
+        smoke(),
         &[("STABLE_ALIAS", "blue"), ("PRUNE_KEEP_VERSIONS", "2")],
     );
 
@@ -71,33 +85,14 @@ async fn a_refused_success_promotes_nothing() {
         Phase::PostTraffic,
         &hook_event("hooks/post-traffic.json", &d, &execution),
         None,
-        aws_executor_factory(w.clients.clone(), http_client(), Phase::PostTraffic),
+        executors(&w, Phase::PostTraffic),
     )
     .await
     .expect("the hook reported");
 
     assert_eq!(summary.status, "Succeeded");
     assert!(summary.report.already_completed);
-    let skipped = summary.housekeeping.as_ref().expect("the skip is recorded");
-    assert!(
-        skipped["skipped"]
-            .as_str()
-            .unwrap()
-            .contains("already completed"),
-        "{skipped}"
-    );
-    let blue = w
-        .clients
-        .lambda
-        .get_alias()
-        .function_name("checkout")
-        .name("blue")
-        .send()
-        .await;
-    assert!(
-        blue.is_err(),
-        "the stable pointer was not created: {blue:?}"
-    );
+    assert_nothing_promoted(&w, &summary, "already completed").await;
     assert_eq!(
         w.emu.count("lambda", "DeleteFunction"),
         0,
@@ -118,7 +113,7 @@ async fn no_baseline_is_not_a_pass() {
         "2",
         json!({"function_error": "Unhandled", "response": {"errorMessage": "boom"}}),
     );
-    all_traffic_on(&w, "2").await;
+    set_live(&w, "2", &[]).await;
     invoke_live(&w, 25).await;
     let metrics = |policy: &str| json!({"checks": [{"name": "canary", "kind": "metrics", "window": "5m", "inconclusive": policy}]});
 
@@ -131,19 +126,11 @@ async fn no_baseline_is_not_a_pass() {
     );
 
     // A clean new version with no baseline: inconclusive, and the policy decides.
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
-    all_traffic_on(&w, "2").await;
+    let (w, d) = healthy_deployment().await;
+    set_live(&w, "2", &[]).await;
     invoke_live(&w, 25).await;
     let strict = run(&w, Phase::PostTraffic, &d, &config(metrics("fail"))).await;
-    strict.assert_reported("Failed");
-    assert!(strict
-        .summary()
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("inconclusive"));
+    strict.assert_failed_because("inconclusive");
     let lenient = run(&w, Phase::PostTraffic, &d, &config(metrics("pass"))).await;
     lenient.assert_reported("Succeeded");
     assert_eq!(
@@ -174,17 +161,11 @@ async fn the_watchdog_stops_every_request_the_checks_started() {
         &d,
         Ok(&cfg),
         Some(Instant::now() + Duration::from_millis(2500)),
-        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+        executors(&w, Phase::PreTraffic),
     )
     .await;
 
-    result.assert_reported("Failed");
-    assert!(result
-        .summary()
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("watchdog"));
+    result.assert_failed_because("watchdog");
     let at_report = w.emu.count("lambda", "Invoke");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
@@ -286,59 +267,28 @@ async fn a_status_code_is_never_truncated() {
     let w = world().await;
     let d = deployment(&w, 2, "2").await;
     behave(&w, "2", json!({"response": {"statusCode": 65736}}));
-    let cfg =
-        config(json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}));
+    let cfg = config(smoke());
 
     let result = run(&w, Phase::PreTraffic, &d, &cfg).await;
 
-    result.assert_reported("Failed");
-    assert!(result
-        .summary()
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("65736"));
+    result.assert_failed_because("65736");
 }
 
 // Review of issue 9: when GetDeployment cannot be read, nobody can tell CodeDeploy's rollback
 // deployment (whose version is the one being rolled away from) from a release: nothing is promoted.
 #[tokio::test]
 async fn an_unknown_rollback_status_promotes_nothing() {
-    let w = world().await;
-    let d = deployment(&w, 2, "2").await;
-    behave(&w, "2", healthy());
-    all_traffic_on(&w, "2").await;
+    let (w, d) = healthy_deployment().await;
+    set_live(&w, "2", &[]).await;
     w.emu.arm_fault(json!({"service": "codedeploy", "operation": "GetDeployment", "kind": "error", "status": 400, "code": "AccessDeniedException", "message": "no", "count": -1}));
-    let cfg = config_with(
-        json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}),
-        &[("STABLE_ALIAS", "blue")],
-    );
+    let cfg = config_with(smoke(), &[("STABLE_ALIAS", "blue")]);
 
     let result = run(&w, Phase::PostTraffic, &d, &cfg).await;
 
     result.assert_reported("Succeeded");
     let summary = result.summary();
     assert_eq!(summary.target.as_ref().unwrap().is_rollback, None);
-    let skipped = summary.housekeeping.as_ref().expect("the skip is recorded");
-    assert!(
-        skipped["skipped"]
-            .as_str()
-            .unwrap()
-            .contains("could not be read"),
-        "{skipped}"
-    );
-    let blue = w
-        .clients
-        .lambda
-        .get_alias()
-        .function_name("checkout")
-        .name("blue")
-        .send()
-        .await;
-    assert!(
-        blue.is_err(),
-        "the stable pointer was not created: {blue:?}"
-    );
+    assert_nothing_promoted(&w, summary, "could not be read").await;
 }
 
 // Found by `make demo` on the engine: CodeDeploy's rollback deployment runs the hooks too. A failed
@@ -352,8 +302,7 @@ async fn codedeploys_rollback_deployment_is_never_blocked_by_a_check() {
     w.emu
         .set_deployment(&d, json!({"creator": "codeDeployRollback"}));
     behave(&w, "2", json!({"response": {"statusCode": 503}}));
-    let cfg =
-        config(json!({"checks": [{"name": "smoke", "kind": "invoke", "expect": {"status": 200}}]}));
+    let cfg = config(smoke());
 
     for phase in [Phase::PreTraffic, Phase::PostTraffic] {
         let result = run(&w, phase, &d, &cfg).await;
@@ -394,7 +343,7 @@ async fn a_watchdog_in_codedeploys_rollback_deployment_does_not_block_it() {
         &d,
         Ok(&cfg),
         Some(Instant::now() + Duration::from_millis(2000)),
-        aws_executor_factory(w.clients.clone(), http_client(), Phase::PreTraffic),
+        executors(&w, Phase::PreTraffic),
     )
     .await;
 
