@@ -453,58 +453,79 @@ async fn the_skip_marker_bypasses_required_checks_on_the_record() {
         {"name": "advice", "kind": "invoke", "required": false}]});
     let allowed = [("HOOK_ALLOW_SKIP", "true")];
 
-    // Off by default: even the deployment's own marker is not honoured.
-    let d = described_deployment(&w, "3", "INC-7 [shiftguard skip]").await;
-    let refused = run(&w, Phase::PreTraffic, &d, &config(checks.clone())).await;
-    refused.assert_reported("Failed");
-    assert!(refused.summary().bypass.is_none());
-
-    // On: the version's description asks for nothing.
-    let d = described_deployment(&w, "3", "hotfix").await;
-    let checked = run(
-        &w,
-        Phase::PreTraffic,
-        &d,
-        &config_with(checks.clone(), &allowed),
-    )
-    .await;
-    checked.assert_reported("Failed");
-    assert!(checked.summary().bypass.is_none());
-
-    // On: the deployment's own description bypasses that deployment, on the record.
-    let d = described_deployment(&w, "3", "INC-7 [ShiftGuard skip] by on-call").await;
-    let skipped = run(
-        &w,
-        Phase::PreTraffic,
-        &d,
-        &config_with(checks.clone(), &allowed),
-    )
-    .await;
-    skipped.assert_reported("Succeeded");
-    let s = skipped.summary();
-    let bypass = s.bypass.as_ref().expect("the bypass is on the record");
-    assert_eq!(bypass.source, "deployment-description");
-    assert_eq!(bypass.deployment_id, d);
-    assert_eq!(bypass.version, "3");
-    assert_eq!(bypass.deployment_creator.as_deref(), Some("user"));
-    assert!(s
-        .reason
-        .as_deref()
-        .unwrap_or_default()
-        .contains("emergency bypass"));
-    let names: Vec<&str> = s.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["advice"], "required checks are not run");
-
-    // The next deployment of the same version is checked again.
-    let again = described_deployment(&w, "3", "redeploy").await;
-    let checked = run(
-        &w,
-        Phase::PreTraffic,
-        &again,
-        &config_with(checks, &allowed),
-    )
-    .await;
-    checked.assert_reported("Failed");
+    // In order: each row is a new deployment of version 3, with its description.
+    struct SkipCase {
+        name: &'static str,
+        description: &'static str,
+        allow_skip: bool,
+        reported: &'static str,
+    }
+    let cases = [
+        SkipCase {
+            name: "off by default: even the deployment's own marker is not honoured",
+            description: "INC-7 [shiftguard skip]",
+            allow_skip: false,
+            reported: "Failed",
+        },
+        SkipCase {
+            name: "on: the version's description asks for nothing",
+            description: "hotfix",
+            allow_skip: true,
+            reported: "Failed",
+        },
+        SkipCase {
+            name: "on: the deployment's own description bypasses that deployment, on the record",
+            description: "INC-7 [ShiftGuard skip] by on-call",
+            allow_skip: true,
+            reported: "Succeeded",
+        },
+        SkipCase {
+            name: "the next deployment of the same version is checked again",
+            description: "redeploy",
+            allow_skip: true,
+            reported: "Failed",
+        },
+    ];
+    let mut bypassed = None;
+    for c in cases {
+        let name = c.name;
+        let d = described_deployment(&w, "3", c.description).await;
+        let cfg = if c.allow_skip {
+            config_with(checks.clone(), &allowed)
+        } else {
+            config(checks.clone())
+        };
+        let run = run(&w, Phase::PreTraffic, &d, &cfg).await;
+        let s = run.summary();
+        assert_eq!(s.status, c.reported, "{name}: {:?}", s.reason);
+        run.assert_reported(c.reported);
+        assert_eq!(
+            s.bypass.is_some(),
+            c.reported == "Succeeded",
+            "{name}: a bypass on the record exactly when the checks were skipped: {:?}",
+            s.bypass
+        );
+        let Some(bypass) = s.bypass.as_ref() else {
+            assert_eq!(c.reported, "Failed", "{name}: no bypass on the record");
+            continue;
+        };
+        assert_eq!(bypass.source, "deployment-description", "{name}");
+        assert_eq!(bypass.deployment_id, d, "{name}");
+        assert_eq!(bypass.version, "3", "{name}");
+        assert_eq!(bypass.deployment_creator.as_deref(), Some("user"), "{name}");
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("emergency bypass"),
+            "{name}: {:?}",
+            s.reason
+        );
+        let names: Vec<&str> = s.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["advice"], "{name}: required checks are not run");
+        bypassed = Some(d);
+    }
+    let d = bypassed.expect("one deployment was bypassed");
 
     // Post-traffic: a bypassed version is never promoted to the stable pointer rollback reads.
     fixtures::alias(&w.clients.lambda, "checkout", "blue", "1", &[]).await;
