@@ -16,6 +16,20 @@ fn mapped(target: Value) -> Value {
     json!([{"alarms": ["checkout-*"], "targets": [target]}])
 }
 
+/// Rollback's handler on `event`, with the default deadline.
+async fn roll(
+    w: &World,
+    cfg: &rollback::Config,
+    event: &Value,
+) -> Result<rollback::report::Summary, RollbackError> {
+    handle(&w.clients, cfg, event, Deadline::default()).await
+}
+
+/// A report's outcome as the summary spells it (`restored`, `already-stable`, …).
+fn outcome(report: &rollback::report::TargetReport) -> Value {
+    serde_json::to_value(report.outcome).unwrap()
+}
+
 #[tokio::test]
 async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation() {
     let w = world().await;
@@ -23,20 +37,11 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
     assert_eq!(stage_state(&w, &api).await.2, Some(10.0));
     let cfg = config(mapped(stage_target(&api)));
 
-    let summary = handle(
-        &w.clients,
-        &cfg,
-        &fresh_event(ALARM_EVENT),
-        Deadline::default(),
-    )
-    .await
-    .expect("rolled back");
+    let summary = roll(&w, &cfg, &fresh_event(ALARM_EVENT))
+        .await
+        .expect("rolled back");
     let report = &summary.targets[0];
-    assert_eq!(
-        serde_json::to_value(report.outcome).unwrap(),
-        "restored",
-        "{report:?}"
-    );
+    assert_eq!(outcome(report), "restored", "{report:?}");
     assert_eq!(
         serde_json::to_value(report.action).unwrap(),
         "restore-stage"
@@ -61,18 +66,10 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
 
     // The same alarm through EventBridge a moment later: already stable, nothing written.
     let before = writes(&w.emu).len();
-    let again = handle(
-        &w.clients,
-        &cfg,
-        &fresh_event(EVENTBRIDGE_EVENT),
-        Deadline::default(),
-    )
-    .await
-    .expect("idempotent");
-    assert_eq!(
-        serde_json::to_value(again.targets[0].outcome).unwrap(),
-        "already-stable"
-    );
+    let again = roll(&w, &cfg, &fresh_event(EVENTBRIDGE_EVENT))
+        .await
+        .expect("idempotent");
+    assert_eq!(outcome(&again.targets[0]), "already-stable");
     assert_eq!(
         writes(&w.emu).len(),
         before,
@@ -84,35 +81,27 @@ async fn an_alarm_sends_the_stage_canary_nothing_and_keeps_it_for_investigation(
 async fn a_stage_without_a_canary_is_already_stable_and_a_dry_run_writes_nothing() {
     let w = world().await;
     let plain = api(&w, None).await;
-    let summary = handle(
-        &w.clients,
+    let summary = roll(
+        &w,
         &config(mapped(stage_target(&plain))),
         &fresh_event(ALARM_EVENT),
-        Deadline::default(),
     )
     .await
     .expect("nothing to do is not a failure");
     let report = &summary.targets[0];
-    assert_eq!(
-        serde_json::to_value(report.outcome).unwrap(),
-        "already-stable"
-    );
+    assert_eq!(outcome(report), "already-stable");
     assert!(report.decision.as_deref().unwrap().contains("no canary"));
 
     let w = world().await;
     let api = api(&w, Some(25.0)).await;
-    let summary = handle(
-        &w.clients,
+    let summary = roll(
+        &w,
         &config_with(mapped(stage_target(&api)), &[("DRY_RUN", "true")]),
         &fresh_event(ALARM_EVENT),
-        Deadline::default(),
     )
     .await
     .unwrap();
-    assert_eq!(
-        serde_json::to_value(summary.targets[0].outcome).unwrap(),
-        "planned"
-    );
+    assert_eq!(outcome(&summary.targets[0]), "planned");
     assert_eq!(stage_state(&w, &api).await.2, Some(25.0));
     assert!(writes(&w.emu).is_empty(), "{:?}", writes(&w.emu));
 }
@@ -126,11 +115,10 @@ async fn a_throttled_update_is_retried() {
         "/_shiftguard/faults",
         Some(&json!({"service": "apigateway", "operation": "UpdateStage", "kind": "throttle", "count": 2})),
     );
-    let summary = handle(
-        &w.clients,
+    let summary = roll(
+        &w,
         &config(mapped(stage_target(&api))),
         &fresh_event(ALARM_EVENT),
-        Deadline::default(),
     )
     .await
     .expect("retried through the throttling");
@@ -144,32 +132,23 @@ async fn a_throttled_update_is_retried() {
         updates, 3,
         "two throttled attempts, then the one that went through"
     );
-    assert_eq!(
-        serde_json::to_value(summary.targets[0].outcome).unwrap(),
-        "restored"
-    );
+    assert_eq!(outcome(&summary.targets[0]), "restored");
     assert_eq!(stage_state(&w, &api).await.2, Some(0.0));
 }
 
 #[tokio::test]
 async fn an_operator_rolls_back_configured_targets_on_the_record() {
     let w = world().await;
-    function(&w, "checkout", 2).await;
-    alias(&w, "checkout", "live", "1", &[("2", 0.1)]).await;
+    checkout_canary(&w).await;
     let api = api(&w, Some(10.0)).await;
     let cfg = config(
         json!([{"alarms": ["checkout-*"], "targets": [alias_target("checkout", "live"), stage_target(&api)]}]),
     );
 
     // The documented event: only the alias it names.
-    let summary = handle(
-        &w.clients,
-        &cfg,
-        &event(OPERATOR_EVENT),
-        Deadline::default(),
-    )
-    .await
-    .expect("rolled back");
+    let summary = roll(&w, &cfg, &event(OPERATOR_EVENT))
+        .await
+        .expect("rolled back");
     assert_eq!(summary.targets.len(), 1);
     assert_eq!(summary.targets[0].target, "lambda-alias:checkout:live");
     assert_eq!(summary.targets[0].alarms, ["operator:alice@example.com"]);
@@ -178,54 +157,57 @@ async fn an_operator_rolls_back_configured_targets_on_the_record() {
         .as_ref()
         .expect("the request is on the record");
     assert!(request.reason.contains("INC-42"));
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
     assert_eq!(
         stage_state(&w, &api).await.2,
         Some(10.0),
         "not named: untouched"
     );
 
-    // A target that is not configured is refused, and nothing is touched for it.
+    // Refused requests: nothing is touched for them.
+    struct Refused {
+        name: &'static str,
+        request: Value,
+        error_type: &'static str,
+        says: &'static str,
+    }
+    let refused = [
+        Refused {
+            name: "a target that is not configured",
+            request: json!({"shiftguard": "rollback", "targets": ["lambda-alias:payments:live"],
+                "reason": "typo", "requestedBy": "bob"}),
+            error_type: "Rollback.Unmapped",
+            says: "lambda-alias:payments:live",
+        },
+        Refused {
+            name: "a malformed request names the field",
+            request: json!({"shiftguard": "rollback", "targets": ["x"], "requestedBy": "bob"}),
+            error_type: "Rollback.BadEvent",
+            says: "reason",
+        },
+        Refused {
+            name: "a request an hour old: a late retry must not undo what was done since",
+            request: json!({"shiftguard": "rollback", "targets": ["lambda-alias:checkout:live"],
+                "reason": "INC-42", "requestedBy": "alice", "requestedAt": "2020-01-01T00:00:00Z"}),
+            error_type: "Rollback.BadEvent",
+            says: "requestedAt",
+        },
+    ];
     let before = writes(&w.emu).len();
-    let unknown = json!({"shiftguard": "rollback", "targets": ["lambda-alias:payments:live"],
-        "reason": "typo", "requestedBy": "bob"});
-    let err = handle(&w.clients, &cfg, &unknown, Deadline::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_type(), "Rollback.Unmapped", "{err}");
-    assert_eq!(writes(&w.emu).len(), before);
-
-    // A malformed request names the field.
-    let bad = json!({"shiftguard": "rollback", "targets": ["x"], "requestedBy": "bob"});
-    let err = handle(&w.clients, &cfg, &bad, Deadline::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RollbackError::BadEvent(_)), "{err}");
-    assert!(err.to_string().contains("reason"), "{err}");
-
-    // A request an hour old is refused: a late retry must not undo what was done since.
-    let stale = json!({"shiftguard": "rollback", "targets": ["lambda-alias:checkout:live"],
-        "reason": "INC-42", "requestedBy": "alice", "requestedAt": "2020-01-01T00:00:00Z"});
-    let err = handle(&w.clients, &cfg, &stale, Deadline::default())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("requestedAt"), "{err}");
-    assert_eq!(writes(&w.emu).len(), before);
+    for r in refused {
+        let name = r.name;
+        let err = roll(&w, &cfg, &r.request).await.unwrap_err();
+        assert_eq!(err.error_type(), r.error_type, "{name}: {err}");
+        assert!(err.to_string().contains(r.says), "{name}: {err}");
+        assert_eq!(writes(&w.emu).len(), before, "{name}");
+    }
 
     // The stage by its id form in the request, idempotent on a repeat.
     let stage_id = format!("apigateway-canary:{}/prod", api.id);
     let request = json!({"shiftguard": "rollback", "targets": [stage_id], "reason": "INC-42", "requestedBy": "alice"});
     for expected in ["restored", "already-stable"] {
-        let summary = handle(&w.clients, &cfg, &request, Deadline::default())
-            .await
-            .unwrap();
-        assert_eq!(
-            serde_json::to_value(summary.targets[0].outcome).unwrap(),
-            expected
-        );
+        let summary = roll(&w, &cfg, &request).await.unwrap();
+        assert_eq!(outcome(&summary.targets[0]), expected);
     }
 }
 
@@ -249,26 +231,14 @@ async fn targets_named_by_arn_work_like_ids() {
          "productionTargetGroup": lattice_arn("targetgroup", &lat.production)},
     ]);
     let cfg = config(json!([{"alarms": ["checkout-*"], "targets": targets}]));
-    let summary = handle(
-        &w.clients,
-        &cfg,
-        &fresh_event(ALARM_EVENT),
-        Deadline::default(),
-    )
-    .await
-    .expect("every form resolves");
+    let summary = roll(&w, &cfg, &fresh_event(ALARM_EVENT))
+        .await
+        .expect("every form resolves");
     assert_eq!(summary.targets.len(), 3);
     for report in &summary.targets {
-        assert_eq!(
-            serde_json::to_value(report.outcome).unwrap(),
-            "restored",
-            "{report:?}"
-        );
+        assert_eq!(outcome(report), "restored", "{report:?}");
     }
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
     assert_eq!(stage_state(&w, &api).await.2, Some(0.0));
     let weights = listener_weights(&w, &lat).await;
     assert_eq!(weights.len(), 2, "{weights:?}");
