@@ -127,6 +127,14 @@ fn ok(answer: Answer, what: &str) -> Value {
     answer.unwrap_or_else(|e| panic!("{what}: {e:?}"))
 }
 
+/// Rollback on a fresh delivery of the sample alarm `event`: its summary, the first target
+/// restored.
+async fn rolled_back(rb: &Arc<Function>, event: &str) -> Value {
+    let summary = ok(invoke(rb, fresh_event(event)).await, "rollback");
+    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    summary
+}
+
 /// [1] An alias rollout at its 100% step; the alarm fires. Rollback used to see one version,
 /// "nothing says it is the wrong one", and answer `already-stable`: the bad version kept
 /// everything until shift's next invocation, up to a whole bake.
@@ -149,26 +157,16 @@ async fn s1_an_alarm_at_the_100_percent_step_restores_the_rollouts_production() 
         (&second["action"], &second["canaryWeight"]),
         (&json!("advanced"), &json!(100))
     );
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("2".to_string(), vec![])
-    );
+    assert_eq!(live(&s.w).await, only("2"));
 
-    let summary = ok(
-        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
-        "rollback",
-    );
+    let summary = rolled_back(&rb, ALIAS_ALARM_EVENT).await;
     let report = &summary["targets"][0];
-    assert_eq!(report["outcome"], "restored", "{summary}");
     assert_eq!(
         report["stable"],
         json!({"version": "1", "source": "rollout"}),
         "{summary}"
     );
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&s.w).await, only("1"));
 
     // shift's next look ends the rollout, writing no traffic.
     let third = ok(invoke(&sh, plan).await, "step after the rollback");
@@ -184,10 +182,7 @@ async fn s1_an_alarm_at_the_100_percent_step_restores_the_rollouts_production() 
             .contains("rollback restored production"),
         "{third}"
     );
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&s.w).await, only("1"));
     // The one-hour bake: the state machine came back within a minute to watch it.
     assert_eq!(second["waitSeconds"], 60, "{second}");
     no_denials(&s.w);
@@ -209,16 +204,8 @@ async fn s2_rolling_out_an_older_version_number_restores_the_newer_production() 
         alias_state(&s.w, "checkout", "live").await,
         ("7".to_string(), vec![("5".to_string(), 0.1)])
     );
-    let summary = ok(
-        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
-        "rollback",
-    );
-    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("7".to_string(), vec![]),
-        "{summary}"
-    );
+    let summary = rolled_back(&rb, ALIAS_ALARM_EVENT).await;
+    assert_eq!(live(&s.w).await, only("7"), "{summary}");
     no_denials(&s.w);
 }
 
@@ -235,21 +222,14 @@ async fn s3_a_lost_revision_race_keeps_what_the_first_read_knew() {
         json!({"service": "lambda", "operation": "UpdateAlias", "kind": "concurrent_alias_update",
         "function_version": "2", "routing_config": {"AdditionalVersionWeights": {}}}),
     );
-    let summary = ok(
-        invoke(&rb, fresh_event(ALIAS_ALARM_EVENT)).await,
-        "rollback",
-    );
+    let summary = rolled_back(&rb, ALIAS_ALARM_EVENT).await;
     let report = &summary["targets"][0];
-    assert_eq!(report["outcome"], "restored", "{summary}");
     assert_eq!(
         report["stable"],
         json!({"version": "1", "source": "first-read"}),
         "{summary}"
     );
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&s.w).await, only("1"));
     no_denials(&s.w);
 }
 
@@ -275,11 +255,7 @@ async fn s4_a_weight_write_landing_after_a_rollback_does_not_survive_it() {
         async move { invoke(&sh, plan).await }
     });
     arrived(&s.w, "vpc-lattice", "UpdateListener", since).await;
-    let summary = ok(
-        invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await,
-        "rollback",
-    );
-    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    rolled_back(&rb, LATTICE_ALARM_EVENT).await;
 
     let step = ok(moving.await.unwrap(), "the step whose write was in flight");
     assert_eq!(
@@ -335,11 +311,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
         [live_arn(&s).await],
         "never empty"
     );
-    let summary = ok(
-        invoke(&rb, fresh_event(LATTICE_ALARM_EVENT)).await,
-        "rollback",
-    );
-    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    rolled_back(&rb, LATTICE_ALARM_EVENT).await;
 
     let step = ok(promoting.await.unwrap(), "the promoting step");
     assert_eq!(
@@ -645,10 +617,7 @@ async fn shift_aborts_on_its_alarm_and_restores_the_alias_itself() {
         (&json!("aborted"), &json!("aborted")),
         "{aborted}"
     );
-    assert_eq!(
-        alias_state(&s.w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&s.w).await, only("1"));
     assert!(
         s.w.emu.count("codedeploy", "ListDeployments") >= 1,
         "shift's restore asked CodeDeploy first"
