@@ -171,16 +171,7 @@ pub fn canary_share(weights: &[(String, i32)], lat: &Lattice) -> i32 {
 }
 
 pub async fn listener_arn(s: &Shift, lat: &Lattice) -> String {
-    s.w.clients
-        .lattice()
-        .get_listener()
-        .service_identifier(&lat.service)
-        .listener_identifier(&lat.listener)
-        .send()
-        .await
-        .expect("GetListener")
-        .arn
-        .unwrap()
+    get_listener(&s.w, lat).await.arn.unwrap()
 }
 
 pub async fn listener_marker(s: &Shift, lat: &Lattice) -> Option<Marker> {
