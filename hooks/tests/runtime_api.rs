@@ -29,15 +29,7 @@ async fn pre_and_post_traffic_binaries_report_to_codedeploy() {
     ] {
         if binary == "post-traffic" {
             // CodeDeploy shifted all traffic between the two hooks.
-            w.clients
-                .lambda
-                .update_alias()
-                .function_name("checkout")
-                .name("live")
-                .function_version("2")
-                .send()
-                .await
-                .unwrap();
+            set_live(&w, "2", &[]).await;
         }
         let execution = w.emu.new_hook_execution(&d, lifecycle);
         let event_path = std::env::temp_dir().join(format!("{binary}-{execution}.json"));
@@ -154,15 +146,7 @@ async fn the_judge_through_the_binaries() {
         pre["checks"][0]["details"]["mode"], "interleaved-load",
         "{pre}"
     );
-    w.clients
-        .lambda
-        .update_alias()
-        .function_name("checkout")
-        .name("live")
-        .function_version("2")
-        .send()
-        .await
-        .unwrap();
+    set_live(&w, "2", &[]).await;
     let post = invoke_hook(&w, &watch, "post-traffic", &d);
     assert_eq!(post["status"], "Succeeded", "{post}");
     assert_eq!(
