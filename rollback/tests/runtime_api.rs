@@ -7,6 +7,17 @@ use serde_json::{json, Value};
 use shiftguard_testkit::LambdaWatch;
 use support::*;
 
+/// The binary behind `watch` on the sample alarm as if it fired now (a stage changed after an
+/// alarm is left alone): its summary, the first target restored.
+fn alarm_restores(watch: &LambdaWatch) -> Value {
+    let fresh = shiftguard_testkit::fresh_event(CANARY_EVENT);
+    let (ok, out) = watch.invoke_value("rollback", &fresh);
+    assert!(ok, "{out}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    summary
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_rolls_back_through_the_runtime_api() {
     let w = world().await;
@@ -25,19 +36,12 @@ async fn the_binary_rolls_back_through_the_runtime_api() {
     let watch = LambdaWatch::start(&env);
 
     // The sample alarm as if it fired now (a stage changed after an alarm is left alone).
-    let fresh = shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json");
-    let (ok, out) = watch.invoke_value("rollback", &fresh);
-    assert!(ok, "{out}");
-    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
+    let summary = alarm_restores(&watch);
     assert_eq!(
         summary["targets"][0]["before"],
         json!({"version": "1", "weights": {"2": 0.1}})
     );
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    assert_eq!(live(&w).await, only("1"));
     assert_eq!(summary["targets"][1]["outcome"], "restored", "{summary}");
     assert_eq!(
         summary["targets"][1]["action"], "restore-stage",
@@ -180,15 +184,8 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
         .unwrap()
         .contains("ROLLBACK_TARGETS"));
     let watch = LambdaWatch::start(&env);
-    let fresh = shiftguard_testkit::fresh_event("rollback/sns-single-metric-alarm.json");
-    let (ok, out) = watch.invoke_value("rollback", &fresh);
-    assert!(ok, "{out}");
-    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(summary["targets"][0]["outcome"], "restored", "{summary}");
-    assert_eq!(
-        alias_state(&w, "checkout", "live").await,
-        ("1".to_string(), vec![])
-    );
+    alarm_restores(&watch);
+    assert_eq!(live(&w).await, only("1"));
 
     // doctor, as the construct's deploy-time trigger runs it, with exactly the stack's role: the
     // checkout alarm (created here as the construct creates it: on rollback's topic) is sound; the
