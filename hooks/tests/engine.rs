@@ -17,11 +17,22 @@ const PRE: &str = "CodeDeployHook_checkout_pre_traffic";
 const POST: &str = "CodeDeployHook_checkout_post_traffic";
 
 async fn deploy(w: &World, current: &str, target: &str) -> String {
+    deploy_with_hooks(
+        w,
+        current,
+        target,
+        json!([{"BeforeAllowTraffic": PRE}, {"AfterAllowTraffic": POST}]),
+    )
+    .await
+}
+
+/// A deployment of `checkout:live` from `current` to `target` with `hooks` (the AppSpec's list).
+async fn deploy_with_hooks(w: &World, current: &str, target: &str, hooks: Value) -> String {
     let appspec = json!({
         "version": 0.0,
         "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
             "Name": "checkout", "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}],
-        "Hooks": [{"BeforeAllowTraffic": PRE}, {"AfterAllowTraffic": POST}],
+        "Hooks": hooks,
     });
     fixtures::create_lambda_deployment(
         &w.clients.codedeploy,
@@ -30,6 +41,11 @@ async fn deploy(w: &World, current: &str, target: &str) -> String {
         &appspec,
     )
     .await
+}
+
+/// `checkout:alias` as the API reports it now.
+async fn alias_state(w: &World, alias: &str) -> (String, Vec<(String, f64)>) {
+    fixtures::alias_state(&w.clients.lambda, "checkout", alias).await
 }
 
 fn deployment(w: &World, id: &str) -> Value {
@@ -174,12 +190,7 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
         vec![json!("pre-traffic"), json!("post-traffic")],
         "{summaries:#?}"
     );
-    assert_eq!(
-        fixtures::alias_state(&w.clients.lambda, "checkout", "blue")
-            .await
-            .0,
-        "2"
-    );
+    assert_eq!(alias_state(&w, "blue").await.0, "2");
 
     // A broken release: pre-traffic fails it; CodeDeploy rolls back with a new deployment that
     // runs the hooks again, against the version it restores, and promotes nothing.
@@ -211,16 +222,8 @@ async fn a_release_then_a_failed_one_whose_codedeploy_rollback_runs_the_hooks_ag
             .contains("rollback"),
         "{post}"
     );
-    assert_eq!(
-        fixtures::alias_state(&w.clients.lambda, "checkout", "blue")
-            .await
-            .0,
-        "2"
-    );
-    assert_eq!(
-        fixtures::alias_state(&w.clients.lambda, "checkout", "live").await,
-        ("2".into(), vec![])
-    );
+    assert_eq!(alias_state(&w, "blue").await.0, "2");
+    assert_eq!(alias_state(&w, "live").await, ("2".into(), vec![]));
     // Every hook execution got exactly one report.
     for id in [&release, &broken, &rollback_id] {
         for s in hook_summaries(&w, id) {
@@ -279,12 +282,6 @@ async fn a_five_minute_ten_percent_canary_at_one_request_a_second() {
             Some(&json!({"function": POST, "endpoint": format!("http://127.0.0.1:{}", watch.port), "name": "post-traffic"})),
         );
 
-        let appspec = json!({
-            "version": 0.0,
-            "Resources": [{"checkout": {"Type": "AWS::Lambda::Function", "Properties": {
-                "Name": "checkout", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}}],
-            "Hooks": [{"AfterAllowTraffic": POST}],
-        });
         // Production traffic through the alias, paced (one emulated request a second), from
         // before the deployment until the shift is complete: CodeDeploy runs AfterAllowTraffic
         // right then, so on AWS the hook reads the canary's minutes (here the hook binary may
@@ -319,13 +316,7 @@ async fn a_five_minute_ten_percent_canary_at_one_request_a_second() {
                 sent
             })
         };
-        let id = fixtures::create_lambda_deployment(
-            &w.clients.codedeploy,
-            "checkout-app",
-            "checkout-dg",
-            &appspec,
-        )
-        .await;
+        let id = deploy_with_hooks(&w, "1", "2", json!([{"AfterAllowTraffic": POST}])).await;
         let summary = {
             let started = Instant::now();
             loop {
