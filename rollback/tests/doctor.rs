@@ -38,25 +38,7 @@ async fn doctor_passes_a_sound_net_and_names_an_alarm_that_can_never_fire() {
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[]).await;
     rehearsal_group(&w).await;
-    let topic = w
-        .clients
-        .sns()
-        .create_topic()
-        .name("shiftguard-alarms")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    w.clients
-        .sns()
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("lambda")
-        .endpoint(OWN)
-        .send()
-        .await
-        .unwrap();
+    let topic = topic_to_lambda(&w, "shiftguard-alarms", OWN).await;
     alarm(
         &w,
         "checkout-canary-errors",

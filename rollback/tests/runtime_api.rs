@@ -191,23 +191,13 @@ async fn the_binary_reads_its_targets_from_the_stacks_settings_file() {
     // checkout alarm (created here as the construct creates it: on rollback's topic) is sound; the
     // stack's other alarms do not exist in this world, which is serious.
     let topic = rollback_topic(&w);
-    let topic_name = topic.rsplit(':').next().unwrap();
-    w.clients
-        .sns()
-        .create_topic()
-        .name(topic_name)
-        .send()
-        .await
-        .unwrap();
-    w.clients
-        .sns()
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("lambda")
-        .endpoint("arn:aws:lambda:us-east-1:123456789012:function:rollback")
-        .send()
-        .await
-        .unwrap();
+    let created = topic_to_lambda(
+        &w,
+        topic.rsplit(':').next().unwrap(),
+        "arn:aws:lambda:us-east-1:123456789012:function:rollback",
+    )
+    .await;
+    assert_eq!(created, topic, "the stack's topic");
     shiftguard_testkit::fixtures::metric_alarm(
         w.clients.cloudwatch(),
         "checkout-canary-errors",

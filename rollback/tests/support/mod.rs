@@ -96,6 +96,30 @@ pub async fn live(w: &World) -> (String, Vec<(String, f64)>) {
     alias_state(w, "checkout", "live").await
 }
 
+/// An SNS topic `name` that delivers to the Lambda function `endpoint` (an ARN): the topic's ARN.
+pub async fn topic_to_lambda(w: &World, name: &str, endpoint: &str) -> String {
+    let topic = w
+        .clients
+        .sns()
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .expect("a topic ARN");
+    w.clients
+        .sns()
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("lambda")
+        .endpoint(endpoint)
+        .send()
+        .await
+        .expect("Subscribe");
+    topic
+}
+
 /// An alias state with `version` alone on traffic.
 pub fn only(version: &str) -> (String, Vec<(String, f64)>) {
     (version.to_string(), vec![])
