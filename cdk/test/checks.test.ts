@@ -1,7 +1,7 @@
 // The hooks' check set (HOOK_CHECKS) when one ShiftGuard guards several functions: each
 // protect(fn) call's checks carry `functions: [fn]` and run only for that function's deployments;
 // the constructor's checks run for every function.
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { HookChecks, ShiftGuard, ShiftGuardProps } from '../lib/index';
 import { standInAssets } from './assets';
@@ -121,5 +121,28 @@ describe('each protect() call\'s checks run only for its function', () => {
     covered.sg.protect(covered.fn('cart'), { preTraffic: smoke(), postTraffic: smoke() });
     covered.sg.protect(covered.fn('pricing'), { preTraffic: smoke() });
     expect(() => covered.app.synth()).not.toThrow();
+  });
+});
+
+describe('a hook\'s concurrency is the largest asked for', () => {
+  test('numbers: the largest; a deploy-time value is kept (never Math.max of a token, which rendered 0), and mixing it with another call\'s number is an error', () => {
+    const both = (concurrency: number) => ({ preTraffic: { concurrency, ...smoke() }, postTraffic: smoke() });
+    const { stack, sg, fn } = setup();
+    sg.protect(fn('a'), both(2));
+    sg.protect(fn('b'), both(5));
+    expect(hookChecks(stack, 'pre').concurrency).toBe(5);
+
+    const t = setup();
+    const wanted = new CfnParameter(t.stack, 'Concurrency', { type: 'Number' });
+    t.sg.protect(t.fn('a'), both(wanted.valueAsNumber));
+    t.sg.protect(t.fn('b'), both(wanted.valueAsNumber));
+    // The parameter's value in the settings file, not 0.
+    expect(JSON.stringify(stackEnvironment(t.stack, 'CodeDeployHook_t_pre_traffic').HOOK_CHECKS)).toContain('"concurrency\\":",{"Ref":"Concurrency"}');
+
+    const m = setup();
+    const token = new CfnParameter(m.stack, 'Concurrency', { type: 'Number' }).valueAsNumber;
+    m.sg.protect(m.fn('a'), both(token));
+    expect(() => m.sg.protect(m.fn('b'), both(3)))
+      .toThrow(/the pre-traffic hook's concurrency: a deploy-time value cannot be combined with another call's \(a token\)/);
   });
 });

@@ -36,6 +36,68 @@ pub async fn aws_config() -> SdkConfig {
 #[cfg(test)]
 mod sdk_config_tests {
     use super::*;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::runtime_components::{
+        RuntimeComponents, RuntimeComponentsBuilder,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Counts validations; never asked for a connector here.
+    #[derive(Debug)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("not asked in this test")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_shared_client_is_validated_once_however_many_clients_are_built() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let client = ValidatedOnce {
+            inner: SharedHttpClient::new(Counting(count.clone())),
+            validated: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let (components, cfg) = (
+            RuntimeComponentsBuilder::new("test"),
+            aws_smithy_types::config_bag::ConfigBag::base(),
+        );
+        for _ in 0..5 {
+            client
+                .validate_base_client_config(&components, &cfg)
+                .unwrap();
+        }
+        // A clone (each SDK client holds one) shares the flag.
+        client
+            .clone()
+            .validate_base_client_config(&components, &cfg)
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn every_sdk_client_gets_the_validated_once_client() {
+        let sdk = sdk_config_from(&|_| None);
+        let debug = format!("{:?}", sdk.http_client());
+        assert!(debug.contains("ValidatedOnce"), "{debug}");
+    }
 
     #[test]
     fn the_environment_gives_region_endpoint_and_credentials() {
