@@ -10,7 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { parseDuration } from './duration';
+import { formatDuration, parseDuration } from './duration';
 import { suppress, suppressGrant } from './nag';
 import { inOrder } from './order';
 import type { HookChecks } from './shiftguard';
@@ -144,7 +144,6 @@ export const RETRYABLE_ERRORS = [
 export const REFUSED_ERRORS = ['Shift.InvalidPlan', 'Shift.Refused'];
 
 const MAX_BAKE_MS = 7 * 24 * 3600 * 1000;
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A bake in `shift`'s text; throws naming the field. */
 function bakeText(field: string, bake: Duration | string | undefined): string | undefined {
@@ -163,10 +162,7 @@ function bakeText(field: string, bake: Duration | string | undefined): string | 
   }
   if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_BAKE_MS) throw bad();
   if (typeof bake === 'string') return bake.trim();
-  for (const unit of ['h', 'm', 's']) {
-    if (ms % UNITS[unit] === 0) return `${ms / UNITS[unit]}${unit}`;
-  }
-  return `${ms}ms`;
+  return formatDuration(ms);
 }
 
 /**
@@ -183,8 +179,8 @@ const RETURN_MS = 60_000;
 /** The history events a plan's bakes need, about. */
 function historyEvents(plan: Pick<RolloutPlan, 'steps'>): number {
   const returns = plan.steps.reduce((n, s) => {
-    const m = s.bake === undefined ? undefined : /^(\d+)(ms|s|m|h)$/.exec(s.bake);
-    return n + 1 + (m ? Math.ceil((Number(m[1]) * UNITS[m[2]]) / RETURN_MS) : 0);
+    const ms = s.bake === undefined ? undefined : parseDuration(s.bake);
+    return n + 1 + (ms !== undefined ? Math.ceil(ms / RETURN_MS) : 0);
   }, 0);
   return 10 + returns * EVENTS_PER_RETURN;
 }

@@ -474,10 +474,9 @@ export class ShiftGuard extends Construct {
     // resources (DescribeAlarms by prefix, ListMetrics); subscriptions only on rollback's own topics
     // (an alarm notifying another topic is reported as "could not tell").
     this.rollback.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListMetrics'], resources: ['*'] }));
-    this.rollback.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['sns:ListSubscriptionsByTopic'],
-      resources: (props.alarmTopics ?? [this.alarmTopic]).map((t) => t.topicArn),
-    }));
+    // Through rollback's grant book: one ARN per topic, counted against the role's policy sizes.
+    const topicArns = (props.alarmTopics ?? [this.alarmTopic]).map((t) => t.topicArn);
+    if (topicArns.length > 0) this.rollbackGrants.add(['sns:ListSubscriptionsByTopic'], topicArns);
     if (props.doctor ?? true) {
       this.doctor = new Doctor(this, 'doctor', {
         rollback: this.rollback, functionName: `${this.namePrefix}_doctor`, architecture: this.architecture, logRetention: this.retention,

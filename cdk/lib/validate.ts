@@ -129,7 +129,10 @@ function compile(): Compiled {
     validate: (bounds: { minimum: number; maximum: number }, data: string) => {
       if (Token.isUnresolved(data)) return true;
       const ms = parseDuration(data);
-      return ms === undefined || (ms >= bounds.minimum && ms <= bounds.maximum);
+      // Outside the grammar: the pattern says so. In the grammar but past what JavaScript counts
+      // (2^53 ms): far beyond every bound (at most 7 days), so out of bounds.
+      if (ms === undefined) return !new RegExp(DURATION_PATTERN, 'u').test(data);
+      return ms >= bounds.minimum && ms <= bounds.maximum;
     },
   });
   ajv.addSchema(schema);
