@@ -50,6 +50,26 @@ pub struct Measure {
     pub value: f64,
 }
 
+impl Measure {
+    /// One occurrence (`Count`, 1): what a dashboard sums.
+    pub const fn one(name: &'static str) -> Self {
+        Measure {
+            name,
+            unit: "Count",
+            value: 1.0,
+        }
+    }
+
+    /// A duration in milliseconds.
+    pub fn milliseconds(name: &'static str, ms: u64) -> Self {
+        Measure {
+            name,
+            unit: "Milliseconds",
+            value: ms as f64,
+        }
+    }
+}
+
 /// Builds one EMF document. `dimensions` are the dimension members (name, value);
 /// `dimension_sets` the combinations CloudWatch aggregates by (each a list of those names);
 /// `properties` extra members for Logs Insights (never dimensions: no new metrics, no cost).

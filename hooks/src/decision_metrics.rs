@@ -47,16 +47,8 @@ pub fn documents(summary: &HookSummary, timestamp_ms: i64) -> Vec<Value> {
         ],
         &[&["Phase", "Outcome"], &["Function", "Phase", "Outcome"]],
         &[
-            Measure {
-                name: "Hooks",
-                unit: "Count",
-                value: 1.0,
-            },
-            Measure {
-                name: "HookDuration",
-                unit: "Milliseconds",
-                value: summary.duration_ms as f64,
-            },
+            Measure::one("Hooks"),
+            Measure::milliseconds("HookDuration", summary.duration_ms),
         ],
         &[
             ("DeploymentId", json!(summary.deployment_id)),
@@ -88,16 +80,8 @@ pub fn documents(summary: &HookSummary, timestamp_ms: i64) -> Vec<Value> {
                 &["Function", "Phase", "Check", "Verdict"],
             ],
             &[
-                Measure {
-                    name: "CheckVerdicts",
-                    unit: "Count",
-                    value: 1.0,
-                },
-                Measure {
-                    name: "CheckDuration",
-                    unit: "Milliseconds",
-                    value: check.latency_ms as f64,
-                },
+                Measure::one("CheckVerdicts"),
+                Measure::milliseconds("CheckDuration", check.latency_ms),
             ],
             &[
                 ("DeploymentId", json!(summary.deployment_id)),
@@ -122,11 +106,7 @@ pub fn report_failed(phase: Phase, deployment_id: &str, timestamp_ms: i64) -> Va
             ("Outcome", "report-failed"),
         ],
         &[&["Phase", "Outcome"]],
-        &[Measure {
-            name: "Hooks",
-            unit: "Count",
-            value: 1.0,
-        }],
+        &[Measure::one("Hooks")],
         &[("DeploymentId", json!(deployment_id))],
     )
 }

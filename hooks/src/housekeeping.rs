@@ -36,23 +36,8 @@ async fn move_pointer(
     pointer: &str,
     version: &str,
 ) -> Result<Value, String> {
-    let current = clients
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(pointer)
-        .send()
-        .await;
-    let before = match current {
-        Ok(a) => a.function_version,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(format!("GetAlias {pointer}: {}", error_text(&e))),
-    };
+    let before =
+        shiftguard_common::lambda::alias_version(&clients.lambda, function, pointer).await?;
     if before.as_deref() == Some(version) {
         return Ok(json!({"alias": pointer, "before": before, "after": version, "changed": false}));
     }

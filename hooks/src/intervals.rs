@@ -366,6 +366,12 @@ pub(crate) mod tests {
         );
     }
 
+    /// An interval's two bounds, each within 1e-9 of the reference.
+    fn close_bounds((lo, hi): (f64, f64), (want_lo, want_hi): (f64, f64)) {
+        close(lo, want_lo, 1e-9);
+        close(hi, want_hi, 1e-9);
+    }
+
     #[test]
     fn normal_quantiles() {
         close(normal_quantile(0.99), 2.3263478740408408, 1e-14);
@@ -387,9 +393,7 @@ pub(crate) mod tests {
             (5, 50, 0.037497950925426739, 0.2406353738651636),
             (50, 50, 0.90233334401176208, 1.0),
         ] {
-            let (l, h) = wilson(k, n, z);
-            close(l, lo, 1e-9);
-            close(h, hi, 1e-9);
+            close_bounds(wilson(k, n, z), (lo, hi));
         }
     }
 
@@ -477,8 +481,7 @@ pub(crate) mod tests {
             ((0, 50), (50, 50), 1.2, -1.2, -1.0474398063441956),
         ] {
             let (_, l, h) = mover_difference(new, old, w, z);
-            close(l, lo, 1e-9);
-            close(h, hi, 1e-9);
+            close_bounds((l, h), (lo, hi));
         }
     }
 
@@ -493,56 +496,40 @@ pub(crate) mod tests {
             (3, 20, 0.022711415571841678, 0.42072891712581552),
             (20, 20, 0.7943282347242815, 1.0),
         ] {
-            let (l, u) = clopper_pearson(k, n, h);
-            close(l, lo, 1e-9);
-            close(u, hi, 1e-9);
+            close_bounds(clopper_pearson(k, n, h), (lo, hi));
         }
     }
 
     #[test]
     fn beta_binomial_critical_counts() {
-        // p99, n = 200: r = 199, alpha = 2, beta = 199.
-        let (ge9, _) = beta_binomial_tails(9, 200, 200, 199);
-        let (ge8, le0) = beta_binomial_tails(8, 200, 200, 199);
-        close(ge9, 0.00998291727772, 1e-9);
-        close(ge8, 0.0184833189419, 1e-9);
-        let (_, le0b) = beta_binomial_tails(0, 200, 200, 199);
-        close(le0b, 199.0 / 798.0, 1e-12);
-        let _ = le0;
-        // p99, n = 699: r = 693.
-        close(
-            beta_binomial_tails(19, 699, 699, 693).0,
-            0.00689169037593,
-            1e-9,
-        );
-        close(
-            beta_binomial_tails(18, 699, 699, 693).0,
-            0.0107649454563,
-            1e-9,
-        );
-        close(
-            beta_binomial_tails(0, 699, 699, 693).1,
-            0.00769548147136,
-            1e-9,
-        );
-        close(beta_binomial_tails(1, 699, 699, 693).1, 0.03476520889, 1e-9);
-        // p95, n = 200: r = 191.
-        close(
-            beta_binomial_tails(23, 200, 200, 191).0,
-            0.00770890430519,
-            1e-9,
-        );
-        close(
-            beta_binomial_tails(1, 200, 200, 191).1,
-            0.0053331249144,
-            1e-9,
-        );
-        // p99, n = 2000: r = 1981.
-        close(
-            beta_binomial_tails(0, 2000, 2000, 1981).1,
-            9.09222045481e-7,
-            1e-9,
-        );
+        // (k, n, r, the tail P(X >= k) or P(X <= k)): p99 at n = 200 is r = 199 (alpha 2,
+        // beta 199); p99 at n = 699 is r = 693; p95 at n = 200 is r = 191; p99 at n = 2000 is
+        // r = 1981.
+        enum Tail {
+            AtLeast(f64),
+            AtMost(f64),
+        }
+        use Tail::*;
+        #[rustfmt::skip]
+        let cases = [
+            (9, 200, 199, AtLeast(0.00998291727772)),
+            (8, 200, 199, AtLeast(0.0184833189419)),
+            (0, 200, 199, AtMost(199.0 / 798.0)),
+            (19, 699, 693, AtLeast(0.00689169037593)),
+            (18, 699, 693, AtLeast(0.0107649454563)),
+            (0, 699, 693, AtMost(0.00769548147136)),
+            (1, 699, 693, AtMost(0.03476520889)),
+            (23, 200, 191, AtLeast(0.00770890430519)),
+            (1, 200, 191, AtMost(0.0053331249144)),
+            (0, 2000, 1981, AtMost(9.09222045481e-7)),
+        ];
+        for (k, n, r, tail) in cases {
+            let (ge, le) = beta_binomial_tails(k, n, n, r);
+            match tail {
+                AtLeast(want) => close(ge, want, 1e-9),
+                AtMost(want) => close(le, want, 1e-9),
+            }
+        }
     }
 
     #[test]

@@ -593,11 +593,7 @@ fn judge_broken_baseline(new: &Side, old: &Side, t: &Thresholds) -> Judgement {
     let mut errors = judge_errors(new, old, t);
     let (cp_low, cp_high) = crate::intervals::clopper_pearson(new.errors, new.requests, h);
     let over = cp_low > t.max_error_rate;
-    errors.verdict = if over {
-        Verdict::Failed
-    } else {
-        Verdict::Passed
-    };
+    errors.verdict = Verdict::failed_if(over);
     errors.reason = format!(
         "{}/{} new errors, {:.0}% interval [{:.3}%, {:.3}%] {} maxErrorRate {:.2}%",
         new.errors,
@@ -620,11 +616,7 @@ fn judge_broken_baseline(new: &Side, old: &Side, t: &Thresholds) -> Judgement {
             let beyond = new.latencies_ms.iter().filter(|&&v| v > limit).count() as u64;
             let (low, _) = crate::intervals::clopper_pearson(beyond, n, h);
             let fails = low > 1.0 - q;
-            latency.verdict = if fails {
-                Verdict::Failed
-            } else {
-                Verdict::Passed
-            };
+            latency.verdict = Verdict::failed_if(fails);
             latency.reason = format!(
                 "{beyond} of {n} new requests slower than maxLatencyMs {limit} ms: the p{} {} above it",
                 (q * 100.0).round(),

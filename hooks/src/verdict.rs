@@ -11,3 +11,14 @@ pub enum Verdict {
     /// Too little data to judge; whether that passes is the check's `inconclusive` setting.
     Inconclusive,
 }
+
+impl Verdict {
+    /// `Failed` when a test showed the limit crossed, `Passed` otherwise (no inconclusive middle).
+    pub fn failed_if(failed: bool) -> Self {
+        if failed {
+            Verdict::Failed
+        } else {
+            Verdict::Passed
+        }
+    }
+}

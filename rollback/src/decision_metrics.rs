@@ -24,17 +24,9 @@ pub fn documents(summary: &Summary, timestamp_ms: i64) -> Vec<Value> {
     let mut docs = Vec::new();
     for r in &summary.targets {
         let (action, outcome) = (text(&r.action), text(&r.outcome));
-        let mut measures = vec![Measure {
-            name: "RollbackActions",
-            unit: "Count",
-            value: 1.0,
-        }];
+        let mut measures = vec![Measure::one("RollbackActions")];
         if let Some(ms) = r.alarm_to_restored_ms {
-            measures.push(Measure {
-                name: "AlarmToRestored",
-                unit: "Milliseconds",
-                value: ms as f64,
-            });
+            measures.push(Measure::milliseconds("AlarmToRestored", ms));
         }
         docs.push(document(
             timestamp_ms,
@@ -74,11 +66,7 @@ pub fn documents(summary: &Summary, timestamp_ms: i64) -> Vec<Value> {
                 &["Action", "Outcome"],
                 &["Target", "Action", "Outcome"],
             ],
-            &[Measure {
-                name: "RollbackActions",
-                unit: "Count",
-                value: 1.0,
-            }],
+            &[Measure::one("RollbackActions")],
             &[("Alarms", json!([alarm]))],
         ));
     }

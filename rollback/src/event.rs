@@ -214,28 +214,16 @@ fn parse_sns_alarm_message(msg: &Value, at: &str) -> Result<AlarmTransition, Eve
 }
 
 fn parse_alarm_action(obj: &serde_json::Map<String, Value>) -> Result<AlarmTransition, EventError> {
-    let data = obj
-        .get("alarmData")
-        .filter(|d| d.is_object())
-        .ok_or_else(|| invalid("alarmData", "is not an object"))?;
+    let data = object_field(obj, "alarmData")?;
     let mut transition = parse_state_change(data, "alarmData", Envelope::AlarmAction)?;
-    transition.alarm_arn = obj
-        .get("alarmArn")
-        .and_then(Value::as_str)
-        .map(String::from);
-    transition.region = obj
-        .get("region")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .or_else(|| transition.alarm_arn.as_deref().and_then(region_of_arn));
+    transition.alarm_arn = map_str(obj, "alarmArn");
+    transition.region =
+        map_str(obj, "region").or_else(|| transition.alarm_arn.as_deref().and_then(region_of_arn));
     Ok(transition)
 }
 
 fn parse_eventbridge(obj: &serde_json::Map<String, Value>) -> Result<AlarmTransition, EventError> {
-    let detail = obj
-        .get("detail")
-        .filter(|d| d.is_object())
-        .ok_or_else(|| invalid("detail", "is not an object"))?;
+    let detail = object_field(obj, "detail")?;
     let mut transition = parse_state_change(detail, "detail", Envelope::EventBridge)?;
     transition.alarm_arn = obj
         .get("resources")
@@ -246,11 +234,8 @@ fn parse_eventbridge(obj: &serde_json::Map<String, Value>) -> Result<AlarmTransi
                 .find(|a| a.contains(":alarm:"))
         })
         .map(String::from);
-    transition.region = obj
-        .get("region")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .or_else(|| transition.alarm_arn.as_deref().and_then(region_of_arn));
+    transition.region =
+        map_str(obj, "region").or_else(|| transition.alarm_arn.as_deref().and_then(region_of_arn));
     Ok(transition)
 }
 
@@ -336,6 +321,20 @@ fn required_str(obj: &Value, key: &str, at: &str) -> Result<String, EventError> 
         )),
         None => Err(invalid(format!("{at}.{key}"), "is missing")),
     }
+}
+
+/// The envelope's `field`, which must be a JSON object.
+fn object_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<&'a Value, EventError> {
+    obj.get(field)
+        .filter(|d| d.is_object())
+        .ok_or_else(|| invalid(field, "is not an object"))
+}
+
+fn map_str(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).map(String::from)
 }
 
 fn optional_str(obj: &Value, key: &str) -> Option<String> {

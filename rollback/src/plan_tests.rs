@@ -317,16 +317,9 @@ fn decision_table() {
 
 fn rollout(status: Status, stable: &str, start: i64, at: i64) -> Marker {
     Marker {
-        id: "r1".into(),
-        step: 2,
-        weight: 100,
-        at_ms: at,
-        status,
         stable: Some(stable.into()),
-        why: None,
-        notified: false,
         start_ms: Some(start),
-        prev: None,
+        ..Marker::new("r1", 2, 100, status, at)
     }
 }
 

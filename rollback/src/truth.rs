@@ -121,6 +121,23 @@ impl Status {
 }
 
 impl Marker {
+    /// A marker of rollout `id` at `step` (the canary's `weight`) in `status`, written at `at_ms`;
+    /// nothing else recorded yet (no stable version, reason, start or previous version).
+    pub fn new(id: impl Into<String>, step: usize, weight: u8, status: Status, at_ms: i64) -> Self {
+        Marker {
+            id: id.into(),
+            step,
+            weight,
+            at_ms,
+            status,
+            stable: None,
+            why: None,
+            notified: false,
+            start_ms: None,
+            prev: None,
+        }
+    }
+
     /// A tag value: space-separated `key=value` pairs (the characters AWS tag values allow).
     pub fn encode(&self) -> String {
         let mut s = format!(
@@ -151,18 +168,7 @@ impl Marker {
 
     /// `None` when the tag is not a marker this version of ShiftGuard wrote.
     pub fn decode(raw: &str) -> Option<Marker> {
-        let mut m = Marker {
-            id: String::new(),
-            step: 0,
-            weight: 0,
-            at_ms: 0,
-            status: Status::Moving,
-            stable: None,
-            why: None,
-            notified: false,
-            start_ms: None,
-            prev: None,
-        };
+        let mut m = Marker::new("", 0, 0, Status::Moving, 0);
         let (mut id, mut status) = (false, false);
         for pair in raw.split_whitespace() {
             let (k, v) = pair.split_once('=')?;

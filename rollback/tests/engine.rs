@@ -53,7 +53,7 @@ async fn an_alarm_mid_canary_and_its_duplicate_during_codedeploys_own_rollback()
     );
     function(&w, "checkout", 2).await;
     alias(&w, "checkout", "live", "1", &[]).await;
-    let deployment = codedeploy_deployment(&w, "checkout-app", "checkout", "live", "1", "2").await;
+    let deployment = checkout_deployment(&w, "1", "2").await;
     wait_until("the engine to shift 10% to version 2", || async {
         alias_state(&w, "checkout", "live").await == ("1".into(), vec![("2".into(), 0.1)])
     })

@@ -225,7 +225,7 @@ async fn codedeploy_that_does_not_restore_in_time_is_backed_up_by_rollback() {
 async fn a_finished_deployment_is_not_stopped() {
     let w = world().await;
     checkout_canary(&w).await;
-    let deployment = codedeploy_deployment(&w, "checkout-app", "checkout", "live", "1", "2").await;
+    let deployment = checkout_deployment(&w, "1", "2").await;
     w.emu
         .set_deployment(&deployment, json!({"status": "Succeeded"}));
     let cfg = checkout_config();

@@ -291,18 +291,15 @@ def control(method: str, path: str, body: Any, query: dict) -> tuple[int, Any] |
         deployment = codedeploy_backend(region).deployments.get(match.group(1))
         if deployment is None:
             return 404, {"message": "no such deployment"}
-        # Checked before anything changes: a bad field changes nothing.
-        create_time = parse_time(body["createTime"]) if "createTime" in body else None
-        rollback_info = checked_rollback_info(body["rollbackInfo"]) if "rollbackInfo" in body else None
-        if "status" in body:
-            deployment.status = body["status"]
-        if "creator" in body:
-            # e.g. "codeDeployRollback": the deployment CodeDeploy creates to roll back another.
-            deployment.creator = body["creator"]
-        if create_time is not None:
-            deployment.create_time = create_time
-        if rollback_info is not None:
-            deployment.rollback_info = rollback_info
+        # Every field checked before anything changes: a bad field changes nothing. A creator of
+        # "codeDeployRollback" is the deployment CodeDeploy creates to roll back another.
+        changes = {attr: body[key] for key, attr in (("status", "status"), ("creator", "creator")) if key in body}
+        if "createTime" in body:
+            changes["create_time"] = parse_time(body["createTime"])
+        if "rollbackInfo" in body:
+            changes["rollback_info"] = checked_rollback_info(body["rollbackInfo"])
+        for attr, value in changes.items():
+            setattr(deployment, attr, value)
         behaviour = STATE.codedeploy_behaviour.setdefault(deployment.deployment_id, {})
         for key in ("auto_rollback", "rollback_delay"):
             if key in body:

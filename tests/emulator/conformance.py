@@ -91,6 +91,11 @@ def check_members(value: dict, members: dict, required: list[tuple[str, str]], p
         check_value(member, item, f"{path}.{key}", problems)
 
 
+def outside(meta, measure):
+    """Whether a length, a count or a number is outside the shape's `min`/`max` (botocore metadata)."""
+    return "min" in meta and measure < meta["min"] or "max" in meta and measure > meta["max"]
+
+
 def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
     if value is None:
         return
@@ -108,7 +113,7 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
         if not isinstance(value, list):
             problems.append(f"{path}: expected a list ({shape.name}), got {type(value).__name__}")
             return
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+        if outside(meta, len(value)):
             problems.append(f"{path}: {len(value)} items, {shape.name} allows {meta.get('min', 0)}-{meta.get('max', 'any')}")
         for i, item in enumerate(value):
             check_value(shape.member, item, f"{path}[{i}]", problems)
@@ -127,7 +132,7 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
             return
         if shape.enum and value not in shape.enum:
             problems.append(f"{path}: {value!r} is not one of {shape.name} ({', '.join(shape.enum)})")
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+        if outside(meta, len(value)):
             problems.append(f"{path}: length {len(value)} outside {shape.name}'s {meta.get('min', 0)}-{meta.get('max', 'any')}")
         if "pattern" in meta:
             compiled = _pattern(meta["pattern"])
@@ -157,7 +162,7 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
         return
     else:
         return  # blob, document: not checked
-    if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
+    if outside(meta, value):
         problems.append(f"{path}: {value} outside {shape.name}'s range {meta.get('min', '-inf')}-{meta.get('max', 'inf')}")
 
 

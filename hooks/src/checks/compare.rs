@@ -4,6 +4,22 @@ use super::*;
 use crate::config::limits::{default_min_samples, validate_confidence, validate_window};
 use shiftguard_common::duration::serde_text as duration_text;
 
+/// The observation of a judged comparison that started at `started`.
+fn judged_by(
+    policy: Inconclusive,
+    judgement: &judge::Judgement,
+    started: Instant,
+    details: Value,
+) -> Observation {
+    judged(
+        policy,
+        judgement.verdict,
+        &judgement.reason,
+        ms(started.elapsed()),
+        details,
+    )
+}
+
 // ---- settings and validation ----
 
 /// The new version against the old, judged with statistics ([`crate::judge::judge`]).
@@ -299,13 +315,7 @@ impl AwsExecutor {
             "firstFailure": {"new": new_failure, "old": old_failure},
             "judgement": judgement,
         });
-        judged(
-            c.inconclusive,
-            judgement.verdict,
-            &judgement.reason,
-            ms(started.elapsed()),
-            details,
-        )
+        judged_by(c.inconclusive, &judgement, started, details)
     }
 
     /// Post-traffic `compare`: CloudWatch's per-period series of both versions through the alias
@@ -428,13 +438,7 @@ impl AwsExecutor {
             "periodSeconds": 60,
             "judgement": judgement,
         });
-        judged(
-            c.inconclusive,
-            judgement.verdict,
-            &judgement.reason,
-            ms(started.elapsed()),
-            details,
-        )
+        judged_by(c.inconclusive, &judgement, started, details)
     }
 
     /// Post-traffic `compare` from Lambda's own per-invocation records: the `REPORT` lines of the
@@ -529,12 +533,6 @@ impl AwsExecutor {
             "sinceMs": from,
             "judgement": judgement,
         });
-        Ok(judged(
-            c.inconclusive,
-            judgement.verdict,
-            &judgement.reason,
-            ms(started.elapsed()),
-            details,
-        ))
+        Ok(judged_by(c.inconclusive, &judgement, started, details))
     }
 }

@@ -152,15 +152,19 @@ mod tests {
     use super::*;
     use crate::config::CheckKind;
 
+    /// One check of `kind` with the configuration's extra `fields` (`,"name":value…`), parsed.
+    fn parsed(kind: &str, fields: &str) -> CheckKind {
+        let json = format!(r#"{{"checks":[{{"name":"c","kind":"{kind}"{fields}}}]}}"#);
+        crate::config::parse_checks(&json).unwrap().checks[0]
+            .kind
+            .clone()
+    }
+
     fn metrics_from(fields: &str) -> MetricsCheck {
-        crate::config::parse_checks(&format!(
-            r#"{{"checks":[{{"name":"m","kind":"metrics"{fields}}}]}}"#
-        ))
-        .map(|s| match &s.checks[0].kind {
-            CheckKind::Metrics(m) => m.clone(),
-            _ => unreachable!(),
-        })
-        .unwrap()
+        match parsed("metrics", fields) {
+            CheckKind::Metrics(m) => m,
+            other => panic!("not a metrics check: {other:?}"),
+        }
     }
 
     fn metrics_check(min_samples: u64) -> MetricsCheck {
@@ -205,65 +209,32 @@ mod tests {
     #[test]
     fn metrics_verdicts() {
         let c = metrics_check(20);
-        assert_eq!(
-            compare(&c, s(100.0, 1.0), s(900.0, 9.0)).verdict,
-            Verdict::Passed
-        );
-        assert_eq!(
-            compare(&c, s(100.0, 3.0), s(900.0, 9.0)).verdict,
-            Verdict::Failed,
-            "3% is more than 2x 1%"
-        );
-        assert_eq!(
-            compare(&c, s(100.0, 6.0), s(0.0, 0.0)).verdict,
-            Verdict::Failed,
-            "above the absolute limit"
-        );
-        // No baseline: a version that only errors fails even without maxErrorRate; a clean one is
-        // inconclusive, never a pass.
+        // No maxErrorRate: without a baseline a version that only errors still fails; a clean one
+        // is inconclusive, never a pass.
         let no_limit = metrics_from("");
-        assert_eq!(
-            compare(&no_limit, s(100.0, 100.0), s(0.0, 0.0)).verdict,
-            Verdict::Failed
-        );
-        assert_eq!(
-            compare(&no_limit, s(100.0, 0.0), s(0.0, 0.0)).verdict,
-            Verdict::Inconclusive
-        );
-        assert_eq!(
-            compare(&no_limit, s(100.0, 0.0), s(5.0, 0.0)).verdict,
-            Verdict::Inconclusive,
-            "5 old invocations are no baseline"
-        );
-        assert_eq!(
-            compare(&no_limit, s(100.0, 3.0), s(100.0, 1.0)).verdict,
-            Verdict::Failed,
-            "3% is more than 2x 1%"
-        );
-        assert_eq!(
-            compare(&c, s(5.0, 5.0), s(900.0, 0.0)).verdict,
-            Verdict::Inconclusive
-        );
-        assert_eq!(
-            compare(&c, s(100.0, 0.0), s(200.0, 0.0)).verdict,
-            Verdict::Passed
-        );
-        assert_eq!(
-            compare(&c, s(200.0, 1.0), s(200.0, 0.0)).verdict,
-            Verdict::Passed,
-            "one error against a clean baseline of 200 is within 2x"
-        );
+        #[rustfmt::skip]
+        let cases = [
+            ("same rate as the baseline", &c, s(100.0, 1.0), s(900.0, 9.0), Verdict::Passed),
+            ("3% is more than 2x 1%", &c, s(100.0, 3.0), s(900.0, 9.0), Verdict::Failed),
+            ("above the absolute limit", &c, s(100.0, 6.0), s(0.0, 0.0), Verdict::Failed),
+            ("only errors, no baseline", &no_limit, s(100.0, 100.0), s(0.0, 0.0), Verdict::Failed),
+            ("clean, no baseline", &no_limit, s(100.0, 0.0), s(0.0, 0.0), Verdict::Inconclusive),
+            ("5 old invocations are no baseline", &no_limit, s(100.0, 0.0), s(5.0, 0.0), Verdict::Inconclusive),
+            ("3% is more than 2x 1% (no limit)", &no_limit, s(100.0, 3.0), s(100.0, 1.0), Verdict::Failed),
+            ("5 new invocations are too few", &c, s(5.0, 5.0), s(900.0, 0.0), Verdict::Inconclusive),
+            ("clean against clean", &c, s(100.0, 0.0), s(200.0, 0.0), Verdict::Passed),
+            ("one error against a clean baseline of 200 is within 2x", &c, s(200.0, 1.0), s(200.0, 0.0), Verdict::Passed),
+        ];
+        for (why, check, new, old, want) in cases {
+            assert_eq!(compare(check, new, old).verdict, want, "{why}");
+        }
     }
 
     fn logs_check(fields: &str) -> LogsCheck {
-        crate::config::parse_checks(&format!(
-            r#"{{"checks":[{{"name":"l","kind":"logs"{fields}}}]}}"#
-        ))
-        .map(|s| match &s.checks[0].kind {
-            CheckKind::Logs(l) => l.clone(),
-            _ => unreachable!(),
-        })
-        .unwrap()
+        match parsed("logs", fields) {
+            CheckKind::Logs(l) => l,
+            other => panic!("not a logs check: {other:?}"),
+        }
     }
 
     fn lines(invocations: u64, error_lines: u64) -> LogCounts {

@@ -22,11 +22,7 @@ pub fn metrics_document(summary: &StepSummary, error_type: Option<&str>) -> Valu
         &[("Target", &summary.target), ("Action", &action)],
         &[&["Action"], &["Target", "Action"]],
         &[
-            shiftguard_common::emf::Measure {
-                name: "RolloutSteps",
-                unit: "Count",
-                value: 1.0,
-            },
+            shiftguard_common::emf::Measure::one("RolloutSteps"),
             shiftguard_common::emf::Measure {
                 name: "CanaryWeight",
                 unit: "Percent",

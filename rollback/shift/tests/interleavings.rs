@@ -129,16 +129,8 @@ fn weight(plan: &Plan, step: usize) -> u8 {
 
 fn marker(w: &World, step: usize, status: Status, start: i64) -> Marker {
     Marker {
-        id: "r1".into(),
-        step,
-        weight: 0,
-        at_ms: w.now,
-        status,
-        stable: None,
-        why: None,
-        notified: false,
         start_ms: Some(start),
-        prev: None,
+        ..Marker::new("r1", step, 0, status, w.now)
     }
 }
 

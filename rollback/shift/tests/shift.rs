@@ -259,18 +259,7 @@ async fn re_running_a_step_is_harmless_and_a_crash_mid_move_is_resumed() {
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
 
     // A crash after the marker said "moving to step 2" but before the weights were written.
-    let moving = Marker {
-        id: "orders-v2".into(),
-        step: 2,
-        weight: 50,
-        at_ms: 0,
-        status: Status::Moving,
-        stable: None,
-        why: None,
-        notified: false,
-        start_ms: None,
-        prev: None,
-    };
+    let moving = Marker::new("orders-v2", 2, 50, Status::Moving, 0);
     set_marker(&s, &lat, &moving).await;
     let resumed = step(&s, &plan).await.unwrap();
     assert_eq!(
@@ -429,14 +418,8 @@ async fn an_alias_version_failing_a_check_at_step_2_is_aborted_with_production_r
     assert_eq!(serde_json::to_value(restore.outcome).unwrap(), "restored");
     // Never promoted: the stable pointer was not created.
     let blue =
-        s.w.clients
-            .lambda
-            .get_alias()
-            .function_name("checkout")
-            .name("blue")
-            .send()
-            .await;
-    assert!(blue.is_err(), "{blue:?}");
+        shiftguard_common::lambda::alias_version(&s.w.clients.lambda, "checkout", "blue").await;
+    assert_eq!(blue, Ok(None), "the stable pointer alias blue");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,18 +523,7 @@ async fn a_rollback_during_the_checks_is_never_written_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
     let (s, lat) = lattice_world().await;
-    let promoting = Marker {
-        id: "orders-v2".into(),
-        step: 3,
-        weight: 100,
-        at_ms: 0,
-        status: Status::Promoting,
-        stable: None,
-        why: None,
-        notified: false,
-        start_ms: None,
-        prev: None,
-    };
+    let promoting = Marker::new("orders-v2", 3, 100, Status::Promoting, 0);
     set_marker(&s, &lat, &promoting).await;
     s.w.emu.reset_calls();
 

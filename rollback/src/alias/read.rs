@@ -50,22 +50,10 @@ pub(super) async fn read_pointer(
     let Some(pointer) = pointer else {
         return PointerRead::NotConfigured;
     };
-    match clients
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(pointer)
-        .send()
-        .await
-    {
-        Ok(out) => PointerRead::Found(out.function_version.unwrap_or_default()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            PointerRead::Missing
-        }
-        Err(e) => PointerRead::Unreadable(format!("GetAlias failed: {}", error_text(&e))),
+    match shiftguard_common::lambda::alias_version(&clients.lambda, function, pointer).await {
+        Ok(Some(version)) => PointerRead::Found(version),
+        Ok(None) => PointerRead::Missing,
+        Err(e) => PointerRead::Unreadable(e),
     }
 }
 
@@ -76,27 +64,11 @@ pub(super) async fn version_exists(
     function: &str,
     version: &str,
 ) -> Result<bool, String> {
-    match clients
-        .lambda
-        .get_function_configuration()
-        .function_name(function)
-        .qualifier(version)
-        .send()
+    shiftguard_common::lambda::function_version(&clients.lambda, function, version)
         .await
-    {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(format!(
-            "GetFunctionConfiguration failed: {}",
-            error_text(&e)
-        )),
-    }
+        .map(|c| c.is_some())
 }
+
 pub(super) fn in_flight(found: &AliasDeployment) -> InFlight {
     InFlight {
         id: found.deployment.id.clone(),

@@ -161,16 +161,19 @@ pub fn rollback_role_env(w: &World) -> Vec<(String, String)> {
     w.emu.role_env("checkout_rollback")
 }
 
-pub async fn codedeploy_deployment(
-    w: &World,
-    app: &str,
-    function: &str,
-    alias: &str,
-    current: &str,
-    target: &str,
-) -> String {
-    fixtures::codedeploy_deployment(&w.clients.codedeploy, app, function, alias, current, target)
-        .await
+/// A CodeDeploy deployment of the sample stack (`checkout-app`, alias `checkout:live`) shifting
+/// from version `current` to `target`; returns its id.
+pub async fn checkout_deployment(w: &World, current: &str, target: &str) -> String {
+    let codedeploy = &w.clients.codedeploy;
+    fixtures::codedeploy_deployment(
+        codedeploy,
+        "checkout-app",
+        "checkout",
+        "live",
+        current,
+        target,
+    )
+    .await
 }
 
 /// When the sample events' alarms changed state (`StateChangeTime` in `events/rollback/`).
@@ -197,15 +200,7 @@ pub async fn deployment_in_flight(
     created: &str,
     extra: Value,
 ) -> String {
-    let id = codedeploy_deployment(
-        w,
-        "checkout-app",
-        "checkout",
-        "live",
-        versions.0,
-        versions.1,
-    )
-    .await;
+    let id = checkout_deployment(w, versions.0, versions.1).await;
     let mut body = json!({"status": "InProgress", "createTime": created});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());

@@ -7,7 +7,10 @@ use hooks::config::{CheckKind, CheckSet};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CheckFunction, Plan, RolloutTarget, StepSpec, MARKER_KEY, MAX_BAKE};
+use super::{
+    AliasRollout, CheckFunction, ListenerRollout, Plan, RolloutTarget, StepSpec, MARKER_KEY,
+    MAX_BAKE,
+};
 
 // ---- the event as written --------------------------------------------------------------------
 
@@ -260,12 +263,12 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
             if rollback::lattice::same_resource(&production_target_group, &canary_target_group) {
                 return Err("rollout.target.canaryTargetGroup: is the production target group; a rollout moves traffic between two groups".into());
             }
-            RolloutTarget::LatticeListener {
+            RolloutTarget::LatticeListener(ListenerRollout {
                 service,
                 listener,
                 production_target_group,
                 canary_target_group,
-            }
+            })
         }
         RawTarget::LambdaAlias {
             function,
@@ -302,13 +305,13 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
             if stable_alias.as_deref() == Some(alias.as_str()) {
                 return Err("rollout.target.stableAlias: is the alias being shifted".into());
             }
-            RolloutTarget::LambdaAlias {
+            RolloutTarget::LambdaAlias(AliasRollout {
                 function,
                 alias,
                 new_version,
                 stable_version,
                 stable_alias,
-            }
+            })
         }
     };
     if r.steps.is_empty() {
@@ -365,7 +368,7 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
     };
     let checks_before = parse(before, "before")?;
     let checks_after = parse(after, "after")?;
-    if let RolloutTarget::LatticeListener { .. } = &target {
+    if let RolloutTarget::LatticeListener(_) = &target {
         if r.check_function.is_none() {
             for (field, set) in [("before", &checks_before), ("after", &checks_after)] {
                 for (i, c) in set.iter().flat_map(|s| s.checks.iter()).enumerate() {

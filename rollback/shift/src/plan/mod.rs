@@ -27,35 +27,42 @@ pub struct Plan {
     pub alarms: Vec<String>,
 }
 
+/// What a rollout moves: one of the target kinds, each a struct its module (`target/`) takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolloutTarget {
-    LatticeListener {
-        service: String,
-        listener: String,
-        production_target_group: String,
-        canary_target_group: String,
-    },
-    LambdaAlias {
-        function: String,
-        alias: String,
-        new_version: String,
-        /// When given, must be the version the alias is on when the rollout starts.
-        stable_version: Option<String>,
-        /// Moved to the new version on promotion (rollback's `stableAlias`).
-        stable_alias: Option<String>,
-    },
+    LatticeListener(ListenerRollout),
+    LambdaAlias(AliasRollout),
+}
+
+/// A VPC Lattice listener's weighted forwards between two target groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRollout {
+    pub service: String,
+    pub listener: String,
+    pub production_target_group: String,
+    pub canary_target_group: String,
+}
+
+/// A Lambda alias's weights between its stable version and a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRollout {
+    pub function: String,
+    pub alias: String,
+    pub new_version: String,
+    /// When given, must be the version the alias is on when the rollout starts.
+    pub stable_version: Option<String>,
+    /// Moved to the new version on promotion (rollback's `stableAlias`).
+    pub stable_alias: Option<String>,
 }
 
 impl RolloutTarget {
     /// The name rollback and the summaries use for the same target.
     pub fn id(&self) -> String {
         match self {
-            RolloutTarget::LatticeListener {
-                service, listener, ..
-            } => format!("lattice-listener:{service}/{listener}"),
-            RolloutTarget::LambdaAlias {
-                function, alias, ..
-            } => format!("lambda-alias:{function}:{alias}"),
+            RolloutTarget::LatticeListener(t) => {
+                format!("lattice-listener:{}/{}", t.service, t.listener)
+            }
+            RolloutTarget::LambdaAlias(t) => format!("lambda-alias:{}:{}", t.function, t.alias),
         }
     }
 }

@@ -18,16 +18,8 @@ fn plan() -> Plan {
 fn marker(step: usize, status: Status, at_ms: i64) -> Option<Result<Marker, String>> {
     let weight = [0, 10, 50, 100][step];
     Some(Ok(Marker {
-        id: "r1".into(),
-        step,
-        weight,
-        at_ms,
-        status,
-        stable: None,
-        why: None,
-        notified: false,
         start_ms: Some(at_ms - 1),
-        prev: None,
+        ..Marker::new("r1", step, weight, status, at_ms)
     }))
 }
 fn facts(
@@ -65,11 +57,9 @@ fn the_input_sets_only_the_release() {
         .starts_with("rollout.target.newVersion"));
     bare["input"] = json!({"target": {"newVersion": "3"}});
     assert!(
-        matches!(parse_plan(&bare).unwrap().target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "3")
+        matches!(parse_plan(&bare).unwrap().target, RolloutTarget::LambdaAlias(ref t) if t.new_version == "3")
     );
-    assert!(
-        matches!(p.target, RolloutTarget::LambdaAlias { ref new_version, .. } if new_version == "5")
-    );
+    assert!(matches!(p.target, RolloutTarget::LambdaAlias(ref t) if t.new_version == "5"));
     assert!(with(json!({})).is_ok());
     for (input, field) in [
         (

@@ -13,50 +13,42 @@ use rollback::config::LambdaAliasTarget;
 use rollback::report::TargetReport;
 use rollback::truth::TagFacts;
 use serde_json::{json, Value};
-use shiftguard_common::error_text;
+use shiftguard_common::{error_text, found};
 
 use crate::context::Read;
 use crate::context::{Ctx, Failure};
-use crate::plan::{Plan, RolloutTarget, Traffic};
+use crate::plan::{AliasRollout, Plan, Traffic};
+use crate::target::read_failed;
 use crate::{ShiftClients, ShiftError, StepSummary};
 
-pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, ShiftError> {
-    let invalid = ShiftError::InvalidPlan;
-    let aws = |m: String| ShiftError::Aws {
-        message: m,
-        summary: json!({"rollout": plan.id, "target": plan.target.id()}).to_string(),
-    };
-    let RolloutTarget::LambdaAlias {
+pub(crate) async fn read(
+    clients: &ShiftClients,
+    plan: &Plan,
+    t: &AliasRollout,
+) -> Result<Read, ShiftError> {
+    let AliasRollout {
         function,
         alias,
         new_version,
         stable_version,
         ..
-    } = &plan.target
-    else {
-        unreachable!("an alias rollout")
-    };
-    let got = clients
-        .rollback
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(alias)
-        .send()
-        .await;
-    let got = match got {
-        Ok(g) => g,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            return Err(invalid(format!(
-                "rollout.target: alias {alias} of function {function} does not exist ({})",
-                error_text(&e)
-            )))
-        }
-        Err(e) => return Err(aws(format!("GetAlias failed: {}", error_text(&e)))),
-    };
+    } = t;
+    let got = found(
+        clients
+            .rollback
+            .lambda
+            .get_alias()
+            .function_name(function)
+            .name(alias)
+            .send()
+            .await,
+    )
+    .map_err(|e| read_failed(plan, "GetAlias", &e))?
+    .ok_or_else(|| {
+        ShiftError::InvalidPlan(format!(
+            "rollout.target: alias {alias} of function {function} does not exist"
+        ))
+    })?;
     let version = got.function_version.clone().unwrap_or_default();
     let weights: BTreeMap<String, f64> = got
         .routing_config
@@ -77,7 +69,7 @@ pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, Sh
         .resource(&function_arn)
         .send()
         .await
-        .map_err(|e| aws(format!("ListTags failed: {}", error_text(&e))))?;
+        .map_err(|e| read_failed(plan, "ListTags", &e))?;
     let facts = TagFacts::from_tags(&tags.tags.unwrap_or_default(), Some(alias));
     let marker = facts.marker;
     let ours_stable = match &marker {
@@ -100,63 +92,34 @@ pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, Sh
 }
 
 /// The checks look at the alias's own function: the new version against the stable one.
-pub(crate) fn check_target(plan: &Plan, stable: Option<String>) -> DeploymentTarget {
-    let RolloutTarget::LambdaAlias {
-        function,
-        alias,
-        new_version,
-        ..
-    } = &plan.target
-    else {
-        unreachable!("an alias rollout")
-    };
+pub(crate) fn check_target(t: &AliasRollout, stable: Option<String>) -> DeploymentTarget {
     crate::target::deployment_target(
-        function.clone(),
-        Some(alias.clone()),
+        t.function.clone(),
+        Some(t.alias.clone()),
         stable,
-        new_version.clone(),
+        t.new_version.clone(),
     )
 }
 
 impl Ctx<'_> {
-    pub(crate) async fn alias_check_start(&self) -> Result<(), Failure> {
-        let RolloutTarget::LambdaAlias {
+    pub(crate) async fn alias_check_start(&self, t: &AliasRollout) -> Result<(), Failure> {
+        let AliasRollout {
             function,
             new_version,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("an alias rollout")
-        };
+        } = t;
         let stable = self.stable.clone().unwrap_or_default();
         if stable == *new_version {
             return Err(Failure::Invalid(format!("rollout.target.newVersion: the alias is already on version {new_version}: nothing to roll out")));
         }
         let read = |version: String| async move {
-            match self
-                .clients
-                .rollback
-                .lambda
-                .get_function_configuration()
-                .function_name(function)
-                .qualifier(&version)
-                .send()
-                .await
-            {
-                Ok(c) => Ok(c),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                {
-                    Err(Failure::Invalid(format!(
+            self.function_version(function, &version)
+                .await?
+                .ok_or_else(|| {
+                    Failure::Invalid(format!(
                         "rollout.target.newVersion: version {version} of {function} does not exist"
-                    )))
-                }
-                Err(e) => Err(Failure::Aws(format!(
-                    "GetFunctionConfiguration failed: {}",
-                    error_text(&e)
-                ))),
-            }
+                    ))
+                })
         };
         let new = read(new_version.clone()).await?;
         let old = read(stable.clone()).await?;
@@ -171,16 +134,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(crate) async fn alias_read_traffic(&self) -> Result<Traffic, Failure> {
-        let RolloutTarget::LambdaAlias {
+    pub(crate) async fn alias_read_traffic(&self, t: &AliasRollout) -> Result<Traffic, Failure> {
+        let AliasRollout {
             function,
             alias,
             new_version,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("an alias rollout")
-        };
+        } = t;
         let back = rollback::alias::read_alias(&self.clients.rollback, function, alias)
             .await
             .map_err(|e| Failure::Aws(e.to_string()))?;
@@ -194,18 +154,16 @@ impl Ctx<'_> {
 
     pub(crate) async fn alias_write_weights(
         &self,
+        t: &AliasRollout,
         weight: u8,
         allowed: &[u8],
     ) -> Result<Value, Failure> {
-        let RolloutTarget::LambdaAlias {
+        let AliasRollout {
             function,
             alias,
             new_version,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("an alias rollout")
-        };
+        } = t;
         let stable = self.stable.clone().unwrap_or_default();
         let lambda = &self.clients.rollback.lambda;
         let current = rollback::alias::read_alias(&self.clients.rollback, function, alias)
@@ -261,19 +219,17 @@ impl Ctx<'_> {
 
     pub(crate) async fn alias_promote(
         &self,
+        t: &AliasRollout,
         traffic: Traffic,
         s: &mut StepSummary,
     ) -> Result<(), Failure> {
-        let RolloutTarget::LambdaAlias {
+        let AliasRollout {
             function,
             alias,
             new_version,
             stable_alias,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("an alias rollout")
-        };
+        } = t;
         if traffic != Traffic::Canary(100) {
             return self.abort_changed(&traffic, s).await;
         }
@@ -292,20 +248,19 @@ impl Ctx<'_> {
     async fn point(&self, function: &str, pointer: &str, version: &str) -> Result<(), Failure> {
         let lambda = &self.clients.rollback.lambda;
         // No weights on the pointer: it names one version.
-        match lambda
-            .update_alias()
-            .function_name(function)
-            .name(pointer)
-            .function_version(version)
-            .routing_config(AliasRoutingConfiguration::builder().build())
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
+        let updated = found(
+            lambda
+                .update_alias()
+                .function_name(function)
+                .name(pointer)
+                .function_version(version)
+                .routing_config(AliasRoutingConfiguration::builder().build())
+                .send()
+                .await,
+        );
+        match updated {
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 lambda
                     .create_alias()
                     .function_name(function)
@@ -338,13 +293,14 @@ impl Ctx<'_> {
 
     /// The abort's restore of production, through rollback's own code (no restore record: this is
     /// the rollout's own abort).
-    pub(crate) async fn alias_restore(&self, report: &mut TargetReport) -> Result<(), Failure> {
-        let RolloutTarget::LambdaAlias {
+    pub(crate) async fn alias_restore(
+        &self,
+        t: &AliasRollout,
+        report: &mut TargetReport,
+    ) -> Result<(), Failure> {
+        let AliasRollout {
             function, alias, ..
-        } = &self.plan.target
-        else {
-            unreachable!("an alias rollout")
-        };
+        } = t;
         let Some(stable) = self.stable.clone() else {
             return Err(Failure::Restore("the stable version is not known".into()));
         };
@@ -386,12 +342,12 @@ impl Ctx<'_> {
     }
 
     /// A promotion that moved the stable pointer is put back on the stable version.
-    pub(crate) async fn alias_undo_promotion(&self) -> Result<(), Failure> {
-        let RolloutTarget::LambdaAlias {
+    pub(crate) async fn alias_undo_promotion(&self, t: &AliasRollout) -> Result<(), Failure> {
+        let AliasRollout {
             function,
             stable_alias: Some(pointer),
             ..
-        } = &self.plan.target
+        } = t
         else {
             return Ok(());
         };

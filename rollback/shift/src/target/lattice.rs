@@ -10,75 +10,60 @@ use rollback::lattice::{read_forwards, same_resource, write_groups, Forward};
 use rollback::report::TargetReport;
 use rollback::truth::TagFacts;
 use serde_json::{json, Value};
-use shiftguard_common::error_text;
+use shiftguard_common::{error_text, found};
 use tracing::warn;
 
 use crate::context::Read;
 use crate::context::{Ctx, Failure};
-use crate::plan::{Plan, RolloutTarget, Status, Traffic, Why};
+use crate::plan::{ListenerRollout, Plan, Status, Traffic, Why};
+use crate::target::read_failed;
 use crate::{ShiftClients, ShiftError, StepSummary};
 
 /// The listener as rollback's configuration names it (the restore goes through rollback's code).
-pub(crate) fn spec(plan: &Plan) -> LatticeListenerTarget {
-    let RolloutTarget::LatticeListener {
-        service,
-        listener,
-        production_target_group,
-        ..
-    } = &plan.target
-    else {
-        unreachable!("a lattice rollout")
-    };
+pub(crate) fn spec(t: &ListenerRollout) -> LatticeListenerTarget {
     LatticeListenerTarget {
-        service: service.clone(),
-        listener: listener.clone(),
-        production_target_group: production_target_group.clone(),
+        service: t.service.clone(),
+        listener: t.listener.clone(),
+        production_target_group: t.production_target_group.clone(),
     }
 }
 
-pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, ShiftError> {
-    let invalid = ShiftError::InvalidPlan;
-    let aws = |m: String| ShiftError::Aws {
-        message: m,
-        summary: json!({"rollout": plan.id, "target": plan.target.id()}).to_string(),
-    };
-    let RolloutTarget::LatticeListener {
+pub(crate) async fn read(
+    clients: &ShiftClients,
+    plan: &Plan,
+    t: &ListenerRollout,
+) -> Result<Read, ShiftError> {
+    let ListenerRollout {
         service,
         listener,
         production_target_group,
         canary_target_group,
-    } = &plan.target
-    else {
-        unreachable!("a lattice rollout")
-    };
+    } = t;
     let lattice = &clients.rollback.lattice();
-    let got = lattice
-        .get_listener()
-        .service_identifier(service)
-        .listener_identifier(listener)
-        .send()
-        .await;
-    let got = match got {
-        Ok(g) => g,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            return Err(invalid(format!(
-                "rollout.target.listener: {listener} of service {service} does not exist ({})",
-                error_text(&e)
-            )))
-        }
-        Err(e) => return Err(aws(format!("GetListener failed: {}", error_text(&e)))),
-    };
+    let got = found(
+        lattice
+            .get_listener()
+            .service_identifier(service)
+            .listener_identifier(listener)
+            .send()
+            .await,
+    )
+    .map_err(|e| read_failed(plan, "GetListener", &e))?
+    .ok_or_else(|| {
+        ShiftError::InvalidPlan(format!(
+            "rollout.target.listener: {listener} of service {service} does not exist"
+        ))
+    })?;
     let arn = got.arn.clone().unwrap_or_default();
-    let lt = spec(plan);
-    let forwards = read_forwards(&clients.rollback, &lt)
+    let forwards = read_forwards(&clients.rollback, &spec(t))
         .await
-        .map_err(|e| aws(e.to_string()))?;
+        .map_err(|e| ShiftError::Aws {
+            message: e.to_string(),
+            summary: json!({"rollout": plan.id, "target": plan.target.id()}).to_string(),
+        })?;
     let ours = our_forwards(&forwards, production_target_group, canary_target_group);
     if ours.is_empty() {
-        return Err(invalid(format!(
+        return Err(ShiftError::InvalidPlan(format!(
                     "rollout.target: no weighted forward of listener {listener} (default action or rule) names both the production target group {production_target_group} and the canary target group {canary_target_group}; add the canary group to the forward with weight 0"
                 )));
     }
@@ -88,7 +73,7 @@ pub(crate) async fn read(clients: &ShiftClients, plan: &Plan) -> Result<Read, Sh
         .resource_arn(&arn)
         .send()
         .await
-        .map_err(|e| aws(format!("ListTagsForResource failed: {}", error_text(&e))))?;
+        .map_err(|e| read_failed(plan, "ListTagsForResource", &e))?;
     let facts = TagFacts::from_tags(&tags.tags.unwrap_or_default(), None);
     Ok(Read {
         marker: facts.marker,
@@ -116,15 +101,12 @@ pub(crate) fn check_target(plan: &Plan) -> DeploymentTarget {
 }
 
 impl Ctx<'_> {
-    pub(crate) async fn lattice_check_start(&self) -> Result<(), Failure> {
-        let RolloutTarget::LatticeListener {
+    pub(crate) async fn lattice_check_start(&self, t: &ListenerRollout) -> Result<(), Failure> {
+        let ListenerRollout {
             production_target_group,
             canary_target_group,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("a lattice rollout")
-        };
+        } = t;
         let canary = self.list_targets(canary_target_group).await?;
         for (field, group, empty) in [
             ("canaryTargetGroup", canary_target_group, canary.is_empty()),
@@ -143,18 +125,7 @@ impl Ctx<'_> {
         // A Lambda target group holds one target: promotion can only keep production
         // whole by moving an alias production's group serves (checked before anything
         // moves, not at promotion).
-        let lambda_group = self
-            .clients
-            .rollback
-            .lattice()
-            .get_target_group()
-            .target_group_identifier(production_target_group)
-            .send()
-            .await
-            .map_err(|e| Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e))))?
-            .r#type
-            == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
-        if lambda_group {
+        if self.is_lambda_group(production_target_group).await? {
             let production = self.list_targets(production_target_group).await?;
             if let Err(why) = lambda_promotion(&production, &canary) {
                 return Err(Failure::Invalid(format!(
@@ -177,52 +148,35 @@ impl Ctx<'_> {
                     }
                 }
             }
-            match self
-                .clients
-                .rollback
-                .lambda
-                .get_function_configuration()
-                .function_name(&f.function)
-                .qualifier(&f.version)
-                .send()
-                .await
+            if self
+                .function_version(&f.function, &f.version)
+                .await?
+                .is_none()
             {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                {
-                    return Err(Failure::Invalid(format!(
-                        "rollout.checkFunction: version {} of {} does not exist",
-                        f.version, f.function
-                    )));
-                }
-                Err(e) => {
-                    return Err(Failure::Aws(format!(
-                        "GetFunctionConfiguration failed: {}",
-                        error_text(&e)
-                    )))
-                }
+                return Err(Failure::Invalid(format!(
+                    "rollout.checkFunction: version {} of {} does not exist",
+                    f.version, f.function
+                )));
             }
         }
         Ok(())
     }
 
-    pub(crate) async fn lattice_read_traffic(&self) -> Result<Traffic, Failure> {
-        self.lattice_now().await.map(|(_, traffic)| traffic)
+    pub(crate) async fn lattice_read_traffic(
+        &self,
+        t: &ListenerRollout,
+    ) -> Result<Traffic, Failure> {
+        self.lattice_now(t).await.map(|(_, traffic)| traffic)
     }
 
     /// The listener's forwards as they are now, and the canary's share across those it moves.
-    async fn lattice_now(&self) -> Result<(Vec<Forward>, Traffic), Failure> {
-        let RolloutTarget::LatticeListener {
+    async fn lattice_now(&self, t: &ListenerRollout) -> Result<(Vec<Forward>, Traffic), Failure> {
+        let ListenerRollout {
             production_target_group,
             canary_target_group,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("a lattice rollout")
-        };
-        let forwards = read_forwards(&self.clients.rollback, &spec(self.plan))
+        } = t;
+        let forwards = read_forwards(&self.clients.rollback, &spec(t))
             .await
             .map_err(|e| Failure::Aws(e.to_string()))?;
         let traffic = lattice_traffic(
@@ -235,41 +189,40 @@ impl Ctx<'_> {
 
     pub(crate) async fn lattice_write_weights(
         &self,
+        t: &ListenerRollout,
         weight: u8,
         allowed: &[u8],
     ) -> Result<Value, Failure> {
-        let RolloutTarget::LatticeListener {
-            production_target_group,
-            canary_target_group,
-            ..
-        } = &self.plan.target
-        else {
-            unreachable!("a lattice rollout")
-        };
-        let (forwards, now) = self.lattice_now().await?;
+        let (forwards, now) = self.lattice_now(t).await?;
         if !now.within(allowed) {
             return Err(Failure::Changed(now));
         }
-        for f in our_forwards(&forwards, production_target_group, canary_target_group) {
-            self.write_forward(f, weight).await?;
+        for f in our_forwards(
+            &forwards,
+            &t.production_target_group,
+            &t.canary_target_group,
+        ) {
+            self.write_forward(t, f, weight).await?;
         }
         // Read back: weights that are not what was written are another writer's.
-        match self.lattice_now().await? {
+        match self.lattice_now(t).await? {
             (back, Traffic::Canary(w)) if w == weight => Ok(rollback::lattice::describe(&back)),
             (_, other) => Err(Failure::Changed(other)),
         }
     }
 
     /// One forward that names both groups: production (100 − w), canary w, others as they are.
-    async fn write_forward(&self, f: &Forward, weight: u8) -> Result<(), Failure> {
-        let RolloutTarget::LatticeListener {
+    async fn write_forward(
+        &self,
+        t: &ListenerRollout,
+        f: &Forward,
+        weight: u8,
+    ) -> Result<(), Failure> {
+        let ListenerRollout {
             production_target_group,
             canary_target_group,
             ..
-        } = &self.plan.target
-        else {
-            return Ok(());
-        };
+        } = t;
         let groups: Vec<(String, i32)> = f
             .groups
             .iter()
@@ -284,10 +237,23 @@ impl Ctx<'_> {
                 (g.clone(), w)
             })
             .collect();
-        let lt = spec(self.plan);
-        write_groups(&self.clients.rollback, &lt, &f.place, &groups)
+        write_groups(&self.clients.rollback, &spec(t), &f.place, &groups)
             .await
             .map_err(|e| Failure::WriteFailed(e.to_string()))
+    }
+
+    /// Whether a target group's targets are Lambda functions (one target, moved by an alias).
+    async fn is_lambda_group(&self, group: &str) -> Result<bool, Failure> {
+        let got = self
+            .clients
+            .rollback
+            .lattice()
+            .get_target_group()
+            .target_group_identifier(group)
+            .send()
+            .await
+            .map_err(|e| Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e))))?;
+        Ok(got.r#type == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda))
     }
 
     pub(crate) async fn list_targets(
@@ -327,29 +293,18 @@ impl Ctx<'_> {
 
     pub(crate) async fn lattice_promote(
         &self,
+        t: &ListenerRollout,
         traffic: Traffic,
         s: &mut StepSummary,
     ) -> Result<(), Failure> {
-        let RolloutTarget::LatticeListener {
+        let ListenerRollout {
             production_target_group,
             canary_target_group,
             ..
-        } = &self.plan.target
-        else {
-            unreachable!("a lattice rollout")
-        };
+        } = t;
         let canary = self.list_targets(canary_target_group).await?;
         let production = self.list_targets(production_target_group).await?;
-        let lattice = &self.clients.rollback.lattice();
-        let lambda_group = lattice
-            .get_target_group()
-            .target_group_identifier(production_target_group)
-            .send()
-            .await
-            .map_err(|e| Failure::Aws(format!("GetTargetGroup failed: {}", error_text(&e))))?
-            .r#type
-            == Some(aws_sdk_vpclattice::types::TargetGroupType::Lambda);
-        if lambda_group {
+        if self.is_lambda_group(production_target_group).await? {
             let (function, alias, version) = match lambda_promotion(&production, &canary) {
                 Ok(p) => p,
                 Err(why) => return self.abort(why, Why::Promotion, true, s).await,
@@ -378,7 +333,7 @@ impl Ctx<'_> {
                     .await?;
                 self.watch().await?;
             }
-            let after = self.write_weights(0, &[100, 0]).await?;
+            let after = self.lattice_write_weights(t, 0, &[100, 0]).await?;
             self.watch().await?;
             s.after = Some(after);
             s.promotion = Some(json!({
@@ -412,7 +367,7 @@ impl Ctx<'_> {
             if now != canary {
                 return Err(Failure::Aws(format!("verification failed: production's targets are {now:?}, expected the canary's {canary:?}")));
             }
-            let after = self.write_weights(0, &[100, 0]).await?;
+            let after = self.lattice_write_weights(t, 0, &[100, 0]).await?;
             self.watch().await?;
             s.after = Some(after);
             s.promotion = Some(json!({
@@ -514,13 +469,14 @@ impl Ctx<'_> {
 
     /// The abort's restore of production, through rollback's own code (no restore record: this is
     /// the rollout's own abort).
-    pub(crate) async fn lattice_restore(&self, report: &mut TargetReport) -> Result<(), Failure> {
-        let RolloutTarget::LatticeListener { .. } = &self.plan.target else {
-            unreachable!("a lattice rollout")
-        };
+    pub(crate) async fn lattice_restore(
+        &self,
+        t: &ListenerRollout,
+        report: &mut TargetReport,
+    ) -> Result<(), Failure> {
         Box::pin(rollback::lattice::roll_back(
             &self.clients.rollback,
-            &spec(self.plan),
+            &spec(t),
             false,
             None,
             None,
@@ -531,14 +487,8 @@ impl Ctx<'_> {
     }
 
     /// A promotion that moved the production group's alias is put back on `prev`.
-    pub(crate) async fn lattice_undo_promotion(&self) -> Result<(), Failure> {
-        let RolloutTarget::LatticeListener {
-            production_target_group,
-            ..
-        } = &self.plan.target
-        else {
-            unreachable!("a lattice rollout")
-        };
+    pub(crate) async fn lattice_undo_promotion(&self, t: &ListenerRollout) -> Result<(), Failure> {
+        let production_target_group = &t.production_target_group;
         let Some(prev) = self.prev.lock().ok().and_then(|p| p.clone()) else {
             return Ok(());
         };
