@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 pub mod codedeploy;
 pub mod deadline;
@@ -15,6 +15,8 @@ pub mod duration;
 pub mod emf;
 pub mod env;
 pub mod init_trace;
+pub mod lambda;
+pub mod tls;
 
 pub use deadline::{Deadline, OutOfTime};
 
@@ -30,8 +32,19 @@ pub use deadline::{Deadline, OutOfTime};
 /// never reached on Lambda, and not linking it keeps it out of the zip and off the start-up path.
 /// Outside Lambda, export credentials as environment variables (`cargo lambda watch` does).
 pub async fn aws_config() -> SdkConfig {
-    sdk_config_from(&|name| std::env::var(name).ok())
+    sdk_config_from(&operators_env)
 }
+
+/// The environment as the operator set it: `SSL_CERT_FILE` only when they did, not when
+/// [`prefer_ca_bundle`] chose the bundle (the choice of [`tls::sdk_roots`] depends on it).
+fn operators_env(name: &str) -> Option<String> {
+    if name == "SSL_CERT_FILE" && CA_BUNDLE_CHOSEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    std::env::var(name).ok()
+}
+
+static CA_BUNDLE_CHOSEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(test)]
 mod sdk_config_tests {
@@ -92,6 +105,21 @@ mod sdk_config_tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
+    /// Building a client validates the HTTPS client, which builds a TLS configuration from the
+    /// roots (the SDK panics on a certificate it cannot read): each choice of roots must build.
+    #[tokio::test]
+    async fn a_client_builds_with_either_choice_of_roots() {
+        for vars in [&[][..], &[("SHIFTGUARD_TLS_ROOTS", "system")][..]] {
+            let env = |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            };
+            let sdk = sdk_config_from(&env);
+            let _ = aws_sdk_codedeploy::Client::new(&sdk);
+        }
+    }
+
     #[test]
     fn every_sdk_client_gets_the_validated_once_client() {
         let sdk = sdk_config_from(&|_| None);
@@ -125,9 +153,25 @@ mod sdk_config_tests {
 
 /// [`aws_config`] with the environment given (testable).
 pub fn sdk_config_from(var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
+    let roots = tls::sdk_roots(var).unwrap_or_else(|e| {
+        // The wider trust: a typo must not cut the functions off from AWS.
+        tracing::error!(variable = tls::ROOTS_VARIABLE, error = %e, "invalid TLS roots setting: using the system bundle");
+        tls::SdkRoots::System(e)
+    });
+    match &roots {
+        tls::SdkRoots::AmazonTrustServices => {
+            tracing::debug!(
+                tls_roots = roots.name(),
+                "TLS roots of the SDK's HTTPS client"
+            )
+        }
+        tls::SdkRoots::System(why) => {
+            tracing::info!(tls_roots = roots.name(), why = %why, "TLS roots of the SDK's HTTPS client")
+        }
+    }
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(http_client(&roots))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
@@ -147,10 +191,11 @@ pub fn sdk_config_from(var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
     builder.build()
 }
 
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+fn http_client(roots: &tls::SdkRoots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     aws_smithy_runtime_api::client::http::SharedHttpClient::new(ValidatedOnce {
         inner: aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .tls_context(roots.tls_context())
             .build_https(),
         validated: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     })
@@ -161,10 +206,9 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 /// The SDK asks the HTTP client to validate itself as each service client is built; the rustls
 /// client answers by building a whole connector — every root certificate parsed into a new store,
 /// a new TLS configuration — and throws it away (`make bench`, tests/README.md "Performance":
-/// ~0.5 ms a client, 3–5 clients a function). The first validation does it once, which also
-/// loads the system's roots at start-up rather than on the first request; connectors themselves
-/// are built on first use and cached by the inner client as before, so every client still gets
-/// the same TLS stack and trust.
+/// ~0.5 ms a client, 3–5 clients a function). The first validation does it once (with the roots
+/// [`tls::sdk_roots`] chose); connectors themselves are built on first use and cached by the inner
+/// client as before, so every client still gets the same TLS stack and trust.
 #[derive(Debug, Clone)]
 struct ValidatedOnce {
     inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
@@ -232,7 +276,9 @@ fn timeout_config() -> TimeoutConfig {
 /// functions: see [`aws_config`].
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(http_client(&tls::SdkRoots::System(
+            "the SDK's default loader".into(),
+        )))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
 }
@@ -291,6 +337,7 @@ pub fn prefer_ca_bundle() {
     }
     if let Some(bundle) = BUNDLES.iter().find(|b| std::path::Path::new(b).is_file()) {
         std::env::set_var("SSL_CERT_FILE", bundle);
+        CA_BUNDLE_CHOSEN.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -324,6 +371,26 @@ pub fn init_logging() {
 /// "service error" or "dispatch failure", which tells an on-call engineer nothing.
 pub fn error_text<E: std::error::Error>(err: &E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
+/// A read that may find nothing: `Ok(None)` when the service answers ResourceNotFoundException
+/// (Lambda, VPC Lattice and CloudWatch Logs all name a missing resource so), the error otherwise.
+/// One place for "does this exist", so that every caller tells "missing" from "could not read".
+pub fn found<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+) -> Result<Option<T>, aws_smithy_runtime_api::client::result::SdkError<E, R>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    match result {
+        Ok(t) => Ok(Some(t)),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code()) == Some("ResourceNotFoundException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The invocation deadline the Lambda runtime gives (milliseconds since the Unix epoch) as an
