@@ -112,12 +112,18 @@ mod tests {
         })
     }
 
+    /// The environment's variables, and the roots they choose.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Result<SdkRoots, String>,
+    );
+
     #[test]
     #[rustfmt::skip]
     fn the_environment_chooses_the_roots() {
         let amazon = Ok(SdkRoots::AmazonTrustServices);
         let system = |why: &str| Ok(SdkRoots::System(why.into()));
-        let cases: &[(&[(&str, &str)], Result<SdkRoots, String>)] = &[
+        let cases: &[Case] = &[
             // On Lambda: a region, credentials, nothing else.
             (&[("AWS_REGION", "eu-west-1")], amazon.clone()),
             (&[("AWS_REGION", "us-gov-west-1")], amazon.clone()),

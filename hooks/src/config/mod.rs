@@ -469,7 +469,7 @@ pub(crate) mod limits;
 pub use crate::discovery::EnvTarget;
 pub use limits::Inconclusive;
 mod parse;
-pub use parse::{parse_checks, MAX_CHECKS_BYTES, MAX_CHECKS_DEPTH};
+pub use parse::{parse_checks, parse_checks_json, MAX_CHECKS_BYTES, MAX_CHECKS_DEPTH};
 
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,17 @@ pub fn parse_checks(text: &str) -> Result<CheckSet, String> {
     check_size_and_depth(text)?;
     let value: serde_json::Value = serde_yaml_ng::from_str(text)
         .map_err(|e| format!("is neither valid JSON nor YAML: {e}"))?;
+    checks_from_value(value)
+}
+
+/// A check set already parsed as JSON (a rollout plan's `checks`), with the same limits and
+/// validation as [`parse_checks`] — without the YAML parser, which `shift` then does not link.
+pub fn parse_checks_json(value: serde_json::Value) -> Result<CheckSet, String> {
+    check_size_and_depth(&value.to_string())?;
+    checks_from_value(value)
+}
+
+fn checks_from_value(value: serde_json::Value) -> Result<CheckSet, String> {
     let set: CheckSet = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let name = check_name_at(&value, &path);

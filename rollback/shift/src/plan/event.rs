@@ -193,7 +193,7 @@ fn bake_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawChecks {
-    // Parsed as check sets by `hooks::config::parse_checks` (below): their schema is a CheckSet's.
+    // Parsed as check sets by `hooks::config::parse_checks_json` (below): their schema is a CheckSet's.
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(with = "Option<hooks::config::CheckSet>"))]
     before: Option<Value>,
@@ -361,8 +361,7 @@ pub fn parse_plan(event: &Value) -> Result<Plan, String> {
     };
     let parse = |v: Option<Value>, field: &str| -> Result<Option<CheckSet>, String> {
         v.map(|v| {
-            hooks::config::parse_checks(&v.to_string())
-                .map_err(|e| format!("rollout.checks.{field}.{e}"))
+            hooks::config::parse_checks_json(v).map_err(|e| format!("rollout.checks.{field}.{e}"))
         })
         .transpose()
     };
