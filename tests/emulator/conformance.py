@@ -101,35 +101,27 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
         return
     kind = shape.type_name
     meta = shape.metadata
-    if kind == "structure":
-        if not isinstance(value, dict):
-            problems.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
+    expected = JSON_TYPES.get(kind)
+    if expected is not None:
+        types, what = expected
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            got = type(value).__name__ if isinstance(value, (dict, list)) else f"{type(value).__name__} {value!r}"
+            problems.append(f"{path}: expected {what} ({shape.name}), got {got}")
             return
+    if kind == "structure":
         required = [(name, wire_name(shape.members[name], name)) for name in shape.required_members]
         check_members(value, wire_members(shape.members), required, path, problems,
                       f"required by {shape.name} but missing", f"{shape.name} has no such member")
-        return
-    if kind == "list":
-        if not isinstance(value, list):
-            problems.append(f"{path}: expected a list ({shape.name}), got {type(value).__name__}")
-            return
+    elif kind == "list":
         if outside(meta, len(value)):
             problems.append(f"{path}: {len(value)} items, {shape.name} allows {meta.get('min', 0)}-{meta.get('max', 'any')}")
         for i, item in enumerate(value):
             check_value(shape.member, item, f"{path}[{i}]", problems)
-        return
-    if kind == "map":
-        if not isinstance(value, dict):
-            problems.append(f"{path}: expected a map ({shape.name}), got {type(value).__name__}")
-            return
+    elif kind == "map":
         for key, item in value.items():
             check_value(shape.key, key, f"{path}<key {key}>", problems)
             check_value(shape.value, item, f"{path}[{key!r}]", problems)
-        return
-    if kind == "string":
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a string ({shape.name}), got {type(value).__name__} {value!r}")
-            return
+    elif kind == "string":
         if shape.enum and value not in shape.enum:
             problems.append(f"{path}: {value!r} is not one of {shape.name} ({', '.join(shape.enum)})")
         if outside(meta, len(value)):
@@ -138,32 +130,31 @@ def check_value(shape: Any, value: Any, path: str, problems: list[str]) -> None:
             compiled = _pattern(meta["pattern"])
             if compiled is not None and not compiled.search(value):
                 problems.append(f"{path}: {value!r} does not match {shape.name}'s pattern {meta['pattern']}")
-        return
-    if kind in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer ({shape.name}), got {value!r}")
-            return
-    elif kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: expected a number ({shape.name}), got {value!r}")
-            return
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected a boolean ({shape.name}), got {value!r}")
-        return
-    elif kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str, datetime)):
-            problems.append(f"{path}: expected a timestamp ({shape.name}), got {value!r}")
-        elif isinstance(value, str):
-            try:
-                datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                problems.append(f"{path}: {value!r} is not an ISO 8601 timestamp ({shape.name})")
-        return
-    else:
-        return  # blob, document: not checked
-    if outside(meta, value):
-        problems.append(f"{path}: {value} outside {shape.name}'s range {meta.get('min', '-inf')}-{meta.get('max', 'inf')}")
+    elif kind in ("integer", "long", "float", "double"):
+        if outside(meta, value):
+            problems.append(f"{path}: {value} outside {shape.name}'s range {meta.get('min', '-inf')}-{meta.get('max', 'inf')}")
+    elif kind == "timestamp" and isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            problems.append(f"{path}: {value!r} is not an ISO 8601 timestamp ({shape.name})")
+    # blob, document: not checked
+
+
+# The JSON value each botocore shape type must be, and how a problem names it (a bool is an int
+# in Python: refused where a number is expected).
+JSON_TYPES = {
+    "structure": ((dict,), "an object"),
+    "list": ((list,), "a list"),
+    "map": ((dict,), "a map"),
+    "string": ((str,), "a string"),
+    "integer": ((int,), "an integer"),
+    "long": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "double": ((int, float), "a number"),
+    "boolean": ((bool,), "a boolean"),
+    "timestamp": ((int, float, str, datetime), "a timestamp"),
+}
 
 
 def error_code(headers: dict, body: Any) -> str | None:

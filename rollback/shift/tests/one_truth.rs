@@ -307,7 +307,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
     });
     arrived(&s.w, "lambda", "UpdateAlias", since).await;
     assert_eq!(
-        targets(&s, &lat.production).await,
+        targets(&s.w, &lat.production).await,
         [live_arn(&s).await],
         "never empty"
     );
@@ -324,7 +324,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
         ("1".to_string(), vec![]),
         "production's alias is back on the version before the promotion: {step}"
     );
-    assert_eq!(targets(&s, &lat.production).await, [live_arn(&s).await]);
+    assert_eq!(targets(&s.w, &lat.production).await, [live_arn(&s).await]);
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
     let marker = listener_marker(&s, &lat).await.unwrap();
     assert_eq!(
@@ -348,7 +348,7 @@ async fn s5_a_rollback_during_promotion_puts_the_production_alias_back() {
         .await
         .unwrap();
     register(
-        &s2,
+        &s2.w,
         &lat2.production,
         &version_arn(&s2, "orders", "1").await,
     )

@@ -65,13 +65,13 @@ async fn a_good_version_is_promoted_through_every_step_and_production_points_at_
     let weights = listener_weights(&s.w, &lat).await;
     assert_eq!(canary_share(&weights, &lat), 0, "{weights:?}");
     let v2 = version_arn(&s, "orders", "2").await;
-    assert_eq!(targets(&s, &lat.production).await, [live_arn(&s).await]);
+    assert_eq!(targets(&s.w, &lat.production).await, [live_arn(&s).await]);
     assert_eq!(
         alias_state(&s.w, "orders", "live").await,
         ("2".to_string(), vec![]),
         "production's alias moved to the new version"
     );
-    assert_eq!(targets(&s, &lat.canary).await, [v2]);
+    assert_eq!(targets(&s.w, &lat.canary).await, [v2]);
     let marker = listener_marker(&s, &lat).await.expect("marker");
     assert_eq!(
         (marker.id.as_str(), marker.status, marker.step),
@@ -141,7 +141,7 @@ async fn an_alarm_during_a_bake_aborts_and_restores_production() {
     // Production keeps its own targets: nothing was promoted.
     assert_eq!(
         (
-            targets(&s, &lat.production).await,
+            targets(&s.w, &lat.production).await,
             alias_state(&s.w, "orders", "live").await.0
         ),
         (vec![live_arn(&s).await], "1".to_string())
@@ -545,7 +545,7 @@ async fn a_promotion_resumed_after_a_rollback_aborts_and_keeps_production() {
     assert_eq!(writes(&s.w.emu), ["vpc-lattice:TagResource"]);
     assert_eq!(
         (
-            targets(&s, &lat.production).await,
+            targets(&s.w, &lat.production).await,
             alias_state(&s.w, "orders", "live").await.0
         ),
         (vec![live_arn(&s).await], "1".to_string())

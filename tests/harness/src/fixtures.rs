@@ -8,7 +8,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionCode, Runtime};
 use serde_json::json;
 
-use crate::{distinct_zip, LAMBDA_ROLE_ARN};
+use crate::{distinct_zip, World, LAMBDA_ROLE_ARN};
 
 /// A function with versions 1..=n published.
 pub async fn function(lambda: &aws_sdk_lambda::Client, name: &str, versions: usize) {
@@ -231,4 +231,25 @@ pub async fn metric_alarm(
         .send()
         .await
         .expect("PutMetricAlarm");
+}
+
+/// An SNS topic `name` that delivers to the Lambda function `endpoint` (an ARN): the topic's ARN.
+pub async fn topic_to_lambda<C>(w: &World<C>, name: &str, endpoint: &str) -> String {
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .expect("a topic ARN");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("lambda")
+        .endpoint(endpoint)
+        .send()
+        .await
+        .expect("Subscribe");
+    topic
 }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod apigateway;
+pub mod calls;
 pub mod fixtures;
+pub mod lattice;
 pub mod runtime;
 
 use serde_json::{json, Value};
@@ -112,14 +115,17 @@ pub fn rehearsal_template() -> Value {
 pub struct World<C> {
     pub emu: Emulator,
     pub clients: C,
+    /// The driver's SDK configuration: the test kit's fixtures build their clients from it.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl<C> World<C> {
     /// A fresh emulator, and the clients `make` builds from its SDK configuration.
     pub async fn start(make: impl FnOnce(&aws_config::SdkConfig) -> C) -> Self {
         let emu = Emulator::start();
-        let clients = make(&emu.sdk_config().await);
-        World { emu, clients }
+        let sdk = emu.sdk_config().await;
+        let clients = make(&sdk);
+        World { emu, clients, sdk }
     }
 }
 

@@ -96,37 +96,6 @@ pub async fn version_arn(s: &Shift, function: &str, version: &str) -> String {
         .unwrap()
 }
 
-pub async fn register(s: &Shift, group: &str, arn: &str) {
-    s.w.clients
-        .lattice()
-        .register_targets()
-        .target_group_identifier(group)
-        .targets(
-            aws_sdk_vpclattice::types::Target::builder()
-                .id(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("RegisterTargets");
-}
-
-pub async fn targets(s: &Shift, group: &str) -> Vec<String> {
-    s.w.clients
-        .lattice()
-        .list_targets()
-        .target_group_identifier(group)
-        .send()
-        .await
-        .expect("ListTargets")
-        .items
-        .into_iter()
-        .filter(|t| t.status != Some(aws_sdk_vpclattice::types::TargetStatus::Draining))
-        .filter_map(|t| t.id)
-        .collect()
-}
-
 /// `orders` versions 1 (behind production) and 2 (behind the canary group), the listener at
 /// production 100 / canary 0, and the alarm in OK.
 pub async fn lattice_world() -> (Shift, Lattice) {
@@ -141,8 +110,8 @@ pub async fn lattice_world() -> (Shift, Lattice) {
     // which promotion moves, so that production is never without a target.
     alias(&s.w, "orders", "live", "1", &[]).await;
     let _ = v1;
-    register(&s, &lat.production, &live_arn(&s).await).await;
-    register(&s, &lat.canary, &v2).await;
+    register(&s.w, &lat.production, &live_arn(&s).await).await;
+    register(&s.w, &lat.canary, &v2).await;
     alarm(&s, ALARM).await;
     set_alarm(&s, ALARM, StateValue::Ok).await;
     (s, lat)
