@@ -141,13 +141,26 @@ pub enum StageError {
     Refused(String),
 }
 
-async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
-    let out = clients
+/// `GetStage` of `api`'s `stage`, as the API answers it (doctor reads the same).
+pub(crate) async fn get_stage(
+    clients: &Clients,
+    api: &str,
+    stage: &str,
+) -> Result<
+    aws_sdk_apigateway::operation::get_stage::GetStageOutput,
+    aws_sdk_apigateway::error::SdkError<aws_sdk_apigateway::operation::get_stage::GetStageError>,
+> {
+    clients
         .apigateway()
         .get_stage()
         .rest_api_id(api)
         .stage_name(stage)
         .send()
+        .await
+}
+
+async fn read(clients: &Clients, api: &str, stage: &str) -> Result<StageRead, StageError> {
+    let out = get_stage(clients, api, stage)
         .await
         .map_err(|e| StageError::Aws {
             operation: "GetStage",

@@ -579,14 +579,7 @@ pub async fn gather(clients: &Clients, config: &Config, own_arn: Option<String>)
             },
             Target::ApigatewayCanary(t) => {
                 let (api, stage) = t.ids();
-                match clients
-                    .apigateway()
-                    .get_stage()
-                    .rest_api_id(api)
-                    .stage_name(stage)
-                    .send()
-                    .await
-                {
+                match crate::apigateway::get_stage(clients, &api, &stage).await {
                     Ok(_) => Read::Found(()),
                     Err(e) => classify(&e, &["NotFoundException"]),
                 }

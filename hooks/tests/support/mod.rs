@@ -328,18 +328,13 @@ pub async fn invoke_version(w: &World, version: &str, n: usize) {
     }
 }
 
+/// The `CodeSha256` Lambda reports for `function:qualifier`.
 pub async fn code_sha256(w: &World, function: &str, qualifier: &str) -> String {
-    w.clients
-        .lambda
-        .get_function()
-        .function_name(function)
-        .qualifier(qualifier)
-        .send()
+    shiftguard_common::lambda::function_version(&w.clients.lambda, function, qualifier)
         .await
-        .expect("GetFunction")
-        .configuration
+        .expect("GetFunctionConfiguration")
         .and_then(|c| c.code_sha256)
-        .expect("CodeSha256")
+        .expect("the version exists and has a CodeSha256")
 }
 
 /// A deployment 1 → `target` whose CodeDeploy description is `description`.
