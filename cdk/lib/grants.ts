@@ -40,7 +40,7 @@ export const MANAGED_POLICIES_PER_ROLE = 10;
 const CDK_INLINE_SPLIT = 10000;
 /**
  * Room left in each role's inline policy for the statements the construct does not place here
- * (its log group; rollback's failure queue, its key, doctor's reads; a rollout's topic): at most
+ * (its log group; rollback's failure queue, its key, doctor's reads): at most
  * 1,500 characters once deployed for rollback's (test/scale.test.ts measures every policy, whole,
  * against IAM's limits, and checks that CDK never splits one).
  */
@@ -187,6 +187,36 @@ export class GrantBook {
       if (!(f.role instanceof iam.Role)) throw new Error(`ShiftGuard: ${f.node.path}'s role is not an iam.Role of this ShiftGuard`);
       return f.role;
     });
+  }
+
+  /**
+   * A grantee for aws-cdk-lib's `grant*` methods (a topic's `grantPublish`, its key's grant) whose
+   * statements on the role go through this book, counted and placed like its own: the book's one
+   * role in everything else (its account, its stack), so that what the method puts elsewhere (a
+   * key's policy for another account's key) is what it would be for the role. A statement the
+   * book cannot hold (a Deny, principals, NotAction…) goes to the role as before.
+   */
+  public grantee(): iam.IGrantable {
+    if (this.roles.length !== 1) throw new Error(`ShiftGuard: ${this.name}'s grant book has ${this.roles.length} roles; a grantee is for one`);
+    const role = this.roles[0];
+    const add = (statement: iam.PolicyStatement): iam.AddToPrincipalPolicyResult => {
+      const plain = statement.effect === iam.Effect.ALLOW && statement.sid === undefined && statement.principals.length === 0 && statement.notPrincipals.length === 0
+        && statement.notActions.length === 0 && statement.notResources.length === 0
+        && statement.actions.length > 0 && statement.resources.length > 0;
+      if (!plain) return role.addToPrincipalPolicy(statement);
+      const conditions = statement.conditions as Record<string, unknown>;
+      this.add(statement.actions, statement.resources, Object.keys(conditions ?? {}).length > 0 ? conditions : undefined);
+      return { statementAdded: true, policyDependable: role };
+    };
+    const principal: iam.IPrincipal = new Proxy(role, {
+      get: (target, p) => {
+        if (p === 'addToPrincipalPolicy') return add;
+        if (p === 'addToPolicy') return (s: iam.PolicyStatement) => add(s).statementAdded;
+        if (p === 'grantPrincipal') return principal;
+        return Reflect.get(target, p, target);
+      },
+    });
+    return { grantPrincipal: principal };
   }
 
   /** `add`, with a statement's props. */

@@ -718,7 +718,9 @@ export class ShiftGuard extends Construct {
         statement(['cloudwatch:GetMetricData'], ['*']);
       }
     }
-    props.notificationTopic?.grantPublish(shift);
+    // sns:Publish on the topic (and its key's kms:Decrypt and kms:GenerateDataKey* when it is
+    // encrypted), as grantPublish grants them, in shift's book: counted with the rest.
+    props.notificationTopic?.grantPublish(book.grantee());
     // The role and its policy only: the hooks' and rollback's suppressions have their own reasons.
     if (shift.role) suppress(shift.role, [{ id: 'AwsSolutions-IAM5', reason: SHIFT_IAM5_REASON }]);
   }

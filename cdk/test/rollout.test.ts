@@ -11,6 +11,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { REFUSED_ERRORS, RETRYABLE_ERRORS, Rollout, RolloutProps, ShiftGuard, rolloutPlan } from '../lib/index';
+import { INLINE_POLICY_LIMIT, MANAGED_POLICY_LIMIT } from '../lib/grants';
 import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 
@@ -634,6 +635,75 @@ describe('least privilege: shift may act on the rollouts\' targets, alarms and t
     const actions = policies.flatMap((p) => p.Properties.PolicyDocument.Statement).flatMap((s: any) => [s.Action].flat());
     expect(actions.filter((a: string) => /^(lambda|codedeploy|sns|kms):|GetMetricData|FilterLogEvents/.test(a))).toEqual([]);
   });
+});
+
+/**
+ * The longest a policy document can be once deployed, in IAM's count (JSON without white space):
+ * a partition 10 characters, a region 16, an account 12, a log group's ARN 600 (its name up to
+ * 512), an alarm's ARN 320. Anything else deploy-time fails the test: the bound would be a guess.
+ */
+function deployedLength(template: any, value: unknown): number {
+  const part = (v: any): number => {
+    if (typeof v === 'string') return JSON.stringify(v).length - 2;
+    if (v?.['Fn::Join']) return v['Fn::Join'][1].reduce((n: number, p: unknown) => n + part(p), 0) + v['Fn::Join'][0].length * (v['Fn::Join'][1].length - 1);
+    const pseudo: Record<string, number> = { 'AWS::Partition': 10, 'AWS::Region': 16, 'AWS::AccountId': 12 };
+    if (typeof v?.Ref === 'string' && v.Ref in pseudo) return pseudo[v.Ref];
+    const arn: Record<string, number> = { 'AWS::Logs::LogGroup': 600, 'AWS::CloudWatch::Alarm': 320 };
+    const bound = v?.['Fn::GetAtt']?.[1] === 'Arn' ? arn[template.Resources[v['Fn::GetAtt'][0]]?.Type] : undefined;
+    if (bound !== undefined) return bound;
+    throw new Error(`no bound for ${JSON.stringify(v)}`);
+  };
+  const whole = (v: any): number => {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return JSON.stringify(v).length;
+    if (Array.isArray(v)) return 2 + v.reduce((n: number, x: unknown) => n + whole(x), 0) + Math.max(0, v.length - 1);
+    if (v?.['Fn::Join'] || v?.Ref || v?.['Fn::GetAtt']) return part(v) + 2;
+    const entries = Object.entries(v ?? {});
+    return 2 + entries.reduce((n, [k, x]) => n + JSON.stringify(k).length + 1 + whole(x), 0) + Math.max(0, entries.length - 1);
+  };
+  return whole(value);
+}
+
+test('many rollouts, then a long-named encrypted topic: its Publish and key grants go through shift\'s grant book, every policy within IAM\'s limits', () => {
+  // Names at their longest: a topic's name 256 characters; service, listener and target group ids
+  // as Lattice makes them.
+  const topicArn = `arn:aws:sns:${ENV.region}:${ENV.account}:${'notify-'.padEnd(256, 'x')}`;
+  const keyArn = `arn:aws:kms:${ENV.region}:${ENV.account}:key/0123abcd-0123-abcd-0123-0123456789ab`;
+  const hex = (i: number, n: number) => i.toString(16).padStart(n, '0');
+  const rollouts = 24;
+  const { stack, sg } = setup((s, g) => {
+    const topic = sns.Topic.fromTopicAttributes(s, 'notify', { topicArn, keyArn });
+    for (let i = 0; i < rollouts; i++) {
+      // The first half without a topic fills shift's inline policy; the topic comes after.
+      g.rollout(`rollout-${i}`.padEnd(80, 'r'), {
+        target: { type: 'lattice-listener', service: `svc-${hex(i, 17)}`, listener: `listener-${hex(i, 17)}`, productionTargetGroup: `tg-${hex(i, 17)}`, canaryTargetGroup: `tg-${hex(1000 + i, 17)}` },
+        steps: [{ weight: 100 }],
+        alarms: [`orders-${i}-5xx`.padEnd(255, 'x')],
+        notificationTopic: i >= rollouts / 2 ? topic : undefined,
+      });
+    }
+  });
+  const t = Template.fromStack(stack).toJSON();
+  const role = stack.getLogicalId(sg.shift!.role!.node.defaultChild as any);
+  const attached = Object.entries<any>(t.Resources)
+    .filter(([, r]) => ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy'].includes(r.Type) && (r.Properties.Roles ?? []).some((x: any) => x.Ref === role));
+  const inline = attached.filter(([, r]) => r.Type === 'AWS::IAM::Policy');
+  const managed = attached.filter(([, r]) => r.Type === 'AWS::IAM::ManagedPolicy');
+  // The book's own managed policies only (CDK never split the inline policy), each within 6,144
+  // characters, the inline policy within 10,240, at their longest once deployed.
+  expect(managed.length).toBeGreaterThan(0);
+  expect(managed.map(([id]) => id).filter((id) => !id.includes('ShiftGuardGrants'))).toEqual([]);
+  expect(inline.reduce((n, [, r]) => n + deployedLength(t, r.Properties.PolicyDocument), 0)).toBeLessThanOrEqual(INLINE_POLICY_LIMIT);
+  for (const [, r] of managed) expect(deployedLength(t, r.Properties.PolicyDocument)).toBeLessThanOrEqual(MANAGED_POLICY_LIMIT);
+  // Least privilege unchanged: sns:Publish on the topic, kms:Decrypt and kms:GenerateDataKey* on its
+  // key (what grantPublish grants), once each, whichever rollouts named it.
+  const statements = attached.flatMap(([id, r]) => [r.Properties.PolicyDocument.Statement].flat().map((s: any) => ({ id, s })));
+  const on = (action: string) => statements.filter(({ s }) => [s.Action].flat().includes(action));
+  expect(on('sns:Publish').map(({ s }) => ({ Action: s.Action, Resource: s.Resource, Condition: s.Condition }))).toEqual([{ Action: 'sns:Publish', Resource: topicArn, Condition: undefined }]);
+  expect(on('kms:Decrypt').map(({ s }) => ({ Action: s.Action, Resource: s.Resource, Condition: s.Condition }))).toEqual([{ Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Resource: keyArn, Condition: undefined }]);
+  // Counted by the book: the inline policy was full when the first rollout with the topic came, so
+  // the topic's statements continue in the book's managed policies.
+  expect(on('sns:Publish').map(({ id }) => id)).toEqual([expect.stringContaining('ShiftGuardGrants')]);
+  expect(on('kms:Decrypt').map(({ id }) => id)).toEqual([expect.stringContaining('ShiftGuardGrants')]);
 });
 
 /** A function's role's statements in `stack`, each with its resources as text. */
