@@ -352,8 +352,6 @@ export class ShiftGuard extends Construct {
   private application?: codedeploy.LambdaApplication;
   /** CodeDeploy's service role, one for every deployment group `protect` creates (it may invoke the two hooks only). */
   private codeDeployRole?: iam.Role;
-  private metricsGranted = false;
-  private rolloutMetricsGranted = false;
   /** Every function `protect` was called for: its name (usually a token string) and construct path. */
   private readonly protectedFunctions: { name: string; path: string }[] = [];
   private readonly assetDir: string;
@@ -371,7 +369,6 @@ export class ShiftGuard extends Construct {
   /** Rollback's Lattice targets and the rollouts' production aliases, matched by listener and production group (see grantPutBack). */
   private readonly rollbackListeners: { key: string; group: string }[] = [];
   private readonly productionAliases: { key: string; alias: lambda.IAlias }[] = [];
-  private readonly putBackGranted = new Set<string>();
   private readonly stableAlias?: string;
   private readonly allowSkip: boolean;
   /** Check sets and target maps, in a file beside each function (./settings.ts). */
@@ -556,9 +553,8 @@ export class ShiftGuard extends Construct {
   private grantPutBack(): void {
     for (const l of this.rollbackListeners) {
       for (const p of this.productionAliases) {
-        const once = `${l.key} ${p.alias.functionArn}`;
-        if (l.key !== p.key || this.putBackGranted.has(once)) continue;
-        this.putBackGranted.add(once);
+        // Pairs granted before are granted again: the book keeps each resource once.
+        if (l.key !== p.key) continue;
         this.rollbackGrants.statement({ actions: ['vpc-lattice:ListTargets'], resources: [l.group] });
         this.rollbackGrants.statement({ actions: ['lambda:GetAlias', 'lambda:UpdateAlias'], resources: [p.alias.functionArn] });
       }
@@ -713,10 +709,8 @@ export class ShiftGuard extends Construct {
         statement(['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', ...(kinds.has('artifact') ? ['lambda:GetFunction'] : [])], [f, `${f}:*`]);
         if (kinds.has('logs')) statement(['logs:FilterLogEvents'], [arn('logs', `log-group:/aws/lambda/${name}:*`)]);
       }
-      if ((kinds.has('metrics') || kinds.has('compare')) && !this.rolloutMetricsGranted) {
-        this.rolloutMetricsGranted = true;
-        statement(['cloudwatch:GetMetricData'], ['*']);
-      }
+      // Once, whichever rollouts ask: the book keeps each resource once.
+      if (kinds.has('metrics') || kinds.has('compare')) statement(['cloudwatch:GetMetricData'], ['*']);
     }
     // sns:Publish on the topic (and its key's kms:Decrypt and kms:GenerateDataKey* when it is
     // encrypted), as grantPublish grants them, in shift's book: counted with the rest.
@@ -834,10 +828,8 @@ export class ShiftGuard extends Construct {
       this.postTrafficGrants.add(['lambda:GetAlias', 'lambda:UpdateAlias'], [fn, `${fn}:${this.stableAlias}`]);
       this.postTrafficGrants.add(['lambda:CreateAlias'], [fn]);
     }
-    if (!this.metricsGranted) {
-      this.metricsGranted = true;
-      this.postTrafficGrants.add(['cloudwatch:GetMetricData'], ['*']);
-    }
+    // Once, whichever function: the book keeps each resource once.
+    this.postTrafficGrants.add(['cloudwatch:GetMetricData'], ['*']);
   }
 
   /** A phase's check set as the hook reads it (HOOK_CHECKS), or undefined when it has none. */
