@@ -103,6 +103,19 @@ let compiled: Compiled | undefined;
 function compile(): Compiled {
   if (compiled) return compiled;
   const raw = JSON.parse(fs.readFileSync(schemaFile(), 'utf8')) as Schema;
+  const { ajv, schema, registry } = build(raw);
+  const id = String(schema.$id ?? '');
+  const validators = Object.fromEntries(Object.entries(ROOTS).map(([kind, pointer]) => {
+    const v = ajv.getSchema(`${id}${pointer}`);
+    if (!v) throw new Error(`ShiftGuard: the configuration schema has no ${pointer}`);
+    return [kind, v];
+  })) as Record<ConfigurationKind, ValidateFunction>;
+  compiled = { validators, registry, schema };
+  return compiled;
+}
+
+/** `raw`, prepared (below) and added to a validator of its own. */
+function build(raw: Schema): { ajv: Ajv2020; schema: Schema; registry: Registry } {
   const { schema, registry } = prepare(raw);
   // Token-aware patterns: a CDK token (`${Token[…]}`, a value known only at deploy time) stands
   // where a string is expected and matches any pattern — only its type can be checked at synth.
@@ -136,14 +149,7 @@ function compile(): Compiled {
     },
   });
   ajv.addSchema(schema);
-  const id = String(schema.$id ?? '');
-  const validators = Object.fromEntries(Object.entries(ROOTS).map(([kind, pointer]) => {
-    const v = ajv.getSchema(`${id}${pointer}`);
-    if (!v) throw new Error(`ShiftGuard: the configuration schema has no ${pointer}`);
-    return [kind, v];
-  })) as Record<ConfigurationKind, ValidateFunction>;
-  compiled = { validators, registry, schema };
-  return compiled;
+  return { ajv, schema, registry };
 }
 
 /**
@@ -166,6 +172,18 @@ export function configurationProblems(kind: ConfigurationKind, value: unknown, f
   const validate = validators[kind];
   if (validate(json)) return [];
   return messages(validate.errors ?? [], json, registry, field, WHOLE[kind]);
+}
+
+/**
+ * `configurationProblems` against another schema than the configuration's (validated at its
+ * root, `whole` naming it), prepared and worded the same way: for tests of the messages.
+ */
+export function schemaProblems(raw: Record<string, unknown>, value: unknown, field = '', whole = 'the value'): string[] {
+  const { ajv, schema, registry } = build(JSON.parse(JSON.stringify(raw)));
+  const validate = ajv.compile(schema);
+  const json = value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+  if (validate(json)) return [];
+  return messages(validate.errors ?? [], json, registry, field, whole);
 }
 
 /** Throws one Error, each problem on a line of its own and prefixed by `call`; nothing when `value` is valid. */
@@ -362,8 +380,12 @@ function message(e: ErrorObject, registry: Registry, prefix: string, whole: stri
       if (e.keyword === 'pattern') return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;
       return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;
     }
-    case 'minItems':
-      return `${at}: is empty; expected ${describe(ps, registry)}`;
+    case 'minItems': {
+      // "is empty" while the bound is 1 (every bound the schema has today); past 1, how many.
+      const n = Array.isArray(value) ? value.length : 0;
+      if (n === 0) return `${at}: is empty; expected ${describe(ps, registry)}`;
+      return `${at}: has ${n} ${n === 1 ? 'item' : 'items'}, expected at least ${Number(e.params.limit)} (${describe(ps, registry)})`;
+    }
     case 'minLength':
     case 'maxLength':
       return `${at}: expected ${describe(ps, registry)}, got ${show(value)}`;

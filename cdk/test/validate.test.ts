@@ -16,7 +16,7 @@ import { DURATION_PATTERN, parseDuration } from '../lib/duration';
 import { HookChecks, RolloutPlan, RolloutProps, ShiftGuard, ShiftGuardProps, rolloutPlan } from '../lib/index';
 import { RehearsalStack } from '../lib/rehearsal';
 import { CanaryExampleStack, LatticeExampleStack, ProtectExampleStack } from '../lib/stacks';
-import { ConfigurationKind, configurationProblems, preparedSchema, schemaFile, unpreparedUnions } from '../lib/validate';
+import { ConfigurationKind, configurationProblems, preparedSchema, schemaFile, schemaProblems, unpreparedUnions } from '../lib/validate';
 import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
 
@@ -160,6 +160,26 @@ describe('rollout(): the plan and its checks against the schema, naming the roll
     expect(thrown(() => rolloutPlan({ ...base, checks: { after: { checks: [http({ timeout: '5 s' })] } } })))
       .toBe(`rollout.checks.after.checks[0].timeout: ${DURATION}, got "5 s"`);
   });
+});
+
+test('minItems: "is empty" for an empty list; past a bound of 1, how many items there are and how many are expected', () => {
+  // The configuration's schema bounds lists at 1 only: a small schema of its own for larger bounds.
+  const schema = {
+    type: 'object',
+    properties: {
+      alarms: { type: 'array', minItems: 1, items: { type: 'string' } },
+      quorum: { type: 'array', minItems: 3, items: { type: 'string' } },
+    },
+  };
+  expect(schemaProblems(schema, { alarms: ['a'], quorum: ['a', 'b', 'c'] })).toEqual([]);
+  expect(schemaProblems(schema, { alarms: [], quorum: ['a'] }, 'gate')).toEqual([
+    'gate.alarms: is empty; expected a list of at least 1, each a string',
+    'gate.quorum: has 1 item, expected at least 3 (a list of at least 3, each a string)',
+  ]);
+  expect(schemaProblems(schema, { quorum: ['a', 'b'] })).toEqual(['quorum: has 2 items, expected at least 3 (a list of at least 3, each a string)']);
+  expect(schemaProblems(schema, { quorum: [] })).toEqual(['quorum: is empty; expected a list of at least 3, each a string']);
+  // The configuration's own (bounds of 1) are worded as before.
+  expect(configurationProblems('mapping', { alarms: ['a'], targets: [] })).toEqual(['targets: is empty; expected a list of at least 1, each an object with type: lambda-alias, lattice-listener, apigateway-canary']);
 });
 
 test('cdk/README.md\'s example messages are the construct\'s, verbatim', () => {
