@@ -105,6 +105,19 @@ mod sdk_config_tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
+    /// The bundle `prefer_ca_bundle` chose is not the operator's: it must not turn the Amazon
+    /// roots off (every function sets it at start-up).
+    #[test]
+    fn a_ca_bundle_shiftguard_chose_is_not_the_operators() {
+        CA_BUNDLE_CHOSEN.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(operators_env("SSL_CERT_FILE"), None);
+        let env = |name: &str| match name {
+            "SSL_CERT_FILE" => operators_env(name),
+            _ => None,
+        };
+        assert_eq!(tls::sdk_roots(&env), Ok(tls::SdkRoots::AmazonTrustServices));
+    }
+
     /// Building a client validates the HTTPS client, which builds a TLS configuration from the
     /// roots (the SDK panics on a certificate it cannot read): each choice of roots must build.
     #[tokio::test]
@@ -158,17 +171,14 @@ pub fn sdk_config_from(var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
         tracing::error!(variable = tls::ROOTS_VARIABLE, error = %e, "invalid TLS roots setting: using the system bundle");
         tls::SdkRoots::System(e)
     });
-    match &roots {
+    // One line a cold start: a TLS failure (UnknownIssuer) is then read beside the roots in force.
+    let why = match &roots {
         tls::SdkRoots::AmazonTrustServices => {
-            tracing::debug!(
-                tls_roots = roots.name(),
-                "TLS roots of the SDK's HTTPS client"
-            )
+            "the default for AWS endpoints (SHIFTGUARD_TLS_ROOTS=system: the system bundle)"
         }
-        tls::SdkRoots::System(why) => {
-            tracing::info!(tls_roots = roots.name(), why = %why, "TLS roots of the SDK's HTTPS client")
-        }
-    }
+        tls::SdkRoots::System(why) => why.as_str(),
+    };
+    tracing::info!(tls_roots = roots.name(), why = %why, "TLS roots of the SDK's HTTPS client");
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http_client(&roots))
@@ -382,14 +392,26 @@ pub fn found<T, E, R>(
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
+    found_or_why(result).map(Result::ok)
+}
+
+/// [`found`], keeping the service's words when the resource is missing (`Ok(Err(message))`): VPC
+/// Lattice, for one, says whether the service or the listener was not found.
+pub fn found_or_why<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+) -> Result<Result<T, String>, aws_smithy_runtime_api::client::result::SdkError<E, R>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
     match result {
-        Ok(t) => Ok(Some(t)),
-        Err(e)
-            if e.as_service_error().and_then(|s| s.code()) == Some("ResourceNotFoundException") =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
+        Ok(t) => Ok(Ok(t)),
+        Err(e) => match e.as_service_error() {
+            Some(s) if s.code() == Some("ResourceNotFoundException") => Ok(Err(s
+                .message()
+                .unwrap_or("ResourceNotFoundException")
+                .to_string())),
+            _ => Err(e),
+        },
     }
 }
 

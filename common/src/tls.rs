@@ -4,8 +4,8 @@
 //! to its own CA; its guidance for pinned trust stores is to include the ATS roots:
 //! <https://www.amazontrust.com/repository/>). On Lambda the functions talk to nothing else over
 //! the SDK, so by default they trust exactly those five roots, compiled in: no CA bundle read and
-//! decoded at start-up (145 roots, ~0.7–1.2 ms of a cold start — README "Performance"), and no
-//! other CA able to vouch for an AWS endpoint. The system bundle is kept wherever something other
+//! decoded at start-up (145 roots, 1.1–1.6 ms of a cold start — tests/README.md "Performance"),
+//! and no other CA able to vouch for an AWS endpoint. The system bundle is kept wherever something other
 //! than an AWS endpoint may answer, or the operator says so — see [`sdk_roots`]. The hooks' HTTP
 //! checks (reqwest, users' own endpoints) always use the system bundle.
 
@@ -52,14 +52,16 @@ impl SdkRoots {
 
 /// Chooses the roots from the environment (pure: `var` reads it). In order:
 /// - `SHIFTGUARD_TLS_ROOTS=system` or `=amazon` decides (anything else is an error naming it);
-/// - `SSL_CERT_FILE` or `SSL_CERT_DIR` set by the operator: the system bundle (a private CA, a
-///   TLS-inspecting proxy);
-/// - `HTTPS_PROXY` set: the system bundle (a proxy that inspects TLS signs with its own CA);
+/// - `SSL_CERT_FILE` or `SSL_CERT_DIR` set by the operator: the system bundle (a private CA);
 /// - `AWS_ENDPOINT_URL` over `https://`: the system bundle (not necessarily an AWS endpoint; an
 ///   `http://` one, such as the local emulator, uses no TLS at all);
-/// - a region outside the `aws` and `aws-us-gov` partitions (`cn-…`, the ISO regions), whose
-///   endpoints are certified by other CAs: the system bundle;
+/// - a region not known to be in the `aws` or `aws-us-gov` partition (`cn-…`, the ISO regions,
+///   the European Sovereign Cloud's `eusc-…`, any partition to come), whose endpoints may be
+///   certified by other CAs: the system bundle;
 /// - otherwise the Amazon Trust Services roots.
+///
+/// (The SDK's client is given no proxy, so `HTTPS_PROXY` does not reach it: aws-smithy-http-client
+/// uses a proxy only when one is configured.)
 pub fn sdk_roots(var: &dyn Fn(&str) -> Option<String>) -> Result<SdkRoots, String> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     match set(ROOTS_VARIABLE).as_deref().map(str::trim) {
@@ -72,12 +74,7 @@ pub fn sdk_roots(var: &dyn Fn(&str) -> Option<String>) -> Result<SdkRoots, Strin
             ))
         }
     }
-    for name in [
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ] {
+    for name in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
         if set(name).is_some() {
             return Ok(SdkRoots::System(format!("{name} is set")));
         }
@@ -90,12 +87,30 @@ pub fn sdk_roots(var: &dyn Fn(&str) -> Option<String>) -> Result<SdkRoots, Strin
         }
     }
     let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
-    if let Some(region) = region.filter(|r| r.starts_with("cn-") || r.contains("-iso")) {
+    if let Some(region) = region.filter(|r| !in_ats_partition(r)) {
         return Ok(SdkRoots::System(format!(
-            "region {region} is outside the aws and aws-us-gov partitions"
+            "region {region} is not known to be in the aws or aws-us-gov partition"
         )));
     }
     Ok(SdkRoots::AmazonTrustServices)
+}
+
+/// Whether a region is in the `aws` or `aws-us-gov` partition (the SDK's partitions table:
+/// `^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$` and `^us-gov-\w+-\d+$`), whose endpoints Amazon Trust
+/// Services certifies. The ISO regions (`us-iso-…`, `eu-isoe-…`) share those prefixes and are not.
+fn in_ats_partition(region: &str) -> bool {
+    const AWS_PREFIXES: [&str; 9] = ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"];
+    let parts: Vec<&str> = region.split('-').collect();
+    let (first, middle, last) = match parts.as_slice() {
+        [first, middle @ .., last] if !middle.is_empty() => (*first, middle, *last),
+        _ => return false,
+    };
+    let word = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
+    AWS_PREFIXES.contains(&first)
+        && middle.iter().all(word)
+        && !middle.iter().any(|p| p.starts_with("iso"))
+        && !last.is_empty()
+        && last.chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -131,11 +146,18 @@ mod tests {
             // The local emulator: plain HTTP, no TLS.
             (&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5005")], amazon.clone()),
             (&[("AWS_ENDPOINT_URL", "https://localhost.localstack.cloud:4566")], system("AWS_ENDPOINT_URL https://localhost.localstack.cloud:4566 may be certified by any CA")),
-            (&[("AWS_REGION", "cn-north-1")], system("region cn-north-1 is outside the aws and aws-us-gov partitions")),
-            (&[("AWS_DEFAULT_REGION", "us-iso-east-1")], system("region us-iso-east-1 is outside the aws and aws-us-gov partitions")),
+            (&[("AWS_REGION", "ap-southeast-7")], amazon.clone()),
+            (&[("AWS_REGION", "mx-central-1")], amazon.clone()),
+            (&[("AWS_REGION", "cn-north-1")], system("region cn-north-1 is not known to be in the aws or aws-us-gov partition")),
+            (&[("AWS_DEFAULT_REGION", "us-iso-east-1")], system("region us-iso-east-1 is not known to be in the aws or aws-us-gov partition")),
+            (&[("AWS_REGION", "us-isob-east-1")], system("region us-isob-east-1 is not known to be in the aws or aws-us-gov partition")),
+            (&[("AWS_REGION", "eu-isoe-west-1")], system("region eu-isoe-west-1 is not known to be in the aws or aws-us-gov partition")),
+            (&[("AWS_REGION", "eusc-de-east-1")], system("region eusc-de-east-1 is not known to be in the aws or aws-us-gov partition")),
+            (&[("AWS_REGION", "local")], system("region local is not known to be in the aws or aws-us-gov partition")),
             (&[("SSL_CERT_FILE", "/opt/ca.pem")], system("SSL_CERT_FILE is set")),
             (&[("SSL_CERT_DIR", "/opt/certs")], system("SSL_CERT_DIR is set")),
-            (&[("HTTPS_PROXY", "http://proxy:3128")], system("HTTPS_PROXY is set")),
+            // The SDK's client uses no proxy: HTTPS_PROXY changes nothing.
+            (&[("HTTPS_PROXY", "http://proxy:3128")], amazon.clone()),
             (&[("SSL_CERT_FILE", " ")], amazon.clone()),
             // The operator decides over everything else.
             (&[("SHIFTGUARD_TLS_ROOTS", "system")], system("SHIFTGUARD_TLS_ROOTS=system")),
@@ -171,16 +193,15 @@ mod tests {
     /// Debian and Amazon Linux) holds each of them, byte for byte.
     #[test]
     fn each_compiled_in_root_is_in_the_system_bundle() {
-        let bundle = [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-        ]
-        .iter()
-        .find_map(|p| std::fs::read(p).ok());
-        let Some(bundle) = bundle else {
-            eprintln!("no system CA bundle on this machine: nothing to compare with");
-            return;
-        };
+        let bundles = [
+            "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
+            "/etc/pki/tls/certs/ca-bundle.crt",   // Amazon Linux, Fedora
+            "/etc/ssl/cert.pem",                  // macOS, Alpine
+        ];
+        let bundle = bundles
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .unwrap_or_else(|| panic!("no system CA bundle at any of {bundles:?} to compare with"));
         let system = pem_certificates(&bundle);
         for der in pem_certificates(AMAZON_TRUST_SERVICES) {
             assert!(

@@ -253,3 +253,25 @@ pub async fn topic_to_lambda<C>(w: &World<C>, name: &str, endpoint: &str) -> Str
         .expect("Subscribe");
     topic
 }
+
+/// Whether Lambda answers that `function:alias` does not exist (its typed
+/// ResourceNotFoundException; any other failure panics). Read with the SDK's own call, apart from
+/// the functions' `shiftguard_common::lambda` readers that the tests check.
+pub async fn alias_missing(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str) -> bool {
+    match lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+    {
+        Ok(_) => false,
+        Err(e) => {
+            let missing = e
+                .as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception());
+            assert!(missing, "GetAlias {function}:{alias}: {e:?}");
+            true
+        }
+    }
+}

@@ -13,7 +13,7 @@ use rollback::config::LambdaAliasTarget;
 use rollback::report::TargetReport;
 use rollback::truth::TagFacts;
 use serde_json::{json, Value};
-use shiftguard_common::{error_text, found};
+use shiftguard_common::{error_text, found, found_or_why};
 
 use crate::context::Read;
 use crate::context::{Ctx, Failure};
@@ -33,7 +33,7 @@ pub(crate) async fn read(
         stable_version,
         ..
     } = t;
-    let got = found(
+    let got = found_or_why(
         clients
             .rollback
             .lambda
@@ -44,9 +44,9 @@ pub(crate) async fn read(
             .await,
     )
     .map_err(|e| read_failed(plan, "GetAlias", &e))?
-    .ok_or_else(|| {
+    .map_err(|why| {
         ShiftError::InvalidPlan(format!(
-            "rollout.target: alias {alias} of function {function} does not exist"
+            "rollout.target: alias {alias} of function {function} does not exist ({why})"
         ))
     })?;
     let version = got.function_version.clone().unwrap_or_default();

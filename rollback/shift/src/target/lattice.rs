@@ -10,7 +10,7 @@ use rollback::lattice::{read_forwards, same_resource, write_groups, Forward};
 use rollback::report::TargetReport;
 use rollback::truth::TagFacts;
 use serde_json::{json, Value};
-use shiftguard_common::{error_text, found};
+use shiftguard_common::{error_text, found_or_why};
 use tracing::warn;
 
 use crate::context::Read;
@@ -40,7 +40,7 @@ pub(crate) async fn read(
         canary_target_group,
     } = t;
     let lattice = &clients.rollback.lattice();
-    let got = found(
+    let got = found_or_why(
         lattice
             .get_listener()
             .service_identifier(service)
@@ -49,9 +49,9 @@ pub(crate) async fn read(
             .await,
     )
     .map_err(|e| read_failed(plan, "GetListener", &e))?
-    .ok_or_else(|| {
+    .map_err(|why| {
         ShiftError::InvalidPlan(format!(
-            "rollout.target.listener: {listener} of service {service} does not exist"
+            "rollout.target.listener: {listener} of service {service} does not exist ({why})"
         ))
     })?;
     let arn = got.arn.clone().unwrap_or_default();
