@@ -14,6 +14,7 @@ import { REFUSED_ERRORS, RETRYABLE_ERRORS, Rollout, RolloutProps, ShiftGuard, ro
 import { INLINE_POLICY_LIMIT, MANAGED_POLICY_LIMIT } from '../lib/grants';
 import { standInAssets } from './assets';
 import { stackEnvironment } from './environment';
+import { deployedLength } from './policy-size';
 
 const assetDir = standInAssets();
 
@@ -637,31 +638,6 @@ describe('least privilege: shift may act on the rollouts\' targets, alarms and t
   });
 });
 
-/**
- * The longest a policy document can be once deployed, in IAM's count (JSON without white space):
- * a partition 10 characters, a region 16, an account 12, a log group's ARN 600 (its name up to
- * 512), an alarm's ARN 320. Anything else deploy-time fails the test: the bound would be a guess.
- */
-function deployedLength(template: any, value: unknown): number {
-  const part = (v: any): number => {
-    if (typeof v === 'string') return JSON.stringify(v).length - 2;
-    if (v?.['Fn::Join']) return v['Fn::Join'][1].reduce((n: number, p: unknown) => n + part(p), 0) + v['Fn::Join'][0].length * (v['Fn::Join'][1].length - 1);
-    const pseudo: Record<string, number> = { 'AWS::Partition': 10, 'AWS::Region': 16, 'AWS::AccountId': 12 };
-    if (typeof v?.Ref === 'string' && v.Ref in pseudo) return pseudo[v.Ref];
-    const arn: Record<string, number> = { 'AWS::Logs::LogGroup': 600, 'AWS::CloudWatch::Alarm': 320 };
-    const bound = v?.['Fn::GetAtt']?.[1] === 'Arn' ? arn[template.Resources[v['Fn::GetAtt'][0]]?.Type] : undefined;
-    if (bound !== undefined) return bound;
-    throw new Error(`no bound for ${JSON.stringify(v)}`);
-  };
-  const whole = (v: any): number => {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return JSON.stringify(v).length;
-    if (Array.isArray(v)) return 2 + v.reduce((n: number, x: unknown) => n + whole(x), 0) + Math.max(0, v.length - 1);
-    if (v?.['Fn::Join'] || v?.Ref || v?.['Fn::GetAtt']) return part(v) + 2;
-    const entries = Object.entries(v ?? {});
-    return 2 + entries.reduce((n, [k, x]) => n + JSON.stringify(k).length + 1 + whole(x), 0) + Math.max(0, entries.length - 1);
-  };
-  return whole(value);
-}
 
 test('many rollouts, then a long-named encrypted topic: its Publish and key grants go through shift\'s grant book, every policy within IAM\'s limits', () => {
   // Names at their longest: a topic's name 256 characters; service, listener and target group ids
