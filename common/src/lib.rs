@@ -109,6 +109,8 @@ mod sdk_config_tests {
     /// roots off (every function sets it at start-up).
     #[test]
     fn a_ca_bundle_shiftguard_chose_is_not_the_operators() {
+        // As `prefer_ca_bundle` leaves the process (no test here reads SSL_CERT_FILE otherwise).
+        std::env::set_var("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt");
         CA_BUNDLE_CHOSEN.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(operators_env("SSL_CERT_FILE"), None);
         let env = |name: &str| match name {

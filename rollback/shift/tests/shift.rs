@@ -302,6 +302,20 @@ async fn bad_plans_are_refused_before_anything_moves() {
     assert_eq!(e.error_type(), "Shift.InvalidPlan");
     assert!(e.to_string().contains(&lat.other), "{e}");
 
+    // A listener not created yet (its stack has not deployed): refused naming the field, with
+    // Lattice's own words (they say whether the service or the listener is missing).
+    let mut no_listener = lattice_plan(&lat, "r1");
+    no_listener["rollout"]["target"]["listener"] = json!("listener-0123456789abcdef0");
+    let e = step(&s, &no_listener).await.unwrap_err();
+    assert_eq!(e.error_type(), "Shift.InvalidPlan");
+    let text = e.to_string();
+    assert!(
+        text.contains("rollout.target.listener: listener-0123456789abcdef0")
+            && text.contains("does not exist (")
+            && !text.contains("does not exist ()"),
+        "{e}"
+    );
+
     let mut no_alarm = lattice_plan(&lat, "r1");
     no_alarm["rollout"]["alarms"] = json!(["no-such-alarm"]);
     let e = step(&s, &no_alarm).await.unwrap_err();
@@ -348,6 +362,8 @@ async fn bad_plans_are_refused_before_anything_moves() {
             .contains("alias canary-live of function checkout does not exist"),
         "{e}"
     );
+    // With Lambda's own words beside it.
+    assert!(e.to_string().contains("does not exist ("), "{e}");
     assert!(writes(&s.w.emu).is_empty(), "{:?}", writes(&s.w.emu));
     assert_eq!(canary_share(&listener_weights(&s.w, &lat).await, &lat), 0);
 }
