@@ -121,6 +121,28 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_parts_mb(pid: int, binary: Path) -> dict:
+    """What holds the resident memory at the moment it is measured (/proc/PID/smaps): the
+    binary's code, read-only data (incl. the relocations the loader read) and writable data, the
+    shared libraries, the heap, other anonymous memory (thread stacks, mmap'd allocations) and the
+    main thread's stack. Their sum is the current RSS (the peak can only be higher)."""
+    parts: dict = {}
+    part = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+            name, perms = (fields[5] if len(fields) > 5 else ""), fields[1]
+            if name == str(binary):
+                part = {"r-xp": "binary code", "r--p": "binary read-only"}.get(perms, "binary data")
+            elif name.startswith("/"):
+                part = "shared libraries"
+            else:
+                part = {"[heap]": "heap", "[stack]": "main stack", "": "other anonymous"}.get(name, "kernel")
+        elif fields and fields[0] == "Rss:" and part is not None:
+            parts[part] = parts.get(part, 0.0) + int(fields[1]) / 1024.0
+    return parts
+
+
 # The start-up steps a traced build marks (shiftguard_common::init_trace), in order, and what
 # each interval holds. "first next" is the Runtime API seeing the first `GET /next`.
 STEPS = [
@@ -160,6 +182,7 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool 
         if not api.done.wait(60):
             raise RuntimeError(f"{binary.name} did not answer within 60 s")
         rss = peak_rss_mb(proc.pid)
+        rss_parts = rss_parts_mb(proc.pid, binary)
     finally:
         api.measured.set()
         proc.kill()
@@ -185,6 +208,7 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool 
         "init_ms": (api.first_next - started) * 1000.0,
         "handler_ms": (api.responded - api.handed_over) * 1000.0,
         "rss_mb": rss,
+        "rss_parts_mb": rss_parts,
         "ok": api.ok,
         "response": api.response,
     }
@@ -379,6 +403,8 @@ def main() -> int:
                 "init_over_floor_ms": stats([r["init_ms"] - f["init_ms"] for r, f in zip(runs, floors)]),
                 "handler_ms": stats([r["handler_ms"] for r in runs]),
                 "rss_mb": stats([r["rss_mb"] for r in runs]),
+                "rss_parts_mb": {part: round(statistics.median(r["rss_parts_mb"].get(part, 0.0) for r in runs), 2)
+                                 for part in sorted({p for r in runs for p in r["rss_parts_mb"]})},
                 "binary_mb": round(binary.stat().st_size / (1024 * 1024), 2),
                 "zip_mb": round(zip_mb(Path(args.zip_dir) / name / "bootstrap.zip", binary), 2),
             }
@@ -418,6 +444,9 @@ def main() -> int:
             f"hook wall {fmt(e['hook_wall_ms'])} ms vs slowest check {fmt(e['slowest_check_ms'])} ms"
         print(f"{name:<13} {fmt(e['init_ms']):>18} {fmt(e['floor_init_ms']):>17} {fmt(e['init_over_floor_ms']):>18} "
               f"{fmt(e['handler_ms']):>20} {fmt(e['rss_mb']):>18} {e['zip_mb']:>7}  {extra}")
+    print("resident memory after the response, MB (medians): " + "; ".join(
+        f"{name}: " + ", ".join(f"{part} {mb}" for part, mb in e["rss_parts_mb"].items())
+        for name, e in results["functions"].items()))
     print(f"(min/median/max over {args.runs} runs after a warm-up; the floor, a bare std-only runtime loop, runs before each; "
           f"written to {out.relative_to(ROOT)})")
     if any("init_steps_ms" in e for e in results["functions"].values()):
