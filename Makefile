@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench cdk-synth cdk-test cdk-wheel cdk-python sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
+.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench bench-sizes cdk-synth cdk-test cdk-wheel cdk-python sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -32,6 +32,7 @@ help:
 	@echo "make cdk-python - that wheel installed into a Python CDK app, which synthesizes what the TypeScript one does (cdk/python-test)"
 	@echo "make schema    - regenerate cdk/schema/shiftguard.schema.json from the Rust configuration types (a test fails while it is stale)"
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
+	@echo "make bench-sizes - what fills each binary: code by crate and kind, sections (unstripped release build)"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
 	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' BY=you - an operator's rollback, now, through a running 'cargo lambda watch'"
@@ -204,6 +205,12 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --profile bench-trace --x86-64 --features shiftguard-common/init-trace \
 		-p shiftguard-rollback -p shiftguard-hooks -p shiftguard-shift --lambda-dir target/lambda-trace
 	$(PYTHON) tests/bench/bench.py --runs $(or $(RUNS),9) --trace-dir target/lambda-trace
+
+# What fills each binary (and so its zip): the release code built with its symbols (profile
+# bench-sizes), function sizes by crate and by kind, and section sizes (tests/bench/sizes.py).
+bench-sizes:
+	cargo build --profile bench-sizes -p shiftguard-rollback -p shiftguard-hooks -p shiftguard-shift
+	python3 tests/bench/sizes.py --dir target/bench-sizes
 
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)
