@@ -386,48 +386,51 @@ impl Tagged {
         }
     }
 
-    /// Every tag. `Err` says why they could not be read.
+    /// Every tag. `Err` says why they could not be read. (The SDK's futures are boxed here and
+    /// below: see `shiftguard_common::lambda`.)
     pub async fn read(&self, clients: &Clients) -> Result<HashMap<String, String>, String> {
         match self {
-            Tagged::Function(arn) => clients
-                .lambda
-                .list_tags()
-                .resource(arn)
-                .send()
+            Tagged::Function(arn) => Box::pin(clients.lambda.list_tags().resource(arn).send())
                 .await
                 .map(|o| o.tags.unwrap_or_default())
                 .map_err(|e| format!("ListTags({arn}) failed: {}", error_text(&e))),
-            Tagged::Listener(arn) => clients
-                .lattice()
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .map(|o| o.tags.unwrap_or_default())
-                .map_err(|e| format!("ListTagsForResource({arn}) failed: {}", error_text(&e))),
+            Tagged::Listener(arn) => Box::pin(
+                clients
+                    .lattice()
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send(),
+            )
+            .await
+            .map(|o| o.tags.unwrap_or_default())
+            .map_err(|e| format!("ListTagsForResource({arn}) failed: {}", error_text(&e))),
         }
     }
 
     pub async fn tag(&self, clients: &Clients, key: &str, value: &str) -> Result<(), String> {
         match self {
-            Tagged::Function(arn) => clients
-                .lambda
-                .tag_resource()
-                .resource(arn)
-                .tags(key, value)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("TagResource({arn}) failed: {}", error_text(&e))),
-            Tagged::Listener(arn) => clients
-                .lattice()
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(key, value)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("TagResource({arn}) failed: {}", error_text(&e))),
+            Tagged::Function(arn) => Box::pin(
+                clients
+                    .lambda
+                    .tag_resource()
+                    .resource(arn)
+                    .tags(key, value)
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("TagResource({arn}) failed: {}", error_text(&e))),
+            Tagged::Listener(arn) => Box::pin(
+                clients
+                    .lattice()
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .tags(key, value)
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("TagResource({arn}) failed: {}", error_text(&e))),
         }
     }
 }

@@ -47,7 +47,7 @@ ROUND_TRIP_MS = 25
 BUDGETS = {
     "init_ms": 4.5,
     "init_over_floor_ms": 2.0,
-    "rss_mb": {"rollback": 9.0, "pre-traffic": 9.0, "post-traffic": 9.0, "shift": 10.0},
+    "rss_mb": {"rollback": 8.8, "pre-traffic": 9.0, "post-traffic": 9.0, "shift": 10.0},
     "zip_mb": {"rollback": 3.0, "pre-traffic": 3.0, "post-traffic": 3.0, "shift": 3.6},
     "rollback_round_trips": 2,
 }

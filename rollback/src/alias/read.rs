@@ -29,14 +29,17 @@ pub async fn read_alias(
     function: &str,
     alias: &str,
 ) -> Result<AliasState, AliasError> {
-    let out = clients
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(alias)
-        .send()
-        .await
-        .map_err(aws("GetAlias"))?;
+    // Boxed: the SDK's future off this frame (see `shiftguard_common::lambda`).
+    let out = Box::pin(
+        clients
+            .lambda
+            .get_alias()
+            .function_name(function)
+            .name(alias)
+            .send(),
+    )
+    .await
+    .map_err(aws("GetAlias"))?;
     let mut state = AliasState::from_api(out.function_version, out.routing_config, out.revision_id);
     state.arn = out.alias_arn;
     Ok(state)

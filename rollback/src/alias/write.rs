@@ -85,7 +85,8 @@ pub(super) async fn write_alias(
         if let Some(rev) = &alias.revision_id {
             update = update.revision_id(rev);
         }
-        match update.send().await {
+        // Boxed: the SDK's future off this frame (see `shiftguard_common::lambda`).
+        match Box::pin(update.send()).await {
             Ok(out) => {
                 return Ok(Written::Done(AliasState::from_api(
                     out.function_version,
