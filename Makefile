@@ -16,7 +16,7 @@ WATCH_PORT  ?= 9000
 CDK_TEST_ASSETS := target/cdk-test-assets
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench bench-sizes cdk-synth cdk-test cdk-wheel cdk-python sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
+.PHONY: help venv schema demo test test-stress emulator emulator-test build synth deploy bench bench-sizes hot-code cdk-synth cdk-test cdk-wheel cdk-python sam-test invoke-rollback invoke-pre-traffic invoke-post-traffic rollback rollout byhand doctor clean
 
 help:
 	@echo "make demo      - rehearse a whole canary deployment locally (SCENARIO=codedeploy-alarm: CodeDeploy and rollback hear the same alarm; SCENARIO=lattice: a VPC Lattice listener rolled out by shift)"
@@ -33,6 +33,7 @@ help:
 	@echo "make schema    - regenerate cdk/schema/shiftguard.schema.json from the Rust configuration types (a test fails while it is stale)"
 	@echo "make bench     - release build, then init/handler/RSS/zip/round-trip figures against budgets"
 	@echo "make bench-sizes - what fills each binary: code by crate and kind, sections (unstripped release build)"
+	@echo "make hot-code - regenerate the linker scripts that link the code each function runs first (valgrind)"
 	@echo "make deploy    - deploy the CDK app (needs an AWS account and credentials)"
 	@echo "make invoke-rollback|invoke-pre-traffic|invoke-post-traffic EVENT=events/... - invoke a running 'cargo lambda watch'"
 	@echo "make rollback TARGET=lambda-alias:checkout:live REASON='INC-42' BY=you - an operator's rollback, now, through a running 'cargo lambda watch'"
@@ -85,6 +86,7 @@ test: $(STAMP) cdk-synth
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --workspace --all-targets --locked -- -D warnings; \
 	else echo "cargo clippy is not installed (rustup component add clippy): lint skipped"; fi
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/shape
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench/test_hot_code.py
 	rm -f $(IAM_USAGE)
 	rm -rf $(DEMO_TRANSCRIPTS)
 	SHIFTGUARD_IAM_USAGE=$(IAM_USAGE) cargo test --workspace --locked
@@ -208,9 +210,31 @@ bench: $(STAMP)
 
 # What fills each binary (and so its zip): the release code built with its symbols (profile
 # bench-sizes), function sizes by crate and by kind, and section sizes (tests/bench/sizes.py).
-bench-sizes:
-	cargo build --profile bench-sizes -p shiftguard-rollback -p shiftguard-hooks -p shiftguard-shift
-	python3 tests/bench/sizes.py --dir target/bench-sizes
+LAMBDA_BUILD := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --x86-64 -p shiftguard-rollback -p shiftguard-hooks -p shiftguard-shift
+bench-sizes: $(STAMP)
+	$(PYTHON) -m pip install --quiet ziglang==0.17.0
+	$(LAMBDA_BUILD) --profile bench-sizes --lambda-dir target/lambda-sizes
+	$(PYTHON) tests/bench/sizes.py --dir target/lambda-sizes
+
+# The linker scripts that link the code each function runs first (hot-code-<binary>.ld beside
+# each crate; tests/bench/hot_code.py): a build linked without them (SHIFTGUARD_HOT_CODE=off) runs
+# make bench's scenarios under callgrind; then a build linked with them runs again, and what ran
+# outside .text.hot is added. Regenerate after a dependency or toolchain update (make bench shows
+# the resident code growing). Needs valgrind; ~15 minutes.
+HOT_CODE_PROFILE = for f in rollback pre-traffic post-traffic shift; do \
+		$(PYTHON) tests/bench/bench.py --runs 1 --only $$f --bin-dir target/hot-code/$(1)-bin \
+			--wrap "valgrind --tool=callgrind --demangle=no --dump-line=no --compress-strings=no --compress-pos=no --callgrind-out-file=target/hot-code/$(1)/$$f.%p" \
+			> target/hot-code/$(1)/$$f.log || { cat target/hot-code/$(1)/$$f.log; exit 1; }; done
+hot-code: $(STAMP)
+	$(PYTHON) -m pip install --quiet ziglang==0.17.0
+	rm -rf target/hot-code && mkdir -p target/hot-code/first target/hot-code/second
+	SHIFTGUARD_HOT_CODE=off $(LAMBDA_BUILD) --profile bench-sizes --lambda-dir target/hot-code/first-bin
+	$(call HOT_CODE_PROFILE,first)
+	$(PYTHON) tests/bench/hot_code.py --first target/hot-code/first --first-bin target/hot-code/first-bin
+	$(LAMBDA_BUILD) --profile bench-sizes --lambda-dir target/hot-code/second-bin
+	$(call HOT_CODE_PROFILE,second)
+	$(PYTHON) tests/bench/hot_code.py --first target/hot-code/first --first-bin target/hot-code/first-bin \
+		--second target/hot-code/second --second-bin target/hot-code/second-bin
 
 invoke-%: $(STAMP)
 	$(VENV)/bin/cargo-lambda lambda invoke $* --invoke-port $(WATCH_PORT) --data-file $(EVENT)

@@ -47,7 +47,9 @@ ROUND_TRIP_MS = 25
 BUDGETS = {
     "init_ms": 4.5,
     "init_over_floor_ms": 2.0,
-    "rss_mb": {"rollback": 8.8, "pre-traffic": 9.0, "post-traffic": 9.0, "shift": 10.0},
+    # (shift's median was 7.5–8.0 MB over three runs of `make bench`: what the kernel maps around a
+    # page touched varies with the page cache from one run to the next, by ±0.4 MB.)
+    "rss_mb": {"rollback": 8.0, "pre-traffic": 8.0, "post-traffic": 8.0, "shift": 8.5},
     "zip_mb": {"rollback": 3.0, "pre-traffic": 3.0, "post-traffic": 3.0, "shift": 3.6},
     "rollback_round_trips": 2,
 }
@@ -162,7 +164,7 @@ PARTS = [
 ]
 
 
-def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool = False) -> dict:
+def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool = False, wrap: list | None = None) -> dict:
     api.reset(event)
     full_env = {
         "PATH": os.environ.get("PATH", ""),
@@ -176,16 +178,20 @@ def run_once(api: RuntimeApi, binary: Path, env: dict, event: dict, trace: bool 
     }
     started_wall = time.time()
     started = time.perf_counter()
-    proc = subprocess.Popen([str(binary)], env=full_env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*(wrap or []), str(binary)], env=full_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE if trace else subprocess.DEVNULL, text=True)
     try:
-        if not api.done.wait(60):
-            raise RuntimeError(f"{binary.name} did not answer within 60 s")
+        if not api.done.wait(600 if wrap else 60):
+            raise RuntimeError(f"{binary.name} did not answer within {600 if wrap else 60} s")
         rss = peak_rss_mb(proc.pid)
         rss_parts = rss_parts_mb(proc.pid, binary)
     finally:
         api.measured.set()
-        proc.kill()
+        if wrap:
+            proc.terminate()  # SIGTERM: a profiler writes its report as the process ends
+            proc.wait(600)
+        else:
+            proc.kill()
         stderr = proc.communicate()[1] if trace else ""
     marks = {}
     for line in (stderr or "").splitlines():
@@ -249,6 +255,16 @@ def zip_mb(deployable: Path, binary: Path) -> float:
     return len(buf.getvalue()) / (1024 * 1024)
 
 
+def hot_code_mb(binary: Path) -> float:
+    """The size of `.text.hot`, the code linked first (`make hot-code`); 0 when there is none."""
+    sections = subprocess.run(["readelf", "-SW", str(binary)], capture_output=True, text=True).stdout
+    for line in sections.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == ".text.hot":
+            return round(int(fields[5], 16) / (1024 * 1024), 2)
+    return 0.0
+
+
 def stats(values: list[float]) -> dict:
     return {"min": round(min(values), 2), "median": round(statistics.median(values), 2), "max": round(max(values), 2)}
 
@@ -263,7 +279,14 @@ def main() -> int:
                              "adds the step-by-step breakdown")
     parser.add_argument("--zip-dir", default=str(ROOT / "target/lambda"),
                         help="the deployable zips, <dir>/<function>/bootstrap.zip (cargo lambda build --output-format zip)")
+    parser.add_argument("--bin-dir", default=None,
+                        help="run <dir>/<function>/bootstrap or <dir>/<function> instead of the zips' bootstrap (e.g. a build with symbols)")
+    parser.add_argument("--wrap", default=None,
+                        help="a command to run each measured binary under (e.g. valgrind for `make hot-code`); "
+                             "figures are then not checked against the budgets")
+    parser.add_argument("--only", default=None, help="one function only")
     args = parser.parse_args()
+    wrap = args.wrap.split() if args.wrap else None
 
     emulator = subprocess.Popen([sys.executable, str(ROOT / "tests/emulator/shiftguard_emulator.py"), "--port", "0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -350,7 +373,13 @@ def main() -> int:
         if not floor.exists():
             raise SystemExit(f"{floor} is missing: `make bench` builds it (tests/bench/floor)")
         for name, env, prepare in scenarios:
-            binary = binary_path(Path(args.zip_dir), name)
+            if args.only and name != args.only:
+                continue
+            if args.bin_dir:  # <dir>/<function>/bootstrap (cargo lambda) or <dir>/<function> (cargo)
+                binary = Path(args.bin_dir) / name
+                binary = binary / "bootstrap" if binary.is_dir() else binary
+            else:
+                binary = binary_path(Path(args.zip_dir), name)
             traced = Path(args.trace_dir) / name / "bootstrap" if args.trace_dir else None
             if traced is not None and not traced.exists():
                 raise SystemExit(f"{traced} is missing: `make bench` builds it (profile bench-trace)")
@@ -364,7 +393,7 @@ def main() -> int:
                 if traced_first:
                     trace = run_once(api, traced, {**aws_env, **env}, prepare(), trace=True)
                 event = prepare()
-                run = run_once(api, binary, {**aws_env, **env}, event)
+                run = run_once(api, binary, {**aws_env, **env}, event, wrap=wrap)
                 if not run["ok"]:
                     raise SystemExit(f"{name}: the invocation failed: {run['response'][:500]}")
                 if name == "rollback":
@@ -406,6 +435,7 @@ def main() -> int:
                 "rss_parts_mb": {part: round(statistics.median(r["rss_parts_mb"].get(part, 0.0) for r in runs), 2)
                                  for part in sorted({p for r in runs for p in r["rss_parts_mb"]})},
                 "binary_mb": round(binary.stat().st_size / (1024 * 1024), 2),
+                "hot_code_mb": hot_code_mb(binary),
                 "zip_mb": round(zip_mb(Path(args.zip_dir) / name / "bootstrap.zip", binary), 2),
             }
             if name == "rollback":
@@ -427,7 +457,7 @@ def main() -> int:
             if name == "rollback":
                 checks_.append(("round_trips", entry["round_trips"]["median"], BUDGETS["rollback_round_trips"]))
             for what, got, limit in checks_:
-                if got > limit:
+                if got > limit and not wrap:
                     failed_budgets.append(f"{name} {what}: {got} > {limit}")
         results["budgets"] = BUDGETS
         results["missed"] = failed_budgets
@@ -444,6 +474,8 @@ def main() -> int:
             f"hook wall {fmt(e['hook_wall_ms'])} ms vs slowest check {fmt(e['slowest_check_ms'])} ms"
         print(f"{name:<13} {fmt(e['init_ms']):>18} {fmt(e['floor_init_ms']):>17} {fmt(e['init_over_floor_ms']):>18} "
               f"{fmt(e['handler_ms']):>20} {fmt(e['rss_mb']):>18} {e['zip_mb']:>7}  {extra}")
+    print("code linked first (.text.hot, `make hot-code`), MB: " + ", ".join(
+        f"{name} {e['hot_code_mb']}" for name, e in results["functions"].items()))
     print("resident memory after the response, MB (medians): " + "; ".join(
         f"{name}: " + ", ".join(f"{part} {mb}" for part, mb in e["rss_parts_mb"].items())
         for name, e in results["functions"].items()))

@@ -4,7 +4,8 @@ The shipped builds are stripped; this reads the same code built with its symbols
 `bench-sizes`: the release profile, not stripped) and attributes every function symbol's size
 (`nm -S`) to the crate its demangled name starts with (`<T as Trait>::f` counts under the first
 crate path in it) and to a kind (deserialisers, async state machines, drops, Debug, sorts, the
-rest). Section sizes (`size -A`) say what is not code: unwind tables, read-only data, relocations.
+rest). Section sizes (`size -A`) say what is not code: unwind tables, read-only data, relocations
+(`.text.hot` is the code linked first: `make hot-code`).
 Printed, and written to target/bench/sizes.json. Not timed, no budgets: the zip budgets are
 `make bench`'s.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ["rollback", "pre-traffic", "post-traffic", "shift"]
-SECTIONS = [".text", ".eh_frame", ".rodata", ".rela.dyn", ".data.rel.ro", ".gcc_except_table", ".data"]
+SECTIONS = [".text.hot", ".text", ".eh_frame", ".rodata", ".rela.dyn", ".data.rel.ro", ".gcc_except_table", ".data"]
 CRATE = re.compile(r"([a-z_][a-z0-9_]*)::")
 
 
@@ -67,12 +68,12 @@ def attribute(binary: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default=str(ROOT / "target/bench-sizes"),
-                        help="where the unstripped binaries are (cargo build --profile bench-sizes)")
+    parser.add_argument("--dir", default=str(ROOT / "target/lambda-sizes"),
+                        help="where the unstripped binaries are, <dir>/<function>/bootstrap (cargo lambda build --profile bench-sizes)")
     args = parser.parse_args()
     results = {}
     for name in FUNCTIONS:
-        binary = Path(args.dir) / name
+        binary = Path(args.dir) / name / "bootstrap"
         if not binary.exists():
             raise SystemExit(f"{binary} is missing: `make bench-sizes` builds it (profile bench-sizes)")
         results[name] = attribute(binary)
