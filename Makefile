@@ -220,11 +220,11 @@ bench-sizes: $(STAMP)
 # each crate; tests/bench/hot_code.py): a build linked without them (SHIFTGUARD_HOT_CODE=off) runs
 # make bench's scenarios under callgrind; then a build linked with them runs again, and what ran
 # outside .text.hot is added. Regenerate after a dependency or toolchain update (make bench shows
-# the resident code growing). Needs valgrind; ~15 minutes.
+# the resident code growing). Needs valgrind and openssl (make bench's TLS front); ~6 minutes warm.
 HOT_CODE_PROFILE = for f in rollback pre-traffic post-traffic shift; do \
 		$(PYTHON) tests/bench/bench.py --runs 1 --only $$f --bin-dir target/hot-code/$(1)-bin \
 			--wrap "valgrind --tool=callgrind --demangle=no --dump-line=no --compress-strings=no --compress-pos=no --callgrind-out-file=target/hot-code/$(1)/$$f.%p" \
-			> target/hot-code/$(1)/$$f.log || { cat target/hot-code/$(1)/$$f.log; exit 1; }; done
+			> target/hot-code/$(1)-$$f.log || { cat target/hot-code/$(1)-$$f.log; exit 1; }; done
 hot-code: $(STAMP)
 	$(PYTHON) -m pip install --quiet ziglang==0.17.0
 	rm -rf target/hot-code && mkdir -p target/hot-code/first target/hot-code/second
