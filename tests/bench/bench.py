@@ -125,7 +125,8 @@ def tls_front(emulator_url: str, directory: Path) -> tuple[str, Path]:
     that code). A throwaway CA and a certificate for localhost (openssl); returns the https URL and
     the CA file, which the functions trust through SSL_CERT_FILE (with an https endpoint they use
     that bundle, not the compiled-in Amazon roots: rollback/README.md "TLS roots")."""
-    import socket
+    import asyncio
+    import queue
     import ssl
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key, cert, key = (directory / n for n in ("ca.pem", "ca.key", "localhost.pem", "localhost.key"))
@@ -140,39 +141,37 @@ def tls_front(emulator_url: str, directory: Path) -> tuple[str, Path]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     upstream = urlparse(emulator_url)
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def pipe(source, sink):
+    # asyncio, one thread: an OpenSSL connection must not be read in one thread while another
+    # writes to it (a thread per direction did that).
+    async def copy(reader, writer):
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        try:
+            backend_reader, backend_writer = await asyncio.open_connection(upstream.hostname, upstream.port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(copy(client_reader, backend_writer), copy(backend_reader, client_writer))
+
+    started: "queue.Queue[int]" = queue.Queue()
 
     def serve():
-        while True:
-            client, _ = listener.accept()
-
-            def handle(client=client):
-                try:
-                    secure = context.wrap_socket(client, server_side=True)
-                except (OSError, ssl.SSLError):
-                    client.close()
-                    return
-                backend = socket.create_connection((upstream.hostname, upstream.port))
-                threading.Thread(target=pipe, args=(backend, secure), daemon=True).start()
-                pipe(secure, backend)
-
-            threading.Thread(target=handle, daemon=True).start()
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0, ssl=context))
+        started.put(server.sockets[0].getsockname()[1])
+        loop.run_forever()
 
     threading.Thread(target=serve, daemon=True).start()
-    return f"https://localhost:{listener.getsockname()[1]}", ca
+    return f"https://localhost:{started.get(timeout=10)}", ca
 
 
 def peak_rss_mb(pid: int) -> float:
